@@ -1,0 +1,1 @@
+"""Symbolic (sympy) proofs of the identities in SPEC.md."""

@@ -1,0 +1,6 @@
+"""Placeholder: being written (see the open issue)."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("mi-bench", help="(not yet implemented)")
+    p.set_defaults(func=lambda args: print("not yet implemented") or 2)
