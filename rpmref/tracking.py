@@ -1,0 +1,185 @@
+"""Per-map tracking: does each of the encoder's 3 maps follow one ball?
+
+The paper (Sec. 5, Appendix D) reads the 3 feature maps' centres of mass as
+"the locations of the 3 different balls" and scores them with one linear
+decoder from all 6 numbers z to all 6 ball coordinates. That overall R² cannot
+tell one-map-per-ball from mixed maps (each map following a blend of balls):
+a 6×6 linear readout un-mixes a linear blend. This module scores the claim map
+by map:
+
+1. for every map k and ball b, an affine calibration (2×2 matrix plus offset)
+   from the map's centre of mass (x, y) to the ball's centre, fitted by least
+   squares on *training* frames (the sigmoid background pulls raw centres of
+   mass toward the image centre, so raw positions are shrunk, not wrong);
+2. maps are matched to balls by the permutation with the largest summed
+   training-frame R² (map order is arbitrary; the matching never sees
+   held-out frames);
+3. each matched pair is scored on *held-out* frames: R² and the fraction of
+   frames where the calibrated map lies within one ball radius of its ball.
+
+R² of a 2-D prediction here is pooled over both coordinates,
+R² = 1 − Σ_t ‖ŷ_t − y_t‖² / Σ_t ‖y_t − ȳ‖², with ȳ the mean over the scored
+frames. A dead map (constant centre of mass) gets R² ≈ 0; a map that follows
+another ball gets R² < 0 against its matched ball.
+"""
+import itertools
+
+import numpy as np
+
+
+def split_maps(z):
+    """(T, 2K) centres of mass (x1, y1, x2, y2, ...) -> (T, K, 2)."""
+    z = _as_float_array(z, "z")
+    if z.ndim != 2 or z.shape[1] % 2:
+        raise ValueError(f"z must have shape (T, 2K) as (x1, y1, x2, y2, ...); got {z.shape}")
+    return z.reshape(z.shape[0], z.shape[1] // 2, 2)  # (T, 2K) -> (T, K, 2)
+
+
+def fit_affine(source, target):
+    """Least-squares affine map ``target ≈ source @ A + c``.
+
+    source: (T, d_in), target: (T, d_out). Returns ``coef`` of shape
+    (d_in + 1, d_out), the last row being the offset c. Rank-deficient
+    sources (a dead map) are handled by ``lstsq``'s minimum-norm solution, so
+    the prediction is then the training mean.
+    """
+    source = _as_float_array(source, "source")
+    target = _as_float_array(target, "target")
+    if source.ndim != 2 or target.ndim != 2 or source.shape[0] != target.shape[0]:
+        raise ValueError(f"source and target must be (T, d) arrays with the same T; "
+                         f"got {source.shape} and {target.shape}")
+    if source.shape[0] < source.shape[1] + 1:
+        raise ValueError(f"need at least {source.shape[1] + 1} frames to fit an affine map "
+                         f"from {source.shape[1]} inputs; got {source.shape[0]}")
+    design = np.hstack([source, np.ones((source.shape[0], 1))])  # (T, d_in + 1)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return coef
+
+
+def apply_affine(coef, source):
+    """Apply ``fit_affine``'s ``coef`` (d_in + 1, d_out) to source (T, d_in)."""
+    source = _as_float_array(source, "source")
+    return source @ coef[:-1] + coef[-1]
+
+
+def r2_pooled(pred, target):
+    """R² = 1 − Σ‖pred − target‖² / Σ‖target − mean(target)‖², pooled over columns.
+
+    pred, target: (T, d). Raises ``ValueError`` if the target is constant.
+    """
+    pred = _as_float_array(pred, "pred")
+    target = _as_float_array(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape; got {pred.shape} "
+                         f"and {target.shape}")
+    ss_tot = np.sum((target - target.mean(axis=0)) ** 2)
+    if ss_tot == 0:
+        raise ValueError("target is constant over the scored frames; R² is undefined")
+    return float(1.0 - np.sum((pred - target) ** 2) / ss_tot)
+
+
+def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
+    """R² of every (map, ball) pair after an affine calibration fitted on ``z_fit``.
+
+    z_*: (T, 2K) centres of mass; pos_*: (T, n_balls, 2) ball centres (x, y).
+    Scored on (z_score, pos_score), or on the fitting frames when those are None.
+    Returns (r2, coefs): r2 of shape (K, n_balls) and coefs[k][b] of shape (3, 2).
+    """
+    maps_fit, pos_fit = split_maps(z_fit), _positions(pos_fit, "pos_fit")
+    if z_score is None:
+        maps_score, pos_score = maps_fit, pos_fit
+    else:
+        maps_score, pos_score = split_maps(z_score), _positions(pos_score, "pos_score")
+    for name, maps, pos in (("fit", maps_fit, pos_fit), ("score", maps_score, pos_score)):
+        if maps.shape[0] != pos.shape[0]:
+            raise ValueError(f"z_{name} has {maps.shape[0]} frames but pos_{name} has "
+                             f"{pos.shape[0]}")
+    n_maps, n_balls = maps_fit.shape[1], pos_fit.shape[1]
+    r2 = np.empty((n_maps, n_balls))
+    coefs = [[None] * n_balls for _ in range(n_maps)]
+    for k in range(n_maps):
+        for b in range(n_balls):
+            coef = fit_affine(maps_fit[:, k], pos_fit[:, b])
+            coefs[k][b] = coef
+            r2[k, b] = r2_pooled(apply_affine(coef, maps_score[:, k]), pos_score[:, b])
+    return r2, coefs
+
+
+def best_matching(score):
+    """The assignment ball b -> map ``perm[b]`` maximising Σ_b score[perm[b], b].
+
+    score: (K, n_balls) with K ≥ n_balls. Brute force over all ordered choices
+    of n_balls distinct maps (3! = 6 for the paper's setting). Ties go to the
+    lexicographically first assignment. Returns a tuple of map indices.
+    """
+    score = _as_float_array(score, "score")
+    if score.ndim != 2 or score.shape[0] < score.shape[1]:
+        raise ValueError(f"score must be (K, n_balls) with K >= n_balls; got {score.shape}")
+    if not np.all(np.isfinite(score)):
+        raise ValueError("score must be finite")
+    n_maps, n_balls = score.shape
+    best, best_total = None, -np.inf
+    for perm in itertools.permutations(range(n_maps), n_balls):
+        total = sum(score[perm[b], b] for b in range(n_balls))
+        if total > best_total:
+            best, best_total = perm, total
+    return tuple(int(k) for k in best)
+
+
+def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
+    """Per-map tracking scores (see the module docstring).
+
+    z_train: (T, 2K), pos_train: (T, n_balls, 2) training frames (calibration
+    and matching); z_test: (T', 2K), pos_test: (T', n_balls, 2) held-out frames
+    (scoring); radius: ball radius in pixels (> 0).
+
+    Returns a dict of plain Python values:
+      map_for_ball        [n_balls] index of the map matched to each ball;
+      matched_r2          [n_balls] held-out R² of each ball's matched map;
+      within_radius       [n_balls] held-out fraction of frames with
+                          ‖calibrated map − ball‖ ≤ radius;
+      rmse_px             [n_balls] held-out RMSE (pixels, per coordinate);
+      min_matched_r2, mean_matched_r2, mean_within_radius;
+      r2_train, r2_test   (K × n_balls) nested lists, every map against every ball.
+    """
+    if not np.isfinite(radius) or radius <= 0:
+        raise ValueError(f"radius must be a positive number of pixels; got {radius}")
+    r2_train, coefs = map_ball_r2(z_train, pos_train)
+    r2_test, _ = map_ball_r2(z_train, pos_train, z_test, pos_test)
+    perm = best_matching(r2_train)
+    maps_test, pos_test = split_maps(z_test), _positions(pos_test, "pos_test")
+    within, rmse = [], []
+    for b, k in enumerate(perm):
+        pred = apply_affine(coefs[k][b], maps_test[:, k])  # (T', 2)
+        dist = np.linalg.norm(pred - pos_test[:, b], axis=1)
+        within.append(float(np.mean(dist <= radius)))
+        rmse.append(float(np.sqrt(np.mean((pred - pos_test[:, b]) ** 2))))
+    matched = [float(r2_test[k, b]) for b, k in enumerate(perm)]
+    return {
+        "map_for_ball": list(perm),
+        "matched_r2": matched,
+        "within_radius": within,
+        "rmse_px": rmse,
+        "min_matched_r2": min(matched),
+        "mean_matched_r2": float(np.mean(matched)),
+        "mean_within_radius": float(np.mean(within)),
+        "r2_train": r2_train.tolist(),
+        "r2_test": r2_test.tolist(),
+    }
+
+
+def _positions(pos, name):
+    pos = _as_float_array(pos, name)
+    if pos.ndim != 3 or pos.shape[2] != 2:
+        raise ValueError(f"{name} must have shape (T, n_balls, 2); got {pos.shape}")
+    return pos
+
+
+def _as_float_array(a, name):
+    try:
+        a = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a numeric array; {err}") from None
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
