@@ -1,6 +1,28 @@
 """rpmref: InfoNCE as variational inference in a recognition parameterised model.
 
 A NumPy reference for Aitchison & Ganev, "InfoNCE is variational inference in a
-recognition parameterised model" (arXiv 2107.02495).
+recognition parameterised model" (arXiv 2107.02495). The exact discrete core:
+
+>>> import numpy as np, rpmref
+>>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+>>> enc = np.eye(2)
+>>> d = rpmref.elbo_decomposition(p_xx, enc, enc, rpmref.optimal_prior(p_xx, enc, enc))
+>>> round(d.elbo - (d.mutual_information - d.kl + d.constant), 12)
+0.0
 """
+from rpmref.discrete import (
+    ElboDecomposition, data_constant, elbo, elbo_decomposition, empirical_rpm_pmf,
+    expected_elbo, latent_marginals, optimal_prior, recognition_joint, rpm_log_likelihood,
+    rpm_posterior)
+from rpmref.infonce import InfoNCEBound, energy_prior, infonce_bound, infonce_limit, log_partition
+from rpmref.measures import entropy, kl_divergence, mutual_information
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "entropy", "kl_divergence", "mutual_information",
+    "recognition_joint", "optimal_prior", "rpm_log_likelihood", "elbo", "rpm_posterior",
+    "expected_elbo", "elbo_decomposition", "ElboDecomposition", "data_constant",
+    "latent_marginals", "empirical_rpm_pmf",
+    "energy_prior", "log_partition", "infonce_limit", "infonce_bound", "InfoNCEBound",
+]
