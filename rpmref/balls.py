@@ -1,6 +1,430 @@
-"""Placeholder: being written (see the open issue)."""
+"""Bouncing-balls videos for the experiment of Sec. 5 / Appendix D.
 
+Motion (Appendix D): every ball moves exactly one diameter per frame; its new
+direction is the previous direction plus Uniform(−a, a); if the move collides
+with a wall (the ball would leave the box) or with another ball (centres closer
+than one diameter), the direction is redrawn with the noise range doubled —
+±a, ±2a, ±4a, ... — until a move is valid. Choices where the paper is silent:
+
+- Balls move one after another in index order 0, 1, 2, ... within a frame;
+  ball b is checked against the *new* positions of balls < b and the *current*
+  positions of balls > b, so every frame is collision-free for every pair.
+- Collisions are checked at the end point of a move (the paper's moves are
+  jumps between frames, not continuous paths). Touching is allowed: a move
+  is valid when the centre stays in [r, size − r]² and every centre distance
+  is ≥ one diameter.
+- The doubled range is capped at the full circle (±π). Drawing repeatedly at
+  full range until valid is the same as drawing uniformly from the set of
+  valid directions, which is computed exactly (``valid_directions``) and
+  sampled directly, so the loop always ends.
+- Dead ends: a ball boxed in by a wall and other balls can have *no* valid
+  direction. Then the frame being built is discarded *and* the previous
+  frame is dropped, and generation continues from the frame before (the
+  previous frame's moves are redrawn with fresh random numbers; repeated dead
+  ends walk further back; at the first frame the initial state is redrawn).
+  No ball ever stays put or takes a shorter step. The count is reported.
+- Initial positions: uniform in the box, redrawn until no two balls are
+  closer than one diameter; initial directions uniform on the circle.
+
+Pixel coordinates: x = column, y = row; pixel (i, j) covers [j, j+1) × [i, i+1)
+and the box is [0, size]²; positions are continuous ball centres (x, y).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import zipfile
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from rpmref.render import disc_coverage, render_frames, save_gif, save_preview
+
+FORMAT = "rpmref-balls-v1"
+
+
+@dataclass(frozen=True)
+class BallsConfig:
+    """Settings of a bouncing-balls video (Appendix D; the paper gives no sizes).
+
+    Defaults are chosen so the experiment trains on a CPU in minutes: 32 × 32
+    frames with 5-px balls leave the centres a 27 × 27 px range (about 5 steps
+    across), so a ball meets a wall every few frames and ~30 % of moves need a
+    redraw; three balls are distinguishable by colour (identical balls would
+    make "which map is which ball" unidentifiable for a linear readout).
+    """
+    n_frames: int = 900           # one continuous video (Appendix D)
+    n_balls: int = 3              # three balls (Appendix D)
+    size: int = 32                # frame height = width, pixels
+    diameter: float = 5.0         # ball diameter = step length per frame, pixels
+    noise: float = math.pi / 8    # a: direction noise Uniform(-a, a), radians (0 < a <= pi)
+    channels: str = "rgb"         # "rgb": one colour per ball; "gray": one channel
+    colours: Optional[tuple] = None      # rgb: (n_balls, 3) in [0, 1]; None = red, green, blue
+    intensities: Optional[tuple] = None  # gray: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4
+
+    def __post_init__(self):
+        for name in ("n_frames", "n_balls", "size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not (isinstance(self.diameter, (int, float)) and 0 < self.diameter < math.inf):
+            raise ValueError(f"diameter must be a positive number; got {self.diameter!r}")
+        if self.size - self.diameter < self.diameter:
+            raise ValueError(f"size must be at least two diameters so a ball can move; "
+                             f"got size={self.size}, diameter={self.diameter}")
+        if not (isinstance(self.noise, (int, float)) and 0 < self.noise <= math.pi):
+            raise ValueError(f"noise must be in (0, pi] radians; got {self.noise!r}")
+        if self.channels not in ("rgb", "gray"):
+            raise ValueError(f"channels must be 'rgb' or 'gray'; got {self.channels!r}")
+        # freeze list-valued fields (e.g. from JSON) into tuples so the config stays hashable
+        if self.colours is not None:
+            object.__setattr__(self, "colours", tuple(tuple(float(v) for v in c) for c in self.colours))
+        if self.intensities is not None:
+            object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
+        ball_colours(self)  # validates colours / intensities against n_balls
+
+
+def ball_colours(config):
+    """(n_balls, C) colour of each ball: C = 3 for "rgb", C = 1 for "gray"."""
+    n = config.n_balls
+    if config.channels == "rgb":
+        if config.colours is None:
+            if n > 3:
+                raise ValueError(f"colours must be given for more than 3 rgb balls; n_balls={n}")
+            return np.eye(3)[:n]
+        colours = np.asarray(config.colours, dtype=np.float64)
+        if colours.shape != (n, 3):
+            raise ValueError(f"colours must have shape (n_balls, 3) = ({n}, 3); got {colours.shape}")
+        if not np.all((colours >= 0) & (colours <= 1)) or np.any(colours.max(axis=1) <= 0):
+            raise ValueError("colours must be in [0, 1] and no ball may be black")
+        return colours
+    if config.intensities is None:
+        return np.linspace(1.0, 0.4, n)[:, None] if n > 1 else np.ones((1, 1))
+    intensities = np.asarray(config.intensities, dtype=np.float64)
+    if intensities.shape != (n,):
+        raise ValueError(f"intensities must have n_balls = {n} entries; got {intensities.shape}")
+    if not np.all((intensities > 0) & (intensities <= 1)):
+        raise ValueError(f"intensities must be in (0, 1]; got {config.intensities}")
+    return intensities[:, None]
+
+
+# ---------------------------------------------------------------- motion
+
+def is_valid_move(position, theta, others, diameter, size):
+    """Whether moving a ball at ``position`` by one diameter in direction theta
+    keeps its centre in [r, size − r]² and ≥ one diameter from every centre in
+    ``others`` ((m, 2) array). Returns (valid, new_position)."""
+    r = 0.5 * diameter
+    x = position[0] + diameter * math.cos(theta)
+    y = position[1] + diameter * math.sin(theta)
+    if not (r <= x <= size - r and r <= y <= size - r):
+        return False, (x, y)
+    d2 = diameter * diameter
+    for qx, qy in others:
+        if (x - qx) ** 2 + (y - qy) ** 2 < d2:
+            return False, (x, y)
+    return True, (x, y)
+
+
+def valid_directions(position, others, diameter, size):
+    """The exact set of valid directions as closed intervals [(lo, hi), ...] in [0, 2π).
+
+    Every constraint has the form u·n ≤ κ, u = (cos θ, sin θ): a wall with
+    inward distance s from the centre gives n = outward normal, κ = s/d; another
+    ball at distance δ in direction n gives κ = δ/(2d) (from |p + d u − q|² ≥ d²).
+    It excludes the open arc |θ − angle(n)| < arccos κ (nothing if κ ≥ 1, all if
+    κ < −1); the valid set is the complement of the union of these arcs.
+    """
+    px, py = position
+    r = 0.5 * diameter
+    constraints = [(math.pi, (px - r) / diameter), (0.0, (size - r - px) / diameter),
+                   (-0.5 * math.pi, (py - r) / diameter), (0.5 * math.pi, (size - r - py) / diameter)]
+    for qx, qy in others:
+        delta = math.hypot(qx - px, qy - py)
+        constraints.append((math.atan2(qy - py, qx - px), delta / (2.0 * diameter)))
+    two_pi = 2.0 * math.pi
+    arcs = []
+    for phi, kappa in constraints:
+        if kappa >= 1.0:
+            continue
+        if kappa < -1.0:
+            return []
+        half = math.acos(kappa)
+        start = (phi - half) % two_pi
+        end = start + 2.0 * half
+        if end > two_pi:  # wraps past 2π: split in two
+            arcs += [(start, two_pi), (0.0, end - two_pi)]
+        else:
+            arcs.append((start, end))
+    arcs.sort()
+    intervals, cursor = [], 0.0
+    for start, end in arcs:
+        if start > cursor:
+            intervals.append((cursor, start))
+        cursor = max(cursor, end)
+    if cursor < two_pi:
+        intervals.append((cursor, two_pi))
+    return intervals
+
+
+def _uniform_from_intervals(intervals, rng):
+    lengths = [hi - lo for lo, hi in intervals]
+    u = rng.uniform(0.0, sum(lengths))
+    for (lo, hi), length in zip(intervals, lengths):
+        if u <= length:
+            return lo + u
+        u -= length
+    return intervals[-1][1]
+
+
+def draw_direction(position, previous, others, config, rng):
+    """Draw one move's direction by the Appendix D rule.
+
+    Tries previous + Uniform(−h, h) for h = a, 2a, 4a, ... while h < π (one
+    draw per range); then draws uniformly from the exact valid set (equal in
+    distribution to redrawing at full range until valid).
+    Returns (theta in [−π, π] or None for a dead end, list of half-ranges tried).
+    """
+    d, size = config.diameter, config.size
+    half, tried = config.noise, []
+    while half < math.pi:
+        tried.append(half)
+        theta = previous + rng.uniform(-half, half)
+        if is_valid_move(position, theta, others, d, size)[0]:
+            return math.remainder(theta, 2.0 * math.pi), tried
+        half *= 2.0
+    tried.append(math.pi)
+    intervals = valid_directions(position, others, d, size)
+    if sum(hi - lo for lo, hi in intervals) > 1e-12:
+        for _ in range(100):  # guards against rounding at interval ends
+            theta = _uniform_from_intervals(intervals, rng)
+            if is_valid_move(position, theta, others, d, size)[0]:
+                return math.remainder(theta, 2.0 * math.pi), tried
+    return None, tried
+
+
+def _initial_state(config, rng, max_tries=100_000):
+    r, size, d = 0.5 * config.diameter, config.size, config.diameter
+    placed = []
+    for _ in range(max_tries):
+        candidate = rng.uniform(r, size - r, size=2)
+        if all(math.hypot(*(candidate - q)) >= d for q in placed):
+            placed.append(candidate)
+            if len(placed) == config.n_balls:
+                directions = rng.uniform(-math.pi, math.pi, size=config.n_balls)
+                return np.array(placed), directions
+    raise ValueError(f"could not place {config.n_balls} balls of diameter {d} without "
+                     f"overlap in a {size}x{size} box; use fewer or smaller balls")
+
+
+class Trajectory(NamedTuple):
+    """Ball centres and directions of a simulated video, with counts.
+
+    positions (T, n_balls, 2) float64 (x, y); directions (T, n_balls) float64,
+    the direction of the move that led into each frame (frame 0: initial);
+    n_moves: ball moves drawn (including discarded ones); n_redrawn: moves whose
+    first draw collided; n_dead_ends: backtracks (see module docstring).
+    """
+    positions: np.ndarray
+    directions: np.ndarray
+    n_moves: int
+    n_redrawn: int
+    n_dead_ends: int
+
+
+def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
+    """Simulate the Appendix D motion; deterministic for ``seed`` (int or Generator)."""
+    rng = np.random.default_rng(seed)
+    if max_dead_ends is None:
+        max_dead_ends = 10 * config.n_frames + 1000
+    n, d = config.n_balls, config.diameter
+    pos0, dir0 = _initial_state(config, rng)
+    positions, directions = [pos0], [dir0]
+    n_moves = n_redrawn = n_dead_ends = 0
+    while len(positions) < config.n_frames:
+        pos, dirs = positions[-1].copy(), directions[-1].copy()
+        for b in range(n):
+            others = np.delete(pos, b, axis=0)  # balls < b already moved this frame
+            theta, tried = draw_direction(pos[b], dirs[b], others, config, rng)
+            n_moves += 1
+            n_redrawn += len(tried) > 1
+            if theta is None:
+                break
+            pos[b] = pos[b] + d * np.array([math.cos(theta), math.sin(theta)])
+            dirs[b] = theta
+        else:
+            positions.append(pos)
+            directions.append(dirs)
+            continue
+        # dead end: drop the previous frame too, so its moves are redrawn
+        n_dead_ends += 1
+        if n_dead_ends > max_dead_ends:
+            raise RuntimeError(f"more than {max_dead_ends} dead ends; the box is too crowded "
+                               f"for {n} balls of diameter {d} (config {config})")
+        if len(positions) > 1:
+            positions.pop()
+            directions.pop()
+        else:
+            positions[0], directions[0] = _initial_state(config, rng)
+    return Trajectory(np.array(positions), np.array(directions), n_moves, n_redrawn, n_dead_ends)
+
+
+# ---------------------------------------------------------------- video
+
+def make_video(config=BallsConfig(), seed=0):
+    """Frames and ball centres of one video (Sec. 5, Appendix D).
+
+    Returns frames (T, C, size, size) float32 in [0, 1] — each pixel is the
+    exact area of it covered by each disc, times the ball's colour — and
+    positions (T, n_balls, 2) float64, centres (x = column, y = row).
+    """
+    trajectory = simulate(config, seed)
+    frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
+                           config.size, ball_colours(config))
+    return frames, trajectory.positions
+
+
+def _check_video_arrays(frames, positions, config):
+    T, n, size = config.n_frames, config.n_balls, config.size
+    C = 3 if config.channels == "rgb" else 1
+    if frames.shape != (T, C, size, size):
+        raise ValueError(f"frames must have shape (T, C, H, W) = {(T, C, size, size)} for "
+                         f"this config; got {frames.shape}")
+    if positions.shape != (T, n, 2):
+        raise ValueError(f"positions must have shape {(T, n, 2)} for this config; "
+                         f"got {positions.shape}")
+
+
+def save_video(path, frames, positions, config):
+    """Write frames, positions and the config (JSON) to a compressed .npz.
+
+    NumPy appends ".npz" to a path without it; the path written is returned.
+    """
+    if not isinstance(config, BallsConfig):
+        raise TypeError(f"config must be a BallsConfig; got {type(config).__name__}")
+    frames = np.asarray(frames, dtype=np.float32)
+    positions = np.asarray(positions, dtype=np.float64)
+    _check_video_arrays(frames, positions, config)
+    path = os.fspath(path)
+    np.savez_compressed(path, format=np.array(FORMAT), config=np.array(json.dumps(asdict(config))),
+                        frames=frames, positions=positions)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def load_video(path, config=None):
+    """Read a video written by ``save_video``: returns (frames, positions, config).
+
+    If ``config`` is given, the file must have been written with exactly that
+    config. Files that are not such videos raise ValueError saying why.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            contents = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path} is not a readable rpmref balls video (.npz): {e}") from None
+    if not isinstance(contents, dict) or "format" not in contents:
+        raise ValueError(f"{path} is not an rpmref balls video (no 'format' entry)")
+    if str(contents["format"]) != FORMAT:
+        raise ValueError(f"{path} has format {str(contents['format'])!r}; expected {FORMAT!r}")
+    missing = [k for k in ("config", "frames", "positions") if k not in contents]
+    if missing:
+        raise ValueError(f"{path} is missing {', '.join(missing)}")
+    try:
+        stored = json.loads(str(contents["config"]))
+        known = {f.name for f in fields(BallsConfig)}
+        unknown = set(stored) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        stored = BallsConfig(**stored)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path} has an invalid config: {e}") from None
+    if config is not None and stored != config:
+        diff = [f"{f.name}: file {getattr(stored, f.name)!r} vs requested {getattr(config, f.name)!r}"
+                for f in fields(BallsConfig) if getattr(stored, f.name) != getattr(config, f.name)]
+        raise ValueError(f"{path} was written by another config ({'; '.join(diff)})")
+    frames, positions = contents["frames"], contents["positions"]
+    if frames.dtype != np.float32 or positions.dtype != np.float64:
+        raise ValueError(f"{path}: frames must be float32 and positions float64; "
+                         f"got {frames.dtype}, {positions.dtype}")
+    try:
+        _check_video_arrays(frames, positions, stored)
+    except ValueError as e:
+        raise ValueError(f"{path} does not match its own config: {e}") from None
+    return frames, positions, stored
+
+
+# ---------------------------------------------------------------- command line
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("make", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: print("not yet implemented") or 2)
+    """Register ``rpmref balls make``."""
+    defaults = BallsConfig()
+    p = subparsers.add_parser(
+        "make", help="generate a bouncing-balls video (Appendix D)",
+        description="Generate a bouncing-balls video (Sec. 5, Appendix D) and save frames, "
+        "ball centres and the config to an .npz file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--preview", help="also write a PNG grid of frames with trajectories")
+    p.add_argument("--gif", help="also write an animated GIF")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--frames", type=int, default=defaults.n_frames, help="number of frames")
+    p.add_argument("--balls", type=int, default=defaults.n_balls, help="number of balls")
+    p.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
+    p.add_argument("--diameter", type=float, default=defaults.diameter,
+                   help="ball diameter (= step per frame) in pixels")
+    p.add_argument("--noise", type=float, default=defaults.noise,
+                   help="direction noise half-range a in radians")
+    p.add_argument("--gray", action="store_true",
+                   help="one grayscale channel (balls differ by intensity) instead of RGB")
+    p.set_defaults(func=_make_command)
+
+
+def _make_command(args):
+    try:
+        config = BallsConfig(n_frames=args.frames, n_balls=args.balls, size=args.size,
+                             diameter=args.diameter, noise=args.noise,
+                             channels="gray" if args.gray else "rgb")
+    except ValueError as e:
+        print(f"rpmref balls make: error: {e}", file=sys.stderr)
+        return 2
+    for target in (args.out, args.preview, args.gif):
+        folder = os.path.dirname(os.path.abspath(target)) if target else None
+        if folder and not os.path.isdir(folder):
+            print(f"rpmref balls make: error: directory {folder} does not exist", file=sys.stderr)
+            return 2
+    start = time.perf_counter()
+    try:
+        trajectory = simulate(config, args.seed)
+    except (ValueError, RuntimeError) as e:
+        print(f"rpmref balls make: error: {e}", file=sys.stderr)
+        return 2
+    frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
+                           config.size, ball_colours(config))
+    elapsed = time.perf_counter() - start
+    written = save_video(args.out, frames, trajectory.positions, config)
+    kind = "RGB" if config.channels == "rgb" else "gray"
+    print(f"wrote {written}: {config.n_frames} frames, {config.n_balls} balls, "
+          f"{config.size}x{config.size} {kind}, diameter {config.diameter:g} px, "
+          f"noise ±{config.noise:.4f} rad, seed {args.seed}")
+    print(f"generated in {elapsed:.3f} s; {trajectory.n_redrawn} of {trajectory.n_moves} moves "
+          f"redrawn ({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
+          f"{trajectory.n_dead_ends} dead ends (backtracked)")
+    if args.preview:
+        colours = ball_colours(config) if config.channels == "rgb" else None
+        save_preview(args.preview, frames, trajectory.positions, colours=colours)
+        print(f"wrote {args.preview}")
+    if args.gif:
+        save_gif(args.gif, frames)
+        print(f"wrote {args.gif}")
+    return 0
+
+
+__all__ = ["BallsConfig", "Trajectory", "ball_colours", "disc_coverage", "draw_direction",
+           "is_valid_move", "load_video", "make_video", "save_video", "simulate",
+           "valid_directions"]

@@ -1,0 +1,155 @@
+"""Anti-aliased rendering of discs: each pixel's value is the exact area of the
+pixel covered by the disc (sub-pixel exact, closed form).
+
+Pixel coordinates (shared by the whole package): x = column, y = row; pixel
+(row i, column j) covers the square [j, j+1) × [i, i+1), so its centre is
+(j + 0.5, i + 0.5) and a frame of size H × W covers [0, W] × [0, H].
+
+The covered area of the rectangle [x0, x1] × [y0, y1] by a disc of radius r at
+the origin is the inclusion–exclusion of one corner function,
+
+    area = F(x1, y1) − F(x0, y1) − F(x1, y0) + F(x0, y0),
+    F(x, y) = ∫_0^x ∫_0^y 1[u² + v² ≤ r²] dv du      (oriented integrals),
+
+and F is odd in each argument because the disc is symmetric, so it only has to
+be written out for x, y ≥ 0 (see ``quarter_disc_area``).
+"""
+import numpy as np
+
+
+def quarter_disc_area(x, y, radius):
+    """F(x, y): signed area of {0 ≤ u ≤ x, 0 ≤ v ≤ y, u² + v² ≤ r²} (oriented).
+
+    For x, y ≥ 0 clipped to [0, r]: if the corner (x, y) is inside the disc the
+    region is the rectangle x·y; otherwise, with u* = √(r² − y²) where the circle
+    crosses v = y, it is y·u* + ∫_{u*}^{x} √(r² − u²) du, and
+    ∫ √(r² − u²) du = ½ (u √(r² − u²) + r² arcsin(u/r)).
+    Negative arguments flip the sign (F is odd in x and in y).
+
+    x, y: arrays broadcast against each other; radius > 0 scalar. Returns float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    sign = np.sign(x) * np.sign(y)
+    ax = np.minimum(np.abs(x), radius)
+    ay = np.minimum(np.abs(y), radius)
+    r2 = radius * radius
+
+    def primitive(u):  # ∫_0^u √(r² − t²) dt
+        return 0.5 * (u * np.sqrt(np.maximum(r2 - u * u, 0.0))
+                      + r2 * np.arcsin(np.clip(u / radius, -1.0, 1.0)))
+
+    u_star = np.sqrt(np.maximum(r2 - ay * ay, 0.0))
+    inside = ax * ax + ay * ay <= r2
+    # where the corner is inside, u_star >= ax and the second branch is unused
+    outside_area = ay * u_star + primitive(ax) - primitive(np.minimum(u_star, ax))
+    return sign * np.where(inside, ax * ay, outside_area)
+
+
+def disc_coverage(centres, radius, height, width):
+    """Fraction of each pixel covered by each disc.
+
+    centres: (..., 2) float64 disc centres (x, y) in pixel coordinates.
+    Returns (..., height, width) float64 in [0, 1]; a disc wholly inside the
+    frame sums to π r² over the pixels.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    if centres.shape[-1:] != (2,):
+        raise ValueError(f"centres must have shape (..., 2); got {centres.shape}")
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0; got {radius}")
+    # pixel edges relative to each centre: (..., W+1) and (..., H+1)
+    dx = np.arange(width + 1, dtype=np.float64) - centres[..., 0:1]
+    dy = np.arange(height + 1, dtype=np.float64) - centres[..., 1:2]
+    # corner function on the grid of pixel corners: (..., H+1, W+1)
+    corner = quarter_disc_area(dx[..., None, :], dy[..., :, None], radius)
+    # inclusion–exclusion over each pixel's four corners -> (..., H, W)
+    area = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
+    return np.clip(area, 0.0, 1.0)
+
+
+def render_frames(positions, radius, height, width, colours):
+    """Frames of coloured discs on a black background.
+
+    positions: (T, n_balls, 2) centres (x, y); colours: (n_balls, C) in [0, 1].
+    Pixel value = Σ_k colour_k · coverage_k. Discs whose centres are at least
+    one diameter apart have disjoint interiors, so Σ_k coverage_k ≤ 1 and every
+    value stays in [0, 1].
+    Returns (T, C, height, width) float32.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    colours = np.asarray(colours, dtype=np.float64)
+    coverage = disc_coverage(positions, radius, height, width)  # (T, n, H, W)
+    frames = np.einsum("tnhw,nc->tchw", coverage, colours)       # (T, C, H, W)
+    return np.clip(frames, 0.0, 1.0).astype(np.float32)
+
+
+def frames_to_rgb_uint8(frames, scale=1):
+    """(T, C, H, W) floats in [0, 1] -> (T, H*scale, W*scale, 3) uint8 for images.
+
+    One channel is shown as gray; three as RGB. Each pixel becomes a
+    scale × scale block (nearest neighbour, so the anti-aliasing stays visible).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[1] not in (1, 3):
+        raise ValueError(f"frames must have shape (T, 1 or 3, H, W); got {frames.shape}")
+    img = np.transpose(frames, (0, 2, 3, 1))  # (T, C, H, W) -> (T, H, W, C)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    img = np.repeat(np.repeat(img, scale, axis=1), scale, axis=2)
+    return np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def save_preview(path, frames, positions, colours=None, n_panels=8, trail=12, dpi=100):
+    """PNG grid of ``n_panels`` evenly spaced frames, each with the last ``trail``
+    ball centres drawn as a line (x = column, y = row).
+
+    colours: (n_balls, 3) trail colours; by default the ball colours for RGB
+    frames and matplotlib's tab10 colours for grayscale frames.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - matplotlib is in the [plot] extra
+        raise RuntimeError("--preview needs matplotlib: pip install 'rpmref[plot]'") from e
+    frames = np.asarray(frames)
+    positions = np.asarray(positions)
+    T, C, H, W = frames.shape
+    n_balls = positions.shape[1]
+    if colours is None:
+        colours = [plt.get_cmap("tab10")(b % 10)[:3] for b in range(n_balls)]
+    n_panels = max(1, min(n_panels, T))
+    index = np.linspace(0, T - 1, n_panels).round().astype(int)
+    cols = min(4, n_panels)
+    rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.15 * rows), squeeze=False)
+    rgb = frames_to_rgb_uint8(frames[index])
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, t in enumerate(index):
+        ax = axes.ravel()[k]
+        # extent puts pixel (i, j) on [j, j+1) x [i, i+1), matching the coordinates
+        ax.imshow(rgb[k], extent=(0, W, H, 0), interpolation="nearest")
+        lo = max(0, t - trail)
+        for b in range(n_balls):
+            ax.plot(positions[lo:t + 1, b, 0], positions[lo:t + 1, b, 1], ".-", lw=0.7,
+                    ms=2.0, color=colours[b], alpha=0.8)
+        ax.set_xlim(0, W)
+        ax.set_ylim(H, 0)
+        ax.set_title(f"frame {t}", fontsize=8)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def save_gif(path, frames, scale=4, fps=10):
+    """Animated GIF of the frames, each pixel a scale × scale block."""
+    try:
+        from PIL import Image
+    except ImportError as e:  # pragma: no cover - Pillow comes with matplotlib
+        raise RuntimeError("--gif needs Pillow: pip install 'rpmref[plot]'") from e
+    rgb = frames_to_rgb_uint8(frames, scale=scale)
+    images = [Image.fromarray(frame) for frame in rgb]
+    images[0].save(path, save_all=True, append_images=images[1:],
+                   duration=int(round(1000 / fps)), loop=0)
