@@ -1,6 +1,522 @@
-"""Placeholder: being written (see the open issue)."""
+"""Reproduce the paper's experiment (Sec. 5, Fig. 1B–C): compare InfoNCE critics.
+
+``rpmref balls compare`` trains the encoder with every critic for every seed on
+one training video, scores it on a held-out video, and scores the *untrained*
+encoder of every seed as the baseline a trained critic has to beat (centres of
+mass of random colour filters already carry position). Two metrics:
+
+1. the paper's linear readout (Appendix D): least squares with intercept from
+   z (6 numbers) to the 6 ball coordinates, fit on training frames, R² and
+   RMSE on held-out frames (``rpmref.readout``);
+2. per-map tracking (``rpmref.tracking``): does each map follow one ball?
+
+``--sweep`` repeats this over optimiser × learning rate and picks each critic's
+setting on a separate validation video by mean matched-map R², then reports
+that setting on the held-out video.
+
+Data: one training video (seed 0), one held-out video (seed 1), and for the
+sweep one validation video (seed 2), all with the generator's defaults; the
+``--seeds`` vary the network initialisation and batch order, as in the paper's
+single-video setting.
+"""
+import dataclasses
+import itertools
+import json
+import os
+import time
+
+import numpy as np
+
+CRITICS = ("rbf", "bilinear", "cosine")
+VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
+SWEEP_OPTIMISERS = ("sgd", "adam")
+SWEEP_LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)
+TRACKED_R2 = 0.95  # a map "tracks" its ball when its matched held-out R² reaches this
+
+# (key in a run's metrics, column title, format) for results.md
+COLUMNS = (
+    ("r2_overall", "readout R²", "{:.3f}"),
+    ("rmse_px", "RMSE px", "{:.2f}"),
+    ("min_matched_r2", "min map R²", "{:.3f}"),
+    ("mean_matched_r2", "mean map R²", "{:.3f}"),
+    ("maps_tracked", "maps ≥ 0.95", "{:.1f}"),
+    ("mean_within_radius", "within radius", "{:.3f}"),
+    ("final_estimate", "InfoNCE (nats)", "{:.3f}"),
+    ("lengthscale", "ℓ", "{:.2f}"),
+    ("wall_time", "time s", "{:.1f}"),
+)
+
+
+# --------------------------------------------------------------------------
+# scoring one encoder
+
+
+def score_encoder(z_train, pos_train, z_eval, pos_eval, radius):
+    """Both metrics of one encoder: readout and per-map tracking.
+
+    z_*: (T, 6) centres of mass; pos_*: (T, 3, 2) ball centres. The readout and
+    the per-map calibrations are fitted on the training frames and scored on
+    the evaluation frames. Returns a flat dict of plain floats and lists.
+    """
+    from rpmref import readout, tracking
+    n_train, n_eval = len(pos_train), len(pos_eval)
+    targets_train = np.asarray(pos_train, dtype=float).reshape(n_train, -1)  # (T, 3, 2) -> (T, 6)
+    targets_eval = np.asarray(pos_eval, dtype=float).reshape(n_eval, -1)
+    fitted = readout.fit_linear_readout(z_train, targets_train)
+    scores = readout.score_readout(fitted, z_eval, targets_eval)
+    track = tracking.tracking_metrics(z_train, pos_train, z_eval, pos_eval, radius)
+    return {
+        "r2_overall": float(scores["r2_overall"]),
+        "r2_per_coordinate": [float(v) for v in scores["r2_per_coordinate"]],
+        "rmse_px": float(scores["rmse_px"]),
+        "maps_tracked": int(sum(r >= TRACKED_R2 for r in track["matched_r2"])),
+        **track,
+    }
+
+
+def readout_predictions(z_train, pos_train, z_eval):
+    """Held-out linear-readout predictions (T', 6), for Fig. 1B."""
+    from rpmref import tracking
+    coef = tracking.fit_affine(z_train, np.asarray(pos_train).reshape(len(pos_train), -1))
+    return tracking.apply_affine(coef, z_eval)
+
+
+# --------------------------------------------------------------------------
+# one training run
+
+
+def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",),
+            score_every=1, progress=False):
+    """Train one critic from one seed and score it (and its untrained start).
+
+    videos: dict name -> (frames, positions) with at least "train" and every
+    name in ``eval_names``. Held-out R² per epoch (Fig. 1C) is computed every
+    ``score_every`` epochs on the first evaluation video. Returns
+    (record, extras): record is JSON-ready; extras holds arrays for the figure.
+    """
+    from rpmref import train as trainer
+    config = _config_for(train_config, critic=critic, seed=seed)
+    frames, pos_train = videos["train"]
+    first_eval = eval_names[0]
+
+    untrained_params, untrained_bn = untrained_encoder(config)
+    z_untrained = {name: trainer.encode(untrained_params, untrained_bn, videos[name][0], config)
+                   for name in ("train",) + tuple(eval_names)}
+    untrained = {name: score_encoder(z_untrained["train"], pos_train, z_untrained[name],
+                                     videos[name][1], radius) for name in eval_names}
+
+    r2_per_epoch = [(0, untrained[first_eval]["r2_overall"])]
+
+    def on_epoch(epoch, params, bn_state):
+        if epoch % score_every == 0:
+            z_tr = trainer.encode(params, bn_state, frames, config)
+            z_ev = trainer.encode(params, bn_state, videos[first_eval][0], config)
+            r2 = score_encoder(z_tr, pos_train, z_ev, videos[first_eval][1], radius)
+            r2_per_epoch.append((int(epoch), r2["r2_overall"]))
+
+    result = trainer.train(config, frames, progress=progress, on_epoch=on_epoch)
+    z = {name: trainer.encode(result.params, result.bn_state, videos[name][0], config)
+         for name in ("train",) + tuple(eval_names)}
+    scores = {name: score_encoder(z["train"], pos_train, z[name], videos[name][1], radius)
+              for name in eval_names}
+    history = [{"epoch": int(h["epoch"]), "step": int(h["step"]), "loss": float(h["loss"]),
+                "estimate": float(h["estimate"])} for h in result.history]
+    record = {
+        "critic": critic,
+        "seed": int(seed),
+        "scores": scores,
+        "untrained": untrained,
+        "final_estimate": history[-1]["estimate"] if history else float("nan"),
+        "lengthscale": _lengthscale(result.params, critic),
+        "wall_time": float(result.wall_time),
+        "steps_per_s": float(result.steps_per_s),
+        "history": history,
+        "r2_per_epoch": [[e, r] for e, r in r2_per_epoch],
+    }
+    extras = {"z": z, "z_untrained": z_untrained}
+    return record, extras
+
+
+# --------------------------------------------------------------------------
+# the comparison
+
+
+def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
+                out_dir=None, score_every=1, progress=True, log=print):
+    """Default comparison: every critic × seed at ``train_config``; writes results.
+
+    Returns the results dict (also written as ``results.json``; the table as
+    ``results.md``; the figure as ``fig1.png`` when matplotlib is available).
+    """
+    from rpmref import balls
+    train_config = _default_train_config() if train_config is None else train_config
+    balls_config = balls.BallsConfig() if balls_config is None else balls_config
+    _check_choices(seeds, critics)
+    start = time.perf_counter()
+    videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
+              for name in ("train", "held_out")}
+    radius = _radius(balls_config)
+    runs, figure_runs = {c: [] for c in critics}, {}
+    for critic in critics:
+        for seed in seeds:
+            record, extras = run_one(critic, seed, train_config, videos, radius,
+                                     score_every=score_every, progress=progress)
+            runs[critic].append(record)
+            if seed == seeds[0]:
+                figure_runs[critic] = (record, extras)
+            log(_run_line(record, "held_out"))
+    results = {
+        "settings": _settings(train_config, balls_config, seeds, critics, radius),
+        "runs": runs,
+        "summary": summarise(runs, "held_out"),
+        "total_wall_time": time.perf_counter() - start,
+    }
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        write_json(os.path.join(out_dir, "results.json"), results)
+        with open(os.path.join(out_dir, "results.md"), "w") as fh:
+            fh.write(results_markdown(results["summary"], title="Default settings",
+                                      settings=results["settings"]))
+        if _have_matplotlib():
+            draw_fig1(os.path.join(out_dir, "fig1.png"), videos, figure_runs, radius)
+    return results
+
+
+def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
+              optimisers=SWEEP_OPTIMISERS, learning_rates=SWEEP_LEARNING_RATES,
+              out_dir=None, progress=False, log=print):
+    """Optimiser × learning-rate sweep; each critic's setting chosen on validation.
+
+    Every run is scored on the validation video (seed 2) and the held-out video
+    (seed 1); a critic's best setting maximises the mean over seeds of the
+    validation mean matched-map R², and the held-out scores of that setting are
+    reported. The held-out video never enters the choice.
+    """
+    from rpmref import balls
+    train_config = _default_train_config() if train_config is None else train_config
+    balls_config = balls.BallsConfig() if balls_config is None else balls_config
+    _check_choices(seeds, critics)
+    start = time.perf_counter()
+    videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
+              for name in ("train", "validation", "held_out")}
+    radius = _radius(balls_config)
+    grid, best = {}, {}
+    for critic in critics:
+        grid[critic] = []
+        for optimiser, lr in itertools.product(optimisers, learning_rates):
+            config = _config_for(train_config, optimizer=optimiser, lr=lr)
+            records = []
+            for seed in seeds:
+                record, _ = run_one(critic, seed, config, videos, radius,
+                                    eval_names=("validation", "held_out"),
+                                    score_every=10 ** 9, progress=progress)
+                records.append(record)
+            validation = float(np.mean([r["scores"]["validation"]["mean_matched_r2"]
+                                        for r in records]))
+            grid[critic].append({"optimizer": optimiser, "lr": lr,
+                                 "validation_mean_matched_r2": validation, "runs": records})
+            log(f"sweep {critic:8s} {optimiser:4s} lr {lr:g}: validation mean map R² "
+                f"{validation:.3f}, held-out readout R² "
+                f"{np.mean([r['scores']['held_out']['r2_overall'] for r in records]):.3f}")
+        best[critic] = max(grid[critic], key=lambda g: g["validation_mean_matched_r2"])
+    best_runs = {c: best[c]["runs"] for c in critics}
+    results = {
+        "settings": _settings(train_config, balls_config, seeds, critics, radius),
+        "grid": grid,
+        "best_setting": {c: {"optimizer": best[c]["optimizer"], "lr": best[c]["lr"]}
+                         for c in critics},
+        "summary": summarise(best_runs, "held_out"),
+        "total_wall_time": time.perf_counter() - start,
+    }
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        write_json(os.path.join(out_dir, "sweep.json"), results)
+        with open(os.path.join(out_dir, "sweep.md"), "w") as fh:
+            fh.write(sweep_markdown(results))
+    return results
+
+
+# --------------------------------------------------------------------------
+# summaries and writers
+
+
+def summarise(runs, eval_name):
+    """Mean and sample sd (ddof = 1; 0 for one seed) over seeds, per critic.
+
+    runs: dict critic -> list of run records. Adds a row "untrained" from the
+    untrained encoders of the first critic's seeds (the same seeds' starting
+    points). Returns dict row -> dict column -> (mean, sd, n).
+    """
+    summary = {}
+    critics = list(runs)
+    for critic in critics:
+        summary[critic] = _mean_sd([_row_values(r, r["scores"][eval_name]) for r in runs[critic]])
+    if critics:
+        summary["untrained"] = _mean_sd([_row_values(None, r["untrained"][eval_name])
+                                         for r in runs[critics[0]]])
+    return summary
+
+
+def results_markdown(summary, title, settings=None):
+    """A Markdown table of ``summarise`` output: mean ± sd over seeds."""
+    lines = [f"### {title}", ""]
+    if settings is not None:
+        lines += [_settings_line(settings), ""]
+    header = ["critic"] + [title_ for _, title_, _ in COLUMNS]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for row, cols in summary.items():
+        cells = [row]
+        for key, _, fmt in COLUMNS:
+            mean, sd, n = cols.get(key, (float("nan"), float("nan"), 0))
+            if n == 0 or not np.isfinite(mean):
+                cells.append("–")
+            else:
+                cells.append(f"{fmt.format(mean)} ± {fmt.format(sd)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    n_seeds = max((c[k][2] for c in summary.values() for k in c), default=0)
+    lines += ["", f"Mean ± sd over {n_seeds} seeds, held-out video. readout R²/RMSE: the "
+              "paper's 6 → 6 linear readout. map R²: per-map affine calibration, maps "
+              f"matched to balls by permutation; maps ≥ {TRACKED_R2}: how many of the 3 maps "
+              "track one ball; within radius: held-out fraction of frames with the "
+              "calibrated map within one ball radius of its ball.", ""]
+    return "\n".join(lines)
+
+
+def sweep_markdown(results):
+    """Best setting per critic (held-out table) and the validation grid."""
+    text = results_markdown(results["summary"], "Each critic at its best setting "
+                            "(chosen on the validation video)", results["settings"])
+    lines = ["", "Best setting (by validation mean map R²): " + ", ".join(
+        f"{c}: {s['optimizer']} lr {s['lr']:g}" for c, s in results["best_setting"].items()), "",
+        "Validation mean matched-map R² (mean over seeds) for every setting:", ""]
+    critics = list(results["grid"])
+    settings = [(g["optimizer"], g["lr"]) for g in results["grid"][critics[0]]]
+    lines.append("| optimiser | lr | " + " | ".join(critics) + " |")
+    lines.append("|---|---|" + "---|" * len(critics))
+    for i, (opt, lr) in enumerate(settings):
+        cells = [f"{results['grid'][c][i]['validation_mean_matched_r2']:.3f}" for c in critics]
+        lines.append(f"| {opt} | {lr:g} | " + " | ".join(cells) + " |")
+    lines += ["", f"Total sweep time: {results['total_wall_time']:.0f} s.", ""]
+    return text + "\n".join(lines)
+
+
+def write_json(path, obj):
+    """JSON with NaN written as null (strict JSON) and numpy scalars converted."""
+    with open(path, "w") as fh:
+        json.dump(_jsonable(obj), fh, indent=1, allow_nan=False)
+
+
+def draw_fig1(path, videos, figure_runs, radius):
+    """Fig. 1 from the first seed of every critic plus that seed's untrained encoder."""
+    from rpmref import figures, tracking
+    frames, pos_train = videos["train"]
+    frames_ho, pos_ho = videos["held_out"]
+    t_frame = len(frames_ho) // 2
+    panels = {}
+    first = None
+    for critic, (record, extras) in figure_runs.items():
+        panels[critic] = _panel(record["scores"]["held_out"], extras["z"], pos_train, pos_ho,
+                                t_frame, record["history"], record["r2_per_epoch"])
+        first = first or (record, extras)
+    record, extras = first
+    panels["untrained"] = _panel(record["untrained"]["held_out"], extras["z_untrained"],
+                                 pos_train, pos_ho, t_frame, None, None)
+    return figures.fig1(path, frames, pos_train, frames_ho[t_frame], pos_ho[t_frame], panels)
+
+
+# --------------------------------------------------------------------------
+# command line
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("compare", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: print("not yet implemented") or 2)
+    p = subparsers.add_parser(
+        "compare", help="train every critic for every seed and compare (Fig. 1B–C)",
+        description="Reproduce the paper's experiment: train the encoder with each critic "
+        "for each seed, score the linear readout and per-map tracking on a held-out "
+        "video, against the untrained encoder; write results.json, results.md, fig1.png.")
+    p.add_argument("--seeds", type=_positive_int, default=3,
+                   help="number of training seeds (0, 1, ...; default 3)")
+    p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
+                   help="comma-separated critics (default rbf,bilinear,cosine)")
+    p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny video and few steps (a smoke test, not a result)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also sweep optimiser × learning rate, chosen on a validation video")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_main)
+
+
+def _main(args):
+    from rpmref import balls
+    seeds = tuple(range(args.seeds))
+    train_config, balls_config, score_every = _default_train_config(), balls.BallsConfig(), 1
+    optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES
+    if args.quick:
+        train_config, balls_config = quick_configs()
+        optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
+    results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
+                          score_every=score_every, progress=not args.no_progress)
+    print(results_markdown(results["summary"], "Default settings", results["settings"]))
+    print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
+          f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
+    if args.sweep:
+        sweep = run_sweep(seeds, tuple(args.critics), train_config, balls_config,
+                          optimisers=optimisers, learning_rates=lrs, out_dir=args.out,
+                          progress=False)
+        print(sweep_markdown(sweep))
+        print(f"wrote {args.out}/sweep.json, sweep.md")
+    return 0
+
+
+def quick_configs():
+    """(TrainConfig, BallsConfig) small enough for a smoke test in seconds."""
+    from rpmref import balls
+    balls_config = dataclasses.replace(balls.BallsConfig(), n_frames=120)
+    return _config_for(_default_train_config(), **QUICK_TRAIN), balls_config
+
+
+QUICK_TRAIN = {"batch_size": 16, "epochs": 2}
+
+
+# --------------------------------------------------------------------------
+# helpers (the trainer interface is touched only here)
+
+
+def _default_train_config():
+    from rpmref import train as trainer
+    return trainer.TrainConfig()
+
+
+def _config_for(config, **changes):
+    return dataclasses.replace(config, **changes)
+
+
+def untrained_encoder(config):
+    """(params, bn_state) of the encoder a run with ``config`` starts from."""
+    from rpmref import train as trainer
+    params = trainer.init_params(config, np.random.default_rng(config.seed))
+    return params, None
+
+
+def _lengthscale(params, critic):
+    """The learned RBF lengthscale ℓ, or NaN for other critics."""
+    return float("nan")
+
+
+def _radius(balls_config):
+    return float(balls_config.diameter) / 2.0
+
+
+def _settings(train_config, balls_config, seeds, critics, radius):
+    return {"train": _jsonable(dataclasses.asdict(train_config)),
+            "balls": _jsonable(dataclasses.asdict(balls_config)),
+            "video_seeds": dict(VIDEO_SEEDS), "seeds": list(seeds), "critics": list(critics),
+            "ball_radius_px": radius}
+
+
+def _settings_line(settings):
+    t = settings["train"]
+    keys = [k for k in ("optimizer", "lr", "batch_size", "steps", "epochs") if k in t]
+    return ("Settings: " + ", ".join(f"{k} {t[k]}" for k in keys)
+            + f"; training video seed {settings['video_seeds']['train']}, held-out video "
+            f"seed {settings['video_seeds']['held_out']}; training seeds {settings['seeds']}.")
+
+
+def _row_values(record, scores):
+    values = {k: scores[k] for k in ("r2_overall", "rmse_px", "min_matched_r2",
+                                     "mean_matched_r2", "maps_tracked", "mean_within_radius")}
+    if record is not None:
+        values.update(final_estimate=record["final_estimate"],
+                      lengthscale=record["lengthscale"], wall_time=record["wall_time"])
+    return values
+
+
+def _mean_sd(rows):
+    out = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows], dtype=float)
+        if not np.all(np.isfinite(values)):
+            continue
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        out[key] = (float(np.mean(values)), sd, len(values))
+    return out
+
+
+def _panel(scores, z, pos_train, pos_ho, t_frame, history, r2_per_epoch):
+    from rpmref import tracking
+    maps_train, maps_ho = tracking.split_maps(z["train"]), tracking.split_maps(z["held_out"])
+    calibrated = []
+    for b, k in enumerate(scores["map_for_ball"]):
+        coef = tracking.fit_affine(maps_train[:, k], pos_train[:, b])
+        calibrated.append(tracking.apply_affine(coef, maps_ho[t_frame:t_frame + 1, k])[0])
+    panel = {"pred": readout_predictions(z["train"], pos_train, z["held_out"]),
+             "true": pos_ho.reshape(len(pos_ho), -1), "r2": scores["r2_overall"],
+             "centres": maps_ho[t_frame], "calibrated": np.array(calibrated),
+             "matched_r2": scores["matched_r2"]}
+    if history is not None:
+        panel["history"] = history
+        panel["r2_per_epoch"] = r2_per_epoch
+    return panel
+
+
+def _run_line(record, eval_name):
+    s = record["scores"][eval_name]
+    u = record["untrained"][eval_name]
+    return (f"{record['critic']:8s} seed {record['seed']}: readout R² {s['r2_overall']:.3f} "
+            f"(untrained {u['r2_overall']:.3f}), RMSE {s['rmse_px']:.2f} px, map R² "
+            + " ".join(f"{r:.3f}" for r in s["matched_r2"])
+            + f", within radius {s['mean_within_radius']:.2f}, {record['wall_time']:.1f} s")
+
+
+def _check_choices(seeds, critics):
+    if len(seeds) == 0:
+        raise ValueError("seeds must name at least one seed")
+    unknown = [c for c in critics if c not in CRITICS]
+    if unknown or not critics:
+        raise ValueError(f"critics must be a non-empty subset of {', '.join(CRITICS)}; "
+                         f"got {', '.join(critics) or 'none'}")
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _critic_list(text):
+    import argparse
+    critics = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in critics if c not in CRITICS]
+    if unknown or not critics:
+        raise argparse.ArgumentTypeError(
+            f"critics must be a comma-separated subset of {','.join(CRITICS)}; got {text!r}")
+    return critics
+
+
+def _have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
