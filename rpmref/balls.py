@@ -185,25 +185,27 @@ def draw_direction(position, previous, others, config, rng):
 
     Tries previous + Uniform(−h, h) for h = a, 2a, 4a, ... while h < π (one
     draw per range); then draws uniformly from the exact valid set (equal in
-    distribution to redrawing at full range until valid).
-    Returns (theta in [−π, π] or None for a dead end, list of half-ranges tried).
+    distribution to redrawing at full range h = π until valid).
+    position (2,), others (m, 2): centres of the other balls.
+    Returns (theta in [−π, π], or None for a dead end; attempts), attempts being
+    the list of (h, direction drawn) in order; all but an accepted last collide.
     """
     d, size = config.diameter, config.size
-    half, tried = config.noise, []
+    half, attempts = config.noise, []
     while half < math.pi:
-        tried.append(half)
         theta = previous + rng.uniform(-half, half)
+        attempts.append((half, theta))
         if is_valid_move(position, theta, others, d, size)[0]:
-            return math.remainder(theta, 2.0 * math.pi), tried
+            return math.remainder(theta, 2.0 * math.pi), attempts
         half *= 2.0
-    tried.append(math.pi)
     intervals = valid_directions(position, others, d, size)
     if sum(hi - lo for lo, hi in intervals) > 1e-12:
         for _ in range(100):  # guards against rounding at interval ends
             theta = _uniform_from_intervals(intervals, rng)
+            attempts.append((math.pi, theta))
             if is_valid_move(position, theta, others, d, size)[0]:
-                return math.remainder(theta, 2.0 * math.pi), tried
-    return None, tried
+                return math.remainder(theta, 2.0 * math.pi), attempts
+    return None, attempts
 
 
 def _initial_state(config, rng, max_tries=100_000):
@@ -248,9 +250,9 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
         pos, dirs = positions[-1].copy(), directions[-1].copy()
         for b in range(n):
             others = np.delete(pos, b, axis=0)  # balls < b already moved this frame
-            theta, tried = draw_direction(pos[b], dirs[b], others, config, rng)
+            theta, attempts = draw_direction(pos[b], dirs[b], others, config, rng)
             n_moves += 1
-            n_redrawn += len(tried) > 1
+            n_redrawn += len(attempts) > 1
             if theta is None:
                 break
             pos[b] = pos[b] + d * np.array([math.cos(theta), math.sin(theta)])

@@ -51,21 +51,32 @@ def disc_coverage(centres, radius, height, width):
 
     centres: (..., 2) float64 disc centres (x, y) in pixel coordinates.
     Returns (..., height, width) float64 in [0, 1]; a disc wholly inside the
-    frame sums to π r² over the pixels.
+    frame sums to π r² over the pixels. Only a K × K window of pixels around
+    each disc (K = ⌈2r⌉ + 2, enough to contain it) is computed; the rest is 0.
     """
     centres = np.asarray(centres, dtype=np.float64)
     if centres.shape[-1:] != (2,):
         raise ValueError(f"centres must have shape (..., 2); got {centres.shape}")
     if not radius > 0:
         raise ValueError(f"radius must be > 0; got {radius}")
-    # pixel edges relative to each centre: (..., W+1) and (..., H+1)
-    dx = np.arange(width + 1, dtype=np.float64) - centres[..., 0:1]
-    dy = np.arange(height + 1, dtype=np.float64) - centres[..., 1:2]
-    # corner function on the grid of pixel corners: (..., H+1, W+1)
-    corner = quarter_disc_area(dx[..., None, :], dy[..., :, None], radius)
-    # inclusion–exclusion over each pixel's four corners -> (..., H, W)
-    area = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
-    return np.clip(area, 0.0, 1.0)
+    lead = centres.shape[:-1]
+    flat = centres.reshape(-1, 2)                              # (..., 2) -> (N, 2)
+    kx = min(int(np.ceil(2 * radius)) + 2, width)
+    ky = min(int(np.ceil(2 * radius)) + 2, height)
+    # first pixel column / row of each window, kept inside the frame: (N,)
+    x0 = np.clip(np.floor(flat[:, 0] - radius), 0, width - kx).astype(np.intp)
+    y0 = np.clip(np.floor(flat[:, 1] - radius), 0, height - ky).astype(np.intp)
+    # window pixel edges relative to each centre: (N, kx+1), (N, ky+1)
+    dx = (x0[:, None] + np.arange(kx + 1)) - flat[:, 0:1]
+    dy = (y0[:, None] + np.arange(ky + 1)) - flat[:, 1:2]
+    corner = quarter_disc_area(dx[:, None, :], dy[:, :, None], radius)  # (N, ky+1, kx+1)
+    # inclusion–exclusion over each pixel's four corners -> (N, ky, kx)
+    area = corner[:, 1:, 1:] - corner[:, :-1, 1:] - corner[:, 1:, :-1] + corner[:, :-1, :-1]
+    out = np.zeros((flat.shape[0], height, width))
+    rows = y0[:, None, None] + np.arange(ky)[None, :, None]    # (N, ky, 1)
+    cols = x0[:, None, None] + np.arange(kx)[None, None, :]    # (N, 1, kx)
+    out[np.arange(flat.shape[0])[:, None, None], rows, cols] = np.clip(area, 0.0, 1.0)
+    return out.reshape(lead + (height, width))
 
 
 def render_frames(positions, radius, height, width, colours):
