@@ -130,7 +130,8 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
                 + np.sum(xlogy(q.sum(axis=2), lik_prime[None, :, :]), axis=2)
                 - np.sum(xlogx(q), axis=(2, 3)))
     reachable = np.outer(p_z > 0, p_z_prime > 0)
-    log_ratio = _log(prior) - _log(p_z)[:, None] - _log(p_z_prime)[None, :]
+    with np.errstate(invalid="ignore"):  # −inf − (−inf) on unreachable states, masked below
+        log_ratio = _log(prior) - _log(p_z)[:, None] - _log(p_z_prime)[None, :]
     finite = reachable & (prior > 0)
     # Matrix products cannot carry 0 · (−inf) = 0, so −inf entries are tracked apart.
     expected = enc @ np.where(finite, log_ratio, 0.0) @ enc_prime.T
