@@ -208,16 +208,20 @@ def draw_direction(position, previous, others, config, rng):
     return None, attempts
 
 
-def _initial_state(config, rng, max_tries=100_000):
+def _initial_state(config, rng, max_tries=20_000):
+    """Uniform centres, redrawn one ball at a time until ≥ one diameter from
+    those already placed; uniform directions. (n_balls, 2), (n_balls,)."""
     r, size, d = 0.5 * config.diameter, config.size, config.diameter
     placed = []
-    for _ in range(max_tries):
-        candidate = rng.uniform(r, size - r, size=2)
-        if all(math.hypot(*(candidate - q)) >= d for q in placed):
-            placed.append(candidate)
-            if len(placed) == config.n_balls:
-                directions = rng.uniform(-math.pi, math.pi, size=config.n_balls)
-                return np.array(placed), directions
+    # disjoint discs of radius r inside the frame need n π r² ≤ size²
+    if config.n_balls * math.pi * r * r <= size * size:
+        for _ in range(max_tries):
+            candidate = rng.uniform(r, size - r, size=2)
+            if all(math.hypot(*(candidate - q)) >= d for q in placed):
+                placed.append(candidate)
+                if len(placed) == config.n_balls:
+                    directions = rng.uniform(-math.pi, math.pi, size=config.n_balls)
+                    return np.array(placed), directions
     raise ValueError(f"could not place {config.n_balls} balls of diameter {d} without "
                      f"overlap in a {size}x{size} box; use fewer or smaller balls")
 

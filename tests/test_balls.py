@@ -1,0 +1,316 @@
+"""Tests of the bouncing-balls generator (rpmref.balls, rpmref.render; Appendix D).
+
+Motion rules are checked on the arrays themselves (distances, walls); the exact
+valid-direction set against a brute-force scan of angles; the pixel coverage
+against a numerical integral of the disc's chord length (a different formula).
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rpmref.balls import (BallsConfig, ball_colours, draw_direction, load_video, make_video,
+                          save_video, simulate, valid_directions)
+from rpmref.cli import main
+from rpmref.render import disc_coverage, quarter_disc_area, render_frames
+
+DEFAULT = BallsConfig()
+# 3 balls of diameter 5 in a 16 x 16 box: crowded enough that dead ends are common
+CROWDED = BallsConfig(n_frames=100, size=16)
+
+
+@pytest.fixture(scope="module")
+def default_video():
+    return make_video(DEFAULT, seed=0)
+
+
+def _check_motion_rules(positions, config):
+    d, r, size = config.diameter, 0.5 * config.diameter, config.size
+    step = np.linalg.norm(np.diff(positions, axis=0), axis=-1)          # (T-1, n)
+    np.testing.assert_allclose(step, d, rtol=0, atol=1e-12)
+    assert np.all(positions >= r - 1e-12) and np.all(positions <= size - r + 1e-12)
+    pair = np.linalg.norm(positions[:, :, None, :] - positions[:, None, :, :], axis=-1)
+    i, j = np.triu_indices(config.n_balls, k=1)
+    assert np.all(pair[:, i, j] >= d - 1e-12)
+
+
+# ---------------------------------------------------------------- motion
+
+def test_default_video_obeys_motion_rules(default_video):
+    """Every step is exactly one diameter, balls stay in the box and never overlap."""
+    frames, positions = default_video
+    assert frames.shape == (900, 3, 32, 32) and frames.dtype == np.float32
+    assert positions.shape == (900, 3, 2) and positions.dtype == np.float64
+    _check_motion_rules(positions, DEFAULT)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dead_ends_are_backtracked_without_breaking_the_rules(seed):
+    """In a crowded box dead ends happen; the trajectory still obeys every rule
+    (no ball stays put or takes a shorter step) and the directions recorded are
+    those of the steps taken."""
+    trajectory = simulate(CROWDED, seed)
+    assert trajectory.n_dead_ends > 0
+    _check_motion_rules(trajectory.positions, CROWDED)
+    step = np.diff(trajectory.positions, axis=0)
+    expected = CROWDED.diameter * np.stack([np.cos(trajectory.directions[1:]),
+                                            np.sin(trajectory.directions[1:])], axis=-1)
+    np.testing.assert_allclose(step, expected, rtol=0, atol=1e-12)
+
+
+def test_same_seed_same_video_different_seed_different():
+    config = BallsConfig(n_frames=50)
+    frames_a, positions_a = make_video(config, seed=7)
+    frames_b, positions_b = make_video(config, seed=7)
+    frames_c, positions_c = make_video(config, seed=8)
+    assert np.array_equal(frames_a, frames_b) and np.array_equal(positions_a, positions_b)
+    assert not np.array_equal(positions_a, positions_c)
+    assert not np.array_equal(frames_a, frames_c)
+
+
+def test_seed_may_be_a_generator():
+    config = BallsConfig(n_frames=20)
+    _, from_int = make_video(config, seed=3)
+    _, from_generator = make_video(config, seed=np.random.default_rng(3))
+    assert np.array_equal(from_int, from_generator)
+
+
+def _collides(position, theta, others, d, size):
+    """Brute-force collision test for an array of directions theta (...,),
+    written independently of rpmref.balls: (...,) bool."""
+    theta = np.asarray(theta, dtype=float)
+    new = np.asarray(position) + d * np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+    r = d / 2
+    outside = np.any((new < r) | (new > size - r), axis=-1)
+    others = np.asarray(others, dtype=float).reshape(-1, 2)
+    sq = np.sum((new[..., None, :] - others) ** 2, axis=-1)   # (..., m)
+    return outside | np.any(sq < d * d, axis=-1)
+
+
+def test_collision_redraw_doubles_the_range():
+    """A ball 0.5 px from the right wall heading right with noise a = 0.05 must
+    collide with every draw from ±a, ±2a, ... until the range is wide enough:
+    the half-ranges tried double, each draw lies in previous ± h, every draw
+    but the last collides, and the draws are exactly previous + Uniform(−h, h)
+    from the seeded stream."""
+    config = BallsConfig(size=32, diameter=5.0, noise=0.05)
+    position = np.array([32 - 2.5 - 0.5, 16.0])
+    others = np.array([[5.0, 5.0], [5.0, 27.0]])
+    theta, attempts = draw_direction(position, 0.0, others, config, np.random.default_rng(1))
+    halves = [h for h, _ in attempts]
+    assert len(attempts) >= 5  # |θ| must exceed arccos(0.5/5) ≈ 1.47 > 0.05 * 2^4
+    # ±0.05, ±0.1, ..., ±1.6 (6 ranges below π), then the full circle
+    partial = [0.05 * 2 ** k for k in range(7) if 0.05 * 2 ** k < math.pi]
+    assert halves[:len(partial)] == partial[:len(halves)]
+    assert all(h == math.pi for h in halves[len(partial):])
+    for h, drawn in attempts:
+        assert abs(math.remainder(drawn - 0.0, 2 * math.pi)) <= h + 1e-15
+    for _, drawn in attempts[:-1]:
+        assert _collides(position, drawn, others, 5.0, 32)
+    assert not _collides(position, attempts[-1][1], others, 5.0, 32)
+    assert theta == pytest.approx(math.remainder(attempts[-1][1], 2 * math.pi), abs=1e-15)
+    replay = np.random.default_rng(1)
+    for h, drawn in attempts:
+        if h < math.pi:
+            assert drawn == 0.0 + replay.uniform(-h, h)
+
+
+def test_redraws_happen_in_a_video():
+    """With a small noise the balls run straight into walls, so redraws must fire."""
+    trajectory = simulate(BallsConfig(n_frames=60, noise=0.01), seed=0)
+    assert trajectory.n_redrawn > 0
+    assert trajectory.n_moves >= 59 * 3
+
+
+def test_boxed_in_ball_has_no_valid_direction():
+    """A ball in the corner touching two balls (one right, one below) cannot move:
+    the exact valid set is empty, a dense scan finds no valid angle, and the draw
+    reports a dead end."""
+    config = BallsConfig(size=32, diameter=5.0)
+    position = np.array([2.5, 2.5])
+    others = np.array([[7.5, 2.5], [2.5, 7.5]])
+    assert valid_directions(position, others, 5.0, 32) == []
+    angles = np.linspace(-np.pi, np.pi, 20001)
+    assert np.all(_collides(position, angles, others, 5.0, 32))
+    theta, _ = draw_direction(position, 0.3, others, config, np.random.default_rng(0))
+    assert theta is None
+
+
+@settings(max_examples=60)
+@given(st.floats(2.5, 29.5), st.floats(2.5, 29.5),
+       st.lists(st.tuples(st.floats(0, 2 * np.pi), st.floats(5.0, 12.0)), max_size=3))
+def test_valid_directions_match_brute_force(px, py, polar):
+    """The exact valid set (complement of excluded arcs) agrees with a direct
+    collision test at 2,000 angles, away from the interval ends."""
+    position = np.array([px, py])
+    others = np.array([[px + rho * np.cos(phi), py + rho * np.sin(phi)] for phi, rho in polar])
+    intervals = valid_directions(position, others, 5.0, 32)
+    ends = np.array([e for lo, hi in intervals for e in (lo, hi)])
+    angles = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+    if ends.size:
+        angles = angles[np.min(np.abs(ends[:, None] - angles), axis=0) >= 1e-9]
+    inside = np.zeros(angles.shape, dtype=bool)
+    for lo, hi in intervals:
+        inside |= (lo <= angles) & (angles <= hi)
+    np.testing.assert_array_equal(inside, ~_collides(position, angles, others, 5.0, 32))
+
+
+# ---------------------------------------------------------------- rendering
+
+def _coverage_by_quadrature(cx, cy, radius, height, width, n=20000):
+    """Covered area of each pixel as ∫ chord-length dx (midpoint rule, n points per
+    pixel column): the chord of the disc at abscissa t is cy ± √(r² − (t − cx)²),
+    clipped to each pixel row. The midpoint error near the √ singularity at
+    t = cx ± r is O(h^1.5) ≈ 4e-7 per pixel for h = 1/20000."""
+    t = (np.arange(width * n) + 0.5) / n                       # (W*n,)
+    half = np.sqrt(np.maximum(radius ** 2 - (t - cx) ** 2, 0.0))
+    lo, hi = cy - half, cy + half
+    rows = np.arange(height)[:, None]
+    length = np.clip(np.minimum(hi, rows + 1) - np.maximum(lo, rows), 0.0, None)  # (H, W*n)
+    return length.reshape(height, width, n).sum(axis=-1) / n
+
+
+@pytest.mark.parametrize("centre,radius", [((5.3, 4.71), 2.5), ((3.0, 3.0), 2.5),
+                                           ((6.5, 2.2), 1.7), ((4.0001, 5.9999), 3.1)])
+def test_coverage_matches_numerical_integral(centre, radius):
+    """Exact corner-function coverage vs a numerical integral of the chord length
+    (tolerance 2e-6: the quadrature error bound above, summed over two edges)."""
+    exact = disc_coverage(np.array(centre), radius, 10, 11)
+    numeric = _coverage_by_quadrature(centre[0], centre[1], radius, 10, 11)
+    np.testing.assert_allclose(exact, numeric, rtol=0, atol=2e-6)
+
+
+def test_coverage_known_values():
+    """Hand-computable cases: a unit disc at a pixel corner covers π/4 of it; a
+    pixel inside the disc is covered fully; the inclusion–exclusion over a whole
+    disc gives π r²; F is odd in each argument."""
+    assert disc_coverage(np.array([0.0, 0.0]), 1.0, 1, 1)[0, 0] == pytest.approx(np.pi / 4, abs=1e-15)
+    assert disc_coverage(np.array([0.0, 0.0]), np.sqrt(2.0) + 1e-9, 1, 1)[0, 0] == 1.0
+    total = disc_coverage(np.array([[10.37, 9.81]]), 4.2, 20, 20).sum()
+    assert total == pytest.approx(np.pi * 4.2 ** 2, abs=1e-12)
+    x, y = 0.7, 1.9
+    assert quarter_disc_area(-x, y, 2.0) == -quarter_disc_area(x, y, 2.0)
+    assert quarter_disc_area(-x, -y, 2.0) == quarter_disc_area(x, y, 2.0)
+
+
+def test_rendered_centroid_is_the_ball_centre(default_video):
+    """Intensity-weighted centroid (pixel centres j + 0.5, i + 0.5) of each ball's
+    channel is within 0.05 px of its true centre, in every frame, and each
+    channel's mass is the disc area π r² (to float32 precision)."""
+    frames, positions = default_video
+    frames = frames.astype(np.float64)
+    centres = np.arange(32) + 0.5
+    mass = frames.sum(axis=(-1, -2))                           # (T, C)
+    cx = np.einsum("tchw,w->tc", frames, centres) / mass
+    cy = np.einsum("tchw,h->tc", frames, centres) / mass
+    assert np.max(np.abs(cx - positions[:, :, 0])) < 0.05
+    assert np.max(np.abs(cy - positions[:, :, 1])) < 0.05
+    np.testing.assert_allclose(mass, np.pi * 2.5 ** 2, rtol=1e-6)
+
+
+def test_values_in_unit_interval_and_gray_is_intensity_weighted_rgb():
+    """Frames lie in [0, 1]; a gray video equals Σ_k intensity_k × (ball k's RGB channel)."""
+    rgb_config = BallsConfig(n_frames=40)
+    gray_config = BallsConfig(n_frames=40, channels="gray", intensities=(1.0, 0.6, 0.3))
+    rgb, pos_rgb = make_video(rgb_config, seed=5)
+    gray, pos_gray = make_video(gray_config, seed=5)
+    assert np.array_equal(pos_rgb, pos_gray)
+    assert gray.shape == (40, 1, 32, 32)
+    assert rgb.min() >= 0 and rgb.max() <= 1 and gray.min() >= 0 and gray.max() <= 1
+    expected = np.einsum("tchw,c->thw", rgb.astype(np.float64), [1.0, 0.6, 0.3])
+    np.testing.assert_allclose(gray[:, 0], expected, rtol=0, atol=1e-6)  # float32 rounding
+
+
+def test_render_frames_of_touching_balls_stay_below_one():
+    positions = np.array([[[10.0, 10.0], [15.0, 10.0]]])
+    frames = render_frames(positions, 2.5, 20, 20, np.ones((2, 1)))
+    assert frames.max() <= 1.0
+    assert frames.sum() == pytest.approx(2 * np.pi * 2.5 ** 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------- files
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    config = BallsConfig(n_frames=30, channels="gray")
+    frames, positions = make_video(config, seed=2)
+    path = save_video(tmp_path / "v", frames, positions, config)
+    assert path.endswith(".npz")
+    frames2, positions2, config2 = load_video(path)
+    assert np.array_equal(frames, frames2) and np.array_equal(positions, positions2)
+    assert config2 == config
+    assert load_video(path, config=config)[2] == config
+
+
+def test_load_rejects_other_config_and_bad_files(tmp_path):
+    config = BallsConfig(n_frames=10)
+    frames, positions = make_video(config, seed=0)
+    path = save_video(tmp_path / "v.npz", frames, positions, config)
+    with pytest.raises(ValueError, match="another config.*n_frames"):
+        load_video(path, config=BallsConfig(n_frames=11))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_video(corrupt)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(open(path, "rb").read()[:500])
+    with pytest.raises(ValueError):
+        load_video(truncated)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, frames=frames)
+    with pytest.raises(ValueError, match="not an rpmref balls video"):
+        load_video(foreign)
+    with pytest.raises(FileNotFoundError):
+        load_video(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="frames must have shape"):
+        save_video(tmp_path / "w.npz", frames[:5], positions, config)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(n_frames=0), "n_frames"), (dict(diameter=-1.0), "diameter"),
+    (dict(size=8), "two diameters"), (dict(noise=4.0), "noise"),
+    (dict(channels="cmyk"), "channels"), (dict(n_balls=4), "colours"),
+    (dict(colours=((1, 0, 0), (0, 1, 0))), "colours"),
+    (dict(channels="gray", intensities=(1.0, 0.0, 0.5)), "intensities"),
+    (dict(n_balls=40, channels="gray"), "could not place"),
+    (dict(n_balls=60, channels="gray"), "could not place"),
+])
+def test_bad_config_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_video(BallsConfig(**kwargs), seed=0)
+
+
+def test_ball_colours_are_distinct_primaries_by_default():
+    np.testing.assert_array_equal(ball_colours(DEFAULT), np.eye(3))
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_make_writes_a_loadable_video(tmp_path, capsys):
+    out = tmp_path / "v.npz"
+    assert main(["balls", "make", "--out", str(out), "--frames", "25", "--seed", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "25 frames" in printed and "dead ends" in printed
+    frames, positions, config = load_video(out)
+    expected_frames, expected_positions = make_video(BallsConfig(n_frames=25), seed=4)
+    assert np.array_equal(positions, expected_positions) and np.array_equal(frames, expected_frames)
+
+
+def test_cli_preview_and_gif(tmp_path):
+    pytest.importorskip("matplotlib")
+    preview, gif = tmp_path / "p.png", tmp_path / "v.gif"
+    assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "12",
+                 "--preview", str(preview), "--gif", str(gif)]) == 0
+    assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert gif.read_bytes()[:6] == b"GIF89a"
+
+
+def test_cli_bad_arguments_exit_2(tmp_path, capsys):
+    assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--diameter", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "diameter" in err and len(err.strip().splitlines()) == 1
+    assert main(["balls", "make", "--out", str(tmp_path / "no" / "v.npz")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "many"])
+    assert exit_info.value.code == 2
