@@ -104,8 +104,7 @@ def _logdet(a):
 
 def _solve(a, b):
     """a⁻¹ b for symmetric positive definite ``a``."""
-    low = np.linalg.cholesky(a)
-    return np.linalg.solve(low.T, np.linalg.solve(low, b))
+    return np.linalg.solve(a, b)
 
 
 def blocks(joint):
@@ -172,8 +171,8 @@ def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=No
 
 
 def bilinear_critic(W):
-    """f(z, z') = zᵀ W z' (Eq. 8), W (k, k')."""
-    W = _matrix("W", W)
+    """f(z, z') = zᵀ W z' (Eq. 8), W (k, k') (a scalar for 1-D z, z')."""
+    W = _matrix("W", np.reshape(W, (1, 1)) if np.ndim(W) == 0 else W)
     return QuadraticCritic(W, np.zeros((W.shape[1], W.shape[1])), np.zeros(W.shape[1]))
 
 
@@ -409,7 +408,7 @@ def optimal_rbf_lengthscale(joint, grid=400):
 
     I_∞(ℓ) → −∞ as ℓ → 0 and → 0 as ℓ → ∞. A log-spaced grid of ``grid`` values
     of ℓ² over 16 decades around the covariance scale brackets the maximum, then
-    bisection on the analytic derivative refines it. Returns ``np.inf`` when
+    regula falsi on the analytic derivative refines it. Returns ``np.inf`` when
     the supremum is the ℓ → ∞ limit (e.g. non-positive correlation).
     """
     m, mp, c, cp, s = blocks(_check_pair(joint))
@@ -427,12 +426,28 @@ def optimal_rbf_lengthscale(joint, grid=400):
         return np.inf
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
     args = (sq_dist, lam, second)
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if _rbf_slope(mid, *args) > 0:
-            lo = mid
+    f_lo, f_hi = _rbf_slope(lo, *args), _rbf_slope(hi, *args)
+    side, previous = 0, np.inf
+    for _ in range(200):   # Illinois (modified regula falsi) on the slope: stays bracketed
+        mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        f_mid = _rbf_slope(mid, *args)
+        if f_mid > 0:
+            lo, f_lo = mid, f_mid
+            f_hi = f_hi / 2 if side == -1 else f_hi
+            side = -1
         else:
-            hi = mid
-        if hi - lo < 1e-15 * max(1.0, abs(mid)):
+            hi, f_hi = mid, f_mid
+            f_lo = f_lo / 2 if side == 1 else f_lo
+            side = 1
+        if abs(mid - previous) < 1e-14 * max(1.0, abs(mid)) or f_mid == 0:
             break
-    return float(np.exp(0.25 * (lo + hi)))     # ℓ = sqrt(u) = exp(log_u / 2)
+        previous = mid
+    return float(np.exp(0.5 * mid))     # ℓ = sqrt(u) = exp(log_u / 2)
+
+
+def verify_checks(rng, trials=200):
+    """The Gaussian rows of ``rpmref verify`` (see ``rpmref.gaussian_checks``):
+    a list of dicts with keys id, equation, statement, max_error, worst_case,
+    tolerance; deterministic given ``rng`` (a numpy Generator or a seed)."""
+    from rpmref.gaussian_checks import verify_checks as run  # imports this module
+    return run(rng, trials)

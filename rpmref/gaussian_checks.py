@@ -1,0 +1,196 @@
+"""The Gaussian rows of ``rpmref verify``: each closed form of ``rpmref.gaussian``
+against an independent computation (another closed-form route, the exact
+discrete core on a fine grid, or a perturbation identity), on random Gaussians.
+
+``verify_checks(rng, trials)`` returns one dict per check with keys id,
+equation, statement, max_error, worst_case, tolerance.
+"""
+import numpy as np
+
+from rpmref import gaussian as g
+from rpmref import infonce as discrete_infonce
+
+GRID_TRIALS = 20     # the discretisation check is the slow one: cap its trials
+GRID_POINTS = 161    # nodes per axis (see _grid_joint)
+
+
+def random_joint(rng, max_dim=3, square=False):
+    """A random Gaussian recognition joint (Eq. 3, 11) built through
+    ``gaussian.recognition_joint``: random data covariance, encoders, encoder
+    noise and means; dims of z, z' in 1..max_dim (equal if ``square``).
+    Returns (joint, description)."""
+    k, kp = rng.integers(1, max_dim + 1, size=2)
+    kp = k if square else kp
+    d, dp = k + rng.integers(0, 2), kp + rng.integers(0, 2)
+    root = rng.normal(size=(d + dp, d + dp))
+    cov_xx = root @ root.T / (d + dp) + 0.05 * np.eye(d + dp)
+    joint = g.recognition_joint(
+        cov_xx, rng.normal(size=(k, d)), rng.normal(size=(kp, dp)),
+        noise_cov=np.diag(rng.uniform(0.05, 0.5, k)),
+        noise_cov_prime=np.diag(rng.uniform(0.05, 0.5, kp)),
+        mean_xx=rng.normal(scale=0.5, size=d + dp))
+    return joint, f"k={k}, k'={kp}"
+
+
+def random_critic(rng, joint):
+    """A bilinear, an RBF (when k = k') or a general quadratic critic, at random."""
+    k, kp = joint.k, joint.mean.size - joint.k
+    kind = rng.choice(["bilinear", "rbf", "quadratic"] if k == kp else ["bilinear", "quadratic"])
+    if kind == "bilinear":
+        return g.bilinear_critic(rng.normal(scale=0.7, size=(k, kp))), "bilinear"
+    if kind == "rbf":
+        ell = float(np.exp(rng.uniform(np.log(0.3), np.log(3.0))))
+        return g.rbf_critic(ell, k), f"rbf ell={ell:.3g}"
+    root = rng.normal(scale=0.5, size=(kp, kp))
+    return g.QuadraticCritic(rng.normal(scale=0.7, size=(k, kp)), root @ root.T,
+                             rng.normal(size=kp)), "quadratic"
+
+
+def _row(id_, equation, statement, errors, cases, tolerance):
+    worst = int(np.argmax(errors))
+    return {"id": id_, "equation": equation, "statement": statement,
+            "max_error": float(errors[worst]), "worst_case": cases[worst],
+            "tolerance": tolerance}
+
+
+def _check_mi(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        _, _, c, cp, _ = g.blocks(joint)
+        logdets = [np.linalg.slogdet(a)[1] for a in (c, cp, joint.cov)]
+        errors.append(abs(g.mutual_information(joint) - 0.5 * (logdets[0] + logdets[1] - logdets[2])))
+        cases.append(desc)
+    return _row("G-MI", "SPEC §6", "I(Z;Z') from canonical correlations = "
+                "½ log(det C det C' / det Σ)", errors, cases, 1e-9)
+
+
+def _check_rbf_routes(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        if joint.k != joint.mean.size - joint.k:
+            continue
+        ell = float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
+        errors.append(abs(g.infonce_limit(joint, g.rbf_critic(ell, joint.k))
+                          - g.rbf_infonce_limit(joint, ell)))
+        cases.append(f"{desc}, ell={ell:.3g}")
+    return _row("G-E5-RBF", "Eq. 25, 27", "RBF I_∞: quadratic-critic formula = "
+                "RBF-specific formula (two derivations)", errors, cases, 1e-9)
+
+
+def _grid_joint(joint, points=GRID_POINTS):
+    """A 1-D Gaussian joint on a (points, points) grid: z and z' share one axis
+    spanning both means ± 12 of the larger sd (room for the energy prior's tilted
+    z'|z, and for the z that make those z' likely). Returns (axis, axis, p_zz)."""
+    m, mp, c, cp, _ = g.blocks(joint)
+    half = 12 * np.sqrt(max(c[0, 0], cp[0, 0])) + abs(m[0] - mp[0]) / 2
+    axis = (m[0] + mp[0]) / 2 + np.linspace(-half, half, points)
+    pts = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1) - joint.mean   # (n, n, 2)
+    log_p = -0.5 * np.einsum("abi,ij,abj->ab", pts, np.linalg.inv(joint.cov), pts)
+    p_zz = np.exp(log_p - log_p.max())
+    return axis, axis, p_zz / p_zz.sum()
+
+
+def _quadratic_table(critic, z, zp):
+    W, Q, b = (np.asarray(a, dtype=float).reshape(-1) for a in critic)
+    return W[0] * z[:, None] * zp[None, :] - 0.5 * Q[0] * zp[None, :] ** 2 + b[0] * zp[None, :]
+
+
+def _check_grid(rng, pool):
+    errors, cases = [], []
+    for _ in range(min(len(pool), GRID_TRIALS)):
+        rho = rng.uniform(-0.9, 0.9)
+        sd, sdp = np.exp(rng.uniform(-0.5, 0.5, size=2))
+        joint = g.gaussian_pair(sd**2, sdp**2, rho * sd * sdp, *rng.normal(scale=0.5, size=2))
+        kind = rng.choice(["bilinear", "rbf"])
+        if kind == "bilinear":
+            critic = g.bilinear_critic(rng.uniform(-0.8, 0.8) / (sd * sdp))
+            desc = f"bilinear W={float(critic.W[0, 0]):.3g}"
+        else:
+            ell = float(np.sqrt(sd * sdp) * np.exp(rng.uniform(np.log(0.5), np.log(3.0))))
+            critic, desc = g.rbf_critic(ell, 1), f"rbf ell={ell:.3g}"
+        z, zp, p_zz = _grid_joint(joint)
+        exact = discrete_infonce.infonce_limit(p_zz, _quadratic_table(critic, z, zp))
+        errors.append(abs(g.infonce_limit(joint, critic) - exact))
+        cases.append(f"rho={rho:.3g}, sd=({sd:.3g}, {sdp:.3g}), {desc}")
+    return _row("G-E5-GRID", "Eq. 7, 25", f"1-D I_∞ closed form = discrete core's I_∞ on "
+                f"a {GRID_POINTS}² grid", errors, cases, 1e-9)
+
+
+def _check_gap(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        critic, kind = random_critic(rng, joint)
+        gap = g.mutual_information(joint) - g.infonce_limit(joint, critic)
+        kl = g.kl_divergence(joint, g.energy_prior(joint, critic))
+        errors.append(abs(gap - kl) + max(0.0, -kl))
+        cases.append(f"{desc}, {kind}")
+    return _row("G-E6", "Eq. 21–25 (E6)", "I(Z;Z') − I_∞(f) = KL(P(z,z') ‖ P_θ^f) ≥ 0 "
+                "(Gaussian KL of the energy prior)", errors, cases, 1e-9)
+
+
+def _check_optimal(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        critic = g.optimal_critic(joint)
+        prior = g.energy_prior(joint, critic)
+        errors.append(max(abs(g.infonce_limit(joint, critic) - g.mutual_information(joint)),
+                          float(np.max(np.abs(prior.cov - joint.cov))),
+                          float(np.max(np.abs(prior.mean - joint.mean)))))
+        cases.append(desc)
+    return _row("G-E4", "Eq. 19–20 (E4, E6)", "critic log p(z'|z)/p(z'): energy prior = "
+                "P(z,z') and I_∞ = I(Z;Z')", errors, cases, 1e-9)
+
+
+def _check_elbo(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        n = joint.mean.size
+        root = rng.normal(size=(n, n))
+        prior = g.GaussianPair(rng.normal(size=n), root @ root.T / n + 0.1 * np.eye(n), joint.k)
+        parts = g.elbo_decomposition(joint, prior)
+        errors.append(abs(parts["elbo_minus_constant"]
+                          - (parts["mutual_information"] - parts["kl"])))
+        cases.append(desc)
+    return _row("G-E3", "Eq. 16–18 (E3)", "E_P[log P_θ/(p(z)p(z'))] (cross-entropy route) = "
+                "I − KL(P ‖ P_θ), random Gaussian prior", errors, cases, 1e-9)
+
+
+def _check_bilinear_optimum(rng, pool):
+    errors, cases = [], []
+    for joint, desc in pool:
+        m, _, c, cp, _ = g.blocks(joint)
+        best = g.optimal_bilinear_critic(joint)
+        delta = rng.normal(scale=0.3, size=best.W.shape)
+        drop = g.infonce_limit(joint, g.bilinear_critic(best.W + delta)) - \
+            g.infonce_limit(joint, best)
+        errors.append(abs(drop + 0.5 * np.trace(delta @ cp @ delta.T @ (c + np.outer(m, m)))))
+        cases.append(desc)
+    return _row("G-W*", "Eq. 8, 25", "I_∞(W*+Δ) − I_∞(W*) = −½ tr(Δ C' Δᵀ (C + mmᵀ)) ≤ 0 "
+                "(W* is the bilinear maximiser)", errors, cases, 1e-9)
+
+
+def _check_rbf_optimum(rng, pool):
+    errors, cases = [], []
+    for _ in range(len(pool)):
+        rho = rng.uniform(0.02, 0.98)
+        # SPEC §6's 1-D I_∞(ℓ) is stationary where 2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ².
+        u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
+        ell = g.optimal_rbf_lengthscale(g.gaussian_pair(1.0, 1.0, rho))
+        errors.append(abs(ell - np.sqrt(u)) / np.sqrt(u))
+        cases.append(f"rho={rho:.3g}")
+    return _row("G-ell*", "Eq. 27", "1-D unit variances: numerical ℓ* = root of "
+                "2ρℓ⁴ − (3−4ρ)ℓ² − 2(1−ρ) (relative error)", errors, cases, 1e-9)
+
+
+def verify_checks(rng, trials=200):
+    """All Gaussian checks over ``trials`` random cases drawn from ``rng`` (a numpy
+    Generator or a seed); one pool of random joints (a third with k = k', so the
+    RBF checks have cases) is shared by the checks. Deterministic given ``rng``."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    trials = int(trials)
+    if trials < 1:
+        raise ValueError(f"trials must be a positive integer; got {trials}")
+    pool = [random_joint(rng, square=(i % 3 == 0)) for i in range(trials)]
+    checks = [_check_mi, _check_rbf_routes, _check_grid, _check_gap, _check_optimal,
+              _check_elbo, _check_bilinear_optimum, _check_rbf_optimum]
+    return [check(rng, pool) for check in checks]
