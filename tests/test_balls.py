@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rpmref.balls import (BallsConfig, ball_colours, draw_direction, load_video, make_video,
@@ -139,6 +139,9 @@ def test_boxed_in_ball_has_no_valid_direction():
 
 
 @settings(max_examples=60)
+@example(7.47, 16.0, [])                # wall barely in reach: excluded arc ±0.11 rad
+@example(16.0, 16.0, [(0.3, 9.95)])     # ball barely in reach: excluded arc ±0.1 rad
+@example(2.5, 2.5, [(0.0, 5.0), (np.pi / 2, 5.0)])  # boxed in: empty set
 @given(st.floats(2.5, 29.5), st.floats(2.5, 29.5),
        st.lists(st.tuples(st.floats(0, 2 * np.pi), st.floats(5.0, 12.0)), max_size=3))
 def test_valid_directions_match_brute_force(px, py, polar):
