@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rpmref.render import disc_coverage, render_frames, save_gif, save_preview
+from rpmref.render import render_frames, save_gif, save_preview
 
 FORMAT = "rpmref-balls-v1"
 
@@ -52,7 +52,7 @@ class BallsConfig:
 
     Defaults are chosen so the experiment trains on a CPU in minutes: 32 × 32
     frames with 5-px balls leave the centres a 27 × 27 px range (about 5 steps
-    across), so a ball meets a wall every few frames and ~30 % of moves need a
+    across), so a ball meets a wall every few frames and ~40 % of moves need a
     redraw; three balls are distinguishable by colour (identical balls would
     make "which map is which ball" unidentifiable for a linear readout).
     """
@@ -80,10 +80,15 @@ class BallsConfig:
         if self.channels not in ("rgb", "gray"):
             raise ValueError(f"channels must be 'rgb' or 'gray'; got {self.channels!r}")
         # freeze list-valued fields (e.g. from JSON) into tuples so the config stays hashable
-        if self.colours is not None:
-            object.__setattr__(self, "colours", tuple(tuple(float(v) for v in c) for c in self.colours))
-        if self.intensities is not None:
-            object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
+        try:
+            if self.colours is not None:
+                object.__setattr__(self, "colours",
+                                   tuple(tuple(float(v) for v in c) for c in self.colours))
+            if self.intensities is not None:
+                object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
+        except (TypeError, ValueError):
+            raise ValueError(f"colours must be rows of 3 numbers and intensities numbers; got "
+                             f"colours={self.colours!r}, intensities={self.intensities!r}") from None
         ball_colours(self)  # validates colours / intensities against n_balls
 
 
@@ -113,20 +118,21 @@ def ball_colours(config):
 
 # ---------------------------------------------------------------- motion
 
+def step(position, theta, diameter):
+    """Centre (x, y) after moving one diameter from ``position`` in direction theta."""
+    return (position[0] + diameter * math.cos(theta), position[1] + diameter * math.sin(theta))
+
+
 def is_valid_move(position, theta, others, diameter, size):
     """Whether moving a ball at ``position`` by one diameter in direction theta
     keeps its centre in [r, size − r]² and ≥ one diameter from every centre in
-    ``others`` ((m, 2) array). Returns (valid, new_position)."""
+    ``others`` ((m, 2) array)."""
     r = 0.5 * diameter
-    x = position[0] + diameter * math.cos(theta)
-    y = position[1] + diameter * math.sin(theta)
+    x, y = step(position, theta, diameter)
     if not (r <= x <= size - r and r <= y <= size - r):
-        return False, (x, y)
+        return False
     d2 = diameter * diameter
-    for qx, qy in others:
-        if (x - qx) ** 2 + (y - qy) ** 2 < d2:
-            return False, (x, y)
-    return True, (x, y)
+    return all((x - qx) ** 2 + (y - qy) ** 2 >= d2 for qx, qy in others)
 
 
 def valid_directions(position, others, diameter, size):
@@ -188,23 +194,24 @@ def draw_direction(position, previous, others, config, rng):
     distribution to redrawing at full range h = π until valid).
     position (2,), others (m, 2): centres of the other balls.
     Returns (theta in [−π, π], or None for a dead end; attempts), attempts being
-    the list of (h, direction drawn) in order; all but an accepted last collide.
+    the list of (h, direction drawn, wrapped to [−π, π]) in order; all but an
+    accepted last collide.
     """
     d, size = config.diameter, config.size
     half, attempts = config.noise, []
     while half < math.pi:
-        theta = previous + rng.uniform(-half, half)
+        theta = math.remainder(previous + rng.uniform(-half, half), 2.0 * math.pi)
         attempts.append((half, theta))
-        if is_valid_move(position, theta, others, d, size)[0]:
-            return math.remainder(theta, 2.0 * math.pi), attempts
+        if is_valid_move(position, theta, others, d, size):
+            return theta, attempts
         half *= 2.0
     intervals = valid_directions(position, others, d, size)
     if sum(hi - lo for lo, hi in intervals) > 1e-12:
         for _ in range(100):  # guards against rounding at interval ends
-            theta = _uniform_from_intervals(intervals, rng)
+            theta = math.remainder(_uniform_from_intervals(intervals, rng), 2.0 * math.pi)
             attempts.append((math.pi, theta))
-            if is_valid_move(position, theta, others, d, size)[0]:
-                return math.remainder(theta, 2.0 * math.pi), attempts
+            if is_valid_move(position, theta, others, d, size):
+                return theta, attempts
     return None, attempts
 
 
@@ -259,7 +266,7 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
             n_redrawn += len(attempts) > 1
             if theta is None:
                 break
-            pos[b] = pos[b] + d * np.array([math.cos(theta), math.sin(theta)])
+            pos[b] = step(pos[b], theta, d)  # the centre is_valid_move accepted
             dirs[b] = theta
         else:
             positions.append(pos)
@@ -431,6 +438,5 @@ def _make_command(args):
     return 0
 
 
-__all__ = ["BallsConfig", "Trajectory", "ball_colours", "disc_coverage", "draw_direction",
-           "is_valid_move", "load_video", "make_video", "save_video", "simulate",
-           "valid_directions"]
+__all__ = ["BallsConfig", "Trajectory", "ball_colours", "draw_direction", "is_valid_move",
+           "load_video", "make_video", "save_video", "simulate", "step", "valid_directions"]
