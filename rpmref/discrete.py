@@ -97,7 +97,7 @@ def _check_posterior(posterior, shape):
         x, x_prime = (int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
             f"posterior must be normalised for every (x, x') (tolerance {SUM_TOLERANCE:g}); "
-            f"posterior[{x}, {x_prime}] sums to {sums[x, x_prime]!r}")
+            f"posterior[{x}, {x_prime}] sums to {float(sums[x, x_prime])!r}")
     return q
 
 

@@ -86,7 +86,7 @@ def check_conditional(value, name, n_rows=None):
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"{name} rows must sum to 1 (tolerance {SUM_TOLERANCE:g}); "
-            f"row {row} sums to {sums[row]!r}")
+            f"row {row} sums to {float(sums[row])!r}")
     return arr
 
 

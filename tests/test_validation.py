@@ -1,0 +1,114 @@
+"""Every validation error: a clear ValueError/TypeError naming the argument, index and value."""
+import numpy as np
+import pytest
+
+import rpmref
+
+P_XX = np.array([[0.25, 0.25], [0.25, 0.25]])
+ENC = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+ENC_P = np.array([[0.5, 0.5], [0.0, 1.0]])
+PRIOR = np.full((3, 2), 1 / 6)
+
+
+def test_negative_probability_names_argument_and_index():
+    bad = P_XX.copy()
+    bad[1, 0], bad[1, 1] = -0.1, 0.6
+    with pytest.raises(ValueError, match=r"p_xx must be non-negative; entry \(1, 0\) is -0.1"):
+        rpmref.recognition_joint(bad, ENC, ENC_P)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_probability(value):
+    bad = PRIOR.copy()
+    bad[2, 1] = value
+    with pytest.raises(ValueError, match=r"prior must be finite; entry \(2, 1\) is"):
+        rpmref.expected_elbo(P_XX, ENC, ENC_P, bad)
+
+
+def test_table_not_summing_to_one_states_tolerance_and_sum():
+    with pytest.raises(ValueError, match=r"p_xx must sum to 1 \(tolerance 1e-09\); it sums to 0.7"):
+        rpmref.recognition_joint(np.array([[0.2, 0.2], [0.2, 0.1]]), ENC, ENC_P)
+
+
+def test_table_summing_to_one_within_tolerance_is_accepted_unchanged():
+    almost = P_XX * (1 + 4e-10)
+    np.testing.assert_array_equal(rpmref.recognition_joint(almost, np.eye(2), np.eye(2)), almost)
+
+
+def test_encoder_rows_must_sum_to_one():
+    bad = ENC.copy()
+    bad[1] = [0.0, 0.5, 0.2]
+    with pytest.raises(ValueError, match=r"enc rows must sum to 1 \(tolerance 1e-09\); row 1 sums to 0.7"):
+        rpmref.elbo(P_XX, bad, ENC_P, PRIOR)
+
+
+def test_encoder_row_count_must_match_data_states():
+    with pytest.raises(ValueError, match=r"enc_prime has 3 rows but the data have 2 states"):
+        rpmref.rpm_log_likelihood(P_XX, ENC, np.full((3, 2), 0.5), PRIOR)
+
+
+def test_prior_shape_must_match_latent_states():
+    with pytest.raises(ValueError, match=r"prior must have shape \(3, 2\).*got \(2, 3\)"):
+        rpmref.elbo(P_XX, ENC, ENC_P, np.full((2, 3), 1 / 6))
+
+
+def test_critic_shape_and_finiteness():
+    p_zz = rpmref.recognition_joint(P_XX, ENC, ENC_P)
+    with pytest.raises(ValueError, match=r"f must have shape \(3, 2\)"):
+        rpmref.infonce_limit(p_zz, np.zeros((2, 2)))
+    f = np.zeros((3, 2))
+    f[0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"f must be finite; entry \(0, 1\) is nan"):
+        rpmref.energy_prior(p_zz, f)
+
+
+def test_posterior_shape_and_normalisation():
+    q = ENC[:, None, :, None] * ENC_P[None, :, None, :]
+    with pytest.raises(ValueError, match=r"posterior must have shape \(2, 2, 3, 2\)"):
+        rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=q[:, :, :2])
+    bad = q.copy()
+    bad[1, 0] *= 0.9
+    with pytest.raises(ValueError, match=r"posterior\[1, 0\] sums to 0.9"):
+        rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=bad)
+    bad = q.copy()
+    bad[0, 1, 0, 0] = -0.5
+    with pytest.raises(ValueError, match=r"posterior must be non-negative; entry \(0, 1, 0, 0\)"):
+        rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=bad)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "p must be an array of real numbers"),
+    (None, "p must be an array of real numbers"),
+    (np.array([0.5 + 0j, 0.5]), "p must be real"),
+    ([[0.5], [0.25, 0.25]], "p must be an array of real numbers"),
+])
+def test_non_numeric_input_is_a_type_error(value, message):
+    with pytest.raises(TypeError, match=message):
+        rpmref.entropy(value)
+
+
+def test_wrong_dimensionality_and_empty_input():
+    with pytest.raises(ValueError, match=r"p_xx must be 2-dimensional, got shape \(4,\)"):
+        rpmref.recognition_joint(np.full(4, 0.25), ENC, ENC_P)
+    with pytest.raises(ValueError, match="p must not be empty"):
+        rpmref.entropy([])
+
+
+def test_kl_shape_mismatch_and_mi_split():
+    with pytest.raises(ValueError, match="same shape"):
+        rpmref.kl_divergence([0.5, 0.5], [1 / 3, 1 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="more than split=2 axes"):
+        rpmref.mutual_information(P_XX, split=2)
+
+
+def test_empirical_rpm_pmf_checks_pair_count():
+    with pytest.raises(ValueError, match="enc_prime_rows has 2 rows but the data have 3 states"):
+        rpmref.empirical_rpm_pmf(np.eye(3), np.eye(2), np.full((3, 2), 1 / 6))
+
+
+def test_prior_mass_on_unreachable_states_is_allowed():
+    """N1: such a prior is valid input; the RPM then sums to the reachable mass only."""
+    enc = np.array([[1.0, 0.0], [1.0, 0.0]])   # z = 1 is never reached
+    prior = np.array([[0.3, 0.3], [0.2, 0.2]])
+    total = np.exp(rpmref.rpm_log_likelihood(P_XX, enc, np.eye(2), prior)).sum()
+    assert abs(total - 0.6) <= 1e-12
