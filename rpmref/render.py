@@ -111,7 +111,7 @@ def frames_to_rgb_uint8(frames, scale=1):
     return np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def save_preview(path, frames, positions, colours=None, n_panels=8, trail=12, dpi=100):
+def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi=90):
     """PNG grid of ``n_panels`` evenly spaced frames, each with the last ``trail``
     ball centres drawn as a line (x = column, y = row).
 
@@ -134,7 +134,7 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=12, dp
     index = np.linspace(0, T - 1, n_panels).round().astype(int)
     cols = min(4, n_panels)
     rows = -(-n_panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.15 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.2 * rows), squeeze=False)
     rgb = frames_to_rgb_uint8(frames[index])
     for ax in axes.ravel():
         ax.axis("off")
@@ -149,7 +149,7 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=12, dp
         ax.set_xlim(0, W)
         ax.set_ylim(H, 0)
         ax.set_title(f"frame {t}", fontsize=8)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.4, h_pad=0.8)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
