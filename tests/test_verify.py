@@ -1,0 +1,41 @@
+"""Tests of ``rpmref verify``: it passes on the real code and catches a broken identity."""
+import json
+
+import pytest
+
+import rpmref
+from rpmref import verify
+from rpmref.cli import main
+
+
+def test_every_identity_passes_with_few_trials():
+    rows = verify.run_checks(trials=10, seed=1, max_states=6)
+    ids = {r["id"] for r in rows}
+    assert {"E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "N1", "A1"} <= ids
+    assert all(r["passed"] and r["max_error"] <= 1e-10 for r in rows), rows
+
+
+def test_a_broken_identity_is_reported_failed(monkeypatch):
+    """Shift L by 1e-6: E2 (data average = L) must fail; the CLI must exit 1."""
+    real = rpmref.expected_elbo
+    monkeypatch.setattr(rpmref, "expected_elbo", lambda *a: real(*a) + 1e-6)
+    rows = {r["id"]: r for r in verify.run_checks(trials=3, seed=0, max_states=4)}
+    assert not rows["E2"]["passed"] and rows["E2"]["max_error"] == pytest.approx(1e-6, rel=1e-3)
+    assert main(["verify", "--trials", "3", "--max-states", "4"]) == 1
+
+
+def test_cli_json_output_and_exit_code(capsys):
+    assert main(["verify", "--trials", "2", "--max-states", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["id"] == "E1" and set(rows[0]) >= {"equation", "statement", "max_error",
+                                                       "worst_case", "passed"}
+
+
+@pytest.mark.parametrize("argv", [["--trials", "5", "--max-states", "0"], ["--trials", "x"],
+                                  ["--tolerance", "-1"], ["--bogus"]])
+def test_bad_arguments_give_one_line_error_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
