@@ -1,0 +1,80 @@
+"""Critics f(z, z') on a batch and the in-batch InfoNCE loss (paper Eq. 6, 8, 27).
+
+Every critic is a pure function ``critic(params, z, z_prime) -> scores`` with
+z, z_prime (B, D) and scores (B, B), scores[i, j] = f(z_i, z'_j). Its learned
+parameters live in ``params`` under the names listed in ``CRITIC_PARAMS``;
+``init_critic_params`` creates them.
+
+The trainer feeds the critics normalised coordinates u = z / S − ½ (S the frame
+side in pixels), so that one set of initial values suits every frame size; see
+``docs/sections/training.md``.
+"""
+import autograd.numpy as anp
+import numpy as np
+
+from rpmref.numerics import logsumexp
+
+CRITICS = ("rbf", "bilinear", "cosine")
+CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),
+                 "cosine": ("critic_log_temperature",)}
+COSINE_EPS = 1e-12  # keeps ‖z‖ > 0 in the cosine critic's denominator
+
+
+def bilinear(params, z, z_prime):
+    """f(z, z') = zᵀ W z' (Eq. 8); W (D, D) = params["critic_W"]. Returns (B, B)."""
+    return anp.matmul(anp.matmul(z, params["critic_W"]), anp.transpose(z_prime))
+
+
+def rbf(params, z, z_prime):
+    """f(z, z') = −‖z − z'‖² / (2ℓ²) (Eq. 27), ℓ = exp(params["critic_log_lengthscale"]).
+
+    ‖z − z'‖² is expanded as ‖z‖² + ‖z'‖² − 2 zᵀz' (one matmul, (B, B)).
+    """
+    sq = (anp.sum(z ** 2, axis=1)[:, None] + anp.sum(z_prime ** 2, axis=1)[None, :]
+          - 2 * anp.matmul(z, anp.transpose(z_prime)))
+    return -sq * (0.5 * anp.exp(-2 * params["critic_log_lengthscale"]))
+
+
+def cosine(params, z, z_prime):
+    """f(z, z') = cos(z, z') / τ, the SimCLR critic; τ = exp(params["critic_log_temperature"])."""
+    def unit(a):
+        return a / anp.sqrt(anp.sum(a ** 2, axis=1, keepdims=True) + COSINE_EPS)
+    return (anp.matmul(unit(z), anp.transpose(unit(z_prime)))
+            * anp.exp(-params["critic_log_temperature"]))
+
+
+def get_critic(name):
+    """The critic function called ``name`` (one of CRITICS)."""
+    if name not in CRITICS:
+        raise ValueError(f"critic must be one of {', '.join(CRITICS)}; got {name!r}")
+    return {"rbf": rbf, "bilinear": bilinear, "cosine": cosine}[name]
+
+
+def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
+    """Initial critic parameters for normalised coordinates u ∈ [−½, ½]^D.
+
+    rbf: ℓ = 0.1 (a tenth of the frame side); bilinear: W = 4·I (scores of order 1);
+    cosine: τ = 0.1 (SimCLR's usual temperature). ``rng`` is accepted for symmetry
+    and unused: these initial values are deterministic.
+    """
+    get_critic(name)
+    if name == "rbf":
+        return {"critic_log_lengthscale": np.asarray(np.log(0.1), dtype=dtype)}
+    if name == "bilinear":
+        return {"critic_W": (4.0 * np.eye(dim)).astype(dtype)}
+    return {"critic_log_temperature": np.asarray(np.log(0.1), dtype=dtype)}
+
+
+def infonce_loss(scores):
+    """In-batch InfoNCE loss and estimate from a (B, B) score matrix (Eq. 6, N = B).
+
+    loss = −(1/B) Σ_i [ scores[i, i] − logsumexp_j scores[i, j] ]  (row-wise log-softmax,
+    positives on the diagonal), estimate = log B − loss ≤ log B. A constant critic
+    gives loss = log B, estimate = 0. Returns (loss, estimate), scalars.
+    """
+    shape = getattr(scores, "shape", None)
+    if shape is None or len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:
+        raise ValueError(f"scores must be a square (B, B) matrix with B ≥ 1; got shape {shape}")
+    b = shape[0]
+    loss = anp.mean(logsumexp(scores, axis=1)) - anp.trace(scores) / b
+    return loss, np.log(b) - loss

@@ -1,0 +1,468 @@
+"""Layers of the bouncing-balls encoder (SPEC §7, paper Sec. 5 / Appendix D).
+
+Encoder: conv → batch norm → ReLU → conv (3 maps) → batch norm → sigmoid →
+centre of mass of each map → z ∈ R⁶ = (x1, y1, x2, y2, x3, y3).
+
+Activations are channel-first, ``(C, N, H, W)``: every per-channel reduction
+(batch norm) and every convolution is then one contiguous matmul. Pixel
+coordinates: x = column, y = row, pixel (i, j) has centre (j + ½, i + ½).
+
+Each layer exists twice:
+- a *fast* autograd primitive (``conv2d``, ``batchnorm_relu``,
+  ``batchnorm_sigmoid_com``) with a hand-written backward pass that computes all
+  requested gradients in one go (autograd's generic backward of slicing goes
+  through ``np.add.at`` and is 13–100× slower);
+- a *plain* composition of ``autograd.numpy`` operations (``*_reference``),
+  differentiated by autograd itself. The tests check the primitives' gradients
+  against these compositions and against finite differences.
+
+Batch norm in training mode normalises with the batch statistics (biased
+variance); the running averages for evaluation use the unbiased variance and
+momentum 0.1, as PyTorch does.
+"""
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp_argnums, primitive
+
+BN_EPS = 1e-5
+_COL_BYTES = 1 << 20  # target size of one im2col chunk: fits in L2 with room to spare
+
+
+# --------------------------------------------------------------------------
+# convolution: cross-correlation, 'same' zero padding, odd kernel, bias
+
+
+def _check_conv_args(x, w, b):
+    if x.ndim != 4 or w.ndim != 4 or b.ndim != 1:
+        raise ValueError(f"conv2d expects x (C_in, N, H, W), w (C_out, C_in, k, k), b (C_out,); "
+                         f"got shapes {x.shape}, {w.shape}, {b.shape}")
+    c_out, c_in, k, k2 = w.shape
+    if k != k2 or k % 2 == 0:
+        raise ValueError(f"conv2d kernel must be square with odd size; got {k}×{k2}")
+    if x.shape[0] != c_in or b.shape[0] != c_out:
+        raise ValueError(f"conv2d channel mismatch: x has {x.shape[0]} channels, w expects "
+                         f"{c_in}; w has {c_out} outputs, b has {b.shape[0]}")
+
+
+def _padded_flat(x, k):
+    """Zero-pad x (C, N, H, W) by k//2 on each side and flatten (N, Hp, Wp).
+
+    Returns (P, Wp, M): P is (C, M + tail) with M = N·Hp·Wp; the tail of zeros
+    lets every kernel offset read a contiguous slice of length M.
+    """
+    c, n, h, w = x.shape
+    p = k // 2
+    hp, wp = h + 2 * p, w + 2 * p
+    m = n * hp * wp
+    flat = np.zeros((c, m + (k - 1) * (wp + 1)), dtype=x.dtype)
+    flat[:, :m].reshape(c, n, hp, wp)[:, :, p:p + h, p:p + w] = x
+    return flat, wp, m
+
+
+def _offsets(k, wp):
+    """Flat offsets di·Wp + dj of the k×k kernel positions, row-major."""
+    return [di * wp + dj for di in range(k) for dj in range(k)]
+
+
+def _chunk_len(rows, itemsize, m):
+    """Columns per chunk so one (rows, chunk) scratch block stays near _COL_BYTES."""
+    return int(min(m, max(512, _COL_BYTES // (rows * itemsize))))
+
+
+def _im2col_matmul(left, flat, k, wp, m, out):
+    """out (R, M) = left (R, C·k·k) @ im2col(flat), built chunk by chunk.
+
+    Output position q (flattened over the padded (N, Hp, Wp) grid; positions in
+    the padding are junk and dropped later) reads input q + di·Wp + dj for
+    kernel offset (di, dj): each offset is one contiguous copy per channel, into
+    a scratch buffer reused across chunks so the working set stays in cache.
+    """
+    c = flat.shape[0]
+    kk = k * k
+    chunk = _chunk_len(c * kk, flat.itemsize, m)
+    scratch = np.empty(c * kk * chunk, dtype=flat.dtype)
+    tmp = np.empty(left.shape[0] * chunk, dtype=out.dtype)
+    for start in range(0, m, chunk):
+        stop = min(start + chunk, m)
+        n = stop - start
+        col = scratch[:c * kk * n].reshape(c, kk, n)
+        for o, off in enumerate(_offsets(k, wp)):
+            col[:, o, :] = flat[:, start + off:stop + off]
+        res = tmp[:left.shape[0] * n].reshape(left.shape[0], n)
+        np.matmul(left, col.reshape(c * kk, n), out=res)  # (R, C·k·k) @ (C·k·k, n)
+        out[:, start:stop] = res
+
+
+def _matmul_shift_sum(w_rows, flat, k, wp, m, out):
+    """out[o, q] = Σ_{(di,dj)} (w_rows @ flat)[(o, di, dj), q + di·Wp + dj], chunk by chunk.
+
+    The form of the same correlation that suits few output channels: one matmul
+    (C_out·k·k, C_in) @ (C_in, chunk + reach), then k·k shifted adds.
+    """
+    kk = k * k
+    c_out = w_rows.shape[0] // kk
+    offs = _offsets(k, wp)
+    reach = offs[-1]
+    chunk = _chunk_len(w_rows.shape[0], flat.itemsize, m)
+    ybuf = np.empty(w_rows.shape[0] * (chunk + reach), dtype=out.dtype)
+    acc = np.empty(c_out * chunk, dtype=out.dtype)
+    for start in range(0, m, chunk):
+        stop = min(start + chunk, m)
+        n = stop - start
+        y = ybuf[:w_rows.shape[0] * (n + reach)].reshape(w_rows.shape[0], n + reach)
+        np.matmul(w_rows, flat[:, start:stop + reach], out=y)
+        y = y.reshape(c_out, kk, n + reach)
+        a = acc[:c_out * n].reshape(c_out, n)
+        a[...] = y[:, 0, :n]
+        for o in range(1, kk):
+            a += y[:, o, offs[o]:offs[o] + n]
+        out[:, start:stop] = a
+
+
+def _conv_same(x, w, b):
+    """Forward pass of conv2d on plain arrays; x (C_in, N, H, W) → (C_out, N, H, W)."""
+    c_out, c_in, k, _ = w.shape
+    _, n, h, wd = x.shape
+    flat, wp, m = _padded_flat(x, k)
+    out = np.empty((c_out, m), dtype=np.result_type(x, w))
+    if c_in <= c_out:  # im2col of the thinner side
+        left = np.ascontiguousarray(w.reshape(c_out, c_in * k * k))
+        _im2col_matmul(left, flat, k, wp, m, out)
+    else:
+        w_rows = np.ascontiguousarray(np.transpose(w, (0, 2, 3, 1)).reshape(c_out * k * k, c_in))
+        _matmul_shift_sum(w_rows, flat, k, wp, m, out)
+    out = out.reshape(c_out, n, h + k - 1, wp)[:, :, :h, :wd]  # drop the junk positions
+    return out + b.reshape(c_out, 1, 1, 1)
+
+
+@primitive
+def conv2d(x, w, b):
+    """2-D cross-correlation with 'same' zero padding and a bias.
+
+    out[o, n, i, j] = b[o] + Σ_{c, di, dj} w[o, c, di, dj] · x[c, n, i + di − p, j + dj − p],
+    p = k // 2, x outside the image = 0.
+
+    x: (C_in, N, H, W); w: (C_out, C_in, k, k), k odd; b: (C_out,).
+    Returns (C_out, N, H, W).
+    """
+    _check_conv_args(x, w, b)
+    return _conv_same(x, w, b)
+
+
+def _conv2d_vjp(argnums, ans, args, kwargs):
+    x, w, b = args
+
+    def vjp(g):
+        out = []
+        for argnum in argnums:
+            if argnum == 0:
+                # the adjoint of a 'same' correlation is the 'same' correlation of g
+                # with the kernel flipped in space and transposed in channels
+                w_adj = np.ascontiguousarray(np.transpose(w[:, :, ::-1, ::-1], (1, 0, 2, 3)))
+                out.append(_conv_same(g, w_adj, np.zeros(w.shape[1], dtype=w.dtype)))
+            elif argnum == 1:
+                out.append(_conv_weight_grad(x, g, w.shape))
+            else:
+                out.append(np.sum(g, axis=(1, 2, 3)))
+        return tuple(out)
+    return vjp
+
+
+def _conv_weight_grad(x, g, w_shape):
+    """dL/dw[o, c, di, dj] = Σ_{n,i,j} g[o, n, i, j] · x_padded[c, n, i + di, j + dj]."""
+    c_out, c_in, k, _ = w_shape
+    kk = k * k
+    _, n, h, wd = x.shape
+    flat, wp, m = _padded_flat(x, k)
+    dtype = np.result_type(x, g)
+    offs = _offsets(k, wp)
+    reach = offs[-1]
+    if c_in <= c_out:
+        # im2col of x: dw (C_out, C_in·k·k) = Σ_chunks g_wide[:, chunk] @ col(x)ᵀ
+        g_wide = np.zeros((c_out, n, h + k - 1, wp), dtype=g.dtype)  # zero at junk positions
+        g_wide[:, :, :h, :wd] = g
+        g_wide = g_wide.reshape(c_out, m)
+        chunk = _chunk_len(c_in * kk, flat.itemsize, m)
+        scratch = np.empty(c_in * kk * chunk, dtype=flat.dtype)
+        dw = np.zeros((c_out, c_in * kk), dtype=dtype)
+        for start in range(0, m, chunk):
+            stop = min(start + chunk, m)
+            col = scratch[:c_in * kk * (stop - start)].reshape(c_in, kk, stop - start)
+            for o, off in enumerate(offs):
+                col[:, o, :] = flat[:, start + off:stop + off]
+            dw += np.matmul(g_wide[:, start:stop], col.reshape(c_in * kk, stop - start).T)
+        return dw.reshape(w_shape)
+    # im2col of g (fewer channels): dw[o, off, c] = Σ_p g_wide[o, p − off] · flat[c, p]
+    length = flat.shape[1]
+    g_ext = np.zeros((c_out, reach + length), dtype=g.dtype)  # g_ext[o, reach + q] = g_wide[o, q]
+    g_ext[:, reach:reach + m].reshape(c_out, n, h + k - 1, wp)[:, :, :h, :wd] = g
+    chunk = _chunk_len(c_out * kk, flat.itemsize, length)
+    scratch = np.empty(c_out * kk * chunk, dtype=g.dtype)
+    dw = np.zeros((c_out * kk, c_in), dtype=dtype)
+    for start in range(0, length, chunk):
+        stop = min(start + chunk, length)
+        gcol = scratch[:c_out * kk * (stop - start)].reshape(c_out, kk, stop - start)
+        for o, off in enumerate(offs):
+            gcol[:, o, :] = g_ext[:, reach + start - off:reach + stop - off]
+        dw += np.matmul(gcol.reshape(c_out * kk, stop - start), flat[:, start:stop].T)
+    return np.transpose(dw.reshape(c_out, k, k, c_in), (0, 3, 1, 2))
+
+
+defvjp_argnums(conv2d, _conv2d_vjp)
+
+
+def conv2d_reference(x, w, b):
+    """conv2d as a plain autograd composition: a sum of shifted slices (slow, for tests)."""
+    c_out, c_in, k, _ = w.shape
+    _, n, h, wd = x.shape
+    p = k // 2
+    zr = anp.zeros((c_in, n, p, wd), dtype=x.dtype)
+    xp = anp.concatenate([zr, x, zr], axis=2)
+    zc = anp.zeros((c_in, n, h + 2 * p, p), dtype=x.dtype)
+    xp = anp.concatenate([zc, xp, zc], axis=3)  # (C_in, N, H + 2p, W + 2p)
+    out = anp.reshape(b, (c_out, 1, 1, 1))
+    for di in range(k):
+        for dj in range(k):
+            patch = xp[:, :, di:di + h, dj:dj + wd]  # (C_in, N, H, W)
+            out = out + anp.einsum("oc,cnhw->onhw", w[:, :, di, dj], patch)
+    return out
+
+
+# --------------------------------------------------------------------------
+# batch normalisation (training mode: batch statistics over N, H, W)
+
+
+def batch_stats(h):
+    """Per-channel mean and biased variance of h (C, N, H, W) over (N, H, W); two (C,) arrays."""
+    c = h.shape[0]
+    flat = h.reshape(c, -1)
+    mean = flat.mean(axis=1)
+    var = np.mean(np.square(flat - mean[:, None]), axis=1)
+    return mean, var
+
+
+def _normalise(h, gamma, beta, eps):
+    """x̂ = (h − μ)/√(σ² + ε) and y = γ·x̂ + β with batch statistics; returns (x̂, y, 1/√(σ²+ε))."""
+    c = h.shape[0]
+    mean, var = batch_stats(h)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat = (h - mean.reshape(c, 1, 1, 1)) * inv_std.reshape(c, 1, 1, 1)
+    y = xhat * gamma.reshape(c, 1, 1, 1) + beta.reshape(c, 1, 1, 1)
+    return xhat, y, inv_std
+
+
+def _bn_backward(dy, xhat, gamma, inv_std):
+    """Gradients of y = γ·x̂ + β (batch statistics) w.r.t. (h, γ, β) given dL/dy.
+
+    dh = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the per-channel means over (N, H, W).
+    """
+    c = dy.shape[0]
+    m = dy[0].size
+    dbeta = dy.reshape(c, -1).sum(axis=1)
+    dgamma = np.einsum("ij,ij->i", dy.reshape(c, -1), xhat.reshape(c, -1))
+    scale = (gamma * inv_std).reshape(c, 1, 1, 1)
+    dh = scale * (dy - (dbeta / m).reshape(c, 1, 1, 1) - xhat * (dgamma / m).reshape(c, 1, 1, 1))
+    return dh, dgamma, dbeta
+
+
+def _pick(argnums, grads):
+    return tuple(grads[i] for i in argnums)
+
+
+@primitive
+def batchnorm_relu(h, gamma, beta, eps=BN_EPS):
+    """relu(γ · (h − μ)/√(σ² + ε) + β) with the batch mean μ and biased variance σ².
+
+    h: (C, N, H, W); gamma, beta: (C,). Returns (C, N, H, W).
+    """
+    _, y, _ = _normalise(h, gamma, beta, eps)
+    return np.maximum(y, 0)
+
+
+def _batchnorm_relu_vjp(argnums, ans, args, kwargs):
+    h, gamma, beta = args[:3]
+    eps = args[3] if len(args) > 3 else kwargs.get("eps", BN_EPS)
+
+    def vjp(g):
+        xhat, _, inv_std = _normalise(h, gamma, beta, eps)
+        dy = np.where(ans > 0, g, 0)
+        return _pick(argnums, _bn_backward(dy, xhat, gamma, inv_std))
+    return vjp
+
+
+defvjp_argnums(batchnorm_relu, _batchnorm_relu_vjp)
+
+
+def batchnorm_reference(h, gamma, beta, eps=BN_EPS):
+    """γ · (h − μ)/√(σ² + ε) + β as a plain autograd composition (for tests)."""
+    c = h.shape[0]
+    mean = anp.mean(h, axis=(1, 2, 3), keepdims=True)
+    var = anp.mean((h - mean) ** 2, axis=(1, 2, 3), keepdims=True)
+    return (anp.reshape(gamma, (c, 1, 1, 1)) * (h - mean) / anp.sqrt(var + eps)
+            + anp.reshape(beta, (c, 1, 1, 1)))
+
+
+def batchnorm_relu_reference(h, gamma, beta, eps=BN_EPS):
+    """batchnorm_relu as a plain autograd composition (for tests)."""
+    return anp.maximum(batchnorm_reference(h, gamma, beta, eps), 0.0)
+
+
+# --------------------------------------------------------------------------
+# sigmoid and centre of mass
+
+
+def pixel_centres(h, w, dtype=float):
+    """x (column) and y (row) pixel-centre coordinates: (W,) = j + ½ and (H,) = i + ½."""
+    return np.arange(w, dtype=dtype) + 0.5, np.arange(h, dtype=dtype) + 0.5
+
+
+def centre_of_mass(s):
+    """Centre of mass of each non-negative map s (C, N, H, W) → z (N, 2C) = (x_c, y_c, …).
+
+    x_c = Σ_ij s[c,n,i,j] (j + ½) / Σ_ij s[c,n,i,j], y_c likewise with (i + ½).
+    Plain autograd composition; the fast path is ``batchnorm_sigmoid_com``.
+    """
+    c, n, h, w = s.shape
+    xs, ys = pixel_centres(h, w, s.dtype)
+    mass = anp.sum(s, axis=(2, 3))  # (C, N)
+    cx = anp.sum(anp.sum(s, axis=2) * xs, axis=2) / mass  # (C, N)
+    cy = anp.sum(anp.sum(s, axis=3) * ys, axis=2) / mass
+    z = anp.stack([cx, cy], axis=2)  # (C, N, 2)
+    return anp.reshape(anp.transpose(z, (1, 0, 2)), (n, 2 * c))
+
+
+def sigmoid(a):
+    """Logistic function 1/(1 + e^{−a}), written via tanh so it never overflows."""
+    return 0.5 * (anp.tanh(0.5 * a) + 1.0)
+
+
+@primitive
+def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS):
+    """centre_of_mass(sigmoid(batchnorm(h))) in one pass; h (C, N, H, W) → z (N, 2C)."""
+    _, y, _ = _normalise(h, gamma, beta, eps)
+    return _com_plain(sigmoid(y))[0]
+
+
+def _com_plain(s):
+    """Centre of mass on plain arrays; returns (z (N, 2C), cx, cy, mass), the last three (C, N)."""
+    c, n, h, w = s.shape
+    xs, ys = pixel_centres(h, w, s.dtype)
+    mass = s.sum(axis=(2, 3))
+    cx = np.einsum("cnhw,w->cn", s, xs) / mass
+    cy = np.einsum("cnhw,h->cn", s, ys) / mass
+    z = np.stack([cx, cy], axis=2).transpose(1, 0, 2).reshape(n, 2 * c)
+    return z, cx, cy, mass
+
+
+def _batchnorm_sigmoid_com_vjp(argnums, ans, args, kwargs):
+    h, gamma, beta = args[:3]
+    eps = args[3] if len(args) > 3 else kwargs.get("eps", BN_EPS)
+
+    def vjp(g):
+        c, n, hh, ww = h.shape
+        xhat, y, inv_std = _normalise(h, gamma, beta, eps)
+        s = sigmoid(y)
+        _, cx, cy, mass = _com_plain(s)
+        g = np.transpose(g.reshape(n, c, 2), (1, 0, 2))  # (N, 2C) -> (C, N, 2)
+        gx, gy = g[..., 0] / mass, g[..., 1] / mass  # (C, N)
+        xs, ys = pixel_centres(hh, ww, s.dtype)
+        # ∂cx/∂s[i,j] = (x_j − cx)/mass, ∂cy/∂s[i,j] = (y_i − cy)/mass
+        ds = (gx[:, :, None, None] * (xs[None, None, None, :] - cx[:, :, None, None])
+              + gy[:, :, None, None] * (ys[None, None, :, None] - cy[:, :, None, None]))
+        dy = ds * s * (1 - s)
+        return _pick(argnums, _bn_backward(dy, xhat, gamma, inv_std))
+    return vjp
+
+
+defvjp_argnums(batchnorm_sigmoid_com, _batchnorm_sigmoid_com_vjp)
+
+
+def batchnorm_sigmoid_com_reference(h, gamma, beta, eps=BN_EPS):
+    """batchnorm_sigmoid_com as a plain autograd composition (for tests)."""
+    return centre_of_mass(sigmoid(batchnorm_reference(h, gamma, beta, eps)))
+
+
+# --------------------------------------------------------------------------
+# the encoder
+
+
+def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel_size=5,
+                        dtype=np.float64):
+    """He-uniform conv weights (PyTorch's default bound 1/√fan_in), zero biases, γ = 1, β = 0.
+
+    Returns a dict of arrays: conv1_w (C_h, C_in, k, k), conv1_b (C_h,), bn1_gamma, bn1_beta (C_h,),
+    conv2_w (n_maps, C_h, k, k), conv2_b, bn2_gamma, bn2_beta (n_maps,).
+    """
+    k = kernel_size
+
+    def uniform(shape, fan_in):
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return {
+        "conv1_w": uniform((hidden_channels, in_channels, k, k), in_channels * k * k),
+        "conv1_b": np.zeros(hidden_channels, dtype),
+        "bn1_gamma": np.ones(hidden_channels, dtype),
+        "bn1_beta": np.zeros(hidden_channels, dtype),
+        "conv2_w": uniform((n_maps, hidden_channels, k, k), hidden_channels * k * k),
+        "conv2_b": np.zeros(n_maps, dtype),
+        "bn2_gamma": np.ones(n_maps, dtype),
+        "bn2_beta": np.zeros(n_maps, dtype),
+    }
+
+
+def init_bn_state(hidden_channels=16, n_maps=3, dtype=np.float64):
+    """Running statistics for evaluation: means 0, variances 1 (as PyTorch initialises them)."""
+    return {"bn1_mean": np.zeros(hidden_channels, dtype), "bn1_var": np.ones(hidden_channels, dtype),
+            "bn2_mean": np.zeros(n_maps, dtype), "bn2_var": np.ones(n_maps, dtype)}
+
+
+def to_channel_first(frames):
+    """(N, C, H, W) frames → (C, N, H, W) contiguous, the layout of every layer here."""
+    return np.ascontiguousarray(np.transpose(frames, (1, 0, 2, 3)))
+
+
+def encoder_train(params, x, reference=False):
+    """Training-mode encoder: x (C, N, H, W) → z (N, 6), using batch statistics.
+
+    Also returns the two pre-normalisation activations' batch statistics as a
+    dict (plain arrays, for the running averages). ``reference=True`` uses the
+    plain autograd compositions instead of the fast primitives.
+    """
+    conv = conv2d_reference if reference else conv2d
+    bn_relu = batchnorm_relu_reference if reference else batchnorm_relu
+    bn_com = batchnorm_sigmoid_com_reference if reference else batchnorm_sigmoid_com
+    h1 = conv(x, params["conv1_w"], params["conv1_b"])
+    a1 = bn_relu(h1, params["bn1_gamma"], params["bn1_beta"])
+    h2 = conv(a1, params["conv2_w"], params["conv2_b"])
+    z = bn_com(h2, params["bn2_gamma"], params["bn2_beta"])
+    stats = {}
+    for name, h in (("bn1", h1), ("bn2", h2)):
+        mean, var = batch_stats(_value(h))
+        stats[name + "_mean"], stats[name + "_var"] = mean, var
+    return z, stats
+
+
+def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):
+    """Running averages: r ← (1 − m)·r + m·batch, the variance made unbiased by n/(n − 1)."""
+    new = {}
+    for name in ("bn1", "bn2"):
+        unbiased = stats[name + "_var"] * n_per_channel / max(n_per_channel - 1, 1)
+        new[name + "_mean"] = (1 - momentum) * bn_state[name + "_mean"] + momentum * stats[name + "_mean"]
+        new[name + "_var"] = (1 - momentum) * bn_state[name + "_var"] + momentum * unbiased
+    return {k: v.astype(bn_state[k].dtype) for k, v in new.items()}
+
+
+def encoder_eval(params, bn_state, x, eps=BN_EPS):
+    """Evaluation-mode encoder (running statistics), plain NumPy: x (C, N, H, W) → z (N, 6)."""
+    def affine(h, name):
+        c = h.shape[0]
+        scale = params[name + "_gamma"] / np.sqrt(bn_state[name + "_var"] + eps)
+        shift = params[name + "_beta"] - bn_state[name + "_mean"] * scale
+        return h * scale.reshape(c, 1, 1, 1) + shift.reshape(c, 1, 1, 1)
+    a1 = np.maximum(affine(_conv_same(x, params["conv1_w"], params["conv1_b"]), "bn1"), 0)
+    h2 = _conv_same(a1, params["conv2_w"], params["conv2_b"])
+    return _com_plain(sigmoid(affine(h2, "bn2")))[0]
+
+
+def _value(x):
+    return getattr(x, "_value", x)
