@@ -369,6 +369,8 @@ def load_video(path, config=None):
         _check_video_arrays(frames, positions, stored)
     except ValueError as e:
         raise ValueError(f"{path} does not match its own config: {e}") from None
+    if not (np.all(np.isfinite(positions)) and np.all((frames >= 0) & (frames <= 1))):
+        raise ValueError(f"{path} is corrupt: frames must lie in [0, 1] and positions be finite")
     return frames, positions, stored
 
 
@@ -428,13 +430,17 @@ def _make_command(args):
     print(f"generated in {elapsed:.3f} s; {trajectory.n_redrawn} of {trajectory.n_moves} moves "
           f"redrawn ({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
           f"{trajectory.n_dead_ends} dead ends (backtracked)")
-    if args.preview:
-        colours = ball_colours(config) if config.channels == "rgb" else None
-        save_preview(args.preview, frames, trajectory.positions, colours=colours)
-        print(f"wrote {args.preview}")
-    if args.gif:
-        save_gif(args.gif, frames)
-        print(f"wrote {args.gif}")
+    try:
+        if args.preview:
+            colours = ball_colours(config) if config.channels == "rgb" else None
+            save_preview(args.preview, frames, trajectory.positions, colours=colours)
+            print(f"wrote {args.preview}")
+        if args.gif:
+            save_gif(args.gif, frames)
+            print(f"wrote {args.gif}")
+    except RuntimeError as e:  # matplotlib / Pillow missing
+        print(f"rpmref balls make: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

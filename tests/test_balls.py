@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rpmref.balls import (BallsConfig, ball_colours, draw_direction, load_video, make_video,
-                          save_video, simulate, valid_directions)
-from rpmref.cli import main
+from rpmref.balls import (BallsConfig, add_parser, ball_colours, draw_direction, load_video,
+                          make_video, save_video, simulate, valid_directions)
+from rpmref.cli import OneLineErrorParser, main
 from rpmref.render import disc_coverage, quarter_disc_area, render_frames
 
 DEFAULT = BallsConfig()
@@ -264,6 +264,18 @@ def test_load_rejects_other_config_and_bad_files(tmp_path):
     np.savez(foreign, frames=frames)
     with pytest.raises(ValueError, match="not an rpmref balls video"):
         load_video(foreign)
+    tampered = tmp_path / "tampered.npz"
+    with np.load(path) as data:
+        contents = dict(data)
+    np.savez(tampered, **{**contents, "frames": np.full_like(frames, np.nan)})
+    with pytest.raises(ValueError, match="corrupt"):
+        load_video(tampered)
+    np.savez(tampered, **{**contents, "config": np.array('{"n_frames": 10, "speed": 2}')})
+    with pytest.raises(ValueError, match="invalid config.*speed"):
+        load_video(tampered)
+    np.savez(tampered, **{**contents, "positions": positions[:, :2]})
+    with pytest.raises(ValueError, match="does not match its own config"):
+        load_video(tampered)
     with pytest.raises(FileNotFoundError):
         load_video(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="frames must have shape"):
@@ -290,9 +302,18 @@ def test_ball_colours_are_distinct_primaries_by_default():
 
 # ---------------------------------------------------------------- command line
 
+def _make(argv):
+    """Run ``rpmref balls make ARGV`` through this module's own parser only, so
+    these tests do not depend on the other subcommands being importable."""
+    parser = OneLineErrorParser(prog="rpmref balls")
+    add_parser(parser.add_subparsers(dest="command", parser_class=OneLineErrorParser))
+    args = parser.parse_args(["make"] + argv)
+    return args.func(args)
+
+
 def test_cli_make_writes_a_loadable_video(tmp_path, capsys):
     out = tmp_path / "v.npz"
-    assert main(["balls", "make", "--out", str(out), "--frames", "25", "--seed", "4"]) == 0
+    assert _make(["--out", str(out), "--frames", "25", "--seed", "4"]) == 0
     printed = capsys.readouterr().out
     assert "25 frames" in printed and "dead ends" in printed
     frames, positions, config = load_video(out)
@@ -303,17 +324,23 @@ def test_cli_make_writes_a_loadable_video(tmp_path, capsys):
 def test_cli_preview_and_gif(tmp_path):
     pytest.importorskip("matplotlib")
     preview, gif = tmp_path / "p.png", tmp_path / "v.gif"
-    assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "12",
-                 "--preview", str(preview), "--gif", str(gif)]) == 0
+    assert _make(["--out", str(tmp_path / "v.npz"), "--frames", "12", "--gray",
+                  "--preview", str(preview), "--gif", str(gif)]) == 0
     assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert gif.read_bytes()[:6] == b"GIF89a"
 
 
 def test_cli_bad_arguments_exit_2(tmp_path, capsys):
-    assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--diameter", "-1"]) == 2
+    assert _make(["--out", str(tmp_path / "v.npz"), "--diameter", "-1"]) == 2
     err = capsys.readouterr().err
     assert "diameter" in err and len(err.strip().splitlines()) == 1
-    assert main(["balls", "make", "--out", str(tmp_path / "no" / "v.npz")]) == 2
+    assert _make(["--out", str(tmp_path / "no" / "v.npz")]) == 2
     with pytest.raises(SystemExit) as exit_info:
-        main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "many"])
+        _make(["--out", str(tmp_path / "v.npz"), "--frames", "many"])
     assert exit_info.value.code == 2
+
+
+def test_rpmref_main_runs_balls_make(tmp_path):
+    """The assembled ``rpmref`` command line reaches this subcommand."""
+    assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "5"]) == 0
+    assert load_video(tmp_path / "v.npz")[0].shape == (5, 3, 32, 32)
