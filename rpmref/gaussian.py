@@ -350,10 +350,9 @@ def _rbf_objective(log_u, sq_dist, lam, second):
     """I_∞ as a function of log ℓ² (see rbf_infonce_limit), vectorised over log_u."""
     log_u = np.asarray(log_u, dtype=float)[..., None]
     u = np.exp(log_u)
-    k = lam.size
-    val = (-sq_dist / (2 * u[..., 0]) - 0.5 * k * log_u[..., 0]
-           + 0.5 * np.sum(np.log(lam + u), axis=-1) + 0.5 * np.sum(second / (lam + u), axis=-1))
-    return val
+    # −(k/2) log u + ½ Σ log(λ + u) = ½ Σ log1p(λ/u): no cancellation at large ℓ
+    return (-sq_dist / (2 * u[..., 0]) + 0.5 * np.sum(np.log1p(lam / u), axis=-1)
+            + 0.5 * np.sum(second / (lam + u), axis=-1))
 
 
 def _rbf_slope(log_u, sq_dist, lam, second):

@@ -1,0 +1,350 @@
+"""Tests of rpmref.gaussian / rpmref.gaussian_mc: Gaussian closed forms (SPEC §6)
+against hand derivations, the exact discrete core on fine grids, quadrature and
+Monte Carlo (within 4 standard errors, fixed seeds)."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from numpy.polynomial.hermite_e import hermegauss
+
+import rpmref
+from rpmref import gaussian as g
+from rpmref import gaussian_mc as mc
+from rpmref.gaussian_checks import random_critic, random_joint
+
+
+def log_density(points, mean, cov):
+    """Gaussian log density written out independently of rpmref.gaussian."""
+    diff = points - mean
+    sign, logdet = np.linalg.slogdet(cov)
+    maha = np.einsum("...i,ij,...j->...", diff, np.linalg.inv(cov), diff)
+    return -0.5 * (maha + logdet + mean.size * np.log(2 * np.pi))
+
+
+def unit_pair(rho):
+    return g.gaussian_pair(1.0, 1.0, rho)
+
+
+# ------------------------------------------------------------ hand derivations (1-D)
+
+@pytest.mark.parametrize("rho", [-0.7, 0.1, 0.5, 0.95])
+@pytest.mark.parametrize("ell", [0.2, 1.0, 3.7])
+def test_rbf_limit_matches_spec_formula(rho, ell):
+    """SPEC §6: I_∞(ℓ) = −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) (unit variances)."""
+    spec = -(1 - rho) / ell**2 - np.log(ell) + 0.5 * np.log1p(ell**2) + 0.5 / (1 + ell**2)
+    joint = unit_pair(rho)
+    assert g.rbf_infonce_limit(joint, ell) == pytest.approx(spec, abs=1e-12)
+    assert g.infonce_limit(joint, g.rbf_critic(ell, 1)) == pytest.approx(spec, abs=1e-12)
+    assert spec < -0.5 * np.log1p(-rho**2)     # strictly below I at every ℓ (E6)
+
+
+@pytest.mark.parametrize("rho", [-0.6, 0.3, 0.9])
+def test_bilinear_optimum_1d(rho):
+    """Unit variances: I_∞(w) = wρ − w²/2, so w* = ρ, I_∞ = ρ²/2 and the E6 gap is
+    ½(−ρ² − log(1−ρ²)) (the KL between N(ρz, 1−ρ²) and N(ρz, 1))."""
+    joint = unit_pair(rho)
+    best = g.optimal_bilinear_critic(joint)
+    assert best.W[0, 0] == pytest.approx(rho, abs=1e-14)
+    for w in (best.W[0, 0], 0.3, -1.2):
+        assert g.infonce_limit(joint, g.bilinear_critic(w)) == pytest.approx(w * rho - w**2 / 2,
+                                                                              abs=1e-14)
+    gap = g.mutual_information(joint) - g.infonce_limit(joint, best)
+    assert gap == pytest.approx(0.5 * (-rho**2 - np.log1p(-rho**2)), abs=1e-14)
+
+
+@pytest.mark.parametrize("rho", [0.05, 0.4, 0.8, 0.99])
+def test_rbf_lengthscale_is_root_of_stationarity_quadratic(rho):
+    """d/dℓ of SPEC §6's I_∞(ℓ) = 0  ⇔  2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ²."""
+    u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
+    assert g.optimal_rbf_lengthscale(unit_pair(rho)) == pytest.approx(np.sqrt(u), rel=1e-10)
+
+
+@pytest.mark.parametrize("rho", [-0.5, 0.0])
+def test_rbf_lengthscale_infinite_without_positive_correlation(rho):
+    """With ρ ≤ 0 every finite ℓ gives I_∞ < 0, the ℓ → ∞ limit: ℓ* = inf."""
+    joint = unit_pair(rho)
+    assert g.optimal_rbf_lengthscale(joint) == np.inf
+    assert g.rbf_infonce_limit(joint, np.inf) == 0.0
+
+
+def test_recognition_joint_1d_correlation():
+    """z = a x + ε, z' = a' x' + ε': corr(z, z') = a a' r / √((a² + s)(a'² + s'))."""
+    r, a, ap, s, sp = 0.8, 1.5, -0.7, 0.3, 0.2
+    joint = g.recognition_joint([[2.0, r * np.sqrt(2.0)], [r * np.sqrt(2.0), 1.0]], [[a]], [[ap]],
+                                [[s]], [[sp]], mean_xx=[1.0, -2.0])
+    corr = a * ap * r * np.sqrt(2.0) / np.sqrt((2 * a**2 + s) * (ap**2 + sp))
+    assert g.mutual_information(joint) == pytest.approx(-0.5 * np.log1p(-corr**2), abs=1e-14)
+    np.testing.assert_allclose(joint.mean, [a, -2 * ap], atol=1e-15)
+
+
+# ------------------------------------------------------------ discrete core on a fine grid
+
+def _gaussian_rows(centres, axis, sd):
+    """Rows P(axis | centre) ∝ N(axis; centre, sd²), normalised on the grid."""
+    log_w = -0.5 * ((axis[None, :] - centres[:, None]) / sd) ** 2
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def test_recognition_joint_and_measures_match_discrete_core_on_grid():
+    """Discretise (x, x') and the encoders' conditionals P(z|x), P(z'|x') on fine
+    grids, build P(z, z') with the discrete core (Eq. 3–4), and compare the core's
+    I(Z;Z'), I_∞ and KL(P ‖ energy prior) with the Gaussian closed forms."""
+    r, a, ap, s, sp = 0.7, 1.3, 0.8, 0.25, 0.4
+    joint = g.recognition_joint([[1.0, r], [r, 1.0]], [[a]], [[ap]], [[s**2]], [[sp**2]])
+    x = np.linspace(-10, 10, 201)
+    log_p = -0.5 * (x[:, None] ** 2 - 2 * r * x[:, None] * x[None, :] + x[None, :] ** 2) / (1 - r**2)
+    p_xx = np.exp(log_p) / np.exp(log_p).sum()
+    z = np.linspace(-16, 16, 321)
+    p_zz = rpmref.recognition_joint(p_xx, _gaussian_rows(a * x, z, s), _gaussian_rows(ap * x, z, sp))
+    # drop cells below 1e-200 (far tails), where the energy prior would underflow to 0
+    # and make the discrete KL infinite; their total mass is < 1e-195
+    p_zz = np.where(p_zz < 1e-200, 0.0, p_zz)
+    p_zz /= p_zz.sum()
+    assert rpmref.mutual_information(p_zz) == pytest.approx(g.mutual_information(joint), abs=1e-9)
+    for critic in (g.bilinear_critic(0.6), g.rbf_critic(0.9, 1), g.optimal_critic(joint)):
+        W, Q, b = (float(np.ravel(t)[0]) for t in critic)
+        f = W * z[:, None] * z[None, :] - 0.5 * Q * z[None, :] ** 2 + b * z[None, :]
+        assert rpmref.infonce_limit(p_zz, f) == pytest.approx(g.infonce_limit(joint, critic),
+                                                              abs=1e-9)
+        kl_core = rpmref.kl_divergence(p_zz, rpmref.energy_prior(p_zz, f))
+        kl_gauss = g.kl_divergence(joint, g.energy_prior(joint, critic))
+        assert kl_core == pytest.approx(kl_gauss, abs=1e-9)
+
+
+# ------------------------------------------------------------ identities on random Gaussians
+
+@given(st.integers(0, 2**32 - 1))
+def test_e6_gap_is_kl_and_nonnegative(seed):
+    """E6: I(Z;Z') − I_∞(f) = KL(P(z,z') ‖ P_θ^f) ≥ 0 for any quadratic critic."""
+    rng = np.random.default_rng(seed)
+    joint, _ = random_joint(rng)
+    critic, _ = random_critic(rng, joint)
+    gap = g.mutual_information(joint) - g.infonce_limit(joint, critic)
+    kl = g.kl_divergence(joint, g.energy_prior(joint, critic))
+    assert gap == pytest.approx(kl, abs=1e-9)
+    assert gap >= -1e-12
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_e6_gap_zero_at_optimal_critic(seed):
+    """E4/E6: f = log p(z'|z)/p(z') makes the energy prior the recognition joint."""
+    joint, _ = random_joint(np.random.default_rng(seed))
+    critic = g.optimal_critic(joint)
+    prior = g.energy_prior(joint, critic)
+    assert g.infonce_limit(joint, critic) == pytest.approx(g.mutual_information(joint), abs=1e-9)
+    np.testing.assert_allclose(prior.cov, joint.cov, atol=1e-9)
+    np.testing.assert_allclose(prior.mean, joint.mean, atol=1e-9)
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_e5_energy_prior_elbo_is_infonce_limit(seed):
+    """E5: with the energy prior, L − C = E_P[log P_θ^f/(p(z)p(z'))] (cross-entropy
+    route) equals I_∞(f), and E3: it equals I − KL."""
+    rng = np.random.default_rng(seed)
+    joint, _ = random_joint(rng)
+    critic, _ = random_critic(rng, joint)
+    parts = g.elbo_decomposition(joint, g.energy_prior(joint, critic))
+    assert parts["elbo_minus_constant"] == pytest.approx(g.infonce_limit(joint, critic), abs=1e-9)
+    assert parts["elbo_minus_constant"] == pytest.approx(
+        parts["mutual_information"] - parts["kl"], abs=1e-9)
+
+
+def test_e4_recognition_joint_is_best_prior():
+    """E4: the prior P_θ = P(z, z') scores L − C = I; perturbed priors score less."""
+    rng = np.random.default_rng(3)
+    joint, _ = random_joint(rng)
+    best = g.elbo_decomposition(joint, joint)
+    assert best["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert best["elbo_minus_constant"] == pytest.approx(best["mutual_information"], abs=1e-9)
+    for _ in range(20):
+        n = joint.mean.size
+        tweak = rng.normal(scale=0.1, size=(n, n))
+        prior = g.GaussianPair(joint.mean + rng.normal(scale=0.1, size=n),
+                               joint.cov + tweak @ tweak.T, joint.k)
+        assert g.elbo_decomposition(joint, prior)["elbo_minus_constant"] < best["elbo_minus_constant"]
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_optimal_bilinear_and_rbf_parameters_are_maxima(seed):
+    """I_∞(W*) ≥ I_∞(W* + Δ) and I_∞(ℓ*) ≥ I_∞(ℓ* e^{±0.01})."""
+    rng = np.random.default_rng(seed)
+    joint, _ = random_joint(rng, square=True)
+    best = g.optimal_bilinear_critic(joint)
+    top = g.infonce_limit(joint, best)
+    for _ in range(5):
+        delta = rng.normal(scale=0.05, size=best.W.shape)
+        assert g.infonce_limit(joint, g.bilinear_critic(best.W + delta)) <= top + 1e-12
+    ell = g.optimal_rbf_lengthscale(joint)
+    if np.isfinite(ell):
+        top = g.rbf_infonce_limit(joint, ell)
+        assert g.rbf_infonce_limit(joint, ell * np.exp(0.01)) <= top + 1e-12
+        assert g.rbf_infonce_limit(joint, ell * np.exp(-0.01)) <= top + 1e-12
+    else:
+        assert all(g.rbf_infonce_limit(joint, e) <= 0 for e in np.geomspace(1e-2, 1e3, 50))
+
+
+def test_kl_divergence_precise_near_equality():
+    """KL(N(0, 1) ‖ N(0, 1 + ε)) = ½(ε − log(1 + ε)) − ... to full relative precision:
+    exactly ½(1/(1+ε) − 1 + log(1+ε)) ≈ ε²/4 for tiny ε."""
+    for eps in (1e-3, 1e-6):
+        p = g.GaussianPair(np.zeros(1), np.eye(1), 1)
+        q = g.GaussianPair(np.zeros(1), np.eye(1) * (1 + eps), 1)
+        exact = 0.5 * (1 / (1 + eps) - 1 + np.log1p(eps))
+        series = eps**2 / 4 - eps**3 / 3 + 3 * eps**4 / 8
+        assert g.kl_divergence(p, q) == pytest.approx(series, rel=1e-6)
+        assert g.kl_divergence(p, q) == pytest.approx(exact, rel=1e-4)
+
+
+# ------------------------------------------------------------ Monte Carlo
+
+def test_mutual_information_matches_monte_carlo():
+    """I(Z;Z') = E_P[log p(z,z') − log p(z) − log p(z')], sampled, within 4 s.e."""
+    joint, _ = random_joint(np.random.default_rng(11))
+    z, zp = mc.sample_pairs(joint, (200_000,), np.random.default_rng(0))
+    m, mp, c, cp, _ = g.blocks(joint)
+    ratio = (log_density(np.concatenate([z, zp], axis=1), joint.mean, joint.cov)
+             - log_density(z, m, c) - log_density(zp, mp, cp))
+    stderr = ratio.std(ddof=1) / np.sqrt(ratio.size)
+    assert abs(ratio.mean() - g.mutual_information(joint)) < 4 * stderr
+
+
+def test_kl_to_energy_prior_matches_monte_carlo():
+    """KL(P ‖ P_θ^f) = E_P[log p(z,z') − log p_θ(z,z')], sampled, within 4 s.e."""
+    rng = np.random.default_rng(12)
+    joint, _ = random_joint(rng, square=True)
+    prior = g.energy_prior(joint, g.rbf_critic(0.8, joint.k))
+    z, zp = mc.sample_pairs(joint, (200_000,), np.random.default_rng(1))
+    pts = np.concatenate([z, zp], axis=1)
+    ratio = log_density(pts, joint.mean, joint.cov) - log_density(pts, prior.mean, prior.cov)
+    stderr = ratio.std(ddof=1) / np.sqrt(ratio.size)
+    assert abs(ratio.mean() - g.kl_divergence(joint, prior)) < 4 * stderr
+
+
+@pytest.mark.parametrize("kind", ["bilinear", "rbf"])
+def test_infonce_limit_matches_monte_carlo_and_quadrature(kind):
+    """1-D: I_∞ = E_P[f] − E_z[log ∫ p(z') e^{f(z,z')} dz']; E_P[f] by Monte Carlo
+    (within 4 s.e.), the inner integral by 80-node Gauss–Hermite quadrature."""
+    rho, sd, sdp, m, mp = 0.6, 1.3, 0.7, 0.4, -0.3
+    joint = g.gaussian_pair(sd**2, sdp**2, rho * sd * sdp, m, mp)
+    if kind == "bilinear":
+        def f(z, zp):
+            return 0.8 * z * zp
+        critic = g.bilinear_critic(0.8)
+    else:
+        def f(z, zp):
+            return -(z - zp) ** 2 / (2 * 0.5**2)
+        critic = g.rbf_critic(0.5, 1)
+    nodes, weights = hermegauss(80)          # ∫ N(t; 0, 1) h(t) dt ≈ Σ w h(t) / √(2π)
+    weights = weights / np.sqrt(2 * np.pi)
+    z, zp = mc.sample_pairs(joint, (200_000,), np.random.default_rng(2))
+    z, zp = z[:, 0], zp[:, 0]
+    log_z = np.log(np.exp(f(z[:, None], mp + sdp * nodes[None, :])) @ weights)
+    terms = f(z, zp) - log_z
+    stderr = terms.std(ddof=1) / np.sqrt(terms.size)
+    assert abs(terms.mean() - g.infonce_limit(joint, critic)) < 4 * stderr
+
+
+def test_infonce_n2_matches_quadrature():
+    """E7 at N = 2 (one negative z'' ~ p(z')): I_2 = log 2 + E[f(z,z') −
+    log(e^{f(z,z')} + e^{f(z,z'')})], a 3-D Gauss–Hermite integral in 1-D; the
+    Monte Carlo estimator must agree within 4 s.e."""
+    rho = 0.7
+    joint = unit_pair(rho)
+    critic = g.rbf_critic(0.9, 1)
+
+    def f(z, zp):
+        return -(z - zp) ** 2 / (2 * 0.9**2)
+    t, w = hermegauss(60)
+    w = w / np.sqrt(2 * np.pi)
+    a, b, c = np.meshgrid(t, t, t, indexing="ij")
+    weight = w[:, None, None] * w[None, :, None] * w[None, None, :]
+    z, zp, zpp = a, rho * a + np.sqrt(1 - rho**2) * b, c     # (z, z') ~ P, z'' ~ p(z')
+    exact = np.log(2) + np.sum(weight * (f(z, zp) - np.logaddexp(f(z, zp), f(z, zpp))))
+    estimate, stderr = mc.infonce_bound(joint, critic, 2, 200_000, rng=3)
+    assert abs(estimate - exact) < 4 * stderr
+
+
+def test_infonce_draws_never_exceed_log_n_and_bound_mi():
+    """E7: every batch's I_N ≤ log N exactly; the mean is ≤ I(Z;Z') (within 4 s.e.)."""
+    joint, _ = staircase_like(6.0)
+    draws = mc.infonce_draws(joint, g.optimal_critic(joint), 16, 3000, np.random.default_rng(4))
+    assert np.all(draws <= np.log(16) + 1e-12)
+    assert draws.mean() - 4 * draws.std(ddof=1) / np.sqrt(draws.size) <= g.mutual_information(joint)
+
+
+def staircase_like(true_mi, dim=4):
+    rho = np.sqrt(-np.expm1(-2 * true_mi / dim))
+    eye = np.eye(dim)
+    return g.gaussian_pair(eye, eye, rho * eye), rho
+
+
+def test_infonce_large_n_approaches_limit():
+    """E7: I_N → I_∞ as N grows. Low MI (0.2 nats), N = 1024: the remaining O(1/N)
+    bias is below 0.01 nats (written tolerance), on top of 4 standard errors."""
+    joint = unit_pair(0.55)
+    critic = g.rbf_critic(1.2, 1)
+    estimate, stderr = mc.infonce_bound(joint, critic, 1024, 60, rng=5)
+    assert abs(estimate - g.infonce_limit(joint, critic)) < 4 * stderr + 0.01
+
+
+def test_callable_critic_gives_same_draws_as_quadratic_form():
+    """A function of z alone does not change I_N: the full RBF critic −‖z−z'‖²/(2ℓ²)
+    as a callable and its quadratic form (without −‖z‖²/(2ℓ²)) agree draw by draw."""
+    joint, _ = staircase_like(3.0, dim=3)
+
+    def rbf(z, zp):
+        return -np.sum((z[..., :, None, :] - zp[..., None, :, :]) ** 2, axis=-1) / (2 * 0.7**2)
+    a = mc.infonce_draws(joint, rbf, 8, 50, np.random.default_rng(6))
+    b = mc.infonce_draws(joint, g.rbf_critic(0.7, 3), 8, 50, np.random.default_rng(6))
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+# ------------------------------------------------------------ errors
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: g.gaussian_pair([[1.0, 2.0], [2.0, 1.0]], 1.0, [[0.1], [0.1]]), "positive definite"),
+    (lambda: g.gaussian_pair([[1.0, 0.5], [0.4, 1.0]], 1.0, [[0.1], [0.1]]), "symmetric"),
+    (lambda: g.gaussian_pair(1.0, 1.0, [[0.5, 0.1]]), "cross_cov must have shape"),
+    (lambda: g.gaussian_pair(1.0, 1.0, 1.0), "positive definite"),
+    (lambda: g.gaussian_pair(1.0, np.nan, 0.0), "finite"),
+    (lambda: g.gaussian_pair(1.0, 1.0, 0.1, mean_z=[0.0, 1.0]), "mean_z"),
+    (lambda: g.recognition_joint(np.eye(3), np.eye(2), np.eye(2)), "cov_xx must be"),
+    (lambda: g.recognition_joint(np.eye(2), np.ones((2, 1)), np.eye(1)), "I\\(Z;Z'\\) would be infinite"),
+    (lambda: g.recognition_joint(-np.eye(2), np.eye(1), np.eye(1)), "semi-definite"),
+    (lambda: g.recognition_joint(np.eye(2), np.eye(1), np.eye(1), noise_cov=np.eye(2)), "noise_cov"),
+    (lambda: g.rbf_infonce_limit(g.gaussian_pair(np.eye(2), 1.0, [[0.1], [0.1]]), 1.0), "dim z == dim z'"),
+    (lambda: g.optimal_rbf_lengthscale(g.gaussian_pair(np.eye(2), 1.0, [[0.1], [0.1]])), "dim z == dim z'"),
+    (lambda: g.rbf_critic(0.0, 1), "lengthscale"),
+    (lambda: g.infonce_limit(unit_pair(0.5), g.QuadraticCritic(np.eye(1), -2 * np.eye(1), np.zeros(1))),
+     "too negative"),
+    (lambda: g.infonce_limit(unit_pair(0.5), g.bilinear_critic(np.eye(2))), "critic.W must have shape"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 0), "n must be"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4, batches=1), "batches"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), lambda z, zp: z, 4, 10), "critic must return"),
+])
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: g.mutual_information(np.eye(2)),
+    lambda: g.infonce_limit(unit_pair(0.5), np.eye(1)),
+    lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4, 10, rng="x"),
+    lambda: mc.infonce_bound(unit_pair(0.5), "critic", 4, 10),
+])
+def test_bad_types_raise_type_error(call):
+    with pytest.raises(TypeError):
+        call()
+
+
+# ------------------------------------------------------------ verify rows
+
+def test_verify_checks_rows_pass_and_are_deterministic():
+    rows = g.verify_checks(np.random.default_rng(0), 30)
+    assert {r["id"] for r in rows} >= {"G-MI", "G-E3", "G-E4", "G-E5-GRID", "G-E6"}
+    for r in rows:
+        assert set(r) == {"id", "equation", "statement", "max_error", "worst_case", "tolerance"}
+        assert 0 <= r["max_error"] <= r["tolerance"], r
+    again = g.verify_checks(np.random.default_rng(0), 30)
+    assert [r["max_error"] for r in rows] == [r["max_error"] for r in again]
