@@ -1,6 +1,161 @@
-"""Placeholder: being written (see the open issue)."""
+"""``rpmref mi-bench``: the MI-estimation staircase of Poole et al. (2019), "On
+variational bounds of mutual information", with the critics of Sec. 3.2 and 5.
+
+x ∈ R^d (d = 20) standard normal, y = ρx + √(1−ρ²) ε, so I(X; Y) = −(d/2) log(1−ρ²);
+ρ is chosen to give 2, 4, 6, 8, 10 nats. Here z = x and z' = y (identity
+encoders, no noise). For each level and batch size K = 64 we report
+
+* I_∞ (Eq. 7, 25) in closed form and I_K (Eq. 6) by Monte Carlo with its
+  standard error, for the optimal critic log p(y|x)/p(y) (I_∞ = I exactly),
+  the best bilinear critic xᵀW*y and the best RBF critic −‖x − y‖²/(2ℓ*²),
+  W* and ℓ* maximising I_∞ (``rpmref.gaussian``);
+* log K, the ceiling every I_K respects (E7).
+
+The three critics at one level are scored on the same batches (common random
+numbers), so their differences are sharper than their standard errors suggest.
+"""
+import json
+import sys
+
+import numpy as np
+
+from rpmref import gaussian as g
+from rpmref.gaussian_mc import infonce_bound
+
+LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig. 2)
+DIM = 20
+BATCH_SIZE = 64
+BATCHES = 2000                        # Monte Carlo batches per (level, critic)
+
+
+def staircase_joint(true_mi, dim=DIM):
+    """The joint of (x, y) with I(X;Y) = ``true_mi`` nats: x ~ N(0, I_d),
+    y = ρx + √(1−ρ²)ε, ρ = √(1 − exp(−2 I / d)). Returns (GaussianPair, ρ)."""
+    true_mi, dim = float(true_mi), int(dim)
+    if not (np.isfinite(true_mi) and true_mi > 0):
+        raise ValueError(f"true_mi must be a positive number of nats; got {true_mi}")
+    if dim < 1:
+        raise ValueError(f"dim must be a positive integer; got {dim}")
+    rho = float(np.sqrt(-np.expm1(-2.0 * true_mi / dim)))
+    eye = np.eye(dim)
+    cov_xy = np.block([[eye, rho * eye], [rho * eye, eye]])
+    return g.recognition_joint(cov_xy, eye, eye), rho
+
+
+def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHES, seed=0):
+    """One dict per MI level (see the module docstring); deterministic given ``seed``."""
+    rows = []
+    for index, level in enumerate(levels):
+        joint, rho = staircase_joint(level, dim)
+        ell = g.optimal_rbf_lengthscale(joint)
+        critics = {"optimal": g.optimal_critic(joint),
+                   "bilinear": g.optimal_bilinear_critic(joint),
+                   "rbf": g.rbf_critic(ell, dim)}
+        row = {"true_mi": float(level), "log_k": float(np.log(batch_size)), "dim": int(dim),
+               "rho": rho, "rbf_lengthscale": ell}
+        for name, critic in critics.items():
+            row[f"infonce_limit_{name}"] = g.infonce_limit(joint, critic)
+            # the same seed for every critic of a level: the same batches
+            estimate, stderr = infonce_bound(joint, critic, batch_size, batches,
+                                             rng=np.random.default_rng([seed, index]))
+            row[f"infonce_{name}"], row[f"infonce_{name}_stderr"] = estimate, stderr
+        rows.append(row)
+    return rows
+
+
+def format_table(rows):
+    """The rows as a fixed-width text table (nats; ± one standard error)."""
+    head = (f"{'true MI':>7} {'log K':>6} | {'I_inf opt':>9} {'I_K opt':>14} | "
+            f"{'I_inf bil':>9} {'I_K bil':>14} | {'I_inf rbf':>9} {'I_K rbf':>14} {'ell*':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = [f"{r['true_mi']:7.2f} {r['log_k']:6.3f}"]
+        for name in ("optimal", "bilinear", "rbf"):
+            cells.append(f"{r[f'infonce_limit_{name}']:9.3f} "
+                         f"{r[f'infonce_{name}']:7.3f} ± {r[f'infonce_{name}_stderr']:.3f}")
+        lines.append(" | ".join(cells) + f" {r['rbf_lengthscale']:6.3f}")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    """Write the figure: estimates vs true MI with the log K ceiling."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    true = np.array([r["true_mi"] for r in rows])
+    fig, ax = plt.subplots(figsize=(5.6, 4.2), dpi=110)
+    ax.plot(true, true, color="0.3", lw=1, label="true MI = I_∞ (optimal critic)")
+    ax.axhline(rows[0]["log_k"], color="0.5", ls=":", lw=1.2,
+               label=f"log K = {rows[0]['log_k']:.2f} (K = {round(np.exp(rows[0]['log_k']))})")
+    styles = {"optimal": ("C0", "o", "optimal critic log p(y|x)/p(y)"),
+              "bilinear": ("C3", "s", "best bilinear xᵀW*y"),
+              "rbf": ("C2", "^", "best RBF −‖x−y‖²/(2ℓ*²)")}
+    for name, (colour, marker, label) in styles.items():
+        estimate = np.array([r[f"infonce_{name}"] for r in rows])
+        stderr = np.array([r[f"infonce_{name}_stderr"] for r in rows])
+        ax.errorbar(true, estimate, yerr=2 * stderr, color=colour, marker=marker, ms=5,
+                    capsize=2, lw=1.2, label=f"I_K, {label}")
+        if name != "optimal":
+            ax.plot(true, [r[f"infonce_limit_{name}"] for r in rows], color=colour, ls="--",
+                    lw=1, label=f"I_∞, {label.split(' ', 1)[1]}")
+    ax.set_xlabel("true MI (nats)")
+    ax.set_ylabel("InfoNCE objective (nats)")
+    ax.set_title(f"Poole et al. staircase, d = {rows[0]['dim']}, K = "
+                 f"{round(np.exp(rows[0]['log_k']))}", fontsize=10)
+    ax.set_xlim(0, true.max() + 1)
+    ax.set_ylim(0, true.max() + 1)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args):
+    try:
+        levels = tuple(float(v) for v in args.levels.split(","))
+        rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
+    except ValueError as err:
+        print(f"rpmref mi-bench: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"Poole et al. (2019) staircase: d = {args.dim}, K = {args.batch_size}, "
+              f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
+        print(format_table(rows))
+    if args.figure:
+        plot(rows, args.figure)
+        print(f"wrote {args.figure}", file=sys.stderr)
+    return 0
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("mi-bench", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: print("not yet implemented") or 2)
+    p = subparsers.add_parser(
+        "mi-bench", help="the Poole et al. MI staircase: I_∞ and I_K for three critics",
+        description="Gaussian MI benchmark of Poole et al. (2019): true MI, log K, and "
+        "the InfoNCE objectives I_∞ (closed form) and I_K (Monte Carlo ± standard error) "
+        "for the optimal, best bilinear and best RBF critics.")
+    p.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS),
+                   help="comma-separated true MI values in nats (default: %(default)s)")
+    p.add_argument("--dim", type=_positive_int, default=DIM, help="dimension d (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE,
+                   help="K, pairs per batch (default: %(default)s)")
+    p.add_argument("--batches", type=_positive_int, default=BATCHES,
+                   help="Monte Carlo batches per cell, at least 2 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--figure", metavar="PATH", help="also write the figure (PNG) to PATH")
+    p.set_defaults(func=run)
