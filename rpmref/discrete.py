@@ -171,7 +171,10 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
     (−inf when the prior misses part of the recognition joint's support).
     """
     p_xx, enc, enc_prime, prior = check_rpm_inputs(p_xx, enc, enc_prime, prior)
-    p_zz = enc.T @ p_xx @ enc_prime
+    return _expected_elbo(p_xx, enc.T @ p_xx @ enc_prime, prior)
+
+
+def _expected_elbo(p_xx, p_zz, prior):
     cross = float(np.sum(xlogy(p_zz, prior)))
     h_z = -float(np.sum(xlogx(p_zz.sum(axis=1))))
     h_z_prime = -float(np.sum(xlogx(p_zz.sum(axis=0))))
@@ -181,12 +184,13 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
 def elbo_decomposition(p_xx, enc, enc_prime, prior):
     """L split as I(Z; Z') − KL(P(z,z') ‖ P_θ(z,z')) + C (Eq. 17–18, E3).
 
-    Returns an ``ElboDecomposition(elbo, mutual_information, kl, constant)``.
+    Returns an ``ElboDecomposition(elbo, mutual_information, kl, constant)``;
+    ``elbo`` is computed as in ``expected_elbo``, not as the sum of the others.
     """
     p_xx, enc, enc_prime, prior = check_rpm_inputs(p_xx, enc, enc_prime, prior)
     p_zz = enc.T @ p_xx @ enc_prime
     return ElboDecomposition(
-        elbo=expected_elbo(p_xx, enc, enc_prime, prior),
+        elbo=_expected_elbo(p_xx, p_zz, prior),
         mutual_information=mutual_information_of(p_zz),
         kl=kl_divergence_of(p_zz, prior),
         constant=data_constant(p_xx))
