@@ -1,0 +1,127 @@
+"""Tests of ``rpmref mi-bench`` (rpmref.mi_bench) and examples/mi_staircase.py:
+the benchmark's closed forms against hand derivations for x ~ N(0, I_d),
+y = ρx + √(1−ρ²)ε, its Monte Carlo against an independent simulation, the CLI."""
+import json
+import pathlib
+import runpy
+import sys
+
+import numpy as np
+import pytest
+
+from rpmref import cli, mi_bench
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "mi_staircase.py"
+KEYS = {"true_mi", "log_k", "infonce_limit_optimal", "infonce_optimal", "infonce_optimal_stderr",
+        "infonce_bilinear", "infonce_rbf", "infonce_bilinear_stderr", "infonce_rbf_stderr"}
+
+
+def rho_for(true_mi, d):
+    """Invert I = −(d/2) log(1 − ρ²)."""
+    return np.sqrt(1 - np.exp(-2 * true_mi / d))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return mi_bench.benchmark_rows(levels=(2.0, 10.0), dim=20, batch_size=64, batches=200, seed=1)
+
+
+def test_rows_closed_forms_match_hand_derivations(rows):
+    """Per coordinate the benchmark is the 1-D unit-variance pair with correlation ρ,
+    and every quantity adds over the d independent coordinates: I = −(d/2) log(1−ρ²);
+    bilinear I_∞(W*) = d ρ²/2; RBF I_∞(ℓ) = d × SPEC §6's 1-D formula, maximised at
+    ℓ² = root of 2ρu² − (3 − 4ρ)u − 2(1 − ρ)."""
+    for row in rows:
+        d, rho = 20, rho_for(row["true_mi"], 20)
+        assert KEYS <= set(row)
+        assert row["log_k"] == pytest.approx(np.log(64), abs=1e-15)
+        assert row["infonce_limit_optimal"] == pytest.approx(row["true_mi"], abs=1e-9)
+        assert row["infonce_limit_bilinear"] == pytest.approx(d * rho**2 / 2, abs=1e-9)
+        u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
+        assert row["rbf_lengthscale"] == pytest.approx(np.sqrt(u), rel=1e-9)
+        spec = -(1 - rho) / u - 0.5 * np.log(u) + 0.5 * np.log1p(u) + 0.5 / (1 + u)
+        assert row["infonce_limit_rbf"] == pytest.approx(d * spec, abs=1e-9)
+
+
+def test_rows_respect_log_k_and_ordering(rows):
+    """E7: I_K ≤ log K (each draw, hence the mean); E6: I_∞ ≤ I for every critic."""
+    for row in rows:
+        for name in ("optimal", "bilinear", "rbf"):
+            assert row[f"infonce_{name}"] <= row["log_k"]
+            assert row[f"infonce_limit_{name}"] <= row["true_mi"] + 1e-9
+            assert row[f"infonce_{name}_stderr"] > 0
+
+
+def test_optimal_critic_estimate_matches_independent_simulation(rows):
+    """I_K for the optimal critic, simulated here from the definition: y = ρx + √(1−ρ²)ε,
+    f(x, y) = log p(y|x) − log p(y) = −‖y − ρx‖²/(2(1−ρ²)) + ‖y‖²/2; agreement within
+    4 combined standard errors."""
+    rng = np.random.default_rng(123)
+    d, k, batches = 20, 64, 400
+    for row in rows:
+        rho = rho_for(row["true_mi"], d)
+        x = rng.standard_normal((batches, k, d))
+        y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal((batches, k, d))
+        sq = np.sum((y[:, None, :, :] - rho * x[:, :, None, :]) ** 2, axis=-1)  # (B, i, j)
+        scores = -sq / (2 * (1 - rho**2)) + 0.5 * np.sum(y**2, axis=-1)[:, None, :]
+        shift = scores.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(scores - shift).sum(axis=-1)) + shift[..., 0]
+        draws = np.mean(np.diagonal(scores, axis1=1, axis2=2) - lse, axis=1) + np.log(k)
+        se = np.hypot(draws.std(ddof=1) / np.sqrt(batches), row["infonce_optimal_stderr"])
+        assert abs(draws.mean() - row["infonce_optimal"]) < 4 * se
+
+
+def test_cli_json_has_issue_keys(capsys):
+    code = cli.main(["mi-bench", "--json", "--batches", "20", "--levels", "2,4", "--dim", "5"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["true_mi"] for r in out] == [2.0, 4.0]
+    assert all(KEYS <= set(r) for r in out)
+
+
+def test_cli_table_and_figure(tmp_path, capsys):
+    path = tmp_path / "staircase.png"
+    code = cli.main(["mi-bench", "--batches", "10", "--levels", "3", "--figure", str(path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "true MI" in out and "3.00" in out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size < 200_000
+
+
+@pytest.mark.parametrize("argv", [
+    ["mi-bench", "--batches", "0"],
+    ["mi-bench", "--dim", "x"],
+    ["mi-bench", "--unknown"],
+])
+def test_cli_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(argv)
+    assert err.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["mi-bench", "--levels", "2,x"],
+    ["mi-bench", "--levels", "-1"],
+    ["mi-bench", "--batches", "1", "--levels", "2"],
+])
+def test_cli_bad_values_return_2(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpmref mi-bench: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_staircase_joint_rejects_bad_levels():
+    with pytest.raises(ValueError, match="true_mi"):
+        mi_bench.staircase_joint(0.0)
+    with pytest.raises(ValueError, match="dim"):
+        mi_bench.staircase_joint(2.0, dim=0)
+
+
+def test_example_runs_quick(tmp_path, monkeypatch, capsys):
+    figure = tmp_path / "fig.png"
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLE), "--quick", "--figure", str(figure)])
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "I_inf = 10.0000" in out and figure.exists()
