@@ -185,6 +185,16 @@ def test_coverage_matches_numerical_integral(centre, radius):
     np.testing.assert_allclose(exact, numeric, rtol=0, atol=2e-6)
 
 
+@settings(max_examples=15)
+@given(st.floats(-1.0, 12.0), st.floats(-1.0, 11.0), st.floats(0.3, 3.5))
+def test_coverage_matches_numerical_integral_anywhere(cx, cy, radius):
+    """Same check for random sub-pixel centres, including discs cut by the frame
+    edge (where the computed window is clipped to the frame)."""
+    exact = disc_coverage(np.array([cx, cy]), radius, 10, 11)
+    numeric = _coverage_by_quadrature(cx, cy, radius, 10, 11)
+    np.testing.assert_allclose(exact, numeric, rtol=0, atol=2e-6)
+
+
 def test_coverage_known_values():
     """Hand-computable cases: a unit disc at a pixel corner covers π/4 of it; a
     pixel inside the disc is covered fully; the inclusion–exclusion over a whole
