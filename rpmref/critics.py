@@ -11,6 +11,7 @@ side in pixels), so that one set of initial values suits every frame size; see
 """
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
 from rpmref.numerics import logsumexp
 
@@ -76,5 +77,9 @@ def infonce_loss(scores):
     if shape is None or len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:
         raise ValueError(f"scores must be a square (B, B) matrix with B ≥ 1; got shape {shape}")
     b = shape[0]
-    loss = anp.mean(logsumexp(scores, axis=1)) - anp.trace(scores) / b
+    # shift each row by its (finite) maximum first, so that s_ii − logsumexp_j s_ij is formed
+    # from O(1) numbers without cancellation; a constant row gives exactly −log B
+    row_max = getval(anp.max(scores, axis=1, keepdims=True))
+    shifted = scores - np.where(np.isfinite(row_max), row_max, 0.0)
+    loss = -anp.mean(anp.diagonal(shifted, 0, -1, -2) - logsumexp(shifted, axis=1))
     return loss, np.log(b) - loss

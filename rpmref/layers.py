@@ -332,8 +332,13 @@ def centre_of_mass(s):
 
 
 def sigmoid(a):
-    """Logistic function 1/(1 + e^{−a}), written via tanh so it never overflows."""
-    return 0.5 * (anp.tanh(0.5 * a) + 1.0)
+    """Logistic function 1/(1 + e^{−a}) with full relative precision and no overflow.
+
+    With e = e^{−|a|} ∈ (0, 1]: σ(a) = 1/(1 + e) for a ≥ 0 and e/(1 + e) for a < 0;
+    both branches stay finite, so the gradient has no NaN either.
+    """
+    e = anp.exp(-anp.where(a >= 0, a, -a))  # not anp.abs: its gradient at 0 is 0
+    return anp.where(a >= 0, 1.0, e) / (1.0 + e)
 
 
 @primitive

@@ -1,0 +1,113 @@
+"""Critics (Eq. 8, 27, SimCLR cosine) and the in-batch InfoNCE loss (Eq. 6)."""
+import math
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd.test_util import check_grads
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from rpmref import critics as C
+
+
+def _batch(b=5, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(b, d)), rng.normal(size=(b, d)), rng
+
+
+def _params(name, rng):
+    p = C.init_critic_params(name)
+    return {k: v + 0.3 * rng.normal(size=np.shape(v)) for k, v in p.items()}
+
+
+def direct_score(name, params, a, b):
+    """f(a, b) for one pair, written out per the paper's formula."""
+    if name == "bilinear":
+        W = params["critic_W"]
+        return sum(a[i] * W[i, j] * b[j] for i in range(len(a)) for j in range(len(b)))
+    if name == "rbf":
+        ell = math.exp(params["critic_log_lengthscale"])
+        return -sum((x - y) ** 2 for x, y in zip(a, b)) / (2 * ell ** 2)
+    tau = math.exp(params["critic_log_temperature"])
+    return (sum(x * y for x, y in zip(a, b))
+            / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))) / tau)
+
+
+@pytest.mark.parametrize("name", C.CRITICS)
+def test_critic_matches_direct_evaluation(name):
+    z, zp, rng = _batch()
+    params = _params(name, rng)
+    scores = C.get_critic(name)(params, z, zp)
+    assert scores.shape == (5, 5)
+    for i in range(5):
+        for j in range(5):
+            np.testing.assert_allclose(scores[i, j], direct_score(name, params, z[i], zp[j]),
+                                       rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", C.CRITICS)
+def test_critic_gradients(name):
+    z, zp, rng = _batch(4, 3, seed=1)
+    params = _params(name, rng)
+    params = {k: v[:3, :3] if k == "critic_W" else v for k, v in params.items()}
+    critic = C.get_critic(name)
+    check_grads(lambda p, a, b: critic(p, a, b), modes=["rev"], order=1)(params, z, zp)
+
+
+def test_rbf_is_log_gaussian_up_to_a_constant():
+    """Eq. 27: f = log N(z; z', ℓ² I) + (D/2) log(2πℓ²)."""
+    z, zp, rng = _batch(3, 6, seed=2)
+    params = _params("rbf", rng)
+    ell2 = np.exp(2 * params["critic_log_lengthscale"])
+    diff = z[:, None, :] - zp[None, :, :]
+    log_normal = (-0.5 * np.einsum("ijd,ijd->ij", diff, diff) / ell2
+                  - 3 * np.log(2 * np.pi * ell2))
+    np.testing.assert_allclose(C.rbf(params, z, zp), log_normal + 3 * np.log(2 * np.pi * ell2),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("b", [1, 2, 3, 7, 64])
+def test_constant_critic_gives_log_b(b):
+    loss, estimate = C.infonce_loss(np.full((b, b), 3.7))
+    assert abs(loss - math.log(b)) <= 4 * np.finfo(float).eps * max(1.0, math.log(b))
+    assert abs(estimate) <= 1e-14
+
+
+def direct_infonce(scores):
+    """−(1/B) Σ_i log( e^{s_ii} / Σ_j e^{s_ij} ), in exact rational-free float arithmetic via math.fsum."""
+    b = scores.shape[0]
+    total = []
+    for i in range(b):
+        m = max(scores[i])
+        total.append(scores[i, i] - m - math.log(math.fsum(math.exp(s - m) for s in scores[i])))
+    return -math.fsum(total) / b
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.just(0)).map(lambda t: (t[0], t[0])),
+              elements=st.floats(-50, 50)))
+def test_infonce_matches_direct_and_is_bounded(scores):
+    """Loss = row-wise cross-entropy with diagonal labels; estimate = log B − loss ≤ log B."""
+    loss, estimate = C.infonce_loss(scores)
+    np.testing.assert_allclose(loss, direct_infonce(scores), rtol=1e-12, atol=1e-12)
+    assert estimate <= math.log(scores.shape[0]) + 1e-12
+    assert loss >= -1e-12
+
+
+def test_infonce_extreme_scores_are_finite():
+    s = np.array([[1000.0, -1000.0], [1000.0, 1000.0]])
+    loss, _ = C.infonce_loss(s)
+    np.testing.assert_allclose(loss, 0.5 * math.log(2), rtol=1e-14)
+
+
+def test_infonce_gradient():
+    rng = np.random.default_rng(3)
+    check_grads(lambda s: C.infonce_loss(s)[0], modes=["rev"], order=1)(rng.normal(size=(5, 5)))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="square"):
+        C.infonce_loss(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="critic must be one of"):
+        C.get_critic("mlp")

@@ -1,0 +1,53 @@
+"""Linear readout (least squares with intercept), R² and RMSE."""
+import numpy as np
+import pytest
+
+from rpmref.readout import fit_linear_readout, predict, score_readout
+
+
+def test_recovers_an_exact_affine_map():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 6))
+    A, c = rng.normal(size=(6, 4)), rng.normal(size=4)
+    fit = fit_linear_readout(z, z @ A + c)
+    np.testing.assert_allclose(fit["coef"], A, rtol=1e-10)
+    np.testing.assert_allclose(fit["intercept"], c, rtol=1e-10)
+    s = score_readout(fit, z, z @ A + c)
+    assert s["r2_overall"] == pytest.approx(1.0, abs=1e-12)
+    assert s["rmse_px"] == pytest.approx(0.0, abs=1e-10)
+
+
+def test_normal_equations_and_r2_formulas():
+    """Coefficients equal the normal-equation solution; with one input the training R²
+    equals the squared Pearson correlation (a different formula)."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(40, 1))
+    y = 2 * z[:, 0] + rng.normal(size=40)
+    fit = fit_linear_readout(z, y[:, None])
+    X = np.hstack([z, np.ones((40, 1))])
+    sol = np.linalg.solve(X.T @ X, X.T @ y)
+    np.testing.assert_allclose([fit["coef"][0, 0], fit["intercept"][0]], sol, rtol=1e-12)
+    s = score_readout(fit, z, y[:, None])
+    np.testing.assert_allclose(s["r2_overall"], np.corrcoef(z[:, 0], y)[0, 1] ** 2, rtol=1e-12)
+    resid = y - (sol[0] * z[:, 0] + sol[1])
+    np.testing.assert_allclose(s["rmse_px"], np.sqrt(np.mean(resid ** 2)), rtol=1e-12)
+
+
+def test_positions_shape_and_pooled_r2():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(30, 6))
+    pos = rng.normal(size=(30, 3, 2)) * np.array([1.0, 5.0])
+    fit = fit_linear_readout(z, pos)
+    s = score_readout(fit, z, pos)
+    y = pos.reshape(30, 6)
+    res = ((y - predict(fit, z)) ** 2).sum(axis=0)
+    tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    np.testing.assert_allclose(s["r2_per_coordinate"], 1 - res / tot, rtol=1e-12)
+    np.testing.assert_allclose(s["r2_overall"], 1 - res.sum() / tot.sum(), rtol=1e-12)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="rows"):
+        fit_linear_readout(np.zeros((5, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_linear_readout(np.full((5, 2), np.nan), np.zeros((5, 2)))

@@ -1,0 +1,193 @@
+"""The training loop: learning, resume, interruption, NaN handling, checkpoints, CLI.
+
+Runs on tiny videos (16 × 16 frames, 4 hidden channels, 3 × 3 kernels) so every
+test takes about a second.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+from autograd.test_util import check_grads
+
+from rpmref import checkpoint as ckpt
+from rpmref import train as T
+from rpmref.balls import BallsConfig, make_video, save_video
+from rpmref.critics import get_critic
+
+SMALL_VIDEO = BallsConfig(n_frames=96, size=16, diameter=3.0)
+
+
+@pytest.fixture(scope="module")
+def video():
+    return make_video(SMALL_VIDEO, seed=0)
+
+
+def small_config(**kw):
+    base = dict(critic="rbf", epochs=4, batch_size=16, hidden_channels=4, kernel_size=3,
+                dtype="float64", seed=3)
+    base.update(kw)
+    return T.TrainConfig(**base)
+
+
+def _same_params(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_objective_gradient_float64(video):
+    """check_grads on the whole training objective (encoder + RBF critic + InfoNCE)."""
+    frames, _ = video
+    config = small_config()
+    params = T.init_params(config, np.random.default_rng(0))
+    x = np.concatenate([T.layers.to_channel_first(frames[:6]),
+                        T.layers.to_channel_first(frames[1:7])], axis=1).astype(np.float64)
+    scale = T.coordinate_scale(16, 16)
+    for name in ("rbf", "bilinear", "cosine"):
+        p = T.init_params(small_config(critic=name), np.random.default_rng(1))
+        check_grads(lambda q: T.objective(q, x, get_critic(name), scale)[0],
+                    modes=["rev"], order=1)(p)
+    assert params["conv1_w"].shape == (4, 3, 3, 3)
+
+
+def test_short_run_raises_the_estimate(video):
+    frames, _ = video
+    result = T.train(small_config(epochs=8, dtype="float32"), frames, progress=False)
+    est = [row["estimate"] for row in result.history]
+    assert len(est) == 8 and all(row["complete"] for row in result.history)
+    assert result.history[-1]["step"] == 8 * 6  # 95 pairs in ceil(95/16) = 6 batches per epoch
+    assert est[-1] > est[0] + 0.2
+    assert all(e <= np.log(16) for e in est)
+
+
+def test_each_epoch_visits_every_pair_once(video, monkeypatch):
+    frames, _ = video
+    seen = []
+    original = T.train_step
+
+    def spy(params, bn_state, opt_state, x, config, critic, scale):
+        seen.append(x.shape[1] // 2)
+        return original(params, bn_state, opt_state, x, config, critic, scale)
+    monkeypatch.setattr(T, "train_step", spy)
+    T.train(small_config(epochs=1), frames, progress=False)
+    assert sum(seen) == frames.shape[0] - 1 and max(seen) - min(seen) <= 1
+
+
+def test_resume_after_interrupt_equals_uninterrupted(video, tmp_path):
+    """Ctrl-C after epoch 2 (simulated in on_epoch) writes a checkpoint; --resume then ends
+    with exactly the parameters, statistics and history of an uninterrupted run."""
+    frames, _ = video
+    config = small_config()
+    full = T.train(config, frames, out_dir=str(tmp_path / "full"), progress=False)
+
+    def interrupt(epoch, params, bn_state):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        T.train(config, frames, out_dir=str(tmp_path / "cut"), progress=False, on_epoch=interrupt)
+    resumed = T.train(config, frames, out_dir=str(tmp_path / "cut"), resume=True, progress=False)
+    _same_params(full.params, resumed.params)
+    _same_params(full.bn_state, resumed.bn_state)
+    assert resumed.history == full.history
+    lines = (tmp_path / "cut" / T.METRICS).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == full.history
+
+
+def test_resume_mid_epoch_equals_uninterrupted(video, tmp_path):
+    """A run stopped by --steps in the middle of an epoch continues the same pair order."""
+    frames, _ = video
+    full = T.train(small_config(epochs=3), frames, progress=False)
+    T.train(small_config(epochs=3, steps=8), frames, out_dir=str(tmp_path), progress=False)
+    resumed = T.train(small_config(epochs=3), frames, out_dir=str(tmp_path), resume=True,
+                      progress=False)
+    _same_params(full.params, resumed.params)
+    assert resumed.history == full.history
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(video, tmp_path, monkeypatch):
+    frames, _ = video
+    config = small_config(epochs=2)
+    T.train(config, frames, out_dir=str(tmp_path), progress=False)
+    before = (tmp_path / T.CHECKPOINT).read_bytes()
+    real = T._GRAD
+    calls = []
+
+    def poisoned(params, x, critic, scale):
+        g, (loss, est, stats) = real(params, x, critic, scale)
+        calls.append(1)
+        return g, (np.nan if len(calls) == 3 else loss, est, stats)
+    monkeypatch.setattr(T, "_GRAD", poisoned)
+    with pytest.raises(T.NonFiniteLossError, match="non-finite loss.*epoch 2.*is kept"):
+        T.train(small_config(epochs=4), frames, out_dir=str(tmp_path), resume=True, progress=False)
+    assert (tmp_path / T.CHECKPOINT).read_bytes() == before
+
+
+def test_checkpoint_errors(video, tmp_path):
+    frames, _ = video
+    T.train(small_config(epochs=1), frames, out_dir=str(tmp_path), progress=False)
+    with pytest.raises(ValueError, match="another config.*critic"):
+        T.train(small_config(critic="bilinear"), frames, out_dir=str(tmp_path), resume=True,
+                progress=False)
+    with pytest.raises(ValueError, match="different video"):
+        T.train(small_config(), frames[::-1].copy(), out_dir=str(tmp_path), resume=True,
+                progress=False)
+    (tmp_path / T.CHECKPOINT).write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="corrupt"):
+        T.train(small_config(), frames, out_dir=str(tmp_path), resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        T.train(small_config(), frames, out_dir=str(tmp_path / "empty"), resume=True,
+                progress=False)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    params = {"a": rng.normal(size=(2, 3)).astype(np.float32)}
+    path = str(tmp_path / "c.npz")
+    ckpt.save_checkpoint(path, params, {"m": np.ones(2)}, {"t": np.int64(4)}, np.arange(5),
+                         {"epoch": 1, "rng_state": rng.bit_generator.state})
+    back = ckpt.load_checkpoint(path)
+    np.testing.assert_array_equal(back["params"]["a"], params["a"])
+    assert back["params"]["a"].dtype == np.float32 and int(back["opt_state"]["t"]) == 4
+    assert back["meta"]["rng_state"] == rng.bit_generator.state
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temp file left behind
+
+
+def test_encode_untrained_is_inside_the_frame(video):
+    frames, _ = video
+    config = small_config()
+    params = T.init_params(config, 0)
+    z = T.encode(params, T.init_bn_state(config), frames, config, batch=40)
+    assert z.shape == (frames.shape[0], 6) and z.dtype == np.float64
+    assert np.all((z > 0) & (z < 16))
+
+
+def test_bad_config_and_frames():
+    with pytest.raises(ValueError, match="critic must be one of"):
+        T.TrainConfig(critic="mlp")
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        T.TrainConfig(kernel_size=4)
+    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+        T.TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match=r"frames must be a \(T, C, H, W\)"):
+        T.train(T.TrainConfig(), np.zeros((10, 16, 16)), progress=False)
+
+
+def test_cli_train_and_resume(video, tmp_path, capsys):
+    from rpmref.cli import main
+    train_path = save_video(str(tmp_path / "train.npz"), *video, SMALL_VIDEO)
+    held_path = save_video(str(tmp_path / "held.npz"), *make_video(SMALL_VIDEO, seed=1), SMALL_VIDEO)
+    out = str(tmp_path / "run")
+    args = ["balls", "train", "--critic", "rbf", "--out", out, "--video", train_path,
+            "--heldout-video", held_path, "--batch", "16", "--channels", "4", "--kernel", "3",
+            "--no-progress"]
+    assert main(args + ["--epochs", "1"]) == 0
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    summary = json.loads(open(os.path.join(out, T.SUMMARY)).read())
+    assert summary["steps"] == 12 and summary["epochs_completed"] == 2
+    assert set(summary["readout_heldout"]) == {"r2_overall", "r2_per_coordinate", "rmse_px"}
+    assert len(open(os.path.join(out, T.METRICS)).read().splitlines()) == 2
+    assert "held-out readout R²" in capsys.readouterr().out
+    assert main(args + ["--kernel", "4"]) == 2
+    assert main(args + ["--critic", "cosine", "--resume"]) == 2
+    assert "another config" in capsys.readouterr().err
