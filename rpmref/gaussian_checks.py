@@ -10,6 +10,7 @@ import numpy as np
 from rpmref import gaussian as g
 from rpmref import infonce as discrete_infonce
 
+TOLERANCE = 1e-10    # float64 closed forms; the worst error over seeds 0-19 at 200 trials is 3.1e-13
 GRID_TRIALS = 20     # the discretisation check is the slow one: cap its trials
 GRID_POINTS = 161    # nodes per axis (see _grid_joint)
 
@@ -60,8 +61,8 @@ def _check_mi(rng, pool):
         logdets = [np.linalg.slogdet(a)[1] for a in (c, cp, joint.cov)]
         errors.append(abs(g.mutual_information(joint) - 0.5 * (logdets[0] + logdets[1] - logdets[2])))
         cases.append(desc)
-    return _row("G-MI", "SPEC §6", "I(Z;Z') from canonical correlations = "
-                "½ log(det C det C' / det Σ)", errors, cases, 1e-9)
+    return _row("G-MI", "SPEC 6", "I(Z;Z') from canonical correlations = "
+                "1/2 log(det C det C' / det Sigma)", errors, cases, TOLERANCE)
 
 
 def _check_rbf_routes(rng, pool):
@@ -73,8 +74,8 @@ def _check_rbf_routes(rng, pool):
         errors.append(abs(g.infonce_limit(joint, g.rbf_critic(ell, joint.k))
                           - g.rbf_infonce_limit(joint, ell)))
         cases.append(f"{desc}, ell={ell:.3g}")
-    return _row("G-E5-RBF", "Eq. 25, 27", "RBF I_∞: quadratic-critic formula = "
-                "RBF-specific formula (two derivations)", errors, cases, 1e-9)
+    return _row("G-E5-RBF", "Eq. 25, 27", "RBF I_inf: quadratic-critic formula = "
+                "RBF-specific formula (two derivations)", errors, cases, TOLERANCE)
 
 
 def _grid_joint(joint, points=GRID_POINTS):
@@ -112,8 +113,8 @@ def _check_grid(rng, pool):
         exact = discrete_infonce.infonce_limit(p_zz, _quadratic_table(critic, z, zp))
         errors.append(abs(g.infonce_limit(joint, critic) - exact))
         cases.append(f"rho={rho:.3g}, sd=({sd:.3g}, {sdp:.3g}), {desc}")
-    return _row("G-E5-GRID", "Eq. 7, 25", f"1-D I_∞ closed form = discrete core's I_∞ on "
-                f"a {GRID_POINTS}² grid", errors, cases, 1e-9)
+    return _row("G-E5-GRID", "Eq. 7, 25", f"1-D I_inf closed form = discrete core's I_inf on "
+                f"a {GRID_POINTS}x{GRID_POINTS} grid", errors, cases, TOLERANCE)
 
 
 def _check_gap(rng, pool):
@@ -122,10 +123,11 @@ def _check_gap(rng, pool):
         critic, kind = random_critic(rng, joint)
         gap = g.mutual_information(joint) - g.infonce_limit(joint, critic)
         kl = g.kl_divergence(joint, g.energy_prior(joint, critic))
-        errors.append(abs(gap - kl) + max(0.0, -kl))
+        # random critics can put I_∞ near −500 nats: compare relative to max(1, KL)
+        errors.append((abs(gap - kl) + max(0.0, -kl)) / max(1.0, kl))
         cases.append(f"{desc}, {kind}")
-    return _row("G-E6", "Eq. 21–25 (E6)", "I(Z;Z') − I_∞(f) = KL(P(z,z') ‖ P_θ^f) ≥ 0 "
-                "(Gaussian KL of the energy prior)", errors, cases, 1e-9)
+    return _row("G-E6", "Eq. 21-25 (E6)", "I(Z;Z') - I_inf(f) = KL(P(z,z') || P_th^f) >= 0 "
+                "(Gaussian KL of the energy prior; error relative to max(1, KL))", errors, cases, TOLERANCE)
 
 
 def _check_optimal(rng, pool):
@@ -137,8 +139,8 @@ def _check_optimal(rng, pool):
                           float(np.max(np.abs(prior.cov - joint.cov))),
                           float(np.max(np.abs(prior.mean - joint.mean)))))
         cases.append(desc)
-    return _row("G-E4", "Eq. 19–20 (E4, E6)", "critic log p(z'|z)/p(z'): energy prior = "
-                "P(z,z') and I_∞ = I(Z;Z')", errors, cases, 1e-9)
+    return _row("G-E4", "Eq. 19-20 (E4, E6)", "critic log p(z'|z)/p(z'): energy prior = "
+                "P(z,z') and I_inf = I(Z;Z')", errors, cases, TOLERANCE)
 
 
 def _check_elbo(rng, pool):
@@ -151,8 +153,8 @@ def _check_elbo(rng, pool):
         errors.append(abs(parts["elbo_minus_constant"]
                           - (parts["mutual_information"] - parts["kl"])))
         cases.append(desc)
-    return _row("G-E3", "Eq. 16–18 (E3)", "E_P[log P_θ/(p(z)p(z'))] (cross-entropy route) = "
-                "I − KL(P ‖ P_θ), random Gaussian prior", errors, cases, 1e-9)
+    return _row("G-E3", "Eq. 16-18 (E3)", "E_P[log P_th/(p(z)p(z'))] (cross-entropy route) = "
+                "I - KL(P || P_th), random Gaussian prior", errors, cases, TOLERANCE)
 
 
 def _check_bilinear_optimum(rng, pool):
@@ -165,8 +167,8 @@ def _check_bilinear_optimum(rng, pool):
             g.infonce_limit(joint, best)
         errors.append(abs(drop + 0.5 * np.trace(delta @ cp @ delta.T @ (c + np.outer(m, m)))))
         cases.append(desc)
-    return _row("G-W*", "Eq. 8, 25", "I_∞(W*+Δ) − I_∞(W*) = −½ tr(Δ C' Δᵀ (C + mmᵀ)) ≤ 0 "
-                "(W* is the bilinear maximiser)", errors, cases, 1e-9)
+    return _row("G-W*", "Eq. 8, 25", "I_inf(W*+D) - I_inf(W*) = -1/2 tr(D C' D^T (C + m m^T)) <= 0 "
+                "(W* is the bilinear maximiser)", errors, cases, TOLERANCE)
 
 
 def _check_rbf_optimum(rng, pool):
@@ -178,8 +180,8 @@ def _check_rbf_optimum(rng, pool):
         ell = g.optimal_rbf_lengthscale(g.gaussian_pair(1.0, 1.0, rho))
         errors.append(abs(ell - np.sqrt(u)) / np.sqrt(u))
         cases.append(f"rho={rho:.3g}")
-    return _row("G-ell*", "Eq. 27", "1-D unit variances: numerical ℓ* = root of "
-                "2ρℓ⁴ − (3−4ρ)ℓ² − 2(1−ρ) (relative error)", errors, cases, 1e-9)
+    return _row("G-l*", "Eq. 27", "1-D unit variances: numerical l* = root of "
+                "2 rho l^4 - (3 - 4 rho) l^2 - 2(1 - rho) (relative error)", errors, cases, TOLERANCE)
 
 
 def verify_checks(rng, trials=200):
