@@ -34,7 +34,7 @@ def critic_scores(critic, z, z_prime):
     if isinstance(critic, QuadraticCritic):
         W, Q, b = (np.asarray(a, dtype=float) for a in critic)
         pairwise = (z @ W) @ np.swapaxes(z_prime, -1, -2)         # (..., N, N)
-        own = -0.5 * np.einsum("...jk,kl,...jl->...j", z_prime, Q, z_prime) + z_prime @ b
+        own = -0.5 * np.sum((z_prime @ Q) * z_prime, axis=-1) + z_prime @ b     # (..., N)
         return pairwise + own[..., None, :]
     if callable(critic):
         scores = np.asarray(critic(z, z_prime), dtype=float)
@@ -59,25 +59,39 @@ def infonce_bound(joint, critic, n, batches=1000, rng=0):
     Returns (estimate, standard error), both floats, from ``batches`` independent
     batches of ``n`` pairs. ``rng`` is a seed or a numpy Generator.
     """
-    _check_pair(joint)
-    if isinstance(critic, QuadraticCritic):
-        _check_critic(critic, joint)
+    return infonce_bounds(joint, {"f": critic}, n, batches, rng)["f"]
+
+
+def infonce_bounds(joint, critics, n, batches=1000, rng=0):
+    """Monte Carlo I_N for several critics scored on the *same* batches (common
+    random numbers): ``critics`` maps names to critics; returns a dict mapping
+    each name to (estimate, standard error)."""
     n, batches = _positive_int("n", n), _positive_int("batches", batches)
     if batches < 2:
         raise ValueError(f"batches must be at least 2 for a standard error; got {batches}")
-    draws = infonce_draws(joint, critic, n, batches, rng)
-    return float(np.mean(draws)), float(np.std(draws, ddof=1) / np.sqrt(batches))
+    draws = _draws(joint, list(critics.values()), n, batches, rng)
+    return {name: (float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(batches)))
+            for name, d in zip(critics, draws)}
 
 
 def infonce_draws(joint, critic, n, batches, rng):
-    """The ``batches`` individual I_N draws (batches,), computed in chunks."""
+    """The ``batches`` individual I_N draws (batches,) for one critic."""
+    return _draws(joint, [critic], _positive_int("n", n), _positive_int("batches", batches), rng)[0]
+
+
+def _draws(joint, critics, n, batches, rng):
+    """I_N draws (len(critics), batches), computed in chunks of batches."""
+    _check_pair(joint)
+    for critic in critics:
+        if isinstance(critic, QuadraticCritic):
+            _check_critic(critic, joint)
     rng = _generator(rng)
     chunk = max(1, _MAX_SCORES // (n * n))
     out = []
     for start in range(0, batches, chunk):
         z, zp = sample_pairs(joint, (min(chunk, batches - start), n), rng)
-        out.append(infonce_per_batch(critic_scores(critic, z, zp)))
-    return np.concatenate(out)
+        out.append([infonce_per_batch(critic_scores(critic, z, zp)) for critic in critics])
+    return np.concatenate(out, axis=1)
 
 
 def _positive_int(name, value):
@@ -95,4 +109,4 @@ def _generator(rng):
 
 
 __all__ = ["GaussianPair", "sample_pairs", "critic_scores", "infonce_per_batch",
-           "infonce_bound", "infonce_draws"]
+           "infonce_bound", "infonce_bounds", "infonce_draws"]

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from rpmref import gaussian as g
-from rpmref.gaussian_mc import infonce_bound
+from rpmref.gaussian_mc import infonce_bounds
 
 LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig. 2)
 DIM = 20
@@ -53,12 +53,11 @@ def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHE
                    "rbf": g.rbf_critic(ell, dim)}
         row = {"true_mi": float(level), "log_k": float(np.log(batch_size)), "dim": int(dim),
                "rho": rho, "rbf_lengthscale": ell}
+        bounds = infonce_bounds(joint, critics, batch_size, batches,
+                                rng=np.random.default_rng([seed, index]))   # same batches
         for name, critic in critics.items():
             row[f"infonce_limit_{name}"] = g.infonce_limit(joint, critic)
-            # the same seed for every critic of a level: the same batches
-            estimate, stderr = infonce_bound(joint, critic, batch_size, batches,
-                                             rng=np.random.default_rng([seed, index]))
-            row[f"infonce_{name}"], row[f"infonce_{name}_stderr"] = estimate, stderr
+            row[f"infonce_{name}"], row[f"infonce_{name}_stderr"] = bounds[name]
         rows.append(row)
     return rows
 
