@@ -127,7 +127,7 @@ def _check_gap(rng, pool):
         errors.append((abs(gap - kl) + max(0.0, -kl)) / max(1.0, kl))
         cases.append(f"{desc}, {kind}")
     return _row("G-E6", "Eq. 21-25 (E6)", "I(Z;Z') - I_inf(f) = KL(P(z,z') || P_th^f) >= 0 "
-                "(Gaussian KL of the energy prior; error relative to max(1, KL))", errors, cases, TOLERANCE)
+                "(error relative to max(1, KL))", errors, cases, TOLERANCE)
 
 
 def _check_optimal(rng, pool):
