@@ -246,21 +246,33 @@ def mutual_information(joint):
 
 
 def kl_divergence(p, q):
-    """KL(p ‖ q) between Gaussians of the same dimension (nats).
+    """KL(p ‖ q) between Gaussians of the same dimension (nats); p, q are
+    GaussianPairs or (mean (d,), cov (d, d)) pairs.
 
     ½[tr(Σq⁻¹Σp) − d − log det(Σq⁻¹Σp) + δᵀΣq⁻¹δ], evaluated on the eigenvalues
     λ of the whitened Σp as Σ (λ−1) − log1p(λ−1), accurate as p → q.
     """
-    mp, cp = (p.mean, p.cov) if isinstance(p, GaussianPair) else p
-    mq, cq = (q.mean, q.cov) if isinstance(q, GaussianPair) else q
-    if np.shape(cp) != np.shape(cq) or np.shape(mp) != np.shape(mq):
-        raise ValueError(f"p and q must have the same dimension; got {np.shape(cp)} "
-                         f"and {np.shape(cq)}")
+    mp, cp = _mean_cov("p", p)
+    mq, cq = _mean_cov("q", q)
+    if cp.shape != cq.shape:
+        raise ValueError(f"p and q must have the same dimension; got {mp.size} and {mq.size}")
     low = np.linalg.cholesky(cq)
     white = np.linalg.solve(low, np.linalg.solve(low, cp).T)   # Lq⁻¹ Σp Lq⁻ᵀ
     lam_minus_one = np.linalg.eigvalsh(0.5 * (white + white.T)) - 1.0
     delta = np.linalg.solve(low, np.asarray(mq) - np.asarray(mp))
     return float(0.5 * (np.sum(lam_minus_one - np.log1p(lam_minus_one)) + delta @ delta))
+
+
+def _mean_cov(name, p):
+    """(mean, cov) of a GaussianPair or a (mean, cov) pair, checked."""
+    if isinstance(p, GaussianPair):
+        return p.mean, p.cov
+    try:
+        mean, cov = p
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a GaussianPair or a (mean, cov) pair") from None
+    cov = _covariance(f"{name} covariance", np.atleast_2d(cov))
+    return _vector(f"{name} mean", mean, cov.shape[0]), cov
 
 
 def cross_entropy(p, q):
@@ -381,11 +393,14 @@ def elbo_decomposition(joint, prior):
     }
 
 
-def data_constant(cov_xx):
-    """C = −h(X) − h(X') (Eq. 16) for (x, x') ~ N(·, cov_xx); pass the two blocks'
-    covariances as a pair ``(cov_x, cov_x_prime)``."""
-    cov_x, cov_xp = cov_xx
-    return -entropy(cov_x) - entropy(cov_xp)
+def data_constant(cov_xx, dim_x):
+    """C = −h(X) − h(X') (Eq. 16), differential entropies of the data marginals;
+    ``cov_xx`` (d + d', d + d') as in ``recognition_joint``, x = the first ``dim_x``."""
+    cov_xx = _covariance("cov_xx", cov_xx)
+    d = int(dim_x)
+    if not 0 < d < cov_xx.shape[0]:
+        raise ValueError(f"dim_x must be between 1 and {cov_xx.shape[0] - 1}; got {dim_x}")
+    return -entropy(cov_xx[:d, :d]) - entropy(cov_xx[d:, d:])
 
 
 # ---------------------------------------------------------------- optimal critic parameters
@@ -413,6 +428,8 @@ def optimal_rbf_lengthscale(joint, grid=400):
     m, mp, c, cp, s = blocks(_check_pair(joint))
     if m.size != mp.size:
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
+    if int(grid) < 3:
+        raise ValueError(f"grid must be at least 3; got {grid}")
     lam, vec = np.linalg.eigh(cp)
     diff = m - mp
     sq_dist = np.trace(c) + np.trace(cp) - 2 * np.trace(s) + diff @ diff

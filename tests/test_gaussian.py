@@ -183,6 +183,24 @@ def test_optimal_bilinear_and_rbf_parameters_are_maxima(seed):
         assert all(g.rbf_infonce_limit(joint, e) <= 0 for e in np.geomspace(1e-2, 1e3, 50))
 
 
+def test_e3_with_identity_encoders_is_prior_log_likelihood():
+    """E3 with z = x, z' = x' (deterministic identity encoders, Appendix C): the RPM
+    likelihood is the prior density itself, so L = E_P[log P_θ(x, x')] = −CE(P, P_θ)
+    must equal I − KL + C with C = −h(X) − h(X') (Eq. 16–18)."""
+    rng = np.random.default_rng(8)
+    root = rng.normal(size=(3, 3))
+    cov_xx = root @ root.T + 0.2 * np.eye(3)
+    joint = g.recognition_joint(cov_xx, np.eye(2), np.eye(1), mean_xx=[0.3, -1.0, 2.0])
+    prior = g.GaussianPair(rng.normal(size=3), np.diag([1.5, 0.7, 2.0]), 2)
+    points = np.concatenate(mc.sample_pairs(joint, (400_000,), np.random.default_rng(9)), axis=1)
+    log_lik = log_density(points, prior.mean, prior.cov)
+    parts = g.elbo_decomposition(joint, prior)
+    total = parts["elbo_minus_constant"] + g.data_constant(cov_xx, 2)
+    assert total == pytest.approx(parts["mutual_information"] - parts["kl"]
+                                  + g.data_constant(cov_xx, 2), abs=1e-12)
+    assert abs(log_lik.mean() - total) < 4 * log_lik.std(ddof=1) / np.sqrt(log_lik.size)
+
+
 def test_kl_divergence_precise_near_equality():
     """KL(N(0, 1) ‖ N(0, 1 + ε)) = ½(ε − log(1 + ε)) − ... to full relative precision:
     exactly ½(1/(1+ε) − 1 + log(1+ε)) ≈ ε²/4 for tiny ε."""
@@ -321,6 +339,9 @@ def test_callable_critic_gives_same_draws_as_quadratic_form():
     (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 0), "n must be"),
     (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4, batches=1), "batches"),
     (lambda: mc.infonce_bound(unit_pair(0.5), lambda z, zp: z, 4, 10), "critic must return"),
+    (lambda: g.kl_divergence(unit_pair(0.5), (np.zeros(2), -np.eye(2))), "q covariance"),
+    (lambda: g.kl_divergence(unit_pair(0.5), (np.zeros(3), np.eye(3))), "same dimension"),
+    (lambda: g.data_constant(np.eye(2), 2), "dim_x"),
 ])
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -332,6 +353,7 @@ def test_bad_input_raises_value_error(call, message):
     lambda: g.infonce_limit(unit_pair(0.5), np.eye(1)),
     lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4, 10, rng="x"),
     lambda: mc.infonce_bound(unit_pair(0.5), "critic", 4, 10),
+    lambda: g.kl_divergence(unit_pair(0.5), 3.0),
 ])
 def test_bad_types_raise_type_error(call):
     with pytest.raises(TypeError):
