@@ -45,18 +45,25 @@ def _check_conv_args(x, w, b):
 
 
 def _padded_flat(x, k):
-    """Zero-pad x (C, N, H, W) by k//2 on each side and flatten (N, Hp, Wp).
+    """Zero-pad x (C, N, H, W) and flatten it so every kernel offset is one contiguous slice.
 
-    Returns (P, Wp, M): P is (C, M + tail) with M = N·Hp·Wp; the tail of zeros
-    lets every kernel offset read a contiguous slice of length M.
+    Each image gets p = k//2 zero rows below it and each row p zero columns to its
+    right, i.e. a (Hq, Wq) = (H + p, W + p) grid: the zeros right of row r also
+    serve as the zeros left of row r + 1, and the rows below image n as those
+    above image n + 1 (p more zero rows and columns lead the buffer for n = 0).
+    Returns (flat, Wq, M): flat (C, M + (k−1)(Wq+1)) with M = N·Hq·Wq, image
+    pixel (n, i, j) at flat[:, base + (n·Hq + i)·Wq + j], base = p·Wq + p, so
+    output position q = (n·Hq + i)·Wq + j reads kernel offset (di, dj) at
+    q + di·Wq + dj.
     """
     c, n, h, w = x.shape
     p = k // 2
-    hp, wp = h + 2 * p, w + 2 * p
-    m = n * hp * wp
-    flat = np.zeros((c, m + (k - 1) * (wp + 1)), dtype=x.dtype)
-    flat[:, :m].reshape(c, n, hp, wp)[:, :, p:p + h, p:p + w] = x
-    return flat, wp, m
+    hq, wq = h + p, w + p
+    m = n * hq * wq
+    base = p * wq + p
+    flat = np.zeros((c, m + (k - 1) * (wq + 1)), dtype=x.dtype)
+    flat[:, base:base + m].reshape(c, n, hq, wq)[:, :, :h, :w] = x
+    return flat, wq, m
 
 
 def _offsets(k, wp):
@@ -72,8 +79,8 @@ def _chunk_len(rows, itemsize, m):
 def _im2col_matmul(left, flat, k, wp, m, out):
     """out (R, M) = left (R, C·k·k) @ im2col(flat), built chunk by chunk.
 
-    Output position q (flattened over the padded (N, Hp, Wp) grid; positions in
-    the padding are junk and dropped later) reads input q + di·Wp + dj for
+    Output position q (flattened over the padded (N, Hq, Wq) grid; positions in
+    the padding are junk and dropped later) reads input q + di·Wq + dj for
     kernel offset (di, dj): each offset is one contiguous copy per channel, into
     a scratch buffer reused across chunks so the working set stays in cache.
     """
@@ -131,7 +138,7 @@ def _conv_same(x, w, b):
     else:
         w_rows = np.ascontiguousarray(np.transpose(w, (0, 2, 3, 1)).reshape(c_out * k * k, c_in))
         _matmul_shift_sum(w_rows, flat, k, wp, m, out)
-    out = out.reshape(c_out, n, h + k - 1, wp)[:, :, :h, :wd]  # drop the junk positions
+    out = out.reshape(c_out, n, h + k // 2, wp)[:, :, :h, :wd]  # drop the junk positions
     return out + b.reshape(c_out, 1, 1, 1)
 
 
@@ -179,7 +186,7 @@ def _conv_weight_grad(x, g, w_shape):
     reach = offs[-1]
     if c_in <= c_out:
         # im2col of x: dw (C_out, C_in·k·k) = Σ_chunks g_wide[:, chunk] @ col(x)ᵀ
-        g_wide = np.zeros((c_out, n, h + k - 1, wp), dtype=g.dtype)  # zero at junk positions
+        g_wide = np.zeros((c_out, n, h + k // 2, wp), dtype=g.dtype)  # zero at junk positions
         g_wide[:, :, :h, :wd] = g
         g_wide = g_wide.reshape(c_out, m)
         chunk = _chunk_len(c_in * kk, flat.itemsize, m)
@@ -195,7 +202,7 @@ def _conv_weight_grad(x, g, w_shape):
     # im2col of g (fewer channels): dw[o, off, c] = Σ_p g_wide[o, p − off] · flat[c, p]
     length = flat.shape[1]
     g_ext = np.zeros((c_out, reach + length), dtype=g.dtype)  # g_ext[o, reach + q] = g_wide[o, q]
-    g_ext[:, reach:reach + m].reshape(c_out, n, h + k - 1, wp)[:, :, :h, :wd] = g
+    g_ext[:, reach:reach + m].reshape(c_out, n, h + k // 2, wp)[:, :, :h, :wd] = g
     chunk = _chunk_len(c_out * kk, flat.itemsize, length)
     scratch = np.empty(c_out * kk * chunk, dtype=g.dtype)
     dw = np.zeros((c_out * kk, c_in), dtype=dtype)
@@ -237,32 +244,40 @@ def batch_stats(h):
     c = h.shape[0]
     flat = h.reshape(c, -1)
     mean = flat.mean(axis=1)
-    var = np.mean(np.square(flat - mean[:, None]), axis=1)
-    return mean, var
+    dev = flat - mean[:, None]
+    return mean, np.einsum("ij,ij->i", dev, dev) / flat.shape[1]
 
 
-def _normalise(h, gamma, beta, eps):
-    """x̂ = (h − μ)/√(σ² + ε) and y = γ·x̂ + β with batch statistics; returns (x̂, y, 1/√(σ²+ε))."""
-    c = h.shape[0]
+def _per_channel(v):
+    return v.reshape(-1, 1, 1, 1)
+
+
+def _bn_affine(h, gamma, beta, eps):
+    """γ·x̂ + β = scale·h + shift per channel; returns (scale, shift, μ, 1/√(σ² + ε)), each (C,)."""
     mean, var = batch_stats(h)
     inv_std = 1.0 / np.sqrt(var + eps)
-    xhat = (h - mean.reshape(c, 1, 1, 1)) * inv_std.reshape(c, 1, 1, 1)
-    y = xhat * gamma.reshape(c, 1, 1, 1) + beta.reshape(c, 1, 1, 1)
-    return xhat, y, inv_std
+    scale = gamma * inv_std
+    return scale, beta - mean * scale, mean, inv_std
 
 
-def _bn_backward(dy, xhat, gamma, inv_std):
-    """Gradients of y = γ·x̂ + β (batch statistics) w.r.t. (h, γ, β) given dL/dy.
+def _bn_backward(dy, h, gamma, mean, inv_std):
+    """Gradients of y = γ·x̂ + β (batch statistics) w.r.t. (h, γ, β) given dL/dy; dy is overwritten.
 
-    dh = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the per-channel means over (N, H, W).
+    dβ = Σ dy, dγ = Σ dy·x̂ and dh = γ/σ · (dy − dβ/m − x̂·dγ/m) (sums and m over N, H, W),
+    evaluated as a·dy + b·h + c per channel so that x̂ is never stored.
     """
     c = dy.shape[0]
     m = dy[0].size
-    dbeta = dy.reshape(c, -1).sum(axis=1)
-    dgamma = np.einsum("ij,ij->i", dy.reshape(c, -1), xhat.reshape(c, -1))
-    scale = (gamma * inv_std).reshape(c, 1, 1, 1)
-    dh = scale * (dy - (dbeta / m).reshape(c, 1, 1, 1) - xhat * (dgamma / m).reshape(c, 1, 1, 1))
-    return dh, dgamma, dbeta
+    dyf = dy.reshape(c, -1)
+    dbeta = dyf.sum(axis=1)
+    dgamma = (np.einsum("ij,ij->i", dyf, h.reshape(c, -1)) - mean * dbeta) * inv_std
+    a = gamma * inv_std
+    b = -a * inv_std * dgamma / m
+    shift = -a * dbeta / m - b * mean
+    dh = np.multiply(dy, _per_channel(a), out=dy)
+    dh += _per_channel(b) * h
+    dh += _per_channel(shift)
+    return dh, dgamma.astype(gamma.dtype), dbeta.astype(gamma.dtype)
 
 
 def _pick(argnums, grads):
@@ -275,8 +290,10 @@ def batchnorm_relu(h, gamma, beta, eps=BN_EPS):
 
     h: (C, N, H, W); gamma, beta: (C,). Returns (C, N, H, W).
     """
-    _, y, _ = _normalise(h, gamma, beta, eps)
-    return np.maximum(y, 0)
+    scale, shift, _, _ = _bn_affine(h, gamma, beta, eps)
+    y = np.multiply(h, _per_channel(scale))
+    y += _per_channel(shift)
+    return np.maximum(y, 0, out=y)
 
 
 def _batchnorm_relu_vjp(argnums, ans, args, kwargs):
@@ -284,9 +301,9 @@ def _batchnorm_relu_vjp(argnums, ans, args, kwargs):
     eps = args[3] if len(args) > 3 else kwargs.get("eps", BN_EPS)
 
     def vjp(g):
-        xhat, _, inv_std = _normalise(h, gamma, beta, eps)
+        _, _, mean, inv_std = _bn_affine(h, gamma, beta, eps)
         dy = np.where(ans > 0, g, 0)
-        return _pick(argnums, _bn_backward(dy, xhat, gamma, inv_std))
+        return _pick(argnums, _bn_backward(dy, h, gamma, mean, inv_std))
     return vjp
 
 
@@ -344,17 +361,27 @@ def sigmoid(a):
 @primitive
 def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS):
     """centre_of_mass(sigmoid(batchnorm(h))) in one pass; h (C, N, H, W) → z (N, 2C)."""
-    _, y, _ = _normalise(h, gamma, beta, eps)
-    return _com_plain(sigmoid(y))[0]
+    return _com_plain(_bn_sigmoid_plain(h, gamma, beta, eps))[0]
+
+
+def _bn_sigmoid_plain(h, gamma, beta, eps):
+    """s = σ(γ·x̂ + β) on plain arrays, in place on one buffer: 1/(1 + e^{−y}) (e^{−y} = inf → 0)."""
+    scale, shift, _, _ = _bn_affine(h, gamma, beta, eps)
+    y = np.multiply(h, _per_channel(-scale))
+    y -= _per_channel(shift)
+    with np.errstate(over="ignore"):
+        np.exp(y, out=y)
+    y += 1
+    return np.reciprocal(y, out=y)
 
 
 def _com_plain(s):
     """Centre of mass on plain arrays; returns (z (N, 2C), cx, cy, mass), the last three (C, N)."""
     c, n, h, w = s.shape
     xs, ys = pixel_centres(h, w, s.dtype)
-    mass = s.sum(axis=(2, 3))
-    cx = np.einsum("cnhw,w->cn", s, xs) / mass
-    cy = np.einsum("cnhw,h->cn", s, ys) / mass
+    rows, cols = s.sum(axis=3), s.sum(axis=2)  # (C, N, H), (C, N, W)
+    mass = rows.sum(axis=2)
+    cx, cy = cols @ xs / mass, rows @ ys / mass
     z = np.stack([cx, cy], axis=2).transpose(1, 0, 2).reshape(n, 2 * c)
     return z, cx, cy, mass
 
@@ -365,17 +392,19 @@ def _batchnorm_sigmoid_com_vjp(argnums, ans, args, kwargs):
 
     def vjp(g):
         c, n, hh, ww = h.shape
-        xhat, y, inv_std = _normalise(h, gamma, beta, eps)
-        s = sigmoid(y)
+        s = _bn_sigmoid_plain(h, gamma, beta, eps)
         _, cx, cy, mass = _com_plain(s)
         g = np.transpose(g.reshape(n, c, 2), (1, 0, 2))  # (N, 2C) -> (C, N, 2)
         gx, gy = g[..., 0] / mass, g[..., 1] / mass  # (C, N)
         xs, ys = pixel_centres(hh, ww, s.dtype)
         # ∂cx/∂s[i,j] = (x_j − cx)/mass, ∂cy/∂s[i,j] = (y_i − cy)/mass
-        ds = (gx[:, :, None, None] * (xs[None, None, None, :] - cx[:, :, None, None])
-              + gy[:, :, None, None] * (ys[None, None, :, None] - cy[:, :, None, None]))
-        dy = ds * s * (1 - s)
-        return _pick(argnums, _bn_backward(dy, xhat, gamma, inv_std))
+        ds = np.add((gx[:, :, None] * xs)[:, :, None, :], (gy[:, :, None] * ys)[:, :, :, None])
+        ds -= (gx * cx + gy * cy)[:, :, None, None]
+        ds *= s
+        s -= 1
+        ds *= s
+        np.negative(ds, out=ds)  # ds · s · (1 − s)
+        return _pick(argnums, _bn_backward(ds, h, gamma, *_bn_affine(h, gamma, beta, eps)[2:]))
     return vjp
 
 
