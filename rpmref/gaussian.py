@@ -7,7 +7,8 @@ z = A x + ε, z' = A' x' + ε' give a Gaussian recognition joint P(z, z') (Eq. 3
     f(z, z') = zᵀ W z' − ½ z'ᵀ Q z' + bᵀ z'   (+ any function g(z)),
 
 which covers the bilinear critic (Eq. 8: Q = 0, b = 0), the Gaussian RBF critic
-(Eq. 27: W = Q = I/ℓ², g(z) = −‖z‖²/(2ℓ²)) and the optimal critic log p(z'|z).
+(Eq. 27: W = Q = I/ℓ², g(z) = −‖z‖²/(2ℓ²)) and the optimal critic
+log p(z'|z) − log p(z').
 A function of z alone changes neither the energy prior (Eq. 21–22), nor
 I_∞ (Eq. 7, 25), nor I_N (Eq. 6): the normaliser over z' cancels it. So the
 energy prior is Gaussian, and E3–E6 are all Gaussian integrals.
@@ -89,9 +90,19 @@ def _covariance(name, a, dim=None, definite=True):
     return a
 
 
-def _check_pair(joint):
+def _check_pair(joint, name="joint"):
+    """A GaussianPair with consistent shapes and a positive definite covariance."""
     if not isinstance(joint, GaussianPair):
-        raise TypeError(f"joint must be a GaussianPair; got {type(joint).__name__}")
+        raise TypeError(f"{name} must be a GaussianPair; got {type(joint).__name__}")
+    mean, cov = np.asarray(joint.mean), np.asarray(joint.cov)
+    n = mean.size
+    if mean.shape != (n,) or cov.shape != (n, n) or not 0 < joint.k < n:
+        raise ValueError(f"{name}: mean must be (n,), cov (n, n) and 0 < k < n; got mean "
+                         f"{mean.shape}, cov {cov.shape}, k={joint.k}")
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name}.cov must be positive definite") from None
     return joint
 
 
@@ -110,7 +121,7 @@ def _solve(a, b):
 def blocks(joint):
     """(m, m', C, C', S) of a pair: means (k,), (k',); covariances (k, k), (k', k');
     cross-covariance S = Cov(z, z') (k, k')."""
-    k = joint.k
+    k = _check_pair(joint).k
     m, c = joint.mean, joint.cov
     return m[:k], m[k:], c[:k, :k], c[k:, k:], c[:k, k:]
 
@@ -195,7 +206,7 @@ def optimal_critic(joint):
     (log p(z'|z) alone is *not* optimal: the −log p(z') it lacks depends on z',
     so the softmax over negatives z'_j in Eq. 6–7 does not cancel it.)
     """
-    m, mp, c, cp, s = blocks(_check_pair(joint))
+    m, mp, c, cp, s = blocks(joint)
     gain = _solve(c, s).T                      # K (k', k)
     prec = np.linalg.inv(_conditional_cov(joint))
     prec = 0.5 * (prec + prec.T)
@@ -232,7 +243,7 @@ def entropy(joint_or_cov):
 
 def canonical_correlations(joint):
     """The singular values of C^{-1/2} S C'^{-1/2}: the canonical correlations of (z, z')."""
-    _, _, c, cp, s = blocks(_check_pair(joint))
+    _, _, c, cp, s = blocks(joint)
     lc, lcp = np.linalg.cholesky(c), np.linalg.cholesky(cp)
     whitened = np.linalg.solve(lc, np.linalg.solve(lcp, s.T).T)  # Lc⁻¹ S Lc'⁻ᵀ (k, k')
     return np.linalg.svd(whitened, compute_uv=False)
@@ -266,7 +277,8 @@ def kl_divergence(p, q):
 def _mean_cov(name, p):
     """(mean, cov) of a GaussianPair or a (mean, cov) pair, checked."""
     if isinstance(p, GaussianPair):
-        return p.mean, p.cov
+        _check_pair(p, name)
+        return np.asarray(p.mean, dtype=float), np.asarray(p.cov, dtype=float)
     try:
         mean, cov = p
     except (TypeError, ValueError):
@@ -342,7 +354,7 @@ def rbf_infonce_limit(joint, lengthscale):
     For 1-D unit variances and correlation ρ this is SPEC §6's
     −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)). ℓ = inf gives the limit 0.
     """
-    m, mp, c, cp, s = blocks(_check_pair(joint))
+    m, mp, c, cp, s = blocks(joint)
     if m.size != mp.size:
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
     ell = float(lengthscale)
@@ -382,7 +394,7 @@ def elbo_decomposition(joint, prior):
     ``kl`` = KL(P ‖ P_θ). E3 says the first equals the second minus the third.
     """
     _check_pair(joint)
-    _check_pair(prior)
+    _check_pair(prior, "prior")
     if prior.cov.shape != joint.cov.shape or prior.k != joint.k:
         raise ValueError(f"prior must have the joint's shape {joint.cov.shape} and k={joint.k}")
     _, _, c, cp, _ = blocks(joint)
@@ -412,7 +424,7 @@ def optimal_bilinear_critic(joint):
     infonce_limit with Q = 0, b = 0), whose gradient S − (C + mmᵀ) W C'
     vanishes at W*.
     """
-    m, _, c, cp, s = blocks(_check_pair(joint))
+    m, _, c, cp, s = blocks(joint)
     second_moment = c + np.outer(m, m)
     return bilinear_critic(_solve(second_moment, _solve(cp, s.T).T))
 
@@ -425,7 +437,7 @@ def optimal_rbf_lengthscale(joint, grid=400):
     regula falsi on the analytic derivative refines it. Returns ``np.inf`` when
     the supremum is the ℓ → ∞ limit (e.g. non-positive correlation).
     """
-    m, mp, c, cp, s = blocks(_check_pair(joint))
+    m, mp, c, cp, s = blocks(joint)
     if m.size != mp.size:
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
     if int(grid) < 3:

@@ -205,8 +205,8 @@ def test_kl_divergence_precise_near_equality():
     """KL(N(0, 1) ‖ N(0, 1 + ε)) = ½(ε − log(1 + ε)) − ... to full relative precision:
     exactly ½(1/(1+ε) − 1 + log(1+ε)) ≈ ε²/4 for tiny ε."""
     for eps in (1e-3, 1e-6):
-        p = g.GaussianPair(np.zeros(1), np.eye(1), 1)
-        q = g.GaussianPair(np.zeros(1), np.eye(1) * (1 + eps), 1)
+        p = (np.zeros(1), np.eye(1))
+        q = (np.zeros(1), np.eye(1) * (1 + eps))
         exact = 0.5 * (1 / (1 + eps) - 1 + np.log1p(eps))
         series = eps**2 / 4 - eps**3 / 3 + 3 * eps**4 / 8
         assert g.kl_divergence(p, q) == pytest.approx(series, rel=1e-6)
@@ -370,3 +370,15 @@ def test_verify_checks_rows_pass_and_are_deterministic():
         assert 0 <= r["max_error"] <= r["tolerance"], r
     again = g.verify_checks(np.random.default_rng(0), 30)
     assert [r["max_error"] for r in rows] == [r["max_error"] for r in again]
+
+
+@pytest.mark.parametrize("pair, message", [
+    (g.GaussianPair(np.zeros(2), -np.eye(2), 1), "positive definite"),
+    (g.GaussianPair(np.zeros(2), np.eye(3), 1), "mean must be"),
+    (g.GaussianPair(np.zeros(2), np.eye(2), 2), "0 < k < n"),
+])
+def test_malformed_gaussian_pair_raises_value_error(pair, message):
+    with pytest.raises(ValueError, match=message):
+        g.mutual_information(pair)
+    with pytest.raises(ValueError, match=message):
+        mc.infonce_bound(pair, g.bilinear_critic(1.0), 4, 10)
