@@ -382,3 +382,49 @@ def test_malformed_gaussian_pair_raises_value_error(pair, message):
         g.mutual_information(pair)
     with pytest.raises(ValueError, match=message):
         mc.infonce_bound(pair, g.bilinear_critic(1.0), 4, 10)
+
+
+def test_recognition_joint_matches_monte_carlo_of_encoders():
+    """Eq. 3: sample (x, x'), then z = A x + ε, z' = A' x' + ε'; the sample mean and
+    covariance of (z, z') match recognition_joint entrywise within 4 s.e."""
+    rng = np.random.default_rng(21)
+    root = rng.normal(size=(5, 5))
+    cov_xx, mean_xx = root @ root.T / 5 + 0.1 * np.eye(5), rng.normal(size=5)
+    enc, enc_p = rng.normal(size=(2, 3)), rng.normal(size=(2, 2))
+    noise, noise_p = np.diag([0.3, 0.1]), np.array([[0.2, 0.05], [0.05, 0.1]])
+    joint = g.recognition_joint(cov_xx, enc, enc_p, noise, noise_p, mean_xx)
+    n = 200_000
+    x = rng.multivariate_normal(mean_xx, cov_xx, size=n)
+    z = x[:, :3] @ enc.T + rng.multivariate_normal(np.zeros(2), noise, size=n)
+    zp = x[:, 3:] @ enc_p.T + rng.multivariate_normal(np.zeros(2), noise_p, size=n)
+    s = np.concatenate([z, zp], axis=1)
+    assert np.all(np.abs(s.mean(0) - joint.mean) < 4 * s.std(0, ddof=1) / np.sqrt(n))
+    centred = s - s.mean(0)
+    products = centred[:, :, None] * centred[:, None, :]             # (n, 4, 4)
+    se = products.std(0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(products.mean(0) - joint.cov) < 4 * se + 1e-12)
+
+
+def test_energy_prior_is_tilted_marginal_with_monte_carlo_normaliser():
+    """Eq. 21–22: log P_θ(z'|z) − log p(z') − f(z, z') is the same (−log Z(z)) for
+    every z' (exact, on a grid of z'), and Z(z) = E_{p(z')}[e^{f(z, z')}] by
+    Monte Carlo within 4 s.e."""
+    joint = g.gaussian_pair(np.array([[1.0, 0.3], [0.3, 0.8]]), np.array([[0.9, -0.2], [-0.2, 1.2]]),
+                            np.array([[0.5, 0.1], [-0.2, 0.4]]), [0.2, -0.1], [0.5, 0.3])
+    ell = 1.3
+    prior = g.energy_prior(joint, g.rbf_critic(ell, 2))
+    m, mp, c, cp, _ = g.blocks(joint)
+    pm, pmp, pc, pcp, ps = g.blocks(prior)
+    z = np.array([0.7, -0.4])
+    cond_mean = pmp + ps.T @ np.linalg.solve(pc, z - pm)             # P_θ(z'|z), Gaussian
+    cond_cov = pcp - ps.T @ np.linalg.solve(pc, ps)
+    zp = np.random.default_rng(0).normal(size=(50, 2)) * 2
+
+    def f(a, b):
+        return -np.sum((a - b) ** 2, axis=-1) / (2 * ell**2)
+    offset = log_density(zp, cond_mean, cond_cov) - log_density(zp, mp, cp) - f(z, zp)
+    assert np.ptp(offset) < 1e-12
+    draws = np.exp(f(z, np.random.default_rng(1).multivariate_normal(mp, cp, size=400_000)))
+    assert abs(draws.mean() - np.exp(-offset[0])) < 4 * draws.std(ddof=1) / np.sqrt(draws.size)
+    np.testing.assert_allclose(pm, m, atol=1e-15)                    # P_θ(z) = p(z)
+    np.testing.assert_allclose(pc, c, atol=1e-15)
