@@ -10,7 +10,7 @@ its standard error is their standard deviation / sqrt(batches). Every draw is
 """
 import numpy as np
 
-from rpmref.gaussian import GaussianPair, QuadraticCritic, _check_critic, _check_pair
+from rpmref.gaussian import QuadraticCritic, _check_critic, _check_pair
 from rpmref.numerics import logsumexp
 
 _MAX_SCORES = 4_000_000  # score-matrix entries per chunk of batches (~32 MB)
@@ -108,5 +108,5 @@ def _generator(rng):
     raise TypeError(f"rng must be an int seed or a numpy.random.Generator; got {type(rng).__name__}")
 
 
-__all__ = ["GaussianPair", "sample_pairs", "critic_scores", "infonce_per_batch",
+__all__ = ["sample_pairs", "critic_scores", "infonce_per_batch",
            "infonce_bound", "infonce_bounds", "infonce_draws"]

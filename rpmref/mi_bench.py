@@ -125,7 +125,12 @@ def run(args):
               f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
         print(format_table(rows))
     if args.figure:
-        plot(rows, args.figure)
+        try:
+            plot(rows, args.figure)
+        except OSError as err:
+            print(f"rpmref mi-bench: error: cannot write --figure {args.figure}: "
+                  f"{err.strerror or err}", file=sys.stderr)
+            return 2
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0
 

@@ -105,6 +105,7 @@ def test_cli_bad_arguments_exit_2(argv, capsys):
     ["mi-bench", "--levels", "2,x"],
     ["mi-bench", "--levels", "-1"],
     ["mi-bench", "--batches", "1", "--levels", "2"],
+    ["mi-bench", "--batches", "2", "--levels", "2", "--dim", "2", "--figure", "/nonexistent/dir/f.png"],
 ])
 def test_cli_bad_values_return_2(argv, capsys):
     assert cli.main(argv) == 2
