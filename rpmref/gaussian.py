@@ -193,6 +193,8 @@ def rbf_critic(lengthscale, k):
     ell = float(lengthscale)
     if not (np.isfinite(ell) and ell > 0):
         raise ValueError(f"lengthscale must be a positive finite number; got {lengthscale}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (the dimension of z and z') must be a positive integer; got {k!r}")
     eye = np.eye(int(k)) / ell**2
     return QuadraticCritic(eye, eye.copy(), np.zeros(int(k)))
 
@@ -236,7 +238,7 @@ def _check_critic(critic, joint):
 
 def entropy(joint_or_cov):
     """Differential entropy ½ log det(2πe Σ) of a Gaussian (nats)."""
-    cov = joint_or_cov.cov if isinstance(joint_or_cov, GaussianPair) else \
+    cov = _check_pair(joint_or_cov).cov if isinstance(joint_or_cov, GaussianPair) else \
         _covariance("cov", np.atleast_2d(joint_or_cov))
     return 0.5 * (cov.shape[0] * np.log(2 * np.pi * np.e) + _logdet(cov))
 

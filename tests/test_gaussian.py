@@ -333,6 +333,7 @@ def test_callable_critic_gives_same_draws_as_quadratic_form():
     (lambda: g.rbf_infonce_limit(g.gaussian_pair(np.eye(2), 1.0, [[0.1], [0.1]]), 1.0), "dim z == dim z'"),
     (lambda: g.optimal_rbf_lengthscale(g.gaussian_pair(np.eye(2), 1.0, [[0.1], [0.1]])), "dim z == dim z'"),
     (lambda: g.rbf_critic(0.0, 1), "lengthscale"),
+    (lambda: g.rbf_critic(1.0, 0), "k \\(the dimension"),
     (lambda: g.infonce_limit(unit_pair(0.5), g.QuadraticCritic(np.eye(1), -2 * np.eye(1), np.zeros(1))),
      "too negative"),
     (lambda: g.infonce_limit(unit_pair(0.5), g.bilinear_critic(np.eye(2))), "critic.W must have shape"),
