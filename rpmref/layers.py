@@ -25,7 +25,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
 BN_EPS = 1e-5
-_COL_BYTES = 1 << 20  # target size of one im2col chunk: fits in L2 with room to spare
+_COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best of 128 KiB … 4 MiB)
 
 
 # --------------------------------------------------------------------------
