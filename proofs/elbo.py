@@ -61,7 +61,7 @@ def prove_e1(proof, max_size):
                                    log_ratio(z, z2) + sp.log(P_X[x]) + sp.log(P_X2[x2]))
     report(proof, "pointwise: integrand of Eq. 12 = log P_theta/(P(z)P(z')) + log P(x) + log P(x') "
            "for every (z, z'), so the Q-expectations agree", pointwise)
-    for kk, kk2 in itertools.product(range(1, max_size + 1), repeat=2):
+    for kk, kk2 in sizes(max_size, dims=2):
         enc, enc2 = table(ENC, 1, kk), table(ENC2, 1, kk2)
         pairs = list(itertools.product(range(1, kk + 1), range(1, kk2 + 1)))
         qs = {(a, b): enc[0, a - 1] * enc2[0, b - 1] for a, b in pairs}
@@ -144,7 +144,7 @@ def prove_e3(proof, max_size):
                                    P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / (P_Z[z] * P_Z2[z2]))
                                    - P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / PRIOR[z, z2]))
     report(proof, "pointwise: P(z,z') log P_theta/(P(z)P(z')) = MI integrand - KL integrand", pointwise)
-    for kk, kk2 in itertools.product(range(1, max_size + 1), repeat=2):
+    for kk, kk2 in sizes(max_size, dims=2):
         pzz, pz, pz2, rules = latent_tables(kk, kk2)
         cells = list(itertools.product(range(kk), range(kk2)))
         lhs = sum(pzz[a, b] * log_ratio(a + 1, b + 1) for a, b in cells)
@@ -165,7 +165,7 @@ def prove_e8(proof, max_size):
                  "S = sum P_theta P(z|x)P(z'|x')/(P(z)P(z')) so P_theta(x,x') = P(x)P(x') S (SPEC §2); "
                  "posterior P_theta(z,z'|x,x') = P_theta(z,z') P(x|z) P(x'|z') / P_theta(x,x')")
     s = sp.Symbol("S", positive=True)
-    for kk, kk2 in itertools.product(range(1, max_size + 1), repeat=2):
+    for kk, kk2 in sizes(max_size, dims=2):
         enc, enc2, q = table(ENC, 1, kk), table(ENC2, 1, kk2), table(Q, kk, kk2)
         cells = [(a, b) for a in range(kk) for b in range(kk2)]
         weight = {(a, b): PRIOR[a + 1, b + 1] * enc[0, a] * enc2[0, b] / (P_Z[a + 1] * P_Z2[b + 1])
