@@ -1,6 +1,85 @@
-"""Placeholder: being written (see the open issue)."""
+"""``rpmref proofs`` / ``python -m proofs``: run the symbolic proofs, print one line each.
+
+Exit codes: 0 every selected identity proved, 1 any FAILED (``--check-wrong``
+adds deliberately wrong identities, so it exits 1 by design), 2 bad arguments.
+sympy is imported only when the command runs, so ``rpmref --help`` stays fast.
+"""
+import argparse
+import sys
+import time
+
+
+def positive_size(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-size must be an integer, got {text!r}") from None
+    if not 1 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"--max-size must be between 1 and 4, got {value}")
+    return value
+
+
+def configure(parser):
+    parser.add_argument("--only", nargs="+", metavar="ID",
+                        help="run only these identities (e.g. --only E2 N1, or E2,N1); "
+                             "see --list for the IDs")
+    parser.add_argument("--report", metavar="FILE.md",
+                        help="also write a Markdown report: statements in LaTeX, assumptions, every step")
+    parser.add_argument("--max-size", type=positive_size, default=3, metavar="N",
+                        help="bound of the finite-size checks: all sizes in {1..N-1}^d and (N,..,N) "
+                             "(default 3; 4 is much slower)")
+    parser.add_argument("--check-wrong", action="store_true",
+                        help="also run deliberately wrong identities, which must be reported FAILED "
+                             "(demonstrates a failing proof; the exit code is then 1)")
+    parser.add_argument("--list", action="store_true", help="list the proof IDs and exit")
+    parser.set_defaults(func=main_from_args)
+    return parser
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("proofs", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: print("not yet implemented") or 2)
+    """Register ``rpmref proofs``."""
+    parser = subparsers.add_parser(
+        "proofs", help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1",
+        description="Prove every identity of SPEC.md symbolically with sympy: pointwise log identities, "
+        "finite sums with symbolic entries at every size up to a bound, and symbolic sizes where sympy can.")
+    configure(parser)
+
+
+def print_line(result):
+    flag = "  (deliberately wrong)" if result.wrong else ""
+    print(f"{result.id:<9} {result.status:<7} {result.seconds:6.2f} s  {result.title}{flag}", flush=True)
+    if result.status != "proved":
+        for step in result.steps:
+            if step.ok is False:
+                print(f"{'':<9} FAILED step: {step.text[:300]}", flush=True)
+
+
+def main_from_args(args):
+    from proofs.run import run_proofs, select
+    try:
+        entries = select(args.only, include_wrong=args.check_wrong)
+    except ValueError as exc:
+        print(f"rpmref proofs: error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        for entry in entries if args.only else select(None, include_wrong=True):
+            print(f"{entry.id:<9} {entry.title}{'  (deliberately wrong)' if entry.wrong else ''}")
+        return 0
+    start = time.perf_counter()
+    results = run_proofs(entries, max_size=args.max_size, on_result=print_line)
+    failed = [r for r in results if r.status != "proved"]
+    print(f"{len(results) - len(failed)} proved, {len(failed)} FAILED in "
+          f"{time.perf_counter() - start:.1f} s (finite sizes up to {args.max_size})")
+    if args.report:
+        from proofs.report import write_report
+        write_report(args.report, results, args.max_size)
+        print(f"report written to {args.report}")
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    """Entry point of ``python -m proofs``."""
+    from rpmref.cli import OneLineErrorParser
+    parser = configure(OneLineErrorParser(prog="python -m proofs", description=__doc__.splitlines()[0]))
+    args = parser.parse_args(argv)
+    return main_from_args(args)

@@ -4,7 +4,8 @@ Method (what counts as a proof here). Let D = lhs - rhs, built from positive
 symbols, the real critic values f, and opaque *named quantities* (P(x), P(z),
 Z(z), ...) that stand for their definitions.
 
-1. ``expand_log`` (without ``force``: sympy splits a log only where it can see
+1. Common factors are pulled out of every log argument (``factor_terms``), then
+   ``expand_log`` (without ``force``: sympy splits a log only where it can see
    that the factors are positive) and ``expand`` turn D into
    D = sum_a c_a * log(a) + c_0, the atoms log(a) being logs of single symbols or of
    sums that cannot be split.
@@ -44,6 +45,9 @@ def log_coefficients(expr):
     Raises ValueError if a term holds a product or power of logs (the expression
     is not linear in its logs, so the method does not apply).
     """
+    # (a + b)/2 is stored as a/2 + b/2: pull common factors out of every log argument
+    # so that log((a + b)/2) splits into log(a + b) - log(2) like its other spellings
+    expr = expr.replace(lambda e: isinstance(e, sp.log), lambda e: sp.log(sp.factor_terms(e.args[0])))
     expanded = sp.expand(sp.expand_log(expr))
     parts = {}
     for term in sp.Add.make_args(expanded):

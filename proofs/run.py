@@ -1,0 +1,39 @@
+"""Select registered proofs by ID and run them, one result per identity."""
+from proofs.catalogue import PROOFS
+from proofs.core import run_entry
+
+DEFAULT_MAX_SIZE = 3
+
+
+def select(ids=None, include_wrong=False):
+    """Registry entries for ``ids`` (all correct identities if None), in report order.
+
+    ``include_wrong`` adds the deliberately wrong identities. Raises ValueError
+    naming any unknown ID and listing the known ones.
+    """
+    if ids:
+        wanted = [pid.strip() for item in ids for pid in item.split(",") if pid.strip()]
+        unknown = [pid for pid in wanted if pid.upper() not in PROOFS]
+        if unknown:
+            raise ValueError(f"unknown proof ID {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(PROOFS)}")
+        wanted = {pid.upper() for pid in wanted}
+        chosen = [e for pid, e in PROOFS.items() if pid in wanted]
+    else:
+        chosen = [e for e in PROOFS.values() if not e.wrong]
+    if include_wrong:
+        chosen += [e for e in PROOFS.values() if e.wrong and e not in chosen]
+    return chosen
+
+
+def run_proofs(entries, max_size=DEFAULT_MAX_SIZE, on_result=None):
+    """Run each entry; ``on_result(result)`` is called as each finishes. Returns the results."""
+    if not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f"max_size must be an integer >= 1, got {max_size!r}")
+    results = []
+    for entry in entries:
+        result = run_entry(entry, max_size)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
