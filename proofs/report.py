@@ -1,8 +1,13 @@
 """The Markdown report: for each identity its statement (LaTeX from ``sympy.latex``),
 assumptions, every step checked and the result -- to be read next to the paper."""
+import re
+
 import sympy
 
 from proofs.catalogue import PROOFS
+
+# "(n, n', k, k') = (2, 1, 2, 2): text", "N = 3: text", "m = 2 states: text"
+SIZE_TAG = re.compile(r"^(\([^)]*\)|N|m) = (\([^)]*\)|\d+)(?: states)?: (.*)$", re.S)
 
 MARK = {True: "✓", False: "✗", None: "·"}
 
@@ -25,6 +30,21 @@ are covered by the 0·log 0 = 0 convention and the numeric checks of `rpmref ver
 """
 
 
+def group_sizes(steps):
+    """Merge consecutive checks that differ only in their size tag: [(step, [tags])]."""
+    groups = []
+    for step in steps:
+        match = SIZE_TAG.match(step.text)
+        if match and not step.latex and groups and groups[-1][1]:
+            last, tags = groups[-1]
+            previous = SIZE_TAG.match(last.text)
+            if previous.group(1, 3) == match.group(1, 3) and last.ok == step.ok:
+                tags.append(match.group(2))
+                continue
+        groups.append((step, [match.group(2)] if match and not step.latex else []))
+    return groups
+
+
 def render(results, max_size):
     """The report as a Markdown string."""
     total = sum(r.seconds for r in results)
@@ -45,9 +65,11 @@ def render(results, max_size):
                   "", "Statement:", "", f"$$ {r.statement} $$", "", "Assumptions:", ""]
         lines += [f"- {a}" for a in r.assumptions] or ["- none"]
         lines += ["", "Steps:", ""]
-        for number, step in enumerate(r.steps, 1):
-            lines.append(f"{number}. {MARK[step.ok]} {step.text}")
-            if step.latex and step.ok is not False:
+        for number, (step, tags) in enumerate(group_sizes(r.steps), 1):
+            match = SIZE_TAG.match(step.text)
+            text = step.text if not tags else f"{match.group(3)} — at {match.group(1)} = " + ", ".join(tags)
+            lines.append(f"{number}. {MARK[step.ok]} {text}")
+            if step.latex and not step.text.startswith("raised"):
                 lines.append(f"   $$ {step.latex} $$")
             elif step.latex:
                 lines.append("   ```\n   " + step.latex.replace("\n", "\n   ") + "\n   ```")

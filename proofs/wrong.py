@@ -19,7 +19,7 @@ from proofs.notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_ZZ, PRIOR, total,
 from proofs.sums import rewrite, rule, same, sum_in_order
 
 
-@register("WRONG-E2", "deliberately wrong: Eq. 16 without the constant C",
+@register("WRONG-E2", "Eq. 16 without the constant C",
           lambda: sp.Eq(sp.Symbol("L"), total(P_ZZ[z, z2] * log_ratio(z, z2), z2, z)), wrong=True)
 def prove_wrong_e2(proof, max_size):
     proof.assume("as E2; the right side omits C = -H(X) - H(X')")
@@ -30,11 +30,12 @@ def prove_wrong_e2(proof, max_size):
     rules = rule(P_XX[x, x2] * ENC[x, z] * ENC2[x2, z2], [x, x2], P_ZZ[z, z2])
     summed = rewrite(sum_in_order(P_XX[x, x2] * ENC[x, z] * ENC2[x2, z2] * log_ratio(z, z2), x, x2, z2, z)
                      + sum_in_order(P_XX[x, x2] * (sp.log(P_X[x]) + sp.log(P_X2[x2])), x2, x), rules)
-    proof.check("symbolic sizes: L rewritten equals the claimed right side",
-                same(summed, sum_in_order(P_ZZ[z, z2] * log_ratio(z, z2), z2, z)))
+    claimed = sum_in_order(P_ZZ[z, z2] * log_ratio(z, z2), z2, z)
+    proof.check("symbolic sizes: L, rewritten with the definitions, equals the claimed right side",
+                same(summed, claimed), sp.Eq(summed, claimed))
 
 
-@register("WRONG-N1", "deliberately wrong: N1 with P(z') missing from the likelihood's denominator",
+@register("WRONG-N1", "N1 with P(z') missing from the likelihood's denominator",
           lambda: sp.Eq(total(P_X[x] * P_X2[x2] * total(PRIOR[z, z2] * ENC[x, z] * ENC2[x2, z2] / P_Z[z], z2, z),
                               x2, x), total(PRIOR[z, z2], z2, z)), wrong=True)
 def prove_wrong_n1(proof, max_size):
@@ -42,7 +43,8 @@ def prove_wrong_n1(proof, max_size):
     rules = rule(P_X[x] * ENC[x, z], [x], P_Z[z])
     inner = rewrite(sum_in_order(P_X[x] * P_X2[x2] * PRIOR[z, z2] * ENC[x, z] * ENC2[x2, z2] / P_Z[z], x, x2),
                     rules)
-    proof.check("symbolic sizes: summing over x, x' leaves P_theta(z,z')", same(inner, PRIOR[z, z2]))
+    proof.check("symbolic sizes: summing over x, x' leaves P_theta(z,z')", same(inner, PRIOR[z, z2]),
+                sp.Eq(inner, PRIOR[z, z2]))
     t = recognition_tables(2, 2, 2, 2)
     inv = [sp.Symbol(f"r_{a + 1}", positive=True) for a in range(2)]
     mass = sum(t.px[i] * t.px2[j] * t.prior[a, b] * t.enc[i, a] * t.enc2[j, b] * inv[a]
