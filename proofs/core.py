@@ -9,7 +9,7 @@ decide from the declared assumptions); ``None`` from sympy is never a verdict.
 """
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass

@@ -39,10 +39,17 @@ def report(proof, text, result):
     return proof.check(text + ("" if ok else ": " + describe(residuals)), ok)
 
 
+PRIOR_F = sp.IndexedBase(r"P^{f}_{\theta}", positive=True)
+
+
+def definition_of_prior():
+    return sp.latex(sp.Eq(PRIOR_F[z, z2], sp.Mul(P_Z[z], P_Z2[z2], sp.exp(F[z, z2]), 1 / ZF[z], evaluate=False)))
+
+
 def e5_statement():
-    prior = energy_prior(P_Z[z], P_Z2[z2], F[z, z2], ZF[z])
-    return sp.Eq(total(P_ZZ[z, z2] * sp.log(prior / (P_Z[z] * P_Z2[z2])), z2, z),
-                 total(P_ZZ[z, z2] * F[z, z2], z2, z) - total(P_Z[z] * sp.log(ZF[z]), z))
+    identity = sp.Eq(total(P_ZZ[z, z2] * sp.log(PRIOR_F[z, z2] / (P_Z[z] * P_Z2[z2])), z2, z),
+                     total(P_ZZ[z, z2] * F[z, z2], z2, z) - total(P_Z[z] * sp.log(ZF[z]), z))
+    return definition_of_prior() + r"\quad\Longrightarrow\quad " + sp.latex(identity)
 
 
 def finite_setup(kk, kk2):
@@ -89,9 +96,9 @@ def prove_e5(proof, max_size):
 
 def e6_statement():
     mi = total(P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / (P_Z[z] * P_Z2[z2])), z2, z)
-    prior = energy_prior(P_Z[z], P_Z2[z2], F[z, z2], ZF[z])
     infonce_ = total(P_ZZ[z, z2] * F[z, z2], z2, z) - total(P_Z[z] * sp.log(ZF[z]), z)
-    return sp.Eq(mi - infonce_, total(P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / prior), z2, z))
+    identity = sp.Eq(mi - infonce_, total(P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / PRIOR_F[z, z2]), z2, z))
+    return definition_of_prior() + r"\quad\Longrightarrow\quad " + sp.latex(identity) + r" \ge 0"
 
 
 @register("E6", "gap: I(Z;Z') - I_inf(f) = KL(P(z,z') || P_theta^f) >= 0, zero iff e^f ∝ P(z'|z)/P(z') per z",

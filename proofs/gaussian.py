@@ -77,8 +77,10 @@ def log_identity(proof, text, lhs, rhs, substitutions=ON_SIMPLEX):
 
 
 def g1_statement():
-    return sp.Eq(sp.Symbol(r"I_{\infty}(\ell)"),
-                 -(1 - rho) / ell ** 2 - sp.log(ell) + sp.log(1 + ell ** 2) / 2 + 1 / (2 * (1 + ell ** 2)))
+    infonce = sp.Eq(sp.Symbol(r"I_{\infty}(\ell)"),
+                    -(1 - rho) / ell ** 2 - sp.log(ell) + sp.log(1 + ell ** 2) / 2 + 1 / (2 * (1 + ell ** 2)))
+    mutual = sp.Eq(sp.Symbol("I(Z;Z')"), -sp.log(1 - rho ** 2) / 2)
+    return sp.latex(infonce) + r",\quad " + sp.latex(mutual) + r",\quad I(Z;Z') - I_{\infty}(\ell) > 0"
 
 
 @register("G1", "SPEC §6: 1-D Gaussian, RBF critic: I_inf(l) closed form, I = -1/2 log(1-rho^2), gap > 0",

@@ -31,17 +31,19 @@ are covered by the 0·log 0 = 0 convention and the numeric checks of `rpmref ver
 
 
 def group_sizes(steps):
-    """Merge consecutive checks that differ only in their size tag: [(step, [tags])]."""
-    groups = []
+    """Merge checks that differ only in their size tag into the first of them: [(step, [tags])]."""
+    groups, index = [], {}
     for step in steps:
         match = SIZE_TAG.match(step.text)
-        if match and not step.latex and groups and groups[-1][1]:
-            last, tags = groups[-1]
-            previous = SIZE_TAG.match(last.text)
-            if previous.group(1, 3) == match.group(1, 3) and last.ok == step.ok:
-                tags.append(match.group(2))
-                continue
-        groups.append((step, [match.group(2)] if match and not step.latex else []))
+        if not match or step.latex:
+            groups.append((step, []))
+            continue
+        key = (match.group(1), match.group(3), step.ok)
+        if key in index:
+            index[key][1].append(match.group(2))
+        else:
+            index[key] = (step, [match.group(2)])
+            groups.append(index[key])
     return groups
 
 
