@@ -42,7 +42,7 @@ COLUMNS = (
     ("maps_tracked", "maps ≥ 0.95", "{:.1f}"),
     ("mean_within_radius", "within radius", "{:.3f}"),
     ("final_estimate", "InfoNCE (nats)", "{:.3f}"),
-    ("lengthscale", "ℓ", "{:.2f}"),
+    ("lengthscale_px", "ℓ px", "{:.2f}"),
     ("wall_time", "time s", "{:.1f}"),
 )
 
@@ -86,41 +86,64 @@ def readout_predictions(z_train, pos_train, z_eval):
 
 
 def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",),
-            score_every=1, progress=False):
+            curve_every=None, curve_frames=300, untrained_cache=None, progress=False):
     """Train one critic from one seed and score it (and its untrained start).
 
     videos: dict name -> (frames, positions) with at least "train" and every
-    name in ``eval_names``. Held-out R² per epoch (Fig. 1C) is computed every
-    ``score_every`` epochs on the first evaluation video. Returns
-    (record, extras): record is JSON-ready; extras holds arrays for the figure.
+    name in ``eval_names``. If ``curve_every`` is set, the held-out R² of the
+    linear readout is recorded every ``curve_every`` epochs for Fig. 1C, on the
+    first ``curve_frames`` frames of the training and first evaluation video
+    (a subset, because encoding is a large share of a run's time).
+    untrained_cache: dict shared between runs, so the untrained encoder of a
+    seed (the same weights for every critic) is scored once.
+    Returns (record, extras): record is JSON-ready; extras holds z arrays.
     """
     from rpmref import train as trainer
     config = _config_for(train_config, critic=critic, seed=seed)
     frames, pos_train = videos["train"]
     first_eval = eval_names[0]
+    names = ("train",) + tuple(eval_names)
 
-    untrained_params, untrained_bn = untrained_encoder(config)
-    z_untrained = {name: trainer.encode(untrained_params, untrained_bn, videos[name][0], config)
-                   for name in ("train",) + tuple(eval_names)}
-    untrained = {name: score_encoder(z_untrained["train"], pos_train, z_untrained[name],
-                                     videos[name][1], radius) for name in eval_names}
+    params0, bn0 = untrained_encoder(config)
+    key = (tuple(eval_names), _encoder_fingerprint(params0))
+    cache = {} if untrained_cache is None else untrained_cache
+    if key not in cache:
+        z0 = {name: trainer.encode(params0, bn0, videos[name][0], config) for name in names}
+        cache[key] = (z0, {name: score_encoder(z0["train"], pos_train, z0[name], videos[name][1],
+                                               radius) for name in eval_names})
+    z_untrained, untrained = cache[key]
 
-    r2_per_epoch = [(0, untrained[first_eval]["r2_overall"])]
+    r2_per_epoch = []
+    on_epoch = None
+    if curve_every is not None:
+        n = min(curve_frames, len(pos_train), len(videos[first_eval][1]))
+        sub = {"train": (frames[:n], pos_train[:n]),
+               "eval": (videos[first_eval][0][:n], videos[first_eval][1][:n])}
 
-    def on_epoch(epoch, params, bn_state):
-        if epoch % score_every == 0:
-            z_tr = trainer.encode(params, bn_state, frames, config)
-            z_ev = trainer.encode(params, bn_state, videos[first_eval][0], config)
-            r2 = score_encoder(z_tr, pos_train, z_ev, videos[first_eval][1], radius)
-            r2_per_epoch.append((int(epoch), r2["r2_overall"]))
+        def curve_point(epoch, params, bn_state):
+            z_tr = trainer.encode(params, bn_state, sub["train"][0], config)
+            z_ev = trainer.encode(params, bn_state, sub["eval"][0], config)
+            fitted = readout_predictions(z_tr, sub["train"][1], z_ev)
+            r2 = _r2(fitted, sub["eval"][1])
+            r2_per_epoch.append([int(epoch), r2])
+
+        def on_epoch(epoch, params, bn_state):
+            if epoch % curve_every == 0:
+                curve_point(epoch, params, bn_state)
+
+        curve_point(0, params0, bn0)
 
     result = trainer.train(config, frames, progress=progress, on_epoch=on_epoch)
+    if curve_every is not None and result.history and \
+            r2_per_epoch[-1][0] != result.history[-1]["epoch"]:
+        curve_point(result.history[-1]["epoch"], result.params, result.bn_state)
     z = {name: trainer.encode(result.params, result.bn_state, videos[name][0], config)
-         for name in ("train",) + tuple(eval_names)}
+         for name in names}
     scores = {name: score_encoder(z["train"], pos_train, z[name], videos[name][1], radius)
               for name in eval_names}
     history = [{"epoch": int(h["epoch"]), "step": int(h["step"]), "loss": float(h["loss"]),
                 "estimate": float(h["estimate"])} for h in result.history]
+    size = frames.shape[-1]
     record = {
         "critic": critic,
         "seed": int(seed),
@@ -128,13 +151,25 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
         "untrained": untrained,
         "final_estimate": history[-1]["estimate"] if history else float("nan"),
         "lengthscale": _lengthscale(result.params, critic),
+        "lengthscale_px": _lengthscale(result.params, critic) * size,
         "wall_time": float(result.wall_time),
+        "steps": int(result.steps),
         "steps_per_s": float(result.steps_per_s),
         "history": history,
-        "r2_per_epoch": [[e, r] for e, r in r2_per_epoch],
+        "r2_per_epoch": r2_per_epoch,
     }
-    extras = {"z": z, "z_untrained": z_untrained}
-    return record, extras
+    return record, {"z": z, "z_untrained": z_untrained}
+
+
+def _r2(pred, positions):
+    from rpmref import tracking
+    return tracking.r2_pooled(pred, np.asarray(positions).reshape(len(positions), -1))
+
+
+def _encoder_fingerprint(params):
+    """Bytes of the encoder weights (every parameter except the critic's)."""
+    return b"".join(np.ascontiguousarray(params[k]).tobytes()
+                    for k in sorted(params) if not k.startswith("critic"))
 
 
 # --------------------------------------------------------------------------
@@ -142,7 +177,7 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
 
 
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
-                out_dir=None, score_every=1, progress=True, log=print):
+                out_dir=None, curve_every=2, progress=True, log=print):
     """Default comparison: every critic × seed at ``train_config``; writes results.
 
     Returns the results dict (also written as ``results.json``; the table as
@@ -156,11 +191,13 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "held_out")}
     radius = _radius(balls_config)
-    runs, figure_runs = {c: [] for c in critics}, {}
+    runs, figure_runs, cache = {c: [] for c in critics}, {}, {}
     for critic in critics:
         for seed in seeds:
+            # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
             record, extras = run_one(critic, seed, train_config, videos, radius,
-                                     score_every=score_every, progress=progress)
+                                     curve_every=curve_every if seed == seeds[0] else None,
+                                     untrained_cache=cache, progress=progress)
             runs[critic].append(record)
             if seed == seeds[0]:
                 figure_runs[critic] = (record, extras)
@@ -200,7 +237,7 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "validation", "held_out")}
     radius = _radius(balls_config)
-    grid, best = {}, {}
+    grid, best, cache = {}, {}, {}
     for critic in critics:
         grid[critic] = []
         for optimiser, lr in itertools.product(optimisers, learning_rates):
@@ -209,7 +246,7 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
             for seed in seeds:
                 record, _ = run_one(critic, seed, config, videos, radius,
                                     eval_names=("validation", "held_out"),
-                                    score_every=10 ** 9, progress=progress)
+                                    untrained_cache=cache, progress=progress)
                 records.append(record)
             validation = float(np.mean([r["scores"]["validation"]["mean_matched_r2"]
                                         for r in records]))
@@ -351,13 +388,14 @@ def add_parser(subparsers):
 def _main(args):
     from rpmref import balls
     seeds = tuple(range(args.seeds))
-    train_config, balls_config, score_every = _default_train_config(), balls.BallsConfig(), 1
+    train_config, balls_config, curve_every = _default_train_config(), balls.BallsConfig(), 2
     optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES
     if args.quick:
         train_config, balls_config = quick_configs()
+        curve_every = 1
         optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
     results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
-                          score_every=score_every, progress=not args.no_progress)
+                          curve_every=curve_every, progress=not args.no_progress)
     print(results_markdown(results["summary"], "Default settings", results["settings"]))
     print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
           f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
@@ -373,11 +411,12 @@ def _main(args):
 def quick_configs():
     """(TrainConfig, BallsConfig) small enough for a smoke test in seconds."""
     from rpmref import balls
-    balls_config = dataclasses.replace(balls.BallsConfig(), n_frames=120)
+    balls_config = dataclasses.replace(balls.BallsConfig(), n_frames=QUICK_FRAMES)
     return _config_for(_default_train_config(), **QUICK_TRAIN), balls_config
 
 
-QUICK_TRAIN = {"batch_size": 16, "epochs": 2}
+QUICK_FRAMES = 64
+QUICK_TRAIN = {"batch_size": 16, "epochs": 2, "hidden_channels": 8}
 
 
 # --------------------------------------------------------------------------
@@ -396,13 +435,17 @@ def _config_for(config, **changes):
 def untrained_encoder(config):
     """(params, bn_state) of the encoder a run with ``config`` starts from."""
     from rpmref import train as trainer
+    # train() draws the initial weights first from default_rng(config.seed)
     params = trainer.init_params(config, np.random.default_rng(config.seed))
-    return params, None
+    return params, trainer.init_bn_state(config)
 
 
 def _lengthscale(params, critic):
-    """The learned RBF lengthscale ℓ, or NaN for other critics."""
-    return float("nan")
+    """The learned RBF lengthscale ℓ (units of the frame width: the critic sees
+    u = z / S − ½), or NaN for other critics."""
+    if critic != "rbf":
+        return float("nan")
+    return float(np.exp(np.asarray(params["critic_log_lengthscale"], dtype=np.float64)))
 
 
 def _radius(balls_config):
@@ -429,7 +472,7 @@ def _row_values(record, scores):
                                      "mean_matched_r2", "maps_tracked", "mean_within_radius")}
     if record is not None:
         values.update(final_estimate=record["final_estimate"],
-                      lengthscale=record["lengthscale"], wall_time=record["wall_time"])
+                      lengthscale_px=record["lengthscale_px"], wall_time=record["wall_time"])
     return values
 
 

@@ -127,6 +127,9 @@ def fig1(path, frames, positions, held_out_frame, held_out_positions, panels,
                 label="centre of mass")
         if panel.get("calibrated") is not None:
             cal = np.asarray(panel["calibrated"])
+            for b in range(min(len(cal), len(held_out_positions))):  # error of each matched map
+                ax.plot([cal[b, 0], held_out_positions[b, 0]],
+                        [cal[b, 1], held_out_positions[b, 1]], "-", color="yellow", lw=0.8)
             ax.plot(cal[:, 0], cal[:, 1], "x", ms=6, color="yellow", mew=1.5,
                     label="calibrated")
         ax.plot(held_out_positions[:, 0], held_out_positions[:, 1], "+", ms=6,

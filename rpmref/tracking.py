@@ -138,7 +138,7 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
       matched_r2          [n_balls] held-out R² of each ball's matched map;
       within_radius       [n_balls] held-out fraction of frames with
                           ‖calibrated map − ball‖ ≤ radius;
-      rmse_px             [n_balls] held-out RMSE (pixels, per coordinate);
+      matched_rmse_px     [n_balls] held-out RMSE (pixels, per coordinate);
       min_matched_r2, mean_matched_r2, mean_within_radius;
       r2_train, r2_test   (K × n_balls) nested lists, every map against every ball.
     """
@@ -159,7 +159,7 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
         "map_for_ball": list(perm),
         "matched_r2": matched,
         "within_radius": within,
-        "rmse_px": rmse,
+        "matched_rmse_px": rmse,
         "min_matched_r2": min(matched),
         "mean_matched_r2": float(np.mean(matched)),
         "mean_within_radius": float(np.mean(within)),

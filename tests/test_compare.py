@@ -21,7 +21,7 @@ def fake_record(critic, seed, r2, matched, estimate=1.0, ell=float("nan"), wall=
     untrained = dict(scores, r2_overall=0.8)
     return {"critic": critic, "seed": seed, "scores": {"held_out": scores},
             "untrained": {"held_out": untrained}, "final_estimate": estimate,
-            "lengthscale": ell, "wall_time": wall}
+            "lengthscale": ell / 32, "lengthscale_px": ell, "wall_time": wall}
 
 
 def test_summarise_is_mean_and_sample_sd_over_seeds():
@@ -37,8 +37,8 @@ def test_summarise_is_mean_and_sample_sd_over_seeds():
     assert n == 3
     assert mean == pytest.approx(statistics.mean([0.99, 0.97, 0.985]), abs=1e-12)
     assert sd == pytest.approx(statistics.stdev([0.99, 0.97, 0.985]), abs=1e-12)
-    assert summary["rbf"]["lengthscale"][0] == pytest.approx(2.0, abs=1e-12)
-    assert "lengthscale" not in summary["bilinear"]  # NaN for a non-RBF critic: no entry
+    assert summary["rbf"]["lengthscale_px"][0] == pytest.approx(2.0, abs=1e-12)
+    assert "lengthscale_px" not in summary["bilinear"]  # NaN for a non-RBF critic: no entry
     assert summary["bilinear"]["maps_tracked"][0] == pytest.approx(0.0, abs=1e-12)
     assert summary["rbf"]["maps_tracked"][0] == pytest.approx(statistics.mean([3, 3, 3]))
     assert summary["untrained"]["r2_overall"][0] == pytest.approx(0.8, abs=1e-12)
@@ -65,3 +65,90 @@ def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_score_encoder_is_perfect_for_latents_that_are_the_positions():
+    """z = the ball centres themselves: readout R² 1, RMSE 0, 3 maps tracked."""
+    rng = np.random.default_rng(0)
+    pos, pos_ho = rng.uniform(3, 29, (200, 3, 2)), rng.uniform(3, 29, (150, 3, 2))
+    out = compare.score_encoder(pos.reshape(200, 6), pos, pos_ho.reshape(150, 6), pos_ho, 2.5)
+    assert out["r2_overall"] == pytest.approx(1.0, abs=1e-9)
+    assert out["rmse_px"] == pytest.approx(0.0, abs=1e-7)
+    assert out["maps_tracked"] == 3 and out["map_for_ball"] == [0, 1, 2]
+
+
+def test_untrained_encoder_is_the_trainers_starting_point():
+    """A run with a vanishing learning rate ends (to float precision) where it began."""
+    from rpmref import balls, train
+    frames, _ = balls.make_video(balls.BallsConfig(n_frames=20), seed=3)
+    config = train.TrainConfig(batch_size=8, steps=1, lr=1e-300, seed=5, hidden_channels=4)
+    start, _ = compare.untrained_encoder(config)
+    end = train.train(config, frames, progress=False).params
+    for name in start:
+        np.testing.assert_array_equal(start[name], end[name])
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `rpmref balls compare --quick --sweep` run (1 seed), shared by the checks below."""
+    out = tmp_path_factory.mktemp("compare")
+    code = cli.main(["balls", "compare", "--quick", "--sweep", "--seeds", "1", "--no-progress",
+                     "--out", str(out)])
+    return code, out
+
+
+def test_quick_run_writes_every_output(quick_run):
+    code, out = quick_run
+    assert code == 0
+    for name in ("results.json", "results.md", "fig1.png", "sweep.json", "sweep.md"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "fig1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "fig1.png").stat().st_size < 300_000
+    rows = [line.split("|")[1].strip() for line in (out / "results.md").read_text().splitlines()
+            if line.startswith("| ")]
+    assert rows == ["critic", "rbf", "bilinear", "cosine", "untrained"]
+
+
+def test_quick_results_are_internally_consistent(quick_run):
+    _, out = quick_run
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["runs"]) == {"rbf", "bilinear", "cosine"}
+    for critic, records in results["runs"].items():
+        (record,) = records
+        s = record["scores"]["held_out"]
+        assert s["maps_tracked"] == sum(r >= compare.TRACKED_R2 for r in s["matched_r2"])
+        assert sorted(s["map_for_ball"]) == [0, 1, 2]
+        assert s["min_matched_r2"] == pytest.approx(min(s["matched_r2"]), abs=1e-12)
+        assert -1 < s["r2_overall"] <= 1 and s["rmse_px"] > 0
+        assert record["final_estimate"] == record["history"][-1]["estimate"]
+        assert len(record["history"]) == 2  # the quick setting's 2 epochs
+        assert [e for e, _ in record["r2_per_epoch"]] == [0, 1, 2]
+        assert (record["lengthscale"] is not None) == (critic == "rbf")
+        mean, sd, n = results["summary"][critic]["r2_overall"]
+        assert (mean, sd, n) == (s["r2_overall"], 0.0, 1)
+        # the untrained encoder of a seed is the same for every critic
+        assert record["untrained"] == results["runs"]["rbf"][0]["untrained"]
+
+
+def test_quick_sweep_reports_the_setting_best_on_validation(quick_run):
+    _, out = quick_run
+    sweep = json.loads((out / "sweep.json").read_text())
+    for critic, grid in sweep["grid"].items():
+        assert len(grid) == len(compare.SWEEP_OPTIMISERS)  # quick: one learning rate
+        for setting in grid:
+            validation = [r["scores"]["validation"]["mean_matched_r2"] for r in setting["runs"]]
+            assert setting["validation_mean_matched_r2"] == pytest.approx(
+                statistics.mean(validation), abs=1e-12)
+        best = max(grid, key=lambda g: g["validation_mean_matched_r2"])
+        assert sweep["best_setting"][critic] == {"optimizer": best["optimizer"], "lr": best["lr"]}
+        held_out = [r["scores"]["held_out"]["r2_overall"] for r in best["runs"]]
+        assert sweep["summary"][critic]["r2_overall"][0] == pytest.approx(
+            statistics.mean(held_out), abs=1e-12)
+
+
+def test_example_runs_with_quick_settings(tmp_path):
+    example = os.path.join(REPO, "examples", "reproduce_fig1.py")
+    done = subprocess.run([sys.executable, example, "--quick"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "rbf      seed 0: InfoNCE estimate" in done.stdout

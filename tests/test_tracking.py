@@ -41,7 +41,7 @@ def test_exact_affine_maps_score_one_and_recover_the_permutation(perm):
     out = tracking.tracking_metrics(z_train, pos_train, z_test, pos_test, radius=2.5)
     assert out["map_for_ball"] == list(perm)
     np.testing.assert_allclose(out["matched_r2"], 1.0, atol=1e-9)
-    np.testing.assert_allclose(out["rmse_px"], 0.0, atol=1e-7)
+    np.testing.assert_allclose(out["matched_rmse_px"], 0.0, atol=1e-7)
     assert out["within_radius"] == [1.0, 1.0, 1.0]
 
 
