@@ -86,7 +86,7 @@ def readout_predictions(z_train, pos_train, z_eval):
 
 
 def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",),
-            curve_every=None, curve_frames=300, untrained_cache=None, progress=False):
+            curve_every=None, curve_frames=200, untrained_cache=None, progress=False):
     """Train one critic from one seed and score it (and its untrained start).
 
     videos: dict name -> (frames, positions) with at least "train" and every
@@ -202,6 +202,9 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
             if seed == seeds[0]:
                 figure_runs[critic] = (record, extras)
             log(_run_line(record, "held_out"))
+            if out_dir is not None:  # keep finished runs if a long comparison is stopped
+                os.makedirs(out_dir, exist_ok=True)
+                write_json(os.path.join(out_dir, "results.partial.json"), {"runs": runs})
     results = {
         "settings": _settings(train_config, balls_config, seeds, critics, radius),
         "runs": runs,
@@ -211,6 +214,7 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         write_json(os.path.join(out_dir, "results.json"), results)
+        os.remove(os.path.join(out_dir, "results.partial.json"))
         with open(os.path.join(out_dir, "results.md"), "w") as fh:
             fh.write(results_markdown(results["summary"], title="Default settings",
                                       settings=results["settings"]))
