@@ -95,12 +95,11 @@ def run_entry(entry, max_size):
     """Run one registered proof and return its :class:`ProofResult`."""
     proof = Proof()
     start = time.perf_counter()
-    error = ""
+    error = statement = ""
     try:
         statement = _latex(entry.statement())
         entry.prove(proof, max_size)
     except Exception as exc:  # a proof that raises is reported FAILED, with the reason
-        statement = locals().get("statement", "")
         error = f"{type(exc).__name__}: {exc}"
         proof.steps.append(Step("raised " + error, traceback.format_exc(limit=3), False))
     seconds = time.perf_counter() - start
