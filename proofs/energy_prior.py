@@ -14,6 +14,10 @@ What counts as a proof here:
   P(z,z') on the simplex, P(z), P(z') its marginals and Z(z) opaque (definitions
   substituted in the coefficients): the energy prior sums to 1; L - C = I_inf(f);
   I - I_inf(f) = KL(P(z,z') || P_theta^f), >= 0 by L1.
+* **Symbolic sizes** k, k' with the sum rewriter of :mod:`proofs.sums`: the
+  energy prior sums to 1 (sum_z' P(z') e^f = Z(z), then sum_z P(z) = 1), and the
+  weight of log Z(z) is sum_z' P(z,z') = P(z), which turns the expected
+  integrand into I_inf(f) (E5) and the MI minus the KL into I_inf(f) (E6).
 * **When the gap is zero** (E6): solving P_theta^f = P(z,z') for e^f gives
   e^f = Z(z) P(z,z')/(P(z)P(z')), i.e. P(z'|z)/P(z') times a factor of z alone;
   conversely every critic e^f = c(z) P(z,z')/(P(z)P(z')) has Z(z) = c(z) and
@@ -27,6 +31,7 @@ from proofs.core import register
 from proofs.finite import latent_tables, sizes, table
 from proofs.logsums import check_log_identity, describe, monomial_coefficients, vanishes
 from proofs.notation import F, P_Z, P_Z2, P_ZZ, ZF, total, z, z2
+from proofs.sums import rewrite, rule, same, sum_in_order
 
 
 def energy_prior(pz, pz2, f, partition):
@@ -50,6 +55,20 @@ def e5_statement():
     identity = sp.Eq(total(P_ZZ[z, z2] * sp.log(PRIOR_F[z, z2] / (P_Z[z] * P_Z2[z2])), z2, z),
                      total(P_ZZ[z, z2] * F[z, z2], z2, z) - total(P_Z[z] * sp.log(ZF[z]), z))
     return definition_of_prior() + r"\quad\Longrightarrow\quad " + sp.latex(identity)
+
+
+def marginal_rules():
+    rules = {}
+    rules.update(rule(P_ZZ[z, z2], [z2], P_Z[z]))
+    rules.update(rule(P_Z2[z2] * sp.exp(F[z, z2]), [z2], ZF[z]))
+    rules.update(rule(P_Z[z], [z], 1))
+    return rules
+
+
+def prove_log_partition_weight(proof, integrand, target, text):
+    """Symbolic sizes: sum over z' then z of ``integrand`` rewrites to ``target`` (sums in that order)."""
+    summed = rewrite(sum_in_order(integrand, z2, z), marginal_rules())
+    proof.check("symbolic sizes: " + text, same(summed, target), sp.Eq(sum_in_order(integrand, z2, z), summed))
 
 
 def finite_setup(kk, kk2):
@@ -78,6 +97,15 @@ def prove_e5(proof, max_size):
     pointwise = check_log_identity(
         sp.log(energy_prior(P_Z[z], P_Z2[z2], F[z, z2], ZF[z]) / (P_Z[z] * P_Z2[z2])), F[z, z2] - sp.log(ZF[z]))
     report(proof, "pointwise: log P_theta^f/(P(z)P(z')) = f(z,z') - log Z(z)", pointwise)
+    for lhs, value in marginal_rules().items():
+        proof.show("definition used as a rewrite rule (marginal, Eq. 22, normalisation)", sp.Eq(lhs, value))
+    prove_log_partition_weight(
+        proof, energy_prior(P_Z[z], P_Z2[z2], F[z, z2], ZF[z]), sp.Integer(1),
+        "the energy prior sums to 1 (sum over z' gives Z(z), then sum_z P(z) = 1)")
+    prove_log_partition_weight(
+        proof, P_ZZ[z, z2] * (F[z, z2] - sp.log(ZF[z])),
+        sum_in_order(P_ZZ[z, z2] * F[z, z2], z2, z) - sum_in_order(P_Z[z] * sp.log(ZF[z]), z),
+        "sum P(z,z') (f - log Z(z)) = E_P(z,z')[f] - E_P(z)[log Z(z)] = I_inf(f)")
     for kk, kk2 in sizes(max_size, dims=2):
         pzz, pz, pz2, f, zf, z_definition, prior, rules = finite_setup(kk, kk2)
         tag = f"(k, k') = ({kk}, {kk2})"
@@ -109,6 +137,13 @@ def prove_e6(proof, max_size):
     pointwise = check_log_identity(
         sp.log(P_ZZ[z, z2] / (P_Z[z] * P_Z2[z2])) - (F[z, z2] - sp.log(ZF[z])), sp.log(P_ZZ[z, z2] / prior))
     report(proof, "pointwise: MI integrand - InfoNCE integrand = log P(z,z')/P_theta^f(z,z')", pointwise)
+    mi_integrand = P_ZZ[z, z2] * sp.log(P_ZZ[z, z2] / (P_Z[z] * P_Z2[z2]))
+    prove_log_partition_weight(
+        proof, mi_integrand - P_ZZ[z, z2] * (F[z, z2] - sp.log(ZF[z])),
+        sum_in_order(mi_integrand, z2, z) - sum_in_order(P_ZZ[z, z2] * F[z, z2], z2, z)
+        + sum_in_order(P_Z[z] * sp.log(ZF[z]), z),
+        "the sum over (z,z') of [MI integrand - P(z,z')(f - log Z(z))] is I(Z;Z') - I_inf(f) "
+        "(the weight of log Z(z) is P(z)); with the pointwise step, I - I_inf(f) = KL")
     w = sp.Symbol("w", positive=True)                     # w = e^{f(z,z')} at one cell
     solved = sp.solve(sp.Eq(energy_prior(P_Z[z], P_Z2[z2], sp.log(w), ZF[z]), P_ZZ[z, z2]), w)
     optimal = ZF[z] * P_ZZ[z, z2] / (P_Z[z] * P_Z2[z2])
