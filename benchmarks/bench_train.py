@@ -4,8 +4,10 @@ Same network (conv → BN → ReLU → conv → BN → sigmoid → centre of mas
 critic and in-batch InfoNCE loss, same SGD-with-momentum step, same batch, same
 dtype and the same initial weights. For every grid point the script first
 checks in float64 that both give the same loss and every gradient (relative
-1e-8), then times both steps *alternately* (so a change in machine load hits
-both alike) and reports the median of ``--steps`` steps after warm-up.
+1e-8; on a batch of 8 pairs), then times both steps *alternately* (so a change in machine load hits
+both alike) and reports the median of ``--steps`` steps after warm-up (fewer,
+at least ``--min-steps``, where one framework exceeds the ``--budget`` seconds:
+PyTorch's float64 convolutions at 64 × 64 take up to a minute per step).
 
     python benchmarks/bench_train.py                    # full grid, 1 thread each
     python benchmarks/bench_train.py --quick            # default config only
@@ -28,9 +30,16 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=20, help="timed steps per point (median)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--budget", type=float, default=60.0,
+                   help="seconds per framework and point after which timing stops early "
+                        "(at no fewer than --min-steps steps); some PyTorch float64 points "
+                        "take ~50 s per step")
+    p.add_argument("--min-steps", type=int, default=3)
     p.add_argument("--critic", default="rbf", choices=("rbf", "bilinear", "cosine"))
     p.add_argument("--quick", action="store_true", help="only the default config (32, 5, 16, 64)")
     p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--point", action="append", default=[], metavar="S,K,C,B",
+                   help="time only this grid point (frame size, kernel, channels, batch); repeatable")
     return p.parse_args(argv)
 
 
@@ -165,15 +174,22 @@ def time_point(size, k, channels, batch, dtype):
         for name, fn in steps:  # alternate, so load changes affect both alike
             t0 = time.perf_counter()
             fn()
-            if i >= ARGS.warmup:
+            if i >= ARGS.warmup or time.perf_counter() - t0 > 1.0:  # slow points: 1 warm-up
                 times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(v)) for name, v in times.items()}
+        spent = {name: sum(v) for name, v in times.items()}
+        if (min(len(v) for v in times.values()) >= ARGS.min_steps
+                and max(spent.values()) > ARGS.budget):
+            break
+    return {name: float(np.median(v)) for name, v in times.items()}, min(
+        len(v) for v in times.values())
 
 
 def main():
     trainer.tune_malloc()
     grid = ([(32, 5, 16, 64)] if ARGS.quick
             else list(itertools.product((32, 64), (3, 5), (8, 16), (64, 256))))
+    if ARGS.point:
+        grid = [tuple(int(v) for v in p.split(",")) for p in ARGS.point]
     dtypes = ARGS.dtypes.split(",")
     print(f"# critic {ARGS.critic}, SGD lr {LR} momentum {MOMENTUM}, {ARGS.threads} thread(s), "
           f"median of {ARGS.steps} steps after {ARGS.warmup} warm-up; batch B = pairs "
@@ -183,16 +199,18 @@ def main():
     else:
         print(f"# torch {torch.__version__}, numpy {np.__version__}")
     print("size kernel channels batch | dtype   | numpy ms | torch ms | ratio | "
-          "numpy frames/s | torch frames/s | f64 check")
+          "numpy frames/s | torch frames/s | f64 check | steps timed")
     for size, k, channels, batch in grid:
-        check = f"{check_agreement(size, k, channels, batch):.1e}" if torch is not None else "-"
+        # the float64 agreement check uses 8 pairs: the batch size changes no code path, and
+        # PyTorch's float64 step at 64 × 64 × 512 frames takes close to a minute
+        check = f"{check_agreement(size, k, channels, 8):.1e}" if torch is not None else "-"
         for dtype in dtypes:
-            r = time_point(size, k, channels, batch, dtype)
+            r, n_steps = time_point(size, k, channels, batch, dtype)
             n_ms = 1e3 * r["numpy"]
             t_ms = 1e3 * r["torch"] if "torch" in r else float("nan")
             print(f"{size:4d} {k:6d} {channels:8d} {batch:5d} | {dtype:7s} | {n_ms:8.1f} | "
                   f"{t_ms:8.1f} | {n_ms / t_ms:5.2f} | {2 * batch / r['numpy']:14.0f} | "
-                  f"{2 * batch / r.get('torch', float('nan')):14.0f} | {check}", flush=True)
+                  f"{2 * batch / r.get('torch', float('nan')):14.0f} | {check} | {n_steps}", flush=True)
     return 0
 
 
