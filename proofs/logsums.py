@@ -91,6 +91,13 @@ def check_log_identity(lhs, rhs, substitutions=None):
     return not residuals, residuals, n_atoms
 
 
+def record_log_identity(proof, text, lhs, rhs, substitutions=None):
+    """Decide lhs == rhs (:func:`check_log_identity`) and record the verdict on ``proof``;
+    a failure's text names the first non-vanishing coefficients."""
+    ok, residuals, _ = check_log_identity(lhs, rhs, substitutions)
+    return proof.check(text + ("" if ok else ": " + describe(residuals)), ok)
+
+
 def describe(residuals, limit=2):
     """A short text naming the first non-vanishing coefficients."""
     items = list(residuals.items())[:limit]

@@ -12,9 +12,9 @@ failing proof and the exit code 1 can be demonstrated.
 import sympy as sp
 
 from proofs.core import register
-from proofs.elbo import elbo15, log_ratio, report
+from proofs.elbo import elbo15, log_ratio
 from proofs.finite import recognition_tables
-from proofs.logsums import check_log_identity, monomial_coefficients, vanishes
+from proofs.logsums import monomial_coefficients, record_log_identity, vanishes
 from proofs.notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_ZZ, PRIOR, total, x, x2, z, z2
 from proofs.sums import rewrite, rule, same, sum_in_order
 
@@ -26,7 +26,7 @@ def prove_wrong_e2(proof, max_size):
     t = recognition_tables(2, 2, 2, 2)
     lhs = sum(t.p[i, j] * elbo15(t, i, j) for i in range(2) for j in range(2))
     rhs = sum(t.pzz[a, b] * log_ratio(a + 1, b + 1) for a in range(2) for b in range(2))
-    report(proof, "(n, n', k, k') = (2, 2, 2, 2): finite sums", check_log_identity(lhs, rhs, t.rules))
+    record_log_identity(proof, "(n, n', k, k') = (2, 2, 2, 2): finite sums", lhs, rhs, t.rules)
     rules = rule(P_XX[x, x2] * ENC[x, z] * ENC2[x2, z2], [x, x2], P_ZZ[z, z2])
     summed = rewrite(sum_in_order(P_XX[x, x2] * ENC[x, z] * ENC2[x2, z2] * log_ratio(z, z2), x, x2, z2, z)
                      + sum_in_order(P_XX[x, x2] * (sp.log(P_X[x]) + sp.log(P_X2[x2])), x2, x), rules)
