@@ -179,3 +179,13 @@ def test_python_m_proofs_entry_point(capsys):
     from proofs.cli import main
     assert main(["--only", "L1"]) == 0
     assert re.search(r"^L1 +proved", capsys.readouterr().out, re.M)
+
+
+def test_python_m_proofs_exits_1_on_a_wrong_identity():
+    """The real entry point (a fresh interpreter): a wrong identity is FAILED, exit code 1."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "proofs", "--only", "WRONG-N1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"^WRONG-N1 +FAILED", done.stdout, re.M)
