@@ -57,6 +57,8 @@ class TrainConfig:
     hidden_channels: int = 16      # channels of the first conv layer
     kernel_size: int = 5           # odd; both conv layers
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
+    blas_threads: Optional[int] = 1  # OpenBLAS threads while training (None: leave as is);
+    #                                  1 is fastest on a shared machine, see set_blas_threads
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -76,6 +78,10 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd ('same' padding); got {self.kernel_size}")
+        if self.blas_threads is not None and (not isinstance(self.blas_threads, int)
+                                              or self.blas_threads < 1):
+            raise ValueError(f"blas_threads must be a positive integer or None; "
+                             f"got {self.blas_threads!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
 
@@ -210,8 +216,8 @@ def set_blas_threads(n):
 
     Measured here (2 shared cores): one thread per process is faster than two
     whenever anything else runs, and with two threads on a busy machine a step
-    can take 10× longer (OpenBLAS threads spin-wait for a core). Returns True if
-    an OpenBLAS was found and set; a no-op otherwise (other BLAS, other OS).
+    can take 10× longer (OpenBLAS threads spin-wait for a core). Returns the
+    previous thread count, or None (and does nothing) if no OpenBLAS is found.
     """
     try:
         with open("/proc/self/maps") as f:
@@ -223,13 +229,15 @@ def set_blas_threads(n):
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(ctypes.c_int(int(n)))
-                return True
-    return False
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    previous = int(getter())
+                    setter(ctypes.c_int(int(n)))
+                    return previous
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -306,6 +314,15 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     tune_malloc()
+    previous_threads = None if config.blas_threads is None else set_blas_threads(config.blas_threads)
+    try:
+        return _train(config, frames, out_dir, resume, progress, on_epoch)
+    finally:
+        if previous_threads is not None:
+            set_blas_threads(previous_threads)
+
+
+def _train(config, frames, out_dir, resume, progress, on_epoch):
     dtype = np.dtype(config.dtype)
     x_all = layers.to_channel_first(np.asarray(frames, dtype=dtype))  # (C, T, H, W)
     _, t_frames, height, width = x_all.shape
@@ -417,8 +434,9 @@ def add_parser(subparsers):
     p.add_argument("--channels", type=int, default=d.hidden_channels,
                    help="hidden channels of the first conv layer")
     p.add_argument("--kernel", type=int, default=d.kernel_size, help="odd conv kernel size")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (1 is fastest on a shared machine; 0 = leave as is)")
+    p.add_argument("--threads", type=int, default=d.blas_threads,
+                   help="BLAS threads while training (1 is fastest on a shared machine; "
+                        "0 = leave as is)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same settings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -450,16 +468,13 @@ def _train_command(args):
         config = TrainConfig(critic=args.critic, epochs=args.epochs, steps=args.steps,
                              batch_size=args.batch, optimizer=args.optimizer, lr=args.lr,
                              momentum=args.momentum, seed=args.seed, dtype=args.dtype,
-                             hidden_channels=args.channels, kernel_size=args.kernel)
+                             hidden_channels=args.channels, kernel_size=args.kernel,
+                             blas_threads=args.threads or None)
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f"--out {args.out} exists and is not a directory")
-        if args.threads < 0:
-            raise ValueError(f"--threads must be >= 0; got {args.threads}")
         frames, positions, h_frames, h_positions = _load_videos(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
         return _error(e)
-    if args.threads:
-        set_blas_threads(args.threads)
     try:
         result = train(config, frames, out_dir=args.out, resume=args.resume,
                        progress=not args.no_progress)

@@ -191,3 +191,15 @@ def test_cli_train_and_resume(video, tmp_path, capsys):
     assert main(args + ["--kernel", "4"]) == 2
     assert main(args + ["--critic", "cosine", "--resume"]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_blas_threads_are_restored_after_training(video):
+    frames, _ = video
+    before = T.set_blas_threads(2)
+    if before is None:
+        pytest.skip("NumPy is not linked against OpenBLAS")
+    try:
+        T.train(small_config(epochs=1, blas_threads=1), frames, progress=False)
+        assert T.set_blas_threads(2) == 2  # train() set 1 while running, then put 2 back
+    finally:
+        T.set_blas_threads(before)
