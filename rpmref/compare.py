@@ -256,6 +256,9 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
                                         for r in records]))
             grid[critic].append({"optimizer": optimiser, "lr": lr,
                                  "validation_mean_matched_r2": validation, "runs": records})
+            if out_dir is not None:  # keep finished settings if a long sweep is stopped
+                os.makedirs(out_dir, exist_ok=True)
+                write_json(os.path.join(out_dir, "sweep.partial.json"), {"grid": grid})
             log(f"sweep {critic:8s} {optimiser:4s} lr {lr:g}: validation mean map R² "
                 f"{validation:.3f}, held-out readout R² "
                 f"{np.mean([r['scores']['held_out']['r2_overall'] for r in records]):.3f}")
@@ -272,6 +275,7 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         write_json(os.path.join(out_dir, "sweep.json"), results)
+        os.remove(os.path.join(out_dir, "sweep.partial.json"))
         with open(os.path.join(out_dir, "sweep.md"), "w") as fh:
             fh.write(sweep_markdown(results))
     return results
@@ -385,6 +389,12 @@ def add_parser(subparsers):
                    help="tiny video and few steps (a smoke test, not a result)")
     p.add_argument("--sweep", action="store_true",
                    help="also sweep optimiser × learning rate, chosen on a validation video")
+    p.add_argument("--sweep-only", action="store_true",
+                   help="run only the sweep (skip the default comparison)")
+    p.add_argument("--optimizers", type=_name_list(("sgd", "adam")), default=None,
+                   help="sweep optimisers, comma-separated (default sgd,adam)")
+    p.add_argument("--lrs", type=_lr_list, default=None,
+                   help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_main)
 
@@ -398,12 +408,15 @@ def _main(args):
         train_config, balls_config = quick_configs()
         curve_every = 1
         optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
-    results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
-                          curve_every=curve_every, progress=not args.no_progress)
-    print(results_markdown(results["summary"], "Default settings", results["settings"]))
-    print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
-          f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
-    if args.sweep:
+    optimisers = tuple(args.optimizers or optimisers)
+    lrs = tuple(args.lrs or lrs)
+    if not args.sweep_only:
+        results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
+                              curve_every=curve_every, progress=not args.no_progress)
+        print(results_markdown(results["summary"], "Default settings", results["settings"]))
+        print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
+              f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
+    if args.sweep or args.sweep_only:
         sweep = run_sweep(seeds, tuple(args.critics), train_config, balls_config,
                           optimisers=optimisers, learning_rates=lrs, out_dir=args.out,
                           progress=False)
@@ -535,6 +548,29 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _name_list(allowed):
+    def parse(text):
+        import argparse
+        names = [c.strip() for c in text.split(",") if c.strip()]
+        if not names or any(n not in allowed for n in names):
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated subset of {','.join(allowed)}; got {text!r}")
+        return names
+    return parse
+
+
+def _lr_list(text):
+    import argparse
+    try:
+        lrs = [float(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        lrs = []
+    if not lrs or not all(np.isfinite(lr) and lr > 0 for lr in lrs):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive learning rates; got {text!r}")
+    return lrs
 
 
 def _critic_list(text):

@@ -58,6 +58,8 @@ def test_write_json_turns_nan_into_null_and_numpy_into_python(tmp_path):
     (["--critics", "rbf,linear"], "critics must be"),
     (["--seeds", "0"], "positive integer"),
     (["--seeds", "two"], "positive integer"),
+    (["--lrs", "0.01,-1"], "positive learning rates"),
+    (["--optimizers", "rmsprop"], "subset of sgd,adam"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
