@@ -23,6 +23,7 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -177,16 +178,21 @@ def _encoder_fingerprint(params):
 
 
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
-                out_dir=None, curve_every=2, progress=True, log=print):
+                out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print):
     """Default comparison: every critic × seed at ``train_config``; writes results.
 
     Returns the results dict (also written as ``results.json``; the table as
     ``results.md``; the figure as ``fig1.png`` when matplotlib is available).
+    The figure and the per-epoch held-out R² are for ``figure_seed`` (default:
+    the first seed).
     """
     from rpmref import balls
     train_config = _default_train_config() if train_config is None else train_config
     balls_config = balls.BallsConfig() if balls_config is None else balls_config
     _check_choices(seeds, critics)
+    figure_seed = seeds[0] if figure_seed is None else figure_seed
+    if figure_seed not in seeds:
+        raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
     start = time.perf_counter()
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "held_out")}
@@ -196,10 +202,10 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
         for seed in seeds:
             # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
             record, extras = run_one(critic, seed, train_config, videos, radius,
-                                     curve_every=curve_every if seed == seeds[0] else None,
+                                     curve_every=curve_every if seed == figure_seed else None,
                                      untrained_cache=cache, progress=progress)
             runs[critic].append(record)
-            if seed == seeds[0]:
+            if seed == figure_seed:
                 figure_runs[critic] = (record, extras)
             log(_run_line(record, "held_out"))
             if out_dir is not None:  # keep finished runs if a long comparison is stopped
@@ -384,6 +390,8 @@ def add_parser(subparsers):
                    help="number of training seeds (0, 1, ...; default 3)")
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
                    help="comma-separated critics (default rbf,bilinear,cosine)")
+    p.add_argument("--figure-seed", type=int, default=0,
+                   help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
     p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
     p.add_argument("--quick", action="store_true",
                    help="tiny video and few steps (a smoke test, not a result)")
@@ -410,9 +418,14 @@ def _main(args):
         optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
     optimisers = tuple(args.optimizers or optimisers)
     lrs = tuple(args.lrs or lrs)
+    if args.figure_seed not in seeds:
+        print(f"rpmref balls compare: error: --figure-seed must be one of the seeds 0..{len(seeds) - 1}; "
+              f"got {args.figure_seed}", file=sys.stderr)
+        return 2
     if not args.sweep_only:
         results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
-                              curve_every=curve_every, progress=not args.no_progress)
+                              curve_every=curve_every, figure_seed=args.figure_seed,
+                              progress=not args.no_progress)
         print(results_markdown(results["summary"], "Default settings", results["settings"]))
         print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
               f"results.md" + (", fig1.png" if _have_matplotlib() else ""))

@@ -54,6 +54,12 @@ def test_write_json_turns_nan_into_null_and_numpy_into_python(tmp_path):
     assert json.loads(path.read_text()) == {"a": None, "b": [0, 1, 2], "c": [4]}
 
 
+def test_figure_seed_outside_the_seeds_exits_2(capsys):
+    assert cli.main(["balls", "compare", "--seeds", "2", "--figure-seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--figure-seed must be one of the seeds 0..1" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--critics", "rbf,linear"], "critics must be"),
     (["--seeds", "0"], "positive integer"),
