@@ -19,6 +19,7 @@ sweep one validation video (seed 2), all with the generator's defaults; the
 ``--seeds`` vary the network initialisation and batch order, as in the paper's
 single-video setting.
 """
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -186,6 +187,13 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     The figure and the per-epoch held-out R² are for ``figure_seed`` (default:
     the first seed).
     """
+    with _blas_threads(train_config):
+        return _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
+                            figure_seed, progress, log)
+
+
+def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
+                 figure_seed, progress, log):
     from rpmref import balls
     train_config = _default_train_config() if train_config is None else train_config
     balls_config = balls.BallsConfig() if balls_config is None else balls_config
@@ -239,6 +247,13 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     validation mean matched-map R², and the held-out scores of that setting are
     reported. The held-out video never enters the choice.
     """
+    with _blas_threads(train_config):
+        return _run_sweep(seeds, critics, train_config, balls_config, optimisers,
+                          learning_rates, out_dir, progress, log)
+
+
+def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,
+               out_dir, progress, log):
     from rpmref import balls
     train_config = _default_train_config() if train_config is None else train_config
     balls_config = balls.BallsConfig() if balls_config is None else balls_config
@@ -451,6 +466,22 @@ QUICK_TRAIN = {"batch_size": 16, "epochs": 2, "hidden_channels": 8}
 
 # --------------------------------------------------------------------------
 # helpers (the trainer interface is touched only here)
+
+
+@contextlib.contextmanager
+def _blas_threads(train_config):
+    """Run the encoding as well as the training with the trainer's BLAS thread
+    count (one thread is fastest on a shared machine; see train.set_blas_threads)."""
+    from rpmref import train as trainer
+    config = _default_train_config() if train_config is None else train_config
+    threads = getattr(config, "blas_threads", None)
+    setter = getattr(trainer, "set_blas_threads", None)
+    previous = setter(threads) if threads is not None and setter is not None else None
+    try:
+        yield
+    finally:
+        if previous:
+            setter(previous)
 
 
 def _default_train_config():
