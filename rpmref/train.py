@@ -15,6 +15,7 @@ pair order are checkpointed). Ctrl-C writes a checkpoint and re-raises.
 ``rpmref balls train`` (``add_parser``) adds the video generation, a linear
 readout scored on a held-out video, and ``summary.json``.
 """
+import contextlib
 import ctypes
 import dataclasses
 import json
@@ -132,15 +133,17 @@ def encode(params, bn_state, frames, config, batch=256):
     """Latents z (T, 6) float64 = (x1, y1, x2, y2, x3, y3): the centres of mass of the
     3 maps in pixel coordinates, evaluation-mode batch norm (running statistics).
 
-    Computed in float64 whatever ``config.dtype``; works on untrained parameters.
+    Computed in float64 whatever ``config.dtype``, with ``config.blas_threads``
+    BLAS threads; works on untrained parameters.
     """
     _check_frames(frames)
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     s64 = {k: np.asarray(v, dtype=np.float64) for k, v in bn_state.items()}
     out = np.empty((frames.shape[0], 6))
-    for start in range(0, frames.shape[0], batch):
-        x = layers.to_channel_first(np.asarray(frames[start:start + batch], dtype=np.float64))
-        out[start:start + batch] = layers.encoder_eval(p64, s64, x)
+    with blas_threads(config.blas_threads):
+        for start in range(0, frames.shape[0], batch):
+            x = layers.to_channel_first(np.asarray(frames[start:start + batch], dtype=np.float64))
+            out[start:start + batch] = layers.encoder_eval(p64, s64, x)
     return out
 
 
@@ -240,6 +243,17 @@ def set_blas_threads(n):
     return None
 
 
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the body with n OpenBLAS threads (None: unchanged), then restore the count."""
+    previous = None if n is None else set_blas_threads(n)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            set_blas_threads(previous)
+
+
 # --------------------------------------------------------------------------
 # the loop
 
@@ -314,12 +328,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
     tune_malloc()
-    previous_threads = None if config.blas_threads is None else set_blas_threads(config.blas_threads)
-    try:
+    with blas_threads(config.blas_threads):
         return _train(config, frames, out_dir, resume, progress, on_epoch)
-    finally:
-        if previous_threads is not None:
-            set_blas_threads(previous_threads)
 
 
 def _train(config, frames, out_dir, resume, progress, on_epoch):
