@@ -16,6 +16,14 @@ Each layer exists twice:
   differentiated by autograd itself. The tests check the primitives' gradients
   against these compositions and against finite differences.
 
+Convolutions run on a zero-padded, row-flattened copy of the input in which
+every kernel offset is one contiguous slice (``_padded_flat``): im2col is k²
+slice copies into a cache-sized scratch block and one matmul per block; with
+fewer output than input channels the cheaper form is one matmul followed by k²
+shifted adds. The backward pass of such a layer builds one im2col of the output
+gradient and gets both dW and dx from it. Forward passes may leave their padded
+input and batch statistics in a ``workspace`` dict for their backward pass.
+
 Batch norm in training mode normalises with the batch statistics (biased
 variance); the running averages for evaluation use the unbiased variance and
 momentum 0.1, as PyTorch does.
@@ -67,7 +75,7 @@ def _padded_flat(x, k):
 
 
 def _offsets(k, wp):
-    """Flat offsets di·Wp + dj of the k×k kernel positions, row-major."""
+    """Flat offsets di·Wq + dj of the k×k kernel positions, row-major (wp = Wq)."""
     return [di * wp + dj for di in range(k) for dj in range(k)]
 
 
@@ -101,7 +109,7 @@ def _im2col_matmul(left, flat, k, wp, m, out):
 
 
 def _matmul_shift_sum(w_rows, flat, k, wp, m, out):
-    """out[o, q] = Σ_{(di,dj)} (w_rows @ flat)[(o, di, dj), q + di·Wp + dj], chunk by chunk.
+    """out[o, q] = Σ_{(di,dj)} (w_rows @ flat)[(o, di, dj), q + di·Wq + dj], chunk by chunk.
 
     The form of the same correlation that suits few output channels: one matmul
     (C_out·k·k, C_in) @ (C_in, chunk + reach), then k·k shifted adds.
