@@ -68,11 +68,14 @@ def test_rbf_is_log_gaussian_up_to_a_constant():
                                rtol=1e-12)
 
 
-@pytest.mark.parametrize("b", [1, 2, 3, 7, 64])
-def test_constant_critic_gives_log_b(b):
-    loss, estimate = C.infonce_loss(np.full((b, b), 3.7))
-    assert abs(loss - math.log(b)) <= 4 * np.finfo(float).eps * max(1.0, math.log(b))
-    assert abs(estimate) <= 1e-14
+@pytest.mark.parametrize("b", [1, 2, 3, 6, 7, 11, 64, 299])
+@pytest.mark.parametrize("c", [3.7, -1e3, 0.0])
+def test_constant_critic_gives_log_b(b, c):
+    """The issue asks for loss = log B *exactly* for a constant critic, so this one test
+    compares floats with ==: every term is −log B, with no rounding on the way."""
+    loss, estimate = C.infonce_loss(np.full((b, b), c))
+    assert loss == math.log(b)
+    assert estimate == 0.0
 
 
 def direct_infonce(scores):
