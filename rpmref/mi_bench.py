@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from rpmref import gaussian as g
+from rpmref.cli import positive_int
 from rpmref.gaussian_mc import infonce_bounds
 
 LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig. 2)
@@ -135,17 +136,6 @@ def run(args):
     return 0
 
 
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "mi-bench", help="the Poole et al. MI staircase: I_∞ and I_K for three critics",
@@ -154,10 +144,10 @@ def add_parser(subparsers):
         "for the optimal, best bilinear and best RBF critics.")
     p.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS),
                    help="comma-separated true MI values in nats (default: %(default)s)")
-    p.add_argument("--dim", type=_positive_int, default=DIM, help="dimension d (default: %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE,
+    p.add_argument("--dim", type=positive_int, default=DIM, help="dimension d (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
                    help="K, pairs per batch (default: %(default)s)")
-    p.add_argument("--batches", type=_positive_int, default=BATCHES,
+    p.add_argument("--batches", type=positive_int, default=BATCHES,
                    help="Monte Carlo batches per cell, at least 2 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")

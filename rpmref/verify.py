@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 import rpmref
+from rpmref.cli import nonnegative_int, positive_float, positive_int
 from rpmref.numerics import logsumexp
 
 DEFAULT_TOLERANCE = 1e-10
@@ -240,36 +241,6 @@ def format_table(rows):
     return "\n".join(out)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "verify", help="check every identity (E1-E9, N1, A1) on random problems",
@@ -277,12 +248,12 @@ def add_parser(subparsers):
         "near-deterministic encoders, random priors and critics), compute both sides of every "
         "identity of the paper by independent routes, and print the largest error. Exits 1 if "
         "any identity exceeds the tolerance.")
-    parser.add_argument("--trials", type=_positive_int, default=200,
+    parser.add_argument("--trials", type=positive_int, default=200,
                         help="random problems per identity (default: 200)")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--max-states", type=_positive_int, default=8,
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--max-states", type=positive_int, default=8,
                         help="largest number of data and latent states per variable (default: 8)")
-    parser.add_argument("--tolerance", type=_positive_float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE,
                         help=f"largest allowed absolute error (default: {DEFAULT_TOLERANCE:g})")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.set_defaults(func=run)
