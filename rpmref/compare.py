@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from rpmref.cli import nonnegative_int, positive_int
+
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
 SWEEP_OPTIMISERS = ("sgd", "adam")
@@ -401,11 +403,11 @@ def add_parser(subparsers):
         description="Reproduce the paper's experiment: train the encoder with each critic "
         "for each seed, score the linear readout and per-map tracking on a held-out "
         "video, against the untrained encoder; write results.json, results.md, fig1.png.")
-    p.add_argument("--seeds", type=_positive_int, default=3,
+    p.add_argument("--seeds", type=positive_int, default=3,
                    help="number of training seeds (0, 1, ...; default 3)")
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
                    help="comma-separated critics (default rbf,bilinear,cosine)")
-    p.add_argument("--figure-seed", type=int, default=0,
+    p.add_argument("--figure-seed", type=nonnegative_int, default=0,
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
     p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
     p.add_argument("--quick", action="store_true",
@@ -581,17 +583,6 @@ def _check_choices(seeds, critics):
     if unknown or not critics:
         raise ValueError(f"critics must be a non-empty subset of {', '.join(CRITICS)}; "
                          f"got {', '.join(critics) or 'none'}")
-
-
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _name_list(allowed):
