@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from rpmref.cli import nonnegative_int, positive_int
+from rpmref.cli import nonnegative_int, positive_float, positive_int
 
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
@@ -407,6 +407,10 @@ def add_parser(subparsers):
                    help="number of training seeds (0, 1, ...; default 3)")
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
                    help="comma-separated critics (default rbf,bilinear,cosine)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                   help="override the trainer's default optimiser (adam) for the comparison")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="override the trainer's default learning rate (3e-3) for the comparison")
     p.add_argument("--figure-seed", type=nonnegative_int, default=0,
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
     p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
@@ -433,6 +437,8 @@ def _main(args):
         train_config, balls_config = quick_configs()
         curve_every = 1
         optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
+    overrides = {k: v for k, v in (("optimizer", args.optimizer), ("lr", args.lr)) if v is not None}
+    train_config = _config_for(train_config, **overrides)
     optimisers = tuple(args.optimizers or optimisers)
     lrs = tuple(args.lrs or lrs)
     if args.figure_seed not in seeds:

@@ -160,3 +160,11 @@ def test_example_runs_with_quick_settings(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "rbf      seed 0: InfoNCE estimate" in done.stdout
+
+
+def test_optimizer_and_lr_override_the_trainer_defaults(tmp_path):
+    code = cli.main(["balls", "compare", "--quick", "--seeds", "1", "--critics", "rbf",
+                     "--optimizer", "sgd", "--lr", "0.02", "--no-progress", "--out", str(tmp_path)])
+    assert code == 0
+    settings = json.loads((tmp_path / "results.json").read_text())["settings"]["train"]
+    assert (settings["optimizer"], settings["lr"]) == ("sgd", 0.02)
