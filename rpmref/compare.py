@@ -343,7 +343,8 @@ def results_markdown(summary, title, settings=None):
                 cells.append(f"{fmt.format(mean)} ± {fmt.format(sd)}")
         lines.append("| " + " | ".join(cells) + " |")
     n_seeds = max((c[k][2] for c in summary.values() for k in c), default=0)
-    lines += ["", f"Mean ± sd over {n_seeds} seeds, held-out video. readout R²/RMSE: the "
+    lines += ["", f"Mean ± sd over {n_seeds} seed{'s' if n_seeds != 1 else ''} "
+              "(sd 0 for one seed), held-out video. readout R²/RMSE: the "
               "paper's 6 → 6 linear readout. map R²: per-map affine calibration, maps "
               f"matched to balls by permutation; maps ≥ {TRACKED_R2}: how many of the 3 maps "
               "track one ball; within radius: held-out fraction of frames with the "
@@ -355,15 +356,22 @@ def sweep_markdown(results):
     """Best setting per critic (held-out table) and the validation grid."""
     text = results_markdown(results["summary"], "Each critic at its best setting "
                             "(chosen on the validation video)", results["settings"])
+    text = text.replace("Settings: ", "Base settings (optimiser and learning rate replaced by "
+                        "each critic's best setting, below): ", 1)
     lines = ["", "Best setting (by validation mean map R²): " + ", ".join(
         f"{c}: {s['optimizer']} lr {s['lr']:g}" for c, s in results["best_setting"].items()), "",
-        "Validation mean matched-map R² (mean over seeds) for every setting:", ""]
+        "Validation video, every setting (mean over seeds): mean matched-map R² "
+        "(the selection score) / readout R²:", ""]
     critics = list(results["grid"])
     settings = [(g["optimizer"], g["lr"]) for g in results["grid"][critics[0]]]
     lines.append("| optimiser | lr | " + " | ".join(critics) + " |")
     lines.append("|---|---|" + "---|" * len(critics))
     for i, (opt, lr) in enumerate(settings):
-        cells = [f"{results['grid'][c][i]['validation_mean_matched_r2']:.3f}" for c in critics]
+        cells = []
+        for c in critics:
+            g = results["grid"][c][i]
+            readout = np.mean([r["scores"]["validation"]["r2_overall"] for r in g["runs"]])
+            cells.append(f"{g['validation_mean_matched_r2']:.3f} / {readout:.3f}")
         lines.append(f"| {opt} | {lr:g} | " + " | ".join(cells) + " |")
     lines += ["", f"Total sweep time: {results['total_wall_time']:.0f} s.", ""]
     return text + "\n".join(lines)
