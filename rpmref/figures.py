@@ -139,8 +139,10 @@ def fig1(path, frames, positions, held_out_frame, held_out_positions, panels,
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"C  {name}: maps", fontsize=9, loc="left")
-        if col == 0:
-            ax.legend(fontsize=6, loc="lower left", framealpha=0.6)
+        if col == 0:  # below the panel, so it hides no ball
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=3,
+                      facecolor="0.25", labelcolor="white", framealpha=1.0,
+                      handletextpad=0.2, columnspacing=0.8)
 
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
