@@ -385,7 +385,7 @@ def write_json(path, obj):
 
 def draw_fig1(path, videos, figure_runs, radius):
     """Fig. 1 from the first seed of every critic plus that seed's untrained encoder."""
-    from rpmref import figures, tracking
+    from rpmref import figures
     frames, pos_train = videos["train"]
     frames_ho, pos_ho = videos["held_out"]
     t_frame = len(frames_ho) // 2
@@ -450,8 +450,8 @@ def _main(args):
     optimisers = tuple(args.optimizers or optimisers)
     lrs = tuple(args.lrs or lrs)
     if args.figure_seed not in seeds:
-        print(f"rpmref balls compare: error: --figure-seed must be one of the seeds 0..{len(seeds) - 1}; "
-              f"got {args.figure_seed}", file=sys.stderr)
+        print(f"rpmref balls compare: error: --figure-seed must be one of the seeds "
+              f"0..{len(seeds) - 1}; got {args.figure_seed}", file=sys.stderr)
         return 2
     if not args.sweep_only:
         results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
