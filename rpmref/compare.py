@@ -343,8 +343,8 @@ def results_markdown(summary, title, settings=None):
                 cells.append(f"{fmt.format(mean)} ± {fmt.format(sd)}")
         lines.append("| " + " | ".join(cells) + " |")
     n_seeds = max((c[k][2] for c in summary.values() for k in c), default=0)
-    lines += ["", f"Mean ± sd over {n_seeds} seed{'s' if n_seeds != 1 else ''} "
-              "(sd 0 for one seed), held-out video. readout R²/RMSE: the "
+    lines += ["", f"Mean ± sd over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+              f"{' (sd 0 for one seed)' if n_seeds == 1 else ''}, held-out video. readout R²/RMSE: the "
               "paper's 6 → 6 linear readout. map R²: per-map affine calibration, maps "
               f"matched to balls by permutation; maps ≥ {TRACKED_R2}: how many of the 3 maps "
               "track one ball; within radius: held-out fraction of frames with the "
