@@ -19,10 +19,12 @@ sweep one validation video (seed 2), all with the generator's defaults; the
 ``--seeds`` vary the network initialisation and batch order, as in the paper's
 single-video setting.
 """
+import concurrent.futures
 import contextlib
 import dataclasses
 import itertools
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -165,6 +167,54 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
     return record, {"z": z, "z_untrained": z_untrained}
 
 
+def default_jobs():
+    """Worker processes by default: 2, or fewer on a machine with fewer cores."""
+    return min(2, os.cpu_count() or 1)
+
+
+def _run_all(tasks, videos, radius, jobs, progress, blas_threads):
+    """Yield (index, (record, extras)) for every task as its run finishes.
+
+    tasks: list of keyword dicts for ``run_one`` (critic, seed, train_config,
+    eval_names, curve_every). With ``jobs`` > 1 the runs go to that many
+    worker processes ('spawn': no forked OpenBLAS or autograd state), each with
+    ``blas_threads`` BLAS threads, its own copy of the videos and its own
+    untrained-baseline cache; a run is deterministic given its seed, so the
+    records are the same as with ``jobs`` = 1. Workers draw no progress bars.
+    """
+    if jobs == 1:
+        cache = {}
+        for index, task in enumerate(tasks):
+            yield index, run_one(videos=videos, radius=radius, untrained_cache=cache,
+                                 progress=progress, **task)
+        return
+    with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker, initargs=(videos, radius, blas_threads)) as pool:
+        futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:  # Ctrl-C, a failed run, or the caller stopped: start no more runs
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+_WORKER = {}  # a worker process's videos, radius and untrained-baseline cache
+
+
+def _start_worker(videos, radius, blas_threads):
+    from rpmref import train as trainer
+    if blas_threads is not None:
+        trainer.set_blas_threads(blas_threads)
+    _WORKER.update(videos=videos, radius=radius, untrained_cache={})
+
+
+def _worker_run(task):
+    """``run_one`` in a worker process (top level, so 'spawn' can pickle it)."""
+    return run_one(progress=False, **_WORKER, **task)
+
+
 def _r2(pred, positions):
     from rpmref import tracking
     return tracking.r2_pooled(pred, np.asarray(positions).reshape(len(positions), -1))
@@ -181,25 +231,28 @@ def _encoder_fingerprint(params):
 
 
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
-                out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print):
+                out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print,
+                jobs=None):
     """Default comparison: every critic × seed at ``train_config``; writes results.
 
     Returns the results dict (also written as ``results.json``; the table as
     ``results.md``; the figure as ``fig1.png`` when matplotlib is available).
     The figure and the per-epoch held-out R² are for ``figure_seed`` (default:
-    the first seed).
+    the first seed). ``jobs``: worker processes (default ``default_jobs()``);
+    the results do not depend on it.
     """
     with _blas_threads(train_config):
         return _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
-                            figure_seed, progress, log)
+                            figure_seed, progress, log, jobs)
 
 
 def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
-                 figure_seed, progress, log):
+                 figure_seed, progress, log, jobs):
     from rpmref import balls
     train_config = _default_train_config() if train_config is None else train_config
     balls_config = balls.BallsConfig() if balls_config is None else balls_config
     _check_choices(seeds, critics)
+    jobs = _check_jobs(jobs)
     figure_seed = seeds[0] if figure_seed is None else figure_seed
     if figure_seed not in seeds:
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
@@ -207,20 +260,23 @@ def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_ever
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "held_out")}
     radius = _radius(balls_config)
-    runs, figure_runs, cache = {c: [] for c in critics}, {}, {}
-    for critic in critics:
-        for seed in seeds:
-            # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
-            record, extras = run_one(critic, seed, train_config, videos, radius,
-                                     curve_every=curve_every if seed == figure_seed else None,
-                                     untrained_cache=cache, progress=progress)
-            runs[critic].append(record)
-            if seed == figure_seed:
-                figure_runs[critic] = (record, extras)
-            log(_run_line(record, "held_out"))
-            if out_dir is not None:  # keep finished runs if a long comparison is stopped
-                os.makedirs(out_dir, exist_ok=True)
-                write_json(os.path.join(out_dir, "results.partial.json"), {"runs": runs})
+    # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
+    tasks = [{"critic": critic, "seed": seed, "train_config": train_config,
+              "curve_every": curve_every if seed == figure_seed else None}
+             for critic in critics for seed in seeds]
+    finished, figure_runs = {}, {}
+    for index, (record, extras) in _run_all(tasks, videos, radius, jobs, progress,
+                                            train_config.blas_threads):
+        finished[index] = record
+        if record["seed"] == figure_seed:
+            figure_runs[record["critic"]] = (record, extras)
+        log(_run_line(record, "held_out"))
+        if out_dir is not None:  # keep finished runs if a long comparison is stopped
+            os.makedirs(out_dir, exist_ok=True)
+            write_json(os.path.join(out_dir, "results.partial.json"),
+                       {"runs": _by_critic(critics, finished, tasks)})
+    runs = _by_critic(critics, finished, tasks)
+    figure_runs = {c: figure_runs[c] for c in critics}  # in critic order, whatever finished first
     results = {
         "settings": _settings(train_config, balls_config, seeds, critics, radius),
         "runs": runs,
@@ -241,50 +297,60 @@ def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_ever
 
 def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
               optimisers=SWEEP_OPTIMISERS, learning_rates=SWEEP_LEARNING_RATES,
-              out_dir=None, progress=False, log=print):
+              out_dir=None, progress=False, log=print, jobs=None):
     """Optimiser × learning-rate sweep; each critic's setting chosen on validation.
 
     Every run is scored on the validation video (seed 2) and the held-out video
     (seed 1); a critic's best setting maximises the mean over seeds of the
     validation mean matched-map R², and the held-out scores of that setting are
-    reported. The held-out video never enters the choice.
+    reported. The held-out video never enters the choice. ``jobs``: worker
+    processes (default ``default_jobs()``); the results do not depend on it.
     """
     with _blas_threads(train_config):
         return _run_sweep(seeds, critics, train_config, balls_config, optimisers,
-                          learning_rates, out_dir, progress, log)
+                          learning_rates, out_dir, progress, log, jobs)
 
 
 def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,
-               out_dir, progress, log):
+               out_dir, progress, log, jobs):
     from rpmref import balls
     train_config = _default_train_config() if train_config is None else train_config
     balls_config = balls.BallsConfig() if balls_config is None else balls_config
     _check_choices(seeds, critics)
+    jobs = _check_jobs(jobs)
     start = time.perf_counter()
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "validation", "held_out")}
     radius = _radius(balls_config)
-    grid, best, cache = {}, {}, {}
-    for critic in critics:
-        grid[critic] = []
-        for optimiser, lr in itertools.product(optimisers, learning_rates):
-            config = _config_for(train_config, optimizer=optimiser, lr=lr)
-            records = []
-            for seed in seeds:
-                record, _ = run_one(critic, seed, config, videos, radius,
-                                    eval_names=("validation", "held_out"),
-                                    untrained_cache=cache, progress=progress)
-                records.append(record)
+    settings = list(itertools.product(critics, optimisers, learning_rates))
+    tasks = [{"critic": critic, "seed": seed, "eval_names": ("validation", "held_out"),
+              "train_config": _config_for(train_config, optimizer=optimiser, lr=lr)}
+             for critic, optimiser, lr in settings for seed in seeds]
+    finished, grid, best = {}, {c: [] for c in critics}, {}
+    for index, (record, _) in _run_all(tasks, videos, radius, jobs, progress,
+                                       train_config.blas_threads):
+        finished[index] = record
+        critic, optimiser, lr = settings[index // len(seeds)]
+        log(f"sweep {optimiser:4s} lr {lr:g} " + _run_line(record, "held_out"))
+        first = index - index % len(seeds)  # the setting's runs are tasks first .. first+seeds-1
+        records = [finished.get(i) for i in range(first, first + len(seeds))]
+        if all(records):  # the setting is complete
             validation = float(np.mean([r["scores"]["validation"]["mean_matched_r2"]
                                         for r in records]))
             grid[critic].append({"optimizer": optimiser, "lr": lr,
                                  "validation_mean_matched_r2": validation, "runs": records})
-            if out_dir is not None:  # keep finished settings if a long sweep is stopped
-                os.makedirs(out_dir, exist_ok=True)
-                write_json(os.path.join(out_dir, "sweep.partial.json"), {"grid": grid})
             log(f"sweep {critic:8s} {optimiser:4s} lr {lr:g}: validation mean map R² "
                 f"{validation:.3f}, held-out readout R² "
                 f"{np.mean([r['scores']['held_out']['r2_overall'] for r in records]):.3f}")
+        if out_dir is not None:  # keep finished runs if a long sweep is stopped
+            os.makedirs(out_dir, exist_ok=True)
+            write_json(os.path.join(out_dir, "sweep.partial.json"), {
+                "grid": grid,  # the complete settings; "runs": every finished run
+                "runs": [dict(r, optimizer=tasks[i]["train_config"].optimizer,
+                              lr=tasks[i]["train_config"].lr) for i, r in sorted(finished.items())]})
+    for critic in critics:  # settings in grid order, whatever finished first
+        order = [(o, lr) for c, o, lr in settings if c == critic]
+        grid[critic].sort(key=lambda g: order.index((g["optimizer"], g["lr"])))
         best[critic] = max(grid[critic], key=lambda g: g["validation_mean_matched_r2"])
     best_runs = {c: best[c]["runs"] for c in critics}
     results = {
@@ -378,9 +444,14 @@ def sweep_markdown(results):
 
 
 def write_json(path, obj):
-    """JSON with NaN written as null (strict JSON) and numpy scalars converted."""
-    with open(path, "w") as fh:
-        json.dump(_jsonable(obj), fh, indent=1, allow_nan=False)
+    """JSON with NaN written as null (strict JSON) and numpy scalars converted.
+
+    Written to a temporary file first, so a Ctrl-C during the write leaves the
+    previous file whole."""
+    text = json.dumps(_jsonable(obj), indent=1, allow_nan=False)
+    with open(f"{path}.tmp", "w") as fh:
+        fh.write(text)
+    os.replace(f"{path}.tmp", path)
 
 
 def draw_fig1(path, videos, figure_runs, radius):
@@ -432,6 +503,10 @@ def add_parser(subparsers):
                    help="sweep optimisers, comma-separated (default sgd,adam)")
     p.add_argument("--lrs", type=_lr_list, default=None,
                    help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2)")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help="training runs at once, in worker processes of 1 BLAS thread each; "
+                   "the results do not depend on it (default: min(2, cores) = "
+                   f"{default_jobs()})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_main)
 
@@ -456,14 +531,14 @@ def _main(args):
     if not args.sweep_only:
         results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
                               curve_every=curve_every, figure_seed=args.figure_seed,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, jobs=args.jobs)
         print(results_markdown(results["summary"], "Default settings", results["settings"]))
         print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
               f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
     if args.sweep or args.sweep_only:
         sweep = run_sweep(seeds, tuple(args.critics), train_config, balls_config,
                           optimisers=optimisers, learning_rates=lrs, out_dir=args.out,
-                          progress=False)
+                          progress=False, jobs=args.jobs)
         print(sweep_markdown(sweep))
         print(f"wrote {args.out}/sweep.json, sweep.md")
     return 0
@@ -588,6 +663,21 @@ def _run_line(record, eval_name):
             f"(untrained {u['r2_overall']:.3f}), RMSE {s['rmse_px']:.2f} px, map R² "
             + " ".join(f"{r:.3f}" for r in s["matched_r2"])
             + f", within radius {s['mean_within_radius']:.2f}, {record['wall_time']:.1f} s")
+
+
+def _check_jobs(jobs):
+    jobs = default_jobs() if jobs is None else jobs
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    return jobs
+
+
+def _by_critic(critics, finished, tasks):
+    """{critic: [records in seed order]} of the finished runs (finished: task index -> record)."""
+    runs = {c: [] for c in critics}
+    for index in sorted(finished):
+        runs[tasks[index]["critic"]].append(finished[index])
+    return runs
 
 
 def _check_choices(seeds, critics):

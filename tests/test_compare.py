@@ -66,6 +66,7 @@ def test_figure_seed_outside_the_seeds_exits_2(capsys):
     (["--seeds", "two"], "positive integer"),
     (["--lrs", "0.01,-1"], "positive learning rates"),
     (["--optimizers", "rmsprop"], "subset of sgd,adam"),
+    (["--jobs", "0"], "positive integer"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -168,3 +169,52 @@ def test_optimizer_and_lr_override_the_trainer_defaults(tmp_path):
     assert code == 0
     settings = json.loads((tmp_path / "results.json").read_text())["settings"]["train"]
     assert (settings["optimizer"], settings["lr"]) == ("sgd", 0.02)
+
+
+def without_times(obj):
+    """A results dict without its wall-clock entries (they differ from run to run),
+    NaN written as "nan" so that two NaNs compare equal."""
+    if isinstance(obj, float) and np.isnan(obj):
+        return "nan"
+    if isinstance(obj, dict):
+        return {k: without_times(v) for k, v in obj.items()
+                if k not in ("wall_time", "steps_per_s", "total_wall_time")}
+    if isinstance(obj, list):
+        return [without_times(v) for v in obj]
+    return obj
+
+
+def test_two_jobs_give_the_same_results_as_one(tmp_path):
+    """Worker processes change nothing but the wall times: every score, curve and
+    history is bit-identical to the sequential run, in the same order."""
+    train_config, balls_config = compare.quick_configs()
+    common = dict(seeds=(0, 1), train_config=train_config, balls_config=balls_config,
+                  curve_every=1, figure_seed=1, progress=False, log=lambda line: None)
+    one = compare.run_compare(jobs=1, out_dir=tmp_path / "one", **common)
+    two = compare.run_compare(jobs=2, out_dir=tmp_path / "two", **common)
+    assert [(r["critic"], r["seed"]) for c in two["runs"] for r in two["runs"][c]] == \
+        [(c, s) for c in compare.CRITICS for s in (0, 1)]
+    assert without_times(two) == without_times(one)
+    saved = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert without_times(saved) == without_times(json.loads(
+        (tmp_path / "one" / "results.json").read_text()))
+    assert not (tmp_path / "two" / "results.partial.json").exists()
+
+    sweep = dict(seeds=(0, 1), critics=("rbf", "cosine"), train_config=train_config,
+                 balls_config=balls_config, learning_rates=(1e-2,), progress=False,
+                 log=lambda line: None)
+    assert without_times(compare.run_sweep(jobs=2, **sweep)) == \
+        without_times(compare.run_sweep(jobs=1, **sweep))
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(ValueError, match="jobs must be a positive integer; got 0"):
+        compare.run_compare(jobs=0)
+
+
+def test_runs_are_reported_in_task_order_whatever_finished_first():
+    tasks = [{"critic": c, "seed": s} for c in ("rbf", "cosine") for s in (0, 1)]
+    finished = {i: dict(tasks[i], n=i) for i in (3, 0, 2, 1)}  # completion order 3, 0, 2, 1
+    runs = compare._by_critic(("rbf", "cosine"), finished, tasks)
+    assert list(runs) == ["rbf", "cosine"]
+    assert [[r["seed"] for r in runs[c]] for c in runs] == [[0, 1], [0, 1]]
