@@ -7,7 +7,7 @@ parameters live in ``params`` under the names listed in ``CRITIC_PARAMS``;
 
 The trainer feeds the critics normalised coordinates u = z / S − ½ (S the frame
 side in pixels), so that one set of initial values suits every frame size; see
-``docs/sections/training.md``.
+README.md, "Training the encoder".
 """
 import autograd.numpy as anp
 import numpy as np
