@@ -16,6 +16,11 @@ from rpmref.discrete import (
     rpm_posterior)
 from rpmref.infonce import InfoNCEBound, energy_prior, infonce_bound, infonce_limit, log_partition
 from rpmref.measures import entropy, kl_divergence, mutual_information
+# The experiment (Sec. 5): video generator, trainer, readout. The Gaussian closed
+# forms live in ``rpmref.gaussian`` and the comparison in ``rpmref.compare``.
+from rpmref.balls import BallsConfig, load_video, make_video, save_video
+from rpmref.readout import fit_linear_readout, score_readout
+from rpmref.train import TrainConfig, encode  # train() itself: rpmref.train.train
 
 __version__ = "0.1.0"
 
@@ -25,4 +30,6 @@ __all__ = [
     "expected_elbo", "elbo_decomposition", "ElboDecomposition", "data_constant",
     "latent_marginals", "empirical_rpm_pmf",
     "energy_prior", "log_partition", "infonce_limit", "infonce_bound", "InfoNCEBound",
+    "BallsConfig", "make_video", "save_video", "load_video",
+    "TrainConfig", "encode", "fit_linear_readout", "score_readout",
 ]
