@@ -284,12 +284,8 @@ def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_ever
         "total_wall_time": time.perf_counter() - start,
     }
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        write_json(os.path.join(out_dir, "results.json"), results)
-        os.remove(os.path.join(out_dir, "results.partial.json"))
-        with open(os.path.join(out_dir, "results.md"), "w") as fh:
-            fh.write(results_markdown(results["summary"], title="Default settings",
-                                      settings=results["settings"]))
+        _write_final(out_dir, "results", results, results_markdown(
+            results["summary"], title="Default settings", settings=results["settings"]))
         if _have_matplotlib():
             draw_fig1(os.path.join(out_dir, "fig1.png"), videos, figure_runs, radius)
     return results
@@ -362,11 +358,7 @@ def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_
         "total_wall_time": time.perf_counter() - start,
     }
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        write_json(os.path.join(out_dir, "sweep.json"), results)
-        os.remove(os.path.join(out_dir, "sweep.partial.json"))
-        with open(os.path.join(out_dir, "sweep.md"), "w") as fh:
-            fh.write(sweep_markdown(results))
+        _write_final(out_dir, "sweep", results, sweep_markdown(results))
     return results
 
 
@@ -441,6 +433,15 @@ def sweep_markdown(results):
         lines.append(f"| {opt} | {lr:g} | " + " | ".join(cells) + " |")
     lines += ["", f"Total sweep time: {results['total_wall_time']:.0f} s.", ""]
     return text + "\n".join(lines)
+
+
+def _write_final(out_dir, stem, results, markdown):
+    """Write ``stem``.json and ``stem``.md; the run's ``stem``.partial.json is then obsolete."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, f"{stem}.json"), results)
+    os.remove(os.path.join(out_dir, f"{stem}.partial.json"))
+    with open(os.path.join(out_dir, f"{stem}.md"), "w") as fh:
+        fh.write(markdown)
 
 
 def write_json(path, obj):
