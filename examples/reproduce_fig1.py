@@ -47,7 +47,7 @@ for critic in critics:
 
         # The untrained encoder: the baseline (random colour filters already
         # have centres of mass that move with the balls).
-        params0, bn0 = compare.untrained_encoder(config)
+        params0, bn0 = compare.untrained_encoder(config, frames)
         z0 = train.encode(params0, bn0, frames, config)
         z0_ho = train.encode(params0, bn0, frames_ho, config)
 

@@ -110,7 +110,7 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
     first_eval = eval_names[0]
     names = ("train",) + tuple(eval_names)
 
-    params0, bn0 = untrained_encoder(config)
+    params0, bn0 = untrained_encoder(config, frames)
     key = (tuple(eval_names), _encoder_fingerprint(params0))
     cache = {} if untrained_cache is None else untrained_cache
     if key not in cache:
@@ -491,6 +491,9 @@ def add_parser(subparsers):
                    help="override the trainer's default optimiser (adam) for the comparison")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="override the trainer's default learning rate (3e-3) for the comparison")
+    p.add_argument("--no-orient-maps", action="store_true",
+                   help="start from the raw random second-layer filters (the ablation: maps "
+                   "may start dark on the balls; see README, 'Training the encoder')")
     p.add_argument("--figure-seed", type=nonnegative_int, default=0,
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
     p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
@@ -522,6 +525,8 @@ def _main(args):
         curve_every = 1
         optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
     overrides = {k: v for k, v in (("optimizer", args.optimizer), ("lr", args.lr)) if v is not None}
+    if args.no_orient_maps:
+        overrides["orient_maps"] = False
     train_config = _config_for(train_config, **overrides)
     optimisers = tuple(args.optimizers or optimisers)
     lrs = tuple(args.lrs or lrs)
@@ -585,12 +590,10 @@ def _config_for(config, **changes):
     return dataclasses.replace(config, **changes)
 
 
-def untrained_encoder(config):
-    """(params, bn_state) of the encoder a run with ``config`` starts from."""
+def untrained_encoder(config, frames):
+    """(params, bn_state) of the encoder a run with ``config`` on ``frames`` starts from."""
     from rpmref import train as trainer
-    # train() draws the initial weights first from default_rng(config.seed)
-    params = trainer.init_params(config, np.random.default_rng(config.seed))
-    return params, trainer.init_bn_state(config)
+    return trainer.initial_params(config, frames), trainer.init_bn_state(config)
 
 
 def _lengthscale(params, critic):
@@ -614,7 +617,8 @@ def _settings(train_config, balls_config, seeds, critics, radius):
 
 def _settings_line(settings):
     t = settings["train"]
-    keys = [k for k in ("optimizer", "lr", "batch_size", "steps", "epochs") if k in t]
+    keys = [k for k in ("optimizer", "lr", "batch_size", "steps", "epochs", "orient_maps")
+            if k in t]
     return ("Settings: " + ", ".join(f"{k} {t[k]}" for k in keys)
             + f"; training video seed {settings['video_seeds']['train']}, held-out video "
             f"seed {settings['video_seeds']['held_out']}; training seeds {settings['seeds']}.")

@@ -500,6 +500,46 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
     }
 
 
+def orient_maps(params, x, eps=BN_EPS):
+    """Flip every output map that starts out dark where the input is bright.
+
+    A map's centre of mass is a position estimate only if the map is bright
+    where the object is. A random second-layer filter is as likely to make a
+    "hole" map (dark on the balls, bright on the background), and training
+    does not reliably undo that: such a map ends up following −(sum of all
+    balls), a mix (README, "Training the encoder"). So after the random
+    draw, each map's pre-normalisation activation h2[k] is compared with the
+    input brightness (the sum over input channels) on the probe frames x, with
+    training-mode batch norm in the first layer; where their covariance is
+    negative, conv2_w[k] and conv2_b[k] change sign. Batch norm and the sigmoid
+    then turn the map over (at γ = 1, β = 0: sigmoid(−a) = 1 − sigmoid(a)). The
+    weight distribution is symmetric, so the result is the same random
+    initialisation conditioned on every map being bright on bright input. It
+    uses no labels.
+
+    params: encoder parameters (``init_encoder_params``). x: (C, N, H, W) probe
+    frames. Returns (new params dict, flipped: (n_maps,) bool).
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    w1, b1 = (np.asarray(params[k], dtype=np.float64) for k in ("conv1_w", "conv1_b"))
+    w2, b2 = (np.asarray(params[k], dtype=np.float64) for k in ("conv2_w", "conv2_b"))
+    gamma1, beta1 = (np.asarray(params[k], dtype=np.float64) for k in ("bn1_gamma", "bn1_beta"))
+    h1 = _conv_same(x64, w1, b1)
+    scale, shift, _, _ = _bn_affine(h1, gamma1, beta1, eps)
+    a1 = np.maximum(h1 * _per_channel(scale) + _per_channel(shift), 0.0)
+    h2 = _conv_same(a1, w2, b2)  # (n_maps, N, H, W)
+    brightness = x64.sum(axis=0)  # (N, H, W)
+    centred = brightness - brightness.mean()
+    covariance = np.einsum("knhw,nhw->k", h2 - h2.mean(axis=(1, 2, 3), keepdims=True),
+                           centred) / centred.size
+    flipped = covariance < 0
+    sign = np.where(flipped, -1.0, 1.0)
+    new = dict(params)
+    new["conv2_w"] = (params["conv2_w"] * sign.reshape(-1, 1, 1, 1)).astype(params["conv2_w"].dtype)
+    new["conv2_b"] = (params["conv2_b"] * sign).astype(params["conv2_b"].dtype)
+    return new, flipped
+
+
 def init_bn_state(hidden_channels=16, n_maps=3, dtype=np.float64):
     """Running statistics for evaluation: means 0, variances 1 (as PyTorch initialises them)."""
     return {"bn1_mean": np.zeros(hidden_channels, dtype), "bn1_var": np.ones(hidden_channels, dtype),

@@ -40,7 +40,8 @@ SUMMARY = "summary.json"
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
 MODEL_FIELDS = ("critic", "batch_size", "optimizer", "lr", "momentum", "seed", "dtype",
-                "hidden_channels", "kernel_size", "bn_momentum")
+                "hidden_channels", "kernel_size", "bn_momentum", "orient_maps")
+PROBE_FRAMES = 128  # frames (the video's first) that orient_maps compares with brightness
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class TrainConfig:
     hidden_channels: int = 16      # channels of the first conv layer
     kernel_size: int = 5           # odd; both conv layers
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
+    orient_maps: bool = True       # start every map bright on bright input (layers.orient_maps)
     blas_threads: Optional[int] = 1  # OpenBLAS threads while training (None: leave as is);
     #                                  1 is fastest on a shared machine, see set_blas_threads
 
@@ -79,6 +81,8 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd ('same' padding); got {self.kernel_size}")
+        if not isinstance(self.orient_maps, bool):
+            raise TypeError(f"orient_maps must be True or False; got {self.orient_maps!r}")
         if self.blas_threads is not None and (not isinstance(self.blas_threads, int)
                                               or self.blas_threads < 1):
             raise ValueError(f"blas_threads must be a positive integer or None; "
@@ -113,6 +117,22 @@ def init_params(config, rng, in_channels=3):
     params = layers.init_encoder_params(rng, in_channels, config.hidden_channels, 3,
                                         config.kernel_size, dtype)
     params.update(init_critic_params(config.critic, 6, rng, dtype))
+    return params
+
+
+def initial_params(config, frames, rng=None):
+    """The parameters ``train(config, frames)`` starts from.
+
+    The random draw of ``init_params`` (from ``default_rng(config.seed)`` unless
+    ``rng`` is given), then, if ``config.orient_maps``, ``layers.orient_maps``
+    on the first PROBE_FRAMES frames. frames: (T, C, H, W).
+    """
+    _check_frames(frames)
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    params = init_params(config, rng, frames.shape[1])
+    if config.orient_maps:
+        probe = layers.to_channel_first(np.asarray(frames[:PROBE_FRAMES], dtype=np.float64))
+        params, _ = layers.orient_maps(params, probe)
     return params
 
 
@@ -348,7 +368,7 @@ def _train(config, frames, out_dir, resume, progress, on_epoch):
         st = _restore(out_dir, config, frames)
     else:
         rng = np.random.default_rng(config.seed)
-        params = init_params(config, rng, x_all.shape[0])
+        params = initial_params(config, frames, rng)
         st = {"params": params, "bn_state": init_bn_state(config),
               "opt_state": optim.init_state(params, config.optimizer),
               "perm": np.arange(n_pairs), "rng": rng, "epoch": 0, "step": 0,
@@ -444,6 +464,9 @@ def add_parser(subparsers):
     p.add_argument("--channels", type=int, default=d.hidden_channels,
                    help="hidden channels of the first conv layer")
     p.add_argument("--kernel", type=int, default=d.kernel_size, help="odd conv kernel size")
+    p.add_argument("--no-orient-maps", action="store_true",
+                   help="keep the raw random second-layer filters instead of flipping maps "
+                        "that start dark on the balls (see README, 'Training the encoder')")
     p.add_argument("--threads", type=int, default=d.blas_threads,
                    help="BLAS threads while training (1 is fastest on a shared machine; "
                         "0 = leave as is)")
@@ -479,6 +502,7 @@ def _train_command(args):
                              batch_size=args.batch, optimizer=args.optimizer, lr=args.lr,
                              momentum=args.momentum, seed=args.seed, dtype=args.dtype,
                              hidden_channels=args.channels, kernel_size=args.kernel,
+                             orient_maps=not args.no_orient_maps,
                              blas_threads=args.threads or None)
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f"--out {args.out} exists and is not a directory")

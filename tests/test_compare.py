@@ -91,7 +91,7 @@ def test_untrained_encoder_is_the_trainers_starting_point():
     from rpmref import balls, train
     frames, _ = balls.make_video(balls.BallsConfig(n_frames=20), seed=3)
     config = train.TrainConfig(batch_size=8, steps=1, lr=1e-300, seed=5, hidden_channels=4)
-    start, _ = compare.untrained_encoder(config)
+    start, _ = compare.untrained_encoder(config, frames)
     end = train.train(config, frames, progress=False).params
     for name in start:
         np.testing.assert_array_equal(start[name], end[name])

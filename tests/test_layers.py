@@ -211,3 +211,60 @@ def test_float32_forward_close_to_float64():
     z32, _ = L.encoder_train(p32, x.astype(np.float32))
     assert z32.dtype == np.float32
     np.testing.assert_allclose(z32, z64, rtol=1e-5)  # float32 round-off, not a bug tolerance
+
+
+def _probe_frames(n=24, size=16, seed=0):
+    """(3, n, size, size) frames: black background, two non-overlapping coloured squares
+    each, so that the summed brightness is 0 or 1 at every pixel."""
+    rng = _rng(seed)
+    x = np.zeros((3, n, size, size))
+    half = size // 2
+    for m in range(n):
+        for top in (0, half):  # one square in the upper half, one in the lower
+            i, j = top + rng.integers(0, half - 2), rng.integers(0, size - 2)
+            x[rng.integers(0, 3), m, i:i + 3, j:j + 3] = 1.0
+    assert set(np.unique(x.sum(axis=0))) <= {0.0, 1.0}
+    return x
+
+
+def _map_brightness_covariance(params, x):
+    """Cov(pre-activation of each output map, summed input) through the plain compositions."""
+    a1 = L.batchnorm_relu_reference(L.conv2d_reference(x, params["conv1_w"], params["conv1_b"]),
+                                    params["bn1_gamma"], params["bn1_beta"])
+    h2 = np.asarray(L.conv2d_reference(a1, params["conv2_w"], params["conv2_b"]))
+    bright = x.sum(axis=0).ravel()
+    return np.array([np.cov(h2[k].ravel(), bright)[0, 1] for k in range(h2.shape[0])])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_orient_maps_makes_every_map_bright_on_bright_input(seed):
+    x = _probe_frames(seed=seed)
+    raw = L.init_encoder_params(_rng(seed), 3, 6, 3, 3)
+    oriented, flipped = L.orient_maps(raw, x)
+    before, after = _map_brightness_covariance(raw, x), _map_brightness_covariance(oriented, x)
+    np.testing.assert_array_equal(flipped, before < 0)
+    assert np.all(after > 0)
+    np.testing.assert_allclose(np.abs(after), np.abs(before), rtol=1e-12)
+    for name in raw:
+        if name in ("conv2_w", "conv2_b"):
+            sign = np.where(flipped, -1.0, 1.0).reshape((-1,) + (1,) * (raw[name].ndim - 1))
+            np.testing.assert_array_equal(oriented[name], sign * raw[name])
+        else:
+            assert oriented[name] is raw[name]
+    # brightness is 0/1, so a positive covariance means: every map's pre-activation is
+    # higher, on average, on lit pixels than on dark ones
+    a1 = L.batchnorm_relu_reference(L.conv2d_reference(x, oriented["conv1_w"], oriented["conv1_b"]),
+                                    oriented["bn1_gamma"], oriented["bn1_beta"])
+    h2 = np.asarray(L.conv2d_reference(a1, oriented["conv2_w"], oriented["conv2_b"]))
+    lit = x.sum(axis=0) > 0
+    assert all(h2[k][lit].mean() > h2[k][~lit].mean() for k in range(3))
+    # orienting twice changes nothing more
+    again, flipped_again = L.orient_maps(oriented, x)
+    assert not flipped_again.any()
+    np.testing.assert_array_equal(again["conv2_w"], oriented["conv2_w"])
+
+
+def test_orient_maps_keeps_dtype():
+    raw = L.init_encoder_params(_rng(1), 3, 4, 3, 3, dtype=np.float32)
+    oriented, _ = L.orient_maps(raw, _probe_frames(n=8))
+    assert all(oriented[k].dtype == np.float32 for k in oriented)

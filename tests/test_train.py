@@ -140,6 +140,31 @@ def test_checkpoint_errors(video, tmp_path):
                 progress=False)
 
 
+def test_initial_params_orient_maps_on_the_videos_first_frames(video):
+    """The starting point is the random draw, with exactly the maps that layers.orient_maps
+    flips on the first PROBE_FRAMES frames turned over; orient_maps=False keeps the draw."""
+    frames, _ = video
+    raw = T.init_params(small_config(), np.random.default_rng(3))
+    _same_params(T.initial_params(small_config(orient_maps=False), frames), raw)
+    probe = np.ascontiguousarray(np.transpose(frames[:T.PROBE_FRAMES], (1, 0, 2, 3)))
+    _, flipped = T.layers.orient_maps(raw, probe)
+    start = T.initial_params(small_config(), frames)
+    for k in range(3):
+        np.testing.assert_array_equal(start["conv2_w"][k],
+                                      -raw["conv2_w"][k] if flipped[k] else raw["conv2_w"][k])
+    assert all(np.array_equal(start[n], raw[n]) for n in raw if not n.startswith("conv2"))
+    with pytest.raises(TypeError, match="orient_maps must be True or False"):
+        T.TrainConfig(orient_maps="yes")
+
+
+def test_resume_refuses_another_orientation(video, tmp_path):
+    frames, _ = video
+    T.train(small_config(epochs=1), frames, out_dir=str(tmp_path), progress=False)
+    with pytest.raises(ValueError, match="another config.*orient_maps"):
+        T.train(small_config(epochs=2, orient_maps=False), frames, out_dir=str(tmp_path),
+                resume=True, progress=False)
+
+
 def test_checkpoint_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     params = {"a": rng.normal(size=(2, 3)).astype(np.float32)}
