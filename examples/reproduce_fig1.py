@@ -46,7 +46,9 @@ for critic in critics:
         config = dataclasses.replace(train_config, critic=critic, seed=seed)
 
         # The untrained encoder: the baseline (random colour filters already
-        # have centres of mass that move with the balls).
+        # have centres of mass that move with the balls). It is the exact
+        # starting point of training: the random draw with every map turned
+        # bright on bright input (TrainConfig.orient_maps, see the README).
         params0, bn0 = compare.untrained_encoder(config, frames)
         z0 = train.encode(params0, bn0, frames, config)
         z0_ho = train.encode(params0, bn0, frames_ho, config)

@@ -5,7 +5,9 @@ pair (t, t+1) of the video once, in shuffled batches; for pair i the positive is
 its own frame t+1 and the negatives are the other pairs' t+1 frames (Eq. 6 with
 N = B). Both frames of every pair go through the encoder as one batch of 2B
 frames (so batch norm sees 2B frames). The critic sees normalised coordinates
-u = z / S − ½ (S the frame width for x, height for y).
+u = z / S − ½ (S the frame width for x, height for y). Training starts from
+``initial_params``: a He-uniform random draw with every map turned bright on
+bright input (``layers.orient_maps``; ``TrainConfig.orient_maps``).
 
 Checkpoints (``checkpoint.npz``) and ``metrics.jsonl`` are written after every
 epoch; ``resume=True`` continues from the checkpoint and ends with parameters
@@ -52,7 +54,7 @@ class TrainConfig:
     steps: Optional[int] = None    # if set: stop after exactly this many updates (overrides epochs)
     batch_size: int = 64           # pairs per batch B (2B frames through the encoder)
     optimizer: str = "adam"        # adam | sgd (with momentum)
-    lr: float = 3e-3               # Adam 3e-3: one map per ball on 9/10 seeds in ~500 steps (RBF)
+    lr: float = 3e-3               # Adam 3e-3: RBF tracks every ball on 10/10 seeds (README)
     momentum: float = 0.9          # sgd only
     seed: int = 0                  # initial weights and batch order
     dtype: str = "float32"         # float32 (fast) | float64 (exact gradient checks)
@@ -466,7 +468,7 @@ def add_parser(subparsers):
     p.add_argument("--kernel", type=int, default=d.kernel_size, help="odd conv kernel size")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="keep the raw random second-layer filters instead of flipping maps "
-                        "that start dark on the balls (see README, 'Training the encoder')")
+                        "that start dark on the balls (see README, 'Why the maps are oriented')")
     p.add_argument("--threads", type=int, default=d.blas_threads,
                    help="BLAS threads while training (1 is fastest on a shared machine; "
                         "0 = leave as is)")

@@ -163,12 +163,16 @@ def test_example_runs_with_quick_settings(tmp_path):
     assert "rbf      seed 0: InfoNCE estimate" in done.stdout
 
 
-def test_optimizer_and_lr_override_the_trainer_defaults(tmp_path):
+def test_optimizer_lr_and_orientation_override_the_trainer_defaults(tmp_path, quick_run):
     code = cli.main(["balls", "compare", "--quick", "--seeds", "1", "--critics", "rbf",
-                     "--optimizer", "sgd", "--lr", "0.02", "--no-progress", "--out", str(tmp_path)])
+                     "--optimizer", "sgd", "--lr", "0.02", "--no-orient-maps", "--no-progress",
+                     "--out", str(tmp_path)])
     assert code == 0
     settings = json.loads((tmp_path / "results.json").read_text())["settings"]["train"]
-    assert (settings["optimizer"], settings["lr"]) == ("sgd", 0.02)
+    assert (settings["optimizer"], settings["lr"], settings["orient_maps"]) == ("sgd", 0.02, False)
+    assert "orient_maps False" in (tmp_path / "results.md").read_text()
+    default = json.loads((quick_run[1] / "results.json").read_text())["settings"]["train"]
+    assert default["orient_maps"] is True
 
 
 def without_times(obj):
