@@ -142,18 +142,21 @@ def test_boxed_in_ball_has_no_valid_direction():
 @example(7.47, 16.0, [])                # wall barely in reach: excluded arc ±0.11 rad
 @example(16.0, 16.0, [(0.3, 9.95)])     # ball barely in reach: excluded arc ±0.1 rad
 @example(2.5, 2.5, [(0.0, 5.0), (np.pi / 2, 5.0)])  # boxed in: empty set
+@example(3.0, 29.5, [])                 # touching a wall: an interval ends at 2π ≡ angle 0
 @given(st.floats(2.5, 29.5), st.floats(2.5, 29.5),
        st.lists(st.tuples(st.floats(0, 2 * np.pi), st.floats(5.0, 12.0)), max_size=3))
 def test_valid_directions_match_brute_force(px, py, polar):
     """The exact valid set (complement of excluded arcs) agrees with a direct
-    collision test at 2,000 angles, away from the interval ends."""
+    collision test at 2,000 angles, away from the interval ends (distance taken
+    around the circle, so that an end at 2π also guards the angle 0)."""
     position = np.array([px, py])
     others = np.array([[px + rho * np.cos(phi), py + rho * np.sin(phi)] for phi, rho in polar])
     intervals = valid_directions(position, others, 5.0, 32)
     ends = np.array([e for lo, hi in intervals for e in (lo, hi)])
     angles = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
     if ends.size:
-        angles = angles[np.min(np.abs(ends[:, None] - angles), axis=0) >= 1e-9]
+        gap = np.abs(ends[:, None] - angles) % (2 * np.pi)
+        angles = angles[np.min(np.minimum(gap, 2 * np.pi - gap), axis=0) >= 1e-9]
     inside = np.zeros(angles.shape, dtype=bool)
     for lo, hi in intervals:
         inside |= (lo <= angles) & (angles <= hi)
