@@ -521,13 +521,11 @@ def orient_maps(params, x, eps=BN_EPS):
     frames. Returns (new params dict, flipped: (n_maps,) bool).
     """
     x64 = np.asarray(x, dtype=np.float64)
-    w1, b1 = (np.asarray(params[k], dtype=np.float64) for k in ("conv1_w", "conv1_b"))
-    w2, b2 = (np.asarray(params[k], dtype=np.float64) for k in ("conv2_w", "conv2_b"))
-    gamma1, beta1 = (np.asarray(params[k], dtype=np.float64) for k in ("bn1_gamma", "bn1_beta"))
-    h1 = _conv_same(x64, w1, b1)
-    scale, shift, _, _ = _bn_affine(h1, gamma1, beta1, eps)
-    a1 = np.maximum(h1 * _per_channel(scale) + _per_channel(shift), 0.0)
-    h2 = _conv_same(a1, w2, b2)  # (n_maps, N, H, W)
+    p64 = {k: np.asarray(params[k], dtype=np.float64)
+           for k in ("conv1_w", "conv1_b", "bn1_gamma", "bn1_beta", "conv2_w", "conv2_b")}
+    a1 = batchnorm_relu(_conv_same(x64, p64["conv1_w"], p64["conv1_b"]),
+                        p64["bn1_gamma"], p64["bn1_beta"], eps)
+    h2 = _conv_same(a1, p64["conv2_w"], p64["conv2_b"])  # (n_maps, N, H, W)
     brightness = x64.sum(axis=0)  # (N, H, W)
     centred = brightness - brightness.mean()
     covariance = np.einsum("knhw,nhw->k", h2 - h2.mean(axis=(1, 2, 3), keepdims=True),

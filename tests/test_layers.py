@@ -227,11 +227,15 @@ def _probe_frames(n=24, size=16, seed=0):
     return x
 
 
-def _map_brightness_covariance(params, x):
-    """Cov(pre-activation of each output map, summed input) through the plain compositions."""
+def _map_preactivations(params, x):
+    """Second-layer pre-activations (n_maps, N, H, W) through the plain compositions."""
     a1 = L.batchnorm_relu_reference(L.conv2d_reference(x, params["conv1_w"], params["conv1_b"]),
                                     params["bn1_gamma"], params["bn1_beta"])
-    h2 = np.asarray(L.conv2d_reference(a1, params["conv2_w"], params["conv2_b"]))
+    return np.asarray(L.conv2d_reference(a1, params["conv2_w"], params["conv2_b"]))
+
+
+def _brightness_covariance(h2, x):
+    """Cov(pre-activation of each output map, summed input): (n_maps,)."""
     bright = x.sum(axis=0).ravel()
     return np.array([np.cov(h2[k].ravel(), bright)[0, 1] for k in range(h2.shape[0])])
 
@@ -241,7 +245,9 @@ def test_orient_maps_makes_every_map_bright_on_bright_input(seed):
     x = _probe_frames(seed=seed)
     raw = L.init_encoder_params(_rng(seed), 3, 6, 3, 3)
     oriented, flipped = L.orient_maps(raw, x)
-    before, after = _map_brightness_covariance(raw, x), _map_brightness_covariance(oriented, x)
+    h2 = _map_preactivations(oriented, x)
+    before = _brightness_covariance(_map_preactivations(raw, x), x)
+    after = _brightness_covariance(h2, x)
     np.testing.assert_array_equal(flipped, before < 0)
     assert np.all(after > 0)
     np.testing.assert_allclose(np.abs(after), np.abs(before), rtol=1e-12)
@@ -253,9 +259,6 @@ def test_orient_maps_makes_every_map_bright_on_bright_input(seed):
             assert oriented[name] is raw[name]
     # brightness is 0/1, so a positive covariance means: every map's pre-activation is
     # higher, on average, on lit pixels than on dark ones
-    a1 = L.batchnorm_relu_reference(L.conv2d_reference(x, oriented["conv1_w"], oriented["conv1_b"]),
-                                    oriented["bn1_gamma"], oriented["bn1_beta"])
-    h2 = np.asarray(L.conv2d_reference(a1, oriented["conv2_w"], oriented["conv2_b"]))
     lit = x.sum(axis=0) > 0
     assert all(h2[k][lit].mean() > h2[k][~lit].mean() for k in range(3))
     # orienting twice changes nothing more

@@ -146,7 +146,7 @@ def test_initial_params_orient_maps_on_the_videos_first_frames(video):
     frames, _ = video
     raw = T.init_params(small_config(), np.random.default_rng(3))
     _same_params(T.initial_params(small_config(orient_maps=False), frames), raw)
-    probe = np.ascontiguousarray(np.transpose(frames[:T.PROBE_FRAMES], (1, 0, 2, 3)))
+    probe = T.layers.to_channel_first(frames[:T.PROBE_FRAMES])
     _, flipped = T.layers.orient_maps(raw, probe)
     start = T.initial_params(small_config(), frames)
     for k in range(3):
