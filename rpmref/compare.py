@@ -249,10 +249,8 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
 def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
                  figure_seed, progress, log, jobs):
     from rpmref import balls
-    train_config = _default_train_config() if train_config is None else train_config
-    balls_config = balls.BallsConfig() if balls_config is None else balls_config
-    _check_choices(seeds, critics)
-    jobs = _check_jobs(jobs)
+    train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
+                                                         critics, jobs)
     figure_seed = seeds[0] if figure_seed is None else figure_seed
     if figure_seed not in seeds:
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
@@ -310,10 +308,8 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
 def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,
                out_dir, progress, log, jobs):
     from rpmref import balls
-    train_config = _default_train_config() if train_config is None else train_config
-    balls_config = balls.BallsConfig() if balls_config is None else balls_config
-    _check_choices(seeds, critics)
-    jobs = _check_jobs(jobs)
+    train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
+                                                         critics, jobs)
     start = time.perf_counter()
     videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "validation", "held_out")}
@@ -683,6 +679,16 @@ def _by_critic(critics, finished, tasks):
     for index in sorted(finished):
         runs[tasks[index]["critic"]].append(finished[index])
     return runs
+
+
+def _checked_run_args(train_config, balls_config, seeds, critics, jobs):
+    """The defaults filled in and every argument checked, for run_compare and run_sweep:
+    returns (train_config, balls_config, jobs)."""
+    from rpmref import balls
+    _check_choices(seeds, critics)
+    return (_default_train_config() if train_config is None else train_config,
+            balls.BallsConfig() if balls_config is None else balls_config,
+            _check_jobs(jobs))
 
 
 def _check_choices(seeds, critics):
