@@ -49,9 +49,9 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread settings)
 
-from rpmref import layers, optim  # noqa: E402
-from rpmref import train as trainer  # noqa: E402
-from rpmref.critics import get_critic  # noqa: E402
+from rpmref.balls import layers, optim  # noqa: E402
+from rpmref.balls import trainer  # noqa: E402
+from rpmref.balls.critics import get_critic  # noqa: E402
 
 try:
     import torch

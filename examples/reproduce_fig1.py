@@ -21,7 +21,7 @@ Run:  python examples/reproduce_fig1.py [--quick]
 import argparse
 import dataclasses
 
-from rpmref import balls, compare, train
+from rpmref.balls import compare, trainer as train, video as balls
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")

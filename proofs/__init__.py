@@ -1,4 +1,4 @@
-"""Symbolic (sympy) proofs of the identities in SPEC.md.
+"""Symbolic (sympy) proofs of the identities of the paper (docs/theory.md, 'Identities').
 
 One module per identity group, each registering its proofs by ID (see
 ``proofs.catalogue``): gibbs (L1), normalisation (N1), elbo (E1, E2, E3, E8),

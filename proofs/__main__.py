@@ -1,6 +1,6 @@
-"""``python -m proofs``: the same as ``rpmref proofs``."""
+"""``python -m proofs`` (from a checkout): the same as ``rpmref proofs``."""
 import sys
 
-from proofs.cli import main
+from rpmref.cli.proofs import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """The registry of proofs and the record each proof fills in while it runs.
 
 A proof is a function ``prove(proof, max_size)`` registered with :func:`register`
-under an identity ID of SPEC.md (E1-E9, N1, A1, ...). It derives expressions with
+under an identity ID of docs/theory.md (E1-E9, N1, A1, ...). It derives expressions with
 sympy and records every claim it checks through :meth:`Proof.check`; the identity
 counts as *proved* only if every recorded check passed and nothing raised.
 A check is a symbolic verdict (an expression that expands to 0, a sign sympy can

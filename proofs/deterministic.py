@@ -7,7 +7,7 @@ at most k blocks, so non-injective and non-onto maps are all included). With an
 identity map sympy would cancel P(z) = P(x) while building the expression and
 the check would prove nothing; with the maps here P(z) is a genuine sum of
 several P(x). Terms whose weight P(z|x) is 0 are dropped (0 log 0 = 0, and 0/0
-terms of unreachable latent states, SPEC §2).
+terms of unreachable latent states, docs/theory.md, 'The model').
 
 * **E9**, every size in ``sizes(max_size)`` and every pair (x, x'): the ELBO of
   Eq. 15 equals log P_theta(x,x') for any positive prior table; P(x), P(z) are the
@@ -22,10 +22,10 @@ import itertools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import encoder_maps, last_entry_rule, one_hot, sizes, table
-from proofs.logsums import check_log_identity, describe, vanishes
-from proofs.notation import P_XX, PRIOR
+from .core import register
+from .finite import encoder_maps, last_entry_rule, one_hot, sizes, table
+from .logsums import check_log_identity, describe, vanishes
+from .notation import P_XX, PRIOR
 
 
 def e9_statement():
@@ -33,7 +33,7 @@ def e9_statement():
 
 
 def rpm_marginal(px, px2, pz, pz2, enc, enc2, prior, i, j):
-    """P_theta(x_i, x'_j) (SPEC §2), over reachable latent states only."""
+    """P_theta(x_i, x'_j) (docs/theory.md, 'The model'), over reachable latent states only."""
     k, k2 = prior.shape
     return px[i] * px2[j] * sum(prior[a, b] * enc[i, a] * enc2[j, b] / (pz[a] * pz2[b])
                                 for a in range(k) for b in range(k2) if pz[a] != 0 and pz2[b] != 0)

@@ -20,12 +20,12 @@ import itertools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import last_entry_rule, latent_tables, recognition_tables, sizes, table
-from proofs.logsums import record_log_identity, vanishes
-from proofs.notation import (ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_Z2, P_ZZ, PRIOR, Q, total,
+from .core import register
+from .finite import last_entry_rule, latent_tables, recognition_tables, sizes, table
+from .logsums import record_log_identity, vanishes
+from .notation import (ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_Z2, P_ZZ, PRIOR, Q, total,
                              x, x2, z, z2)
-from proofs.sums import rewrite, rule, same, sum_in_order
+from .sums import rewrite, rule, same, sum_in_order
 
 
 def log_ratio(a, b):
@@ -154,7 +154,7 @@ def e8_statement():
 @register("E8", "ELBO(x,x') <= log P_theta(x,x'); the gap is KL(Q || P_theta(z,z'|x,x'))", e8_statement)
 def prove_e8(proof, max_size):
     proof.assume("any Q(z,z'|x,x') > 0 on the simplex (Eq. 14's choice is one); Bayes likelihoods (Eq. 10); "
-                 "S = sum P_theta P(z|x)P(z'|x')/(P(z)P(z')) so P_theta(x,x') = P(x)P(x') S (SPEC §2); "
+                 "S = sum P_theta P(z|x)P(z'|x')/(P(z)P(z')) so P_theta(x,x') = P(x)P(x') S (docs/theory.md, 'The model'); "
                  "posterior P_theta(z,z'|x,x') = P_theta(z,z') P(x|z) P(x'|z') / P_theta(x,x')")
     s = sp.Symbol("S", positive=True)
     for kk, kk2 in sizes(max_size, dims=2):

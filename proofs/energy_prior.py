@@ -27,11 +27,11 @@ import itertools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import latent_tables, sizes, table
-from proofs.logsums import monomial_coefficients, record_log_identity, vanishes
-from proofs.notation import F, P_Z, P_Z2, P_ZZ, ZF, total, z, z2
-from proofs.sums import rewrite, rule, same, sum_in_order
+from .core import register
+from .finite import latent_tables, sizes, table
+from .logsums import monomial_coefficients, record_log_identity, vanishes
+from .notation import F, P_Z, P_Z2, P_ZZ, ZF, total, z, z2
+from .sums import rewrite, rule, same, sum_in_order
 
 
 def energy_prior(pz, pz2, f, partition):

@@ -1,6 +1,6 @@
 """Finite tables with fully symbolic entries, for the every-size-up-to-a-bound proofs.
 
-``recognition_tables(n, n', k, k')`` builds the objects of SPEC §1 with integer
+``recognition_tables(n, n', k, k')`` builds the objects of docs/theory.md, 'Objects' with integer
 indices 1..size: positive symbols for every entry, the normalisation constraints
 as substitutions of the last entry (last = 1 - the others), and the named
 quantities P(x), P(x'), P(z), P(z'), P(z,z') as opaque symbols together with
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import sympy as sp
 
-from proofs.notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_Z2, P_ZZ, PRIOR
+from .notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_Z2, P_ZZ, PRIOR
 
 
 def table(base, rows, cols):

@@ -1,4 +1,4 @@
-"""G1 (SPEC §6): the 1-D Gaussian example in closed form, from the Gaussian integrals.
+"""G1 (docs/theory.md, 'Gaussian latents'): the 1-D Gaussian example in closed form, from the Gaussian integrals.
 
 (z, z') jointly Gaussian with unit variances and correlation rho, |rho| < 1, written
 z' = rho z + s u with z, u independent N(0, 1) and s = sqrt(1 - rho^2) > 0; RBF
@@ -23,8 +23,8 @@ import functools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.logsums import record_log_identity, vanishes
+from .core import register
+from .logsums import record_log_identity, vanishes
 
 z, u, v, w = sp.symbols("z u v w", real=True)
 ell, s, a_, t_ = sp.symbols("ell s a t", positive=True)
@@ -82,7 +82,7 @@ def g1_statement():
     return sp.latex(infonce) + r",\quad " + sp.latex(mutual) + r",\quad I(Z;Z') - I_{\infty}(\ell) > 0"
 
 
-@register("G1", "SPEC §6: 1-D Gaussian, RBF critic: I_inf(l) closed form, I = -1/2 log(1-rho^2), gap > 0",
+@register("G1", "1-D Gaussian, RBF critic: I_inf(l) closed form, I = -1/2 log(1-rho^2), gap > 0",
           g1_statement)
 def prove_g1(proof, max_size):
     proof.assume("z, u independent N(0,1); z' = rho z + s u with s = sqrt(1 - rho^2) > 0 (|rho| < 1): "

@@ -12,9 +12,9 @@ KL(q || p) = sum p h(q/p) >= 0, equality iff q = p everywhere.
 """
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import last_entry_rule
-from proofs.logsums import record_log_identity, vanishes
+from .core import register
+from .finite import last_entry_rule
+from .logsums import record_log_identity, vanishes
 
 u, p, q = sp.symbols("u p q", positive=True)
 

@@ -19,8 +19,8 @@ are probabilistic, not algebraic: they are numeric checks in ``rpmref verify``.
 """
 import sympy as sp
 
-from proofs.core import register
-from proofs.logsums import check_log_identity, describe, vanishes
+from .core import register
+from .logsums import check_log_identity, describe, vanishes
 
 
 def e7_statement():

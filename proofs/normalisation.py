@@ -1,4 +1,4 @@
-"""N1: the RPM is a normalised generative model (SPEC §2).
+"""N1: the RPM is a normalised generative model (docs/theory.md, 'The model').
 
 sum_{x,x'} P_theta(x,x') = sum_{z,z' : P(z)P(z') > 0} P_theta(z,z'), with the RPM
 marginal likelihood P_theta(x,x') = P(x)P(x') sum_{z,z'} P_theta(z,z') P(z|x)P(z'|x')/(P(z)P(z')).
@@ -16,18 +16,18 @@ What counts as a proof here:
 * **Unreachable states**: every deterministic encoder up to relabelling
   (:func:`proofs.finite.encoder_maps`), including maps that are not onto, so
   some latent states have P(z) = 0; their terms have P(z|x) = 0 for every x and are
-  dropped (0/0 := 0, SPEC §2). The sum is then exactly the prior mass on the
+  dropped (0/0 := 0, docs/theory.md, 'The model'). The sum is then exactly the prior mass on the
   reachable states, with an unnormalised symbolic prior.
 """
 import itertools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import encoder_maps, one_hot, sizes, table
-from proofs.logsums import monomial_coefficients, vanishes
-from proofs.notation import ENC, ENC2, P_X, P_X2, P_Z, P_Z2, PRIOR, total, x, x2, z, z2
-from proofs.sums import rewrite, rule, same, sum_in_order
+from .core import register
+from .finite import encoder_maps, one_hot, sizes, table
+from .logsums import monomial_coefficients, vanishes
+from .notation import ENC, ENC2, P_X, P_X2, P_Z, P_Z2, PRIOR, total, x, x2, z, z2
+from .sums import rewrite, rule, same, sum_in_order
 
 
 def n1_statement():

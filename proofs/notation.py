@@ -1,4 +1,4 @@
-"""Symbols shared by every proof: sizes, indices and the tables of SPEC.md §1.
+"""Symbols shared by every proof: sizes, indices and the tables of docs/theory.md, 'Objects'.
 
 Tables are ``sympy.IndexedBase`` objects indexed from 1, so one name serves both
 the generic-size proofs (symbolic index x ranging over 1..n) and the finite-size
@@ -28,5 +28,5 @@ RANGE = {x: (x, 1, n), x2: (x2, 1, n2), z: (z, 1, k), z2: (z2, 1, k2)}
 
 
 def total(expr, *indices):
-    """sum over the given generic indices (SPEC ranges), innermost first."""
+    """sum over the given generic indices (declared ranges), innermost first."""
     return sp.Sum(expr, *(RANGE[i] for i in indices))

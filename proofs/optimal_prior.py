@@ -22,10 +22,10 @@ import itertools
 
 import sympy as sp
 
-from proofs.core import register
-from proofs.finite import latent_tables, sizes, table
-from proofs.logsums import record_log_identity
-from proofs.notation import P_ZZ, PRIOR, total, z, z2
+from .core import register
+from .finite import latent_tables, sizes, table
+from .logsums import record_log_identity
+from .notation import P_ZZ, PRIOR, total, z, z2
 
 
 def e4_statement():

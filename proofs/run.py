@@ -1,6 +1,6 @@
 """Select registered proofs by ID and run them, one result per identity."""
-from proofs.catalogue import PROOFS
-from proofs.core import run_entry
+from .catalogue import PROOFS
+from .core import run_entry
 
 DEFAULT_MAX_SIZE = 3
 

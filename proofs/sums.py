@@ -17,7 +17,7 @@ structurally after ``expand``: equal trees, or not proved.
 """
 import sympy as sp
 
-from proofs.notation import RANGE
+from .notation import RANGE
 
 
 def sum_over(expr, index):

@@ -11,12 +11,12 @@ failing proof and the exit code 1 can be demonstrated.
 """
 import sympy as sp
 
-from proofs.core import register
-from proofs.elbo import elbo15, log_ratio
-from proofs.finite import recognition_tables
-from proofs.logsums import monomial_coefficients, record_log_identity, vanishes
-from proofs.notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_ZZ, PRIOR, total, x, x2, z, z2
-from proofs.sums import rewrite, rule, same, sum_in_order
+from .core import register
+from .elbo import elbo15, log_ratio
+from .finite import recognition_tables
+from .logsums import monomial_coefficients, record_log_identity, vanishes
+from .notation import ENC, ENC2, P_X, P_X2, P_XX, P_Z, P_ZZ, PRIOR, total, x, x2, z, z2
+from .sums import rewrite, rule, same, sum_in_order
 
 
 @register("WRONG-E2", "Eq. 16 without the constant C",

@@ -10,17 +10,16 @@ recognition parameterised model" (arXiv 2107.02495). The exact discrete core:
 >>> round(d.elbo - (d.mutual_information - d.kl + d.constant), 12)
 0.0
 """
-from rpmref.discrete import (
-    ElboDecomposition, data_constant, elbo, elbo_decomposition, empirical_rpm_pmf,
-    expected_elbo, latent_marginals, optimal_prior, recognition_joint, rpm_log_likelihood,
-    rpm_posterior)
-from rpmref.infonce import InfoNCEBound, energy_prior, infonce_bound, infonce_limit, log_partition
-from rpmref.measures import entropy, kl_divergence, mutual_information
-# The experiment (Sec. 5): video generator, trainer, readout. The Gaussian closed
-# forms live in ``rpmref.gaussian`` and the comparison in ``rpmref.compare``.
-from rpmref.balls import BallsConfig, load_video, make_video, save_video
-from rpmref.readout import fit_linear_readout, score_readout
-from rpmref.train import TrainConfig, encode  # train() itself: rpmref.train.train
+from rpmref.exact import (
+    ElboDecomposition, InfoNCEBound, data_constant, elbo, elbo_decomposition, empirical_rpm_pmf,
+    energy_prior, entropy, expected_elbo, infonce_bound, infonce_limit, kl_divergence,
+    latent_marginals, log_partition, mutual_information, optimal_prior, recognition_joint,
+    rpm_log_likelihood, rpm_posterior)
+# The experiment (Sec. 5): video generator, trainer, readout (more in ``rpmref.balls``).
+# The Gaussian closed forms live in ``rpmref.gaussian``.
+from rpmref.balls import (
+    BallsConfig, TrainConfig, encode, fit_linear_readout, load_video, make_video, save_video,
+    score_readout, train)
 
 __version__ = "0.1.0"
 
@@ -31,5 +30,5 @@ __all__ = [
     "latent_marginals", "empirical_rpm_pmf",
     "energy_prior", "log_partition", "infonce_limit", "infonce_bound", "InfoNCEBound",
     "BallsConfig", "make_video", "save_video", "load_video",
-    "TrainConfig", "encode", "fit_linear_readout", "score_readout",
+    "TrainConfig", "train", "encode", "fit_linear_readout", "score_readout",
 ]

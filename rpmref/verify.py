@@ -1,4 +1,4 @@
-"""``rpmref verify``: check every identity of SPEC.md §4 on random problems.
+"""``rpmref verify``: check every identity (E1–E9, N1, A1) on random problems.
 
 Each check computes the two sides of an identity by different routes (e.g.
 Eq. 12 term by term against Eq. 15 through matrix products, or the count-vector
@@ -7,18 +7,14 @@ largest absolute difference over all trials; inequalities report their largest
 violation. Random problems include zeros in P(x, x'), one-hot and
 near-deterministic (1e-12) encoder rows and unreachable latent states.
 """
-import argparse
 import itertools
-import json
 import math
-import sys
-import time
 
 import numpy as np
 
-import rpmref
-from rpmref.cli import nonnegative_int, positive_float, positive_int
-from rpmref.numerics import logsumexp
+from rpmref import exact
+from rpmref.exact.numerics import logsumexp
+from rpmref.gaussian.checks import verify_checks as gaussian_checks
 
 DEFAULT_TOLERANCE = 1e-10
 
@@ -69,29 +65,29 @@ def _difference(a, b):
 def check_e1(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     q = enc[:, None, :, None] * enc_prime[None, :, None, :]
-    return (_difference(rpmref.elbo(p_xx, enc, enc_prime, prior, posterior=q),
-                        rpmref.elbo(p_xx, enc, enc_prime, prior)), _describe(p_xx, enc, enc_prime))
+    return (_difference(exact.elbo(p_xx, enc, enc_prime, prior, posterior=q),
+                        exact.elbo(p_xx, enc, enc_prime, prior)), _describe(p_xx, enc, enc_prime))
 
 
 def check_e2(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
-    elbos = rpmref.elbo(p_xx, enc, enc_prime, prior)
+    elbos = exact.elbo(p_xx, enc, enc_prime, prior)
     average = float(np.sum(p_xx[p_xx > 0] * elbos[p_xx > 0]))
-    return (_difference(average, rpmref.expected_elbo(p_xx, enc, enc_prime, prior)),
+    return (_difference(average, exact.expected_elbo(p_xx, enc, enc_prime, prior)),
             _describe(p_xx, enc, enc_prime))
 
 
 def check_e3(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
-    d = rpmref.elbo_decomposition(p_xx, enc, enc_prime, prior)
+    d = exact.elbo_decomposition(p_xx, enc, enc_prime, prior)
     return (_difference(d.elbo, d.mutual_information - d.kl + d.constant),
             _describe(p_xx, enc, enc_prime))
 
 
 def check_e4(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
-    d = rpmref.elbo_decomposition(p_xx, enc, enc_prime, rpmref.optimal_prior(p_xx, enc, enc_prime))
-    beaten_by = rpmref.expected_elbo(p_xx, enc, enc_prime, prior) - d.elbo
+    d = exact.elbo_decomposition(p_xx, enc, enc_prime, exact.optimal_prior(p_xx, enc, enc_prime))
+    beaten_by = exact.expected_elbo(p_xx, enc, enc_prime, prior) - d.elbo
     error = max(abs(d.kl), _difference(d.elbo, d.mutual_information + d.constant),
                 max(beaten_by, 0.0))
     return error, _describe(p_xx, enc, enc_prime)
@@ -103,10 +99,10 @@ def _random_critic(rng, shape, scale):
 
 def check_e5(rng, max_states):
     p_xx, enc, enc_prime, _ = random_problem(rng, max_states)
-    p_zz = rpmref.recognition_joint(p_xx, enc, enc_prime)
+    p_zz = exact.recognition_joint(p_xx, enc, enc_prime)
     f = _random_critic(rng, p_zz.shape, 50.0)
-    lhs = rpmref.expected_elbo(p_xx, enc, enc_prime, rpmref.energy_prior(p_zz, f))
-    rhs = rpmref.infonce_limit(p_zz, f) + rpmref.data_constant(p_xx)
+    lhs = exact.expected_elbo(p_xx, enc, enc_prime, exact.energy_prior(p_zz, f))
+    rhs = exact.infonce_limit(p_zz, f) + exact.data_constant(p_xx)
     return _difference(lhs, rhs), _describe(p_xx, enc, enc_prime) + " |f|<=50"
 
 
@@ -114,8 +110,8 @@ def check_e6(rng, max_states):
     k, k_prime = rng.integers(1, max_states + 1, size=2)
     p_zz = _random_pmf(rng, (k, k_prime))
     f = _random_critic(rng, p_zz.shape, 50.0)
-    gap = rpmref.mutual_information(p_zz) - rpmref.infonce_limit(p_zz, f)
-    kl = rpmref.kl_divergence(p_zz, rpmref.energy_prior(p_zz, f))
+    gap = exact.mutual_information(p_zz) - exact.infonce_limit(p_zz, f)
+    kl = exact.kl_divergence(p_zz, exact.energy_prior(p_zz, f))
     return max(_difference(gap, kl), max(-gap, 0.0)), f"k={k} k'={k_prime} |f|<=50"
 
 
@@ -135,9 +131,9 @@ def check_e7(rng, max_states):
     n = int(rng.integers(1, 4))
     p_zz = _random_pmf(rng, (k, k_prime))
     f = _random_critic(rng, p_zz.shape, 20.0)
-    exact = rpmref.infonce_bound(p_zz, f, n, method="exact").estimate
-    ceiling = min(rpmref.mutual_information(p_zz), math.log(n))
-    error = max(_difference(exact, _infonce_by_enumeration(p_zz, f, n)), max(exact - ceiling, 0.0))
+    value = exact.infonce_bound(p_zz, f, n, method="exact").estimate
+    ceiling = min(exact.mutual_information(p_zz), math.log(n))
+    error = max(_difference(value, _infonce_by_enumeration(p_zz, f, n)), max(value - ceiling, 0.0))
     return error, f"k={k} k'={k_prime} N={n} |f|<=20"
 
 
@@ -146,13 +142,13 @@ def check_e8(rng, max_states):
     n, n_prime = p_xx.shape
     q = _random_pmf(rng, (n * n_prime,) + prior.shape, zeros=0.0).reshape(n, n_prime, -1)
     q = (q / q.sum(axis=2, keepdims=True)).reshape(p_xx.shape + prior.shape)
-    log_lik = rpmref.rpm_log_likelihood(p_xx, enc, enc_prime, prior)
-    bound = rpmref.elbo(p_xx, enc, enc_prime, prior, posterior=q)
-    post = rpmref.rpm_posterior(p_xx, enc, enc_prime, prior)
+    log_lik = exact.rpm_log_likelihood(p_xx, enc, enc_prime, prior)
+    bound = exact.elbo(p_xx, enc, enc_prime, prior, posterior=q)
+    post = exact.rpm_posterior(p_xx, enc, enc_prime, prior)
     error = 0.0
     for x, x_prime in zip(*np.nonzero(np.isfinite(log_lik))):
         qx, px = q[x, x_prime].ravel(), post[x, x_prime].ravel()
-        gap = rpmref.kl_divergence(qx, px)
+        gap = exact.kl_divergence(qx, px)
         actual = log_lik[x, x_prime] - bound[x, x_prime]
         error = max(error, math.inf if math.isinf(gap) != math.isinf(actual)
                     else (0.0 if math.isinf(gap) else abs(actual - gap)), max(-actual, 0.0))
@@ -161,16 +157,16 @@ def check_e8(rng, max_states):
 
 def check_e9(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states, kind="deterministic")
-    return (_difference(rpmref.elbo(p_xx, enc, enc_prime, prior),
-                        rpmref.rpm_log_likelihood(p_xx, enc, enc_prime, prior)),
+    return (_difference(exact.elbo(p_xx, enc, enc_prime, prior),
+                        exact.rpm_log_likelihood(p_xx, enc, enc_prime, prior)),
             _describe(p_xx, enc, enc_prime) + " one-hot")
 
 
 def check_n1(rng, max_states):
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
-    p_z, p_z_prime = rpmref.latent_marginals(p_xx, enc, enc_prime)
+    p_z, p_z_prime = exact.latent_marginals(p_xx, enc, enc_prime)
     reachable = prior[np.ix_(p_z > 0, p_z_prime > 0)].sum()
-    total = np.exp(rpmref.rpm_log_likelihood(p_xx, enc, enc_prime, prior)).sum()
+    total = np.exp(exact.rpm_log_likelihood(p_xx, enc, enc_prime, prior)).sum()
     return _difference(total, reachable), _describe(p_xx, enc, enc_prime)
 
 
@@ -179,8 +175,8 @@ def check_a1(rng, max_states):
     k, k_prime = rng.integers(1, max_states + 1, size=2)
     enc, enc_prime = _random_rows(rng, n, k, "deterministic"), _random_rows(rng, n, k_prime, "deterministic")
     f = _random_critic(rng, (k, k_prime), 50.0)
-    p_zz = rpmref.recognition_joint(np.eye(n) / n, enc, enc_prime)
-    pmf = rpmref.empirical_rpm_pmf(enc, enc_prime, rpmref.energy_prior(p_zz, f))
+    p_zz = exact.recognition_joint(np.eye(n) / n, enc, enc_prime)
+    pmf = exact.empirical_rpm_pmf(enc, enc_prime, exact.energy_prior(p_zz, f))
     scores = f[enc.argmax(axis=1)][:, enc_prime.argmax(axis=1)]     # f(z_n, z'_m), (N, N)
     softmax = np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
     return _difference(pmf, softmax / n), f"N={n} k={k} k'={k_prime} |f|<=50"
@@ -221,15 +217,11 @@ def run_checks(trials=200, seed=0, max_states=8, tolerance=DEFAULT_TOLERANCE):
 
 
 def _gaussian_rows(rng, trials):
-    """Closed-form Gaussian checks (SPEC.md §6), when that module provides them."""
-    try:
-        from rpmref.gaussian import verify_checks
-    except ImportError:
-        return []
-    return [dict(row) for row in verify_checks(rng, trials)]
+    """The closed-form Gaussian checks (``rpmref.gaussian.checks``)."""
+    return [dict(row) for row in gaussian_checks(rng, trials)]
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- report
 def format_table(rows):
     header = ("ID", "equation", "statement", "max abs error", "worst case", "result")
     lines = [[r["id"], r["equation"], r["statement"], f"{r['max_error']:.2e}", r["worst_case"],
@@ -239,38 +231,3 @@ def format_table(rows):
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]
     return "\n".join(out)
-
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "verify", help="check every identity (E1-E9, N1, A1) on random problems",
-        description="Draw random discrete problems (data pmfs with zeros, dense, one-hot and "
-        "near-deterministic encoders, random priors and critics), compute both sides of every "
-        "identity of the paper by independent routes, and print the largest error. Exits 1 if "
-        "any identity exceeds the tolerance.")
-    parser.add_argument("--trials", type=positive_int, default=200,
-                        help="random problems per identity (default: 200)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--max-states", type=positive_int, default=8,
-                        help="largest number of data and latent states per variable (default: 8)")
-    parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE,
-                        help=f"largest allowed absolute error (default: {DEFAULT_TOLERANCE:g})")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args):
-    start = time.perf_counter()
-    rows = run_checks(args.trials, args.seed, args.max_states, args.tolerance)
-    elapsed = time.perf_counter() - start
-    if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        print()
-    else:
-        print(format_table(rows))
-        failed = [r["id"] for r in rows if not r["passed"]]
-        summary = f"FAILED: {', '.join(failed)}" if failed else "all identities PASS"
-        print(f"\n{summary} ({args.trials} trials each, seed {args.seed}, "
-              f"max {args.max_states} states, tolerance {args.tolerance:g}; {elapsed:.1f} s)")
-    return 0 if all(r["passed"] for r in rows) else 1

@@ -1,4 +1,4 @@
-"""The public API: every name in rpmref.__all__ exists, and submodules are not shadowed."""
+"""The public API: every name in rpmref.__all__ exists, and subpackages are not shadowed."""
 import types
 
 import rpmref
@@ -9,8 +9,11 @@ def test_every_public_name_is_exported():
     assert missing == []
 
 
-def test_submodules_stay_modules():
-    """`rpmref.train` must stay the module (the CLI registers `rpmref.train.add_parser`)."""
-    for name in ("train", "balls", "compare", "gaussian", "verify"):
-        __import__(f"rpmref.{name}")
-        assert isinstance(getattr(rpmref, name), types.ModuleType), name
+def test_subpackages_stay_modules():
+    """Exported names never shadow a subpackage or module of the same name."""
+    for name in ("exact", "balls", "gaussian", "cli", "verify",
+                 "balls.trainer", "balls.compare", "balls.video", "gaussian.closed_form"):
+        module = __import__(f"rpmref.{name}", fromlist=["_"])
+        assert isinstance(module, types.ModuleType), name
+    assert isinstance(rpmref.balls, types.ModuleType)
+    assert rpmref.train is rpmref.balls.trainer.train  # the function; the module is trainer

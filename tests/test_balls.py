@@ -11,10 +11,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rpmref.balls import (BallsConfig, add_parser, ball_colours, draw_direction, load_video,
+from rpmref.balls.video import (BallsConfig, ball_colours, draw_direction, load_video,
                           make_video, save_video, simulate, valid_directions)
 from rpmref.cli import OneLineErrorParser, main
-from rpmref.render import disc_coverage, quarter_disc_area, render_frames
+from rpmref.cli.balls import add_make_parser
+from rpmref.balls.render import disc_coverage, quarter_disc_area, render_frames
 
 DEFAULT = BallsConfig()
 # 3 balls of diameter 5 in a 16 x 16 box: crowded enough that dead ends are common
@@ -316,10 +317,9 @@ def test_ball_colours_are_distinct_primaries_by_default():
 # ---------------------------------------------------------------- command line
 
 def _make(argv):
-    """Run ``rpmref balls make ARGV`` through this module's own parser only, so
-    these tests do not depend on the other subcommands being importable."""
+    """Run ``rpmref balls make ARGV`` through the ``make`` parser alone."""
     parser = OneLineErrorParser(prog="rpmref balls")
-    add_parser(parser.add_subparsers(dest="command", parser_class=OneLineErrorParser))
+    add_make_parser(parser.add_subparsers(dest="command", parser_class=OneLineErrorParser))
     args = parser.parse_args(["make"] + argv)
     return args.func(args)
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from rpmref import cli, compare
+from rpmref import cli
+from rpmref.balls import compare
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +89,7 @@ def test_score_encoder_is_perfect_for_latents_that_are_the_positions():
 
 def test_untrained_encoder_is_the_trainers_starting_point():
     """A run with a vanishing learning rate ends (to float precision) where it began."""
-    from rpmref import balls, train
+    from rpmref.balls import trainer as train, video as balls
     frames, _ = balls.make_video(balls.BallsConfig(n_frames=20), seed=3)
     config = train.TrainConfig(batch_size=8, steps=1, lr=1e-300, seed=5, hidden_channels=4)
     start, _ = compare.untrained_encoder(config, frames)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rpmref import critics as C
+from rpmref.balls import critics as C
 
 
 def _batch(b=5, d=6, seed=0):

@@ -1,4 +1,4 @@
-"""Tests of rpmref.gaussian / rpmref.gaussian_mc: Gaussian closed forms (SPEC §6)
+"""Tests of rpmref.gaussian (closed_form, monte_carlo): Gaussian closed forms (docs/theory.md, 'Gaussian latents')
 against hand derivations, the exact discrete core on fine grids, quadrature and
 Monte Carlo (within 4 standard errors, fixed seeds)."""
 import numpy as np
@@ -8,8 +8,8 @@ from numpy.polynomial.hermite_e import hermegauss
 
 import rpmref
 from rpmref import gaussian as g
-from rpmref import gaussian_mc as mc
-from rpmref.gaussian_checks import random_critic, random_joint
+from rpmref.gaussian import monte_carlo as mc
+from rpmref.gaussian.checks import random_critic, random_joint, verify_checks
 
 
 def log_density(points, mean, cov):
@@ -29,7 +29,7 @@ def unit_pair(rho):
 @pytest.mark.parametrize("rho", [-0.7, 0.1, 0.5, 0.95])
 @pytest.mark.parametrize("ell", [0.2, 1.0, 3.7])
 def test_rbf_limit_matches_spec_formula(rho, ell):
-    """SPEC §6: I_∞(ℓ) = −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) (unit variances)."""
+    """docs/theory.md, 'Gaussian latents': I_∞(ℓ) = −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) (unit variances)."""
     spec = -(1 - rho) / ell**2 - np.log(ell) + 0.5 * np.log1p(ell**2) + 0.5 / (1 + ell**2)
     joint = unit_pair(rho)
     assert g.rbf_infonce_limit(joint, ell) == pytest.approx(spec, abs=1e-12)
@@ -53,7 +53,7 @@ def test_bilinear_optimum_1d(rho):
 
 @pytest.mark.parametrize("rho", [0.05, 0.4, 0.8, 0.99])
 def test_rbf_lengthscale_is_root_of_stationarity_quadratic(rho):
-    """d/dℓ of SPEC §6's I_∞(ℓ) = 0  ⇔  2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ²."""
+    """d/dℓ of the 1-D I_∞(ℓ) (docs/theory.md, 'Gaussian latents') = 0  ⇔  2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ²."""
     u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
     assert g.optimal_rbf_lengthscale(unit_pair(rho)) == pytest.approx(np.sqrt(u), rel=1e-10)
 
@@ -364,12 +364,12 @@ def test_bad_types_raise_type_error(call):
 # ------------------------------------------------------------ verify rows
 
 def test_verify_checks_rows_pass_and_are_deterministic():
-    rows = g.verify_checks(np.random.default_rng(0), 30)
+    rows = verify_checks(np.random.default_rng(0), 30)
     assert {r["id"] for r in rows} >= {"G-MI", "G-E3", "G-E4", "G-E5-GRID", "G-E6"}
     for r in rows:
         assert set(r) == {"id", "equation", "statement", "max_error", "worst_case", "tolerance"}
         assert 0 <= r["max_error"] <= r["tolerance"], r
-    again = g.verify_checks(np.random.default_rng(0), 30)
+    again = verify_checks(np.random.default_rng(0), 30)
     assert [r["max_error"] for r in rows] == [r["max_error"] for r in again]
 
 

@@ -1,4 +1,4 @@
-"""Property tests of every identity in SPEC.md §4 (E1–E9, N1, A1).
+"""Property tests of every identity in docs/theory.md, 'Identities' (E1–E9, N1, A1).
 
 Each test states its identity and compares rpmref against an independent
 computation: the brute-force loops of ``tests/reference.py`` (the paper's

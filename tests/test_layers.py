@@ -9,7 +9,7 @@ import pytest
 from autograd import grad
 from autograd.test_util import check_grads
 
-from rpmref import layers as L
+from rpmref.balls import layers as L
 
 
 def _rng(seed=0):
@@ -142,7 +142,7 @@ def test_centre_of_mass_direct_and_gradient():
 def test_centre_of_mass_of_rendered_ball():
     """A disc rendered by exact pixel coverage (rpmref.render) has its centre of mass
     within 0.05 px of its true centre, in the generator's pixel coordinates."""
-    render = pytest.importorskip("rpmref.render")
+    render = pytest.importorskip("rpmref.balls.render")
     rng = _rng(8)
     centres = rng.uniform(6, 26, size=(20, 2))
     cover = render.disc_coverage(centres, 2.5, 32, 32)  # (20, 32, 32)

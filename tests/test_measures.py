@@ -8,7 +8,7 @@ from autograd import grad
 from hypothesis import given, strategies as st
 
 import rpmref
-from rpmref.numerics import log_softmax, logsumexp, xlogx, xlogy
+from rpmref.exact.numerics import log_softmax, logsumexp, xlogx, xlogy
 from tests import reference as ref
 from tests.strategies import pmfs
 

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rpmref import cli, mi_bench
+from rpmref import cli
+from rpmref.gaussian import staircase as mi_bench
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "mi_staircase.py"
 KEYS = {"true_mi", "log_k", "infonce_limit_optimal", "infonce_optimal", "infonce_optimal_stderr",
@@ -29,7 +30,7 @@ def rows():
 def test_rows_closed_forms_match_hand_derivations(rows):
     """Per coordinate the benchmark is the 1-D unit-variance pair with correlation ρ,
     and every quantity adds over the d independent coordinates: I = −(d/2) log(1−ρ²);
-    bilinear I_∞(W*) = d ρ²/2; RBF I_∞(ℓ) = d × SPEC §6's 1-D formula, maximised at
+    bilinear I_∞(W*) = d ρ²/2; RBF I_∞(ℓ) = d × the 1-D formula of docs/theory.md ('Gaussian latents'), maximised at
     ℓ² = root of 2ρu² − (3 − 4ρ)u − 2(1 − ρ)."""
     for row in rows:
         d, rho = 20, rho_for(row["true_mi"], 20)

@@ -10,14 +10,14 @@ import re
 import pytest
 import sympy as sp
 
-from proofs.catalogue import PROOFS
-from proofs.core import Entry, Proof, run_entry
-from proofs.finite import encoder_maps, recognition_tables, sizes
-from proofs.logsums import check_log_identity, log_coefficients, vanishes
-from proofs.notation import P_X, P_X2, P_XX, x, x2
-from proofs.report import render
-from proofs.run import run_proofs, select
-from proofs.sums import rewrite, rule, same, sum_in_order
+from rpmref.proofs.catalogue import PROOFS
+from rpmref.proofs.core import Entry, Proof, run_entry
+from rpmref.proofs.finite import encoder_maps, recognition_tables, sizes
+from rpmref.proofs.logsums import check_log_identity, log_coefficients, vanishes
+from rpmref.proofs.notation import P_X, P_X2, P_XX, x, x2
+from rpmref.proofs.report import render
+from rpmref.proofs.run import run_proofs, select
+from rpmref.proofs.sums import rewrite, rule, same, sum_in_order
 from rpmref.cli import main as rpmref_main
 
 REQUIRED = ["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "N1", "A1", "G1", "L1"]
@@ -48,7 +48,7 @@ def test_wrong_e2_residual_is_exactly_the_dropped_constant():
     """Dropping C = -H(X) - H(X') leaves the coefficient of log P(x) equal to P(x)
     (= the row sum of P(x,x')): the residual the prover reports is the missing term."""
     t = recognition_tables(2, 2, 2, 2)
-    from proofs.elbo import elbo15, log_ratio
+    from rpmref.proofs.elbo import elbo15, log_ratio
     lhs = sum(t.p[i, j] * elbo15(t, i, j) for i in range(2) for j in range(2))
     rhs = sum(t.pzz[a, b] * log_ratio(a + 1, b + 1) for a in range(2) for b in range(2))
     ok, residuals, _ = check_log_identity(lhs, rhs, t.rules)
@@ -176,7 +176,7 @@ def test_cli_exit_codes(capsys, tmp_path):
 
 
 def test_python_m_proofs_entry_point(capsys):
-    from proofs.cli import main
+    from rpmref.cli.proofs import main
     assert main(["--only", "L1"]) == 0
     assert re.search(r"^L1 +proved", capsys.readouterr().out, re.M)
 

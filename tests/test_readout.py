@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rpmref.readout import fit_linear_readout, predict, score_readout
+from rpmref.balls.readout import fit_linear_readout, predict, score_readout
 
 
 def test_recovers_an_exact_affine_map():

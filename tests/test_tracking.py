@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rpmref import tracking
+from rpmref.balls import tracking
 
 
 def random_walk_positions(rng, n_frames, n_balls=3, size=32.0):

@@ -8,12 +8,13 @@ import os
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 from autograd.test_util import check_grads
 
-from rpmref import checkpoint as ckpt
-from rpmref import train as T
-from rpmref.balls import BallsConfig, make_video, save_video
-from rpmref.critics import get_critic
+from rpmref.balls import checkpoint as ckpt
+from rpmref.balls import trainer as T
+from rpmref.balls.video import BallsConfig, make_video, save_video
+from rpmref.balls.critics import get_critic
 
 SMALL_VIDEO = BallsConfig(n_frames=96, size=16, diameter=3.0)
 
@@ -218,13 +219,17 @@ def test_cli_train_and_resume(video, tmp_path, capsys):
     assert "another config" in capsys.readouterr().err
 
 
-def test_blas_threads_are_restored_after_training(video):
+def _blas_thread_counts():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_blas_threads_are_set_while_training_and_restored_after(video):
     frames, _ = video
-    before = T.set_blas_threads(2)
-    if before is None:
-        pytest.skip("NumPy is not linked against OpenBLAS")
-    try:
-        T.train(small_config(epochs=1, blas_threads=1), frames, progress=False)
-        assert T.set_blas_threads(2) == 2  # train() set 1 while running, then put 2 back
-    finally:
-        T.set_blas_threads(before)
+    if not _blas_thread_counts():
+        pytest.skip("threadpoolctl finds no BLAS library in this NumPy")
+    seen = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        T.train(small_config(epochs=1, blas_threads=1), frames, progress=False,
+                on_epoch=lambda *_: seen.append(_blas_thread_counts()))
+        assert set(_blas_thread_counts()) == {2}  # put back after training
+    assert seen and all(set(counts) == {1} for counts in seen)  # 1 while training

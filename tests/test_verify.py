@@ -18,7 +18,7 @@ def test_every_identity_passes_with_few_trials():
 def test_a_broken_identity_is_reported_failed(monkeypatch):
     """Shift L by 1e-6: E2 (data average = L) must fail; the CLI must exit 1."""
     real = rpmref.expected_elbo
-    monkeypatch.setattr(rpmref, "expected_elbo", lambda *a: real(*a) + 1e-6)
+    monkeypatch.setattr(verify.exact, "expected_elbo", lambda *a: real(*a) + 1e-6)
     rows = {r["id"]: r for r in verify.run_checks(trials=3, seed=0, max_states=4)}
     assert not rows["E2"]["passed"] and rows["E2"]["max_error"] == pytest.approx(1e-6, rel=1e-3)
     assert main(["verify", "--trials", "3", "--max-states", "4"]) == 1

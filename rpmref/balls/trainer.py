@@ -1,4 +1,4 @@
-"""Train the balls encoder with in-batch InfoNCE (SPEC §7; paper Sec. 5, Appendix D).
+"""Train the balls encoder with in-batch InfoNCE (paper Sec. 5, Appendix D).
 
 ``train(config, frames)`` runs the loop: every epoch visits each consecutive
 pair (t, t+1) of the video once, in shuffled batches; for pair i the positive is
@@ -17,8 +17,6 @@ pair order are checkpointed). Ctrl-C writes a checkpoint and re-raises.
 ``rpmref balls train`` (``add_parser``) adds the video generation, a linear
 readout scored on a held-out video, and ``summary.json``.
 """
-import contextlib
-import ctypes
 import dataclasses
 import json
 import math
@@ -31,10 +29,11 @@ from typing import Optional
 import numpy as np
 from autograd import grad_and_aux
 from autograd.tracer import getval
+from threadpoolctl import threadpool_limits
 
-from rpmref import checkpoint as ckpt
-from rpmref import layers, optim
-from rpmref.critics import CRITICS, get_critic, infonce_loss, init_critic_params
+from rpmref.balls import checkpoint as ckpt
+from rpmref.balls import layers, optim
+from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_params
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -48,7 +47,7 @@ PROBE_FRAMES = 128  # frames (the video's first) that orient_maps compares with 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; the paper gives none of these numbers (SPEC §7)."""
+    """Training settings; the paper gives none of these numbers."""
     critic: str = "rbf"            # rbf (Eq. 27) | bilinear (Eq. 8) | cosine (SimCLR)
     epochs: int = 34               # 34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames
     steps: Optional[int] = None    # if set: stop after exactly this many updates (overrides epochs)
@@ -63,7 +62,7 @@ class TrainConfig:
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
     orient_maps: bool = True       # start every map bright on bright input (layers.orient_maps)
     blas_threads: Optional[int] = 1  # OpenBLAS threads while training (None: leave as is);
-    #                                  1 is fastest on a shared machine, see set_blas_threads
+    #                                  1 is fastest on a shared machine, see blas_threads
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -207,73 +206,23 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 
 # --------------------------------------------------------------------------
-# process-level tuning
+# BLAS threads (threadpoolctl: OpenBLAS, MKL and BLIS alike)
 
 
-_MALLOC_TUNED = False
-
-
-def tune_malloc():
-    """Keep freed large arrays in the heap instead of returning them to the OS.
-
-    Each step allocates and frees the same tens of megabytes; glibc by default
-    serves such blocks by mmap and unmaps them on free, so every step pays the
-    page faults again. mallopt(M_MMAP_MAX = 0) and a 1 GiB M_TRIM_THRESHOLD
-    (the in-process equivalents of MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_)
-    avoid that. Process-wide, applied once; a no-op where glibc is absent.
-    Returns True if applied.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):
-        return False
-    _MALLOC_TUNED = ok
-    return ok
-
-
-def set_blas_threads(n):
-    """Set the thread count of the OpenBLAS that NumPy loaded (at run time, via ctypes).
-
-    Measured here (2 shared cores): one thread per process is faster than two
-    whenever anything else runs, and with two threads on a busy machine a step
-    can take 10× longer (OpenBLAS threads spin-wait for a core). Returns the
-    previous thread count, or None (and does nothing) if no OpenBLAS is found.
-    """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return False
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    previous = int(getter())
-                    setter(ctypes.c_int(int(n)))
-                    return previous
-    return None
-
-
-@contextlib.contextmanager
 def blas_threads(n):
-    """Run the body with n OpenBLAS threads (None: unchanged), then restore the count."""
-    previous = None if n is None else set_blas_threads(n)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            set_blas_threads(previous)
+    """Context manager: run the body with ``n`` BLAS threads (None: unchanged).
+
+    One thread per process is the default of ``TrainConfig``: measured on a
+    shared 2-core machine, two threads were slower whenever anything else ran.
+    """
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def limit_blas_threads(n):
+    """Set this process's BLAS thread count to ``n`` for good (None: unchanged);
+    for worker processes that only ever train."""
+    if n is not None:
+        threadpool_limits(limits=n, user_api="blas")
 
 
 # --------------------------------------------------------------------------
@@ -349,7 +298,6 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         raise ValueError(f"frames must hold at least 3 frames (2 pairs); got {frames.shape[0]}")
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
-    tune_malloc()
     with blas_threads(config.blas_threads):
         return _train(config, frames, out_dir, resume, progress, on_epoch)
 
@@ -429,115 +377,3 @@ def _train(config, frames, out_dir, resume, progress, on_epoch):
     return TrainResult(params=st["params"], bn_state=st["bn_state"], history=st["history"],
                        wall_time=wall, steps_per_s=done / wall if wall > 0 else float("nan"),
                        steps=st["step"])
-
-
-# --------------------------------------------------------------------------
-# command line: rpmref balls train
-
-
-def add_parser(subparsers):
-    """Register ``rpmref balls train``."""
-    import argparse
-    d = TrainConfig()
-    p = subparsers.add_parser(
-        "train", help="train the CNN encoder with an InfoNCE critic (Sec. 5)",
-        description="Train the two-layer CNN encoder on a bouncing-balls video with in-batch "
-        "InfoNCE and the chosen critic; write checkpoint.npz, metrics.jsonl and summary.json "
-        "(including a linear readout's R² and RMSE on a held-out video) to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--critic", choices=CRITICS, default=d.critic, help="critic f(z, z')")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--video", help="training video (.npz from 'rpmref balls make'); "
-                   "default: generated with --video-seed")
-    p.add_argument("--video-seed", type=int, default=0,
-                   help="seed of the generated training video (without --video)")
-    p.add_argument("--heldout-video", help="held-out video for the readout; default: "
-                   "generated with the training video's config and --heldout-seed")
-    p.add_argument("--heldout-seed", type=int, default=1, help="seed of the held-out video")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over all pairs")
-    p.add_argument("--steps", type=int, default=None,
-                   help="stop after exactly this many updates (overrides --epochs)")
-    p.add_argument("--batch", type=int, default=d.batch_size, help="pairs per batch B")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights and batch order")
-    p.add_argument("--optimizer", choices=optim.OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
-    p.add_argument("--dtype", choices=DTYPES, default=d.dtype)
-    p.add_argument("--channels", type=int, default=d.hidden_channels,
-                   help="hidden channels of the first conv layer")
-    p.add_argument("--kernel", type=int, default=d.kernel_size, help="odd conv kernel size")
-    p.add_argument("--no-orient-maps", action="store_true",
-                   help="keep the raw random second-layer filters instead of flipping maps "
-                        "that start dark on the balls (see README, 'Why the maps are oriented')")
-    p.add_argument("--threads", type=int, default=d.blas_threads,
-                   help="BLAS threads while training (1 is fastest on a shared machine; "
-                        "0 = leave as is)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out (same settings)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_train_command)
-
-
-def _error(message):
-    print(f"rpmref balls train: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _load_videos(args):
-    from rpmref.balls import BallsConfig, load_video, make_video
-    if args.video:
-        frames, positions, vconfig = load_video(args.video)
-    else:
-        vconfig = BallsConfig()
-        frames, positions = make_video(vconfig, seed=args.video_seed)
-    if args.heldout_video:
-        h_frames, h_positions, _ = load_video(args.heldout_video)
-    else:
-        h_frames, h_positions = make_video(vconfig, seed=args.heldout_seed)
-    return frames, positions, h_frames, h_positions
-
-
-def _train_command(args):
-    from rpmref.readout import fit_linear_readout, score_readout
-    try:
-        config = TrainConfig(critic=args.critic, epochs=args.epochs, steps=args.steps,
-                             batch_size=args.batch, optimizer=args.optimizer, lr=args.lr,
-                             momentum=args.momentum, seed=args.seed, dtype=args.dtype,
-                             hidden_channels=args.channels, kernel_size=args.kernel,
-                             orient_maps=not args.no_orient_maps,
-                             blas_threads=args.threads or None)
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise ValueError(f"--out {args.out} exists and is not a directory")
-        frames, positions, h_frames, h_positions = _load_videos(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return _error(e)
-    try:
-        result = train(config, frames, out_dir=args.out, resume=args.resume,
-                       progress=not args.no_progress)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return _error(e)
-    except NonFiniteLossError as e:
-        print(f"rpmref balls train: {e}", file=sys.stderr)
-        return 1
-    readout = fit_linear_readout(encode(result.params, result.bn_state, frames, config), positions)
-    heldout = score_readout(readout, encode(result.params, result.bn_state, h_frames, config),
-                            h_positions)
-    train_fit = score_readout(readout, encode(result.params, result.bn_state, frames, config),
-                              positions)
-    last = result.history[-1] if result.history else {}
-    summary = {"config": _config_dict(config), "steps": result.steps,
-               "epochs_completed": sum(1 for r in result.history if r["complete"]),
-               "final_loss": last.get("loss"), "final_estimate": last.get("estimate"),
-               "log_batch": math.log(config.batch_size),
-               "readout_heldout": heldout, "readout_train": train_fit,
-               "wall_time_s": result.wall_time, "steps_per_s": result.steps_per_s,
-               "video": args.video or f"generated, seed {args.video_seed}",
-               "heldout_video": args.heldout_video or f"generated, seed {args.heldout_seed}"}
-    with open(os.path.join(args.out, SUMMARY) + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(args.out, SUMMARY) + ".tmp", os.path.join(args.out, SUMMARY))
-    print(f"critic {config.critic}: {result.steps} steps, final loss {last.get('loss', float('nan')):.4f}, "
-          f"estimate {last.get('estimate', float('nan')):.4f} nats (log B = {math.log(config.batch_size):.4f}); "
-          f"held-out readout R² {heldout['r2_overall']:.4f}, RMSE {heldout['rmse_px']:.3f} px; "
-          f"{result.steps_per_s:.1f} steps/s; wrote {args.out}/{{{CHECKPOINT},{METRICS},{SUMMARY}}}")
-    return 0

@@ -8,6 +8,8 @@ import argparse
 import sys
 import time
 
+from rpmref.cli.common import OneLineErrorParser
+
 
 def positive_size(text):
     try:
@@ -40,7 +42,7 @@ def add_parser(subparsers):
     """Register ``rpmref proofs``."""
     parser = subparsers.add_parser(
         "proofs", help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1",
-        description="Prove every identity of SPEC.md symbolically with sympy: pointwise log identities, "
+        description="Prove every identity (E1-E9, N1, A1, G1) symbolically with sympy: pointwise log identities, "
         "finite sums with symbolic entries at every size up to a bound, and symbolic sizes where sympy can.")
     configure(parser)
 
@@ -55,7 +57,7 @@ def print_line(result):
 
 
 def main_from_args(args):
-    from proofs.run import run_proofs, select
+    from rpmref.proofs.run import run_proofs, select
     try:
         entries = select(args.only, include_wrong=args.check_wrong)
     except ValueError as exc:
@@ -71,7 +73,7 @@ def main_from_args(args):
     print(f"{len(results) - len(failed)} proved, {len(failed)} FAILED in "
           f"{time.perf_counter() - start:.1f} s (finite sizes up to {args.max_size})")
     if args.report:
-        from proofs.report import write_report
+        from rpmref.proofs.report import write_report
         write_report(args.report, results, args.max_size)
         print(f"report written to {args.report}")
     return 1 if failed else 0
@@ -79,7 +81,6 @@ def main_from_args(args):
 
 def main(argv=None):
     """Entry point of ``python -m proofs``."""
-    from rpmref.cli import OneLineErrorParser
     parser = configure(OneLineErrorParser(prog="python -m proofs", description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     return main_from_args(args)

@@ -20,18 +20,16 @@ sweep one validation video (seed 2), all with the generator's defaults; the
 single-video setting.
 """
 import concurrent.futures
-import contextlib
 import dataclasses
 import itertools
 import json
 import multiprocessing
 import os
-import sys
 import time
 
 import numpy as np
 
-from rpmref.cli import nonnegative_int, positive_float, positive_int
+from rpmref.balls import figures, readout, tracking, trainer, video
 
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
@@ -64,7 +62,6 @@ def score_encoder(z_train, pos_train, z_eval, pos_eval, radius):
     the per-map calibrations are fitted on the training frames and scored on
     the evaluation frames. Returns a flat dict of plain floats and lists.
     """
-    from rpmref import readout, tracking
     n_train, n_eval = len(pos_train), len(pos_eval)
     targets_train = np.asarray(pos_train, dtype=float).reshape(n_train, -1)  # (T, 3, 2) -> (T, 6)
     targets_eval = np.asarray(pos_eval, dtype=float).reshape(n_eval, -1)
@@ -82,7 +79,6 @@ def score_encoder(z_train, pos_train, z_eval, pos_eval, radius):
 
 def readout_predictions(z_train, pos_train, z_eval):
     """Held-out linear-readout predictions (T', 6), for Fig. 1B."""
-    from rpmref import tracking
     coef = tracking.fit_affine(z_train, np.asarray(pos_train).reshape(len(pos_train), -1))
     return tracking.apply_affine(coef, z_eval)
 
@@ -104,7 +100,6 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
     seed (the same weights for every critic) is scored once.
     Returns (record, extras): record is JSON-ready; extras holds z arrays.
     """
-    from rpmref import train as trainer
     config = _config_for(train_config, critic=critic, seed=seed)
     frames, pos_train = videos["train"]
     first_eval = eval_names[0]
@@ -204,9 +199,7 @@ _WORKER = {}  # a worker process's videos, radius and untrained-baseline cache
 
 
 def _start_worker(videos, radius, blas_threads):
-    from rpmref import train as trainer
-    if blas_threads is not None:
-        trainer.set_blas_threads(blas_threads)
+    trainer.limit_blas_threads(blas_threads)
     _WORKER.update(videos=videos, radius=radius, untrained_cache={})
 
 
@@ -216,7 +209,6 @@ def _worker_run(task):
 
 
 def _r2(pred, positions):
-    from rpmref import tracking
     return tracking.r2_pooled(pred, np.asarray(positions).reshape(len(positions), -1))
 
 
@@ -248,14 +240,13 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
 
 def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
                  figure_seed, progress, log, jobs):
-    from rpmref import balls
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs)
     figure_seed = seeds[0] if figure_seed is None else figure_seed
     if figure_seed not in seeds:
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
     start = time.perf_counter()
-    videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
+    videos = {name: video.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "held_out")}
     radius = _radius(balls_config)
     # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
@@ -307,11 +298,10 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
 
 def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,
                out_dir, progress, log, jobs):
-    from rpmref import balls
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs)
     start = time.perf_counter()
-    videos = {name: balls.make_video(balls_config, seed=VIDEO_SEEDS[name])
+    videos = {name: video.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "validation", "held_out")}
     radius = _radius(balls_config)
     settings = list(itertools.product(critics, optimisers, learning_rates))
@@ -453,7 +443,6 @@ def write_json(path, obj):
 
 def draw_fig1(path, videos, figure_runs, radius):
     """Fig. 1 from the first seed of every critic plus that seed's untrained encoder."""
-    from rpmref import figures
     frames, pos_train = videos["train"]
     frames_ho, pos_ho = videos["held_out"]
     t_frame = len(frames_ho) // 2
@@ -473,83 +462,9 @@ def draw_fig1(path, videos, figure_runs, radius):
 # command line
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "compare", help="train every critic for every seed and compare (Fig. 1B–C)",
-        description="Reproduce the paper's experiment: train the encoder with each critic "
-        "for each seed, score the linear readout and per-map tracking on a held-out "
-        "video, against the untrained encoder; write results.json, results.md, fig1.png.")
-    p.add_argument("--seeds", type=positive_int, default=3,
-                   help="number of training seeds (0, 1, ...; default 3)")
-    p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
-                   help="comma-separated critics (default rbf,bilinear,cosine)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
-                   help="override the trainer's default optimiser (adam) for the comparison")
-    p.add_argument("--lr", type=positive_float, default=None,
-                   help="override the trainer's default learning rate (3e-3) for the comparison")
-    p.add_argument("--no-orient-maps", action="store_true",
-                   help="start from the raw random second-layer filters (the ablation: maps "
-                   "may start dark on the balls; see README, 'Why the maps are oriented')")
-    p.add_argument("--figure-seed", type=nonnegative_int, default=0,
-                   help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
-    p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny video and few steps (a smoke test, not a result)")
-    p.add_argument("--sweep", action="store_true",
-                   help="also sweep optimiser × learning rate, chosen on a validation video")
-    p.add_argument("--sweep-only", action="store_true",
-                   help="run only the sweep (skip the default comparison)")
-    p.add_argument("--optimizers", type=_name_list(("sgd", "adam")), default=None,
-                   help="sweep optimisers, comma-separated (default sgd,adam)")
-    p.add_argument("--lrs", type=_lr_list, default=None,
-                   help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2)")
-    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
-                   help="training runs at once, in worker processes of 1 BLAS thread each; "
-                   "the results do not depend on it (default: min(2, cores) = "
-                   f"{default_jobs()})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_main)
-
-
-def _main(args):
-    from rpmref import balls
-    seeds = tuple(range(args.seeds))
-    train_config, balls_config, curve_every = _default_train_config(), balls.BallsConfig(), 2
-    optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES
-    if args.quick:
-        train_config, balls_config = quick_configs()
-        curve_every = 1
-        optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES[2:3]
-    overrides = {k: v for k, v in (("optimizer", args.optimizer), ("lr", args.lr)) if v is not None}
-    if args.no_orient_maps:
-        overrides["orient_maps"] = False
-    train_config = _config_for(train_config, **overrides)
-    optimisers = tuple(args.optimizers or optimisers)
-    lrs = tuple(args.lrs or lrs)
-    if args.figure_seed not in seeds:
-        print(f"rpmref balls compare: error: --figure-seed must be one of the seeds "
-              f"0..{len(seeds) - 1}; got {args.figure_seed}", file=sys.stderr)
-        return 2
-    if not args.sweep_only:
-        results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
-                              curve_every=curve_every, figure_seed=args.figure_seed,
-                              progress=not args.no_progress, jobs=args.jobs)
-        print(results_markdown(results["summary"], "Default settings", results["settings"]))
-        print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
-              f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
-    if args.sweep or args.sweep_only:
-        sweep = run_sweep(seeds, tuple(args.critics), train_config, balls_config,
-                          optimisers=optimisers, learning_rates=lrs, out_dir=args.out,
-                          progress=False, jobs=args.jobs)
-        print(sweep_markdown(sweep))
-        print(f"wrote {args.out}/sweep.json, sweep.md")
-    return 0
-
-
 def quick_configs():
     """(TrainConfig, BallsConfig) small enough for a smoke test in seconds."""
-    from rpmref import balls
-    balls_config = dataclasses.replace(balls.BallsConfig(), n_frames=QUICK_FRAMES)
+    balls_config = dataclasses.replace(video.BallsConfig(), n_frames=QUICK_FRAMES)
     return _config_for(_default_train_config(), **QUICK_TRAIN), balls_config
 
 
@@ -561,24 +476,13 @@ QUICK_TRAIN = {"batch_size": 16, "epochs": 2, "hidden_channels": 8}
 # helpers (the trainer interface is touched only here)
 
 
-@contextlib.contextmanager
 def _blas_threads(train_config):
-    """Run the encoding as well as the training with the trainer's BLAS thread
-    count (one thread is fastest on a shared machine; see train.set_blas_threads)."""
-    from rpmref import train as trainer
+    """Run the encoding as well as the training with the trainer's BLAS thread count."""
     config = _default_train_config() if train_config is None else train_config
-    threads = getattr(config, "blas_threads", None)
-    setter = getattr(trainer, "set_blas_threads", None)
-    previous = setter(threads) if threads is not None and setter is not None else None
-    try:
-        yield
-    finally:
-        if previous:
-            setter(previous)
+    return trainer.blas_threads(config.blas_threads)
 
 
 def _default_train_config():
-    from rpmref import train as trainer
     return trainer.TrainConfig()
 
 
@@ -588,7 +492,6 @@ def _config_for(config, **changes):
 
 def untrained_encoder(config, frames):
     """(params, bn_state) of the encoder a run with ``config`` on ``frames`` starts from."""
-    from rpmref import train as trainer
     return trainer.initial_params(config, frames), trainer.init_bn_state(config)
 
 
@@ -641,7 +544,6 @@ def _mean_sd(rows):
 
 
 def _panel(scores, z, pos_train, pos_ho, t_frame, history, r2_per_epoch):
-    from rpmref import tracking
     maps_train, maps_ho = tracking.split_maps(z["train"]), tracking.split_maps(z["held_out"])
     calibrated = []
     for b, k in enumerate(scores["map_for_ball"]):
@@ -684,10 +586,9 @@ def _by_critic(critics, finished, tasks):
 def _checked_run_args(train_config, balls_config, seeds, critics, jobs):
     """The defaults filled in and every argument checked, for run_compare and run_sweep:
     returns (train_config, balls_config, jobs)."""
-    from rpmref import balls
     _check_choices(seeds, critics)
     return (_default_train_config() if train_config is None else train_config,
-            balls.BallsConfig() if balls_config is None else balls_config,
+            video.BallsConfig() if balls_config is None else balls_config,
             _check_jobs(jobs))
 
 
@@ -698,39 +599,6 @@ def _check_choices(seeds, critics):
     if unknown or not critics:
         raise ValueError(f"critics must be a non-empty subset of {', '.join(CRITICS)}; "
                          f"got {', '.join(critics) or 'none'}")
-
-
-def _name_list(allowed):
-    def parse(text):
-        import argparse
-        names = [c.strip() for c in text.split(",") if c.strip()]
-        if not names or any(n not in allowed for n in names):
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated subset of {','.join(allowed)}; got {text!r}")
-        return names
-    return parse
-
-
-def _lr_list(text):
-    import argparse
-    try:
-        lrs = [float(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        lrs = []
-    if not lrs or not all(np.isfinite(lr) and lr > 0 for lr in lrs):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive learning rates; got {text!r}")
-    return lrs
-
-
-def _critic_list(text):
-    import argparse
-    critics = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in critics if c not in CRITICS]
-    if unknown or not critics:
-        raise argparse.ArgumentTypeError(
-            f"critics must be a comma-separated subset of {','.join(CRITICS)}; got {text!r}")
-    return critics
 
 
 def _have_matplotlib():

@@ -10,8 +10,8 @@ its standard error is their standard deviation / sqrt(batches). Every draw is
 """
 import numpy as np
 
-from rpmref.gaussian import QuadraticCritic, _check_critic, _check_pair
-from rpmref.numerics import logsumexp
+from rpmref.exact.numerics import logsumexp
+from rpmref.gaussian.closed_form import QuadraticCritic, _check_critic, _check_pair
 
 _MAX_SCORES = 4_000_000  # score-matrix entries per chunk of batches (~32 MB)
 

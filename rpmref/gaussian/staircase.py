@@ -1,4 +1,4 @@
-"""``rpmref mi-bench``: the MI-estimation staircase of Poole et al. (2019), "On
+"""The MI-estimation staircase of Poole et al. (2019), "On
 variational bounds of mutual information", with the critics of Sec. 3.2 and 5.
 
 x ∈ R^d (d = 20) standard normal, y = ρx + √(1−ρ²) ε, so I(X; Y) = −(d/2) log(1−ρ²);
@@ -14,14 +14,10 @@ encoders, no noise). For each level and batch size K = 64 we report
 The three critics at one level are scored on the same batches (common random
 numbers), so their differences are sharper than their standard errors suggest.
 """
-import json
-import sys
-
 import numpy as np
 
-from rpmref import gaussian as g
-from rpmref.cli import positive_int
-from rpmref.gaussian_mc import infonce_bounds
+from rpmref.gaussian import closed_form as g
+from rpmref.gaussian.monte_carlo import infonce_bounds
 
 LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig. 2)
 DIM = 20
@@ -110,46 +106,3 @@ def plot(rows, path):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def run(args):
-    try:
-        levels = tuple(float(v) for v in args.levels.split(","))
-        rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
-    except ValueError as err:
-        print(f"rpmref mi-bench: error: {err}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        print(f"Poole et al. (2019) staircase: d = {args.dim}, K = {args.batch_size}, "
-              f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
-        print(format_table(rows))
-    if args.figure:
-        try:
-            plot(rows, args.figure)
-        except OSError as err:
-            print(f"rpmref mi-bench: error: cannot write --figure {args.figure}: "
-                  f"{err.strerror or err}", file=sys.stderr)
-            return 2
-        print(f"wrote {args.figure}", file=sys.stderr)
-    return 0
-
-
-def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "mi-bench", help="the Poole et al. MI staircase: I_∞ and I_K for three critics",
-        description="Gaussian MI benchmark of Poole et al. (2019): true MI, log K, and "
-        "the InfoNCE objectives I_∞ (closed form) and I_K (Monte Carlo ± standard error) "
-        "for the optimal, best bilinear and best RBF critics.")
-    p.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS),
-                   help="comma-separated true MI values in nats (default: %(default)s)")
-    p.add_argument("--dim", type=positive_int, default=DIM, help="dimension d (default: %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
-                   help="K, pairs per batch (default: %(default)s)")
-    p.add_argument("--batches", type=positive_int, default=BATCHES,
-                   help="Monte Carlo batches per cell, at least 2 (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--figure", metavar="PATH", help="also write the figure (PNG) to PATH")
-    p.set_defaults(func=run)

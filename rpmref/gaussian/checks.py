@@ -7,8 +7,8 @@ equation, statement, max_error, worst_case, tolerance.
 """
 import numpy as np
 
-from rpmref import gaussian as g
-from rpmref import infonce as discrete_infonce
+from rpmref.exact import infonce as discrete_infonce
+from rpmref.gaussian import closed_form as g
 
 TOLERANCE = 1e-10    # float64 closed forms; the worst error over seeds 0-19 at 200 trials is 3.1e-13
 GRID_TRIALS = 20     # the discretisation check is the slow one: cap its trials
@@ -61,7 +61,7 @@ def _check_mi(rng, pool):
         logdets = [np.linalg.slogdet(a)[1] for a in (c, cp, joint.cov)]
         errors.append(abs(g.mutual_information(joint) - 0.5 * (logdets[0] + logdets[1] - logdets[2])))
         cases.append(desc)
-    return _row("G-MI", "SPEC 6", "I(Z;Z') from canonical correlations = "
+    return _row("G-MI", "Gaussian MI", "I(Z;Z') from canonical correlations = "
                 "1/2 log(det C det C' / det Sigma)", errors, cases, TOLERANCE)
 
 
@@ -175,7 +175,7 @@ def _check_rbf_optimum(rng, pool):
     errors, cases = [], []
     for _ in range(len(pool)):
         rho = rng.uniform(0.02, 0.98)
-        # SPEC §6's 1-D I_∞(ℓ) is stationary where 2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ².
+        # the 1-D I_∞(ℓ) of docs/theory.md ('Gaussian latents') is stationary where 2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ².
         u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
         ell = g.optimal_rbf_lengthscale(g.gaussian_pair(1.0, 1.0, rho))
         errors.append(abs(ell - np.sqrt(u)) / np.sqrt(u))

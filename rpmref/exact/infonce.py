@@ -6,8 +6,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from rpmref.numerics import logsumexp
-from rpmref.validation import check_critic, check_pmf, check_positive_int
+from rpmref.exact.numerics import logsumexp
+from rpmref.exact.validation import check_critic, check_pmf, check_positive_int
 
 InfoNCEBound = namedtuple("InfoNCEBound", "estimate stderr method n_batches")
 InfoNCEBound.__doc__ = """The N-sample InfoNCE objective I_N (Eq. 6).

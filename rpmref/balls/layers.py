@@ -1,4 +1,4 @@
-"""Layers of the bouncing-balls encoder (SPEC §7, paper Sec. 5 / Appendix D).
+"""Layers of the bouncing-balls encoder (paper Sec. 5 / Appendix D).
 
 Encoder: conv → batch norm → ReLU → conv (3 maps) → batch norm → sigmoid →
 centre of mass of each map → z ∈ R⁶ = (x1, y1, x2, y2, x3, y3).

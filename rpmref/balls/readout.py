@@ -1,4 +1,4 @@
-"""Linear readout from the latents z to the true ball centres (SPEC §7, evaluation).
+"""Linear readout from the latents z to the true ball centres (Appendix D, evaluation).
 
 The decoder is ŷ = z A + c, fit by least squares on the training video; it is
 scored on a held-out video by R² and RMSE in pixels. Because it is linear and

@@ -1,6 +1,6 @@
 """The recognition parameterised model with Gaussian latents, in closed form.
 
-SPEC.md §6: jointly Gaussian data (x, x') and linear-Gaussian recognition models
+Jointly Gaussian data (x, x') and linear-Gaussian recognition models
 z = A x + ε, z' = A' x' + ε' give a Gaussian recognition joint P(z, z') (Eq. 3,
 11). Every critic used here is *quadratic*,
 
@@ -144,7 +144,7 @@ def gaussian_pair(cov_z, cov_z_prime, cross_cov, mean_z=None, mean_z_prime=None)
 
 def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=None,
                       mean_xx=None):
-    """The Gaussian recognition joint P(z, z') (Eq. 3, 11; SPEC §6).
+    """The Gaussian recognition joint P(z, z') (Eq. 3, 11; docs/theory.md, 'Gaussian latents').
 
     (x, x') ~ N(mean_xx, cov_xx) with x of dimension d = enc.shape[1] and x' of
     d' = enc_prime.shape[1], so ``cov_xx`` is (d + d', d + d'). The encoders are
@@ -252,7 +252,7 @@ def canonical_correlations(joint):
 
 
 def mutual_information(joint):
-    """I(Z; Z') = ½ log(det C det C' / det Σ) (SPEC §6), computed as
+    """I(Z; Z') = ½ log(det C det C' / det Σ) (docs/theory.md, 'Gaussian latents'), computed as
     −½ Σ log(1 − σᵢ²) over the canonical correlations σᵢ (no cancellation)."""
     sigma = np.clip(canonical_correlations(joint), 0.0, 1.0)
     return float(-0.5 * np.sum(np.log1p(-sigma**2)))
@@ -353,7 +353,8 @@ def rbf_infonce_limit(joint, lengthscale):
       I_∞(ℓ) = −E‖z − z'‖²/(2ℓ²) − k log ℓ + ½ log det(C' + ℓ²I)
                + ½ [tr((C' + ℓ²I)⁻¹ C) + (m − m')ᵀ(C' + ℓ²I)⁻¹(m − m')].
 
-    For 1-D unit variances and correlation ρ this is SPEC §6's
+    For 1-D unit variances and correlation ρ this is the example of docs/theory.md
+    ('Gaussian latents'):
     −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)). ℓ = inf gives the limit 0.
     """
     m, mp, c, cp, s = blocks(joint)
@@ -474,10 +475,3 @@ def optimal_rbf_lengthscale(joint, grid=400):
         previous = mid
     return float(np.exp(0.5 * mid))     # ℓ = sqrt(u) = exp(log_u / 2)
 
-
-def verify_checks(rng, trials=200):
-    """The Gaussian rows of ``rpmref verify`` (see ``rpmref.gaussian_checks``):
-    a list of dicts with keys id, equation, statement, max_error, worst_case,
-    tolerance; deterministic given ``rng`` (a numpy Generator or a seed)."""
-    from rpmref.gaussian_checks import verify_checks as run  # imports this module
-    return run(rng, trials)

@@ -6,8 +6,8 @@ library has just built itself.
 """
 import numpy as np
 
-from rpmref.numerics import xlogx
-from rpmref.validation import check_pmf, check_positive_int
+from rpmref.exact.numerics import xlogx
+from rpmref.exact.validation import check_pmf, check_positive_int
 
 
 def entropy(p):

@@ -13,7 +13,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from rpmref.numerics import logsumexp
+from rpmref.exact.numerics import logsumexp
 
 CRITICS = ("rbf", "bilinear", "cosine")
 CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),

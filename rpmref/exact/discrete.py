@@ -1,10 +1,10 @@
 """Exact quantities of the recognition parameterised model with discrete latents.
 
-Shapes (SPEC.md §1): data pmf ``p_xx`` (n, n'); encoders ``enc`` = P(z | x) (n, k)
+Shapes (docs/theory.md, 'Objects'): data pmf ``p_xx`` (n, n'); encoders ``enc`` = P(z | x) (n, k)
 and ``enc_prime`` = P(z' | x') (n', k'); prior ``prior`` = P_θ(z, z') (k, k').
 Everything is in nats and float64. Latent states that the recognition marginals
 never reach (P(z) = 0 or P(z') = 0) never appear in the recognition joint, so
-they are dropped from every sum (SPEC.md §2).
+they are dropped from every sum (docs/theory.md, 'The model').
 
 Every data-sized quantity is one or two matrix products through the (k, k')
 "density ratio" table — never an (n, n', k, k') tensor — except where the caller
@@ -14,9 +14,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from rpmref.measures import kl_divergence_of, mutual_information_of
-from rpmref.numerics import xlogx, xlogy
-from rpmref.validation import (
+from rpmref.exact.measures import kl_divergence_of, mutual_information_of
+from rpmref.exact.numerics import xlogx, xlogy
+from rpmref.exact.validation import (
     SUM_TOLERANCE, check_conditional, check_nonnegative, check_pmf, check_rpm_inputs,
     check_shape, as_float_array)
 
@@ -75,7 +75,7 @@ def _likelihood_sum(enc, enc_prime, prior, p_z, p_z_prime):
 
 
 def rpm_log_likelihood(p_xx, enc, enc_prime, prior):
-    """log P_θ(x, x') of the recognition parameterised model (Eq. 9–10, SPEC.md §2).
+    """log P_θ(x, x') of the recognition parameterised model (Eq. 9–10, docs/theory.md, 'The model').
 
     P_θ(x, x') = P(x) P(x') Σ_{z,z'} P_θ(z,z') P(z|x) P(z'|x') / (P(z) P(z')).
     Returns an array of shape (n, n'); −inf where P(x) P(x') = 0 or where the

@@ -1,0 +1,42 @@
+"""The ``rpmref`` command line: the only place that parses arguments and chooses exit codes.
+
+One module per command (``verify``, ``proofs``, ``mi_bench``, ``balls``), each
+with ``add_parser(subparsers)`` that registers it and sets ``func``;
+``func(args)`` returns the process exit code. The library functions they call
+return data and raise exceptions.
+
+Exit codes: 0 success, 1 a check failed, 2 bad arguments or input, 130 interrupted.
+"""
+import sys
+
+from rpmref.cli.common import OneLineErrorParser
+
+
+def build_parser():
+    """The ``rpmref`` argument parser with every subcommand."""
+    from rpmref.cli import balls, mi_bench, proofs, verify
+    parser = OneLineErrorParser(
+        prog="rpmref",
+        description="InfoNCE as variational inference in a recognition parameterised "
+        "model: exact identity checks, symbolic proofs and the bouncing-balls experiment.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=OneLineErrorParser)
+    commands.required = True
+    for module in (verify, proofs, mi_bench, balls):
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv=None):
+    """Run ``rpmref`` with ``argv`` (default: the process arguments); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main", "OneLineErrorParser"]
