@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rpmref.balls.video import (BallsConfig, ball_colours, draw_direction, load_video,
                           make_video, save_video, simulate, valid_directions)
 from rpmref.cli import OneLineErrorParser, main
-from rpmref.cli.balls import add_make_parser
+from rpmref.cli.make import add_parser as add_make_parser
 from rpmref.balls.render import disc_coverage, quarter_disc_area, render_frames
 
 DEFAULT = BallsConfig()
