@@ -18,24 +18,34 @@ Data: one training video (seed 0), one held-out video (seed 1), and for the
 sweep one validation video (seed 2), all with the generator's defaults; the
 ``--seeds`` vary the network initialisation and batch order, as in the paper's
 single-video setting.
+
+The runs go to worker processes or a Dask cluster (``parallel``) and are kept
+on disk as they finish (``runstore``): an interrupted comparison resumes.
 """
-import concurrent.futures
+import contextlib
 import dataclasses
+import errno
+import hashlib
 import itertools
 import json
-import multiprocessing
 import os
 import time
 
 import numpy as np
 
-from rpmref.balls import figures, readout, tracking, trainer, video
+from rpmref.balls import figures, parallel, readout, runstore, tracking, trainer, video
+from rpmref.balls.runstore import write_json
+from rpmref.environment import environment
 
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
 SWEEP_OPTIMISERS = ("sgd", "adam")
 SWEEP_LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)
 TRACKED_R2 = 0.95  # a map "tracks" its ball when its matched held-out R² reaches this
+CURVE_FRAMES = 200  # frames of each video scored for the per-epoch R² curve (Fig. 1C)
+RUN_BLAS_THREADS = 1  # every run trains with one BLAS thread: the runs are the parallelism
+RECORD_FORMAT = 1  # of a run's record; a change makes stored partial runs be trained again
+STEM_NAMES = {"results": "comparison", "sweep": "sweep"}  # output file stem -> what it holds
 
 # (key in a run's metrics, column title, format) for results.md
 COLUMNS = (
@@ -88,7 +98,8 @@ def readout_predictions(z_train, pos_train, z_eval):
 
 
 def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",),
-            curve_every=None, curve_frames=200, untrained_cache=None, progress=False):
+            curve_every=None, curve_frames=CURVE_FRAMES, untrained_cache=None,
+            progress=False):
     """Train one critic from one seed and score it (and its untrained start).
 
     videos: dict name -> (frames, positions) with at least "train" and every
@@ -167,45 +178,160 @@ def default_jobs():
     return min(2, os.cpu_count() or 1)
 
 
-def _run_all(tasks, videos, radius, jobs, progress, blas_threads):
-    """Yield (index, (record, extras)) for every task as its run finishes.
+def max_jobs():
+    """The most worker processes allowed: 4 per core. Each holds the videos and its own
+    NumPy and autograd (~150 MB), and more workers than cores only slow each other."""
+    return 4 * (os.cpu_count() or 1)
 
-    tasks: list of keyword dicts for ``run_one`` (critic, seed, train_config,
-    eval_names, curve_every). With ``jobs`` > 1 the runs go to that many
-    worker processes ('spawn': no forked OpenBLAS or autograd state), each with
-    ``blas_threads`` BLAS threads, its own copy of the videos and its own
-    untrained-baseline cache; a run is deterministic given its seed, so the
-    records are the same as with ``jobs`` = 1. Workers draw no progress bars.
+
+def run_settings(task, balls_config, fingerprints):
+    """Everything that determines a run's record: the key under which a finished run
+    is stored in the partial results and reused by a rerun (``runstore``).
+
+    task: a ``run_one`` keyword dict (critic, seed, train_config, eval_names,
+    curve_every, curve_frames). fingerprints: video name -> SHA-256 of its
+    frames and positions (``video_fingerprint``).
     """
-    if jobs == 1:
-        cache = {}
-        for index, task in enumerate(tasks):
-            yield index, run_one(videos=videos, radius=radius, untrained_cache=cache,
-                                 progress=progress, **task)
+    names = ("train",) + tuple(task["eval_names"])
+    return {"record_format": RECORD_FORMAT, "critic": task["critic"], "seed": int(task["seed"]),
+            "train": dataclasses.asdict(_config_for(task["train_config"], critic=task["critic"],
+                                                    seed=task["seed"])),
+            "balls": dataclasses.asdict(balls_config),
+            "videos": {name: {"seed": VIDEO_SEEDS[name], "sha256": fingerprints[name]}
+                       for name in names},
+            "eval_names": list(task["eval_names"]), "curve_every": task["curve_every"],
+            "curve_frames": task["curve_frames"]}
+
+
+def video_fingerprint(frames, positions):
+    """SHA-256 of a video's frames and ball positions (shapes, dtypes and bytes)."""
+    digest = hashlib.sha256()
+    for array in (frames, positions):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _run_all(tasks, videos, balls_config, radius, out_dir, stem, execution, progress, log,
+             describe, keep_arrays):
+    """Run every task (resuming finished ones from ``out_dir``); returns (records, arrays, keys).
+
+    records[i], arrays[i]: task i's record (JSON-ready) and its stored z arrays
+    (only for tasks with ``keep_arrays[i]``; else None). keys[i]: its settings key.
+    Each batch of runs that finishes is added to ``stem``.partial.json/.npz
+    before anything else happens (``runstore``), so a Ctrl-C or a killed process
+    loses at most the runs in flight; a rerun with the same tasks trains only the
+    runs that are missing. describe(i, record, records) -> log lines of a run.
+    execution: dict from ``_execution`` (jobs or a Dask client).
+    """
+    fingerprints = {name: video_fingerprint(*videos[name]) for name in videos}
+    settings = [run_settings(task, balls_config, fingerprints) for task in tasks]
+    keys = [runstore.settings_key(s) for s in settings]
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)  # before the first run, not after it
+    store = runstore.load(out_dir, stem) if out_dir is not None else {}
+    records, arrays = {}, {}
+    for i, key in enumerate(keys):
+        stored = store.get(key)
+        if stored is not None and (not keep_arrays[i] or _has_z(stored["arrays"], tasks[i])):
+            records[i] = stored["record"]
+            arrays[i] = _unpack_z(stored["arrays"]) if keep_arrays[i] else None
+    todo = [i for i in range(len(tasks)) if i not in records]
+    where = parallel.describe(min(execution["jobs"], max(len(todo), 1)), execution["client"])
+    resumed = (f"; {len(records)} finished earlier, resumed from "
+               f"{runstore.partial_paths(out_dir, stem)[0]}" if records else "")
+    log(f"{STEM_NAMES[stem]}: {len(tasks)} runs, {len(todo)} to train on {where}{resumed}")
+    execution["record"]["resumed_runs"] = len(records)
+    if not todo:
+        return records, arrays, keys
+    shared = {"videos": videos, "radius": radius, "videos_id": "/".join(sorted(
+        f"{name}={fp}" for name, fp in fingerprints.items())),
+        "progress": progress and execution["jobs"] == 1 and execution["client"] is None}
+    from tqdm import tqdm
+    bar = tqdm(total=len(tasks), initial=len(records), unit="run", desc=STEM_NAMES[stem], smoothing=0,
+               disable=None if progress else True, mininterval=1.0, dynamic_ncols=True)
+    try:
+        for batch in parallel.run_tasks(_run_task, [tasks[i] for i in todo], shared,
+                                        jobs=min(execution["jobs"], len(todo)),
+                                        client=execution["client"], on_wait=bar.refresh):
+            finished = []
+            for j, (record, extras) in batch:
+                i = todo[j]
+                z = _pack_z(extras) if keep_arrays[i] else {}
+                store[keys[i]] = runstore.entry(settings[i], record, z)
+                records[i] = store[keys[i]]["record"]
+                arrays[i] = _unpack_z(z) if keep_arrays[i] else None
+                finished.append(i)
+            if out_dir is not None:  # saved before anything else: a stop now loses nothing
+                runstore.save(out_dir, stem, store)
+            for count, i in enumerate(finished, start=len(records) - len(finished) + 1):
+                bar.update(1)
+                with tqdm.external_write_mode():
+                    for line in describe(i, records[i], records):
+                        log(f"[{count}/{len(tasks)}] {line}")
+    finally:
+        bar.close()
+    return records, arrays, keys
+
+
+def _run_task(task, shared):
+    """``run_one`` for ``parallel.run_tasks``: the untrained baselines are cached per
+    process and set of videos, so a worker scores each seed's start once."""
+    cache = _UNTRAINED_CACHES.setdefault(shared["videos_id"], {})
+    while len(_UNTRAINED_CACHES) > 4:  # a long-lived (Dask) worker: keep the newest videos
+        del _UNTRAINED_CACHES[next(iter(_UNTRAINED_CACHES))]
+    return run_one(videos=shared["videos"], radius=shared["radius"], untrained_cache=cache,
+                   progress=shared["progress"], **task)
+
+
+_UNTRAINED_CACHES = {}  # videos id -> untrained_cache of run_one, in this process
+
+
+def _pack_z(extras):
+    """The latents of ``run_one``'s extras as flat arrays: 'z/train', 'z_untrained/held_out', ..."""
+    return {f"{kind}/{name}": np.asarray(z) for kind in ("z", "z_untrained")
+            for name, z in extras[kind].items()}
+
+
+def _unpack_z(arrays):
+    extras = {"z": {}, "z_untrained": {}}
+    for name, value in arrays.items():
+        kind, _, video_name = name.partition("/")
+        extras[kind][video_name] = value
+    return extras
+
+
+def _has_z(arrays, task):
+    names = ("train",) + tuple(task["eval_names"])
+    return all(f"{kind}/{name}" in arrays for kind in ("z", "z_untrained") for name in names)
+
+
+@contextlib.contextmanager
+def _execution(jobs, dask):
+    """{"jobs", "client", "record"}: where the runs go; a Dask client is closed on exit."""
+    if dask is None:
+        yield {"jobs": jobs, "client": None, "record": {"backend": "processes" if jobs > 1
+                                                        else "this process", "jobs": jobs}}
         return
-    with concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker, initargs=(videos, radius, blas_threads)) as pool:
-        futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:  # Ctrl-C, a failed run, or the caller stopped: start no more runs
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with parallel.dask_client(dask) as client:
+        workers = parallel.dask_workers(client)
+        record = {"backend": "dask", "scheduler": client.scheduler_info()["address"],
+                  "workers": client.run(environment)}
+        yield {"jobs": len(workers), "client": client, "record": record}
 
 
-_WORKER = {}  # a worker process's videos, radius and untrained-baseline cache
-
-
-def _start_worker(videos, radius, blas_threads):
-    trainer.limit_blas_threads(blas_threads)
-    _WORKER.update(videos=videos, radius=radius, untrained_cache={})
-
-
-def _worker_run(task):
-    """``run_one`` in a worker process (top level, so 'spawn' can pickle it)."""
-    return run_one(progress=False, **_WORKER, **task)
+def _dask_warnings(execution, log):
+    if execution["client"] is None:
+        return
+    workers = parallel.dask_workers(execution["client"])
+    if not workers:
+        raise RuntimeError(f"the Dask cluster at {execution['record']['scheduler']} has no "
+                           f"workers")
+    threaded = sorted(address for address, n in workers.items() if n > 1)
+    if threaded:
+        log(f"warning: Dask workers with more than one thread ({', '.join(threaded)}): "
+            f"autograd holds the GIL, so start workers with --nthreads 1 (and --nworkers N)")
 
 
 def _r2(pred, positions):
@@ -224,128 +350,219 @@ def _encoder_fingerprint(params):
 
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
                 out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print,
-                jobs=None):
+                jobs=None, dask=None, overwrite=False, title="Default settings"):
     """Default comparison: every critic × seed at ``train_config``; writes results.
 
     Returns the results dict (also written as ``results.json``; the table as
-    ``results.md``; the figure as ``fig1.png`` when matplotlib is available).
-    The figure and the per-epoch held-out R² are for ``figure_seed`` (default:
-    the first seed). ``jobs``: worker processes (default ``default_jobs()``);
-    the results do not depend on it.
+    ``results.md`` headed ``title``; the figure as ``fig1.png`` when matplotlib
+    is available). The figure and the per-epoch held-out R² are for
+    ``figure_seed`` (default: the first seed).
+
+    Where the runs go: ``jobs`` worker processes (default ``default_jobs()``),
+    or ``dask``: "local:N" (a LocalCluster of N processes), a scheduler address
+    or a ``distributed.Client``. Every run uses one BLAS thread (its
+    ``train_config.blas_threads`` is set to 1: the runs are the parallelism),
+    so the results do not depend on ``jobs`` or ``dask``.
+
+    Resuming: finished runs are kept in ``out_dir``/results.partial.json (and
+    .npz: the figure seed's latents) as they finish; a rerun with the same
+    arguments trains only the missing runs and writes the same results.json but
+    for the fields ``total_wall_time``, every run's ``wall_time`` and
+    ``steps_per_s``, the summary's ``wall_time``, ``environment`` and
+    ``execution``. If ``out_dir`` already holds a finished results.json of the
+    same settings it is returned as read; one of other settings raises
+    FileExistsError unless ``overwrite``.
     """
-    with _blas_threads(train_config):
-        return _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
-                            figure_seed, progress, log, jobs)
-
-
-def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
-                 figure_seed, progress, log, jobs):
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
-                                                         critics, jobs)
+                                                         critics, jobs, dask)
     figure_seed = seeds[0] if figure_seed is None else figure_seed
     if figure_seed not in seeds:
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
+    settings = compare_settings(seeds, critics, train_config, balls_config, curve_every,
+                                figure_seed)
+    finished = _finished(out_dir, "results", settings, overwrite, log)
+    if finished is not None:
+        return finished
+    with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
+        _dask_warnings(execution, log)
+        return _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
+                            figure_seed, progress, log, execution, settings, title)
+
+
+def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every, figure_seed,
+                 progress, log, execution, settings, title):
     start = time.perf_counter()
     videos = {name: video.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "held_out")}
     radius = _radius(balls_config)
     # the held-out R² per epoch (Fig. 1C) only for the seed drawn in the figure
-    tasks = [{"critic": critic, "seed": seed, "train_config": train_config,
-              "curve_every": curve_every if seed == figure_seed else None}
+    tasks = [_task(critic, seed, train_config, ("held_out",),
+                   curve_every if seed == figure_seed else None)
              for critic in critics for seed in seeds]
-    finished, figure_runs = {}, {}
-    for index, (record, extras) in _run_all(tasks, videos, radius, jobs, progress,
-                                            train_config.blas_threads):
-        finished[index] = record
-        if record["seed"] == figure_seed:
-            figure_runs[record["critic"]] = (record, extras)
-        log(_run_line(record, "held_out"))
-        if out_dir is not None:  # keep finished runs if a long comparison is stopped
-            os.makedirs(out_dir, exist_ok=True)
-            write_json(os.path.join(out_dir, "results.partial.json"),
-                       {"runs": _by_critic(critics, finished, tasks)})
-    runs = _by_critic(critics, finished, tasks)
-    figure_runs = {c: figure_runs[c] for c in critics}  # in critic order, whatever finished first
+    keep = [task["seed"] == figure_seed for task in tasks]
+    records, arrays, keys = _run_all(
+        tasks, videos, balls_config, radius, out_dir, "results", execution, progress, log,
+        lambda i, record, done: [_run_line(record, "held_out")], keep)
+    runs = _by_critic(critics, records, tasks)
+    figure_runs = {tasks[i]["critic"]: (records[i], arrays[i])  # in critic order
+                   for i in range(len(tasks)) if keep[i]}
     results = {
-        "settings": _settings(train_config, balls_config, seeds, critics, radius),
+        "settings": settings,
         "runs": runs,
         "summary": summarise(runs, "held_out"),
         "total_wall_time": time.perf_counter() - start,
+        "environment": environment(),
+        "execution": execution["record"],
     }
     if out_dir is not None:
-        _write_final(out_dir, "results", results, results_markdown(
-            results["summary"], title="Default settings", settings=results["settings"]))
+        figure = None
         if _have_matplotlib():
-            draw_fig1(os.path.join(out_dir, "fig1.png"), videos, figure_runs, radius)
+            figure = draw_fig1(os.path.join(out_dir, "fig1.png"), videos, figure_runs, radius)
+        _write_final(out_dir, "results", results, results_markdown(
+            results["summary"], title=title, settings=results["settings"]), keys)
+        if figure is None:
+            log("fig1.png not drawn: matplotlib is not installed (pip install rpmref[plot])")
     return results
 
 
 def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
               optimisers=SWEEP_OPTIMISERS, learning_rates=SWEEP_LEARNING_RATES,
-              out_dir=None, progress=False, log=print, jobs=None):
+              out_dir=None, progress=False, log=print, jobs=None, dask=None, overwrite=False,
+              title="Each critic at its best setting (chosen on the validation video)"):
     """Optimiser × learning-rate sweep; each critic's setting chosen on validation.
 
     Every run is scored on the validation video (seed 2) and the held-out video
     (seed 1); a critic's best setting maximises the mean over seeds of the
     validation mean matched-map R², and the held-out scores of that setting are
-    reported. The held-out video never enters the choice. ``jobs``: worker
-    processes (default ``default_jobs()``); the results do not depend on it.
+    reported. The held-out video never enters the choice. ``jobs``, ``dask``,
+    resuming from ``out_dir``/sweep.partial.json and ``overwrite``: as in
+    ``run_compare`` (the results do not depend on where the runs go).
     """
-    with _blas_threads(train_config):
+    train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
+                                                         critics, jobs, dask)
+    optimisers, learning_rates = tuple(optimisers), tuple(float(lr) for lr in learning_rates)
+    _check_distinct("optimisers", optimisers)
+    _check_distinct("learning_rates", learning_rates)
+    settings = sweep_settings(seeds, critics, train_config, balls_config, optimisers,
+                              learning_rates)
+    finished = _finished(out_dir, "sweep", settings, overwrite, log)
+    if finished is not None:
+        return finished
+    with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
+        _dask_warnings(execution, log)
         return _run_sweep(seeds, critics, train_config, balls_config, optimisers,
-                          learning_rates, out_dir, progress, log, jobs)
+                          learning_rates, out_dir, progress, log, execution, settings, title)
 
 
 def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,
-               out_dir, progress, log, jobs):
-    train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
-                                                         critics, jobs)
+               out_dir, progress, log, execution, settings, title):
     start = time.perf_counter()
     videos = {name: video.make_video(balls_config, seed=VIDEO_SEEDS[name])
               for name in ("train", "validation", "held_out")}
     radius = _radius(balls_config)
-    settings = list(itertools.product(critics, optimisers, learning_rates))
-    tasks = [{"critic": critic, "seed": seed, "eval_names": ("validation", "held_out"),
-              "train_config": _config_for(train_config, optimizer=optimiser, lr=lr)}
-             for critic, optimiser, lr in settings for seed in seeds]
-    finished, grid, best = {}, {c: [] for c in critics}, {}
-    for index, (record, _) in _run_all(tasks, videos, radius, jobs, progress,
-                                       train_config.blas_threads):
-        finished[index] = record
-        critic, optimiser, lr = settings[index // len(seeds)]
-        log(f"sweep {optimiser:4s} lr {lr:g} " + _run_line(record, "held_out"))
-        first = index - index % len(seeds)  # the setting's runs are tasks first .. first+seeds-1
-        records = [finished.get(i) for i in range(first, first + len(seeds))]
-        if all(records):  # the setting is complete
-            validation = float(np.mean([r["scores"]["validation"]["mean_matched_r2"]
-                                        for r in records]))
-            grid[critic].append({"optimizer": optimiser, "lr": lr,
-                                 "validation_mean_matched_r2": validation, "runs": records})
-            log(f"sweep {critic:8s} {optimiser:4s} lr {lr:g}: validation mean map R² "
-                f"{validation:.3f}, held-out readout R² "
-                f"{np.mean([r['scores']['held_out']['r2_overall'] for r in records]):.3f}")
-        if out_dir is not None:  # keep finished runs if a long sweep is stopped
-            os.makedirs(out_dir, exist_ok=True)
-            write_json(os.path.join(out_dir, "sweep.partial.json"), {
-                "grid": grid,  # the complete settings; "runs": every finished run
-                "runs": [dict(r, optimizer=tasks[i]["train_config"].optimizer,
-                              lr=tasks[i]["train_config"].lr) for i, r in sorted(finished.items())]})
-    for critic in critics:  # settings in grid order, whatever finished first
-        order = [(o, lr) for c, o, lr in settings if c == critic]
-        grid[critic].sort(key=lambda g: order.index((g["optimizer"], g["lr"])))
+    grid_points = list(itertools.product(critics, optimisers, learning_rates))
+    tasks = [_task(critic, seed, _config_for(train_config, optimizer=optimiser, lr=lr),
+                   ("validation", "held_out"), None)
+             for critic, optimiser, lr in grid_points for seed in seeds]
+
+    def setting_runs(i, records):
+        first = i - i % len(seeds)  # the setting's runs are tasks first .. first+seeds-1
+        return [records.get(j) for j in range(first, first + len(seeds))]
+
+    def describe(i, record, records):
+        critic, optimiser, lr = grid_points[i // len(seeds)]
+        lines = [f"sweep {optimiser:4s} lr {lr:g} " + _run_line(record, "held_out")]
+        runs = setting_runs(i, records)
+        if all(runs):  # the setting is complete
+            lines.append(f"sweep {critic:8s} {optimiser:4s} lr {lr:g}: validation mean map R² "
+                         f"{_validation_score(runs):.3f}, held-out readout R² "
+                         f"{np.mean([r['scores']['held_out']['r2_overall'] for r in runs]):.3f}")
+        return lines
+
+    records, _, keys = _run_all(tasks, videos, balls_config, radius, out_dir, "sweep",
+                                execution, progress, log, describe, [False] * len(tasks))
+    grid, best = {c: [] for c in critics}, {}
+    for point, (critic, optimiser, lr) in enumerate(grid_points):  # in grid order
+        runs = setting_runs(point * len(seeds), records)
+        grid[critic].append({"optimizer": optimiser, "lr": lr,
+                             "validation_mean_matched_r2": _validation_score(runs),
+                             "runs": runs})
+    for critic in critics:
         best[critic] = max(grid[critic], key=lambda g: g["validation_mean_matched_r2"])
     best_runs = {c: best[c]["runs"] for c in critics}
     results = {
-        "settings": _settings(train_config, balls_config, seeds, critics, radius),
+        "settings": settings,
         "grid": grid,
         "best_setting": {c: {"optimizer": best[c]["optimizer"], "lr": best[c]["lr"]}
                          for c in critics},
         "summary": summarise(best_runs, "held_out"),
         "total_wall_time": time.perf_counter() - start,
+        "environment": environment(),
+        "execution": execution["record"],
     }
     if out_dir is not None:
-        _write_final(out_dir, "sweep", results, sweep_markdown(results))
+        _write_final(out_dir, "sweep", results, sweep_markdown(results, title), keys)
     return results
+
+
+def _validation_score(runs):
+    """A setting's selection score: mean over seeds of the validation mean matched-map R²."""
+    return float(np.mean([r["scores"]["validation"]["mean_matched_r2"] for r in runs]))
+
+
+def _task(critic, seed, train_config, eval_names, curve_every):
+    return {"critic": critic, "seed": seed, "train_config": train_config,
+            "eval_names": tuple(eval_names), "curve_every": curve_every,
+            "curve_frames": CURVE_FRAMES}
+
+
+def compare_settings(seeds, critics, train_config, balls_config, curve_every, figure_seed):
+    """The "settings" of results.json for these arguments (the trainer's config as the
+    comparison runs it: one BLAS thread). A finished results.json with other settings
+    is never overwritten without ``overwrite``."""
+    train_config = _config_for(train_config, blas_threads=RUN_BLAS_THREADS)
+    return dict(_settings(train_config, balls_config, seeds, critics, _radius(balls_config)),
+                curve_every=curve_every, figure_seed=figure_seed)
+
+
+def sweep_settings(seeds, critics, train_config, balls_config, optimisers, learning_rates):
+    """The "settings" of sweep.json for these arguments (see ``compare_settings``)."""
+    train_config = _config_for(train_config, blas_threads=RUN_BLAS_THREADS)
+    return dict(_settings(train_config, balls_config, seeds, critics, _radius(balls_config)),
+                optimizers=list(optimisers), learning_rates=[float(lr) for lr in learning_rates])
+
+
+def finished_state(out_dir, stem, settings):
+    """Is ``out_dir``/``stem``.json a finished result: None (no such file), "same"
+    (of these settings) or "other" (of other settings, or unreadable)."""
+    path = os.path.join(out_dir, f"{stem}.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as fh:
+            saved = json.load(fh)
+    except (OSError, json.JSONDecodeError):
+        return "other"
+    same = isinstance(saved, dict) and saved.get("settings") == runstore.jsonable(settings)
+    return "same" if same else "other"
+
+
+def _finished(out_dir, stem, settings, overwrite, log):
+    """The finished results in ``out_dir`` if they have these settings (None if there
+    are none, or ``overwrite``); FileExistsError if they have other settings."""
+    if out_dir is None or overwrite:
+        return None
+    state = finished_state(out_dir, stem, settings)
+    path = os.path.join(out_dir, f"{stem}.json")
+    if state == "other":
+        raise FileExistsError(errno.EEXIST, f"{path} holds a finished result with other "
+                              f"settings; pass overwrite=True to replace it", path)
+    if state is None:
+        return None
+    log(f"{STEM_NAMES[stem]}: {path} is finished with these settings; nothing to train "
+        f"(overwrite to train it again)")
+    with open(path) as fh:
+        return json.load(fh)
 
 
 # --------------------------------------------------------------------------
@@ -396,10 +613,10 @@ def results_markdown(summary, title, settings=None):
     return "\n".join(lines)
 
 
-def sweep_markdown(results):
+def sweep_markdown(results, title="Each critic at its best setting (chosen on the validation "
+                   "video)"):
     """Best setting per critic (held-out table) and the validation grid."""
-    text = results_markdown(results["summary"], "Each critic at its best setting "
-                            "(chosen on the validation video)", results["settings"])
+    text = results_markdown(results["summary"], title, results["settings"])
     text = text.replace("Settings: ", "Base settings (optimiser and learning rate replaced by "
                         "each critic's best setting, below): ", 1)
     lines = ["", "Best setting (by validation mean map R²): " + ", ".join(
@@ -421,24 +638,16 @@ def sweep_markdown(results):
     return text + "\n".join(lines)
 
 
-def _write_final(out_dir, stem, results, markdown):
-    """Write ``stem``.json and ``stem``.md; the run's ``stem``.partial.json is then obsolete."""
+def _write_final(out_dir, stem, results, markdown, keys):
+    """Write ``stem``.json and ``stem``.md, then drop the runs ``keys`` (now in
+    ``stem``.json) from the partial files; runs of other settings stay there."""
     os.makedirs(out_dir, exist_ok=True)
-    write_json(os.path.join(out_dir, f"{stem}.json"), results)
-    os.remove(os.path.join(out_dir, f"{stem}.partial.json"))
-    with open(os.path.join(out_dir, f"{stem}.md"), "w") as fh:
+    with open(os.path.join(out_dir, f"{stem}.md") + ".tmp", "w") as fh:
         fh.write(markdown)
-
-
-def write_json(path, obj):
-    """JSON with NaN written as null (strict JSON) and numpy scalars converted.
-
-    Written to a temporary file first, so a Ctrl-C during the write leaves the
-    previous file whole."""
-    text = json.dumps(_jsonable(obj), indent=1, allow_nan=False)
-    with open(f"{path}.tmp", "w") as fh:
-        fh.write(text)
-    os.replace(f"{path}.tmp", path)
+    os.replace(os.path.join(out_dir, f"{stem}.md") + ".tmp", os.path.join(out_dir, f"{stem}.md"))
+    write_json(os.path.join(out_dir, f"{stem}.json"), results)  # last: marks the result finished
+    store = runstore.load(out_dir, stem)
+    runstore.save(out_dir, stem, {k: v for k, v in store.items() if k not in set(keys)})
 
 
 def draw_fig1(path, videos, figure_runs, radius):
@@ -476,12 +685,6 @@ QUICK_TRAIN = {"batch_size": 16, "epochs": 2, "hidden_channels": 8}
 # helpers (the trainer interface is touched only here)
 
 
-def _blas_threads(train_config):
-    """Run the encoding as well as the training with the trainer's BLAS thread count."""
-    config = _default_train_config() if train_config is None else train_config
-    return trainer.blas_threads(config.blas_threads)
-
-
 def _default_train_config():
     return trainer.TrainConfig()
 
@@ -508,8 +711,8 @@ def _radius(balls_config):
 
 
 def _settings(train_config, balls_config, seeds, critics, radius):
-    return {"train": _jsonable(dataclasses.asdict(train_config)),
-            "balls": _jsonable(dataclasses.asdict(balls_config)),
+    return {"train": runstore.jsonable(dataclasses.asdict(train_config)),
+            "balls": runstore.jsonable(dataclasses.asdict(balls_config)),
             "video_seeds": dict(VIDEO_SEEDS), "seeds": list(seeds), "critics": list(critics),
             "ball_radius_px": radius}
 
@@ -570,35 +773,56 @@ def _run_line(record, eval_name):
 
 def _check_jobs(jobs):
     jobs = default_jobs() if jobs is None else jobs
-    if not isinstance(jobs, int) or jobs < 1:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if jobs > max_jobs():
+        raise ValueError(f"jobs must be at most {max_jobs()} (4 per core: each worker holds the "
+                         f"videos and its own NumPy); got {jobs}")
     return jobs
 
 
-def _by_critic(critics, finished, tasks):
-    """{critic: [records in seed order]} of the finished runs (finished: task index -> record)."""
+def _by_critic(critics, records, tasks):
+    """{critic: [records in seed order]} of the finished runs (records: task index -> record)."""
     runs = {c: [] for c in critics}
-    for index in sorted(finished):
-        runs[tasks[index]["critic"]].append(finished[index])
+    for index in sorted(records):
+        runs[tasks[index]["critic"]].append(records[index])
     return runs
 
 
-def _checked_run_args(train_config, balls_config, seeds, critics, jobs):
+def _checked_run_args(train_config, balls_config, seeds, critics, jobs, dask=None):
     """The defaults filled in and every argument checked, for run_compare and run_sweep:
-    returns (train_config, balls_config, jobs)."""
+    returns (train_config with one BLAS thread, balls_config, jobs)."""
     _check_choices(seeds, critics)
-    return (_default_train_config() if train_config is None else train_config,
+    if dask is not None:
+        parallel.parse_local(dask)  # a malformed "local:N" is a ValueError now, not later
+        parallel.import_distributed()
+    train_config = _default_train_config() if train_config is None else train_config
+    if not isinstance(train_config, trainer.TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig; got {type(train_config).__name__}")
+    return (_config_for(train_config, blas_threads=RUN_BLAS_THREADS),
             video.BallsConfig() if balls_config is None else balls_config,
-            _check_jobs(jobs))
+            _check_jobs(jobs) if dask is None else 1)
 
 
 def _check_choices(seeds, critics):
     if len(seeds) == 0:
         raise ValueError("seeds must name at least one seed")
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+               for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers; got {list(seeds)}")
     unknown = [c for c in critics if c not in CRITICS]
     if unknown or not critics:
         raise ValueError(f"critics must be a non-empty subset of {', '.join(CRITICS)}; "
                          f"got {', '.join(critics) or 'none'}")
+    _check_distinct("seeds", seeds)
+    _check_distinct("critics", critics)
+
+
+def _check_distinct(name, values):
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{name} must not repeat (a repeated run adds nothing but a false "
+                         f"count of seeds); repeated: {', '.join(repeated)}")
 
 
 def _have_matplotlib():
@@ -607,17 +831,3 @@ def _have_matplotlib():
     except ImportError:
         return False
     return True
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj

@@ -5,11 +5,11 @@ with ``add_parser(subparsers)`` that registers it and sets ``func``;
 ``func(args)`` returns the process exit code. The library functions they call
 return data and raise exceptions.
 
-Exit codes: 0 success, 1 a check failed, 2 bad arguments or input, 130 interrupted.
+Exit codes: 0 success, 1 a check failed or the run failed (an OSError, say),
+2 bad arguments or input, 130 interrupted; ``common.run_command`` turns the
+library's exceptions into one-line errors with these codes.
 """
-import sys
-
-from rpmref.cli.common import OneLineErrorParser
+from rpmref.cli.common import OneLineErrorParser, run_command
 
 
 def build_parser():
@@ -32,11 +32,8 @@ def main(argv=None):
     """Run ``rpmref`` with ``argv`` (default: the process arguments); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    words = [getattr(args, name, None) for name in ("command", "balls_command")]
+    return run_command(args.func, args, " ".join(["rpmref"] + [w for w in words if w]))
 
 
 __all__ = ["build_parser", "main", "OneLineErrorParser"]

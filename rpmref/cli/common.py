@@ -1,12 +1,144 @@
-"""Pieces every ``rpmref`` command shares: the argument parser class and number types."""
+"""Pieces every ``rpmref`` command shares: the argument parser, number types,
+output checks made before any work, and the one place errors become exit codes.
+
+Exit codes: 0 success, 1 a check failed or the run failed (e.g. an OSError
+while writing), 2 bad arguments or input, 130 interrupted.
+"""
 import argparse
+import os
+import sys
+import tempfile
+
+#: The most working memory a command may plan for. Size limits of the options
+#: (``--max-states``, ``--batch-size``, ``--dim``) are derived from it, so that
+#: they are the same on every machine and a too-large size is refused at once
+#: instead of failing with a MemoryError after minutes of work.
+MEMORY_BUDGET = 2 * 1024**3  # bytes
+
+
+class UsageError(ValueError):
+    """A bad argument found after parsing: reported as one line, exit code 2."""
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line and exit code 2."""
+    """An ``ArgumentParser`` whose errors are a single line and exit code 2, and
+    which takes no abbreviations (``--seed`` is not ``--seeds``)."""
+
+    def __init__(self, *args, allow_abbrev=False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def run_command(func, args, prog):
+    """``func(args)`` as an exit code; every error the user can cause becomes one line
+    ``PROG: error: ...`` on stderr: UsageError, ValueError and TypeError (bad
+    arguments or input) exit 2, OSError and MemoryError (the run failed) exit 1,
+    Ctrl-C exits 130."""
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError) as error:
+        return fail(prog, error, 2)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        return fail(prog, f"{where}{error.strerror or error}", 1)
+    except MemoryError:
+        return fail(prog, "out of memory (try smaller sizes)", 1)
+
+
+def fail(prog, message, code):
+    """Print ``PROG: error: MESSAGE`` (one line) and return ``code``."""
+    text = " ".join(str(message).split())  # one line, whatever the message
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------
+# output locations, checked before any work
+
+
+def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
+    """Refuse (UsageError naming ``flag``) an output file that could not be written.
+
+    The folder must exist and accept a new file (tried, so read-only file
+    systems are caught too); ``path`` must not be a folder; if ``suffixes`` is
+    given (e.g. (".md",)) the name must end in one of them; with
+    ``needs_matplotlib`` matplotlib must be importable and, when ``suffixes``
+    is None, the suffix one matplotlib can write. Returns ``path``.
+    """
+    if needs_matplotlib:
+        require_matplotlib(flag)
+        if suffixes is None:
+            suffixes = matplotlib_suffixes()
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a directory; give a file name"
+                         + (f" ending in {_one_of(suffixes)}" if suffixes else ""))
+    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: the file name must end in {_one_of(suffixes)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: directory {os.path.dirname(path) or folder} "
+                         f"does not exist")
+    _try_writing_in(folder, flag, path)
+    return path
+
+
+def check_output_dir(path, flag):
+    """Create the output directory ``path`` (and its parents) if needed and check a file
+    can be written in it; UsageError naming ``flag`` if not. Returns ``path``."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} {path} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot create it ({_reason(error)})") from None
+    _try_writing_in(path, flag, path)
+    return path
+
+
+def require_matplotlib(flag):
+    """UsageError naming ``flag`` if matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{flag} needs matplotlib: pip install rpmref[plot]") from None
+
+
+def matplotlib_suffixes():
+    """The file suffixes matplotlib's savefig writes ('.png', '.pdf', '.svg', ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    common = (".png", ".pdf", ".svg")  # named first in messages
+    others = sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes())
+    return tuple(s for s in common if s in others) + tuple(s for s in others if s not in common)
+
+
+def _try_writing_in(folder, flag, path):
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({_reason(error)})") from None
+
+
+def _reason(error):
+    if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
+        return f"{error.filename} is not a directory"
+    return error.strerror or str(error)
+
+
+def _one_of(suffixes):
+    suffixes = list(suffixes)
+    if len(suffixes) > 6:
+        return ", ".join(suffixes[:6]) + ", ..."
+    return suffixes[0] if len(suffixes) == 1 else ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+
+
+# --------------------------------------------------------------------------
+# number types
 
 
 def _number(text, kind, ok, requirement):
@@ -32,3 +164,15 @@ def nonnegative_int(text):
 def positive_float(text):
     """argparse type: a finite number > 0."""
     return _number(text, float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def bounded_int(low, high, why=""):
+    """argparse type: an integer in [low, high]; ``why`` explains the upper bound."""
+    reason = f" ({why})" if why else ""
+    return lambda text: _number(text, int, lambda v: low <= v <= high,
+                                f"an integer from {low} to {high}{reason}")
+
+
+def gib(n_bytes):
+    """``n_bytes`` as a short 'x.y GiB' string."""
+    return f"{n_bytes / 1024**3:.1f} GiB"

@@ -1,14 +1,19 @@
 """``rpmref balls compare``: train every critic for every seed and compare (Fig. 1B–C)."""
 import argparse
 import math
-import sys
 
+from rpmref.balls import parallel
 from rpmref.balls.compare import (
     SWEEP_LEARNING_RATES, SWEEP_OPTIMISERS, _config_for, _default_train_config, _have_matplotlib,
-    default_jobs, quick_configs, results_markdown, run_compare, run_sweep, sweep_markdown)
+    compare_settings, default_jobs, finished_state, max_jobs, quick_configs, results_markdown,
+    run_compare, run_sweep, sweep_markdown, sweep_settings)
 from rpmref.balls.critics import CRITICS
 from rpmref.balls.video import BallsConfig
-from rpmref.cli.common import nonnegative_int, positive_float, positive_int
+from rpmref.cli.common import (
+    UsageError, check_output_dir, nonnegative_int, positive_float, positive_int)
+
+DEFAULT_OUT, QUICK_OUT = "compare_out", "compare_quick_out"
+QUICK_TITLE = "Quick settings (a smoke test, not a result)"
 
 
 def add_parser(subparsers):
@@ -17,11 +22,13 @@ def add_parser(subparsers):
         "compare", help="train every critic for every seed and compare (Fig. 1B–C)",
         description="Reproduce the paper's experiment: train the encoder with each critic "
         "for each seed, score the linear readout and per-map tracking on a held-out "
-        "video, against the untrained encoder; write results.json, results.md, fig1.png.")
+        "video, against the untrained encoder; write results.json, results.md, fig1.png. "
+        "Finished runs are kept in --out as they finish (results.partial.json, .npz): "
+        "rerunning the same command after an interruption trains only the missing runs.")
     p.add_argument("--seeds", type=positive_int, default=3,
                    help="number of training seeds (0, 1, ...; default 3)")
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
-                   help="comma-separated critics (default rbf,bilinear,cosine)")
+                   help="comma-separated critics, each once (default rbf,bilinear,cosine)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                    help="override the trainer's default optimiser (adam) for the comparison")
     p.add_argument("--lr", type=positive_float, default=None,
@@ -31,7 +38,12 @@ def add_parser(subparsers):
                    "may start dark on the balls; see README, 'Why the maps are oriented')")
     p.add_argument("--figure-seed", type=nonnegative_int, default=0,
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
-    p.add_argument("--out", default="compare_out", help="output directory (default compare_out)")
+    p.add_argument("--out", default=None,
+                   help=f"output directory (default {DEFAULT_OUT}; with --quick {QUICK_OUT})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished results.json / sweep.json of other settings in "
+                   "--out, or train a finished one again (without it a finished result is "
+                   "never overwritten; unfinished runs are always resumed)")
     p.add_argument("--quick", action="store_true",
                    help="tiny video and few steps (a smoke test, not a result)")
     p.add_argument("--sweep", action="store_true",
@@ -42,16 +54,32 @@ def add_parser(subparsers):
                    help="sweep optimisers, comma-separated (default sgd,adam)")
     p.add_argument("--lrs", type=_lr_list, default=None,
                    help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2)")
-    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+    p.add_argument("--jobs", type=_jobs, default=None,
                    help="training runs at once, in worker processes of 1 BLAS thread each; "
                    "the results do not depend on it (default: min(2, cores) = "
-                   f"{default_jobs()})")
+                   f"{default_jobs()}; at most 4 per core = {max_jobs()})")
+    p.add_argument("--dask", metavar="ADDRESS", type=_dask_spec, default=None,
+                   help="submit every run to a Dask cluster instead of --jobs: a scheduler "
+                   "address (tcp://HOST:8786, from 'dask scheduler'; start workers with "
+                   "'dask worker ADDRESS --nthreads 1') or local:N (N local worker "
+                   "processes); needs pip install rpmref[cluster]; same results as --jobs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_compare_command)
 
 
 def _compare_command(args):
+    if args.jobs is not None and args.dask is not None:
+        raise UsageError("--jobs and --dask are exclusive (with --dask the cluster's workers "
+                         "run the jobs)")
+    if args.dask is not None:
+        try:
+            parallel.import_distributed()
+        except ImportError as error:
+            raise UsageError(f"--dask: {error}") from None
     seeds = tuple(range(args.seeds))
+    if args.figure_seed not in seeds:
+        raise UsageError(f"--figure-seed must be one of the seeds 0..{len(seeds) - 1}; "
+                         f"got {args.figure_seed}")
     train_config, balls_config, curve_every = _default_train_config(), BallsConfig(), 2
     optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES
     if args.quick:
@@ -62,28 +90,45 @@ def _compare_command(args):
     if args.no_orient_maps:
         overrides["orient_maps"] = False
     train_config = _config_for(train_config, **overrides)
-    optimisers = tuple(args.optimizers or optimisers)
-    lrs = tuple(args.lrs or lrs)
-    if args.figure_seed not in seeds:
-        print(f"rpmref balls compare: error: --figure-seed must be one of the seeds "
-              f"0..{len(seeds) - 1}; got {args.figure_seed}", file=sys.stderr)
-        return 2
+    optimisers, lrs = tuple(args.optimizers or optimisers), tuple(args.lrs or lrs)
+    critics = tuple(args.critics)
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+
+    # every output checked before the first run
+    check_output_dir(out, "--out")
+    planned = []
     if not args.sweep_only:
-        results = run_compare(seeds, tuple(args.critics), train_config, balls_config, args.out,
+        planned.append(("results", "comparison", compare_settings(
+            seeds, critics, train_config, balls_config, curve_every, args.figure_seed)))
+    if args.sweep or args.sweep_only:
+        planned.append(("sweep", "sweep", sweep_settings(seeds, critics, train_config,
+                                                         balls_config, optimisers, lrs)))
+    for stem, what, settings in planned:
+        if finished_state(out, stem, settings) == "other" and not args.overwrite:
+            raise UsageError(f"--out {out} holds a finished {what} ({stem}.json) of other "
+                             f"settings; pass --overwrite to replace it, or choose another --out")
+    if not args.sweep_only and not _have_matplotlib():
+        print("note: matplotlib is not installed, so fig1.png will not be drawn "
+              "(pip install rpmref[plot])")
+
+    where = {"jobs": args.jobs, "dask": args.dask, "overwrite": args.overwrite,
+             "progress": not args.no_progress}
+    if not args.sweep_only:
+        title = QUICK_TITLE if args.quick else "Default settings"
+        results = run_compare(seeds, critics, train_config, balls_config, out,
                               curve_every=curve_every, figure_seed=args.figure_seed,
-                              progress=not args.no_progress, jobs=args.jobs)
-        print(results_markdown(results["summary"], "Default settings", results["settings"]))
-        print(f"total {results['total_wall_time']:.1f} s; wrote {args.out}/results.json, "
+                              title=title, **where)
+        print(results_markdown(results["summary"], title, results["settings"]))
+        print(f"total {results['total_wall_time']:.1f} s; wrote {out}/results.json, "
               f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
     if args.sweep or args.sweep_only:
-        sweep = run_sweep(seeds, tuple(args.critics), train_config, balls_config,
-                          optimisers=optimisers, learning_rates=lrs, out_dir=args.out,
-                          progress=False, jobs=args.jobs)
-        print(sweep_markdown(sweep))
-        print(f"wrote {args.out}/sweep.json, sweep.md")
+        title = ("Each critic at its best setting (chosen on the validation video)"
+                 + (f" — {QUICK_TITLE.lower()}" if args.quick else ""))
+        sweep = run_sweep(seeds, critics, train_config, balls_config, optimisers=optimisers,
+                          learning_rates=lrs, out_dir=out, title=title, **where)
+        print(sweep_markdown(sweep, title))
+        print(f"wrote {out}/sweep.json, sweep.md")
     return 0
-
-
 
 
 def _name_list(allowed):
@@ -92,6 +137,7 @@ def _name_list(allowed):
         if not names or any(n not in allowed for n in names):
             raise argparse.ArgumentTypeError(
                 f"expected a comma-separated subset of {','.join(allowed)}; got {text!r}")
+        _refuse_repeats(names, text)
         return names
     return parse
 
@@ -104,6 +150,7 @@ def _lr_list(text):
     if not lrs or not all(0 < lr < math.inf for lr in lrs):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive learning rates; got {text!r}")
+    _refuse_repeats(lrs, text)
     return lrs
 
 
@@ -113,4 +160,42 @@ def _critic_list(text):
     if unknown or not critics:
         raise argparse.ArgumentTypeError(
             f"critics must be a comma-separated subset of {','.join(CRITICS)}; got {text!r}")
+    _refuse_repeats(critics, text)
     return critics
+
+
+def _refuse_repeats(values, text):
+    repeated = sorted({f"{v:g}" if isinstance(v, float) else v
+                       for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"each value may appear once (a repeat would train the same runs twice); "
+            f"{', '.join(repeated)} repeated in {text!r}")
+
+
+def _jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= max_jobs():
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer of at most {max_jobs()} (4 per core), got {text!r}")
+    return value
+
+
+def _dask_spec(text):
+    if text.startswith("local:"):
+        try:
+            count = parallel.parse_local(text)
+        except ValueError:
+            count = 0
+        if not count or count > max_jobs():
+            raise argparse.ArgumentTypeError(
+                f"expected local:N with N from 1 to {max_jobs()} (4 per core), or a scheduler "
+                f"address such as tcp://127.0.0.1:8786; got {text!r}")
+        return text
+    if "://" not in text and ":" not in text:
+        raise argparse.ArgumentTypeError(
+            f"expected a scheduler address such as tcp://127.0.0.1:8786, or local:N; got {text!r}")
+    return text

@@ -2,32 +2,95 @@
 import json
 import sys
 
-from rpmref.cli.common import positive_int
+from rpmref.cli.common import (
+    MEMORY_BUDGET, UsageError, check_output_file, gib, positive_int)
+from rpmref.environment import environment
 from rpmref.gaussian.staircase import BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot
+
+#: score-matrix entries per chunk of batches in rpmref.gaussian.monte_carlo
+SCORES_PER_CHUNK = 4_000_000
+
+
+def peak_bytes(dim, batch_size, batches):
+    """Upper bound on the benchmark's working memory (bytes) for one MI level.
+
+    Measured with tracemalloc (tests/test_mi_bench.py checks it): the Monte
+    Carlo works on chunks of c = min(batches, max(1, 4e6 // K²)) batches; per
+    chunk it holds ~3.5 float64 arrays of c·K² scores (score matrix, its
+    logsumexp temporaries) and ~3 of c·K·2d draws (noise, pairs, products);
+    the closed forms hold ~7 (2d × 2d) matrices (covariance, Cholesky factor,
+    critic matrices).
+    """
+    k, two_d = int(batch_size), 2 * int(dim)
+    chunk = min(int(batches), max(1, SCORES_PER_CHUNK // (k * k)))
+    return 8 * (3.5 * chunk * k * k + 3.0 * chunk * k * two_d + 7.0 * two_d * two_d)
+
+
+def largest_batch_size(dim, batches):
+    """The largest K whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
+    return _largest(lambda k: peak_bytes(dim, k, batches) <= MEMORY_BUDGET)
+
+
+def largest_dim(batch_size, batches):
+    """The largest d whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
+    return _largest(lambda d: peak_bytes(d, batch_size, batches) <= MEMORY_BUDGET)
+
+
+def _largest(fits, high=1 << 24):
+    """The largest n in 0..high with fits(n) (fits is monotone: true up to some n)."""
+    low = 0
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
+
+
+DEFAULT_MAX_BATCH = largest_batch_size(DIM, BATCHES)
+DEFAULT_MAX_DIM = largest_dim(BATCH_SIZE, BATCHES)
 
 
 def run(args):
-    try:
-        levels = tuple(float(v) for v in args.levels.split(","))
-        rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
-    except ValueError as err:
-        print(f"rpmref mi-bench: error: {err}", file=sys.stderr)
-        return 2
+    levels = _levels(args.levels)
+    needed = peak_bytes(args.dim, args.batch_size, args.batches)
+    if needed > MEMORY_BUDGET:
+        sizes = f"--dim {args.dim}, --batch-size {args.batch_size} and --batches {args.batches}"
+        k_max = largest_batch_size(args.dim, args.batches)
+        limit = (f"--batch-size must be at most {k_max} at this --dim" if k_max else
+                 f"--dim must be at most {largest_dim(args.batch_size, args.batches)} at this "
+                 f"--batch-size and --batches")
+        raise UsageError(f"{sizes} need about {gib(needed)} of memory (K × K score matrices, "
+                         f"K × 2d draws, 2d × 2d covariances), more than the "
+                         f"{gib(MEMORY_BUDGET)} limit: {limit}")
+    if args.batches < 2:
+        raise UsageError(f"--batches must be at least 2 (for a standard error); got {args.batches}")
+    if args.figure:  # before the computation, not after
+        check_output_file(args.figure, "--figure", needs_matplotlib=True)
+    rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"environment": environment(),
+                          "settings": {"levels": list(levels), "dim": args.dim,
+                                       "batch_size": args.batch_size, "batches": args.batches,
+                                       "seed": args.seed},
+                          "rows": rows}, indent=1))
     else:
         print(f"Poole et al. (2019) staircase: d = {args.dim}, K = {args.batch_size}, "
               f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
         print(format_table(rows))
     if args.figure:
-        try:
-            plot(rows, args.figure)
-        except OSError as err:
-            print(f"rpmref mi-bench: error: cannot write --figure {args.figure}: "
-                  f"{err.strerror or err}", file=sys.stderr)
-            return 2
+        plot(rows, args.figure)  # an OSError here: one line and exit 1 (cli.common)
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0
+
+
+def _levels(text):
+    try:
+        levels = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        levels = ()
+    if not levels or not all(0 < v < float("inf") for v in levels):
+        raise UsageError(f"--levels must be comma-separated positive numbers of nats; "
+                         f"got {text!r}")
+    return levels
 
 
 def add_parser(subparsers):
@@ -38,12 +101,19 @@ def add_parser(subparsers):
         "for the optimal, best bilinear and best RBF critics.")
     p.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS),
                    help="comma-separated true MI values in nats (default: %(default)s)")
-    p.add_argument("--dim", type=positive_int, default=DIM, help="dimension d (default: %(default)s)")
+    p.add_argument("--dim", type=positive_int, default=DIM,
+                   help=f"dimension d (default: %(default)s; at most {DEFAULT_MAX_DIM} at the "
+                   f"default --batch-size and --batches: memory, see --batch-size)")
     p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
-                   help="K, pairs per batch (default: %(default)s)")
+                   help="K, pairs per batch (default: %(default)s; at most "
+                   f"{DEFAULT_MAX_BATCH} at the default --dim and --batches: the benchmark's "
+                   f"arrays must fit in {gib(MEMORY_BUDGET)}; larger sizes are refused)")
     p.add_argument("--batches", type=positive_int, default=BATCHES,
                    help="Monte Carlo batches per cell, at least 2 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--figure", metavar="PATH", help="also write the figure (PNG) to PATH")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object {environment, settings, rows}, rows one object "
+                   "per level (changed: earlier versions printed the bare list of rows)")
+    p.add_argument("--figure", metavar="PATH",
+                   help="also write the figure to PATH (.png, .pdf, .svg, ...; needs matplotlib)")
     p.set_defaults(func=run)

@@ -5,10 +5,9 @@ adds deliberately wrong identities, so it exits 1 by design), 2 bad arguments.
 sympy is imported only when the command runs, so ``rpmref --help`` stays fast.
 """
 import argparse
-import sys
 import time
 
-from rpmref.cli.common import OneLineErrorParser
+from rpmref.cli.common import OneLineErrorParser, UsageError, check_output_file, run_command
 
 
 def positive_size(text):
@@ -58,11 +57,15 @@ def print_line(result):
 
 def main_from_args(args):
     from rpmref.proofs.run import run_proofs, select
+    if args.only is not None and not [i for item in args.only for i in item.split(",")
+                                      if i.strip()]:
+        raise UsageError("--only names no proof ID (see --list for the IDs)")
+    if args.report:  # before the proofs run, not after
+        check_output_file(args.report, "--report", suffixes=(".md",))
     try:
         entries = select(args.only, include_wrong=args.check_wrong)
-    except ValueError as exc:
-        print(f"rpmref proofs: error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # an unknown ID
+        raise UsageError(f"--only: {error}") from None
     if args.list:
         for entry in entries if args.only else select(None, include_wrong=True):
             print(f"{entry.id:<9} {entry.title}{'  (deliberately wrong)' if entry.wrong else ''}")
@@ -83,4 +86,4 @@ def main(argv=None):
     """Entry point of ``python -m proofs``."""
     parser = configure(OneLineErrorParser(prog="python -m proofs", description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    return main_from_args(args)
+    return run_command(main_from_args, args, parser.prog)

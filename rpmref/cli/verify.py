@@ -3,8 +3,18 @@ import json
 import sys
 import time
 
-from rpmref.cli.common import nonnegative_int, positive_float, positive_int
+from rpmref.cli.common import (
+    MEMORY_BUDGET, bounded_int, gib, nonnegative_int, positive_float, positive_int)
+from rpmref.environment import environment
 from rpmref.verify import DEFAULT_TOLERANCE, format_table, run_checks
+
+#: Peak working memory of one trial with every size at m, in units of one (m, m, m, m)
+#: float64 array (8 m⁴ bytes): the joint tables of Eq. 12 and E8's posteriors. Measured
+#: with tracemalloc at m = 8..20 (4.5 at m = 8, falling to 4.15); tests/test_verify.py
+#: checks it.
+PEAK_ARRAYS = 4.5
+#: The largest --max-states whose trials fit in the memory budget of rpmref.cli.common.
+MAX_STATES = int((MEMORY_BUDGET / (8 * PEAK_ARRAYS)) ** 0.25)
 
 
 def add_parser(subparsers):
@@ -17,11 +27,15 @@ def add_parser(subparsers):
     parser.add_argument("--trials", type=positive_int, default=200,
                         help="random problems per identity (default: 200)")
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--max-states", type=positive_int, default=8,
-                        help="largest number of data and latent states per variable (default: 8)")
+    parser.add_argument("--max-states", type=bounded_int(1, MAX_STATES, "memory"), default=8,
+                        help="largest number of data and latent states per variable (default: "
+                        f"8; at most {MAX_STATES}: a trial holds (n, n', k, k') tables of "
+                        f"8·m⁴ bytes, which must fit in {gib(MEMORY_BUDGET)})")
     parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE,
                         help=f"largest allowed absolute error (default: {DEFAULT_TOLERANCE:g})")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON object {environment, settings, rows} instead of a "
+                        "table (changed: earlier versions printed the bare list of rows)")
     parser.set_defaults(func=run)
     return parser
 
@@ -31,7 +45,10 @@ def run(args):
     rows = run_checks(args.trials, args.seed, args.max_states, args.tolerance)
     elapsed = time.perf_counter() - start
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump({"environment": environment(),
+                   "settings": {"trials": args.trials, "seed": args.seed,
+                                "max_states": args.max_states, "tolerance": args.tolerance},
+                   "rows": rows}, sys.stdout, indent=2)
         print()
     else:
         print(format_table(rows))

@@ -1,0 +1,132 @@
+"""Finished training runs of a comparison that has not finished yet, on disk.
+
+A long comparison (``rpmref balls compare``) writes every run as it finishes to
+``STEM.partial.json`` (records) and ``STEM.partial.npz`` (arrays, e.g. the
+latents the figure is drawn from), so that a rerun after an interruption trains
+only the runs still missing. Every run is stored under its full *settings*
+(critic, seed, training config, videos, evaluation names, ...): a run is reused
+only by a task with exactly the same settings, and runs of other settings in
+the same files are kept, never dropped.
+
+Both files are replaced atomically (written beside, then ``os.replace``), the
+arrays first: an interruption at any moment leaves the previous state whole,
+and a record whose arrays are missing is simply trained again.
+"""
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+
+FORMAT = "rpmref.balls runs, format 1"
+
+
+def settings_key(settings):
+    """The canonical text of a run's settings (dict keys sorted, tuples as lists)."""
+    return json.dumps(jsonable(settings), sort_keys=True, separators=(",", ":"))
+
+
+def partial_paths(out_dir, stem):
+    """(json path, npz path) of the partial files of ``stem`` in ``out_dir``."""
+    return (os.path.join(out_dir, f"{stem}.partial.json"),
+            os.path.join(out_dir, f"{stem}.partial.npz"))
+
+
+def load(out_dir, stem):
+    """The stored runs: {settings key: {"settings", "record", "arrays"}}; {} if none.
+
+    "arrays" is a dict name -> ndarray (empty if the run stored none). Raises
+    ValueError naming the file if it is not a partial file of this format.
+    """
+    json_path, npz_path = partial_paths(out_dir, stem)
+    if not os.path.exists(json_path):
+        return {}
+    try:
+        with open(json_path) as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"cannot read {json_path} ({error}); move it away to start afresh") \
+            from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{json_path} was not written by this version of rpmref (its runs are "
+                         f"not stored by their settings, so they cannot be resumed); move it "
+                         f"away to start afresh")
+    arrays = {}
+    if os.path.exists(npz_path):
+        with np.load(npz_path, allow_pickle=False) as npz:
+            for name in npz.files:
+                run_id, _, array_name = name.partition(":")
+                arrays.setdefault(run_id, {})[array_name] = npz[name]
+    entries = {}
+    for run in data["runs"]:
+        key = settings_key(run["settings"])
+        entries[key] = {"settings": run["settings"], "record": run["record"],
+                        "arrays": arrays.get(_run_id(key), {})}
+    return entries
+
+
+def save(out_dir, stem, entries):
+    """Write ``entries`` (as returned by ``load``); removes the files if it is empty."""
+    json_path, npz_path = partial_paths(out_dir, stem)
+    if not entries:
+        for path in (npz_path, json_path):
+            if os.path.exists(path):
+                os.remove(path)
+        return
+    arrays = {f"{_run_id(key)}:{name}": np.asarray(value)
+              for key, entry in entries.items() for name, value in entry["arrays"].items()}
+    if arrays:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        _write_atomic(npz_path, buffer.getvalue(), binary=True)
+    elif os.path.exists(npz_path):
+        os.remove(npz_path)
+    write_json(json_path, {"format": FORMAT, "runs": [
+        {"settings": entry["settings"], "record": entry["record"]} for entry in entries.values()]})
+
+
+def entry(settings, record, arrays=None):
+    """A store entry; arrays: dict name -> ndarray (names without ':')."""
+    return {"settings": jsonable(settings), "record": jsonable(record), "arrays": dict(arrays or {})}
+
+
+def _run_id(key):
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------
+# JSON
+
+
+def write_json(path, obj):
+    """JSON with NaN written as null (strict JSON) and numpy values converted.
+
+    Written to a temporary file first, so a Ctrl-C during the write leaves the
+    previous file whole."""
+    _write_atomic(path, json.dumps(jsonable(obj), indent=1, allow_nan=False))
+
+
+def jsonable(obj):
+    """``obj`` with numpy arrays and scalars as Python lists and numbers, tuples as
+    lists, dict keys as strings and non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def _write_atomic(path, content, binary=False):
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb" if binary else "w") as fh:
+        fh.write(content)
+    os.replace(tmp, path)
