@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad arguments or input, 130 interrupt
 """
 import sys
 
+import rpmref
 from rpmref.cli.common import OneLineErrorParser
 
 
@@ -20,6 +21,7 @@ def build_parser():
         description="InfoNCE as variational inference in a recognition parameterised "
         "model: exact identity checks, symbolic proofs and the bouncing-balls experiment.",
     )
+    parser.add_argument("--version", action="version", version=f"rpmref {rpmref.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     commands.required = True
