@@ -244,31 +244,38 @@ def _indent(line):
     return len(line) - len(line.lstrip())
 
 
-def blank_line_before_lists(lines):
-    """Insert the blank line reStructuredText needs before a list that follows a sentence."""
-    i = 1
-    while i < len(lines):
-        bullet, previous = _BULLET.match(lines[i]), lines[i - 1]
-        if bullet and previous.strip() and not _BULLET.match(previous) \
-                and _indent(previous) <= len(bullet.group(1)):
-            lines.insert(i, "")
-            i += 1
-        i += 1
+def fix_layout(lines):
+    """Insert the blank lines reStructuredText needs around lists and indented blocks.
 
-
-def blank_lines_around_indented_blocks(lines):
-    """A blank line before an indented block that follows a paragraph of several lines,
-    and after an indented block when the text goes back to less indentation."""
-    i = 1
+    Before a list that follows a sentence and after it; before an indented block
+    that follows a paragraph of several lines ("name: text" followed by an indented
+    line is a definition and stays); after an indented block when the text goes
+    back to less indentation. Edits ``lines`` in place.
+    """
+    i, list_indent = 1, None            # list_indent: indentation of the open list's marker
+    if lines and _BULLET.match(lines[0]):
+        list_indent = len(_BULLET.match(lines[0]).group(1))
     while i < len(lines):
         line, previous = lines[i], lines[i - 1]
-        if line.strip() and previous.strip():
-            deeper = _indent(line) > _indent(previous) and not _BULLET.match(previous)
-            paragraph = i >= 2 and lines[i - 2].strip() and _indent(lines[i - 2]) == _indent(previous)
-            dedent = _indent(line) < _indent(previous) and not _BULLET.match(line)
-            if (deeper and paragraph) or dedent:
+        bullet = _BULLET.match(line)
+        if not line.strip():
+            list_indent = None
+        elif previous.strip():
+            if bullet:
+                blank = list_indent is None and _indent(previous) <= len(bullet.group(1))
+            elif list_indent is not None:
+                blank = _indent(line) <= list_indent                       # the list ends
+            else:
+                paragraph = i >= 2 and lines[i - 2].strip() and _indent(lines[i - 2]) == _indent(previous)
+                blank = (_indent(line) > _indent(previous) and paragraph) or _indent(line) < _indent(previous)
+            if blank:
                 lines.insert(i, "")
                 i += 1
+                list_indent = None
+        if bullet:
+            list_indent = len(bullet.group(1))
+        elif line.strip() and list_indent is not None and _indent(line) <= list_indent:
+            list_indent = None
         i += 1
 
 
@@ -282,8 +289,7 @@ def plain_text_docstring(lines):
     first_section = next((i - 1 for i in range(1, len(lines)) if _SECTION_RULE.match(lines[i])
                           and lines[i - 1].strip()), len(lines))
     head, tail = lines[:first_section], lines[first_section:]
-    blank_line_before_lists(head)
-    blank_lines_around_indented_blocks(head)
+    fix_layout(head)
     head = [escape_plain_text(line) for line in head]
     tail = [escape_plain_text(line) if line.startswith((" ", "\t")) else line for line in tail]
     lines[:] = head + tail
