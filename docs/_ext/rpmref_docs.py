@@ -14,6 +14,7 @@ real build never does).
 """
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import io
@@ -88,7 +89,8 @@ def canonical_homes():
 def _directive(obj):
     """The autodoc directive and its options for one object (reStructuredText lines)."""
     if inspect.isclass(obj):
-        return "autoclass", ["   :members:", "   :undoc-members:"] if _is_namedtuple(obj) else ["   :members:"]
+        # a namedtuple's docstring describes its fields; autodoc would add "Alias for field number 0"
+        return "autoclass", [] if _is_namedtuple(obj) else ["   :members:"]
     if callable(obj):
         return "autofunction", []
     return "autodata", []
@@ -105,7 +107,7 @@ def api_page(page):
     ``eval-rst`` block (MyST would read them as Markdown otherwise).
     """
     homes = canonical_homes()
-    lines = []
+    lines, first = [], True
     for name, page_of, title in api_modules():
         if page_of != page:
             continue
@@ -119,7 +121,9 @@ def api_page(page):
                 continue
             directive, options = _directive(obj)
             rst += [f".. {directive}:: {name}.{attr}", *options, ""]
-        lines += [f"## {title}", "", "```{eval-rst}", *rst, "```", ""]
+        # the page's title names its first module; every further module gets a section
+        lines += ([] if first else [f"## {title}", ""]) + ["```{eval-rst}", *rst, "```", ""]
+        first = False
         if elsewhere:
             lines += ["Also importable from here, documented where users import it:", ""]
             lines += [f"- `{name}.{attr}`: {{py:obj}}`{target}`" for attr, target in elsewhere]
@@ -170,8 +174,11 @@ def proofs_report():
     """``rpmref proofs --report`` for every identity, its headings moved down two levels."""
     from rpmref.proofs.report import render
     from rpmref.proofs.run import DEFAULT_MAX_SIZE, run_proofs, select
-    text = render(run_proofs(select()), DEFAULT_MAX_SIZE)
+    # A title such as "KL(q||p)" would split a cell of the report's summary table.
+    results = [dataclasses.replace(r, title=r.title.replace("|", "\\|")) for r in run_proofs(select())]
+    text = render(results, DEFAULT_MAX_SIZE)
     text = re.sub(r"^# .*\n", "", text, count=1)            # the page has its own title
+    text = text.replace("Module `rpmref/proofs/", "Module `proofs/")   # the path in the repository
     return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 1) + " ", text, flags=re.M)
 
 
