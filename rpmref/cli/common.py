@@ -81,7 +81,7 @@ def check_output_file(path, flag, suffixes):
     ValueError naming the flag otherwise.
     """
     name = os.path.basename(path or "")
-    wanted = " or ".join(suffixes)
+    wanted = suffixes[0] if len(suffixes) == 1 else "one of " + ", ".join(suffixes)
     if not any(name.lower().endswith(s) and len(name) > len(s) for s in suffixes):
         raise ValueError(f"{flag} must be a file name ending in {wanted}; got {path!r}")
     if os.path.isdir(path):

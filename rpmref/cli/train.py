@@ -144,11 +144,6 @@ def _train_in(out, args, config):
     try:
         result = train(config, frames, out_dir=out, resume=args.resume,
                        progress=not args.no_progress)
-        summary = run_summary(config, result, frames, positions, h_frames, h_positions,
-                              video=args.video or f"generated, seed {args.video_seed}",
-                              heldout_video=args.heldout_video
-                              or f"generated, seed {args.heldout_seed}")
-        write_summary(out, summary)
     except TrainingInterrupted as e:
         where = (f"checkpoint {e.checkpoint} holds step {e.step}; continue with --resume"
                  if e.checkpoint else "nothing was written")
@@ -159,6 +154,22 @@ def _train_in(out, args, config):
     except (ValueError, TypeError, FileNotFoundError) as e:
         return _fail(_message(e), 2)
     except (NonFiniteLossError, RunWriteError, MemoryError) as e:
+        return _fail(str(e) or type(e).__name__, 1)
+    except OSError as e:
+        return _fail(os_error_text(e), 1)
+    try:
+        summary = run_summary(config, result, frames, positions, h_frames, h_positions,
+                              video=args.video or f"generated, seed {args.video_seed}",
+                              heldout_video=args.heldout_video
+                              or f"generated, seed {args.heldout_seed}")
+        write_summary(out, summary)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before {SUMMARY} was written; the checkpoint holds all "
+              f"{result.steps} steps; --resume writes the summary", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError) as e:  # e.g. a held-out coordinate that never changes
+        return _fail(_message(e), 2)
+    except (RunWriteError, MemoryError) as e:
         return _fail(str(e) or type(e).__name__, 1)
     except OSError as e:
         return _fail(os_error_text(e), 1)
