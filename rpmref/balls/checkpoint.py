@@ -24,8 +24,9 @@ from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
 from rpmref.balls.rundir import create_temp_file
 
 FORMAT = "rpmref-checkpoint-v2"
-#: earlier formats ``load_checkpoint`` still reads (v1: the epoch accumulator was not reset
-#: at the end of an epoch; ``trainer`` normalises it)
+#: formats ``load_checkpoint`` reads. v1 kept the finished epoch's sums in the epoch
+#: accumulator (``trainer`` resets them); a v1 checkpoint written by Ctrl-C during an epoch's
+#: first step had already drawn that epoch's pair order, so it continues with another one.
 READABLE_FORMATS = ("rpmref-checkpoint-v1", FORMAT)
 GROUPS = ("params", "bn", "opt")
 
