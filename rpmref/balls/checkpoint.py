@@ -14,6 +14,7 @@ what the values must be for one run (``check_arrays``, ``check_permutation``,
 """
 import contextlib
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -63,11 +64,13 @@ def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
                 raise ValueError(f"refusing to write checkpoint {path}: {group}/{k} holds "
                                  f"non-finite values")
             arrays[f"{group}/{k}"] = a
+    buffer = io.BytesIO()  # one write: zipfile on a real file seeks back after every array
+    np.savez(buffer, **arrays)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = create_temp_file(directory, TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
