@@ -357,3 +357,114 @@ def test_rpmref_main_runs_balls_make(tmp_path):
     """The assembled ``rpmref`` command line reaches this subcommand."""
     assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "5"]) == 0
     assert load_video(tmp_path / "v.npz")[0].shape == (5, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- outputs checked first
+
+import rpmref.cli.make as cli_make  # noqa: E402
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if ``balls make`` starts simulating."""
+    def simulate(*args, **kwargs):
+        raise AssertionError("the video was simulated before the arguments were checked")
+    monkeypatch.setattr(cli_make, "simulate", simulate)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", "/proc/rpmref-v.npz"], "--out /proc/rpmref-v.npz: cannot write in /proc"),
+    (["--out", ""], "--out must be a file name ending in .npz; got ''"),
+    (["--out", ".npz"], "--out must be a file name ending in .npz"),
+    (["--out", "v"], "--out must be a file name ending in .npz; got 'v'"),
+    (["--out", "folder.npz"], "--out folder.npz is a directory"),
+    (["--out", "v.npz", "--preview", "p.xyz"], "--preview must be a file name ending in"),
+    (["--out", "v.npz", "--gif", "g.png"], "--gif must be a file name ending in .gif"),
+    (["--out", "v.npz", "--gif", "missing/g.gif"], "does not exist"),
+    (["--out", "v.npz", "--balls", "4"], "colours must be given"),
+])
+def test_cli_make_checks_every_output_before_work(tmp_path, capsys, monkeypatch, no_work,
+                                                  argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.npz").mkdir()
+    assert _make(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz"]  # nothing written
+
+
+def test_cli_make_refuses_a_video_larger_than_memory(tmp_path, capsys, monkeypatch, no_work):
+    """900 frames of 100000² px would need ~7·10¹⁴ bytes; refused before any work. The
+    deterministic case fixes the available memory at 1 GiB: 100 frames of 2000² RGB px with
+    3 balls need 100·2000²·(8·3 + 20·3) B = 33.6 GB."""
+    if cli_make.available_memory() is not None:
+        assert _make(["--out", str(tmp_path / "v.npz"), "--size", "100000"]) == 2
+        assert "need about" in capsys.readouterr().err
+    monkeypatch.setattr(cli_make, "available_memory", lambda: 2 ** 30)
+    assert _make(["--out", str(tmp_path / "v.npz"), "--size", "2000", "--frames", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--frames 100 of --size 2000 px need about 31.3 GiB" in err and "1 GiB" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_nbytes_matches_the_measured_peak():
+    """The estimate counts the four frame-sized arrays of rendering; everything else is
+    O(T · n_balls · window²), under 1 % here, so the traced peak is within 5 %."""
+    import tracemalloc
+    from rpmref.balls.video import render_nbytes
+    for config in (BallsConfig(n_frames=60, size=48), BallsConfig(n_frames=40, size=64,
+                                                                   channels="gray")):
+        tracemalloc.start()
+        try:
+            make_video(config, seed=0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert 0.95 < peak / render_nbytes(config) < 1.05
+
+
+def test_cli_make_out_of_memory_and_full_disk_are_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "v.npz"
+    with monkeypatch.context() as m:
+        m.setattr(cli_make, "render_frames", lambda *a: (_ for _ in ()).throw(MemoryError()))
+        assert _make(["--out", str(out), "--frames", "5"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "out of memory" in err
+
+    def no_space(file, **arrays):
+        file.write(b"PK half a file")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "savez_compressed", no_space)
+    assert _make(["--out", str(out), "--frames", "5"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"cannot write {out}" in err and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []  # neither the video nor a temporary file
+
+
+def test_cli_make_preview_needs_matplotlib(tmp_path, capsys, monkeypatch, no_work):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert _make(["--out", str(tmp_path / "v.npz"), "--preview", str(tmp_path / "p.png")]) == 2
+    assert "--preview needs matplotlib" in capsys.readouterr().err
+
+
+def test_save_video_refuses_what_load_video_would_refuse(tmp_path):
+    config = BallsConfig(n_frames=6)
+    frames, positions = make_video(config, seed=0)
+    for bad, message in [(np.nan, r"frames must be finite; entry \(2, 1, 3, 4\) is nan"),
+                         (1.5, r"frames must lie in \[0, 1\]; entry \(2, 1, 3, 4\) is 1.5"),
+                         (-0.1, r"frames must lie in \[0, 1\]")]:
+        spoiled = frames.copy()
+        spoiled[2, 1, 3, 4] = bad
+        with pytest.raises(ValueError, match=message):
+            save_video(tmp_path / "v.npz", spoiled, positions, config)
+    spoiled = positions.copy()
+    spoiled[4, 2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"positions must be finite; entry \(4, 2, 1\)"):
+        save_video(tmp_path / "v.npz", frames, spoiled, config)
+    assert list(tmp_path.iterdir()) == []
+    save_video(tmp_path / "v.npz", frames, positions, config)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.npz"]  # no temporary file left

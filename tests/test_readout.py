@@ -51,3 +51,21 @@ def test_bad_inputs():
         fit_linear_readout(np.zeros((5, 2)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="non-finite"):
         fit_linear_readout(np.full((5, 2), np.nan), np.zeros((5, 2)))
+
+
+def test_constant_target_coordinate_is_refused_by_name():
+    """R² = 1 − SS_res/SS_tot has SS_tot = 0 for a coordinate that never changes: undefined,
+    so a ValueError names it instead of returning −inf or NaN."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(20, 6))
+    pos = rng.uniform(0, 32, size=(20, 3, 2))
+    fit = fit_linear_readout(z, pos)
+    pos[:, 1, 1] = 7.25  # ball 1's y never moves
+    with pytest.raises(ValueError, match=r"coordinate 3 \(ball 1 y\) is constant over all 20"):
+        score_readout(fit, z, pos)
+    y = pos.reshape(20, 6)
+    y[:, 0] = 0.1  # 2-D targets: named by column; 0.1 is inexact, its mean need not be 0.1
+    with pytest.raises(ValueError, match=r"coordinate 0, 3 is constant"):
+        score_readout(fit, z, y)
+    s = score_readout(fit, z, y + np.linspace(0, 1e-9, 20)[:, None])  # tiny variation: defined
+    assert np.all(np.isfinite(s["r2_per_coordinate"]))
