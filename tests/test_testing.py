@@ -426,3 +426,81 @@ def test_torch_and_jax_are_imported_only_inside_the_adapters():
         top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         assert not any(a.name.split(".")[0] in ("torch", "jax") for n in top_level
                        if isinstance(n, ast.Import) for a in n.names), path
+
+
+# ------------------------------------------------------------------ frameworks
+
+def test_auto_finds_torch_for_cross_entropy_and_checks_its_gradient():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+
+    def cross_entropy(scores):
+        return F.cross_entropy(scores, torch.arange(scores.shape[0]))
+    report = check_infonce(cross_entropy)
+    assert report.passed and report.framework == "torch"
+    assert "fails on NumPy arrays" in report.framework_reason
+    assert report.gradient.startswith("matches") and report.max_gradient_error <= 1e-12
+
+
+def test_auto_reads_annotations_and_return_types():
+    torch = pytest.importorskip("torch")
+
+    def annotated(scores: torch.Tensor):
+        return -torch.mean(torch.diagonal(torch.log_softmax(scores, dim=1)))
+
+    def converts(scores):
+        s = torch.as_tensor(scores)
+        return -torch.mean(torch.diagonal(torch.log_softmax(s, dim=1)))
+    first = check_infonce(annotated, trials=5)
+    second = check_infonce(converts, trials=5)
+    assert first.framework_reason == "its parameter annotations" and first.passed
+    assert second.framework == "torch" and "returns a torch array" in second.framework_reason
+    assert second.passed and second.gradient.startswith("matches")
+
+
+def test_a_float32_torch_loss_conforms_at_float32_precision():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    report = check_infonce(lambda s: F.cross_entropy(s.float(), torch.arange(s.shape[0])),
+                           trials=10)
+    assert report.passed and report.eps == float(np.finfo(np.float32).eps)
+    assert report.max_error > 1e-9            # float32 rounding, accepted by its tolerance
+
+
+def test_a_detached_torch_loss_has_a_broken_gradient():
+    torch = pytest.importorskip("torch")
+    case = make_cases("scores", 1, 0)[0]
+    outcome = adapters.evaluate(lambda s: torch.logsumexp(s, 1).mean().detach(), "torch",
+                                case.inputs)
+    assert outcome.gradient_status == "broken" and "detached" in outcome.reason
+
+
+def test_jax_falls_back_to_eager_when_jit_cannot_trace():
+    """Python control flow on values defeats jax.jit; the eager call still gives the value,
+    and jax.grad, which cannot take float() of a traced value either, reports a broken
+    gradient (a loss jax cannot train)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    def branchy(scores):
+        loss = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(scores, axis=1)))
+        return loss if float(scores[0, 0]) > -1e9 else loss * 0.0
+    case = make_cases("scores", 1, 0)[0]
+    values = adapters.evaluate(branchy, "jax", case.inputs, gradients=False)
+    assert values.value == pytest.approx(infonce_loss(case.logits), abs=1e-14)
+    assert values.dtype == np.float64
+    differentiated = adapters.evaluate(branchy, "jax", case.inputs)
+    assert differentiated.gradient_status == "broken"           # float() of a tracer
+    assert "jax.grad cannot differentiate" in differentiated.reason
+
+
+def test_asking_for_a_missing_framework_says_how_to_install(monkeypatch):
+    real = adapters.importlib.import_module
+
+    def no_torch(name, *args):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real(name, *args)
+    monkeypatch.setattr(adapters.importlib, "import_module", no_torch)
+    with pytest.raises(ImportError, match=r"needs torch, which is not installed \(pip install"):
+        check_infonce(right_numpy, framework="torch")

@@ -15,8 +15,10 @@ discrete problems with exact I, I_∞, I_N and on the Gaussian staircase).
 """
 from rpmref.testing.conformance import CaseResult, ConformanceReport, check_infonce
 from rpmref.testing.diagnoses import DIAGNOSES
+from rpmref.testing.estimators import EstimatorReport, ProblemResult, check_mi_estimator
 from rpmref.testing.reference import (
     critic_scores, embedding_loss, infonce_loss, infonce_loss_gradient)
 
-__all__ = ["check_infonce", "ConformanceReport", "CaseResult", "DIAGNOSES", "infonce_loss",
-           "infonce_loss_gradient", "embedding_loss", "critic_scores"]
+__all__ = ["check_infonce", "ConformanceReport", "CaseResult", "DIAGNOSES",
+           "check_mi_estimator", "EstimatorReport", "ProblemResult",
+           "infonce_loss", "infonce_loss_gradient", "embedding_loss", "critic_scores"]
