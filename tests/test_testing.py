@@ -16,7 +16,7 @@ import mpmath
 import numpy as np
 import pytest
 from autograd.tracer import getval
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 
 import rpmref
 from rpmref.testing import DIAGNOSES, check_infonce, infonce_loss, infonce_loss_gradient

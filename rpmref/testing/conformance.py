@@ -15,6 +15,7 @@ D-term dot product D ε, and 8 is headroom. For float64 at B = 16, |L| = 1000 th
 Gradients are compared relative to their natural scale (1/(Bτ) times the critic's
 Jacobian size) with the same tolerance.
 """
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,7 +145,7 @@ def _check_arguments(fn, kind, critic, temperature, framework, trials, seed):
         raise ValueError("critic is only used with kind='embeddings'; the scores of "
                          "kind='scores' are already the critic's values")
     if temperature is not None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
                 0 < float(temperature) < np.inf):
             raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
         temperature = float(temperature)

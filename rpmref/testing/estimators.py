@@ -113,7 +113,9 @@ class EstimatorReport:
                 f"{'bias vs I':>9} {'vs I_N':>8} {'>log N':>6}")
         lines += [head, "-" * len(head)]
         for r in self.results:
-            i_n = "—" if r.infonce_n is None else f"{r.infonce_n:.4f} ± {r.infonce_n_stderr:.4f}"
+            i_n = ("—" if r.infonce_n is None else f"{r.infonce_n:.4f} exact"
+                   if r.infonce_n_stderr == 0 else
+                   f"{r.infonce_n:.4f} ± {r.infonce_n_stderr:.4f}")
             vs_n = "—" if r.bias_infonce_n is None else f"{r.bias_infonce_n:+.4f}"
             lines.append(f"{r.problem:>16} {r.mutual_information:7.4f} {i_n:>15} {r.log_n:6.3f} "
                          f"{r.mean:9.4f} ± {r.stderr:.4f} {r.bias:+9.4f} {vs_n:>8} "
