@@ -278,7 +278,8 @@ SETTINGS = [("scores", None, None), ("scores", 0.5, None), ("embeddings", 0.1, "
 @pytest.mark.parametrize("kind,temperature,critic", SETTINGS)
 def test_cases_tell_every_pair_of_mistakes_apart(kind, temperature, critic, trials):
     """On the cases of seeds 0–2, the exact loss and each applicable transformation differ
-    pairwise by more than 1e4 tolerances on some ordinary case, so at most one matches."""
+    pairwise by more than 0.05 nats and 1e4 tolerances on some ordinary case, so at most
+    one of them matches a loss's values."""
     codes = [None] + [c for c in TRANSFORMATIONS if applicable(c, kind, temperature)]
     for seed in range(3):
         cases = [c for c in make_cases(kind, trials, seed, temperature, critic) if not c.extreme]
@@ -291,6 +292,7 @@ def test_cases_tell_every_pair_of_mistakes_apart(kind, temperature, critic, tria
         for a in codes:
             for b in codes[codes.index(a) + 1:]:
                 assert np.max(np.abs(values[a] - values[b]) / scale) > 1e4, (seed, a, b)
+                assert np.max(np.abs(values[a] - values[b])) > 0.05, (seed, a, b)
 
 
 def test_cases_are_seeded_and_vary():
@@ -373,6 +375,7 @@ def test_notes_say_what_could_not_be_seen():
     (dict(framework="tensorflow"), ValueError, "framework must be"),
     (dict(trials=0), ValueError, "trials must be >= 1"),
     (dict(seed=1.5), TypeError, "seed must be an integer"),
+    (dict(eps=2.0), ValueError, "eps must be a machine epsilon"),
 ])
 def test_bad_arguments_are_named(kwargs, error, match):
     with pytest.raises(error, match=match):

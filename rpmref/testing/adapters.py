@@ -143,30 +143,30 @@ def _enable_x64(jax):
     return manager(True)
 
 
-def _jax_compiled(fn, extra, n_inputs, gradients):
-    """``jax.jit`` of fn (or of its value and gradient), cached per (fn, extra): eager JAX
-    compiles every primitive for every new shape, one jit per shape is several times cheaper."""
+#: (fn, extra, inputs, gradients) -> fn jitted (with its gradient), or None once jit failed.
+_JAX_JIT = {}
+
+
+def _jax_jitted(jax, fn, extra, n_inputs, gradients):
+    """(cache key, ``jax.jit`` of fn or of its value and gradient, or None if it cannot be
+    jitted). Cached: eager JAX compiles every primitive for every new input shape, while one
+    jit per shape is several times cheaper."""
     key = (fn, extra, n_inputs, gradients)
     try:
-        return _JAX_CACHE[key]
-    except KeyError:
-        pass
-    except TypeError:                                  # an unhashable callable
+        if key in _JAX_JIT:
+            return key, _JAX_JIT[key]
+    except TypeError:                                  # an unhashable callable: no cache
         key = None
-    jax = require("jax")
 
     def bound(*arrays):
         return fn(*arrays, *extra)
-    compiled = jax.jit(jax.value_and_grad(bound, argnums=tuple(range(n_inputs))) if gradients
-                       else bound)
+    jitted = jax.jit(jax.value_and_grad(bound, argnums=tuple(range(n_inputs))) if gradients
+                     else bound)
     if key is not None:
-        if len(_JAX_CACHE) >= 64:
-            _JAX_CACHE.clear()
-        _JAX_CACHE[key] = compiled
-    return compiled
-
-
-_JAX_CACHE = {}
+        if len(_JAX_JIT) >= 64:
+            _JAX_JIT.clear()
+        _JAX_JIT[key] = jitted
+    return key, jitted
 
 
 def _jax(fn, inputs, extra, gradients):
@@ -176,17 +176,19 @@ def _jax(fn, inputs, extra, gradients):
     import jax.numpy as jnp
     with _enable_x64(jax):
         arrays = [jnp.asarray(a) for a in inputs]
-        try:
-            result = _jax_compiled(fn, extra, len(arrays), gradients)(*arrays)
-        except Exception:
-            result = None
-        if result is not None and not gradients:
-            value, dtype = scalar(result)
-            return Outcome(value, dtype, None, "unavailable", "not requested")
+        key, jitted = _jax_jitted(jax, fn, extra, len(arrays), gradients)
+        result = None
+        if jitted is not None:
+            try:
+                result = jitted(*arrays)
+            except Exception:                          # retried eagerly below
+                if key is not None:
+                    _JAX_JIT[key] = None
         if result is not None:
-            value, dtype = scalar(result[0])
-            return Outcome(value, dtype, tuple(np.asarray(g, dtype=float) for g in result[1]),
-                           "ok", None)
+            value, dtype = scalar(result[0] if gradients else result)
+            grads = tuple(np.asarray(g, dtype=float) for g in result[1]) if gradients else None
+            return Outcome(value, dtype, grads, "ok" if gradients else "unavailable",
+                           None if gradients else "not requested")
         value, dtype = scalar(fn(*arrays, *extra))     # the function's own errors propagate
         if not gradients:
             return Outcome(value, dtype, None, "unavailable", "not requested")

@@ -11,7 +11,8 @@ machine epsilon of the dtype the function returned (float32 results get float32'
 Why: each log-sum-exp of B terms is accurate to about (B + 1) ε relative, rounding
 the inputs and logits costs ε max|L| (the loss is 2-Lipschitz in max-norm of L), a
 D-term dot product D ε, and 8 is headroom. For float64 at B = 16, |L| = 1000 that is
-~6e-11 nats; every mistake above changes the loss by ≳1e-2 on some case.
+3e-11 nats; on the default cases every two mistakes differ by more than 0.1 nats on
+some ordinary case (tests/test_testing.py checks this).
 Gradients are compared relative to their natural scale (1/(Bτ) times the critic's
 Jacobian size) with the same tolerance.
 """
@@ -133,7 +134,7 @@ def _close(value, expected, tolerance):
     return abs(value - expected) <= tolerance   # False for nan
 
 
-def _check_arguments(fn, kind, critic, temperature, framework, trials, seed):
+def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps):
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     if kind not in KINDS:
@@ -155,6 +156,9 @@ def _check_arguments(fn, kind, critic, temperature, framework, trials, seed):
         adapters.require(framework)
     check_positive_int(trials, "trials")
     check_positive_int(seed, "seed", minimum=0)
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
+                            or not 0 < eps < 1):
+        raise ValueError(f"eps must be a machine epsilon in (0, 1) or None; got {eps!r}")
     return temperature
 
 
@@ -173,11 +177,11 @@ def _reference_gradients(case, critic):
 
 
 def _call(fn, framework, case, gradients):
-    extra = () if case.temperature is None else (case.temperature,)
     try:
         with np.errstate(all="ignore"):     # the checked function's overflow is reported, not warned
-            return adapters.evaluate(fn, framework, case.inputs, extra, gradients)
-    except adapters.NotScalarError:
+            return adapters.evaluate(fn, framework, case.inputs, _extra(case), gradients)
+    except adapters.NotScalarError as err:
+        err.case = case
         raise
     except Exception as err:
         shapes = " and ".join(str(a.shape) for a in case.inputs)
@@ -255,32 +259,65 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
     >>> check_infonce(lambda s: my_loss(s.T)).diagnosis
     'transposed'
     """
-    temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed)
-    critic_name = None if critic is None else (critic if isinstance(critic, str) else
-                                               getattr(critic, "__name__", "callable"))
+    temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps)
     cases = make_cases(kind, trials, seed, temperature, critic)
     if framework == "auto":
-        extra = () if temperature is None else (temperature,)
         with np.errstate(all="ignore"):
-            framework, reason = adapters.detect(fn, cases[0].inputs, extra)
+            framework, reason = adapters.detect(fn, cases[0].inputs, _extra(cases[0]))
     else:
         reason = "as asked"
     common = dict(cases=len(cases), kind=kind, framework=framework, framework_reason=reason,
-                  temperature=temperature, critic=critic_name)
+                  temperature=temperature, critic=_critic_name(critic))
     # torch and jax give the gradient with the value; autograd is tried only on a NumPy
     # loss whose values conform (tracing a plain NumPy function fails noisily)
     together = gradients and framework != "numpy"
-    outcomes = []
-    for case in cases:
-        try:
-            outcomes.append(_call(fn, framework, case, gradients=together))
-        except adapters.NotScalarError as err:
-            return ConformanceReport(False, "not-scalar", float("nan"), notes=(
-                f"on case {case.index} (B = {case.batch_size}) fn {err}; the InfoNCE loss is "
-                "the mean over the anchors, one number",), **common)
+    try:
+        outcomes = [_call(fn, framework, case, gradients=together) for case in cases]
+    except adapters.NotScalarError as err:
+        return ConformanceReport(False, "not-scalar", float("nan"), notes=(
+            f"on case {err.case.index} (B = {err.case.batch_size}) fn {err}; the InfoNCE "
+            "loss is the mean over the anchors, one number",), **common)
     if eps is None:
         eps = max(float(np.finfo(o.dtype).eps) for o in outcomes)
     values = np.array([o.value for o in outcomes])
+    judged = _judge(values, cases, eps, kind, temperature)
+    diagnosis = judged["diagnosis"]
+    gradient_text, gradient_errors, max_gradient_error = "not checked", [None] * len(cases), None
+    if diagnosis is None and gradients:
+        differentiated = outcomes if together else [_call(fn, framework, case, gradients=True)
+                                                    for case in cases]
+        gradient_text, gradient_errors, broken = _check_gradients(
+            differentiated, cases, critic, judged["tolerances"])
+        if any(e is not None for e in gradient_errors):
+            max_gradient_error = float(max(e for e in gradient_errors if e is not None))
+        diagnosis = "gradient" if broken else None
+    diagnosed = judged["diagnosed"]
+    results = tuple(
+        CaseResult(c.index, c.label, c.batch_size, float(judged["references"][i]),
+                   float(values[i]), float(judged["errors"][i]), float(judged["tolerances"][i]),
+                   None if diagnosed is None else float(diagnosed[i]), gradient_errors[i])
+        for i, c in enumerate(cases))
+    return ConformanceReport(diagnosis is None, diagnosis, judged["max_error"],
+                             gradient=gradient_text, max_gradient_error=max_gradient_error,
+                             eps=eps, notes=tuple(judged["notes"]), results=results, **common)
+
+
+def _extra(case):
+    return () if case.temperature is None else (case.temperature,)
+
+
+def _critic_name(critic):
+    if critic is None or isinstance(critic, str):
+        return critic
+    return getattr(critic, "__name__", "callable")
+
+
+def _judge(values, cases, eps, kind, temperature):
+    """Compare the values with the exact loss and, if they differ, with each mistake.
+
+    Returns a dict: diagnosis (None, a transformation's code, "unstable" or "unknown"),
+    references, tolerances, errors, max_error, diagnosed (the diagnosed mistake's values
+    or None) and notes."""
     references = np.array([infonce_loss(c.logits) for c in cases])
     tolerances = np.array([_tolerance(c, eps) for c in cases])
     errors = np.abs(values - references)
@@ -292,42 +329,24 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         close = np.array([_close(v, e, t) for v, e, t in zip(values, expected, tolerances)])
         return bool(close[ordinary].all()), bool(close.all())
 
-    on_ordinary, on_all = matches(references)
     notes = []
     if temperature in (None, 1.0):
         notes.append("temperature mistakes cannot be seen without a temperature != 1")
-    if not any(c.extreme for c in cases):
+    if ordinary.all():
         notes.append("no extreme cases were run (trials < 5, or a critic that bounds the "
                      "logits), so 'unstable' cannot be diagnosed")
-    diagnosed_values = None
+    on_ordinary, on_all = matches(references)
+    diagnosed = None
     if on_all:
         diagnosis = None
     elif on_ordinary:
         diagnosis = "unstable"
     else:
-        diagnosis, diagnosed_values = _diagnose(values, cases, kind, temperature, matches,
-                                                notes)
+        diagnosis, diagnosed = _diagnose(values, cases, kind, temperature, matches, notes)
         if diagnosis == "unknown":
-            _note_near_miss(notes, errors, tolerances, references)
-    gradient_text, gradient_errors = "not checked", [None] * len(cases)
-    max_gradient_error = None
-    if diagnosis is None and gradients:
-        differentiated = outcomes if together else [_call(fn, framework, case, gradients=True)
-                                                    for case in cases]
-        gradient_text, gradient_errors, broken = _check_gradients(differentiated, cases, critic,
-                                                                  tolerances)
-        if any(e is not None for e in gradient_errors):
-            max_gradient_error = float(max(e for e in gradient_errors if e is not None))
-        if broken:
-            diagnosis = "gradient"
-    results = tuple(CaseResult(c.index, c.label, c.batch_size, float(r), float(v), float(e),
-                               float(t), None if diagnosed_values is None else
-                               float(diagnosed_values[i]), gradient_errors[i])
-                    for i, (c, r, v, e, t) in enumerate(zip(cases, references, values, errors,
-                                                            tolerances)))
-    return ConformanceReport(diagnosis is None, diagnosis, max_error, gradient=gradient_text,
-                             max_gradient_error=max_gradient_error, eps=eps, notes=tuple(notes),
-                             results=results, **common)
+            _note_near_miss(notes, errors, references)
+    return dict(diagnosis=diagnosis, references=references, tolerances=tolerances,
+                errors=errors, max_error=max_error, diagnosed=diagnosed, notes=notes)
 
 
 def _diagnose(values, cases, kind, temperature, matches, notes):
@@ -350,7 +369,7 @@ def _diagnose(values, cases, kind, temperature, matches, notes):
     return "unknown", None
 
 
-def _note_near_miss(notes, errors, tolerances, references):
+def _note_near_miss(notes, errors, references):
     scale = np.maximum(1.0, np.abs(references))
     relative = np.nanmax(errors / scale) if not np.isnan(errors).all() else np.nan
     if relative < 1e-5:
