@@ -507,3 +507,18 @@ def test_asking_for_a_missing_framework_says_how_to_install(monkeypatch):
     monkeypatch.setattr(adapters.importlib, "import_module", no_torch)
     with pytest.raises(ImportError, match=r"needs torch, which is not installed \(pip install"):
         check_infonce(right_numpy, framework="torch")
+
+
+def test_embedding_loss_is_the_loss_of_the_critic_scores_and_checks_its_inputs():
+    from rpmref.testing import embedding_loss
+    rng = np.random.default_rng(5)
+    z, z_prime = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    assert embedding_loss(z, z_prime, "dot", 0.5) == infonce_loss(z @ z_prime.T / 0.5)
+    with pytest.raises(ValueError, match="same dimension D"):
+        embedding_loss(z, z_prime[:, :2], "dot")
+    with pytest.raises(ValueError, match="z_prime row 1 is zero"):
+        embedding_loss(z, np.vstack([z_prime[:1], np.zeros((1, 3)), z_prime[2:]]), "cosine")
+    with pytest.raises(ValueError, match="critic must be 'dot', 'cosine' or a callable"):
+        embedding_loss(z, z_prime, "rbf")
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        embedding_loss(z, z_prime, "dot", -1.0)

@@ -20,7 +20,7 @@ Critics for embedding batches z (B, D), z' (B, D) (docs/theory.md, 'Critics'):
 import numpy as np
 
 from rpmref.exact.numerics import log_softmax
-from rpmref.exact.validation import as_float_array
+from rpmref.exact.validation import as_float_array, check_finite
 from rpmref.gaussian import bilinear_critic
 from rpmref.gaussian.monte_carlo import critic_scores as _quadratic_scores
 
@@ -82,12 +82,30 @@ def _unit_rows(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
+def check_embeddings(z, z_prime, critic=None):
+    """z (B, D) and z_prime (B', D) as finite float64 arrays; rows of nonzero norm for
+    the cosine critic. Raises TypeError/ValueError naming the argument."""
+    z = check_finite(as_float_array(z, "z", ndim=2), "z")
+    z_prime = check_finite(as_float_array(z_prime, "z_prime", ndim=2), "z_prime")
+    if z.shape[1] != z_prime.shape[1]:
+        raise ValueError(f"z and z_prime must have the same dimension D; got shapes {z.shape} "
+                         f"and {z_prime.shape}")
+    if critic == "cosine":
+        for name, a in (("z", z), ("z_prime", z_prime)):
+            zero = np.flatnonzero(np.linalg.norm(a, axis=1) == 0)
+            if zero.size:
+                raise ValueError(f"{name} row {int(zero[0])} is zero: the cosine critic "
+                                 "needs nonzero embeddings")
+    return z, z_prime
+
+
 def critic_scores(critic, z, z_prime):
     """Scores S[i, j] = f(z_i, z'_j), shape (B, B'), for z (B, D), z' (B', D).
 
     critic: "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
     ``critic(z, z_prime) -> (B, B')`` array.
     """
+    z, z_prime = check_embeddings(z, z_prime, critic)
     if callable(critic):
         scores = as_float_array(critic(z, z_prime), "critic(z, z_prime)", ndim=2)
         if scores.shape != (z.shape[0], z_prime.shape[0]):
@@ -118,10 +136,13 @@ def critic_vjp(critic, z, z_prime, grad_scores):
 
 
 def embedding_loss(z, z_prime, critic, temperature=None):
-    """The in-batch InfoNCE loss of critic(z, z') / τ (τ = 1 when ``temperature`` is None)."""
+    """The in-batch InfoNCE loss of critic(z, z') / τ (τ = 1 when ``temperature`` is None),
+    z and z_prime (B, D) with (z_i, z'_i) the positive pairs; in nats."""
     tau = 1.0 if temperature is None else float(temperature)
+    if not 0 < tau < np.inf:
+        raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
     return infonce_loss(critic_scores(critic, z, z_prime) / tau)
 
 
-__all__ = ["CRITICS", "check_logits", "infonce_loss", "infonce_loss_gradient", "critic_scores",
+__all__ = ["CRITICS", "check_logits", "check_embeddings", "infonce_loss", "infonce_loss_gradient", "critic_scores",
            "critic_vjp", "embedding_loss"]
