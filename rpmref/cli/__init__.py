@@ -15,7 +15,7 @@ from rpmref.cli.common import OneLineErrorParser
 
 def build_parser():
     """The ``rpmref`` argument parser with every subcommand."""
-    from rpmref.cli import balls, mi_bench, proofs, verify
+    from rpmref.cli import balls, check_infonce, mi_bench, proofs, verify
     parser = OneLineErrorParser(
         prog="rpmref",
         description="InfoNCE as variational inference in a recognition parameterised "
@@ -25,7 +25,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     commands.required = True
-    for module in (verify, proofs, mi_bench, balls):
+    for module in (verify, proofs, mi_bench, balls, check_infonce):
         module.add_parser(commands)
     return parser
 
