@@ -6,6 +6,8 @@ The rules, stated once (docs/development.md repeats them for writers):
   namespace, in page order, like a session. If the next block (blank lines
   between at most) is a ```text block, that is the expected output; a python
   block without one must print nothing;
+- a ```pycon block is a doctest session (``>>>`` lines and their output), run in
+  the same page namespace as the python blocks;
 - a ```console block is a terminal transcript: each ``$ command`` line is run by
   bash (``rpmref`` and ``python`` mean this checkout's package and interpreter)
   and its output (stdout and stderr) must be the lines under it;
@@ -33,8 +35,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = {"python", "console"}
-CODE = RUN | {"bash", "sh", "shell", "pycon"}
+RUN = {"python", "console", "pycon"}
+CODE = RUN | {"bash", "sh", "shell"}
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`\n]*)$")
 NOT_RUN = re.compile(r"^\s*<!-- not run: (?P<reason>.*\S)\s*-->\s*$")
 CHECKER = doctest.OutputChecker()
@@ -147,6 +149,17 @@ def run_page(path, env):
             expected = block.expected or ""
             if not _matches(expected, buffer.getvalue()):
                 failures.append(f"{where(block)}: printed\n{buffer.getvalue()}\nthe page shows\n{expected}")
+        elif block.lang == "pycon":
+            test = doctest.DocTestParser().get_doctest(block.code, namespace, where(block),
+                                                       str(path), block.line)
+            report = io.StringIO()
+            runner = doctest.DocTestRunner(optionflags=FLAGS | doctest.NORMALIZE_WHITESPACE)
+            runner.run(test, out=report.write, clear_globs=False)
+            namespace.update(test.globs)  # DocTest copies its globals; carry them forward
+            if runner.failures:
+                failures.append(f"{where(block)}: doctest failed\n{report.getvalue()}")
+            elif not test.examples:
+                failures.append(f"{where(block)}: a ```pycon block without >>> examples")
         else:
             for command, expected, got in run_console(block.code, env):
                 if not _matches(expected, got):
