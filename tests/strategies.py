@@ -6,10 +6,16 @@ rows are replaced by a one-hot row (never rejected, so no filtering), then rows
 or whole tables are normalised. Shapes go up to 8 × 8 data and latent states.
 """
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 MAX_STATES = 8
+
+
+def scaled_examples(n):
+    """max_examples for a test that runs fewer than the profile's 100: n in the ci and
+    dev profiles, 10·n in the hunt profile (read when the test module is imported)."""
+    return max(1, n * settings.default.max_examples // 100)
 _entries = st.one_of(st.just(0.0), st.just(1e-12), st.floats(0.01, 1.0))
 
 
