@@ -20,6 +20,7 @@ readout scored on a held-out video, and ``summary.json``.
 import contextlib
 import ctypes
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -237,32 +238,36 @@ def tune_malloc():
 
 
 def set_blas_threads(n):
-    """Set the thread count of the OpenBLAS that NumPy loaded (at run time, via ctypes).
+    """Set the thread count of every OpenBLAS loaded (at run time, via ctypes).
 
     Measured here (2 shared cores): one thread per process is faster than two
     whenever anything else runs, and with two threads on a busy machine a step
-    can take 10× longer (OpenBLAS threads spin-wait for a core). Returns the
-    previous thread count, or None (and does nothing) if no OpenBLAS is found.
+    can take 10× longer (OpenBLAS threads spin-wait for a core). Once SciPy is
+    imported its own OpenBLAS is loaded beside NumPy's; both are set (setting
+    only the first one found could leave NumPy's unchanged). Returns the
+    previous thread count (NumPy's where it can tell), or None (and does
+    nothing) if no OpenBLAS is found.
     """
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
     except OSError:
         return False
-    for path in paths:
+    previous = None
+    for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    previous = int(getter())
-                    setter(ctypes.c_int(int(n)))
-                    return previous
-    return None
+        for prefix, suffix in itertools.product(("scipy_openblas", "openblas"), ("64_", "")):
+            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            if setter is not None and getter is not None:
+                count = int(getter())
+                setter(ctypes.c_int(int(n)))
+                previous = count if previous is None else previous
+                break
+    return previous
 
 
 @contextlib.contextmanager

@@ -228,3 +228,21 @@ def test_blas_threads_are_restored_after_training(video):
         assert T.set_blas_threads(2) == 2  # train() set 1 while running, then put 2 back
     finally:
         T.set_blas_threads(before)
+
+
+def test_blas_threads_reach_every_openblas_once_scipy_has_loaded_its_own():
+    """SciPy's wheels bring their own OpenBLAS. Once it is loaded, NumPy's must still be
+    set: setting only the first library found (in set order, which changes with the hash
+    seed) once left NumPy's at 2 threads in the parent, so compare's jobs=1 run differed
+    from the one-thread workers of jobs=2 after any test that had imported scipy."""
+    pytest.importorskip("scipy.linalg")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = T.set_blas_threads(1)
+    if before is None:
+        pytest.skip("NumPy is not linked against OpenBLAS")
+    try:
+        counts = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                  if lib["internal_api"] == "openblas"}
+        assert counts and set(counts.values()) == {1}, counts
+    finally:
+        T.set_blas_threads(before)
