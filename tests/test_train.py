@@ -276,3 +276,16 @@ def test_encode_refuses_a_bad_batch():
     # a reduction of C·k² = 27 O(1) terms: ≤ ~27 ulps of coordinates ≤ 16 px
     np.testing.assert_allclose(z, T.encode(params, bn, frames, config, batch=17),
                                rtol=0, atol=1e-12)
+
+
+def test_blas_threads_reach_every_openblas_once_scipy_has_loaded_its_own():
+    """SciPy's wheels bring their own OpenBLAS. Once it is loaded, NumPy's must still be
+    set: setting only the first library found once left NumPy's at 2 threads in the parent,
+    so compare's jobs=1 run differed from the one-thread workers of jobs=2."""
+    pytest.importorskip("scipy.linalg")
+    with T.blas_threads(1):
+        counts = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+                  if lib["internal_api"] == "openblas"}
+    if not counts:
+        pytest.skip("NumPy is not linked against OpenBLAS")
+    assert set(counts.values()) == {1}, counts
