@@ -16,6 +16,7 @@ from rpmref.balls.video import (BallsConfig, ball_colours, draw_direction, load_
 from rpmref.cli import OneLineErrorParser, main
 from rpmref.cli.make import add_parser as add_make_parser
 from rpmref.balls.render import disc_coverage, quarter_disc_area, render_frames
+from tests.strategies import scaled_examples
 
 DEFAULT = BallsConfig()
 # 3 balls of diameter 5 in a 16 x 16 box: crowded enough that dead ends are common
@@ -28,6 +29,8 @@ def default_video():
 
 
 def _check_motion_rules(positions, config):
+    """Slack 1e-12 px: positions ≤ 32 px are rounded to ulp(32) = 7e-15 at each step, so
+    a step length or distance is exact to ~3e-14; rules are u·n ≤ κ exactly in reals."""
     d, r, size = config.diameter, 0.5 * config.diameter, config.size
     step = np.linalg.norm(np.diff(positions, axis=0), axis=-1)          # (T-1, n)
     np.testing.assert_allclose(step, d, rtol=0, atol=1e-12)
@@ -58,7 +61,7 @@ def test_dead_ends_are_backtracked_without_breaking_the_rules(seed):
     step = np.diff(trajectory.positions, axis=0)
     expected = CROWDED.diameter * np.stack([np.cos(trajectory.directions[1:]),
                                             np.sin(trajectory.directions[1:])], axis=-1)
-    np.testing.assert_allclose(step, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(step, expected, rtol=0, atol=1e-12)  # as _check_motion_rules
 
 
 def test_same_seed_same_video_different_seed_different():
@@ -106,7 +109,7 @@ def test_collision_redraw_doubles_the_range():
     partial = [0.05 * 2 ** k for k in range(7) if 0.05 * 2 ** k < math.pi]
     assert halves[:len(partial)] == partial[:len(halves)]
     assert all(h == math.pi for h in halves[len(partial):])
-    for h, drawn in attempts:
+    for h, drawn in attempts:  # uniform(−h, h) = −h + 2h·U rounds to ≤ h + ulp(π) = h + 4.4e-16
         assert abs(math.remainder(drawn - 0.0, 2 * math.pi)) <= h + 1e-15
     for _, drawn in attempts[:-1]:
         assert _collides(position, drawn, others, 5.0, 32)
@@ -139,17 +142,23 @@ def test_boxed_in_ball_has_no_valid_direction():
     assert theta is None
 
 
-@settings(max_examples=60)
+@settings(max_examples=scaled_examples(60))
 @example(7.47, 16.0, [])                # wall barely in reach: excluded arc ±0.11 rad
 @example(16.0, 16.0, [(0.3, 9.95)])     # ball barely in reach: excluded arc ±0.1 rad
 @example(2.5, 2.5, [(0.0, 5.0), (np.pi / 2, 5.0)])  # boxed in: empty set
 @example(3.0, 29.5, [])                 # touching a wall: an interval ends at 2π ≡ angle 0
+@example(11.484629201803417, 3.0, [(0.0, 10.0)])  # tangent ball: rounding decides angle 0
 @given(st.floats(2.5, 29.5), st.floats(2.5, 29.5),
        st.lists(st.tuples(st.floats(0, 2 * np.pi), st.floats(5.0, 12.0)), max_size=3))
 def test_valid_directions_match_brute_force(px, py, polar):
     """The exact valid set (complement of excluded arcs) agrees with a direct
     collision test at 2,000 angles, away from the interval ends (distance taken
-    around the circle, so that an end at 2π also guards the angle 0)."""
+    around the circle, so that an end at 2π also guards the angle 0) and away from
+    the boundary of every constraint. An end is the root of a margin (wall
+    distance, or squared ball distance − d²) that rounding moves by ~1e-13 (ulps
+    of coordinates ≤ 44 px, times 2dδ ≤ 170 for a ball). Where the move is tangent
+    to the boundary, that shifts the end by √(1e-13/50) ≈ 4e-8 rad, more than any
+    fixed angular guard; a guard of 1e-9 on the margins themselves covers both."""
     position = np.array([px, py])
     others = np.array([[px + rho * np.cos(phi), py + rho * np.sin(phi)] for phi, rho in polar])
     intervals = valid_directions(position, others, 5.0, 32)
@@ -158,6 +167,10 @@ def test_valid_directions_match_brute_force(px, py, polar):
     if ends.size:
         gap = np.abs(ends[:, None] - angles) % (2 * np.pi)
         angles = angles[np.min(np.minimum(gap, 2 * np.pi - gap), axis=0) >= 1e-9]
+    new = position + 5.0 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    walls = np.concatenate([new - 2.5, 32 - 2.5 - new], axis=-1)                 # px
+    balls = np.sum((new[:, None, :] - others.reshape(-1, 2)) ** 2, axis=-1) - 25.0  # px²
+    angles = angles[np.all(np.abs(walls) >= 1e-9, axis=-1) & np.all(np.abs(balls) >= 1e-9, axis=-1)]
     inside = np.zeros(angles.shape, dtype=bool)
     for lo, hi in intervals:
         inside |= (lo <= angles) & (angles <= hi)
@@ -189,7 +202,7 @@ def test_coverage_matches_numerical_integral(centre, radius):
     np.testing.assert_allclose(exact, numeric, rtol=0, atol=2e-6)
 
 
-@settings(max_examples=15)
+@settings(max_examples=scaled_examples(15))
 @given(st.floats(-1.0, 12.0), st.floats(-1.0, 11.0), st.floats(0.3, 3.5))
 def test_coverage_matches_numerical_integral_anywhere(cx, cy, radius):
     """Same check for random sub-pixel centres, including discs cut by the frame
@@ -203,9 +216,12 @@ def test_coverage_known_values():
     """Hand-computable cases: a unit disc at a pixel corner covers π/4 of it; a
     pixel inside the disc is covered fully; the inclusion–exclusion over a whole
     disc gives π r²; F is odd in each argument."""
+    # (a few roundings of values ≤ 1: ≲ 4e-16)
     assert disc_coverage(np.array([0.0, 0.0]), 1.0, 1, 1)[0, 0] == pytest.approx(np.pi / 4, abs=1e-15)
     assert disc_coverage(np.array([0.0, 0.0]), np.sqrt(2.0) + 1e-9, 1, 1)[0, 0] == 1.0
     total = disc_coverage(np.array([[10.37, 9.81]]), 4.2, 20, 20).sum()
+    # ~80 covered pixels, each 4 corner terms of size ≤ r² ≈ 18 (ulp 3.6e-15) that mostly
+    # telescope across neighbours: ≤ 80·4·3.6e-15 ≈ 1.2e-12 worst case, measured 7e-15
     assert total == pytest.approx(np.pi * 4.2 ** 2, abs=1e-12)
     x, y = 0.7, 1.9
     assert quarter_disc_area(-x, y, 2.0) == -quarter_disc_area(x, y, 2.0)
@@ -215,7 +231,8 @@ def test_coverage_known_values():
 def test_rendered_centroid_is_the_ball_centre(default_video):
     """Intensity-weighted centroid (pixel centres j + 0.5, i + 0.5) of each ball's
     channel is within 0.05 px of its true centre, in every frame, and each
-    channel's mass is the disc area π r² (to float32 precision)."""
+    channel's mass is the disc area π r² (to float32 precision). 0.05 px is not rounding:
+    pixel centres stand in for ∫x over partly covered pixels (measured ≤ 0.006 px here)."""
     frames, positions = default_video
     frames = frames.astype(np.float64)
     centres = np.arange(32) + 0.5
@@ -224,6 +241,7 @@ def test_rendered_centroid_is_the_ball_centre(default_video):
     cy = np.einsum("tchw,h->tc", frames, centres) / mass
     assert np.max(np.abs(cx - positions[:, :, 0])) < 0.05
     assert np.max(np.abs(cy - positions[:, :, 1])) < 0.05
+    # float32 pixels, each within u32/2 = 3e-8 relative, summed in float64: ≤ 3e-8 relative
     np.testing.assert_allclose(mass, np.pi * 2.5 ** 2, rtol=1e-6)
 
 
@@ -237,13 +255,15 @@ def test_values_in_unit_interval_and_gray_is_intensity_weighted_rgb():
     assert gray.shape == (40, 1, 32, 32)
     assert rgb.min() >= 0 and rgb.max() <= 1 and gray.min() >= 0 and gray.max() <= 1
     expected = np.einsum("tchw,c->thw", rgb.astype(np.float64), [1.0, 0.6, 0.3])
-    np.testing.assert_allclose(gray[:, 0], expected, rtol=0, atol=1e-6)  # float32 rounding
+    # float32 rounding: 3 channel values ≤ 1 and the gray value each within 3e-8: ≤ 1.2e-7
+    np.testing.assert_allclose(gray[:, 0], expected, rtol=0, atol=1e-6)
 
 
 def test_render_frames_of_touching_balls_stay_below_one():
     positions = np.array([[[10.0, 10.0], [15.0, 10.0]]])
     frames = render_frames(positions, 2.5, 20, 20, np.ones((2, 1)))
     assert frames.max() <= 1.0
+    # float32 frames summed in float32 (pairwise): ≲ (1 + log2 800)·u32/2 ≈ 3e-7 relative
     assert frames.sum() == pytest.approx(2 * np.pi * 2.5 ** 2, rel=1e-6)
 
 
@@ -357,3 +377,114 @@ def test_rpmref_main_runs_balls_make(tmp_path):
     """The assembled ``rpmref`` command line reaches this subcommand."""
     assert main(["balls", "make", "--out", str(tmp_path / "v.npz"), "--frames", "5"]) == 0
     assert load_video(tmp_path / "v.npz")[0].shape == (5, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- outputs checked first
+
+import rpmref.cli.make as cli_make  # noqa: E402
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if ``balls make`` starts simulating."""
+    def simulate(*args, **kwargs):
+        raise AssertionError("the video was simulated before the arguments were checked")
+    monkeypatch.setattr(cli_make, "simulate", simulate)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", "/proc/rpmref-v.npz"], "--out /proc/rpmref-v.npz: cannot write in /proc"),
+    (["--out", ""], "--out must be a file name ending in .npz; got ''"),
+    (["--out", ".npz"], "--out must be a file name ending in .npz"),
+    (["--out", "v"], "--out must be a file name ending in .npz; got 'v'"),
+    (["--out", "folder.npz"], "--out folder.npz is a directory"),
+    (["--out", "v.npz", "--preview", "p.xyz"], "--preview must be a file name ending in"),
+    (["--out", "v.npz", "--gif", "g.png"], "--gif must be a file name ending in .gif"),
+    (["--out", "v.npz", "--gif", "missing/g.gif"], "does not exist"),
+    (["--out", "v.npz", "--balls", "4"], "colours must be given"),
+])
+def test_cli_make_checks_every_output_before_work(tmp_path, capsys, monkeypatch, no_work,
+                                                  argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.npz").mkdir()
+    assert _make(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz"]  # nothing written
+
+
+def test_cli_make_refuses_a_video_larger_than_memory(tmp_path, capsys, monkeypatch, no_work):
+    """900 frames of 100000² px would need ~7·10¹⁴ bytes; refused before any work. The
+    deterministic case fixes the available memory at 1 GiB: 100 frames of 2000² RGB px with
+    3 balls need 100·2000²·(8·3 + 20·3) B = 33.6 GB."""
+    if cli_make.available_memory() is not None:
+        assert _make(["--out", str(tmp_path / "v.npz"), "--size", "100000"]) == 2
+        assert "need about" in capsys.readouterr().err
+    monkeypatch.setattr(cli_make, "available_memory", lambda: 2 ** 30)
+    assert _make(["--out", str(tmp_path / "v.npz"), "--size", "2000", "--frames", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--frames 100 of --size 2000 px need about 31.3 GiB" in err and "1 GiB" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_nbytes_matches_the_measured_peak():
+    """The estimate counts the four frame-sized arrays of rendering; everything else is
+    O(T · n_balls · window²), under 1 % here, so the traced peak is within 5 %."""
+    import tracemalloc
+    from rpmref.balls.video import render_nbytes
+    for config in (BallsConfig(n_frames=60, size=48), BallsConfig(n_frames=40, size=64,
+                                                                   channels="gray")):
+        tracemalloc.start()
+        try:
+            make_video(config, seed=0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert 0.95 < peak / render_nbytes(config) < 1.05
+
+
+def test_cli_make_out_of_memory_and_full_disk_are_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "v.npz"
+    with monkeypatch.context() as m:
+        m.setattr(cli_make, "render_frames", lambda *a: (_ for _ in ()).throw(MemoryError()))
+        assert _make(["--out", str(out), "--frames", "5"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "out of memory" in err
+
+    def no_space(file, **arrays):
+        file.write(b"PK half a file")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "savez_compressed", no_space)
+    assert _make(["--out", str(out), "--frames", "5"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"cannot write {out}" in err and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []  # neither the video nor a temporary file
+
+
+def test_cli_make_preview_needs_matplotlib(tmp_path, capsys, monkeypatch, no_work):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert _make(["--out", str(tmp_path / "v.npz"), "--preview", str(tmp_path / "p.png")]) == 2
+    assert "--preview needs matplotlib" in capsys.readouterr().err
+
+
+def test_save_video_refuses_what_load_video_would_refuse(tmp_path):
+    config = BallsConfig(n_frames=6)
+    frames, positions = make_video(config, seed=0)
+    for bad, message in [(np.nan, r"frames must be finite; entry \(2, 1, 3, 4\) is nan"),
+                         (1.5, r"frames must lie in \[0, 1\]; entry \(2, 1, 3, 4\) is 1.5"),
+                         (-0.1, r"frames must lie in \[0, 1\]")]:
+        spoiled = frames.copy()
+        spoiled[2, 1, 3, 4] = bad
+        with pytest.raises(ValueError, match=message):
+            save_video(tmp_path / "v.npz", spoiled, positions, config)
+    spoiled = positions.copy()
+    spoiled[4, 2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"positions must be finite; entry \(4, 2, 1\)"):
+        save_video(tmp_path / "v.npz", frames, spoiled, config)
+    assert list(tmp_path.iterdir()) == []
+    save_video(tmp_path / "v.npz", frames, positions, config)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.npz"]  # no temporary file left

@@ -36,6 +36,8 @@ def test_summarise_is_mean_and_sample_sd_over_seeds():
     assert list(summary) == ["rbf", "bilinear", "untrained"]
     mean, sd, n = summary["rbf"]["r2_overall"]
     assert n == 3
+    # means and sds of ≤ 3 numbers ≤ 4 vs statistics' correctly rounded ones: a few ulp
+    # (≲ 1e-15); 1e-12 throughout this file for such summaries
     assert mean == pytest.approx(statistics.mean([0.99, 0.97, 0.985]), abs=1e-12)
     assert sd == pytest.approx(statistics.stdev([0.99, 0.97, 0.985]), abs=1e-12)
     assert summary["rbf"]["lengthscale_px"][0] == pytest.approx(2.0, abs=1e-12)
@@ -82,6 +84,7 @@ def test_score_encoder_is_perfect_for_latents_that_are_the_positions():
     rng = np.random.default_rng(0)
     pos, pos_ho = rng.uniform(3, 29, (200, 3, 2)), rng.uniform(3, 29, (150, 3, 2))
     out = compare.score_encoder(pos.reshape(200, 6), pos, pos_ho.reshape(150, 6), pos_ho, 2.5)
+    # an exact (identity) map fit by least squares: as in test_tracking, residuals ≲ 1e-11 px
     assert out["r2_overall"] == pytest.approx(1.0, abs=1e-9)
     assert out["rmse_px"] == pytest.approx(0.0, abs=1e-7)
     assert out["maps_tracked"] == 3 and out["map_for_ball"] == [0, 1, 2]
@@ -128,7 +131,7 @@ def test_quick_results_are_internally_consistent(quick_run):
         s = record["scores"]["held_out"]
         assert s["maps_tracked"] == sum(r >= compare.TRACKED_R2 for r in s["matched_r2"])
         assert sorted(s["map_for_ball"]) == [0, 1, 2]
-        assert s["min_matched_r2"] == pytest.approx(min(s["matched_r2"]), abs=1e-12)
+        assert s["min_matched_r2"] == pytest.approx(min(s["matched_r2"]), abs=1e-12)  # a copy
         assert -1 < s["r2_overall"] <= 1 and s["rmse_px"] > 0
         assert record["final_estimate"] == record["history"][-1]["estimate"]
         assert len(record["history"]) == 2  # the quick setting's 2 epochs
@@ -158,7 +161,10 @@ def test_quick_sweep_reports_the_setting_best_on_validation(quick_run):
 
 def test_example_runs_with_quick_settings(tmp_path):
     example = os.path.join(REPO, "examples", "reproduce_fig1.py")
-    done = subprocess.run([sys.executable, example, "--quick"], cwd=tmp_path,
+    # the example must import this checkout's rpmref, not another installed copy
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, example, "--quick"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "rbf      seed 0: InfoNCE estimate" in done.stdout

@@ -43,8 +43,13 @@ def test_critic_matches_direct_evaluation(name):
     assert scores.shape == (5, 5)
     for i in range(5):
         for j in range(5):
+            # ≤ 36 products of normals (Σ|terms| ≲ 20): ≤ 36·u·20 ≈ 8e-14 absolute, and
+            # the rbf/cosine forms carry ≤ ~10 relative roundings (≈ 1e-15). The cosine
+            # critic divides by √(‖a‖² + COSINE_EPS), not ‖a‖: relative ½ε_c(1/‖a‖² + 1/‖b‖²)
+            guard = 0.5 * C.COSINE_EPS * (1 / (z[i] @ z[i]) + 1 / (zp[j] @ zp[j]))
             np.testing.assert_allclose(scores[i, j], direct_score(name, params, z[i], zp[j]),
-                                       rtol=1e-11, atol=1e-12)
+                                       rtol=1e-13 + (guard if name == "cosine" else 0),
+                                       atol=1e-12)
 
 
 @pytest.mark.parametrize("name", C.CRITICS)
@@ -64,6 +69,8 @@ def test_rbf_is_log_gaussian_up_to_a_constant():
     diff = z[:, None, :] - zp[None, :, :]
     log_normal = (-0.5 * np.einsum("ijd,ijd->ij", diff, diff) / ell2
                   - 3 * np.log(2 * np.pi * ell2))
+    # adding and removing 3 log(2πℓ²) (≲ 10) costs ~ulp(10) ≈ 2e-15 absolute on scores of
+    # size ≳ 0.5 (6-D normals never coincide): ≲ 4e-15 relative; 1e-12 is generous but fixed
     np.testing.assert_allclose(C.rbf(params, z, zp), log_normal + 3 * np.log(2 * np.pi * ell2),
                                rtol=1e-12)
 
@@ -93,6 +100,8 @@ def direct_infonce(scores):
 def test_infonce_matches_direct_and_is_bounded(scores):
     """Loss = row-wise cross-entropy with diagonal labels; estimate = log B − loss ≤ log B."""
     loss, estimate = C.infonce_loss(scores)
+    # |s| ≤ 50, B ≤ 6: row shifts, a ≤ 6-term log-sum-exp and a mean of ≤ 6 values of size
+    # ≤ 100 each side: ≤ 12·u·100 ≈ 1.3e-13 absolute, under the 1e-12 slack everywhere
     np.testing.assert_allclose(loss, direct_infonce(scores), rtol=1e-12, atol=1e-12)
     assert estimate <= math.log(scores.shape[0]) + 1e-12
     assert loss >= -1e-12
@@ -101,6 +110,8 @@ def test_infonce_matches_direct_and_is_bounded(scores):
 def test_infonce_extreme_scores_are_finite():
     s = np.array([[1000.0, -1000.0], [1000.0, 1000.0]])
     loss, _ = C.infonce_loss(s)
+    # rows are shifted by their max before any sum, so no value of size 1000 is rounded:
+    # ½ log 2 to a few ulp. (Adding 1000 first would be off by ulp(1000)/0.35 ≈ 3e-13.)
     np.testing.assert_allclose(loss, 0.5 * math.log(2), rtol=1e-14)
 
 

@@ -10,6 +10,8 @@ def test_discrete_identities_example(capsys):
     runpy.run_path(str(EXAMPLES / "discrete_identities.py"), run_name="__main__")
     out = capsys.readouterr().out
     numbers = lambda line: [float(v) for v in re.findall(r"-?\d+\.\d+(?:e[-+]\d+)?", line)]
+    # printed with 6 decimals: each number is off by ≤ 5e-7, so a sum of four by ≤ 2e-6
+    # and a difference of two by ≤ 1e-6 (rounding of the print, not of the computation)
     uniform = numbers(out.splitlines()[0])            # L, I, KL, C
     assert abs(uniform[0] - (uniform[1] - uniform[2] + uniform[3])) <= 2e-6
     energy = numbers(out.splitlines()[2])             # L - C, I_inf, I - I_inf, KL

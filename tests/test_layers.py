@@ -44,6 +44,7 @@ def test_conv2d_matches_naive_loop(c_in, c_out, k):
     x = rng.normal(size=(c_in, 2, 6, 7))
     w = rng.normal(size=(c_out, c_in, k, k))
     b = rng.normal(size=c_out)
+    # ≤ c_in·k² = 50 products of normals (Σ|terms| ≲ 50): ≤ 50·u·50 ≈ 3e-13 any order
     np.testing.assert_allclose(L.conv2d(x, w, b), naive_conv(x, w, b), rtol=1e-12, atol=1e-12)
 
 
@@ -57,6 +58,8 @@ def test_conv2d_chunking_does_not_change_result(monkeypatch):
     monkeypatch.setattr(L, "_COL_BYTES", 1)  # forces the 512-column minimum chunk
     monkeypatch.setattr(L, "_chunk_len", lambda rows, itemsize, m: 37)
     g_many = grad(f, (0, 1, 2, 3))(x, w, b, w2)
+    # chunks only regroup the same sums (≤ 3·72 = 216 terms of size ≲ 5 for dw):
+    # ≤ 216·u·5 ≈ 1.2e-13 absolute either way
     for a, c in zip(g_one, g_many):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
@@ -72,6 +75,9 @@ def test_conv2d_gradients(c_in, c_out, k):
     for argnum in range(3):
         fast = grad(lambda *a: anp.sum(L.conv2d(*a) * g), argnum)(x, w, b)
         ref = grad(lambda *a: anp.sum(L.conv2d_reference(*a) * g), argnum)(x, w, b)
+        # each gradient entry sums ≤ 100 products of normals (N·H·W = 60 for dw, C_out·k²
+        # ≤ 100 for dx), Σ|terms| ≲ 100, grouped differently by the two paths:
+        # ≤ 100·u·100 ≈ 1.1e-12
         np.testing.assert_allclose(fast, ref, rtol=1e-11, atol=1e-11)
 
 
@@ -91,6 +97,7 @@ def test_batch_stats_direct_formulas():
     for c in range(3):
         vals = [h[c, n, i, j] for n in range(4) for i in range(5) for j in range(6)]
         mu = sum(vals) / len(vals)
+        # 120 values of size ≲ 10, mean ≈ 1: ≤ 120·u·Σ|v|/n ≈ 120·u·3 ≈ 4e-14 of |μ| ≳ 0.5
         np.testing.assert_allclose(mean[c], mu, rtol=1e-13)
         np.testing.assert_allclose(var[c], sum((v - mu) ** 2 for v in vals) / len(vals), rtol=1e-12)
 
@@ -101,13 +108,17 @@ def test_batchnorm_normalises_each_channel():
     h = rng.normal(size=(3, 4, 5, 6)) * np.array([0.1, 1, 10])[:, None, None, None]
     y = L.batchnorm_reference(h, np.ones(3), np.zeros(3))
     _, var = L.batch_stats(h)
+    # 120 normalised values of size ≲ 3: their mean is 0 to ≲ 120·u·3 ≈ 4e-14, their
+    # variance matches to ≲ 120·u relative ≈ 1.3e-14 (was rtol 1e-10)
     np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0, atol=1e-12)
-    np.testing.assert_allclose(y.var(axis=(1, 2, 3)), var / (var + L.BN_EPS), rtol=1e-10)
+    np.testing.assert_allclose(y.var(axis=(1, 2, 3)), var / (var + L.BN_EPS), rtol=1e-12)
 
 
 def test_batchnorm_relu_values_and_gradients():
     rng = _rng(6)
     h, gamma, beta = rng.normal(size=(3, 2, 4, 5)), rng.normal(size=3), rng.normal(size=3)
+    # the fused and plain forms round the same 40-value statistics differently: ≲ 40·u
+    # relative ≈ 4e-15 on values ≲ 3
     np.testing.assert_allclose(L.batchnorm_relu(h, gamma, beta),
                                L.batchnorm_relu_reference(h, gamma, beta), rtol=1e-13, atol=1e-14)
     check_grads(L.batchnorm_relu, modes=["rev"], order=1)(h, gamma, beta)
@@ -115,6 +126,8 @@ def test_batchnorm_relu_values_and_gradients():
     for argnum in range(3):
         fast = grad(lambda *a: anp.sum(L.batchnorm_relu(*a) * g), argnum)(h, gamma, beta)
         ref = grad(lambda *a: anp.sum(L.batchnorm_relu_reference(*a) * g), argnum)(h, gamma, beta)
+        # the backward pass subtracts channel means of g and g·ŷ (40 terms ≲ 3): entries
+        # near 0 carry ~40·u·3/σ ≈ 1e-14 absolute (atol); the rest ≲ 1e-13 relative
         np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -122,6 +135,7 @@ def test_sigmoid_matches_logistic_and_is_stable():
     a = np.array([-800.0, -30.0, -1.0, 0.0, 2.0, 800.0])
     with np.errstate(over="ignore"):
         expected = 1.0 / (1.0 + np.exp(-a))
+    # ≤ 4 relative roundings each form (e^x is correctly rounded to ~1 ulp): ≲ 1e-15
     np.testing.assert_allclose(L.sigmoid(a), expected, rtol=1e-14, atol=1e-300)
     check_grads(L.sigmoid, modes=["rev"], order=1)(np.linspace(-3, 3, 7))
 
@@ -135,13 +149,16 @@ def test_centre_of_mass_direct_and_gradient():
             m = s[c, n].sum()
             x = sum(s[c, n, i, j] * (j + 0.5) for i in range(4) for j in range(5)) / m
             y = sum(s[c, n, i, j] * (i + 0.5) for i in range(4) for j in range(5)) / m
+            # a ratio of two 20-term positive sums: ≤ 2·20·u ≈ 4.4e-15 relative per side
             np.testing.assert_allclose(z[n, 2 * c:2 * c + 2], [x, y], rtol=1e-13)
     check_grads(L.centre_of_mass, modes=["rev"], order=1)(s)
 
 
 def test_centre_of_mass_of_rendered_ball():
     """A disc rendered by exact pixel coverage (rpmref.render) has its centre of mass
-    within 0.05 px of its true centre, in the generator's pixel coordinates."""
+    within 0.05 px of its true centre, in the generator's pixel coordinates. Not rounding:
+    pixel centres stand in for ∫x over each partly covered pixel, a bias that mostly
+    cancels around the disc (measured ≤ 0.006 px on these 20 discs)."""
     render = pytest.importorskip("rpmref.balls.render")
     rng = _rng(8)
     centres = rng.uniform(6, 26, size=(20, 2))
@@ -153,6 +170,8 @@ def test_centre_of_mass_of_rendered_ball():
 def test_batchnorm_sigmoid_com_values_and_gradients():
     rng = _rng(9)
     h, gamma, beta = rng.normal(size=(3, 2, 4, 5)), rng.normal(size=3), rng.normal(size=3)
+    # batch-norm statistics of 40 values, a sigmoid and a ratio of 20-term sums, rounded
+    # in another order: ≲ 100·u ≈ 1e-14 relative
     np.testing.assert_allclose(L.batchnorm_sigmoid_com(h, gamma, beta),
                                L.batchnorm_sigmoid_com_reference(h, gamma, beta), rtol=1e-13)
     check_grads(L.batchnorm_sigmoid_com, modes=["rev"], order=1)(h, gamma, beta)
@@ -160,6 +179,7 @@ def test_batchnorm_sigmoid_com_values_and_gradients():
     for argnum in range(3):
         fast = grad(lambda *a: anp.sum(L.batchnorm_sigmoid_com(*a) * g), argnum)(h, gamma, beta)
         ref = grad(lambda *a: anp.sum(L.batchnorm_sigmoid_com_reference(*a) * g), argnum)(h, gamma, beta)
+        # as for batchnorm_relu: channel-mean subtractions make near-zero entries absolute
         np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -180,6 +200,9 @@ def test_whole_encoder_gradients():
         return anp.sum(L.encoder_train(p, x, reference=reference)[0] * g)
     check_grads(loss, modes=["rev"], order=1)(params)
     fast, ref = grad(loss)(params), grad(lambda p: loss(p, reference=True))(params)
+    # two conv + two batch-norm layers: each backward stage sums ≲ 1e3 terms and the
+    # batch-norm stages cancel (see above); ≲ 1e-13 per stage relative to the largest
+    # term, compounded through 4 stages and a COM ratio: 1e-9 relative, 1e-12 absolute
     for k in params:
         np.testing.assert_allclose(fast[k], ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
@@ -190,6 +213,7 @@ def test_eval_mode_equals_train_mode_at_batch_statistics():
     params, x = _small_encoder(12)
     z_train, stats = L.encoder_train(params, x)
     z_eval = L.encoder_eval(params, stats, x)
+    # the same statistics applied by another code path: ≲ 100·u ≈ 1e-14 relative
     np.testing.assert_allclose(z_eval, z_train, rtol=1e-12)
 
 
@@ -200,6 +224,7 @@ def test_running_statistics_update():
     stats = {"bn1_mean": rng.normal(size=2), "bn1_var": rng.uniform(size=2),
              "bn2_mean": rng.normal(size=3), "bn2_var": rng.uniform(size=3)}
     new = L.update_bn_state(state, stats, n_per_channel=11, momentum=0.1)
+    # ≤ 3 roundings each (0.9·r + 0.1·x·11/10 in either grouping): ≤ 3.3e-16 relative
     np.testing.assert_allclose(new["bn1_mean"], 0.1 * stats["bn1_mean"], rtol=1e-15)
     np.testing.assert_allclose(new["bn2_var"], 0.9 + 0.1 * stats["bn2_var"] * 11 / 10, rtol=1e-15)
 
@@ -210,7 +235,9 @@ def test_float32_forward_close_to_float64():
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
     z32, _ = L.encoder_train(p32, x.astype(np.float32))
     assert z32.dtype == np.float32
-    np.testing.assert_allclose(z32, z64, rtol=1e-5)  # float32 round-off, not a bug tolerance
+    # float32 round-off, not a bug tolerance: u32 = 6e-8 through two ≤ 27-term convs, batch
+    # norms over 144 values and a COM ratio, ≲ 100·u32 ≈ 6e-6 relative
+    np.testing.assert_allclose(z32, z64, rtol=1e-5)
 
 
 def _probe_frames(n=24, size=16, seed=0):
@@ -250,6 +277,8 @@ def test_orient_maps_makes_every_map_bright_on_bright_input(seed):
     after = _brightness_covariance(h2, x)
     np.testing.assert_array_equal(flipped, before < 0)
     assert np.all(after > 0)
+    # negating conv2's weights negates each pre-activation exactly (negation is exact in
+    # floating point); 1e-12 allows only np.cov to sum in another order
     np.testing.assert_allclose(np.abs(after), np.abs(before), rtol=1e-12)
     for name in raw:
         if name in ("conv2_w", "conv2_b"):

@@ -1,9 +1,12 @@
 """The architecture, checked from the source: one-way imports, argparse only in the CLI,
 no ctypes, and every package listed in setup.cfg.
 
-Import direction: cli → (balls | gaussian | verify) → exact. ``exact`` imports nothing
-else of ours (but the leaf ``environment``, which any part may use); ``gaussian`` and ``balls`` import only ``exact``; ``verify`` imports
-``exact`` and ``gaussian``; the proofs import nothing of rpmref's but the CLI's entry point.
+Import direction: cli → (balls | gaussian | verify | testing) → exact; strategies → exact.
+``exact`` imports nothing else of ours (but the leaf ``environment``, which any part may
+use); ``gaussian`` and ``balls`` import only ``exact``; ``verify`` and the conformance kit
+``testing`` import ``exact`` and ``gaussian``; the public hypothesis strategies
+(``strategies``) import at most ``exact``; the proofs import nothing of rpmref's but the
+CLI's entry point.
 """
 import ast
 import configparser
@@ -21,7 +24,9 @@ ALLOWED = {
     "gaussian": {"exact", "environment"},
     "balls": {"exact", "environment"},
     "verify": {"exact", "gaussian", "environment"},
-    "cli": {"exact", "gaussian", "balls", "verify", "proofs", "environment"},
+    "strategies": {"exact", "environment"},
+    "testing": {"exact", "gaussian", "environment"},
+    "cli": {"exact", "gaussian", "balls", "verify", "testing", "proofs", "environment"},
 }
 
 

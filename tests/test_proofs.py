@@ -183,9 +183,11 @@ def test_python_m_proofs_entry_point(capsys):
 
 def test_python_m_proofs_exits_1_on_a_wrong_identity():
     """The real entry point (a fresh interpreter): a wrong identity is FAILED, exit code 1."""
+    import os
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "proofs", "--only", "WRONG-N1"],
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "proofs", "--only", "WRONG-N1"], cwd=repo,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert re.search(r"^WRONG-N1 +FAILED", done.stdout, re.M)

@@ -40,6 +40,9 @@ def test_exact_affine_maps_score_one_and_recover_the_permutation(perm):
     z_test = affine_maps_of(pos_test, perm, np.random.default_rng(7))  # same maps
     out = tracking.tracking_metrics(z_train, pos_train, z_test, pos_test, radius=2.5)
     assert out["map_for_ball"] == list(perm)
+    # an exact affine map fit by least squares on 400 frames of values ≲ 60 px: residuals
+    # ≲ κ·u·60 ≈ 1e-11 px (κ ≲ 1e3); R² = 1 − SS_res/SS_tot to ≲ 1e-20, RMSE ≲ 1e-11 px;
+    # 1e-9 and 1e-7 px are generous but far below any mismatch (R² < 0.9)
     np.testing.assert_allclose(out["matched_r2"], 1.0, atol=1e-9)
     np.testing.assert_allclose(out["matched_rmse_px"], 0.0, atol=1e-7)
     assert out["within_radius"] == [1.0, 1.0, 1.0]
@@ -65,7 +68,7 @@ def test_mixed_maps_score_low_although_a_joint_linear_readout_is_perfect():
     # the joint 6 -> 6 linear readout inverts the mixing exactly
     joint = tracking.fit_affine(mixed(pos), pos.reshape(len(pos), 6))
     pred = tracking.apply_affine(joint, mixed(pos_test))
-    assert tracking.r2_pooled(pred, pos_test.reshape(len(pos_test), 6)) > 1 - 1e-9
+    assert tracking.r2_pooled(pred, pos_test.reshape(len(pos_test), 6)) > 1 - 1e-9  # as above
 
 
 def test_within_radius_matches_the_rayleigh_law_for_isotropic_noise():
@@ -85,7 +88,7 @@ def test_within_radius_matches_the_rayleigh_law_for_isotropic_noise():
     out = tracking.tracking_metrics(z_train, pos_train, z_test, pos_test, radius)
     expected = 1.0 - np.exp(-radius ** 2 / (2 * sigma ** 2))
     assert out["map_for_ball"] == [0, 1, 2]
-    np.testing.assert_allclose(out["within_radius"], expected, atol=0.01)
+    np.testing.assert_allclose(out["within_radius"], expected, atol=0.01)  # 5 s.e. (docstring)
 
 
 def test_dead_map_has_zero_training_r2_and_is_not_matched():
@@ -94,6 +97,7 @@ def test_dead_map_has_zero_training_r2_and_is_not_matched():
     pos = random_walk_positions(rng, 300)
     z = np.hstack([pos[:, 0], np.full((300, 2), 16.0), pos[:, 1], pos[:, 2]])  # 4 maps
     r2, _ = tracking.map_ball_r2(z, pos)
+    # a constant input fits the mean: SS_res = SS_tot up to ≲ 300·u relative, R² ≲ 3e-14
     np.testing.assert_allclose(r2[1], 0.0, atol=1e-9)
     assert tracking.best_matching(r2) == (0, 2, 3)
 
@@ -107,6 +111,8 @@ def test_fit_affine_agrees_with_centred_normal_equations():
     xc, yc = x - x.mean(0), y - y.mean(0)
     slope = np.linalg.solve(xc.T @ xc, xc.T @ yc)
     offset = y.mean(0) - x.mean(0) @ slope
+    # lstsq on [x, 1] (columns ~10 and 1, κ ≲ 1e2) vs centred normal equations (κ² ≲ 1e2
+    # after centring): ≲ 1e2·50·u ≈ 5e-13 relative; 1e-10 leaves room for the uncentred κ
     np.testing.assert_allclose(coef[:-1], slope, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(coef[-1], offset, rtol=1e-10, atol=1e-12)
 
@@ -115,7 +121,7 @@ def test_r2_pooled_by_explicit_sums():
     pred = np.array([[1.0, 2.0], [2.0, 2.0], [4.0, 1.0]])
     target = np.array([[1.0, 3.0], [3.0, 1.0], [5.0, 2.0]])
     # residuals: 0,1,1,1,1,1 -> 5; means (3, 2): deviations 4,1,0,1,4,0 -> 10
-    assert tracking.r2_pooled(pred, target) == pytest.approx(1 - 5 / 10, abs=1e-12)
+    assert tracking.r2_pooled(pred, target) == pytest.approx(1 - 5 / 10, abs=1e-12)  # 6 exact squares
 
 
 @given(arrays(np.float64, (4, 3), elements=st.floats(-5, 5, allow_nan=False)))
@@ -126,6 +132,7 @@ def test_best_matching_agrees_with_scipy_assignment(score):
     perm = tracking.best_matching(score)
     assert len(set(perm)) == 3
     ours = sum(score[perm[b], b] for b in range(3))
+    # the same 3 numbers ≤ 5 summed in another order: ≤ 2 ulp(15) ≈ 4e-15
     assert ours == pytest.approx(score[rows, cols].sum(), abs=1e-12)
 
 

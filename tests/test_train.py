@@ -233,3 +233,59 @@ def test_blas_threads_are_set_while_training_and_restored_after(video):
                 on_epoch=lambda *_: seen.append(_blas_thread_counts()))
         assert set(_blas_thread_counts()) == {2}  # put back after training
     assert seen and all(set(counts) == {1} for counts in seen)  # 1 while training
+
+
+def test_train_config_checks_every_field():
+    for kwargs, error, message in [
+        (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
+        (dict(momentum=-0.1), ValueError, "momentum"),
+        (dict(bn_momentum=1.5), ValueError, r"bn_momentum must be in \[0, 1\]"),
+        (dict(bn_momentum=float("nan")), ValueError, "bn_momentum"),
+        (dict(seed=-1), ValueError, "seed must be >= 0"),
+        (dict(seed=1.0), TypeError, "seed must be an integer"),
+        (dict(epochs=True), TypeError, "epochs must be an integer"),
+        (dict(batch_size=np.True_), TypeError, "batch_size must be an integer"),
+        (dict(steps=False), TypeError, "steps must be an integer"),
+        (dict(lr=True), TypeError, "lr must be a real number"),
+        (dict(lr=float("inf")), ValueError, "lr must be in"),
+        (dict(momentum="0.9"), TypeError, "momentum must be a real number"),
+        (dict(blas_threads=0), ValueError, "blas_threads must be >= 1"),
+        (dict(critic=3), ValueError, "critic must be one of"),
+    ]:
+        with pytest.raises(error, match=message):
+            T.TrainConfig(**kwargs)
+
+
+def test_train_config_accepts_numpy_numbers_and_stores_python_ones():
+    config = T.TrainConfig(epochs=np.int64(3), batch_size=np.int32(8), seed=np.uint8(2),
+                           lr=np.float32(0.5), momentum=np.float64(0.5), steps=np.int64(4))
+    assert config.epochs == 3 and type(config.epochs) is int and type(config.steps) is int
+    assert type(config.lr) is float and config.lr == 0.5
+    json.dumps(T._config_dict(config))  # JSON-ready for checkpoints and summaries
+
+
+def test_encode_refuses_a_bad_batch():
+    frames = make_video(SMALL_VIDEO, seed=0)[0]
+    config = T.TrainConfig(hidden_channels=2, kernel_size=3)
+    params, bn = T.init_params(config, 0), T.init_bn_state(config)
+    for bad, error in [(-1, ValueError), (0, ValueError), (True, TypeError), (2.0, TypeError)]:
+        with pytest.raises(error, match="batch"):
+            T.encode(params, bn, frames, config, batch=bad)
+    z = T.encode(params, bn, frames, config, batch=np.int64(5))
+    # the same per-pixel sums in chunks of 5 or all 96 frames; only BLAS blocking may reorder
+    # a reduction of C·k² = 27 O(1) terms: ≤ ~27 ulps of coordinates ≤ 16 px
+    np.testing.assert_allclose(z, T.encode(params, bn, frames, config, batch=17),
+                               rtol=0, atol=1e-12)
+
+
+def test_blas_threads_reach_every_openblas_once_scipy_has_loaded_its_own():
+    """SciPy's wheels bring their own OpenBLAS. Once it is loaded, NumPy's must still be
+    set: setting only the first library found once left NumPy's at 2 threads in the parent,
+    so compare's jobs=1 run differed from the one-thread workers of jobs=2."""
+    pytest.importorskip("scipy.linalg")
+    with T.blas_threads(1):
+        counts = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+                  if lib["internal_api"] == "openblas"}
+    if not counts:
+        pytest.skip("NumPy is not linked against OpenBLAS")
+    assert set(counts.values()) == {1}, counts

@@ -40,17 +40,31 @@ def predict(readout, z):
     return _as_2d("z", z) @ readout["coef"] + readout["intercept"]
 
 
+def _coordinate_name(k, targets_ndim):
+    return f"{k} (ball {k // 2} {'xy'[k % 2]})" if targets_ndim == 3 else str(k)
+
+
 def score_readout(readout, z, targets):
     """R² and RMSE of the readout on (z, targets).
 
     r2_per_coordinate[k] = 1 − Σ_t (y − ŷ)²_tk / Σ_t (y_tk − ȳ_k)²;
     r2_overall pools the sums over all coordinates (1 − SS_res / SS_tot);
     rmse_px = √(mean over frames and coordinates of (y − ŷ)²), in pixels.
+
+    R² of a coordinate that never changes (all its values equal, so
+    SS_tot = 0) is undefined, not −∞ or NaN: such targets raise ValueError
+    naming the coordinate (score on a video where every coordinate varies, or
+    use rmse_px of ``predict``).
     """
     y = _as_2d("targets", targets)
     pred = predict(readout, z)
     if pred.shape != y.shape:
         raise ValueError(f"readout predicts shape {pred.shape} but targets have shape {y.shape}")
+    constant = np.flatnonzero(y.max(axis=0) == y.min(axis=0))
+    if constant.size:
+        names = ", ".join(_coordinate_name(int(k), np.ndim(targets)) for k in constant)
+        raise ValueError(f"targets coordinate {names} is constant over all {y.shape[0]} frames, "
+                         f"so its R² (1 − SS_res / SS_tot with SS_tot = 0) is undefined")
     res = np.sum((y - pred) ** 2, axis=0)
     tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
     return {"r2_overall": float(1 - res.sum() / tot.sum()),

@@ -7,21 +7,29 @@ N = B). Both frames of every pair go through the encoder as one batch of 2B
 frames (so batch norm sees 2B frames). The critic sees normalised coordinates
 u = z / S − ½ (S the frame width for x, height for y). Training starts from
 ``initial_params``: a He-uniform random draw with every map turned bright on
-bright input (``layers.orient_maps``; ``TrainConfig.orient_maps``).
+bright input (``layers.orient_maps``; ``TrainConfig.orient_maps``). The P pairs
+are split into ⌈P / B⌉ batches of as equal size as possible
+(``effective_batch_sizes``), so a batch may hold fewer than B pairs.
 
-Checkpoints (``checkpoint.npz``) and ``metrics.jsonl`` are written after every
-epoch; ``resume=True`` continues from the checkpoint and ends with parameters
-identical to an uninterrupted run (the Generator state and the current epoch's
-pair order are checkpointed). Ctrl-C writes a checkpoint and re-raises.
+Long runs never lose finished work. The loop state (parameters, batch-norm
+and optimiser state, the epoch's pair order, the Generator state, counters and
+history) changes in one assignment after a step has fully succeeded — its
+updated parameters and statistics checked finite — so whenever it is
+interrupted the state is consistent. ``checkpoint.npz`` and ``metrics.jsonl``
+are written (atomically) after every epoch into a locked run directory
+(``rundir``); Ctrl-C writes a checkpoint of the last completed step and raises
+``TrainingInterrupted``. ``resume=True`` continues from the checkpoint — after
+validating everything in it — and ends with parameters, history and metrics
+identical to an uninterrupted run.
 
-``rpmref balls train`` (``add_parser``) adds the video generation, a linear
-readout scored on a held-out video, and ``summary.json``.
+``run_summary`` builds what ``rpmref balls train`` writes to ``summary.json``:
+the linear readout scored on a held-out video, the effective batch sizes and
+the environment.
 """
 import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -32,22 +40,32 @@ from autograd.tracer import getval
 from threadpoolctl import threadpool_limits
 
 from rpmref.balls import checkpoint as ckpt
-from rpmref.balls import layers, optim
+from rpmref.balls import layers, optim, rundir
+from rpmref.balls.argchecks import check_bool, check_choice, check_real
 from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_params
+from rpmref.balls.readout import fit_linear_readout, score_readout
+from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
+from rpmref.environment import environment
+from rpmref.exact.validation import check_positive_int
 
-CHECKPOINT = "checkpoint.npz"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
 MODEL_FIELDS = ("critic", "batch_size", "optimizer", "lr", "momentum", "seed", "dtype",
                 "hidden_channels", "kernel_size", "bn_momentum", "orient_maps")
 PROBE_FRAMES = 128  # frames (the video's first) that orient_maps compares with brightness
+#: summary.json fields that describe this call rather than the run: they alone may differ
+#: between a run interrupted and resumed (any number of times) and the uninterrupted run
+SUMMARY_VOLATILE = ("session", "environment")
+HISTORY_KEYS = ("epoch", "step", "loss", "estimate", "batches", "complete")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; the paper gives none of these numbers."""
+    """Training settings; the paper gives none of these numbers.
+
+    Integers may be Python or NumPy integers (stored as int), never bools;
+    momentum ∈ [0, 1), bn_momentum ∈ [0, 1], lr ∈ (0, ∞), seed ≥ 0.
+    """
     critic: str = "rbf"            # rbf (Eq. 27) | bilinear (Eq. 8) | cosine (SimCLR)
     epochs: int = 34               # 34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames
     steps: Optional[int] = None    # if set: stop after exactly this many updates (overrides epochs)
@@ -65,31 +83,25 @@ class TrainConfig:
     #                                  1 is fastest on a shared machine, see blas_threads
 
     def __post_init__(self):
-        if self.critic not in CRITICS:
-            raise ValueError(f"critic must be one of {', '.join(CRITICS)}; got {self.critic!r}")
-        if self.optimizer not in optim.OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(optim.OPTIMIZERS)}; "
-                             f"got {self.optimizer!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
-        for name in ("epochs", "batch_size", "hidden_channels", "kernel_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ValueError(f"steps must be a positive integer or None; got {self.steps!r}")
+        check_choice(self.critic, "critic", CRITICS)
+        check_choice(self.optimizer, "optimizer", optim.OPTIMIZERS)
+        check_choice(self.dtype, "dtype", DTYPES)
+        ints = {"epochs": 1, "batch_size": 1, "hidden_channels": 1, "kernel_size": 1, "seed": 0}
+        for name, minimum in ints.items():
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name, minimum))
+        for name in ("steps", "blas_threads"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (InfoNCE needs negatives); "
                              f"got {self.batch_size}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd ('same' padding); got {self.kernel_size}")
-        if not isinstance(self.orient_maps, bool):
-            raise TypeError(f"orient_maps must be True or False; got {self.orient_maps!r}")
-        if self.blas_threads is not None and (not isinstance(self.blas_threads, int)
-                                              or self.blas_threads < 1):
-            raise ValueError(f"blas_threads must be a positive integer or None; "
-                             f"got {self.blas_threads!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
+        check_bool(self.orient_maps, "orient_maps")
+        object.__setattr__(self, "lr", check_real(self.lr, "lr", 0, math.inf, True, True))
+        object.__setattr__(self, "momentum", check_real(self.momentum, "momentum", 0, 1,
+                                                        high_open=True))
+        object.__setattr__(self, "bn_momentum", check_real(self.bn_momentum, "bn_momentum", 0, 1))
 
 
 @dataclass
@@ -99,12 +111,31 @@ class TrainResult:
     bn_state: dict
     history: list
     wall_time: float       # seconds spent in this call
-    steps_per_s: float     # updates per second in this call
+    steps_per_s: float     # updates per second in this call (NaN if it made none)
     steps: int             # total updates so far (including before a resume)
+    steps_run: int = 0     # updates made by this call
+    batch_sizes: tuple = ()  # the effective batch sizes, one per batch of an epoch
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss or a gradient became NaN/inf; the last good checkpoint is kept."""
+    """The loss, a gradient or an updated parameter / statistic became NaN or infinite;
+    nothing of that step is kept and the last good checkpoint stays in place."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train``: ``step`` updates are done; ``checkpoint`` is the file
+    holding them (None if nothing could be written)."""
+
+    def __init__(self, step, checkpoint):
+        self.step, self.checkpoint = step, checkpoint
+        where = f"checkpoint {checkpoint} holds step {step}" if checkpoint else \
+            f"nothing written (step {step})"
+        super().__init__(f"interrupted: {where}")
+
+
+class RunWriteError(OSError):
+    """Writing the checkpoint or the metrics failed (e.g. a full disk); the message names
+    the file and what is still on disk."""
 
 
 # --------------------------------------------------------------------------
@@ -150,14 +181,37 @@ def _check_frames(frames):
         raise TypeError(f"frames must be floating point in [0, 1]; got dtype {frames.dtype}")
 
 
+def check_frames_for_config(config, frames):
+    """Refuse a video ``train(config, frames)`` cannot use, before any work.
+
+    frames: (T, C, H, W) floats, T ≥ 3 (two pairs); the kernel must fit in the
+    frame (a larger 'same' kernel sees only padding, and costs k² per pixel).
+    """
+    _check_frames(frames)
+    if frames.shape[0] < 3:
+        raise ValueError(f"frames must hold at least 3 frames (2 pairs); got {frames.shape[0]}")
+    height, width = frames.shape[2:]
+    if config.kernel_size > min(height, width):
+        raise ValueError(f"kernel_size {config.kernel_size} is larger than the "
+                         f"{height}×{width} frames")
+
+
+def effective_batch_sizes(n_pairs, batch_size):
+    """Pairs in each of the ⌈P / B⌉ batches of an epoch (``np.array_split``): P pairs
+    split as evenly as possible, so sizes differ by at most one and may be below B."""
+    n_batches = _n_batches(n_pairs, batch_size)
+    return tuple(len(a) for a in np.array_split(np.arange(n_pairs), n_batches))
+
+
 def encode(params, bn_state, frames, config, batch=256):
     """Latents z (T, 6) float64 = (x1, y1, x2, y2, x3, y3): the centres of mass of the
     3 maps in pixel coordinates, evaluation-mode batch norm (running statistics).
 
     Computed in float64 whatever ``config.dtype``, with ``config.blas_threads``
-    BLAS threads; works on untrained parameters.
+    BLAS threads, ``batch`` (≥ 1) frames at a time; works on untrained parameters.
     """
     _check_frames(frames)
+    batch = check_positive_int(batch, "batch")
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     s64 = {k: np.asarray(v, dtype=np.float64) for k, v in bn_state.items()}
     out = np.empty((frames.shape[0], 6))
@@ -189,20 +243,34 @@ def objective(params, x, critic, scale, reference=False):
 _GRAD = grad_and_aux(objective)  # params -> (gradient dict, aux)
 
 
+def _first_non_finite(groups):
+    for group, d in groups:
+        for k, v in d.items():
+            if not np.all(np.isfinite(v)):
+                return f"{group} {k}"
+    return None
+
+
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
     """One update on batch x (C, 2B, H, W); returns (params, bn_state, opt_state, loss, estimate).
 
-    Raises NonFiniteLossError (and changes nothing) if the loss or a gradient is not finite.
+    Raises NonFiniteLossError (and changes nothing) if the loss, a gradient, an
+    updated parameter, optimiser moment or running statistic is not finite.
     """
     g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
-    if not np.isfinite(loss) or not all(np.all(np.isfinite(v)) for v in g.values()):
+    if not np.isfinite(loss) or _first_non_finite([("gradient", g)]):
         raise NonFiniteLossError(f"non-finite loss ({float(loss)}) or gradient")
-    new_params, new_opt = optim.step(params, g, opt_state, config.optimizer, config.lr,
-                                     momentum=config.momentum)
-    n_per_channel = x.shape[1] * x.shape[2] * x.shape[3]
-    new_bn = layers.update_bn_state(bn_state, stats, n_per_channel, config.bn_momentum)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+        new_params, new_opt = optim.step(params, g, opt_state, config.optimizer, config.lr,
+                                         momentum=config.momentum)
+        n_per_channel = x.shape[1] * x.shape[2] * x.shape[3]
+        new_bn = layers.update_bn_state(bn_state, stats, n_per_channel, config.bn_momentum)
+    bad = _first_non_finite([("parameter", new_params), ("optimiser state", new_opt),
+                             ("batch-norm statistic", new_bn)])
+    if bad:
+        raise NonFiniteLossError(f"the update made {bad} non-finite (loss {float(loss):.4g}; "
+                                 f"lr {config.lr:g} too large?)")
     return new_params, new_bn, new_opt, float(loss), float(estimate)
-
 
 
 # --------------------------------------------------------------------------
@@ -226,83 +294,204 @@ def limit_blas_threads(n):
 
 
 # --------------------------------------------------------------------------
-# the loop
+# checkpoints: what is saved, and everything checked when it is read back
 
 
 def _n_batches(n_pairs, batch_size):
     return math.ceil(n_pairs / batch_size)
 
 
-def _write_jsonl(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
-
-
 def _config_dict(config):
     return dataclasses.asdict(config)
 
 
-def _restore(out_dir, config, frames):
+def _write_metrics(out_dir, rows):
+    rundir.atomic_write_text(os.path.join(out_dir, METRICS),
+                             "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _is_int(v):
+    return type(v) is int
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_counters(path, meta, n_batches):
+    bad = lambda detail: ckpt.CorruptCheckpointError(path, detail)  # noqa: E731
+    for k in ("epoch", "step", "batch_in_epoch"):
+        if not _is_int(meta[k]) or meta[k] < 0:
+            raise bad(f"{k} is {meta[k]!r}; expected a non-negative integer")
+    epoch, step, b = meta["epoch"], meta["step"], meta["batch_in_epoch"]
+    if b >= n_batches:
+        raise bad(f"batch_in_epoch {b} but an epoch has {n_batches} batches")
+    if step != epoch * n_batches + b:
+        raise bad(f"step {step} is not epoch {epoch} × {n_batches} batches + batch {b}")
+    acc = meta["epoch_acc"]
+    if not (isinstance(acc, list) and len(acc) == 3 and _is_number(acc[0])
+            and _is_number(acc[1]) and _is_int(acc[2])):
+        raise bad(f"epoch_acc is {acc!r}; expected [loss sum, estimate sum, batches]")
+    if acc[2] != b or (b == 0 and (acc[0], acc[1]) != (0, 0)):
+        raise bad(f"epoch_acc counts {acc[2]} batches but batch_in_epoch is {b}")
+
+
+def _check_history(path, history, meta, n_batches):
+    bad = lambda detail: ckpt.CorruptCheckpointError(path, detail)  # noqa: E731
+    if not isinstance(history, list):
+        raise bad("history is not a list")
+    epoch, step, b, acc = meta["epoch"], meta["step"], meta["batch_in_epoch"], meta["epoch_acc"]
+    for i, row in enumerate(history):
+        if not (isinstance(row, dict) and set(row) == set(HISTORY_KEYS)
+                and _is_number(row["loss"]) and _is_number(row["estimate"])
+                and isinstance(row["complete"], bool)
+                and all(_is_int(row[k]) for k in ("epoch", "step", "batches"))):
+            raise bad(f"history row {i} is not a row of {', '.join(HISTORY_KEYS)}: {row!r}")
+        complete = i < epoch
+        expected = ({"epoch": i + 1, "step": (i + 1) * n_batches, "batches": n_batches,
+                     "complete": True} if complete else
+                    {"epoch": epoch + 1, "step": step, "batches": b, "complete": False,
+                     "loss": acc[0] / acc[2] if b else None,
+                     "estimate": acc[1] / acc[2] if b else None})
+        wrong = {k: row[k] for k, v in expected.items() if row[k] != v}
+        if wrong or i > epoch:
+            raise bad(f"history row {i} ({row!r}) does not fit epoch {epoch}, step {step}")
+    if len(history) < epoch:
+        raise bad(f"history has {len(history)} rows for {epoch} completed epochs")
+
+
+def _restore(out_dir, config, frames, n_pairs, n_batches):
+    """The loop state saved in out_dir's checkpoint, every part of it validated."""
     path = os.path.join(out_dir, CHECKPOINT)
     if not os.path.exists(path):
         raise FileNotFoundError(f"cannot resume: no checkpoint at {path}")
     data = ckpt.load_checkpoint(path)
     meta = data["meta"]
+    required = ("config", "epoch", "step", "batch_in_epoch", "epoch_acc", "rng_state", "history",
+                "data_fingerprint")
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ckpt.CorruptCheckpointError(path, f"meta lacks {', '.join(missing)}")
     saved = meta["config"]
+    if not isinstance(saved, dict):
+        raise ckpt.CorruptCheckpointError(path, "meta config is not an object")
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(config, k)!r}"
             for k in MODEL_FIELDS if saved.get(k) != getattr(config, k)]
     if diff:
         raise ValueError(f"checkpoint {path} was written with another config ({'; '.join(diff)})")
     if meta["data_fingerprint"] != ckpt.fingerprint(frames):
         raise ValueError(f"checkpoint {path} was trained on a different video")
+    if meta["format"] == "rpmref-checkpoint-v1" and meta["batch_in_epoch"] == 0:
+        meta["epoch_acc"] = [0.0, 0.0, 0]  # v1 kept the finished epoch's sums here
+    _check_counters(path, meta, n_batches)
+    _check_history(path, meta["history"], meta, n_batches)
+    rng = ckpt.generator_from_state(path, meta["rng_state"])
+    ckpt.check_permutation(path, data["perm"], n_pairs)
     expected = init_params(config, 0, frames.shape[1])
-    for name, ref in expected.items():
-        got = data["params"].get(name)
-        if got is None or got.shape != ref.shape or got.dtype != ref.dtype:
-            raise ValueError(f"checkpoint {path}: parameter {name} missing or of the wrong "
-                             f"shape/dtype for this config")
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng_state"]
+    ckpt.check_arrays(path, "params", data["params"], expected)
+    ckpt.check_arrays(path, "bn", data["bn_state"], init_bn_state(config))
+    ckpt.check_arrays(path, "opt", data["opt_state"], optim.init_state(expected, config.optimizer))
+    if int(data["opt_state"]["t"]) != meta["step"]:
+        raise ckpt.CorruptCheckpointError(path, f"optimiser step count {int(data['opt_state']['t'])} "
+                                                f"differs from step {meta['step']}")
+    negative = [f"bn/{k}" for k in ("bn1_var", "bn2_var") if np.any(data["bn_state"][k] < 0)]
+    negative += [f"opt/{k}" for k in data["opt_state"] if k.startswith("v/")
+                 and np.any(data["opt_state"][k] < 0)]
+    if negative:
+        raise ckpt.CorruptCheckpointError(path, f"{', '.join(negative)} must be non-negative")
     return {"params": data["params"], "bn_state": data["bn_state"],
-            "opt_state": data["opt_state"], "perm": data["perm"], "rng": rng,
-            "epoch": meta["epoch"], "step": meta["step"], "batch_in_epoch": meta["batch_in_epoch"],
-            "acc": meta["epoch_acc"],
-            # a partial last epoch (a --steps limit) is continued, so its row is dropped
-            "history": [row for row in meta["history"] if row["complete"]]}
+            "opt_state": data["opt_state"], "perm": data["perm"].astype(np.int64),
+            "rng_state": rng.bit_generator.state, "epoch": meta["epoch"], "step": meta["step"],
+            "batch_in_epoch": meta["batch_in_epoch"], "acc": meta["epoch_acc"],
+            "history": meta["history"]}
 
 
 def _save(out_dir, st, config, fp):
     meta = {"config": _config_dict(config), "epoch": st["epoch"], "step": st["step"],
             "batch_in_epoch": st["batch_in_epoch"], "epoch_acc": st["acc"],
-            "rng_state": st["rng"].bit_generator.state, "history": st["history"],
-            "data_fingerprint": fp}
+            "rng_state": st["rng_state"], "history": st["history"], "data_fingerprint": fp}
     ckpt.save_checkpoint(os.path.join(out_dir, CHECKPOINT), st["params"], st["bn_state"],
                          st["opt_state"], st["perm"], meta)
 
 
-def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=None):
+# --------------------------------------------------------------------------
+# the loop
+
+
+def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=None, *,
+          overwrite=False, on_step=None):
     """Train the encoder and critic on one video; returns a TrainResult.
 
     config: TrainConfig. frames: (T, C, H, W) floats in [0, 1], T ≥ 3.
-    out_dir: where checkpoint.npz and metrics.jsonl go (None: nothing written).
-    resume: continue from out_dir's checkpoint (same config apart from epochs/steps).
-    on_epoch(epoch, params, bn_state): called after every epoch.
+    out_dir: the run directory for checkpoint.npz and metrics.jsonl (None:
+    nothing written). It is locked while training (``rundir.RunLockedError``
+    if another run holds it) and must not hold a run already, unless
+    resume: continue from its checkpoint (same config apart from epochs /
+    steps; every array, counter and history row is checked) or overwrite:
+    start afresh, deleting the old run's files.
+    on_epoch(epoch, params, bn_state): called after every epoch (and after a
+    final partial one), once its checkpoint is written.
+    on_step(step, params, bn_state): called after every update, before that
+    update's checkpoint or metrics are written.
+
+    Raises NonFiniteLossError (a divergent step; nothing of it is kept),
+    TrainingInterrupted on Ctrl-C (after writing a checkpoint of the last
+    completed step), RunWriteError if a file cannot be written, ValueError for
+    a checkpoint that does not fit (CorruptCheckpointError for a damaged one).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
-    _check_frames(frames)
-    if frames.shape[0] < 3:
-        raise ValueError(f"frames must hold at least 3 frames (2 pairs); got {frames.shape[0]}")
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir (where the checkpoint is)")
+    check_frames_for_config(config, frames)
+    check_bool(resume, "resume")
+    check_bool(overwrite, "overwrite")
+    if (resume or overwrite) and out_dir is None:
+        raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
+    if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
+        raise FileNotFoundError(f"cannot resume: no checkpoint at {os.path.join(out_dir, CHECKPOINT)}")
     with blas_threads(config.blas_threads):
-        return _train(config, frames, out_dir, resume, progress, on_epoch)
+        if out_dir is None:
+            return _train(config, frames, None, False, progress, on_epoch, on_step)
+        with rundir.open_run_dir(out_dir, resume=resume, overwrite=overwrite) as path:
+            return _train(config, frames, path, resume, progress, on_epoch, on_step)
 
 
-def _train(config, frames, out_dir, resume, progress, on_epoch):
+def _advance(st, x_all, n_pairs, n_batches, total, config, critic, scale):
+    """(the loop state after one more update, its loss, its estimate); ``st`` is not modified."""
+    b = st["batch_in_epoch"]
+    perm, rng_state = st["perm"], st["rng_state"]
+    if b == 0:  # a new epoch: its pair order, from a copy of the Generator
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = rng_state
+        perm, rng_state = rng.permutation(n_pairs), rng.bit_generator.state
+    idx = np.array_split(perm, n_batches)[b]
+    x = np.concatenate([x_all[:, idx], x_all[:, idx + 1]], axis=1)  # (C, 2B, H, W)
+    params, bn_state, opt_state, loss, est = train_step(
+        st["params"], st["bn_state"], st["opt_state"], x, config, critic, scale)
+    acc = [st["acc"][0] + loss, st["acc"][1] + est, st["acc"][2] + 1]
+    step = st["step"] + 1
+    end_of_epoch = b + 1 == n_batches
+    # a partial row (a run that ended mid-epoch) only ever describes the current step
+    history = [row for row in st["history"] if row["complete"]]
+    if end_of_epoch or step == total:
+        history.append({"epoch": st["epoch"] + 1, "step": step, "loss": acc[0] / acc[2],
+                        "estimate": acc[1] / acc[2], "batches": acc[2],
+                        "complete": end_of_epoch})
+    return {"params": params, "bn_state": bn_state, "opt_state": opt_state, "perm": perm,
+            "rng_state": rng_state, "step": step, "epoch": st["epoch"] + end_of_epoch,
+            "batch_in_epoch": 0 if end_of_epoch else b + 1,
+            "acc": [0.0, 0.0, 0] if end_of_epoch else acc, "history": history}, loss, est
+
+
+def _kept(out_dir, saved):
+    """What is on disk; saved = the checkpointed state (None: no checkpoint yet)."""
+    if saved is None:
+        return "no checkpoint has been written yet"
+    where = (f"after epoch {saved['epoch']}" if saved["batch_in_epoch"] == 0 else
+             f"epoch {saved['epoch'] + 1}, batch {saved['batch_in_epoch']}")
+    return f"the last good checkpoint (step {saved['step']}, {where}) is kept in {out_dir}"
+
+
+def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
     dtype = np.dtype(config.dtype)
     x_all = layers.to_channel_first(np.asarray(frames, dtype=dtype))  # (C, T, H, W)
     _, t_frames, height, width = x_all.shape
@@ -312,68 +501,143 @@ def _train(config, frames, out_dir, resume, progress, on_epoch):
     critic = get_critic(config.critic)
     scale = coordinate_scale(height, width, dtype)
     fp = ckpt.fingerprint(frames)
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
     if resume:
-        st = _restore(out_dir, config, frames)
+        st = _restore(out_dir, config, frames, n_pairs, n_batches)
+        if st["step"] > total:
+            raise ValueError(f"checkpoint {os.path.join(out_dir, CHECKPOINT)} is at step "
+                             f"{st['step']}, beyond the {total} steps asked for")
+        saved = st
+        _write_metrics(out_dir, st["history"])  # drop rows a killed run wrote after it
     else:
         rng = np.random.default_rng(config.seed)
         params = initial_params(config, frames, rng)
         st = {"params": params, "bn_state": init_bn_state(config),
               "opt_state": optim.init_state(params, config.optimizer),
-              "perm": np.arange(n_pairs), "rng": rng, "epoch": 0, "step": 0,
-              "batch_in_epoch": 0, "acc": [0.0, 0.0, 0], "history": []}
-    if out_dir is not None:
-        _write_jsonl(os.path.join(out_dir, METRICS), st["history"])
+              "perm": np.arange(n_pairs), "rng_state": rng.bit_generator.state, "epoch": 0,
+              "step": 0, "batch_in_epoch": 0, "acc": [0.0, 0.0, 0], "history": []}
+        saved = None
 
     from tqdm import tqdm
-    bar = tqdm(total=total, initial=min(st["step"], total), disable=not progress,
+    bar = tqdm(total=total, initial=st["step"], disable=not progress,
                desc=f"train {config.critic}", unit="step", leave=False)
     start_step, t0 = st["step"], time.perf_counter()
     try:
         while st["step"] < total:
-            if st["batch_in_epoch"] == 0:
-                st = dict(st, perm=st["rng"].permutation(n_pairs), acc=[0.0, 0.0, 0])
-            idx = np.array_split(st["perm"], n_batches)[st["batch_in_epoch"]]
-            x = np.concatenate([x_all[:, idx], x_all[:, idx + 1]], axis=1)  # (C, 2B, H, W)
             try:
-                p, bn, opt, loss, est = train_step(st["params"], st["bn_state"], st["opt_state"],
-                                                   x, config, critic, scale)
+                new, loss, est = _advance(st, x_all, n_pairs, n_batches, total, config, critic,
+                                          scale)
             except NonFiniteLossError as e:
-                where = (f"; the last good checkpoint (epoch {st['history'][-1]['epoch']}) is kept "
-                         f"in {out_dir}" if out_dir is not None and st["history"] else "")
+                kept = f"; {_kept(out_dir, saved)}" if out_dir is not None else ""
                 raise NonFiniteLossError(f"training stopped at step {st['step'] + 1} "
-                                         f"(epoch {st['epoch'] + 1}): {e}{where}") from None
-            acc = [st["acc"][0] + loss, st["acc"][1] + est, st["acc"][2] + 1]
-            b_next = st["batch_in_epoch"] + 1
-            end_of_epoch = b_next == n_batches
-            end_of_run = st["step"] + 1 == total
-            st = dict(st, params=p, bn_state=bn, opt_state=opt, step=st["step"] + 1, acc=acc,
-                      batch_in_epoch=0 if end_of_epoch else b_next,
-                      epoch=st["epoch"] + (1 if end_of_epoch else 0))
+                                         f"(epoch {st['epoch'] + 1}): {e}{kept}") from None
+            st = new  # the one place the state changes
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", estimate=f"{est:.4f}")
-            if end_of_epoch or end_of_run:
-                row = {"epoch": st["epoch"] + (0 if end_of_epoch else 1), "step": st["step"],
-                       "loss": acc[0] / acc[2], "estimate": acc[1] / acc[2],
-                       "batches": acc[2], "complete": end_of_epoch}
-                st = dict(st, history=st["history"] + [row])
+            bar.set_postfix(loss=f"{loss:.4f}", estimate=f"{est:.4f}", refresh=False)
+            if on_step is not None:
+                on_step(st["step"], st["params"], st["bn_state"])
+            if st["history"] and st["history"][-1]["step"] == st["step"]:  # an epoch (row) ended
                 if out_dir is not None:
-                    with open(os.path.join(out_dir, METRICS), "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    _save(out_dir, st, config, fp)
+                    _write_run(out_dir, st, config, fp, saved)
+                    saved = st
                 if on_epoch is not None:
+                    row = st["history"][-1]
                     on_epoch(row["epoch"], st["params"], st["bn_state"])
     except KeyboardInterrupt:
+        written, step = None, st["step"]
         if out_dir is not None:
-            _save(out_dir, st, config, fp)
-            print(f"\ninterrupted: checkpoint written to {os.path.join(out_dir, CHECKPOINT)} "
-                  f"(step {st['step']}); continue with --resume", file=sys.stderr)
-        raise
+            try:
+                _write_run(out_dir, st, config, fp, saved)
+                written = os.path.join(out_dir, CHECKPOINT)
+            except (OSError, ValueError):  # e.g. the disk is full: the older checkpoint stays
+                if saved is not None:
+                    written, step = os.path.join(out_dir, CHECKPOINT), saved["step"]
+        raise TrainingInterrupted(step, written) from None
     finally:
         bar.close()
     wall = time.perf_counter() - t0
     done = st["step"] - start_step
     return TrainResult(params=st["params"], bn_state=st["bn_state"], history=st["history"],
-                       wall_time=wall, steps_per_s=done / wall if wall > 0 else float("nan"),
-                       steps=st["step"])
+                       wall_time=wall, steps_per_s=done / wall if done and wall > 0 else math.nan,
+                       steps=st["step"], steps_run=done,
+                       batch_sizes=effective_batch_sizes(n_pairs, config.batch_size))
+
+
+def _write_run(out_dir, st, config, fp, saved):
+    """Checkpoint, then metrics; an OSError becomes a RunWriteError saying what is kept."""
+    path = os.path.join(out_dir, CHECKPOINT)
+    try:
+        _save(out_dir, st, config, fp)
+    except OSError as e:
+        raise RunWriteError(f"cannot write {path} ({e.strerror or e}); "
+                            f"{_kept(out_dir, saved)}") from e
+    try:
+        _write_metrics(out_dir, st["history"])
+    except OSError as e:
+        raise RunWriteError(f"cannot write {os.path.join(out_dir, METRICS)} ({e.strerror or e}); "
+                            f"the checkpoint {path} (step {st['step']}) is written") from e
+
+
+# --------------------------------------------------------------------------
+# what ``rpmref balls train`` reports
+
+
+def check_readout_videos(frames, positions, heldout_frames, heldout_positions):
+    """The held-out video must look like the training video: same (C, H, W) frames and
+    the same number of balls; positions (T, n_balls, 2) with one row per frame."""
+    for name, f, p in (("training", frames, positions),
+                       ("held-out", heldout_frames, heldout_positions)):
+        _check_frames(f)
+        if np.ndim(p) != 3 or np.shape(p)[0] != f.shape[0] or np.shape(p)[2] != 2:
+            raise ValueError(f"the {name} positions must be (T, n_balls, 2) with T = "
+                             f"{f.shape[0]} frames; got shape {np.shape(p)}")
+    if heldout_frames.shape[1:] != frames.shape[1:]:
+        raise ValueError(f"the held-out video's frames are {heldout_frames.shape[1:]} (C, H, W) "
+                         f"but the training video's are {frames.shape[1:]}")
+    if np.shape(heldout_positions)[1] != np.shape(positions)[1]:
+        raise ValueError(f"the held-out video has {np.shape(heldout_positions)[1]} balls, the "
+                         f"training video {np.shape(positions)[1]}")
+
+
+def run_summary(config, result, frames, positions, heldout_frames, heldout_positions,
+                video="", heldout_video=""):
+    """What ``summary.json`` records about a finished (or resumed) run; returns a dict.
+
+    The linear readout z → ball centres (``readout``) fit on the training video
+    and scored there and on the held-out video; the last history row's loss and
+    estimate (nats); the effective batch sizes and ``log_batch`` = the mean over
+    an epoch's batches of log B_b, the bound on the epoch-mean estimate (Eq. 6:
+    each batch's estimate is at most log B_b); ``environment()``. The fields in
+    SUMMARY_VOLATILE (``session``: this call's wall time, steps/s and updates;
+    ``environment``) are the only ones that differ between a run interrupted and
+    resumed and the uninterrupted run.
+    """
+    check_readout_videos(frames, positions, heldout_frames, heldout_positions)
+    z_train = encode(result.params, result.bn_state, frames, config)
+    readout = fit_linear_readout(z_train, positions)
+    heldout = score_readout(readout, encode(result.params, result.bn_state, heldout_frames,
+                                            config), heldout_positions)
+    sizes = result.batch_sizes or effective_batch_sizes(frames.shape[0] - 1, config.batch_size)
+    last = result.history[-1] if result.history else {}
+    return {"config": _config_dict(config), "steps": result.steps,
+            "epochs_completed": sum(1 for r in result.history if r["complete"]),
+            "final_loss": last.get("loss"), "final_estimate": last.get("estimate"),
+            "pairs": frames.shape[0] - 1, "batches_per_epoch": len(sizes),
+            "effective_batch_sizes": sorted(set(sizes)),
+            "log_batch": float(np.mean(np.log(sizes))),
+            "readout_heldout": heldout, "readout_train": score_readout(readout, z_train, positions),
+            "video": video, "heldout_video": heldout_video,
+            "session": {"wall_time_s": result.wall_time,
+                        "steps_per_s": None if math.isnan(result.steps_per_s)
+                        else result.steps_per_s, "steps_run": result.steps_run},
+            "environment": environment()}
+
+
+def write_summary(out_dir, summary):
+    """Write ``summary`` to out_dir/summary.json atomically; returns the path."""
+    path = os.path.join(out_dir, SUMMARY)
+    try:
+        rundir.atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+    except OSError as e:
+        raise RunWriteError(f"cannot write {path} ({e.strerror or e}); the checkpoint and "
+                            f"metrics are written, and --resume rewrites the summary") from e
+    return path

@@ -29,6 +29,7 @@ than one diameter), the direction is redrawn with the noise range doubled —
 Pixel coordinates: x = column, y = row; pixel (i, j) covers [j, j+1) × [i, i+1)
 and the box is [0, size]²; positions are continuous ball centres (x, y).
 """
+import contextlib
 import json
 import math
 import os
@@ -39,6 +40,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rpmref.balls.render import render_frames
+from rpmref.balls.rundir import create_temp_file
+from rpmref.exact.validation import check_finite
 
 FORMAT = "rpmref-balls-v1"
 
@@ -298,6 +301,28 @@ def make_video(config=BallsConfig(), seed=0):
     return frames, trajectory.positions
 
 
+def render_nbytes(config):
+    """Bytes ``make_video(config)`` needs at its peak (an estimate, within a few %).
+
+    Rendering holds the per-ball coverage (T, n_balls, H, W) float64, the
+    colour sum and its clipped copy (T, C, H, W) float64 and the float32 frames.
+    """
+    pixels = config.n_frames * config.size * config.size
+    channels = 3 if config.channels == "rgb" else 1
+    return pixels * (8 * config.n_balls + (8 + 8 + 4) * channels)
+
+
+def _check_video_values(frames, positions):
+    """Frames must lie in [0, 1] and positions be finite (ValueError naming the entry)."""
+    check_finite(frames, "frames")
+    outside = (frames < 0) | (frames > 1)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        where = tuple(int(v) for v in np.unravel_index(i, frames.shape))
+        raise ValueError(f"frames must lie in [0, 1]; entry {where} is {frames.flat[i]}")
+    check_finite(positions, "positions")
+
+
 def _check_video_arrays(frames, positions, config):
     T, n, size = config.n_frames, config.n_balls, config.size
     C = 3 if config.channels == "rgb" else 1
@@ -310,19 +335,38 @@ def _check_video_arrays(frames, positions, config):
 
 
 def save_video(path, frames, positions, config):
-    """Write frames, positions and the config (JSON) to a compressed .npz.
+    """Write frames, positions and the config (JSON) to a compressed .npz, atomically.
 
-    NumPy appends ".npz" to a path without it; the path written is returned.
+    frames (T, C, size, size) in [0, 1], positions (T, n_balls, 2) finite, as
+    ``config`` says (ValueError otherwise: nothing is written that
+    ``load_video`` would refuse). ".npz" is appended to a path without it; the
+    path written is returned. The file appears complete or not at all (a
+    temporary file beside it is renamed), and a failed write leaves an older
+    file at ``path`` in place.
     """
     if not isinstance(config, BallsConfig):
         raise TypeError(f"config must be a BallsConfig; got {type(config).__name__}")
     frames = np.asarray(frames, dtype=np.float32)
     positions = np.asarray(positions, dtype=np.float64)
     _check_video_arrays(frames, positions, config)
+    _check_video_values(frames, positions)
     path = os.fspath(path)
-    np.savez_compressed(path, format=np.array(FORMAT), config=np.array(json.dumps(asdict(config))),
-                        frames=frames, positions=positions)
-    return path if path.endswith(".npz") else path + ".npz"
+    path = path if path.endswith(".npz") else path + ".npz"
+    fd, tmp = create_temp_file(os.path.dirname(os.path.abspath(path)),
+                               f".{os.path.basename(path)}-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, format=np.array(FORMAT),
+                                config=np.array(json.dumps(asdict(config))),
+                                frames=frames, positions=positions)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def load_video(path, config=None):
@@ -367,10 +411,13 @@ def load_video(path, config=None):
         _check_video_arrays(frames, positions, stored)
     except ValueError as e:
         raise ValueError(f"{path} does not match its own config: {e}") from None
-    if not (np.all(np.isfinite(positions)) and np.all((frames >= 0) & (frames <= 1))):
-        raise ValueError(f"{path} is corrupt: frames must lie in [0, 1] and positions be finite")
+    try:
+        _check_video_values(frames, positions)
+    except ValueError as e:
+        raise ValueError(f"{path} is corrupt: {e}") from None
     return frames, positions, stored
 
 
 __all__ = ["BallsConfig", "Trajectory", "ball_colours", "draw_direction", "is_valid_move",
-           "load_video", "make_video", "save_video", "simulate", "step", "valid_directions"]
+           "load_video", "make_video", "render_nbytes", "save_video", "simulate", "step",
+           "valid_directions"]

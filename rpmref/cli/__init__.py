@@ -9,21 +9,23 @@ Exit codes: 0 success, 1 a check failed or the run failed (an OSError, say),
 2 bad arguments or input, 130 interrupted; ``common.run_command`` turns the
 library's exceptions into one-line errors with these codes.
 """
+import rpmref
 from rpmref.cli.common import OneLineErrorParser, run_command
 
 
 def build_parser():
     """The ``rpmref`` argument parser with every subcommand."""
-    from rpmref.cli import balls, mi_bench, proofs, verify
+    from rpmref.cli import balls, check_infonce, mi_bench, proofs, verify
     parser = OneLineErrorParser(
         prog="rpmref",
         description="InfoNCE as variational inference in a recognition parameterised "
         "model: exact identity checks, symbolic proofs and the bouncing-balls experiment.",
     )
+    parser.add_argument("--version", action="version", version=f"rpmref {rpmref.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     commands.required = True
-    for module in (verify, proofs, mi_bench, balls):
+    for module in (verify, proofs, mi_bench, balls, check_infonce):
         module.add_parser(commands)
     return parser
 

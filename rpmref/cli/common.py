@@ -6,6 +6,7 @@ while writing), 2 bad arguments or input, 130 interrupted.
 """
 import argparse
 import os
+import re
 import sys
 import tempfile
 
@@ -62,27 +63,32 @@ def fail(prog, message, code):
 
 
 def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
-    """Refuse (UsageError naming ``flag``) an output file that could not be written.
+    """Refuse an output file that could not be written, before any work; returns ``path``.
 
-    The folder must exist and accept a new file (tried, so read-only file
-    systems are caught too); ``path`` must not be a folder; if ``suffixes`` is
-    given (e.g. (".md",)) the name must end in one of them; with
-    ``needs_matplotlib`` matplotlib must be importable and, when ``suffixes``
-    is None, the suffix one matplotlib can write. Returns ``path``.
+    If ``suffixes`` is given (e.g. (".md",)) the name must end in one of them
+    (case-insensitive) after a non-empty stem; with ``needs_matplotlib``
+    matplotlib must be importable and, when ``suffixes`` is None, the suffix
+    one that matplotlib's savefig writes. ``path`` must not be a directory, and
+    its folder must exist and accept a new file (checked by creating and
+    removing a temporary file, which also catches read-only and special file
+    systems such as /proc). UsageError (a ValueError) naming ``flag`` otherwise.
     """
     if needs_matplotlib:
         require_matplotlib(flag)
         if suffixes is None:
             suffixes = matplotlib_suffixes()
+    name = os.path.basename(path or "")
+    if suffixes and not any(name.lower().endswith(s) and len(name) > len(s)
+                            for s in suffixes):
+        raise UsageError(f"{flag} must be a file name ending in {_one_of(suffixes)}; "
+                         f"got {path!r}")
+    if not path:
+        raise UsageError(f"{flag} must be a file name; got ''")
     if os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a directory; give a file name"
-                         + (f" ending in {_one_of(suffixes)}" if suffixes else ""))
-    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
-        raise UsageError(f"{flag} {path}: the file name must end in {_one_of(suffixes)}")
+        raise UsageError(f"{flag} {path} is a directory")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"{flag} {path}: directory {os.path.dirname(path) or folder} "
-                         f"does not exist")
+        raise UsageError(f"{flag} {path}: directory {folder} does not exist")
     _try_writing_in(folder, flag, path)
     return path
 
@@ -118,8 +124,9 @@ def matplotlib_suffixes():
 
 def _try_writing_in(folder, flag, path):
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        fd, probe = tempfile.mkstemp(prefix=".rpmref-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as error:
         raise UsageError(f"{flag} {path}: cannot write in {folder} ({_reason(error)})") from None
 
@@ -132,9 +139,10 @@ def _reason(error):
 
 def _one_of(suffixes):
     suffixes = list(suffixes)
-    if len(suffixes) > 6:
-        return ", ".join(suffixes[:6]) + ", ..."
-    return suffixes[0] if len(suffixes) == 1 else ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+    if len(suffixes) == 1:
+        return suffixes[0]
+    shown = ", ".join(suffixes[:6]) + (", ..." if len(suffixes) > 6 else "")
+    return f"one of {shown}"
 
 
 # --------------------------------------------------------------------------
@@ -176,3 +184,38 @@ def bounded_int(low, high, why=""):
 def gib(n_bytes):
     """``n_bytes`` as a short 'x.y GiB' string."""
     return f"{n_bytes / 1024**3:.1f} GiB"
+
+
+# --------------------------------------------------------------------------
+# messages and file locations (checked before a command starts its work)
+
+
+def flag_names(message, flags):
+    """``message`` with library argument names replaced by the flags that set them.
+
+    flags: {name: "--flag"}. Names with an underscore (``blas_threads``) are
+    replaced wherever they stand; plain words (``steps``) only at the start of
+    the message or before ": " (as in "steps: checkpoint 5 vs now 6"), so
+    ordinary prose is left alone.
+    """
+    for name, flag in flags.items():
+        if "_" in name:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}\b", flag, message)
+        else:
+            message = re.sub(rf"^{re.escape(name)}\b|(?<![\w-]){re.escape(name)}(?=: )",
+                             flag, message)
+    return message
+
+
+def os_error_text(error):
+    """An OSError as "path: reason" (or just the reason when it names no file)."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def check_input_file(path, flag):
+    """ValueError unless ``path`` is an existing regular file."""
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"{flag} {path!r}: no such file")
+    return path
+

@@ -1,11 +1,25 @@
-"""``rpmref balls make``: generate a bouncing-balls video (Appendix D)."""
+"""``rpmref balls make``: generate a bouncing-balls video (Appendix D).
+
+Every output (``--out``, ``--preview``, ``--gif``) is checked before the video
+is simulated — the extension, a writable folder, matplotlib / Pillow for the
+images — and so is the memory rendering will need; bad arguments exit 2. A
+failure while working (out of memory, a full disk) is one line with exit 1.
+"""
 import argparse
+import importlib.util
 import os
 import sys
 import time
 
 from rpmref.balls.render import render_frames, save_gif, save_preview
-from rpmref.balls.video import BallsConfig, ball_colours, save_video, simulate
+from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
+from rpmref.cli.common import (
+    check_output_file, flag_names, nonnegative_int, os_error_text, positive_int)
+
+PROG = "rpmref balls make"
+#: BallsConfig field → the flag that sets it, for error messages
+FLAGS = {"n_frames": "--frames", "n_balls": "--balls", "size": "--size",
+         "diameter": "--diameter", "noise": "--noise", "channels": "--gray"}
 
 
 def add_parser(subparsers):
@@ -17,12 +31,15 @@ def add_parser(subparsers):
         "ball centres and the config to an .npz file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output .npz path")
-    p.add_argument("--preview", help="also write a PNG grid of frames with trajectories")
-    p.add_argument("--gif", help="also write an animated GIF")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--frames", type=int, default=defaults.n_frames, help="number of frames")
-    p.add_argument("--balls", type=int, default=defaults.n_balls, help="number of balls")
-    p.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
+    p.add_argument("--preview", help="also write a grid of frames with trajectories "
+                   "(.png, .pdf, .svg, ...: any format matplotlib writes)")
+    p.add_argument("--gif", help="also write an animated GIF (.gif)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
+    p.add_argument("--frames", type=positive_int, default=defaults.n_frames,
+                   help="number of frames")
+    p.add_argument("--balls", type=positive_int, default=defaults.n_balls, help="number of balls")
+    p.add_argument("--size", type=positive_int, default=defaults.size,
+                   help="frame side in pixels")
     p.add_argument("--diameter", type=float, default=defaults.diameter,
                    help="ball diameter (= step per frame) in pixels")
     p.add_argument("--noise", type=float, default=defaults.noise,
@@ -32,29 +49,71 @@ def add_parser(subparsers):
     p.set_defaults(func=_make_command)
 
 
+def _fail(message, code):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n_bytes):
+    return f"{n_bytes / 2 ** 30:.3g} GiB"
+
+
+def _check_outputs(args, config):
+    check_output_file(args.out, "--out", (".npz",))
+    if args.preview:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ValueError("--preview needs matplotlib: pip install 'rpmref[plot]'")
+        from matplotlib.backend_bases import FigureCanvasBase
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        check_output_file(args.preview, "--preview", tuple("." + f for f in formats))
+    if args.gif:
+        if importlib.util.find_spec("PIL") is None:
+            raise ValueError("--gif needs Pillow: pip install 'rpmref[plot]'")
+        check_output_file(args.gif, "--gif", (".gif",))
+    need, available = render_nbytes(config), available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"--frames {config.n_frames} of --size {config.size} px need about "
+                         f"{_gib(need)} of memory to render; {_gib(available)} is available")
+
+
 def _make_command(args):
     try:
         config = BallsConfig(n_frames=args.frames, n_balls=args.balls, size=args.size,
                              diameter=args.diameter, noise=args.noise,
                              channels="gray" if args.gray else "rgb")
-    except ValueError as e:
-        print(f"rpmref balls make: error: {e}", file=sys.stderr)
-        return 2
-    for target in (args.out, args.preview, args.gif):
-        folder = os.path.dirname(os.path.abspath(target)) if target else None
-        if folder and not os.path.isdir(folder):
-            print(f"rpmref balls make: error: directory {folder} does not exist", file=sys.stderr)
-            return 2
+        _check_outputs(args, config)
+    except (ValueError, TypeError) as e:
+        return _fail(flag_names(str(e), FLAGS), 2)
     start = time.perf_counter()
     try:
         trajectory = simulate(config, args.seed)
-    except (ValueError, RuntimeError) as e:
-        print(f"rpmref balls make: error: {e}", file=sys.stderr)
-        return 2
-    frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
-                           config.size, ball_colours(config))
-    elapsed = time.perf_counter() - start
-    written = save_video(args.out, frames, trajectory.positions, config)
+    except (ValueError, RuntimeError) as e:  # the balls do not fit / the box is too crowded
+        return _fail(flag_names(str(e), FLAGS), 2)
+    try:
+        frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
+                               config.size, ball_colours(config))
+        elapsed = time.perf_counter() - start
+        written = save_video(args.out, frames, trajectory.positions, config)
+    except MemoryError:
+        return _fail(f"out of memory rendering {config.n_frames} frames of {config.size} px "
+                     f"(about {_gib(render_nbytes(config))})", 1)
+    except OSError as e:
+        return _fail(f"cannot write {args.out} ({os_error_text(e)})", 1)
     kind = "RGB" if config.channels == "rgb" else "gray"
     print(f"wrote {written}: {config.n_frames} frames, {config.n_balls} balls, "
           f"{config.size}x{config.size} {kind}, diameter {config.diameter:g} px, "
@@ -62,15 +121,18 @@ def _make_command(args):
     print(f"generated in {elapsed:.3f} s; {trajectory.n_redrawn} of {trajectory.n_moves} moves "
           f"redrawn ({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
           f"{trajectory.n_dead_ends} dead ends (backtracked)")
-    try:
-        if args.preview:
-            colours = ball_colours(config) if config.channels == "rgb" else None
-            save_preview(args.preview, frames, trajectory.positions, colours=colours)
-            print(f"wrote {args.preview}")
-        if args.gif:
-            save_gif(args.gif, frames)
-            print(f"wrote {args.gif}")
-    except RuntimeError as e:  # matplotlib / Pillow missing
-        print(f"rpmref balls make: error: {e}", file=sys.stderr)
-        return 2
+    for flag, path in (("--preview", args.preview), ("--gif", args.gif)):
+        if not path:
+            continue
+        try:
+            if flag == "--preview":
+                colours = ball_colours(config) if config.channels == "rgb" else None
+                save_preview(path, frames, trajectory.positions, colours=colours)
+            else:
+                save_gif(path, frames)
+        except OSError as e:
+            return _fail(f"cannot write {flag} {path} ({os_error_text(e)}); {written} is written", 1)
+        except MemoryError:
+            return _fail(f"out of memory writing {flag} {path}; {written} is written", 1)
+        print(f"wrote {path}")
     return 0

@@ -1,17 +1,34 @@
-"""``rpmref balls train``: train the CNN encoder with an InfoNCE critic (Sec. 5)."""
+"""``rpmref balls train``: train the CNN encoder with an InfoNCE critic (Sec. 5).
+
+Everything is checked before any work: the settings (exit 2), the videos
+(exit 2), the output directory — created, locked against a second writer
+(exit 1 at once) and refused if it already holds a run, unless ``--resume`` or
+``--overwrite`` (exit 2). A failure while training (a divergent step, a full
+disk) is one line with exit 1; Ctrl-C writes a checkpoint and exits 130.
+"""
 import argparse
-import json
 import math
 import os
 import sys
 
 from rpmref.balls import optim
+from rpmref.balls.checkpoint import CorruptCheckpointError
 from rpmref.balls.critics import CRITICS
-from rpmref.balls.readout import fit_linear_readout, score_readout
+from rpmref.balls.rundir import RunExistsError, RunLockedError, open_run_dir
 from rpmref.balls.trainer import (
-    CHECKPOINT, DTYPES, METRICS, SUMMARY, NonFiniteLossError, TrainConfig, _config_dict, encode,
-    train)
+    CHECKPOINT, DTYPES, METRICS, SUMMARY, NonFiniteLossError, RunWriteError, TrainConfig,
+    TrainingInterrupted, check_frames_for_config, check_readout_videos, run_summary, train,
+    write_summary)
 from rpmref.balls.video import BallsConfig, load_video, make_video
+from rpmref.cli.common import (
+    check_input_file, flag_names, nonnegative_int, os_error_text, positive_float, positive_int)
+
+PROG = "rpmref balls train"
+#: TrainConfig field → the flag that sets it, for error messages
+FLAGS = {"critic": "--critic", "epochs": "--epochs", "steps": "--steps", "batch_size": "--batch",
+         "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum", "seed": "--seed",
+         "dtype": "--dtype", "hidden_channels": "--channels", "kernel_size": "--kernel",
+         "orient_maps": "--no-orient-maps", "blas_threads": "--threads", "out_dir": "--out"}
 
 
 def add_parser(subparsers):
@@ -24,41 +41,61 @@ def add_parser(subparsers):
         "(including a linear readout's R² and RMSE on a held-out video) to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--critic", choices=CRITICS, default=d.critic, help="critic f(z, z')")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (locked while training)")
     p.add_argument("--video", help="training video (.npz from 'rpmref balls make'); "
                    "default: generated with --video-seed")
-    p.add_argument("--video-seed", type=int, default=0,
+    p.add_argument("--video-seed", type=nonnegative_int, default=0,
                    help="seed of the generated training video (without --video)")
     p.add_argument("--heldout-video", help="held-out video for the readout; default: "
                    "generated with the training video's config and --heldout-seed")
-    p.add_argument("--heldout-seed", type=int, default=1, help="seed of the held-out video")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over all pairs")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--heldout-seed", type=nonnegative_int, default=1,
+                   help="seed of the held-out video")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over all pairs")
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="stop after exactly this many updates (overrides --epochs)")
-    p.add_argument("--batch", type=int, default=d.batch_size, help="pairs per batch B")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights and batch order")
+    p.add_argument("--batch", type=positive_int, default=d.batch_size,
+                   help="pairs per batch B (at least 2)")
+    p.add_argument("--seed", type=nonnegative_int, default=d.seed,
+                   help="seed of weights and batch order")
     p.add_argument("--optimizer", choices=optim.OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1)")
     p.add_argument("--dtype", choices=DTYPES, default=d.dtype)
-    p.add_argument("--channels", type=int, default=d.hidden_channels,
+    p.add_argument("--channels", type=positive_int, default=d.hidden_channels,
                    help="hidden channels of the first conv layer")
-    p.add_argument("--kernel", type=int, default=d.kernel_size, help="odd conv kernel size")
+    p.add_argument("--kernel", type=positive_int, default=d.kernel_size,
+                   help="odd conv kernel size, at most the frame side")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="keep the raw random second-layer filters instead of flipping maps "
                         "that start dark on the balls (see README, 'Why the maps are oriented')")
-    p.add_argument("--threads", type=int, default=d.blas_threads,
+    p.add_argument("--threads", type=nonnegative_int, default=d.blas_threads,
                    help="BLAS threads while training (1 is fastest on a shared machine; "
                         "0 = leave as is)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out (same settings)")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint (same settings)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (its checkpoint, metrics and summary)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train_command)
 
 
-def _error(message):
-    print(f"rpmref balls train: error: {message}", file=sys.stderr)
-    return 2
+def _fail(message, code):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _message(error):
+    """An exception's text with TrainConfig's field names replaced by the flags."""
+    return flag_names(str(error), FLAGS)
+
+
+def _config(args):
+    return TrainConfig(critic=args.critic, epochs=args.epochs, steps=args.steps,
+                       batch_size=args.batch, optimizer=args.optimizer, lr=args.lr,
+                       momentum=args.momentum, seed=args.seed, dtype=args.dtype,
+                       hidden_channels=args.channels, kernel_size=args.kernel,
+                       orient_maps=not args.no_orient_maps, blas_threads=args.threads or None)
 
 
 def _load_videos(args):
@@ -76,44 +113,89 @@ def _load_videos(args):
 
 def _train_command(args):
     try:
-        config = TrainConfig(critic=args.critic, epochs=args.epochs, steps=args.steps,
-                             batch_size=args.batch, optimizer=args.optimizer, lr=args.lr,
-                             momentum=args.momentum, seed=args.seed, dtype=args.dtype,
-                             hidden_channels=args.channels, kernel_size=args.kernel,
-                             orient_maps=not args.no_orient_maps,
-                             blas_threads=args.threads or None)
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise ValueError(f"--out {args.out} exists and is not a directory")
-        frames, positions, h_frames, h_positions = _load_videos(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return _error(e)
+        config = _config(args)
+        for flag, path in (("--video", args.video), ("--heldout-video", args.heldout_video)):
+            if path is not None:
+                check_input_file(path, flag)
+    except (ValueError, TypeError) as e:
+        return _fail(_message(e), 2)
     try:
-        result = train(config, frames, out_dir=args.out, resume=args.resume,
-                       progress=not args.no_progress)
+        with open_run_dir(args.out, resume=args.resume, overwrite=args.overwrite) as out:
+            return _train_in(out, args, config)
+    except RunLockedError as e:
+        return _fail(str(e), 1)
+    except RunExistsError as e:
+        return _fail(f"--out {e.out_dir} already holds a run ({', '.join(e.files)}); add "
+                     f"--resume to continue it or --overwrite to replace it", 2)
+    except (ValueError, TypeError) as e:
+        return _fail(_message(e), 2)
+    except OSError as e:  # the directory or its lock file cannot be created
+        return _fail(f"--out {args.out}: cannot write there ({os_error_text(e)})", 2)
+
+
+def _train_in(out, args, config):
+    """The work, with ``out`` created and locked."""
+    try:
+        frames, positions, h_frames, h_positions = _load_videos(args)
+        check_frames_for_config(config, frames)
+        check_readout_videos(frames, positions, h_frames, h_positions)
     except (ValueError, TypeError, FileNotFoundError) as e:
-        return _error(e)
-    except NonFiniteLossError as e:
-        print(f"rpmref balls train: {e}", file=sys.stderr)
-        return 1
-    readout = fit_linear_readout(encode(result.params, result.bn_state, frames, config), positions)
-    heldout = score_readout(readout, encode(result.params, result.bn_state, h_frames, config),
-                            h_positions)
-    train_fit = score_readout(readout, encode(result.params, result.bn_state, frames, config),
-                              positions)
-    last = result.history[-1] if result.history else {}
-    summary = {"config": _config_dict(config), "steps": result.steps,
-               "epochs_completed": sum(1 for r in result.history if r["complete"]),
-               "final_loss": last.get("loss"), "final_estimate": last.get("estimate"),
-               "log_batch": math.log(config.batch_size),
-               "readout_heldout": heldout, "readout_train": train_fit,
-               "wall_time_s": result.wall_time, "steps_per_s": result.steps_per_s,
-               "video": args.video or f"generated, seed {args.video_seed}",
-               "heldout_video": args.heldout_video or f"generated, seed {args.heldout_seed}"}
-    with open(os.path.join(args.out, SUMMARY) + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(args.out, SUMMARY) + ".tmp", os.path.join(args.out, SUMMARY))
-    print(f"critic {config.critic}: {result.steps} steps, final loss {last.get('loss', float('nan')):.4f}, "
-          f"estimate {last.get('estimate', float('nan')):.4f} nats (log B = {math.log(config.batch_size):.4f}); "
-          f"held-out readout R² {heldout['r2_overall']:.4f}, RMSE {heldout['rmse_px']:.3f} px; "
-          f"{result.steps_per_s:.1f} steps/s; wrote {args.out}/{{{CHECKPOINT},{METRICS},{SUMMARY}}}")
+        return _fail(_message(e), 2)
+    try:
+        result = train(config, frames, out_dir=out, resume=args.resume,
+                       progress=not args.no_progress)
+    except TrainingInterrupted as e:
+        where = (f"checkpoint {e.checkpoint} holds step {e.step}; continue with --resume"
+                 if e.checkpoint else "nothing was written")
+        print(f"{PROG}: interrupted: {where}", file=sys.stderr)
+        return 130
+    except CorruptCheckpointError as e:
+        return _fail(f"{e}; start again with --overwrite", 2)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        return _fail(_message(e), 2)
+    except (NonFiniteLossError, RunWriteError, MemoryError) as e:
+        return _fail(str(e) or type(e).__name__, 1)
+    except OSError as e:
+        return _fail(os_error_text(e), 1)
+    try:
+        summary = run_summary(config, result, frames, positions, h_frames, h_positions,
+                              video=args.video or f"generated, seed {args.video_seed}",
+                              heldout_video=args.heldout_video
+                              or f"generated, seed {args.heldout_seed}")
+        write_summary(out, summary)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before {SUMMARY} was written; the checkpoint holds all "
+              f"{result.steps} steps; --resume writes the summary", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError) as e:  # e.g. a held-out coordinate that never changes
+        return _fail(_message(e), 2)
+    except (RunWriteError, MemoryError) as e:
+        return _fail(str(e) or type(e).__name__, 1)
+    except OSError as e:
+        return _fail(os_error_text(e), 1)
+    _print_result(out, config, result, summary)
     return 0
+
+
+def _print_result(out, config, result, summary):
+    heldout = summary["readout_heldout"]
+    sizes = summary["effective_batch_sizes"]
+    batches = (f"{summary['batches_per_epoch']} batches of "
+               + (f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}") + " pairs")
+    if result.steps_run == 0:
+        speed = "nothing left to train (the checkpoint already holds every step)"
+    else:
+        speed = f"{result.steps_run} steps in {result.wall_time:.1f} s ({result.steps_per_s:.1f} steps/s)"
+    loss = summary["final_loss"]
+    estimate = summary["final_estimate"]
+    print(f"critic {config.critic}: {result.steps} steps, "
+          f"{summary['epochs_completed']} epochs; final loss {_num(loss)}, estimate "
+          f"{_num(estimate)} nats (log B = {summary['log_batch']:.4f}, {batches}); held-out "
+          f"readout R² {heldout['r2_overall']:.4f}, RMSE {heldout['rmse_px']:.3f} px; {speed}; "
+          f"wrote {os.path.join(out, '')}{{{CHECKPOINT},{METRICS},{SUMMARY}}}")
+
+
+def _num(value):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.4f}"
+

@@ -1,0 +1,142 @@
+"""``rpmref check-infonce MODULE:FUNCTION``: is that InfoNCE loss the exact one? (``rpmref.testing``)
+
+MODULE is either a path to a Python file (anything ending in ``.py``, relative to the
+current directory or absolute) or a dotted module name, imported with the current
+directory first on ``sys.path`` (as ``python -m`` does). FUNCTION may be dotted
+(``Class.method``, ``losses.infonce``) to reach an attribute of an attribute.
+
+Exit codes: 0 the loss conforms; 1 it does not (the diagnosis is printed) or it raised;
+2 usage errors, including a module or function that cannot be found (one line).
+"""
+import importlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from rpmref.cli.common import nonnegative_int, positive_float, positive_int
+from rpmref.testing import check_infonce as run_check
+from rpmref.testing import adapters
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments: printed as one line, exit code 2."""
+
+
+def _import_file(path_text):
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path_text}")
+    name = f"_rpmref_checked_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise UsageError(f"importing {path_text} failed: {type(err).__name__}: {err}") from None
+    return module
+
+
+def _import_dotted(name):
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and (name == err.name or name.startswith(err.name + ".")):
+            raise UsageError(f"no module named {err.name!r} (MODULE is a dotted module on "
+                             "sys.path or the current directory, or a path to a .py file)") \
+                from None
+        raise UsageError(f"importing {name} failed: {err}") from None
+    except Exception as err:
+        raise UsageError(f"importing {name} failed: {type(err).__name__}: {err}") from None
+
+
+def load_function(target):
+    """The callable named by ``MODULE:FUNCTION``; UsageError if it cannot be found."""
+    module_name, sep, attribute = target.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"expected MODULE:FUNCTION (e.g. losses.py:infonce), got {target!r}")
+    module = (_import_file(module_name) if module_name.endswith(".py")
+              else _import_dotted(module_name))
+    obj = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"{module_name} has no attribute {attribute!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not a function")
+    return obj
+
+
+def _finite(value):
+    """JSON has no inf or nan: write them as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def run(args):
+    try:
+        if args.kind == "embeddings" and args.critic is None:
+            raise UsageError("--kind embeddings needs --critic cosine or --critic dot")
+        if args.kind == "scores" and args.critic is not None:
+            raise UsageError("--critic is only used with --kind embeddings")
+        if args.framework != "auto" and not adapters.installed(args.framework):
+            raise UsageError(f"--framework {args.framework}: {args.framework} is not installed")
+        fn = load_function(args.target)
+    except UsageError as err:
+        print(f"rpmref check-infonce: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        report = run_check(fn, kind=args.kind, critic=args.critic, temperature=args.temperature,
+                           framework=args.framework, trials=args.trials, seed=args.seed)
+    except Exception as err:
+        print(f"rpmref check-infonce: {args.target} raised {type(err).__name__}: {err}",
+              file=sys.stderr)
+        traceback.print_exception(err, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_finite(report.to_dict()), indent=1))
+    else:
+        print(report)
+    return 0 if report.passed else 1
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "check-infonce", help="check an InfoNCE loss against the exact in-batch loss",
+        description="Call MODULE:FUNCTION on seeded batches (varied B, non-symmetric scores, "
+        "huge and masked logits) and compare it with the exact in-batch InfoNCE loss "
+        "-(1/B) sum_i log softmax_j(L_ij)_i (a loss, in nats, mean over anchors, z -> z') and "
+        "its gradient. If it differs, name the mistake (transposed, sum-reduction, "
+        "estimate-not-loss, log2, sign, negatives-only, symmetric, temperature-*, nt-xent, "
+        "unstable, gradient, not-scalar, unknown). MODULE is a .py file or a dotted module "
+        "(the current directory is searched first). Exit 0 conforming, 1 not, 2 usage error.")
+    p.add_argument("target", metavar="MODULE:FUNCTION",
+                   help="e.g. losses.py:infonce or mypackage.losses:infonce")
+    p.add_argument("--kind", choices=("scores", "embeddings"), default="scores",
+                   help="FUNCTION(scores[, T]) with scores (B, B), or FUNCTION(z, z_prime[, T]) "
+                   "with embeddings (B, D) (default: %(default)s)")
+    p.add_argument("--critic", choices=("cosine", "dot"),
+                   help="the critic of --kind embeddings: cosine (SimCLR) or dot (z^T z')")
+    p.add_argument("--framework", choices=("auto",) + adapters.FRAMEWORKS, default="auto",
+                   help="hand over numpy arrays, torch tensors or jax arrays (default: "
+                   "%(default)s, decided from what FUNCTION accepts and returns)")
+    p.add_argument("--temperature", type=positive_float, metavar="T",
+                   help="pass T as FUNCTION's last argument; the logits are scores / T")
+    p.add_argument("--trials", type=positive_int, default=50,
+                   help="number of batches to try (default: %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)

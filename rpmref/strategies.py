@@ -1,0 +1,248 @@
+"""Hypothesis strategies for RPM and InfoNCE problems, for your own test suites.
+
+Every strategy draws NumPy float64 arrays that hit the cases implementations get
+wrong: pmfs with exact zeros and 1e-12 entries, one-hot and near-one-hot encoders,
+critic tables and score matrices with huge magnitudes (e^1000 overflows float64)
+and −inf (masked) entries, embedding batches, and Gaussian problems whose mutual
+information is known by construction (docs/theory.md, 'Objects' and 'Gaussian
+latents').
+
+This module needs `hypothesis <https://hypothesis.readthedocs.io>`_
+(``pip install hypothesis``, or ``pip install "rpmref[test]"``); nothing else in
+rpmref does.
+
+Raw non-negative arrays are drawn entry by entry from a mix of exact zeros, tiny
+values (1e-12, which make near-deterministic rows) and ordinary values; all-zero
+rows are replaced by a one-hot row (never rejected, so no filtering), then rows
+or whole tables are normalised (after dit's ``utils/testing.py``). Shapes go up to
+``MAX_STATES`` × ``MAX_STATES``.
+
+Examples
+--------
+A property test of your own InfoNCE loss against rpmref's exact reference
+(``rpmref.testing.infonce_loss``), on score matrices with huge and masked entries::
+
+    import numpy as np
+    from hypothesis import given
+    from rpmref.strategies import score_matrices
+    from rpmref.testing import infonce_loss
+
+    @given(score_matrices(max_magnitude=1e3, masked=True))
+    def test_my_loss_is_the_infonce_loss(scores):
+        scale = max(1.0, np.abs(scores[np.isfinite(scores)]).max())
+        assert abs(my_loss(scores) - infonce_loss(scores)) <= 1e-12 * len(scores) * scale
+
+An MI estimator on Gaussian problems of known mutual information::
+
+    from rpmref.strategies import gaussian_problems
+
+    @given(gaussian_problems(max_dim=3))
+    def test_my_estimator_on_gaussians(problem):
+        rng = np.random.default_rng(0)
+        pairs = rng.multivariate_normal(problem.mean, problem.cov, size=20_000)
+        z, z_prime = pairs[:, :problem.k], pairs[:, problem.k:]
+        assert abs(my_gaussian_mi(z, z_prime) - problem.mutual_information) < 0.05
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+except ImportError as err:  # pragma: no cover - exercised only without hypothesis
+    raise ImportError("rpmref.strategies needs hypothesis: pip install hypothesis "
+                      "(or pip install 'rpmref[test]')") from err
+
+MAX_STATES = 8
+_entries = st.one_of(st.just(0.0), st.just(1e-12), st.floats(0.01, 1.0))
+
+#: Encoder kinds: the public names, and the older names ``conditionals`` also accepts.
+ENCODER_KINDS = ("soft", "one-hot", "near-one-hot", "mixed")
+_KIND_ALIASES = {"soft": "dense", "one-hot": "deterministic", "near-one-hot": "near",
+                 "dense": "dense", "deterministic": "deterministic", "near": "near",
+                 "mixed": "mixed"}
+
+
+class GaussianProblem(NamedTuple):
+    """Jointly Gaussian (z, z') with known mutual information.
+
+    mean (k + k',), cov (k + k', k + k'), z the first ``k`` coordinates;
+    ``mutual_information`` in nats; ``correlations`` the canonical correlations
+    (min(k, k'),) the problem was built from. ``rpmref.gaussian.GaussianPair(mean,
+    cov, k)`` turns it into rpmref's Gaussian joint.
+    """
+    mean: np.ndarray
+    cov: np.ndarray
+    k: int
+    mutual_information: float
+    correlations: np.ndarray
+
+
+def _nonzero_rows(raw, hot):
+    rows = raw.copy()
+    empty = rows.sum(axis=1) == 0
+    rows[empty] = np.eye(rows.shape[1])[hot[empty]]
+    return rows
+
+
+@st.composite
+def pmfs(draw, shape):
+    """A pmf of the given shape with possible exact zeros and 1e-12 entries."""
+    raw = draw(arrays(np.float64, shape, elements=_entries))
+    if raw.sum() == 0:
+        raw.flat[draw(st.integers(0, raw.size - 1))] = 1.0
+    return raw / raw.sum()
+
+
+@st.composite
+def joint_tables(draw, min_states=1, max_states=MAX_STATES):
+    """A joint pmf P(z, z') of shape (k, k'), k and k' in [min_states, max_states],
+    with possible exact zeros (so some states may be unreachable) and 1e-12 entries."""
+    k = draw(st.integers(min_states, max_states))
+    k_prime = draw(st.integers(min_states, max_states))
+    return draw(pmfs((k, k_prime)))
+
+
+@st.composite
+def encoders(draw, n, k, kind=None):
+    """An encoder table P(z | x) of shape (n, k): every row a pmf.
+
+    kind: "soft" (dense rows with zeros and 1e-12 entries), "one-hot" (deterministic
+    encoders, Appendix C), "near-one-hot" (one entry ≈ 1, the rest 1e-12 or 0),
+    "mixed" (rows of every type), or None (any of these). The older names "dense",
+    "deterministic" and "near" are accepted too.
+    """
+    if kind is not None and kind not in _KIND_ALIASES:
+        raise ValueError(f"kind must be one of {', '.join(ENCODER_KINDS)} or None; got {kind!r}")
+    kind = _KIND_ALIASES[kind] if kind else draw(
+        st.sampled_from(["deterministic", "near", "dense", "mixed"]))
+    hot = np.array(draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
+    one_hot = np.eye(k)[hot]
+    if kind == "deterministic":
+        return one_hot
+    if kind == "near":
+        tiny = draw(arrays(np.float64, (n, k), elements=st.sampled_from([0.0, 1e-12])))
+        rows = np.where(one_hot > 0, 0.0, tiny)
+        return rows + one_hot * (1.0 - rows.sum(axis=1, keepdims=True))
+    raw = _nonzero_rows(draw(arrays(np.float64, (n, k), elements=_entries)), hot)
+    return raw / raw.sum(axis=1, keepdims=True)
+
+
+#: The name the rpmref test suite has always used for ``encoders``.
+conditionals = encoders
+
+
+@st.composite
+def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
+    """(p_xx, enc, enc_prime, prior) with p_xx (n, n'), enc (n, k), enc_prime (n', k'),
+    prior (k, k'); ``kind`` as in ``encoders`` (both encoders get the same kind)."""
+    n, n_prime = draw(st.integers(1, max_data)), draw(st.integers(1, max_data))
+    k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
+    p_xx = draw(pmfs((n, n_prime)))
+    enc = draw(encoders(n, k, kind))
+    enc_prime = draw(encoders(n_prime, k_prime, kind))
+    prior = draw(pmfs((k, k_prime)))
+    return p_xx, enc, enc_prime, prior
+
+
+def critics(shape, bound):
+    """A critic table f(z, z') of the given shape with entries in [−bound, bound]."""
+    return arrays(np.float64, shape, elements=st.floats(-bound, bound))
+
+
+#: The descriptive name of ``critics``.
+critic_tables = critics
+
+
+@st.composite
+def joint_and_critic(draw, bound, max_latent=MAX_STATES):
+    """(p_zz, f): a (k, k') pmf and a critic table of the same shape, |f| ≤ bound."""
+    k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
+    return draw(pmfs((k, k_prime))), draw(critics((k, k_prime), bound))
+
+
+@st.composite
+def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=False):
+    """A (B, B) score matrix, scores[i, j] = f(z_i, z'_j), positives on the diagonal.
+
+    B is in [min_size, max_size]. A magnitude m is drawn from 1, 10, 100 and 1e3
+    (those ≤ ``max_magnitude``; 1e3 makes e^s overflow float64) and the entries from
+    [−m, m]. With ``masked``, off-diagonal entries may be −inf (negatives left out of
+    the softmax); the diagonal is always finite, so the InfoNCE loss is finite.
+    """
+    if not 1 <= min_size <= max_size:
+        raise ValueError(f"need 1 <= min_size <= max_size; got {min_size}, {max_size}")
+    b = draw(st.integers(min_size, max_size))
+    magnitudes = [m for m in (1.0, 10.0, 100.0, 1e3) if m <= max_magnitude] or [max_magnitude]
+    m = draw(st.sampled_from(magnitudes))
+    scores = draw(arrays(np.float64, (b, b), elements=st.floats(-m, m)))
+    if masked and b > 1:
+        mask = draw(arrays(np.bool_, (b, b)))
+        np.fill_diagonal(mask, False)
+        scores = np.where(mask, -np.inf, scores)
+    return scores
+
+
+@st.composite
+def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, max_norm=50.0):
+    """(z, z_prime): two (B, D) batches of embeddings, row i of each a positive pair.
+
+    Each row has a norm drawn from [min_norm, max_norm] (> 0, so the cosine critic
+    is defined); z'_i is z_i's direction plus a drawn perturbation, so positives are
+    typically (not always) the most similar pair.
+    """
+    if not 0 < min_norm <= max_norm:
+        raise ValueError(f"need 0 < min_norm <= max_norm; got {min_norm}, {max_norm}")
+    b = draw(st.integers(min_size, max_size))
+    d = draw(st.integers(1, max_dim))
+    unit = st.floats(-1.0, 1.0)
+    z = draw(arrays(np.float64, (b, d), elements=unit))
+    noise = draw(arrays(np.float64, (b, d), elements=unit))
+    closeness = draw(st.floats(0.0, 1.0))
+    z_prime = closeness * z + (1.0 - closeness) * noise
+
+    def rescale(a):
+        a = a.copy()
+        a[np.linalg.norm(a, axis=1) < 1e-3] = np.eye(d)[0]     # no (near-)zero rows
+        norms = np.array(draw(st.lists(st.floats(min_norm, max_norm), min_size=b,
+                                       max_size=b)))
+        return a / np.linalg.norm(a, axis=1, keepdims=True) * norms[:, None]
+    return rescale(z), rescale(z_prime)
+
+
+@st.composite
+def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
+    """A ``GaussianProblem``: (z, z') jointly Gaussian with known I(Z; Z').
+
+    Built from canonical correlations ρ_1..ρ_r (r = min(k, k'), drawn from
+    [0, max_correlation]): whitened coordinates u ~ N(0, I_k), u' ~ N(0, I_k') with
+    E[u u'ᵀ] = diag(ρ), then z = A u + m and z' = A' u' + m' with diagonally dominant
+    (so invertible) A, A'. Invertible maps of z and of z' leave the mutual information
+    unchanged, so I(Z; Z') = −½ Σ_i log(1 − ρ_i²) (docs/theory.md, 'Gaussian latents').
+    """
+    k, k_prime = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
+    r = min(k, k_prime)
+    rho = np.array(draw(st.lists(st.floats(0.0, max_correlation), min_size=r, max_size=r)))
+
+    def mixing(dim):
+        diagonal = np.array(draw(st.lists(st.floats(1.0, 3.0), min_size=dim, max_size=dim)))
+        off = draw(arrays(np.float64, (dim, dim), elements=st.floats(-0.9, 0.9))) / dim
+        np.fill_diagonal(off, 0.0)
+        return np.diag(diagonal) + off        # |off-diagonal row sum| < 0.9 < 1 ≤ diagonal
+    a, a_prime = mixing(k), mixing(k_prime)
+    cross = np.zeros((k, k_prime))
+    cross[np.arange(r), np.arange(r)] = rho
+    cov = np.block([[a @ a.T, a @ cross @ a_prime.T],
+                    [a_prime @ cross.T @ a.T, a_prime @ a_prime.T]])
+    cov = 0.5 * (cov + cov.T)
+    mean = draw(arrays(np.float64, (k + k_prime,), elements=st.floats(-3.0, 3.0)))
+    mi = float(-0.5 * np.sum(np.log1p(-rho ** 2)))
+    return GaussianProblem(mean, cov, k, mi, rho)
+
+
+__all__ = [
+    "MAX_STATES", "ENCODER_KINDS", "GaussianProblem", "pmfs", "joint_tables", "encoders",
+    "conditionals", "rpm_problems", "critics", "critic_tables", "joint_and_critic",
+    "score_matrices", "embedding_batches", "gaussian_problems",
+]

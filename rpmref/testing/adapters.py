@@ -1,0 +1,259 @@
+"""Calling a user's function in NumPy, PyTorch or JAX, with its value and gradient.
+
+The only place in rpmref that imports torch or jax, and only when asked to: each
+adapter converts float64 NumPy inputs to the framework's arrays (torch.float64
+tensors; jax arrays with 64-bit mode enabled for the call), calls the function,
+and brings back the value as a float, the dtype it was computed in, and the
+gradient with respect to every input array:
+
+* torch: ``torch.autograd.grad``; an output not attached to the inputs' graph is a
+  broken gradient (a loss you cannot train with);
+* jax: ``jax.grad``; a function ``jax.grad`` cannot trace has a broken gradient;
+* numpy: autograd, for functions written with ``autograd.numpy``; a plain NumPy
+  function simply has no gradient to check.
+"""
+import importlib
+import importlib.util
+import inspect
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+FRAMEWORKS = ("numpy", "torch", "jax")
+
+
+class NotScalarError(ValueError):
+    """The function returned an array with more than one element."""
+
+    def __init__(self, shape):
+        super().__init__(f"returned an array of shape {tuple(shape)}, not a scalar")
+        self.shape = tuple(shape)
+
+
+class Outcome(NamedTuple):
+    """value: float; dtype: the numpy dtype the value was computed in; gradients: one
+    array per input or None; gradient_status: "ok", "unavailable" (nothing to check)
+    or "broken" (the framework should differentiate it and cannot); reason: why not "ok"."""
+    value: float
+    dtype: np.dtype
+    gradients: tuple | None
+    gradient_status: str
+    reason: str | None
+
+
+def installed(framework):
+    """Whether ``framework`` can be imported (without importing it)."""
+    return framework == "numpy" or importlib.util.find_spec(framework) is not None
+
+
+def require(framework):
+    """Import and return the framework's module, or raise ImportError saying how to get it."""
+    if framework == "numpy":
+        return np
+    try:
+        return importlib.import_module(framework)
+    except ImportError as err:
+        hint = {"torch": "pip install torch", "jax": "pip install jax"}[framework]
+        raise ImportError(f"framework={framework!r} needs {framework}, which is not installed "
+                          f"({hint})") from err
+
+
+def framework_of_value(value):
+    """"torch" or "jax" if ``value`` is one of their arrays, else None (no imports)."""
+    top = type(value).__module__.split(".")[0]
+    return {"torch": "torch", "jax": "jax", "jaxlib": "jax"}.get(top)
+
+
+def framework_of_annotations(fn):
+    """"torch" or "jax" if ``fn``'s parameter annotations name one of their types, else None."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    for parameter in parameters:
+        note = parameter.annotation
+        text = note if isinstance(note, str) else f"{getattr(note, '__module__', '')}.{note!r}"
+        for framework in ("torch", "jax"):
+            if framework in text:
+                return framework
+    return None
+
+
+def scalar(value):
+    """(float, dtype) of a scalar result of any framework; NotScalarError otherwise."""
+    if hasattr(value, "detach"):                       # torch
+        value = value.detach().cpu().numpy()
+    value = getattr(value, "_value", value)            # an autograd box
+    array = np.asarray(value)
+    if array.size != 1:
+        raise NotScalarError(array.shape)
+    dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float64)
+    return float(array.reshape(())), dtype
+
+
+def _numpy(fn, inputs, extra, gradients):
+    value, dtype = scalar(fn(*(a.copy() for a in inputs), *extra))
+    if not gradients:
+        return Outcome(value, dtype, None, "unavailable", "not requested")
+    import autograd
+    from autograd.tracer import isbox
+
+    traced = {}
+
+    def on_tuple(arrays):
+        out = fn(*arrays, *extra)
+        traced["box"] = isbox(out)
+        return out
+    try:
+        with warnings.catch_warnings():     # "Output seems independent of input": handled below
+            warnings.simplefilter("ignore", UserWarning)
+            vjp, _ = autograd.make_vjp(on_tuple)(tuple(a.copy() for a in inputs))
+            grads = vjp(1.0) if traced["box"] else None
+    except Exception as err:    # a plain NumPy function: autograd cannot trace it
+        return Outcome(value, dtype, None, "unavailable",
+                       f"not differentiable by autograd ({type(err).__name__})")
+    if grads is None:
+        return Outcome(value, dtype, None, "unavailable",
+                       "not written with autograd.numpy (the output does not depend on "
+                       "traced inputs)")
+    return Outcome(value, dtype, tuple(np.asarray(g, dtype=float) for g in grads), "ok", None)
+
+
+def _torch(fn, inputs, extra, gradients):
+    torch = require("torch")
+    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=gradients) for a in inputs]
+    out = fn(*tensors, *extra)
+    value, dtype = scalar(out)
+    if not gradients:
+        return Outcome(value, dtype, None, "unavailable", "not requested")
+    if not (torch.is_tensor(out) and out.requires_grad):
+        return Outcome(value, dtype, None, "broken",
+                       "the loss is detached from its inputs (no grad_fn)")
+    grads = torch.autograd.grad(out.reshape(()), tensors, allow_unused=True)
+    grads = tuple(np.zeros(a.shape) if g is None else g.detach().cpu().numpy().astype(float)
+                  for a, g in zip(inputs, grads))
+    return Outcome(value, dtype, grads, "ok", None)
+
+
+def _enable_x64(jax):
+    manager = getattr(jax, "enable_x64", None)
+    if manager is None:                                # jax < 0.4.3x
+        from jax.experimental import enable_x64 as manager
+    return manager(True)
+
+
+#: (fn, extra, inputs, gradients) -> fn jitted (with its gradient), or None once jit failed.
+_JAX_JIT = {}
+
+
+def _jax_jitted(jax, fn, extra, n_inputs, gradients):
+    """(cache key, ``jax.jit`` of fn or of its value and gradient, or None if it cannot be
+    jitted). Cached: eager JAX compiles every primitive for every new input shape, while one
+    jit per shape is several times cheaper."""
+    key = (fn, extra, n_inputs, gradients)
+    try:
+        if key in _JAX_JIT:
+            return key, _JAX_JIT[key]
+    except TypeError:                                  # an unhashable callable: no cache
+        key = None
+
+    def bound(*arrays):
+        return fn(*arrays, *extra)
+    jitted = jax.jit(jax.value_and_grad(bound, argnums=tuple(range(n_inputs))) if gradients
+                     else bound)
+    if key is not None:
+        if len(_JAX_JIT) >= 64:
+            _JAX_JIT.clear()
+        _JAX_JIT[key] = jitted
+    return key, jitted
+
+
+def _jax(fn, inputs, extra, gradients):
+    """jit first; a function jit cannot trace (Python control flow on values, NumPy
+    conversions) is called eagerly, and differentiated eagerly with jax.grad."""
+    jax = require("jax")
+    import jax.numpy as jnp
+    with _enable_x64(jax):
+        arrays = [jnp.asarray(a) for a in inputs]
+        key, jitted = _jax_jitted(jax, fn, extra, len(arrays), gradients)
+        result = None
+        if jitted is not None:
+            try:
+                result = jitted(*arrays)
+            except Exception:                          # retried eagerly below
+                if key is not None:
+                    _JAX_JIT[key] = None
+        if result is not None:
+            value, dtype = scalar(result[0] if gradients else result)
+            grads = tuple(np.asarray(g, dtype=float) for g in result[1]) if gradients else None
+            return Outcome(value, dtype, grads, "ok" if gradients else "unavailable",
+                           None if gradients else "not requested")
+        value, dtype = scalar(fn(*arrays, *extra))     # the function's own errors propagate
+        if not gradients:
+            return Outcome(value, dtype, None, "unavailable", "not requested")
+        try:
+            grads = jax.grad(lambda *a: fn(*a, *extra), argnums=tuple(range(len(arrays))))(
+                *arrays)
+        except Exception as err:
+            return Outcome(value, dtype, None, "broken",
+                           f"jax.grad cannot differentiate it ({type(err).__name__}: {err})"
+                           .splitlines()[0])
+    return Outcome(value, dtype, tuple(np.asarray(g, dtype=float) for g in grads), "ok", None)
+
+
+_ADAPTERS = {"numpy": _numpy, "torch": _torch, "jax": _jax}
+
+
+def evaluate(fn, framework, inputs, extra=(), gradients=True):
+    """Call ``fn(*inputs, *extra)`` in ``framework``; returns an ``Outcome``.
+
+    inputs: float64 NumPy arrays (converted); extra: further arguments passed as they
+    are (the temperature). Exceptions raised by ``fn`` propagate.
+    """
+    return _ADAPTERS[framework](fn, inputs, extra, gradients)
+
+
+def detect(fn, inputs, extra=()):
+    """Choose the framework for ``fn`` ("auto"): returns (framework, how it was chosen).
+
+    In order: parameter annotations naming torch or jax; a call with NumPy arrays
+    that returns a torch tensor or jax array (that framework) or a number (numpy);
+    if that call raises, torch, then jax (those installed), the first that works.
+    TypeError if none does.
+    """
+    hinted = framework_of_annotations(fn)
+    if hinted is not None:
+        return hinted, "its parameter annotations"
+    errors = {}
+    try:
+        out = fn(*(a.copy() for a in inputs), *extra)
+    except Exception as err:
+        errors["numpy"] = err
+    else:
+        returned = framework_of_value(out)
+        if returned is not None:
+            return returned, f"it returns a {returned} array"
+        return "numpy", "it accepts NumPy arrays"
+    for framework in ("torch", "jax"):
+        if not installed(framework):
+            errors[framework] = "not installed"
+            continue
+        try:
+            evaluate(fn, framework, inputs, extra, gradients=False)
+        except Exception as err:
+            errors[framework] = err
+        else:
+            return framework, f"it fails on NumPy arrays ({type(errors['numpy']).__name__})"
+    described = "; ".join(f"{name}: {_describe(err)}" for name, err in errors.items())
+    raise TypeError(f"fn could not be called with NumPy, torch or jax inputs ({described})")
+
+
+def _describe(err):
+    if isinstance(err, str):
+        return err
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+__all__ = ["FRAMEWORKS", "NotScalarError", "Outcome", "installed", "require", "detect",
+           "evaluate", "scalar"]

@@ -1,0 +1,286 @@
+"""``check_mi_estimator``: a user's MI estimator on problems whose answers are known.
+
+Calling convention. The estimator gets one batch of N pairs and returns one estimate,
+in nats::
+
+    fn(z, z_prime)            -> float      # critic=False (default)
+    fn(z, z_prime, critic)    -> float      # critic=True
+
+z (N, k) and z_prime (N, k') are float64 arrays (torch tensors or jax arrays with
+``framework=``), row i of each a pair (z_i, z'_i) drawn i.i.d. from the problem's
+joint P(z, z'). Discrete latents arrive one-hot. ``critic`` is the problem's optimal
+critic f*(z, z') = log p(z' | z) − log p(z') (E6) as a NumPy function
+``critic(z, z_prime) -> (N, N')`` score matrix, for estimators that take a critic
+(the InfoNCE estimate log N − loss of ``critic(z, z_prime)`` is one).
+
+The problems (``problems``): three discrete joints with full support, where
+I(Z; Z'), I_∞(f*) (Eq. 7, 25) and I_N(f*) (Eq. 6, by enumeration) are exact; and the
+Gaussian staircase of Poole et al. (2019) (``rpmref.gaussian.staircase``: d = 20,
+I = 2, 4, ..., 10 nats) where I and I_∞(f*) are closed forms and I_N(f*) a Monte
+Carlo value with its standard error.
+
+What is reported per problem: the mean of ``batches`` estimates, its standard error
+(sample sd / √batches), the bias against I and, with a critic, against I_N(f*).
+What is *checked* is what the estimator claims: with ``infonce=True``, that no
+estimate exceeds log N (E7: every batch's InfoNCE value is ≤ log N), that the mean
+does not exceed I by more than 4 standard errors (E7: I_N ≤ I), and, when it is given
+the critic, that its mean equals I_N(f*) within 4 combined standard errors (an
+InfoNCE estimator with critic f is unbiased for I_N(f)). Without claims, ``passed``
+is None and the table is for information.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rpmref.exact.infonce import infonce_bound, infonce_limit
+from rpmref.exact.measures import mutual_information
+from rpmref.exact.validation import check_pmf, check_positive_int
+from rpmref.gaussian import closed_form as gaussian_forms
+from rpmref.gaussian.monte_carlo import critic_scores, infonce_bound as gaussian_infonce_bound
+from rpmref.gaussian.monte_carlo import sample_pairs
+from rpmref.gaussian.staircase import DIM, LEVELS, staircase_joint
+from rpmref.testing import adapters
+
+#: The discrete problems: full support, so the optimal critic is finite.
+DISCRETE_JOINTS = {
+    "binary, weak": np.array([[0.40, 0.10],
+                              [0.10, 0.40]]),
+    "3x3, strong": np.array([[0.30, 0.02, 0.01],
+                             [0.02, 0.30, 0.02],
+                             [0.01, 0.02, 0.30]]),
+    "4x2, uneven": np.array([[0.25, 0.05],
+                             [0.05, 0.25],
+                             [0.15, 0.05],
+                             [0.05, 0.15]]),
+}
+SIGMAS = 4.0            # claims are tested at 4 standard errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A joint P(z, z') with known answers; ``sample(n, rng)`` -> (z (n, k), z' (n, k'))."""
+    name: str
+    mutual_information: float
+    infonce_limit: float
+    infonce_n: float | None             # None when not computed
+    infonce_n_stderr: float | None
+    sample: object = field(repr=False)
+    critic: object = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """One problem: known values, the estimates' mean and standard error, the biases,
+    log N, the largest estimate and how many estimates exceeded log N."""
+    problem: str
+    batch_size: int
+    mutual_information: float
+    infonce_limit: float
+    infonce_n: float | None
+    infonce_n_stderr: float | None
+    log_n: float
+    mean: float
+    stderr: float
+    bias: float
+    bias_infonce_n: float | None
+    max_estimate: float
+    above_ceiling: int
+    failures: tuple = ()
+
+
+@dataclass(frozen=True)
+class EstimatorReport:
+    """The outcome of ``check_mi_estimator``: ``passed`` (None when nothing was claimed),
+    ``claims`` (what was checked), ``results`` (one ``ProblemResult`` per problem)."""
+    passed: bool | None
+    claims: tuple
+    results: tuple
+    batch_size: int
+    batches: int
+
+    def to_dict(self):
+        return {"passed": self.passed, "claims": list(self.claims), "batch_size": self.batch_size,
+                "batches": self.batches, "results": [vars(r).copy() for r in self.results]}
+
+    def __str__(self):
+        verdict = {None: "no claims checked (bias table only)", True: "PASSED",
+                   False: "FAILED"}[self.passed]
+        lines = [f"MI estimator: {verdict}; {self.batches} batches of N = {self.batch_size} "
+                 "per problem; nats, mean ± 1 s.e."]
+        if self.claims:
+            lines.append("  claims: " + "; ".join(self.claims))
+        head = (f"{'problem':>16} {'I':>7} {'I_N(f*)':>15} {'log N':>6} {'estimate':>17} "
+                f"{'bias vs I':>9} {'vs I_N':>8} {'>log N':>6}")
+        lines += [head, "-" * len(head)]
+        for r in self.results:
+            i_n = ("—" if r.infonce_n is None else f"{r.infonce_n:.4f} exact"
+                   if r.infonce_n_stderr == 0 else
+                   f"{r.infonce_n:.4f} ± {r.infonce_n_stderr:.4f}")
+            vs_n = "—" if r.bias_infonce_n is None else f"{r.bias_infonce_n:+.4f}"
+            lines.append(f"{r.problem:>16} {r.mutual_information:7.4f} {i_n:>15} {r.log_n:6.3f} "
+                         f"{r.mean:9.4f} ± {r.stderr:.4f} {r.bias:+9.4f} {vs_n:>8} "
+                         f"{r.above_ceiling:>6}")
+        for r in self.results:
+            lines += [f"  {r.problem}: {failure}" for failure in r.failures]
+        return "\n".join(lines)
+
+
+def _one_hot(states, k):
+    return np.eye(k)[states]
+
+
+def discrete_problem(name, p_zz, n):
+    """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic."""
+    p_zz = check_pmf(p_zz, "p_zz", ndim=2)
+    if np.any(p_zz == 0):
+        raise ValueError("p_zz must have full support (the optimal critic log p(z'|z)/p(z') "
+                         "is -inf where p(z, z') = 0)")
+    k, k_prime = p_zz.shape
+    f = np.log(p_zz) - np.log(p_zz.sum(axis=1))[:, None] - np.log(p_zz.sum(axis=0))[None, :]
+    cdf = np.cumsum(p_zz.ravel())
+
+    def sample(size, rng):
+        flat = np.minimum(np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right"),
+                          p_zz.size - 1)
+        return _one_hot(flat // k_prime, k), _one_hot(flat % k_prime, k_prime)
+
+    def critic(z, z_prime):
+        """f*(z, z') for one-hot z (N, k), z' (N', k'): the (N, N') table lookups."""
+        return np.asarray(z, dtype=float) @ f @ np.asarray(z_prime, dtype=float).T
+    exact_n = infonce_bound(p_zz, f, n, method="exact").estimate
+    return Problem(name, mutual_information(p_zz), infonce_limit(p_zz, f), exact_n, 0.0,
+                   sample, critic)
+
+
+def gaussian_problem(level, dim, n, reference_batches, rng):
+    """A staircase ``Problem`` with I = ``level`` nats in dimension ``dim``; I_N(f*) by
+    Monte Carlo over ``reference_batches`` batches (not computed when 0)."""
+    joint, _ = staircase_joint(level, dim)
+    quadratic = gaussian_forms.optimal_critic(joint)
+    estimate = stderr = None
+    if reference_batches:
+        estimate, stderr = gaussian_infonce_bound(joint, quadratic, n, reference_batches, rng)
+
+    def sample(size, rng):
+        return sample_pairs(joint, (size,), rng)
+
+    def critic(z, z_prime):
+        return critic_scores(quadratic, np.asarray(z, dtype=float), np.asarray(z_prime, dtype=float))
+    return Problem(f"gaussian {level:g} nats", gaussian_forms.mutual_information(joint),
+                   gaussian_forms.infonce_limit(joint, quadratic), estimate, stderr, sample,
+                   critic)
+
+
+def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batches=1000, seed=0):
+    """The ``Problem`` list for ``problems`` = "all", "discrete" or "gaussian"."""
+    out = []
+    if problems in ("all", "discrete"):
+        out += [discrete_problem(name, p, batch_size) for name, p in DISCRETE_JOINTS.items()]
+    if problems in ("all", "gaussian"):
+        out += [gaussian_problem(level, dim, batch_size, reference_batches,
+                                 np.random.default_rng([seed, 1, i]))
+                for i, level in enumerate(levels)]
+    return out
+
+
+def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batches=30,
+                       problems="all", levels=LEVELS, dim=DIM, reference_batches=1000,
+                       framework="numpy", seed=0):
+    """Run an MI estimator on discrete and Gaussian problems of known MI (module docstring).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(z, z_prime)`` or, with ``critic=True``, ``fn(z, z_prime, critic)``; z (N, k),
+        z_prime (N, k') one batch of pairs (one-hot for discrete problems); returns an MI
+        estimate in nats from that batch.
+    critic : bool
+        Pass the problem's optimal critic f* = log p(z'|z) − log p(z') (a NumPy function
+        (z, z') -> (N, N') scores) as the third argument.
+    infonce : bool
+        fn claims to be an InfoNCE estimator: check estimates ≤ log N, mean ≤ I, and
+        (with ``critic``) mean = I_N(f*), within 4 standard errors.
+    batch_size : int
+        N, pairs per batch (≥ 2).
+    batches : int
+        Estimates per problem (≥ 2, for a standard error).
+    problems : "all", "discrete" or "gaussian"
+    levels, dim : the staircase's MI levels (nats) and dimension.
+    reference_batches : int
+        Monte Carlo batches for the Gaussian I_N(f*) reference.
+    framework : "numpy", "torch" or "jax"
+        The type of z and z_prime handed to fn.
+    seed : int
+
+    Returns
+    -------
+    EstimatorReport
+        ``passed`` (None without claims), ``results`` per problem; ``print(report)``.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    batch_size = check_positive_int(batch_size, "batch_size", minimum=2)
+    batches = check_positive_int(batches, "batches", minimum=2)
+    check_positive_int(seed, "seed", minimum=0)
+    if problems not in ("all", "discrete", "gaussian"):
+        raise ValueError(f"problems must be 'all', 'discrete' or 'gaussian'; got {problems!r}")
+    if framework not in adapters.FRAMEWORKS:
+        raise ValueError(f"framework must be 'numpy', 'torch' or 'jax'; got {framework!r}")
+    adapters.require(framework)
+    claims = []
+    if infonce:
+        claims += ["every estimate <= log N (E7)", "mean <= I + 4 s.e. (E7: I_N <= I)"]
+        if critic:
+            claims.append("mean = I_N(f*) within 4 combined s.e. (unbiased for Eq. 6)")
+    results = []
+    log_n = float(np.log(batch_size))
+    reference_batches = check_positive_int(reference_batches, "reference_batches", minimum=2)
+    for index, problem in enumerate(make_problems(problems, batch_size, levels, dim,
+                                                  reference_batches if critic else 0, seed)):
+        rng = np.random.default_rng([seed, 2, index])
+        values, eps = [], 0.0
+        for _ in range(batches):
+            z, z_prime = problem.sample(batch_size, rng)
+            extra = (problem.critic,) if critic else ()
+            outcome = adapters.evaluate(fn, framework, (z, z_prime), extra, gradients=False)
+            values.append(outcome.value)
+            eps = max(eps, float(np.finfo(outcome.dtype).eps))
+        results.append(_summarise(problem, np.array(values), batch_size, log_n, eps, critic,
+                                  infonce))
+    passed = None if not claims else all(not r.failures for r in results)
+    return EstimatorReport(passed, tuple(claims), tuple(results), batch_size, batches)
+
+
+def _summarise(problem, values, n, log_n, eps, critic, infonce):
+    mean = float(np.mean(values))
+    stderr = float(np.std(values, ddof=1) / np.sqrt(values.size))
+    # rounding allowance: a log-sum-exp over N candidates of logits up to ~1000 is
+    # accurate to ~(N + 1000) ε; a real violation is far larger
+    rounding = 8 * eps * (n + 1000)
+    above = int(np.sum(values > log_n + rounding))
+    failures = []
+    if infonce:
+        if above:
+            failures.append(f"{above} of {values.size} estimates exceed log N = {log_n:.4f} "
+                            f"(largest {values.max():.4f}): not an InfoNCE bound (E7)")
+        excess = mean - problem.mutual_information
+        if excess > SIGMAS * stderr + rounding:
+            spread = f"{excess / stderr:.1f} s.e." if stderr > 0 else "s.e. 0"
+            failures.append(f"mean {mean:.4f} exceeds I = {problem.mutual_information:.4f} by "
+                            f"{excess:.4f} nats ({spread}): InfoNCE is at most I (E7)")
+    bias_n = None
+    if critic:
+        bias_n = mean - problem.infonce_n
+        spread = float(np.hypot(stderr, problem.infonce_n_stderr))
+        if infonce and abs(bias_n) > SIGMAS * spread + rounding:
+            failures.append(f"mean {mean:.4f} differs from I_N(f*) = {problem.infonce_n:.4f} by "
+                            f"{bias_n:+.4f} (> {SIGMAS:g} s.e. = {SIGMAS * spread:.4f}): "
+                            "biased for the N-sample InfoNCE objective (Eq. 6)")
+    return ProblemResult(problem.name, n, problem.mutual_information, problem.infonce_limit,
+                         problem.infonce_n, problem.infonce_n_stderr, log_n, mean, stderr,
+                         mean - problem.mutual_information, bias_n, float(values.max()), above,
+                         tuple(failures))
+
+
+__all__ = ["check_mi_estimator", "EstimatorReport", "ProblemResult", "Problem",
+           "DISCRETE_JOINTS", "discrete_problem", "gaussian_problem", "make_problems"]

@@ -1,0 +1,148 @@
+"""The exact in-batch InfoNCE loss and its gradient: what implementations are checked against.
+
+Convention (Eq. 6 with N = B, written as a loss). For a (B, B) matrix of logits
+L[i, j] = f(z_i, z'_j) / τ, positives on the diagonal,
+
+    loss(L) = −(1/B) Σ_i log softmax_j(L[i, :])_i = −(1/B) Σ_i [L_ii − log Σ_j e^{L_ij}]
+
+in nats: a *loss* (minimised; log B − loss is the estimate), a *mean* over the B
+anchors z_i, and *one direction*, z → z' (each anchor's softmax runs over the B
+candidates z'_j of its row, the positive included). By A1 (Eq. 28–34) that softmax
+is P_θ(m = j | n = i), the RPM over index pairs with one-hot encoders and the energy
+prior, so loss(L) = −(1/B) Σ_n log(B · P_θ(n, n)); and log B − loss(L) is I_∞ (Eq. 7,
+25) of the batch's empirical joint diag(1/B, ..., 1/B) with critic table L (E5). The
+tests check both routes against this function.
+
+Critics for embedding batches z (B, D), z' (B, D) (docs/theory.md, 'Critics'):
+"dot" is the bilinear critic zᵀ W z' of Eq. 8 with W = I (``rpmref.gaussian``'s
+``bilinear_critic``), "cosine" the same critic on unit vectors z/‖z‖ (SimCLR's).
+"""
+import numpy as np
+
+from rpmref.exact.numerics import log_softmax
+from rpmref.exact.validation import as_float_array, check_finite
+from rpmref.gaussian import bilinear_critic
+from rpmref.gaussian.monte_carlo import critic_scores as _quadratic_scores
+
+CRITICS = ("dot", "cosine")
+
+
+def check_logits(logits, name="logits"):
+    """A (B, B) float64 array with a finite diagonal and no NaN or +inf (−inf is a
+    masked negative). Raises TypeError/ValueError naming the first bad entry."""
+    logits = as_float_array(logits, name, ndim=2)
+    if logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"{name} must be square (B, B) with the positives on the diagonal; "
+                         f"got shape {logits.shape}")
+    bad = np.isnan(logits) | np.isposinf(logits)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must not contain NaN or +inf; entry ({i}, {j}) is "
+                         f"{logits[i, j]}")
+    diagonal = np.diagonal(logits)
+    if not np.all(np.isfinite(diagonal)):
+        i = int(np.flatnonzero(~np.isfinite(diagonal))[0])
+        raise ValueError(f"{name} must have a finite diagonal (the positives); entry ({i}, {i}) "
+                         f"is {diagonal[i]}")
+    return logits
+
+
+def infonce_loss(logits):
+    """The in-batch InfoNCE loss −(1/B) Σ_i log softmax_j(L[i, :])_i (Eq. 6, A1), in nats.
+
+    Parameters
+    ----------
+    logits : array (B, B)
+        L[i, j] = f(z_i, z'_j) / τ; positives on the diagonal (finite); off-diagonal
+        −inf entries are negatives left out of the softmax.
+
+    Returns
+    -------
+    float
+        The loss, ≥ 0; log B for a constant critic; log B − loss ≤ log B (E7).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(infonce_loss(np.zeros((4, 4))) - np.log(4), 15)
+    0.0
+    """
+    logits = check_logits(logits)
+    return -float(np.mean(np.diagonal(log_softmax(logits, axis=1))))
+
+
+def infonce_loss_gradient(logits):
+    """∂ loss / ∂ L = (softmax(L) − I) / B, shape (B, B) (rows: anchors)."""
+    logits = check_logits(logits)
+    b = logits.shape[0]
+    return (np.exp(log_softmax(logits, axis=1)) - np.eye(b)) / b
+
+
+def _unit_rows(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def check_embeddings(z, z_prime, critic=None):
+    """z (B, D) and z_prime (B', D) as finite float64 arrays; rows of nonzero norm for
+    the cosine critic. Raises TypeError/ValueError naming the argument."""
+    z = check_finite(as_float_array(z, "z", ndim=2), "z")
+    z_prime = check_finite(as_float_array(z_prime, "z_prime", ndim=2), "z_prime")
+    if z.shape[1] != z_prime.shape[1]:
+        raise ValueError(f"z and z_prime must have the same dimension D; got shapes {z.shape} "
+                         f"and {z_prime.shape}")
+    if critic == "cosine":
+        for name, a in (("z", z), ("z_prime", z_prime)):
+            zero = np.flatnonzero(np.linalg.norm(a, axis=1) == 0)
+            if zero.size:
+                raise ValueError(f"{name} row {int(zero[0])} is zero: the cosine critic "
+                                 "needs nonzero embeddings")
+    return z, z_prime
+
+
+def critic_scores(critic, z, z_prime):
+    """Scores S[i, j] = f(z_i, z'_j), shape (B, B'), for z (B, D), z' (B', D).
+
+    critic: "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
+    ``critic(z, z_prime) -> (B, B')`` array.
+    """
+    z, z_prime = check_embeddings(z, z_prime, critic)
+    if callable(critic):
+        scores = as_float_array(critic(z, z_prime), "critic(z, z_prime)", ndim=2)
+        if scores.shape != (z.shape[0], z_prime.shape[0]):
+            raise ValueError(f"critic(z, z_prime) must have shape {(z.shape[0], z_prime.shape[0])};"
+                             f" got {scores.shape}")
+        return scores
+    if critic not in CRITICS:
+        raise ValueError(f"critic must be 'dot', 'cosine' or a callable; got {critic!r}")
+    if critic == "cosine":
+        z, z_prime = _unit_rows(z), _unit_rows(z_prime)
+    return _quadratic_scores(bilinear_critic(np.eye(z.shape[1])), z, z_prime)
+
+
+def critic_vjp(critic, z, z_prime, grad_scores):
+    """(∂/∂z, ∂/∂z') of Σ_ij G_ij S_ij for G = ``grad_scores`` (B, B): the chain rule
+    through "dot" or "cosine"; None for a callable critic (its Jacobian is unknown)."""
+    if callable(critic):
+        return None
+    if critic == "dot":
+        return grad_scores @ z_prime, grad_scores.T @ z
+    norm, norm_prime = (np.linalg.norm(a, axis=1, keepdims=True) for a in (z, z_prime))
+    u, u_prime = z / norm, z_prime / norm_prime
+    grad_u, grad_u_prime = grad_scores @ u_prime, grad_scores.T @ u
+
+    def through_unit(g, v, r):      # d(z/‖z‖)/dz = (I − u uᵀ)/‖z‖
+        return (g - np.sum(g * v, axis=1, keepdims=True) * v) / r
+    return through_unit(grad_u, u, norm), through_unit(grad_u_prime, u_prime, norm_prime)
+
+
+def embedding_loss(z, z_prime, critic, temperature=None):
+    """The in-batch InfoNCE loss of critic(z, z') / τ (τ = 1 when ``temperature`` is None),
+    z and z_prime (B, D) with (z_i, z'_i) the positive pairs; in nats."""
+    tau = 1.0 if temperature is None else float(temperature)
+    if not 0 < tau < np.inf:
+        raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
+    return infonce_loss(critic_scores(critic, z, z_prime) / tau)
+
+
+__all__ = ["CRITICS", "check_logits", "check_embeddings", "infonce_loss", "infonce_loss_gradient", "critic_scores",
+           "critic_vjp", "embedding_loss"]

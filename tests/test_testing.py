@@ -1,0 +1,524 @@
+"""``rpmref.testing.check_infonce``: the exact reference, the cases, and the diagnoses.
+
+The implementations below are written once against a small array namespace
+(``ops``) so that the same right and wrong losses run in NumPy (autograd.numpy, so
+their gradients are checked too), PyTorch and JAX; the torch and jax variants are
+skipped when those packages are not installed. ``IMPLEMENTATIONS`` maps each to the
+diagnosis it must get: None for the right ones, and every code of ``DIAGNOSES``
+exactly once (``test_every_code_has_exactly_one_implementation``).
+"""
+import json
+import math
+import types
+
+import autograd.numpy as anp
+import mpmath
+import numpy as np
+import pytest
+from autograd.tracer import getval
+from hypothesis import given, settings
+
+import rpmref
+from rpmref.testing import DIAGNOSES, check_infonce, infonce_loss, infonce_loss_gradient
+from rpmref.testing import adapters
+from rpmref.testing.cases import make_cases
+from rpmref.testing.diagnoses import TRANSFORMATIONS, applicable, transformation_value
+from rpmref.testing.reference import critic_scores, critic_vjp
+from tests.strategies import score_matrices
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+# ------------------------------------------------------------------ array namespaces
+
+def numpy_ops():
+    return types.SimpleNamespace(
+        amax=lambda a, axis: anp.max(a, axis=axis, keepdims=True),
+        sum=lambda a, axis=None: anp.sum(a, axis=axis), squeeze=anp.squeeze,
+        diag=lambda a: anp.diagonal(a, 0, -1, -2),     # the form autograd differentiates
+        eye=lambda n: np.eye(n, dtype=bool), where=anp.where,
+        mean=anp.mean, log=anp.log, exp=anp.exp, sqrt=anp.sqrt,
+        cat=lambda a, b: anp.concatenate([a, b], axis=0), stop=getval,
+        float32=lambda a: np.asarray(getval(a), dtype=np.float32),
+        to_float64=lambda v: np.float64(v), const=np.asarray)
+
+
+def torch_ops():
+    torch = pytest.importorskip("torch")
+    return types.SimpleNamespace(
+        amax=lambda a, axis: torch.amax(a, dim=axis, keepdim=True),
+        sum=lambda a, axis=None: torch.sum(a) if axis is None else torch.sum(a, dim=axis),
+        squeeze=lambda a, axis: a.squeeze(axis), diag=torch.diagonal,
+        eye=lambda n: torch.eye(n, dtype=torch.bool), where=torch.where, mean=torch.mean,
+        log=torch.log, exp=torch.exp, sqrt=torch.sqrt, cat=lambda a, b: torch.cat([a, b], 0),
+        stop=lambda a: a.detach(), float32=lambda a: a.float(),
+        to_float64=lambda v: v.double(), const=torch.as_tensor)
+
+
+def jax_ops():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    return types.SimpleNamespace(
+        amax=lambda a, axis: jnp.max(a, axis=axis, keepdims=True),
+        sum=lambda a, axis=None: jnp.sum(a, axis=axis), squeeze=jnp.squeeze,
+        diag=jnp.diagonal, eye=lambda n: jnp.eye(n, dtype=bool), where=jnp.where,
+        mean=jnp.mean, log=jnp.log, exp=jnp.exp, sqrt=jnp.sqrt,
+        cat=lambda a, b: jnp.concatenate([a, b], axis=0), stop=jax.lax.stop_gradient,
+        float32=lambda a: a.astype(jnp.float32), to_float64=lambda v: v.astype(jnp.float64),
+        const=jnp.asarray)
+
+
+OPS = {"numpy": numpy_ops, "torch": torch_ops, "jax": jax_ops}
+
+
+def implementations(o):
+    """name -> (expected diagnosis, check_infonce keyword arguments, loss function)."""
+    inf = float("inf")
+
+    def lse(a, axis):
+        m = o.stop(o.amax(a, axis))           # a row's maximum: finite in every case here
+        return o.squeeze(m, axis) + o.log(o.sum(o.exp(a - m), axis))
+
+    def rows(logits):                          # the right loss, written independently
+        return -o.mean(o.diag(logits) - lse(logits, 1))
+
+    def unit(a):
+        return a / o.sqrt(o.sum(a * a, 1))[:, None]
+
+    def cosine(z, z_prime):
+        return unit(z) @ unit(z_prime).T
+
+    def nt_xent(z, z_prime, t):
+        u = unit(o.cat(z, z_prime))
+        two_b = u.shape[0]
+        g = o.where(o.eye(two_b), -inf, u @ u.T / t)
+        partner = o.const(np.roll(np.eye(two_b, dtype=bool), two_b // 2, axis=1))   # i <-> i ± B
+        positives = o.sum(o.where(partner, g, 0.0), 1)
+        return -o.mean(positives - lse(g, 1))
+
+    def negatives_only(s):
+        off = o.where(o.eye(s.shape[0]), -inf, s)
+        return -o.mean(o.diag(s) - lse(off, 1))
+
+    def temperature_positives(z, z_prime, t):
+        positives = o.sum(unit(z) * unit(z_prime), 1)
+        return -o.mean(positives - lse(cosine(z, z_prime) / t, 1))
+
+    scores = {}
+    embeddings_cos = {"kind": "embeddings", "critic": "cosine"}
+    return {
+        "right": (None, scores, rows),
+        "right with temperature": (None, {"temperature": 0.5}, lambda s, t: rows(s / t)),
+        "right cosine embeddings": (None, dict(embeddings_cos, temperature=0.1),
+                                    lambda z, zp, t: rows(cosine(z, zp) / t)),
+        "right dot embeddings": (None, {"kind": "embeddings", "critic": "dot"},
+                                 lambda z, zp: rows(z @ zp.T)),
+        "columns": ("transposed", scores, lambda s: -o.mean(o.diag(s) - lse(s, 0))),
+        "summed": ("sum-reduction", scores, lambda s: -o.sum(o.diag(s) - lse(s, 1))),
+        "estimate": ("estimate-not-loss", scores,
+                     lambda s: math.log(s.shape[0]) + o.mean(o.diag(s) - lse(s, 1))),
+        "bits": ("log2", scores, lambda s: rows(s) / math.log(2.0)),
+        "negated": ("sign", scores, lambda s: o.mean(o.diag(s) - lse(s, 1))),
+        "positive left out": ("negatives-only", scores, negatives_only),
+        "both directions": ("symmetric", dict(embeddings_cos, temperature=0.2),
+                            lambda z, zp, t: 0.5 * (rows(cosine(z, zp) / t)
+                                                    + rows(cosine(z, zp).T / t))),
+        "untempered positives": ("temperature-positives", dict(embeddings_cos, temperature=0.1),
+                                 temperature_positives),
+        "times temperature": ("temperature-inverted", {"temperature": 0.5},
+                              lambda s, t: rows(s * t)),
+        "temperature unused": ("temperature-ignored", {"temperature": 2.0},
+                               lambda s, t: rows(s)),
+        "simclr": ("nt-xent", dict(embeddings_cos, temperature=0.5), nt_xent),
+        "no max shift": ("unstable", scores,
+                         lambda s: -o.mean(o.diag(s) - o.log(o.sum(o.exp(s), 1)))),
+        "detached normaliser": ("gradient", scores, lambda s: -o.mean(o.diag(s) - o.stop(lse(s, 1)))),
+        "per anchor": ("not-scalar", scores, lambda s: -(o.diag(s) - lse(s, 1))),
+        "float32 inside": ("unknown", scores, lambda s: o.to_float64(rows(o.float32(s)))),
+    }
+
+
+def test_every_code_has_exactly_one_implementation():
+    """The mapping below is exhaustive: each code of DIAGNOSES is expected of exactly one
+    implementation (so no code can be produced by a different one in the next test)."""
+    expected = [code for code, _, _ in implementations(numpy_ops()).values() if code]
+    assert sorted(expected) == sorted(DIAGNOSES)
+    assert len(expected) == len(set(expected))
+
+
+#: The jax run covers what its adapter does (float64 conversion, jit and its eager fallback,
+#: value_and_grad, shapes) on a subset: every jit compile costs 0.25–1 s per input shape on
+#: this 2-core machine, and the full mapping took 97 s at trials=5 (0.2 s in numpy).
+JAX_SUBSET = ("right", "right cosine embeddings", "columns", "detached normaliser", "per anchor")
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+def test_each_implementation_gets_its_diagnosis_and_no_other(framework):
+    """Every right implementation passes; every wrong one is diagnosed with its own code."""
+    got, want = {}, {}
+    trials = 5 if framework == "jax" else 15
+    for name, (code, options, fn) in implementations(OPS[framework]()).items():
+        if framework == "jax" and name not in JAX_SUBSET:
+            continue
+        report = check_infonce(fn, framework=framework, trials=trials, **options)
+        got[name], want[name] = report.diagnosis, code
+        assert report.passed == (code is None), (name, str(report))
+    assert got == want
+
+
+def test_default_trials_diagnose_the_numpy_implementations():
+    """The same mapping with the default 50 cases and automatic framework choice."""
+    got, want = {}, {}
+    for name, (code, options, fn) in implementations(numpy_ops()).items():
+        got[name], want[name] = check_infonce(fn, **options).diagnosis, code
+    assert got == want
+
+
+# ------------------------------------------------------------------ the exact reference
+
+def mp_infonce_loss(logits, dps=50):
+    """−(1/B) Σ_i [L_ii − log Σ_j e^{L_ij}] in 50-digit arithmetic (no shifts needed)."""
+    mpmath.mp.dps = dps
+    b = logits.shape[0]
+    total = mpmath.mpf(0)
+    for i in range(b):
+        row = [mpmath.exp(mpmath.mpf(v)) for v in logits[i] if np.isfinite(v)]
+        total += mpmath.mpf(logits[i, i]) - mpmath.log(mpmath.fsum(row))
+    return float(-total / b)
+
+
+def reference_tolerance(logits):
+    """float64 log-sum-exp of B terms: ≲ (B + 2) ε relative on numbers of size max |L|."""
+    finite = np.abs(logits[np.isfinite(logits)])
+    return 4 * EPS * (logits.shape[0] + 2) * max(1.0, finite.max())
+
+
+@given(score_matrices(max_magnitude=1e3, masked=True))
+def test_reference_loss_matches_mpmath_on_huge_and_masked_scores(scores):
+    assert abs(infonce_loss(scores) - mp_infonce_loss(scores)) <= reference_tolerance(scores)
+
+
+@given(score_matrices(max_magnitude=1e3))
+def test_reference_loss_is_log_b_minus_the_batch_infonce_limit(scores):
+    """E5 on the batch: log B − loss(L) = I_∞ of the empirical joint diag(1/B) with f = L."""
+    b = scores.shape[0]
+    limit = rpmref.infonce_limit(np.eye(b) / b, scores)
+    assert abs((math.log(b) - limit) - infonce_loss(scores)) <= reference_tolerance(scores)
+
+
+@given(score_matrices(max_magnitude=10.0))
+def test_reference_loss_is_the_rpm_over_index_pairs(scores):
+    """A1 (Eq. 28–34): with one-hot encoders and the energy prior, loss = −mean log(B P_θ(n, n)).
+
+    |L| ≤ 10 keeps P_θ(n, n) ≥ e^-22 / B: the exp-then-log route loses nothing there."""
+    b = scores.shape[0]
+    prior = rpmref.energy_prior(np.eye(b) / b, scores)
+    pmf = rpmref.empirical_rpm_pmf(np.eye(b), np.eye(b), prior)
+    via_a1 = -float(np.mean(np.log(b * np.diagonal(pmf))))
+    assert abs(via_a1 - infonce_loss(scores)) <= 1e-12 * b
+
+
+@given(score_matrices(max_size=6, max_magnitude=10.0, masked=True))
+@settings(max_examples=30)
+def test_reference_gradient_matches_central_differences(scores):
+    """(softmax − I)/B against (loss(L + hE) − loss(L − hE)) / 2h, h = 1e-5: truncation
+    h²/6 · |∂³ loss| ≤ 1e-10, rounding ε |loss| / h ≤ 1e-9 (|loss| ≤ 40)."""
+    gradient = infonce_loss_gradient(scores)
+    h = 1e-5
+    for i, j in zip(*np.nonzero(np.isfinite(scores))):
+        step = np.zeros_like(scores)
+        step[i, j] = h
+        numeric = (infonce_loss(scores + step) - infonce_loss(scores - step)) / (2 * h)
+        assert abs(numeric - gradient[i, j]) <= 1e-8
+    assert np.all(gradient[~np.isfinite(scores)] == 0)
+
+
+@pytest.mark.parametrize("critic", ["dot", "cosine"])
+def test_critic_vjp_matches_central_differences(critic):
+    """The chain rule through the dot and cosine critics, entry by entry (h = 1e-6)."""
+    rng = np.random.default_rng(3)
+    z, z_prime = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    weights = rng.standard_normal((4, 4))
+    grad_z, grad_z_prime = critic_vjp(critic, z, z_prime, weights)
+    h = 1e-6
+    for target, grad, which in ((z, grad_z, 0), (z_prime, grad_z_prime, 1)):
+        for index in np.ndindex(target.shape):
+            plus, minus = [z.copy(), z_prime.copy()], [z.copy(), z_prime.copy()]
+            plus[which][index] += h
+            minus[which][index] -= h
+            numeric = (np.sum(weights * critic_scores(critic, *plus))
+                       - np.sum(weights * critic_scores(critic, *minus))) / (2 * h)
+            assert abs(numeric - grad[index]) <= 1e-7
+
+
+def test_cosine_critic_is_the_normalised_dot_product():
+    rng = np.random.default_rng(4)
+    z, z_prime = rng.standard_normal((3, 5)), rng.standard_normal((4, 5))
+    expected = [[a @ b / math.sqrt((a @ a) * (b @ b)) for b in z_prime] for a in z]
+    np.testing.assert_allclose(critic_scores("cosine", z, z_prime), expected, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(critic_scores("dot", z, z_prime), z @ z_prime.T)
+
+
+def test_reference_rejects_bad_logits():
+    with pytest.raises(ValueError, match=r"square \(B, B\)"):
+        infonce_loss(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"finite diagonal.*\(1, 1\) is -inf"):
+        infonce_loss(np.array([[0.0, 1.0], [0.0, -np.inf]]))
+    with pytest.raises(ValueError, match=r"NaN or \+inf; entry \(0, 1\)"):
+        infonce_loss(np.array([[0.0, np.nan], [0.0, 1.0]]))
+
+
+# ------------------------------------------------------------------ the cases
+
+SETTINGS = [("scores", None, None), ("scores", 0.5, None), ("embeddings", 0.1, "cosine"),
+            ("embeddings", None, "dot"), ("embeddings", 2.0, "dot")]
+
+
+@pytest.mark.parametrize("trials", [15, 50])
+@pytest.mark.parametrize("kind,temperature,critic", SETTINGS)
+def test_cases_tell_every_pair_of_mistakes_apart(kind, temperature, critic, trials):
+    """On the cases of seeds 0–2, the exact loss and each applicable transformation differ
+    pairwise by more than 0.05 nats and 1e4 tolerances on some ordinary case, so at most
+    one of them matches a loss's values."""
+    codes = [None] + [c for c in TRANSFORMATIONS if applicable(c, kind, temperature)]
+    for seed in range(3):
+        cases = [c for c in make_cases(kind, trials, seed, temperature, critic) if not c.extreme]
+        values = {code: np.array([infonce_loss(c.logits) if code is None else
+                                  transformation_value(code, c) for c in cases])
+                  for code in codes}
+        scale = np.array([8 * EPS * (c.batch_size + c.dim + 1)
+                          * max(1.0, np.abs(c.logits[np.isfinite(c.logits)]).max())
+                          for c in cases])
+        for a in codes:
+            for b in codes[codes.index(a) + 1:]:
+                assert np.max(np.abs(values[a] - values[b]) / scale) > 1e4, (seed, a, b)
+                assert np.max(np.abs(values[a] - values[b])) > 0.05, (seed, a, b)
+
+
+def test_cases_are_seeded_and_vary():
+    first, again = make_cases("scores", 10, 7, 0.5), make_cases("scores", 10, 7, 0.5)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.scores, b.scores)
+    assert len({c.batch_size for c in first}) >= 5
+    assert {c.label for c in first} == {"ordinary", "large", "masked"}
+    assert all(not np.allclose(c.logits, c.logits.T) for c in first)
+    np.testing.assert_allclose(first[0].logits, first[0].scores / 0.5, rtol=0, atol=0)
+    other = make_cases("scores", 10, 8, 0.5)
+    assert not np.array_equal(first[0].scores, other[0].scores)
+
+
+# ------------------------------------------------------------------ the report and arguments
+
+def right_numpy(scores):
+    """A plain-NumPy right loss (autograd cannot trace np.exp on its boxes)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return -np.mean(np.diag(shifted) - np.log(np.exp(shifted).sum(axis=1)))
+
+
+def test_a_plain_numpy_loss_passes_with_gradients_not_checked():
+    report = check_infonce(right_numpy)
+    assert report.passed and report.diagnosis is None and report.cases == 50
+    assert report.framework == "numpy" and report.gradient.startswith("not checked")
+    assert report.max_gradient_error is None
+    expected = max(abs(right_numpy(c.scores) - infonce_loss(c.logits))
+                   for c in make_cases("scores", 50, 0))
+    assert report.max_error == expected
+
+
+def test_an_autograd_loss_has_its_gradient_checked():
+    fn = implementations(numpy_ops())["right"][2]
+    report = check_infonce(fn, trials=10)
+    assert report.passed and report.gradient.startswith("matches")
+    assert 0 <= report.max_gradient_error <= 1e-12
+
+
+def test_report_table_json_and_text():
+    fn = implementations(numpy_ops())["columns"][2]
+    report = check_infonce(fn, trials=12)
+    text = str(report)
+    assert "FAILED: transposed" in text and DIAGNOSES["transposed"] in text
+    head = next(line for line in text.splitlines() if line.startswith("case"))
+    assert head.split()[-1] == "transposed"             # the table's extra column
+    assert "... 2 more cases" in text
+    assert len(report.table().splitlines()) == 1 + 12
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["diagnosis"] == "transposed" and len(data["results"]) == 12
+    for row in data["results"]:
+        assert row["value"] == pytest.approx(row["diagnosed"], abs=row["tolerance"])
+
+
+def test_small_errors_get_a_precision_note_and_eps_accepts_them():
+    fn = implementations(numpy_ops())["float32 inside"][2]
+    report = check_infonce(fn, trials=10)
+    assert report.diagnosis == "unknown"
+    assert any("float32" in note for note in report.notes)
+    assert check_infonce(fn, trials=10, eps=float(np.finfo(np.float32).eps)).passed
+
+
+def test_a_float32_result_gets_float32_tolerance():
+    report = check_infonce(lambda s: np.float32(right_numpy(s.astype(np.float32))), trials=10)
+    assert report.passed and report.eps == float(np.finfo(np.float32).eps)
+
+
+def test_notes_say_what_could_not_be_seen():
+    report = check_infonce(right_numpy, trials=4)
+    assert any("temperature" in n for n in report.notes)
+    assert any("no extreme cases" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(kind="pairs"), ValueError, "kind must be"),
+    (dict(kind="embeddings"), ValueError, "needs critic="),
+    (dict(critic="dot"), ValueError, "only used with kind='embeddings'"),
+    (dict(temperature=0.0), ValueError, "temperature must be a positive number"),
+    (dict(temperature="hot"), ValueError, "temperature must be a positive number"),
+    (dict(framework="tensorflow"), ValueError, "framework must be"),
+    (dict(trials=0), ValueError, "trials must be >= 1"),
+    (dict(seed=1.5), TypeError, "seed must be an integer"),
+    (dict(eps=2.0), ValueError, "eps must be a machine epsilon"),
+])
+def test_bad_arguments_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_infonce(right_numpy, **kwargs)
+
+
+def test_not_callable_and_failing_functions():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        check_infonce(3.0)
+
+    def broken(scores):
+        raise RuntimeError("boom")
+    with pytest.raises(TypeError, match="could not be called with NumPy, torch or jax"):
+        check_infonce(broken)
+    with pytest.raises(RuntimeError, match="boom") as info:
+        check_infonce(broken, framework="numpy")
+    assert "case 0" in " ".join(getattr(info.value, "__notes__", ["case 0"]))
+
+
+def test_the_checked_function_cannot_change_the_reference():
+    """Inputs are copies: a loss that overwrites its scores in place is still judged fairly."""
+    def in_place(scores):
+        value = right_numpy(scores)
+        scores[:] = 0.0
+        return value
+    assert check_infonce(in_place, trials=10).passed
+
+
+def test_importing_rpmref_needs_no_torch_jax_or_hypothesis():
+    import subprocess
+    import sys
+    code = ("import sys, rpmref, rpmref.testing, rpmref.cli;"
+            "print(sorted(m for m in ('torch', 'jax', 'hypothesis') if m in sys.modules))")
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
+
+
+def test_torch_and_jax_are_imported_only_inside_the_adapters():
+    """No torch or jax in rpmref's computations: only adapters.py names them, in functions."""
+    import ast
+    root = __import__("pathlib").Path(rpmref.__file__).parent
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("torch", "jax") for n in names):
+                assert path.name == "adapters.py", path
+        top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not any(a.name.split(".")[0] in ("torch", "jax") for n in top_level
+                       if isinstance(n, ast.Import) for a in n.names), path
+
+
+# ------------------------------------------------------------------ frameworks
+
+def test_auto_finds_torch_for_cross_entropy_and_checks_its_gradient():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+
+    def cross_entropy(scores):
+        return F.cross_entropy(scores, torch.arange(scores.shape[0]))
+    report = check_infonce(cross_entropy)
+    assert report.passed and report.framework == "torch"
+    assert "fails on NumPy arrays" in report.framework_reason
+    assert report.gradient.startswith("matches") and report.max_gradient_error <= 1e-12
+
+
+def test_auto_reads_annotations_and_return_types():
+    torch = pytest.importorskip("torch")
+
+    def annotated(scores: torch.Tensor):
+        return -torch.mean(torch.diagonal(torch.log_softmax(scores, dim=1)))
+
+    def converts(scores):
+        s = torch.as_tensor(scores)
+        return -torch.mean(torch.diagonal(torch.log_softmax(s, dim=1)))
+    first = check_infonce(annotated, trials=5)
+    second = check_infonce(converts, trials=5)
+    assert first.framework_reason == "its parameter annotations" and first.passed
+    assert second.framework == "torch" and "returns a torch array" in second.framework_reason
+    assert second.passed and second.gradient.startswith("matches")
+
+
+def test_a_float32_torch_loss_conforms_at_float32_precision():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    report = check_infonce(lambda s: F.cross_entropy(s.float(), torch.arange(s.shape[0])),
+                           trials=10)
+    assert report.passed and report.eps == float(np.finfo(np.float32).eps)
+    assert report.max_error > 1e-9            # float32 rounding, accepted by its tolerance
+
+
+def test_a_detached_torch_loss_has_a_broken_gradient():
+    torch = pytest.importorskip("torch")
+    case = make_cases("scores", 1, 0)[0]
+    outcome = adapters.evaluate(lambda s: torch.logsumexp(s, 1).mean().detach(), "torch",
+                                case.inputs)
+    assert outcome.gradient_status == "broken" and "detached" in outcome.reason
+
+
+def test_jax_falls_back_to_eager_when_jit_cannot_trace():
+    """Python control flow on values defeats jax.jit; the eager call still gives the value,
+    and jax.grad, which cannot take float() of a traced value either, reports a broken
+    gradient (a loss jax cannot train)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    def branchy(scores):
+        loss = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(scores, axis=1)))
+        return loss if float(scores[0, 0]) > -1e9 else loss * 0.0
+    case = make_cases("scores", 1, 0)[0]
+    values = adapters.evaluate(branchy, "jax", case.inputs, gradients=False)
+    assert values.value == pytest.approx(infonce_loss(case.logits), abs=1e-14)
+    assert values.dtype == np.float64
+    differentiated = adapters.evaluate(branchy, "jax", case.inputs)
+    assert differentiated.gradient_status == "broken"           # float() of a tracer
+    assert "jax.grad cannot differentiate" in differentiated.reason
+
+
+def test_asking_for_a_missing_framework_says_how_to_install(monkeypatch):
+    real = adapters.importlib.import_module
+
+    def no_torch(name, *args):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real(name, *args)
+    monkeypatch.setattr(adapters.importlib, "import_module", no_torch)
+    with pytest.raises(ImportError, match=r"needs torch, which is not installed \(pip install"):
+        check_infonce(right_numpy, framework="torch")
+
+
+def test_embedding_loss_is_the_loss_of_the_critic_scores_and_checks_its_inputs():
+    from rpmref.testing import embedding_loss
+    rng = np.random.default_rng(5)
+    z, z_prime = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    assert embedding_loss(z, z_prime, "dot", 0.5) == infonce_loss(z @ z_prime.T / 0.5)
+    with pytest.raises(ValueError, match="same dimension D"):
+        embedding_loss(z, z_prime[:, :2], "dot")
+    with pytest.raises(ValueError, match="z_prime row 1 is zero"):
+        embedding_loss(z, np.vstack([z_prime[:1], np.zeros((1, 3)), z_prime[2:]]), "cosine")
+    with pytest.raises(ValueError, match="critic must be 'dot', 'cosine' or a callable"):
+        embedding_loss(z, z_prime, "rbf")
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        embedding_loss(z, z_prime, "dot", -1.0)

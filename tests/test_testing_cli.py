@@ -1,0 +1,175 @@
+"""``rpmref check-infonce MODULE:FUNCTION``: exit 0 conforming, 1 not, 2 usage error (one line)."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rpmref.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NUMPY_LOSSES = '''
+import numpy as np
+
+def _log_softmax(s, axis):
+    m = s.max(axis=axis, keepdims=True)
+    return s - m - np.log(np.exp(s - m).sum(axis=axis, keepdims=True))
+
+def right(scores):
+    return -np.mean(np.diag(_log_softmax(scores, 1)))
+
+def columns(scores):
+    return -np.mean(np.diag(_log_softmax(scores, 0)))
+
+def tempered(scores, t):
+    return right(scores / t)
+
+def cosine(z, z_prime, t):
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    v = z_prime / np.linalg.norm(z_prime, axis=1, keepdims=True)
+    return right(u @ v.T / t)
+
+def naive(scores):
+    return -np.mean(np.diag(scores) - np.log(np.exp(scores).sum(axis=1)))
+
+def broken(scores):
+    raise ArithmeticError("no loss today")
+
+class Losses:
+    @staticmethod
+    def right(scores):
+        return right(scores)
+
+NOT_A_FUNCTION = 3
+'''
+
+
+@pytest.fixture
+def losses(tmp_path):
+    path = tmp_path / "my_losses.py"
+    path.write_text(NUMPY_LOSSES)
+    return path
+
+
+def run(capsys, *argv):
+    code = main(["check-infonce", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_right_loss_exits_0(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:right", "--trials", 10)
+    assert code == 0 and out.startswith("InfoNCE conformance PASSED")
+
+
+def test_a_wrong_loss_exits_1_with_its_diagnosis(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:columns", "--trials", 10)
+    assert code == 1 and "FAILED: transposed" in out
+
+
+def test_temperature_kind_and_critic_reach_the_check(capsys, losses):
+    assert run(capsys, f"{losses}:tempered", "--temperature", 0.3, "--trials", 10)[0] == 0
+    code, out, _ = run(capsys, f"{losses}:cosine", "--kind", "embeddings", "--critic",
+                       "cosine", "--temperature", 0.1, "--trials", 10, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["kind"] == "embeddings"
+    assert data["critic"] == "cosine" and data["temperature"] == 0.1 and data["cases"] == 10
+
+
+def test_json_of_a_failing_loss_is_strict_json(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:Losses.right", "--json", "--trials", 10,
+                       "--framework", "numpy")
+    assert code == 0 and json.loads(out)["framework"] == "numpy"
+    code, out, _ = run(capsys, f"{losses}:naive", "--json", "--trials", 10)
+
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+    data = json.loads(out, parse_constant=refuse)       # inf losses are written as "inf"
+    assert code == 1 and data["diagnosis"] == "unstable" and data["max_error"] == "inf"
+
+
+def test_a_dotted_module_is_found_from_the_current_directory(capsys, losses, monkeypatch):
+    monkeypatch.chdir(losses.parent)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        assert run(capsys, "my_losses:right", "--trials", 5)[0] == 0
+    finally:
+        sys.modules.pop("my_losses", None)
+
+
+@pytest.mark.parametrize("target,message", [
+    ("nowhere.py:right", "no such file: nowhere.py"),
+    ("no_such_module_here:right", "no module named 'no_such_module_here'"),
+    ("{losses}:wrong_name", "has no attribute 'wrong_name'"),
+    ("{losses}:NOT_A_FUNCTION", "is a int, not a function"),
+    ("{losses}", "expected MODULE:FUNCTION"),
+])
+def test_missing_modules_and_functions_are_one_line_usage_errors(capsys, losses, target,
+                                                                  message):
+    code, out, err = run(capsys, target.format(losses=losses))
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1
+
+
+def test_usage_errors_of_the_options(capsys, losses):
+    code, _, err = run(capsys, f"{losses}:cosine", "--kind", "embeddings")
+    assert code == 2 and "needs --critic" in err
+    code, _, err = run(capsys, f"{losses}:right", "--critic", "dot")
+    assert code == 2 and "only used with --kind embeddings" in err
+    with pytest.raises(SystemExit) as info:
+        main(["check-infonce", f"{losses}:right", "--temperature", "-1"])
+    assert info.value.code == 2
+
+
+def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_real_package_xyz\n")
+    code, _, err = run(capsys, f"{bad}:f")
+    assert code == 2 and "importing" in err and "not_a_real_package_xyz" in err
+
+
+def test_a_loss_that_raises_exits_1(capsys, losses):
+    code, _, err = run(capsys, f"{losses}:broken", "--framework", "numpy")
+    assert code == 1 and "raised ArithmeticError: no loss today" in err
+    code, _, err = run(capsys, f"{losses}:tempered", "--framework", "numpy")   # no --temperature
+    assert code == 1 and "missing 1 required positional argument" in err
+
+
+def test_torch_cross_entropy_conforms_from_the_command_line(tmp_path):
+    """Acceptance: F.cross_entropy(scores, arange(B)) is the in-batch InfoNCE loss."""
+    pytest.importorskip("torch")
+    path = tmp_path / "torch_loss.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        import torch.nn.functional as F
+
+        def infonce(scores):
+            return F.cross_entropy(scores, torch.arange(scores.shape[0]))
+    '''))
+    out = subprocess.run([sys.executable, "-m", "rpmref", "check-infonce", f"{path}:infonce"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "PASSED" in out.stdout and "framework torch" in out.stdout
+    assert "gradient: matches" in out.stdout
+
+
+def test_jax_losses_from_the_command_line(capsys, tmp_path):
+    pytest.importorskip("jax")
+    path = tmp_path / "jax_loss.py"
+    path.write_text(textwrap.dedent('''
+        import jax
+        import jax.numpy as jnp
+
+        def infonce(scores):
+            return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(scores, axis=1)))
+
+        def symmetric(scores):
+            return 0.5 * (infonce(scores) + infonce(scores.T))
+    '''))
+    code, out, _ = run(capsys, f"{path}:infonce", "--framework", "jax", "--trials", 5)
+    assert code == 0 and "gradient: matches" in out
+    code, out, _ = run(capsys, f"{path}:symmetric", "--trials", 5)
+    assert code == 1 and "FAILED: symmetric" in out and "framework jax" in out
