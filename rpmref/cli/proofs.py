@@ -64,8 +64,8 @@ def main_from_args(args):
         check_output_file(args.report, "--report", suffixes=(".md",))
     try:
         entries = select(args.only, include_wrong=args.check_wrong)
-    except ValueError as error:  # an unknown ID
-        raise UsageError(f"--only: {error}") from None
+    except ValueError as error:  # an unknown ID (the message says it is one)
+        raise UsageError(str(error)) from None
     if args.list:
         for entry in entries if args.only else select(None, include_wrong=True):
             print(f"{entry.id:<9} {entry.title}{'  (deliberately wrong)' if entry.wrong else ''}")
