@@ -380,13 +380,15 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
     settings = compare_settings(seeds, critics, train_config, balls_config, curve_every,
                                 figure_seed)
-    finished = _finished(out_dir, "results", settings, overwrite, log)
-    if finished is not None:
-        return finished
-    with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
-        _dask_warnings(execution, log)
-        return _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every,
-                            figure_seed, progress, log, execution, settings, title)
+    with runstore.locked(out_dir):
+        finished = _finished(out_dir, "results", settings, overwrite, log)
+        if finished is not None:
+            return finished
+        with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
+            _dask_warnings(execution, log)
+            return _run_compare(seeds, critics, train_config, balls_config, out_dir,
+                                curve_every, figure_seed, progress, log, execution, settings,
+                                title)
 
 
 def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_every, figure_seed,
@@ -445,13 +447,15 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     _check_distinct("learning_rates", learning_rates)
     settings = sweep_settings(seeds, critics, train_config, balls_config, optimisers,
                               learning_rates)
-    finished = _finished(out_dir, "sweep", settings, overwrite, log)
-    if finished is not None:
-        return finished
-    with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
-        _dask_warnings(execution, log)
-        return _run_sweep(seeds, critics, train_config, balls_config, optimisers,
-                          learning_rates, out_dir, progress, log, execution, settings, title)
+    with runstore.locked(out_dir):
+        finished = _finished(out_dir, "sweep", settings, overwrite, log)
+        if finished is not None:
+            return finished
+        with trainer.blas_threads(RUN_BLAS_THREADS), _execution(jobs, dask) as execution:
+            _dask_warnings(execution, log)
+            return _run_sweep(seeds, critics, train_config, balls_config, optimisers,
+                              learning_rates, out_dir, progress, log, execution, settings,
+                              title)
 
 
 def _run_sweep(seeds, critics, train_config, balls_config, optimisers, learning_rates,

@@ -10,16 +10,48 @@ the same files are kept, never dropped.
 
 Both files are replaced atomically (written beside, then ``os.replace``), the
 arrays first: an interruption at any moment leaves the previous state whole,
-and a record whose arrays are missing is simply trained again.
+and a record whose arrays are missing is simply trained again. One process at a
+time writes a directory (``locked``).
 """
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 
+import filelock
 import numpy as np
 
 FORMAT = "rpmref.balls runs, format 1"
+LOCK_NAME = ".rpmref-compare.lock"
+
+
+class StoreLockedError(OSError):
+    """Another process is writing partial or final results to this directory."""
+
+
+@contextlib.contextmanager
+def locked(out_dir):
+    """Hold ``out_dir``'s lock (``filelock``; the operating system drops it when the
+    process ends, however it ends); StoreLockedError at once if another process
+    holds it. ``out_dir`` None: no lock."""
+    if out_dir is None:
+        yield
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, LOCK_NAME)
+    lock = filelock.FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise StoreLockedError(errno.EBUSY, "another comparison is writing to this directory "
+                               "(it holds the lock file); wait for it to finish or use "
+                               "another directory", path) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def settings_key(settings):
@@ -126,7 +158,11 @@ def jsonable(obj):
 
 
 def _write_atomic(path, content, binary=False):
+    """Write beside ``path``, flush to disk, rename over it: a reader (or a crash)
+    sees the old file or the new one, never a part."""
     tmp = f"{path}.tmp"
     with open(tmp, "wb" if binary else "w") as fh:
         fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -1,5 +1,6 @@
 """``rpmref balls compare``: train every critic for every seed and compare (Fig. 1B–C)."""
 import argparse
+import contextlib
 import math
 
 from rpmref.balls import parallel
@@ -111,23 +112,28 @@ def _compare_command(args):
         print("note: matplotlib is not installed, so fig1.png will not be drawn "
               "(pip install rpmref[plot])")
 
-    where = {"jobs": args.jobs, "dask": args.dask, "overwrite": args.overwrite,
-             "progress": not args.no_progress}
-    if not args.sweep_only:
-        title = QUICK_TITLE if args.quick else "Default settings"
-        results = run_compare(seeds, critics, train_config, balls_config, out,
-                              curve_every=curve_every, figure_seed=args.figure_seed,
+    # one Dask client (and LocalCluster) for the comparison and the sweep
+    cluster = (parallel.dask_client(args.dask) if args.dask is not None
+               else contextlib.nullcontext())
+    with cluster as client:
+        where = {"jobs": args.jobs, "dask": client, "overwrite": args.overwrite,
+                 "progress": not args.no_progress}
+        if not args.sweep_only:
+            title = QUICK_TITLE if args.quick else "Default settings"
+            results = run_compare(seeds, critics, train_config, balls_config, out,
+                                  curve_every=curve_every, figure_seed=args.figure_seed,
+                                  title=title, **where)
+            print(results_markdown(results["summary"], title, results["settings"]))
+            print(f"total {results['total_wall_time']:.1f} s; wrote {out}/results.json, "
+                  f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
+        if args.sweep or args.sweep_only:
+            title = ("Each critic at its best setting (chosen on the validation video)"
+                     + (f" — {QUICK_TITLE.lower()}" if args.quick else ""))
+            sweep = run_sweep(seeds, critics, train_config, balls_config,
+                              optimisers=optimisers, learning_rates=lrs, out_dir=out,
                               title=title, **where)
-        print(results_markdown(results["summary"], title, results["settings"]))
-        print(f"total {results['total_wall_time']:.1f} s; wrote {out}/results.json, "
-              f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
-    if args.sweep or args.sweep_only:
-        title = ("Each critic at its best setting (chosen on the validation video)"
-                 + (f" — {QUICK_TITLE.lower()}" if args.quick else ""))
-        sweep = run_sweep(seeds, critics, train_config, balls_config, optimisers=optimisers,
-                          learning_rates=lrs, out_dir=out, title=title, **where)
-        print(sweep_markdown(sweep, title))
-        print(f"wrote {out}/sweep.json, sweep.md")
+            print(sweep_markdown(sweep, title))
+            print(f"wrote {out}/sweep.json, sweep.md")
     return 0
 
 
