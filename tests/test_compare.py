@@ -106,7 +106,7 @@ def quick_run(tmp_path_factory):
     """One `rpmref balls compare --quick --sweep` run (1 seed), shared by the checks below."""
     out = tmp_path_factory.mktemp("compare")
     code = cli.main(["balls", "compare", "--quick", "--sweep", "--seeds", "1", "--no-progress",
-                     "--out", str(out)])
+                     "--jobs", "1", "--out", str(out)])
     return code, out
 
 
@@ -120,6 +120,20 @@ def test_quick_run_writes_every_output(quick_run):
     rows = [line.split("|")[1].strip() for line in (out / "results.md").read_text().splitlines()
             if line.startswith("| ")]
     assert rows == ["critic", "rbf", "bilinear", "cosine", "untrained"]
+
+
+def test_results_record_the_environment(quick_run):
+    """The numpy version and BLAS library of the machine that computed the results."""
+    import numpy
+    from threadpoolctl import threadpool_info
+    _, out = quick_run
+    blas = {entry["internal_api"] for entry in threadpool_info() if entry["user_api"] == "blas"}
+    for name in ("results.json", "sweep.json"):
+        saved = json.loads((out / name).read_text())
+        environment = saved["environment"]
+        assert environment["numpy"] == numpy.__version__
+        assert {entry["library"] for entry in environment["blas"]} == blas and blas
+        assert saved["execution"] == {"backend": "this process", "jobs": 1, "resumed_runs": 0}
 
 
 def test_quick_results_are_internally_consistent(quick_run):
@@ -182,14 +196,19 @@ def test_optimizer_lr_and_orientation_override_the_trainer_defaults(tmp_path, qu
     assert default["orient_maps"] is True
 
 
+#: the entries of results.json / sweep.json that may differ between two runs of the same
+#: settings (run_compare's docstring lists them): wall-clock times, the machine, and where
+#: the runs went (jobs, Dask, how many were resumed)
+UNREPEATABLE = ("wall_time", "steps_per_s", "total_wall_time", "environment", "execution")
+
+
 def without_times(obj):
-    """A results dict without its wall-clock entries (they differ from run to run),
-    NaN written as "nan" so that two NaNs compare equal."""
+    """A results dict without its UNREPEATABLE entries, NaN written as "nan" so that
+    two NaNs compare equal."""
     if isinstance(obj, float) and np.isnan(obj):
         return "nan"
     if isinstance(obj, dict):
-        return {k: without_times(v) for k, v in obj.items()
-                if k not in ("wall_time", "steps_per_s", "total_wall_time")}
+        return {k: without_times(v) for k, v in obj.items() if k not in UNREPEATABLE}
     if isinstance(obj, list):
         return [without_times(v) for v in obj]
     return obj

@@ -44,6 +44,10 @@ def run_command(func, args, prog):
         return 130
     except (UsageError, ValueError, TypeError) as error:
         return fail(prog, error, 2)
+    except BrokenPipeError:  # e.g. `rpmref verify --json | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush is quiet too
+        return 1
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         return fail(prog, f"{where}{error.strerror or error}", 1)
