@@ -79,8 +79,12 @@ def test_cli_json_has_issue_keys(capsys):
     code = cli.main(["mi-bench", "--json", "--batches", "20", "--levels", "2,4", "--dim", "5"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["true_mi"] for r in out] == [2.0, 4.0]
-    assert all(KEYS <= set(r) for r in out)
+    assert set(out) == {"environment", "settings", "rows"}
+    assert out["environment"]["numpy"] == np.__version__
+    assert out["settings"] == {"levels": [2.0, 4.0], "dim": 5, "batch_size": 64,
+                               "batches": 20, "seed": 0}
+    assert [r["true_mi"] for r in out["rows"]] == [2.0, 4.0]
+    assert all(KEYS <= set(r) for r in out["rows"])
 
 
 def test_cli_table_and_figure(tmp_path, capsys):
@@ -130,3 +134,85 @@ def test_example_runs_quick(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     out = capsys.readouterr().out
     assert "I_inf = 10.0000" in out and figure.exists()
+
+
+@pytest.mark.parametrize("dim, batch_size, batches", [
+    (20, 64, 200),      # the default sizes, fewer batches: chunks of 200 batches
+    (150, 64, 400),     # the K × 2d draws dominate
+    (20, 2100, 2),      # one batch per chunk: the K × K scores dominate
+    (400, 8, 2),        # the 2d × 2d matrices dominate
+])
+def test_memory_model_bounds_the_measured_peak(dim, batch_size, batches):
+    """peak_bytes (behind the --batch-size and --dim limits) is an upper bound of the
+    memory the benchmark really allocates (tracemalloc, which sees NumPy's buffers),
+    and not a loose one: within a factor 2.5, so the limits are not far too strict."""
+    import tracemalloc
+    from rpmref.cli import mi_bench as command
+    tracemalloc.start()
+    try:
+        mi_bench.benchmark_rows(levels=(2.0,), dim=dim, batch_size=batch_size,
+                                batches=batches, seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    model = command.peak_bytes(dim, batch_size, batches)
+    assert peak <= model <= 2.5 * peak
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "100000"], "--batch-size must be at most"),
+    (["--dim", "100000"], "--dim must be at most"),
+    (["--dim", "1000"], "--batch-size must be at most"),   # K × 2d draws at K = 64
+])
+def test_sizes_too_large_for_memory_are_refused_at_once(argv, message, capsys):
+    """A size whose arrays would not fit in the memory budget: one line, exit 2, before
+    any work (it used to end in a MemoryError traceback)."""
+    from rpmref.cli import mi_bench as command
+    from rpmref.cli.common import gib, MEMORY_BUDGET
+    assert cli.main(["mi-bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpmref mi-bench: error:") and err.count("\n") == 1
+    assert message in err and f"{gib(MEMORY_BUDGET)} limit" in err
+    limit = int(err.split("must be at most ")[1].split()[0])
+    flag_values = dict(zip(argv[::2], argv[1::2]))
+    dim = int(flag_values.get("--dim", mi_bench.DIM))
+    if "--batch-size" in message:  # the limit is the largest K that fits
+        assert command.peak_bytes(dim, limit, mi_bench.BATCHES) <= MEMORY_BUDGET
+        assert command.peak_bytes(dim, limit + 1, mi_bench.BATCHES) > MEMORY_BUDGET
+    else:
+        assert command.peak_bytes(limit, mi_bench.BATCH_SIZE, mi_bench.BATCHES) <= MEMORY_BUDGET
+        assert command.peak_bytes(limit + 1, mi_bench.BATCH_SIZE, mi_bench.BATCHES) > MEMORY_BUDGET
+
+
+@pytest.mark.parametrize("name, message", [
+    ("f.xyz", "must be a file name ending in one of .png, .pdf, .svg"),
+    ("", "must be a file name ending in"),  # a directory: savefig would write DIR.png
+    ("missing/f.png", "directory"),
+])
+def test_figure_location_is_checked_before_computing(name, message, tmp_path, capsys, monkeypatch):
+    """--figure f.xyz used to fail in matplotlib after the whole computation, and
+    --figure DIR printed "wrote DIR" but wrote DIR.png."""
+    from rpmref.cli import mi_bench as command
+    monkeypatch.setattr(command, "benchmark_rows", lambda *a: pytest.fail("computed first"))
+    path = str(tmp_path / name) if name else str(tmp_path)
+    assert cli.main(["mi-bench", "--figure", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpmref mi-bench: error: --figure") and err.count("\n") == 1
+    assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_figure_write_failure_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """An OSError while the figure is written (disk full, say): one line naming the file."""
+    import errno
+    from rpmref.cli import mi_bench as command
+    path = tmp_path / "f.png"
+
+    def full_disk(rows, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(command, "plot", full_disk)
+    assert cli.main(["mi-bench", "--batches", "2", "--levels", "2", "--dim", "2",
+                     "--figure", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"rpmref mi-bench: error: {path}: No space left on device\n"

@@ -1,6 +1,7 @@
 """Tests of ``rpmref verify``: it passes on the real code and catches a broken identity."""
 import json
 
+import numpy as np
 import pytest
 
 import rpmref
@@ -29,7 +30,12 @@ def test_a_broken_identity_is_reported_failed(monkeypatch):
 
 def test_cli_json_output_and_exit_code(capsys):
     assert main(["verify", "--trials", "2", "--max-states", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"environment", "settings", "rows"}
+    assert out["settings"] == {"trials": 2, "seed": 0, "max_states": 3,
+                               "tolerance": verify.DEFAULT_TOLERANCE}
+    assert out["environment"]["blas"] and "numpy" in out["environment"]
+    rows = out["rows"]
     assert rows[0]["id"] == "E1" and set(rows[0]) >= {"equation", "statement", "max_error",
                                                        "worst_case", "passed"}
 
@@ -42,3 +48,50 @@ def test_bad_arguments_give_one_line_error_and_exit_2(argv, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+
+
+class LargestSizes:
+    """A numpy Generator whose ``integers`` always returns its largest value, so that a
+    check draws every size at --max-states (its worst case for memory)."""
+
+    def __init__(self, seed):
+        self._rng = np.random.default_rng(seed)
+
+    def integers(self, low, high=None, size=None):
+        low, high = (0, low) if high is None else (low, high)
+        return high - 1 if size is None else np.full(size, high - 1)
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
+@pytest.mark.parametrize("m", [8, 12])
+def test_memory_model_of_max_states_bounds_every_check(m):
+    """--max-states is bounded by MEMORY_BUDGET through PEAK_ARRAYS: no check, with every
+    size at m, allocates more than PEAK_ARRAYS (m, m, m, m) float64 arrays (tracemalloc)."""
+    import tracemalloc
+    from rpmref.cli import verify as command
+    worst = 0
+    for _, _, _, check in verify.CHECKS:
+        tracemalloc.start()
+        try:
+            check(LargestSizes(0), m)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        worst = max(worst, peak)
+    assert worst <= command.PEAK_ARRAYS * 8 * m**4
+    assert worst >= 0.5 * command.PEAK_ARRAYS * 8 * m**4  # the model is not loose either
+
+
+def test_max_states_too_large_for_memory_is_refused(capsys):
+    """--max-states 1000000 used to end in a MemoryError traceback."""
+    from rpmref.cli import verify as command
+    from rpmref.cli.common import MEMORY_BUDGET
+    assert command.PEAK_ARRAYS * 8 * command.MAX_STATES**4 <= MEMORY_BUDGET
+    assert command.PEAK_ARRAYS * 8 * (command.MAX_STATES + 1)**4 > MEMORY_BUDGET
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--max-states", "1000000"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"from 1 to {command.MAX_STATES} (memory)" in err
