@@ -122,6 +122,15 @@ def test_quick_run_writes_every_output(quick_run):
     assert rows == ["critic", "rbf", "bilinear", "cosine", "untrained"]
 
 
+def test_quick_tables_say_they_are_a_smoke_test(quick_run):
+    """results.md of a --quick run was titled "Default settings"."""
+    _, out = quick_run
+    assert (out / "results.md").read_text().splitlines()[0] == \
+        "### Quick settings (a smoke test, not a result)"
+    assert "quick settings (a smoke test, not a result)" in \
+        (out / "sweep.md").read_text().splitlines()[0]
+
+
 def test_results_record_the_environment(quick_run):
     """The numpy version and BLAS library of the machine that computed the results."""
     import numpy

@@ -19,7 +19,7 @@ QUICK_SWEEP = ["balls", "compare", "--quick", "--sweep", "--seeds", "1", "--no-p
 def cluster():
     """A scheduler and 2 worker processes of 1 thread each, on the loopback interface."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as local:
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as local:
         yield local
 
 

@@ -154,7 +154,8 @@ def dask_client(spec, timeout=10.0):
     """A ``distributed.Client`` for ``spec``, closed (with its cluster) on exit.
 
     spec: "local:N" (a LocalCluster of N worker processes with one thread
-    each, on the loopback interface), a scheduler address such as
+    each, on the loopback interface; its HTTP server on a free port, not on
+    8787, which another cluster may hold), a scheduler address such as
     "tcp://10.0.0.5:8786", or a Client (yielded as is, not closed).
     timeout: seconds to wait for the scheduler.
     """
@@ -167,7 +168,7 @@ def dask_client(spec, timeout=10.0):
         if n_workers is not None:
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None))
+                host="127.0.0.1", dashboard_address="127.0.0.1:0"))
             client = stack.enter_context(distributed.Client(cluster))
         else:
             client = stack.enter_context(distributed.Client(spec, timeout=timeout))

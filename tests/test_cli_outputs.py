@@ -1,0 +1,245 @@
+"""Every command checks its outputs before any work and fails in one line: bad
+arguments exit 2, a failure during the run (an OSError) exits 1 and names the file;
+no traceback. Also: no abbreviated flags, no repeated critics, --quick writes
+elsewhere, and a finished comparison is never overwritten without --overwrite."""
+import argparse
+import errno
+import json
+import os
+
+import pytest
+
+from rpmref import cli
+from rpmref.balls import compare, parallel, runstore
+from rpmref.cli import compare as compare_command
+from rpmref.cli.common import UsageError, check_output_dir, check_output_file
+
+
+def one_line_error(capsys, prog):
+    err = capsys.readouterr().err
+    assert err.startswith(f"{prog}: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def exits_2(argv, capsys, prog):
+    """The parser refuses argv: SystemExit 2 and one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    return one_line_error(capsys, prog)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make every long computation fail the test: the checks must come first."""
+    def forbidden(*args, **kwargs):
+        pytest.fail("the command started its work before checking its outputs")
+    import rpmref.proofs.run
+    from rpmref.cli import mi_bench
+    monkeypatch.setattr(rpmref.proofs.run, "run_proofs", forbidden)
+    monkeypatch.setattr(compare_command, "run_compare", forbidden)
+    monkeypatch.setattr(compare_command, "run_sweep", forbidden)
+    monkeypatch.setattr(mi_bench, "benchmark_rows", forbidden)
+
+
+# --------------------------------------------------------------------------
+# output locations
+
+
+def test_proofs_report_in_a_missing_directory_fails_before_the_proofs(tmp_path, capsys, no_work):
+    """It used to run every proof and then raise FileNotFoundError."""
+    assert cli.main(["proofs", "--report", str(tmp_path / "nodir" / "r.md")]) == 2
+    err = one_line_error(capsys, "rpmref proofs")
+    assert "--report" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("name", ["r.txt", "r", ".md"])
+def test_proofs_report_must_be_a_markdown_file(name, tmp_path, capsys, no_work):
+    assert cli.main(["proofs", "--report", str(tmp_path / name)]) == 2
+    assert "--report must be a file name ending in .md" in one_line_error(capsys, "rpmref proofs")
+
+
+def test_proofs_report_write_failure_is_exit_1(tmp_path, capsys, monkeypatch):
+    import rpmref.proofs.report
+    path = tmp_path / "r.md"
+
+    def full_disk(target, results, max_size):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(rpmref.proofs.report, "write_report", full_disk)
+    assert cli.main(["proofs", "--only", "L1", "--report", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"rpmref proofs: error: {path}: No space left on device\n")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("only", [[""], [",", " "]])
+def test_proofs_only_with_no_id_exits_2(only, capsys, no_work):
+    """`--only ''` used to run nothing and exit 0."""
+    assert cli.main(["proofs", "--only", *only]) == 2
+    assert "--only names no proof ID" in one_line_error(capsys, "rpmref proofs")
+
+
+def test_compare_out_under_a_file_fails_before_training(tmp_path, capsys, no_work):
+    """`--out afile/sub` used to fail after the first training run."""
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["balls", "compare", "--quick", "--out",
+                     str(tmp_path / "afile" / "sub")]) == 2
+    err = one_line_error(capsys, "rpmref balls compare")
+    assert "--out" in err and "is not a directory" in err
+
+
+def test_compare_out_that_is_a_file_fails_before_training(tmp_path, capsys, no_work):
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["balls", "compare", "--quick", "--out", str(tmp_path / "afile")]) == 2
+    assert "exists and is not a directory" in one_line_error(capsys, "rpmref balls compare")
+
+
+def test_a_write_failure_during_a_comparison_is_exit_1(tmp_path, capsys, monkeypatch):
+    """An OSError once runs are training (a full disk, say): one line with the file."""
+    def full_disk(out_dir, stem, entries):
+        raise OSError(errno.ENOSPC, "No space left on device",
+                      runstore.partial_paths(out_dir, stem)[0])
+
+    monkeypatch.setattr(runstore, "save", full_disk)
+    assert cli.main(["balls", "compare", "--quick", "--seeds", "1", "--critics", "rbf",
+                     "--jobs", "1", "--no-progress", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"rpmref balls compare: error: {tmp_path / 'results.partial.json'}: "
+                   f"No space left on device\n")
+
+
+def test_check_output_file_and_dir(tmp_path):
+    """The shared helper: the folder must exist and be writable, the suffix right."""
+    assert check_output_file(str(tmp_path / "a.md"), "--x", suffixes=(".md",))
+    assert not os.path.exists(tmp_path / "a.md")  # checked, not created
+    for bad, message in [(tmp_path / "a.MD.txt", "ending in .md"),
+                         (tmp_path / "no" / "a.md", "does not exist"),
+                         (tmp_path, "ending in .md")]:
+        with pytest.raises(UsageError, match=message):
+            check_output_file(str(bad), "--x", suffixes=(".md",))
+    with pytest.raises(UsageError, match="--x /proc/a.md: cannot write in /proc"):
+        check_output_file("/proc/a.md", "--x", suffixes=(".md",))
+    assert check_output_dir(str(tmp_path / "new" / "dir"), "--out")
+    assert os.path.isdir(tmp_path / "new" / "dir")
+    assert os.listdir(tmp_path / "new" / "dir") == []  # the write probe is removed
+
+
+# --------------------------------------------------------------------------
+# arguments
+
+
+def all_parsers(parser=None):
+    """Every parser of the ``rpmref`` command line (the top level and every subcommand)."""
+    parser = parser or cli.build_parser()
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from all_parsers(sub)
+
+
+def test_no_command_takes_abbreviated_flags():
+    parsers = list(all_parsers())
+    assert len(parsers) >= 8  # rpmref, verify, proofs, mi-bench, balls, make, train, compare
+    assert all(not p.allow_abbrev for p in parsers), [p.prog for p in parsers if p.allow_abbrev]
+
+
+def test_seed_is_not_an_abbreviation_of_seeds(capsys, no_work):
+    """`--seed 1` used to be taken as `--seeds 1`."""
+    err = exits_2(["balls", "compare", "--seed", "1"], capsys, "rpmref")  # argparse's top level
+    assert "unrecognized arguments: --seed 1" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--critics", "rbf,rbf"], "rbf repeated"),
+    (["--optimizers", "sgd,adam,sgd"], "sgd repeated"),
+    (["--lrs", "0.01,1e-2"], "0.01 repeated"),
+    (["--jobs", "1000"], "at most"),
+    (["--dask", "local:0"], "local:N"),
+    (["--dask", "nowhere"], "scheduler address"),
+])
+def test_compare_refuses_repeats_and_impossible_sizes(argv, message, capsys, no_work):
+    """`--critics rbf,rbf` trained the same runs twice and reported them as 2 seeds."""
+    assert message in exits_2(["balls", "compare", *argv], capsys, "rpmref balls compare")
+
+
+def test_the_library_refuses_repeated_critics_and_seeds():
+    with pytest.raises(ValueError, match="critics must not repeat.*rbf"):
+        compare.run_compare(critics=("rbf", "rbf"), seeds=(0,))
+    with pytest.raises(ValueError, match="seeds must not repeat.*0"):
+        compare.run_sweep(seeds=(0, 0))
+    with pytest.raises(ValueError, match="learning_rates must not repeat"):
+        compare.run_sweep(seeds=(0,), learning_rates=(0.01, 0.01))
+
+
+def test_jobs_and_dask_are_exclusive(capsys, no_work):
+    assert cli.main(["balls", "compare", "--jobs", "2", "--dask", "local:2"]) == 2
+    assert "--jobs and --dask are exclusive" in one_line_error(capsys, "rpmref balls compare")
+
+
+def test_dask_without_distributed_says_how_to_install(capsys, monkeypatch, no_work):
+    def missing():
+        raise ImportError(f"Dask's distributed package is not installed: "
+                          f"{parallel.CLUSTER_INSTALL}")
+
+    monkeypatch.setattr(parallel, "import_distributed", missing)
+    assert cli.main(["balls", "compare", "--quick", "--dask", "local:2"]) == 2
+    err = one_line_error(capsys, "rpmref balls compare")
+    assert "--dask" in err and "pip install rpmref[cluster]" in err
+
+
+# --------------------------------------------------------------------------
+# where results go, and never overwriting a finished one
+
+
+def test_quick_writes_to_its_own_default_directory(tmp_path, monkeypatch):
+    """--quick once replaced a finished 5-minute comparison in compare_out."""
+    calls = []
+    monkeypatch.setattr(compare_command, "run_compare",
+                        lambda *args, **kwargs: calls.append(args[4]) or pytest.skip("seen"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pytest.skip.Exception):
+        cli.main(["balls", "compare", "--quick", "--no-progress"])
+    assert calls == [compare_command.QUICK_OUT] and compare_command.QUICK_OUT != \
+        compare_command.DEFAULT_OUT
+
+
+def tiny(**changes):
+    train_config, balls_config = compare.quick_configs()
+    return dict(dict(seeds=(0,), critics=("rbf",), train_config=train_config,
+                     balls_config=balls_config, curve_every=1, progress=False, jobs=1,
+                     log=lambda line: None), **changes)
+
+
+def test_a_finished_comparison_is_kept(tmp_path, capsys, monkeypatch):
+    """Same settings: read back, nothing trained. Other settings: refused (library:
+    FileExistsError; command line: exit 2 naming --overwrite) and the file unchanged.
+    With overwrite: trained again and replaced."""
+    out = str(tmp_path)
+    first = compare.run_compare(out_dir=out, **tiny())
+    saved = (tmp_path / "results.json").read_text()
+
+    trained = []
+    real_run_all = compare._run_all
+    monkeypatch.setattr(compare, "_run_all",
+                        lambda *a, **k: trained.append(1) or real_run_all(*a, **k))
+    lines = []
+    again = compare.run_compare(out_dir=out, **tiny(log=lines.append))
+    assert trained == [] and "is finished with these settings" in lines[0]
+    assert again == json.loads(saved) and again["summary"] == json.loads(
+        json.dumps(runstore.jsonable(first["summary"])))
+
+    with pytest.raises(FileExistsError, match="finished result with other settings"):
+        compare.run_compare(out_dir=out, **tiny(seeds=(0, 1)))
+    assert cli.main(["balls", "compare", "--quick", "--critics", "rbf", "--jobs", "1",
+                     "--no-progress", "--out", out]) == 2
+    err = one_line_error(capsys, "rpmref balls compare")
+    assert "holds a finished comparison (results.json) of other settings" in err
+    assert "--overwrite" in err
+    assert (tmp_path / "results.json").read_text() == saved
+
+    compare.run_compare(out_dir=out, overwrite=True, **tiny())
+    assert trained == [1]
+    assert (tmp_path / "results.json").read_text() != saved  # new wall times
