@@ -257,31 +257,3 @@ def test_runs_are_reported_in_task_order_whatever_finished_first():
     runs = compare._by_critic(("rbf", "cosine"), finished, tasks)
     assert list(runs) == ["rbf", "cosine"]
     assert [[r["seed"] for r in runs[c]] for c in runs] == [[0, 1], [0, 1]]
-
-
-@pytest.fixture(scope="module")
-def local_cluster():
-    """A Dask cluster on the loopback interface: 2 worker processes of 1 thread each."""
-    distributed = pytest.importorskip(
-        "distributed", reason="Dask's distributed is not installed (pip install rpmref[cluster])")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        yield cluster
-
-
-def test_dask_cluster_gives_the_same_results_as_one_job(local_cluster, quick_run, tmp_path):
-    """`--quick --sweep --dask tcp://...`: every run a task on the cluster's workers, and
-    results.json and sweep.json equal those of --jobs 1 (quick_run) to the bit."""
-    code = cli.main(["balls", "compare", "--quick", "--sweep", "--seeds", "1", "--no-progress",
-                     "--dask", local_cluster.scheduler_address, "--out", str(tmp_path)])
-    assert code == 0
-    for name in ("results.json", "sweep.json"):
-        on_dask = json.loads((tmp_path / name).read_text())
-        in_process = json.loads((quick_run[1] / name).read_text())
-        assert without_times(on_dask) == without_times(in_process)
-        execution = on_dask["execution"]
-        assert execution["backend"] == "dask"
-        assert execution["scheduler"] == local_cluster.scheduler_address
-        assert len(execution["workers"]) == 2
-        assert all(env["numpy"] == np.__version__ for env in execution["workers"].values())
-    assert not (tmp_path / "results.partial.json").exists()
