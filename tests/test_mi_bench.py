@@ -138,7 +138,7 @@ def test_example_runs_quick(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("dim, batch_size, batches", [
     (20, 64, 200),      # the default sizes, fewer batches: chunks of 200 batches
-    (150, 64, 400),     # the K × 2d draws dominate
+    (100, 64, 100),     # the K × 2d draws dominate
     (20, 2100, 2),      # one batch per chunk: the K × K scores dominate
     (400, 8, 2),        # the 2d × 2d matrices dominate
 ])
