@@ -126,7 +126,7 @@ def torch_step_fn(params, config, height, width, dtype):
 def make_point(size, k, channels, batch, dtype, seed=0):
     config = trainer.TrainConfig(critic=ARGS.critic, batch_size=batch, hidden_channels=channels,
                                  kernel_size=k, dtype=dtype, optimizer="sgd", lr=LR,
-                                 momentum=MOMENTUM, seed=seed)
+                                 momentum=MOMENTUM, seed=seed, blas_threads=ARGS.threads)
     rng = np.random.default_rng(seed)
     params = trainer.init_params(config, rng)
     frames = rng.uniform(size=(2 * batch, 3, size, size)).astype(dtype)  # B frames t, B frames t+1

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -32,7 +33,7 @@ from autograd.tracer import getval
 from threadpoolctl import threadpool_limits
 
 from rpmref.balls import checkpoint as ckpt
-from rpmref.balls import layers, optim
+from rpmref.balls import grid, layers, optim
 from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_params
 
 CHECKPOINT = "checkpoint.npz"
@@ -61,8 +62,8 @@ class TrainConfig:
     kernel_size: int = 5           # odd; both conv layers
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
     orient_maps: bool = True       # start every map bright on bright input (layers.orient_maps)
-    blas_threads: Optional[int] = 1  # OpenBLAS threads while training (None: leave as is);
-    #                                  1 is fastest on a shared machine, see blas_threads
+    blas_threads: Optional[int] = None  # threads of a training step and of encode (None:
+    #                                     every available core; 1 for one of several jobs)
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -86,7 +87,7 @@ class TrainConfig:
             raise TypeError(f"orient_maps must be True or False; got {self.orient_maps!r}")
         if self.blas_threads is not None and (not isinstance(self.blas_threads, int)
                                               or self.blas_threads < 1):
-            raise ValueError(f"blas_threads must be a positive integer or None; "
+            raise ValueError(f"blas_threads must be a positive integer or None (all cores); "
                              f"got {self.blas_threads!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
@@ -173,13 +174,17 @@ def coordinate_scale(height, width, dtype=np.float64):
     return np.array([width, height] * 3, dtype=dtype)
 
 
-def objective(params, x, critic, scale, reference=False):
+def objective(params, x, critic, scale, reference=False, workspace=None):
     """In-batch InfoNCE loss of one batch and auxiliary values.
 
     x: (C, 2B, H, W), the B frames t followed by their B frames t+1.
+    workspace: a ``grid.Workspace`` whose buffers and threads the encoder reuses
+    (None: the one train_step keeps for this thread, if any).
     Returns (loss, (loss value, estimate, batch-norm statistics)).
     """
-    z, stats = layers.encoder_train(params, x, reference=reference)  # (2B, 6)
+    if workspace is None:
+        workspace = getattr(_LOCAL, "workspace", None)
+    z, stats = layers.encoder_train(params, x, reference=reference, workspace=workspace)  # (2B, 6)
     u = z / scale - 0.5
     b = x.shape[1] // 2
     loss, estimate = infonce_loss(critic(params, u[:b], u[b:]))
@@ -187,13 +192,17 @@ def objective(params, x, critic, scale, reference=False):
 
 
 _GRAD = grad_and_aux(objective)  # params -> (gradient dict, aux)
+_LOCAL = threading.local()  # .workspace: this thread's grid.Workspace (train_step)
 
 
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
     """One update on batch x (C, 2B, H, W); returns (params, bn_state, opt_state, loss, estimate).
 
+    The encoder runs on this thread's ``grid.Workspace`` with ``step_threads(config)``
+    threads; its buffers are kept for the next step.
     Raises NonFiniteLossError (and changes nothing) if the loss or a gradient is not finite.
     """
+    _thread_workspace(step_threads(config))
     g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
     if not np.isfinite(loss) or not all(np.all(np.isfinite(v)) for v in g.values()):
         raise NonFiniteLossError(f"non-finite loss ({float(loss)}) or gradient")
@@ -206,23 +215,37 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 
 # --------------------------------------------------------------------------
-# BLAS threads (threadpoolctl: OpenBLAS, MKL and BLIS alike)
+# threads: a training step runs its blocks on its own threads (grid.Workspace) with
+# one BLAS thread each; encoding (encode) uses BLAS threads
+
+
+def step_threads(config):
+    """Threads of a training step: ``config.blas_threads``, or every available core if None."""
+    return grid.available_cores() if config.blas_threads is None else config.blas_threads
+
+
+def _thread_workspace(threads):
+    """This thread's workspace for train_step (buffers survive from step to step)."""
+    ws = getattr(_LOCAL, "workspace", None)
+    if ws is None or ws.threads != threads:
+        if ws is not None:
+            ws.close()
+        ws = _LOCAL.workspace = grid.Workspace(threads)
+    return ws
 
 
 def blas_threads(n):
-    """Context manager: run the body with ``n`` BLAS threads (None: unchanged).
+    """Context manager: run the body with ``n`` BLAS threads (None: every available core).
 
-    One thread per process is the default of ``TrainConfig``: measured on a
-    shared 2-core machine, two threads were slower whenever anything else ran.
+    threadpoolctl, so OpenBLAS, MKL and BLIS alike; the previous limits come back after.
     """
-    return threadpool_limits(limits=n, user_api="blas")
+    return threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 def limit_blas_threads(n):
-    """Set this process's BLAS thread count to ``n`` for good (None: unchanged);
+    """Set this process's BLAS thread count to ``n`` for good (None: every available core);
     for worker processes that only ever train."""
-    if n is not None:
-        threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 # --------------------------------------------------------------------------
@@ -298,7 +321,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         raise ValueError(f"frames must hold at least 3 frames (2 pairs); got {frames.shape[0]}")
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (where the checkpoint is)")
-    with blas_threads(config.blas_threads):
+    # the step's own threads share its work; BLAS inside them runs single-threaded
+    with blas_threads(1):
         return _train(config, frames, out_dir, resume, progress, on_epoch)
 
 
