@@ -59,9 +59,9 @@ class Workspace:
     """Buffers that one training step leaves for the next, and the threads that share its work.
 
     threads: int ≥ 1, how many threads run the blocks of each pass (None: every
-    available core). A buffer is reallocated only when the batch shape or dtype
-    changes. One forward pass may be in flight per workspace: its backward pass
+    available core). Buffers are allocated once per batch shape and dtype. One forward pass may be in flight per workspace: its backward pass
     raises RuntimeError if another forward pass used the workspace in between.
+    A workspace belongs to one thread of the caller at a time.
     """
 
     def __init__(self, threads=1):
@@ -72,21 +72,27 @@ class Workspace:
         self.threads = threads
         self.generation = 0  # number of forward passes so far
         self.stats = {}      # batch statistics of the last forward pass
+        self.constants = {}  # per grid: the valid mask and the centre-of-mass weights
         self._arrays = {}
         self._pool = None
 
     def array(self, name, shape, dtype, zeros=False):
-        """The buffer called ``name``, (re)allocated if its shape or dtype differs.
+        """The buffer called ``name`` of this shape and dtype, allocated on first use.
 
-        zeros: a new buffer is zero-filled; callers rely on zeros only where
-        they never write.
+        Buffers are kept per shape (an epoch's last batch is often smaller, and
+        both sizes then keep theirs). zeros: a new buffer is zero-filled; callers
+        rely on zeros only where they never write.
         """
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        a = self._arrays.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = np.zeros(shape, dtype) if zeros else np.empty(shape, dtype)
-            self._arrays[name] = a
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        a = self._arrays.get(key)
+        if a is None:
+            a = np.zeros(key[1], dtype) if zeros else np.empty(key[1], dtype)
+            self._arrays[key] = a
         return a
+
+    def nbytes(self):
+        """Bytes held in buffers."""
+        return sum(a.nbytes for a in self._arrays.values())
 
     def map_blocks(self, fn, blocks):
         """[fn(block, slot) for block in blocks]; consecutive runs of blocks go to the
@@ -147,14 +153,13 @@ def _subs(start, stop, sub):
 
 def _constants(ws, grid, dtype):
     """valid (m,) and, per image, (Hq·Wq, 3) columns [valid, x = j + ½, y = i + ½] (zero on junk)."""
-    key = ("grid", grid.n, grid.h, grid.w, grid.k, np.dtype(dtype).str)
-    if getattr(ws, "_const_key", None) != key:
+    key = ("constants", grid.n, grid.h, grid.w, grid.k, np.dtype(dtype).str)
+    if key not in ws.constants:
         i, j = np.meshgrid(np.arange(grid.hq), np.arange(grid.wq), indexing="ij")
         ok = ((i < grid.h) & (j < grid.w)).ravel().astype(dtype)
         basis = np.stack([ok, (j.ravel() + 0.5) * ok, (i.ravel() + 0.5) * ok], axis=1).astype(dtype)
-        ws._const = (np.tile(ok, grid.n), basis)
-        ws._const_key = key
-    return ws._const
+        ws.constants[key] = (np.tile(ok, grid.n), basis)
+    return ws.constants[key]
 
 
 # --------------------------------------------------------------------------
