@@ -1,9 +1,15 @@
 """Where a training step of the balls encoder spends its time, layer by layer.
 
-Times every forward and backward pass of the encoder's primitives separately
-(median of ``--reps`` calls on the default batch: 2B = 128 frames of 32 × 32 RGB,
-5 × 5 kernels, 16 hidden channels, float32), then the whole ``train_step``, and
-optionally prints a cProfile of ``--cprofile`` steps.
+Times (median of ``--reps`` calls on the default batch: 2B = 128 frames of
+32 × 32 RGB, 5 × 5 kernels, 16 hidden channels, float32)
+- every forward and backward pass of the per-layer primitives of ``layers``
+  (conv2d, batchnorm_relu, batchnorm_sigmoid_com), which the trainer used
+  before the fused encoder;
+- every blocked pass of the fused encoder ``grid.encoder_z`` that the trainer
+  uses now (wall and CPU time of each ``Workspace.map_blocks`` call; "other" is
+  the rest of its forward and backward passes);
+- the whole ``train_step``;
+and optionally prints a cProfile of ``--cprofile`` steps.
 
     python benchmarks/profile_step.py
     python benchmarks/profile_step.py --dtype float64 --cprofile 40
@@ -43,7 +49,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's rpmref
 from autograd import make_vjp  # noqa: E402
 
-from rpmref.balls import layers, optim, trainer  # noqa: E402
+from rpmref.balls import grid, layers, optim, trainer  # noqa: E402
 from rpmref.balls.critics import get_critic  # noqa: E402
 
 
@@ -86,10 +92,52 @@ def layer_table(params, x, reps):
     return rows
 
 
+def grid_table(params, x, reps, threads):
+    """(pass name, wall ms, CPU ms) of each blocked pass of grid.encoder_z, plus the rest."""
+    ws = grid.Workspace(threads)
+    args = [params[name] for name in grid.PARAMS]
+    g = np.ones((x.shape[1], 6), dtype=x.dtype)
+    samples = {}
+    real = grid.Workspace.map_blocks
+
+    def timed(self, fn, blocks):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = real(self, fn, blocks)
+        samples.setdefault(fn.__name__, []).append(
+            (time.perf_counter() - t0, time.process_time() - c0))
+        return out
+
+    def run():
+        t0, c0 = time.perf_counter(), time.process_time()
+        vjp, _ = make_vjp(lambda *a: grid.encoder_z(x, *a, workspace=ws), tuple(range(8)))(*args)
+        t1, c1 = time.perf_counter(), time.process_time()
+        vjp(g)
+        samples.setdefault("forward", []).append((t1 - t0, c1 - c0))
+        samples.setdefault("backward", []).append((time.perf_counter() - t1,
+                                                  time.process_time() - c1))
+    run()
+    samples.clear()
+    grid.Workspace.map_blocks = timed
+    try:
+        for _ in range(reps):
+            run()
+    finally:
+        grid.Workspace.map_blocks = real
+    med = {name: np.median(np.array(v), axis=0) * 1e3 for name, v in samples.items()}
+    rows = [(name, *med[name]) for name in med if name not in ("forward", "backward")]
+    fwd = ("conv1", "bn_relu", "conv2")
+    rows.append(("other (forward)", *(med["forward"] - sum(med[n] for n in fwd if n in med))))
+    rows.append(("other (backward)", *(med["backward"] - sum(
+        med[n] for n in med if n not in fwd + ("forward", "backward")))))
+    rows.append(("forward", *med["forward"]))
+    rows.append(("backward", *med["backward"]))
+    return rows
+
+
 def main():
     dtype = ARGS.dtype
     config = trainer.TrainConfig(batch_size=ARGS.batch, hidden_channels=ARGS.channels,
-                                 kernel_size=ARGS.kernel, dtype=dtype, blas_threads=None)
+                                 kernel_size=ARGS.kernel, dtype=dtype, blas_threads=ARGS.threads)
     rng = np.random.default_rng(0)
     params = trainer.init_params(config, rng)
     frames = rng.uniform(size=(2 * ARGS.batch, 3, ARGS.size, ARGS.size)).astype(dtype)
@@ -108,12 +156,22 @@ def main():
           f"{2 * ARGS.batch} frames, {dtype}, {ARGS.threads} thread(s), median of {ARGS.reps}; "
           f"MALLOC_TOP_PAD_={pad}; load {os.getloadavg()[0]:.2f}")
     total_f = total_b = 0.0
-    print(f"{'layer':22s} | forward ms | backward ms")
+    print(f"per-layer primitives (layers) | forward ms | backward ms")
     for name, f, b in layer_table(params, x, ARGS.reps):
         total_f, total_b = total_f + f, total_b + b
-        print(f"{name:22s} | {f:10.1f} | {b:11.1f}")
-    print(f"{'sum of layers':22s} | {total_f:10.1f} | {total_b:11.1f}")
-    print(f"{'train_step':22s} | {median_ms(step, ARGS.reps):10.1f} ms (whole step)")
+        print(f"{name:29s} | {f:10.1f} | {b:11.1f}")
+    print(f"{'sum of layers':29s} | {total_f:10.1f} | {total_b:11.1f}")
+    print(f"fused encoder (grid) pass     | wall ms | CPU ms")
+    for name, wall, cpu in grid_table(params, x, ARGS.reps, ARGS.threads):
+        print(f"{name:29s} | {wall:7.1f} | {cpu:6.1f}")
+    walls, cpus = [], []
+    step()
+    for _ in range(ARGS.reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    print(f"{'train_step':29s} | {1e3 * np.median(walls):7.1f} | {1e3 * np.median(cpus):6.1f}")
     if ARGS.cprofile:
         prof = cProfile.Profile()
         prof.enable()

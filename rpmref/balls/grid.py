@@ -152,13 +152,16 @@ def _subs(start, stop, sub):
 
 
 def _constants(ws, grid, dtype):
-    """valid (m,) and, per image, (Hq·Wq, 3) columns [valid, x = j + ½, y = i + ½] (zero on junk)."""
+    """valid (m,); per image, (Hq·Wq, 3) columns [valid, x = j + ½, y = i + ½] (zero on junk);
+    counts (m + 1,): counts[q] = pixels before position q."""
     key = ("constants", grid.n, grid.h, grid.w, grid.k, np.dtype(dtype).str)
     if key not in ws.constants:
         i, j = np.meshgrid(np.arange(grid.hq), np.arange(grid.wq), indexing="ij")
         ok = ((i < grid.h) & (j < grid.w)).ravel().astype(dtype)
         basis = np.stack([ok, (j.ravel() + 0.5) * ok, (i.ravel() + 0.5) * ok], axis=1).astype(dtype)
-        ws.constants[key] = (np.tile(ok, grid.n), basis)
+        valid = np.tile(ok, grid.n)
+        counts = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
+        ws.constants[key] = (valid, basis, counts)
     return ws.constants[key]
 
 
@@ -194,9 +197,9 @@ def _shifted_sum(y, n, grid, c, out):
     return np.sum(view, axis=(1, 2), out=out)
 
 
-def _moments(a, valid, tmp):
-    """(count, mean, M2) per row of a (C, n) over the positions where valid (n,) is 1."""
-    count = float(valid.sum())
+def _moments(a, valid, count, tmp):
+    """(count, mean, M2) per row of a (C, n) over the positions where valid (n,) is 1;
+    count = Σ valid."""
     if count == 0:
         return 0.0, None, None
     mean = (a @ valid) / count
@@ -295,7 +298,7 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     kk = k * k
     grid = Grid(n, h, w, k)
     dt = x.dtype
-    valid, basis = _constants(ws, grid, dt)
+    valid, basis, counts = _constants(ws, grid, dt)
     # framed input; its junk and frame are zero from allocation and never written
     f1 = ws.array("f1", (c0, grid.length), dt, zeros=True)
     grid.image(f1[:, grid.base:grid.base + grid.m])[...] = x
@@ -309,9 +312,12 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     def conv1(block, slot):
         s, e = block
         col = _im2col(f1, s, e - s, grid, ws.array(f"col1.{slot}", (c0 * kk, nb1), dt))
+        out = ws.array(f"out1.{slot}", (c1, nb1), dt)  # in cache; h1 gets it masked
         for a, b in _subs(s, e, sub1):
-            np.matmul(w1m, col[:, a - s:b - s], out=h1[:, a:b])
-        return _moments(h1[:, s:e], valid[s:e], ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s])
+            np.matmul(w1m, col[:, a - s:b - s], out=out[:, a - s:b - s])
+        np.multiply(out[:, :e - s], valid[s:e], out=h1[:, s:e])  # junk → 0 (backward relies on it)
+        return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s],
+                        ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s])
 
     mean1, var1 = _merge_moments(ws.map_blocks(conv1, blocks1))
     inv1 = 1.0 / np.sqrt(var1 + eps)
@@ -345,7 +351,8 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
         for a, b in _subs(s, e + reach, sub2):
             np.matmul(w2r, f2[:, a:b], out=y[:, a - s:b - s])
         out = _shifted_sum(y, e - s, grid, c2, h2[:, s:e])
-        return _moments(out, valid[s:e], ws.array(f"t2.{slot}", (c2, nb2), dt)[:, :e - s])
+        return _moments(out, valid[s:e], counts[e] - counts[s],
+                        ws.array(f"t2.{slot}", (c2, nb2), dt)[:, :e - s])
 
     mean2, var2 = _merge_moments(ws.map_blocks(conv2, blocks2))
     inv2 = 1.0 / np.sqrt(var2 + eps)
@@ -388,7 +395,7 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
     c1, c2, k = w1.shape[0], w2.shape[0], w1.shape[2]
     kk = k * k
     dt = x.dtype
-    valid, basis = _constants(ws, grid, dt)
+    valid, basis, _ = _constants(ws, grid, dt)
     f1, h1, f2, h2, sig = (ws.array(name, shape, dt) for name, shape in (
         ("f1", (c0, grid.length)), ("h1", (c1, grid.m)), ("f2", (c1, grid.length)),
         ("h2", (c2, grid.m)), ("sig", (c2, grid.m))))
@@ -438,14 +445,15 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
         gcol = _im2col(g_ext, base + s, e - s, grid, ws.array(f"gcol.{slot}", (c2 * kk, nb2), dt))
         dw = np.zeros((c2 * kk, c1), dtype=dt)
         tmp = ws.array(f"dw2.{slot}", (c2 * kk, c1), dt)
+        da1 = ws.array(f"da1.{slot}", (c1, nb2), dt)  # in cache; dy gets it masked
         for a, b in _subs(s, e, sub2):
             np.matmul(gcol[:, a - s:b - s], f2[:, base + a:base + b].T, out=tmp)
             dw += tmp
-            np.matmul(w2t, gcol[:, a - s:b - s], out=dy[:, a:b])
-        d = dy[:, s:e]
-        mask = np.sign(f2[:, base + s:base + e], out=ws.array(f"mask.{slot}", (c1, nb2), dt)[:, :e - s])
-        d *= mask  # ReLU: a1 ≥ 0, so sign(a1) is its derivative (junk of f2 is 0: junk gets 0)
-        return dw, d.sum(axis=1), np.einsum("ij,ij->i", d, h1[:, s:e])
+            np.matmul(w2t, gcol[:, a - s:b - s], out=da1[:, a - s:b - s])
+        mask = np.greater(f2[:, base + s:base + e], 0,
+                          out=ws.array(f"mask.{slot}", (c1, nb2), dt)[:, :e - s])
+        d = np.multiply(da1[:, :e - s], mask, out=dy[:, s:e])  # ReLU' (junk of f2 is 0: junk → 0)
+        return dw, d @ valid[s:e], np.einsum("ij,ij->i", d, h1[:, s:e])
 
     parts = ws.map_blocks(conv2_back, blocks2)
     dw2 = parts[0][0].astype(np.float64)
@@ -460,7 +468,9 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
     grads[3], grads[4] = dgamma1.astype(dt), dbeta1.astype(dt)
     a1c, bb1, cc1 = (v.astype(dt)[:, None] for v in (a1c, bb1, cc1))
 
-    # layer 1 backward: dh1 = a·dy + (b·h1 + c)·valid per block, then dw1 from im2col of x
+    # layer 1 backward: dh1 = a·dy + b·h1 + c·valid (dy and h1 are 0 on junk), so
+    # dw1 = Σ_q (a·dy + b·h1)[:, q] col[:, q]ᵀ + c ⊗ Σ_q valid[q]·col[:, q]: per block only
+    # the first term, from an im2col of x; the second is c ⊗ (window sums of x)
     blocks1, sub1 = saved["blocks1"], saved["sub1"]
     nb1 = blocks1[0][1]
     want_dx = 0 in argnums
@@ -470,8 +480,6 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
         s, e = block
         t = dh1_all[:, s:e] if want_dx else ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s]
         np.multiply(h1[:, s:e], bb1, out=t)
-        t += cc1
-        t *= valid[s:e]
         d = dy[:, s:e]
         d *= a1c
         t += d
@@ -481,17 +489,32 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
         for a, b in _subs(s, e, sub1):
             np.matmul(t[:, a - s:b - s], col[:, a - s:b - s].T, out=tmp)
             dw += tmp
-        return dw, t.sum(axis=1)
+        return dw, t @ valid[s:e]  # t is 0 on junk: a row sum
 
     parts = ws.map_blocks(conv1_back, blocks1)
     dw1 = parts[0][0].astype(np.float64)
     for p in parts[1:]:
         dw1 += p[0]
+    c_term = cc1[:, 0].astype(np.float64)
+    dw1 += np.outer(c_term, _window_sums(x, k))
     grads[1] = dw1.reshape(w1.shape).astype(dt)
-    grads[2] = np.sum([p[1] for p in parts], axis=0, dtype=np.float64).astype(dt)
+    grads[2] = (np.sum([p[1] for p in parts], axis=0, dtype=np.float64)
+                + c_term * count).astype(dt)
     if want_dx:
+        dh1_all += cc1 * valid
         grads[0] = _input_grad(dh1_all, w1, grid)
     return tuple(grads[i] for i in argnums)
+
+
+def _window_sums(x, k):
+    """Σ_q valid[q]·col[(c, di, dj), q] = Σ_{n, i, j} x_padded[c, n, i + di, j + dj]
+    (zero padding p = k // 2): (C·k²,) float64, from the frame sum of x."""
+    c, _, h, w = x.shape
+    p = k // 2
+    total = np.zeros((c, h + 2 * p, w + 2 * p))
+    total[:, p:p + h, p:p + w] = x.sum(axis=1, dtype=np.float64)
+    return np.array([total[:, di:di + h, dj:dj + w].sum(axis=(1, 2))
+                     for di in range(k) for dj in range(k)]).T.ravel()
 
 
 def _input_grad(dh1, w1, grid):
