@@ -98,9 +98,13 @@ def test_thread_count_changes_no_bit(monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
-def test_reused_workspace_gives_fresh_results():
-    """Buffers kept from earlier calls (other inputs, other batch sizes) change nothing."""
-    ws = G.Workspace()
+@pytest.mark.parametrize("threads", [1, 3])
+def test_reused_workspace_gives_fresh_results(threads, monkeypatch):
+    """Buffers kept from earlier calls (other inputs, other batch sizes) change nothing,
+    also where the threads' runs of blocks meet (small blocks: several per pass)."""
+    monkeypatch.setattr(G, "BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(G, "GEMM_MACS", 10 ** 3)
+    ws = G.Workspace(threads)
     x, params = _case(6, n=4)
     args = _args(x, params)
     small = _args(x[:, :3], params)

@@ -94,19 +94,25 @@ class Workspace:
         """Bytes held in buffers."""
         return sum(a.nbytes for a in self._arrays.values())
 
-    def map_blocks(self, fn, blocks):
-        """[fn(block, slot) for block in blocks]; consecutive runs of blocks go to the
-        threads, ``slot`` (0 … threads − 1) names the thread's own scratch buffers."""
-        t = min(self.threads, len(blocks))
-        if t <= 1:
-            return [fn(b, 0) for b in blocks]
+    def runs(self, blocks):
+        """The blocks cut into one run of consecutive blocks per thread (fewer if short)."""
+        t = max(1, min(self.threads, len(blocks)))
+        bounds = np.linspace(0, len(blocks), t + 1).round().astype(int)
+        return [blocks[bounds[i]:bounds[i + 1]] for i in range(t)]
+
+    def map_runs(self, fn, runs):
+        """fn(run, slot) for each run, run ``slot`` on thread ``slot`` (its own scratch
+        buffers carry the slot in their name); the returned lists, concatenated."""
+        if len(runs) == 1:
+            return fn(runs[0], 0)
         if self._pool is None or self._pool._max_workers != self.threads:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rpmref-grid")
-        bounds = np.linspace(0, len(blocks), t + 1).round().astype(int)
-        runs = [blocks[bounds[i]:bounds[i + 1]] for i in range(t)]
-        futures = [self._pool.submit(lambda run, slot: [fn(b, slot) for b in run], run, slot)
-                   for slot, run in enumerate(runs)]
+        futures = [self._pool.submit(fn, run, slot) for slot, run in enumerate(runs)]
         return [r for f in futures for r in f.result()]
+
+    def map_blocks(self, fn, blocks):
+        """[fn(block, slot) for block in blocks], the runs of ``runs(blocks)`` on the threads."""
+        return self.map_runs(lambda run, slot: [fn(b, slot) for b in run], self.runs(blocks))
 
     def close(self):
         """Stop the threads (a later call starts them again)."""
@@ -177,6 +183,18 @@ def _windows(src, start, n, grid):
     row, item = src.strides[0], src.strides[1]
     return np.lib.stride_tricks.as_strided(src[:, start:], (c, k, k, n),
                                            (row, wq * item, item, item), writeable=False)
+
+
+def _sub_cols(src, start, stop, sub, grid, buf):
+    """For each sub-block (a, b) of [start, stop): (a, b, im2col of positions a … b − 1 in buf)
+    with row (c, di, dj) = src[c, a + di·Wq + dj + t]; one strided copy each, into a
+    buffer small enough to stay in cache for the BLAS calls that read it."""
+    win = _windows(src, start, stop - start, grid)
+    c, k = src.shape[0], grid.k
+    for a, b in _subs(start, stop, sub):
+        col = buf[:, :b - a]
+        col.reshape(c, k, k, b - a)[...] = win[..., a - start:b - start]
+        yield a, b, col
 
 
 def _im2col(src, start, n, grid, buf):
@@ -311,10 +329,9 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
 
     def conv1(block, slot):
         s, e = block
-        col = _im2col(f1, s, e - s, grid, ws.array(f"col1.{slot}", (c0 * kk, nb1), dt))
         out = ws.array(f"out1.{slot}", (c1, nb1), dt)  # in cache; h1 gets it masked
-        for a, b in _subs(s, e, sub1):
-            np.matmul(w1m, col[:, a - s:b - s], out=out[:, a - s:b - s])
+        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+            np.matmul(w1m, col, out=out[:, a - s:b - s])
         np.multiply(out[:, :e - s], valid[s:e], out=h1[:, s:e])  # junk → 0 (backward relies on it)
         return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s],
                         ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s])
@@ -324,25 +341,42 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     scale1 = (g1 * inv1).astype(dt)[:, None]
     shift1 = (be1 - mean1 * g1 * inv1).astype(dt)[:, None]
 
-    # batch norm + ReLU, written straight into the framed input of layer 2 (junk → 0)
+    # batch norm + ReLU, written straight into the framed input of layer 2 (junk → 0),
+    # just before the block of layer 2 that reads it (so that block finds it in cache)
     f2 = ws.array("f2", (c1, grid.length), dt, zeros=True)
+    base, m = grid.base, grid.m
 
-    def bn_relu(block, slot):
-        s, e = block
-        a = f2[:, grid.base + s:grid.base + e]
-        np.multiply(h1[:, s:e], scale1, out=a)
-        a += shift1
-        np.maximum(a, 0, out=a)
-        a *= valid[s:e]
+    def bn_relu(s, e):  # grid positions [s, e)
+        if s < e:
+            a = f2[:, base + s:base + e]
+            np.multiply(h1[:, s:e], scale1, out=a)
+            a += shift1
+            np.maximum(a, 0, out=a)
+            a *= valid[s:e]
 
-    ws.map_blocks(bn_relu, blocks1)
-
-    # layer 2: y = (C₂·k², C₁) @ f2 over each block plus its reach, then k² shifted adds
+    # layer 2: y = (C₂·k², C₁) @ f2 over each block plus its reach, then k² shifted adds.
+    # Block [s, e) reads the activations of positions s − base … e + base; a thread's run
+    # writes those of its own positions + base, up to the next run's start − base: the
+    # 2·base positions around each run boundary are written first, here.
     h2 = ws.array("h2", (c2, grid.m), dt)
     w2r = np.ascontiguousarray(np.transpose(w2, (0, 2, 3, 1)).reshape(c2 * kk, c1))
     blocks2, sub2 = grid.blocks(c2 * kk, dt.itemsize, c1 * c2 * kk)
     nb2 = blocks2[0][1]
     reach = grid.reach
+    runs2 = ws.runs(blocks2)
+    starts = [run[0][0] for run in runs2] + [m + 2 * base]
+    for start in starts[1:-1]:
+        bn_relu(max(start - base, 0), min(start + base, m))
+
+    def conv2_run(run, slot):
+        done = 0 if run[0][0] == 0 else run[0][0] + base
+        limit = min(starts[starts.index(run[0][0]) + 1] - base, m)
+        out = []
+        for block in run:
+            bn_relu(done, min(block[1] + base, limit))
+            done = max(done, min(block[1] + base, limit))
+            out.append(conv2(block, slot))
+        return out
 
     def conv2(block, slot):
         s, e = block
@@ -354,7 +388,7 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
         return _moments(out, valid[s:e], counts[e] - counts[s],
                         ws.array(f"t2.{slot}", (c2, nb2), dt)[:, :e - s])
 
-    mean2, var2 = _merge_moments(ws.map_blocks(conv2, blocks2))
+    mean2, var2 = _merge_moments(ws.map_runs(conv2_run, runs2))
     inv2 = 1.0 / np.sqrt(var2 + eps)
 
     # batch norm + sigmoid: s = 1/(1 + e^{−y}) (e^{−y} = inf gives 0), then centres of mass
@@ -442,14 +476,15 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
 
     def conv2_back(block, slot):
         s, e = block
-        gcol = _im2col(g_ext, base + s, e - s, grid, ws.array(f"gcol.{slot}", (c2 * kk, nb2), dt))
         dw = np.zeros((c2 * kk, c1), dtype=dt)
         tmp = ws.array(f"dw2.{slot}", (c2 * kk, c1), dt)
         da1 = ws.array(f"da1.{slot}", (c1, nb2), dt)  # in cache; dy gets it masked
-        for a, b in _subs(s, e, sub2):
-            np.matmul(gcol[:, a - s:b - s], f2[:, base + a:base + b].T, out=tmp)
+        gbuf = ws.array(f"gcol.{slot}", (c2 * kk, sub2), dt)
+        for a, b, gcol in _sub_cols(g_ext, base + s, base + e, sub2, grid, gbuf):
+            a, b = a - base, b - base
+            np.matmul(gcol, f2[:, base + a:base + b].T, out=tmp)
             dw += tmp
-            np.matmul(w2t, gcol[:, a - s:b - s], out=da1[:, a - s:b - s])
+            np.matmul(w2t, gcol, out=da1[:, a - s:b - s])
         mask = np.greater(f2[:, base + s:base + e], 0,
                           out=ws.array(f"mask.{slot}", (c1, nb2), dt)[:, :e - s])
         d = np.multiply(da1[:, :e - s], mask, out=dy[:, s:e])  # ReLU' (junk of f2 is 0: junk → 0)
@@ -483,11 +518,10 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
         d = dy[:, s:e]
         d *= a1c
         t += d
-        col = _im2col(f1, s, e - s, grid, ws.array(f"col1.{slot}", (c0 * kk, nb1), dt))
         dw = np.zeros((c1, c0 * kk), dtype=dt)
         tmp = ws.array(f"dw1.{slot}", (c1, c0 * kk), dt)
-        for a, b in _subs(s, e, sub1):
-            np.matmul(t[:, a - s:b - s], col[:, a - s:b - s].T, out=tmp)
+        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+            np.matmul(t[:, a - s:b - s], col.T, out=tmp)
             dw += tmp
         return dw, t @ valid[s:e]  # t is 0 on junk: a row sum
 
