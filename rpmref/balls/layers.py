@@ -15,6 +15,10 @@ Each layer exists twice:
 - a *plain* composition of ``autograd.numpy`` operations (``*_reference``),
   differentiated by autograd itself. The tests check the primitives' gradients
   against these compositions and against finite differences.
+Training (``encoder_train``) goes one step further: the whole encoder is one
+primitive, ``grid.encoder_z``, which keeps every activation in one padded layout,
+reuses its buffers from step to step and can share a step among threads; it is
+tested against the same plain compositions.
 
 Convolutions run on a zero-padded, row-flattened copy of the input in which
 every kernel offset is one contiguous slice (``_padded_flat``): im2col is k²

@@ -62,8 +62,8 @@ class TrainConfig:
     kernel_size: int = 5           # odd; both conv layers
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
     orient_maps: bool = True       # start every map bright on bright input (layers.orient_maps)
-    blas_threads: Optional[int] = None  # threads of a training step and of encode (None:
-    #                                     every available core; 1 for one of several jobs)
+    blas_threads: Optional[int] = 1  # threads of a training step and of encode (None: every
+    #   available core). 1: on a 2-core machine two threads made a step no faster (README)
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -202,8 +202,13 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
     threads; its buffers are kept for the next step.
     Raises NonFiniteLossError (and changes nothing) if the loss or a gradient is not finite.
     """
-    _thread_workspace(step_threads(config))
-    g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+    threads = step_threads(config)
+    _thread_workspace(threads)
+    if threads > 1:  # the step's own threads each call single-threaded BLAS (train() sets it
+        with blas_threads(1):  # for the whole run; here for callers of train_step alone)
+            g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+    else:
+        g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
     if not np.isfinite(loss) or not all(np.all(np.isfinite(v)) for v in g.values()):
         raise NonFiniteLossError(f"non-finite loss ({float(loss)}) or gradient")
     new_params, new_opt = optim.step(params, g, opt_state, config.optimizer, config.lr,

@@ -48,8 +48,8 @@ def add_parser(subparsers):
                    help="keep the raw random second-layer filters instead of flipping maps "
                         "that start dark on the balls (see README, 'Why the maps are oriented')")
     p.add_argument("--threads", type=int, default=d.blas_threads,
-                   help="BLAS threads while training (1 is fastest on a shared machine; "
-                        "0 = leave as is)")
+                   help="threads of each training step and of the readout's encoding "
+                        "(0 = every available core)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same settings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
