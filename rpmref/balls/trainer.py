@@ -179,11 +179,11 @@ def objective(params, x, critic, scale, reference=False, workspace=None):
 
     x: (C, 2B, H, W), the B frames t followed by their B frames t+1.
     workspace: a ``grid.Workspace`` whose buffers and threads the encoder reuses
-    (None: the one train_step keeps for this thread, if any).
+    (None: inside train_step the one it keeps for this thread, elsewhere a fresh one).
     Returns (loss, (loss value, estimate, batch-norm statistics)).
     """
     if workspace is None:
-        workspace = getattr(_LOCAL, "workspace", None)
+        workspace = getattr(_LOCAL, "active", None)
     z, stats = layers.encoder_train(params, x, reference=reference, workspace=workspace)  # (2B, 6)
     u = z / scale - 0.5
     b = x.shape[1] // 2
@@ -192,7 +192,7 @@ def objective(params, x, critic, scale, reference=False, workspace=None):
 
 
 _GRAD = grad_and_aux(objective)  # params -> (gradient dict, aux)
-_LOCAL = threading.local()  # .workspace: this thread's grid.Workspace (train_step)
+_LOCAL = threading.local()  # .workspace: this thread's grid.Workspace; .active: in a step
 
 
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
@@ -203,12 +203,15 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
     Raises NonFiniteLossError (and changes nothing) if the loss or a gradient is not finite.
     """
     threads = step_threads(config)
-    _thread_workspace(threads)
-    if threads > 1:  # the step's own threads each call single-threaded BLAS (train() sets it
-        with blas_threads(1):  # for the whole run; here for callers of train_step alone)
+    _LOCAL.active = _thread_workspace(threads)  # objective's workspace during this step only
+    try:
+        if threads > 1:  # the step's threads each call single-threaded BLAS (train() sets
+            with blas_threads(1):  # that for a whole run; here for callers of train_step)
+                g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+        else:
             g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
-    else:
-        g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+    finally:
+        _LOCAL.active = None
     if not np.isfinite(loss) or not all(np.all(np.isfinite(v)) for v in g.values()):
         raise NonFiniteLossError(f"non-finite loss ({float(loss)}) or gradient")
     new_params, new_opt = optim.step(params, g, opt_state, config.optimizer, config.lr,
