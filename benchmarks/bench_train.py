@@ -4,10 +4,13 @@ Same network (conv → BN → ReLU → conv → BN → sigmoid → centre of mas
 critic and in-batch InfoNCE loss, same SGD-with-momentum step, same batch, same
 dtype and the same initial weights. For every grid point the script first
 checks in float64 that both give the same loss and every gradient (relative
-1e-8; on a batch of 8 pairs), then times both steps *alternately* (so a change in machine load hits
-both alike) and reports the median of ``--steps`` steps after warm-up (fewer,
-at least ``--min-steps``, where one framework exceeds the ``--budget`` seconds:
-PyTorch's float64 convolutions at 64 × 64 take up to a minute per step).
+1e-8; on a batch of 8 pairs), then times both steps *alternately* (so a change
+in machine load hits both alike) and reports the median of ``--steps`` steps
+after warm-up (fewer, at least ``--min-steps``, where one framework exceeds the
+``--budget`` seconds: PyTorch's float64 convolutions at 64 × 64 take up to a
+minute per step), as wall time and as the process's CPU time: on a busy machine
+the CPU time is the steadier number (with one thread it is close to the wall
+time on an idle machine).
 
     python benchmarks/bench_train.py                    # full grid, 1 thread each
     python benchmarks/bench_train.py --quick            # default config only
@@ -48,6 +51,8 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402  (after the thread settings)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's rpmref
 
 from rpmref.balls import layers, optim  # noqa: E402
 from rpmref.balls import trainer  # noqa: E402
@@ -121,7 +126,7 @@ def torch_step_fn(params, config, height, width, dtype):
 def make_point(size, k, channels, batch, dtype, seed=0):
     config = trainer.TrainConfig(critic=ARGS.critic, batch_size=batch, hidden_channels=channels,
                                  kernel_size=k, dtype=dtype, optimizer="sgd", lr=LR,
-                                 momentum=MOMENTUM, seed=seed)
+                                 momentum=MOMENTUM, seed=seed, blas_threads=ARGS.threads)
     rng = np.random.default_rng(seed)
     params = trainer.init_params(config, rng)
     frames = rng.uniform(size=(2 * batch, 3, size, size)).astype(dtype)  # B frames t, B frames t+1
@@ -170,28 +175,33 @@ def time_point(size, k, channels, batch, dtype):
         xt = torch.from_numpy(frames)
         steps.append(("torch", lambda: t_step(xt)))
     times = {name: [] for name, _ in steps}
+    cpu = {name: [] for name, _ in steps}
     for i in range(ARGS.warmup + ARGS.steps):
         for name, fn in steps:  # alternate, so load changes affect both alike
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
+            wall = time.perf_counter() - t0
             # steps over 1 s are timed even during warm-up (first-call costs are negligible there)
-            if i >= ARGS.warmup or time.perf_counter() - t0 > 1.0:
-                times[name].append(time.perf_counter() - t0)
+            if i >= ARGS.warmup or wall > 1.0:
+                times[name].append(wall)
+                cpu[name].append(time.process_time() - c0)
         spent = {name: sum(v) for name, v in times.items()}
         if (min(len(v) for v in times.values()) >= ARGS.min_steps
                 and max(spent.values()) > ARGS.budget):
             break
-    return {name: float(np.median(v)) for name, v in times.items()}, min(
-        len(v) for v in times.values())
+    return ({name: float(np.median(v)) for name, v in times.items()},
+            {name: float(np.median(v)) for name, v in cpu.items()},
+            min(len(v) for v in times.values()))
 
 
 def main():
-    trainer.tune_malloc()
     grid = ([(32, 5, 16, 64)] if ARGS.quick
             else list(itertools.product((32, 64), (3, 5), (8, 16), (64, 256))))
     if ARGS.point:
         grid = [tuple(int(v) for v in p.split(",")) for p in ARGS.point]
     dtypes = ARGS.dtypes.split(",")
+    print(f"# load average before: {os.getloadavg()[0]:.2f}; MALLOC_TOP_PAD_="
+          f"{os.environ.get('MALLOC_TOP_PAD_', 'unset')}")
     print(f"# critic {ARGS.critic}, SGD lr {LR} momentum {MOMENTUM}, {ARGS.threads} thread(s), "
           f"median of {ARGS.steps} steps after {ARGS.warmup} warm-up; batch B = pairs "
           f"(2B frames per step)")
@@ -199,19 +209,22 @@ def main():
         print("# PyTorch not installed (pip install torch): NumPy timings only")
     else:
         print(f"# torch {torch.__version__}, numpy {np.__version__}")
-    print("size kernel channels batch | dtype   | numpy ms | torch ms | ratio | "
-          "numpy frames/s | torch frames/s | f64 check | steps timed")
+    print("size kernel channels batch | dtype   | numpy ms | torch ms | ratio | numpy cpu | "
+          "torch cpu | cpu ratio | numpy frames/s | torch frames/s | f64 check | steps timed")
     for size, k, channels, batch in grid:
         # the float64 agreement check uses 8 pairs: the batch size changes no code path, and
         # PyTorch's float64 step at 64 × 64 × 512 frames takes close to a minute
         check = f"{check_agreement(size, k, channels, 8):.1e}" if torch is not None else "-"
         for dtype in dtypes:
-            r, n_steps = time_point(size, k, channels, batch, dtype)
-            n_ms = 1e3 * r["numpy"]
+            r, c, n_steps = time_point(size, k, channels, batch, dtype)
+            n_ms, n_cpu = 1e3 * r["numpy"], 1e3 * c["numpy"]
             t_ms = 1e3 * r["torch"] if "torch" in r else float("nan")
+            t_cpu = 1e3 * c["torch"] if "torch" in c else float("nan")
             print(f"{size:4d} {k:6d} {channels:8d} {batch:5d} | {dtype:7s} | {n_ms:8.1f} | "
-                  f"{t_ms:8.1f} | {n_ms / t_ms:5.2f} | {2 * batch / r['numpy']:14.0f} | "
+                  f"{t_ms:8.1f} | {n_ms / t_ms:5.2f} | {n_cpu:9.1f} | {t_cpu:9.1f} | "
+                  f"{n_cpu / t_cpu:9.2f} | {2 * batch / r['numpy']:14.0f} | "
                   f"{2 * batch / r.get('torch', float('nan')):14.0f} | {check} | {n_steps}", flush=True)
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

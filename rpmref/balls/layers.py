@@ -15,6 +15,10 @@ Each layer exists twice:
 - a *plain* composition of ``autograd.numpy`` operations (``*_reference``),
   differentiated by autograd itself. The tests check the primitives' gradients
   against these compositions and against finite differences.
+Training (``encoder_train``) goes one step further: the whole encoder is one
+primitive, ``grid.encoder_z``, which keeps every activation in one padded layout,
+reuses its buffers from step to step and can share a step among threads; it is
+tested against the same plain compositions.
 
 Convolutions run on a zero-padded, row-flattened copy of the input in which
 every kernel offset is one contiguous slice (``_padded_flat``): im2col is k²
@@ -31,6 +35,8 @@ momentum 0.1, as PyTorch does.
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
+
+from rpmref.balls import grid
 
 BN_EPS = 1e-5
 _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best of 128 KiB … 4 MiB)
@@ -549,12 +555,14 @@ def to_channel_first(frames):
     return np.ascontiguousarray(np.transpose(frames, (1, 0, 2, 3)))
 
 
-def encoder_train(params, x, reference=False):
+def encoder_train(params, x, reference=False, workspace=None):
     """Training-mode encoder: x (C, N, H, W) → z (N, 6), using batch statistics.
 
     Also returns the batch statistics of the two pre-normalisation activations
-    as a dict of plain (C,) arrays (for the running averages). ``reference=True``
-    uses the plain autograd compositions instead of the fast primitives.
+    as a dict of plain (C,) arrays (for the running averages). The fast path is
+    one primitive, ``grid.encoder_z``, that reuses the buffers and threads of
+    ``workspace`` (a ``grid.Workspace``; None: a fresh one). ``reference=True``
+    uses the plain autograd compositions of this module instead.
     """
     if reference:
         h1 = conv2d_reference(x, params["conv1_w"], params["conv1_b"])
@@ -562,16 +570,10 @@ def encoder_train(params, x, reference=False):
         h2 = conv2d_reference(a1, params["conv2_w"], params["conv2_b"])
         z = batchnorm_sigmoid_com_reference(h2, params["bn2_gamma"], params["bn2_beta"])
         (m1, v1), (m2, v2) = batch_stats(_value(h1)), batch_stats(_value(h2))
-    else:
-        # one fresh workspace per layer: forward passes leave padded inputs and batch
-        # statistics there for their backward passes
-        ws = [{} for _ in range(4)]
-        h1 = conv2d(x, params["conv1_w"], params["conv1_b"], workspace=ws[0])
-        a1 = batchnorm_relu(h1, params["bn1_gamma"], params["bn1_beta"], workspace=ws[1])
-        h2 = conv2d(a1, params["conv2_w"], params["conv2_b"], workspace=ws[2])
-        z = batchnorm_sigmoid_com(h2, params["bn2_gamma"], params["bn2_beta"], workspace=ws[3])
-        (m1, v1), (m2, v2) = (ws[1]["mean"], ws[1]["var"]), (ws[3]["mean"], ws[3]["var"])
-    return z, {"bn1_mean": m1, "bn1_var": v1, "bn2_mean": m2, "bn2_var": v2}
+        return z, {"bn1_mean": m1, "bn1_var": v1, "bn2_mean": m2, "bn2_var": v2}
+    ws = workspace if workspace is not None else grid.Workspace()
+    z = grid.encoder_z(x, *(params[name] for name in grid.PARAMS), workspace=ws)
+    return z, dict(ws.stats)
 
 
 def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):

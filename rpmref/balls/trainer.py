@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -40,7 +41,7 @@ from autograd.tracer import getval
 from threadpoolctl import threadpool_limits
 
 from rpmref.balls import checkpoint as ckpt
-from rpmref.balls import layers, optim, rundir
+from rpmref.balls import grid, layers, optim, rundir
 from rpmref.balls.argchecks import check_bool, check_choice, check_real
 from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_params
 from rpmref.balls.readout import fit_linear_readout, score_readout
@@ -79,8 +80,8 @@ class TrainConfig:
     kernel_size: int = 5           # odd; both conv layers
     bn_momentum: float = 0.1       # running-statistics momentum (PyTorch's default)
     orient_maps: bool = True       # start every map bright on bright input (layers.orient_maps)
-    blas_threads: Optional[int] = 1  # OpenBLAS threads while training (None: leave as is);
-    #                                  1 is fastest on a shared machine, see blas_threads
+    blas_threads: Optional[int] = 1  # threads of a training step and of encode (None: every
+    #   available core). 1: on a 2-core machine two threads made a step no faster (README)
 
     def __post_init__(self):
         check_choice(self.critic, "critic", CRITICS)
@@ -227,13 +228,17 @@ def coordinate_scale(height, width, dtype=np.float64):
     return np.array([width, height] * 3, dtype=dtype)
 
 
-def objective(params, x, critic, scale, reference=False):
+def objective(params, x, critic, scale, reference=False, workspace=None):
     """In-batch InfoNCE loss of one batch and auxiliary values.
 
     x: (C, 2B, H, W), the B frames t followed by their B frames t+1.
+    workspace: a ``grid.Workspace`` whose buffers and threads the encoder reuses
+    (None: inside train_step the one it keeps for this thread, elsewhere a fresh one).
     Returns (loss, (loss value, estimate, batch-norm statistics)).
     """
-    z, stats = layers.encoder_train(params, x, reference=reference)  # (2B, 6)
+    if workspace is None:
+        workspace = getattr(_LOCAL, "active", None)
+    z, stats = layers.encoder_train(params, x, reference=reference, workspace=workspace)  # (2B, 6)
     u = z / scale - 0.5
     b = x.shape[1] // 2
     loss, estimate = infonce_loss(critic(params, u[:b], u[b:]))
@@ -241,6 +246,7 @@ def objective(params, x, critic, scale, reference=False):
 
 
 _GRAD = grad_and_aux(objective)  # params -> (gradient dict, aux)
+_LOCAL = threading.local()  # .workspace: this thread's grid.Workspace; .active: in a step
 
 
 def _first_non_finite(groups):
@@ -254,10 +260,21 @@ def _first_non_finite(groups):
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
     """One update on batch x (C, 2B, H, W); returns (params, bn_state, opt_state, loss, estimate).
 
-    Raises NonFiniteLossError (and changes nothing) if the loss, a gradient, an
-    updated parameter, optimiser moment or running statistic is not finite.
+    The encoder runs on this thread's ``grid.Workspace`` with ``step_threads(config)``
+    threads; its buffers are kept for the next step. Raises NonFiniteLossError (and changes
+    nothing) if the loss, a gradient, an updated parameter, optimiser moment or running
+    statistic is not finite.
     """
-    g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+    threads = step_threads(config)
+    _LOCAL.active = _thread_workspace(threads)  # objective's workspace during this step only
+    try:
+        if threads > 1:  # the step's threads each call single-threaded BLAS (train() sets
+            with blas_threads(1):  # that for a whole run; here for callers of train_step)
+                g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+        else:
+            g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+    finally:
+        _LOCAL.active = None
     if not np.isfinite(loss) or _first_non_finite([("gradient", g)]):
         raise NonFiniteLossError(f"non-finite loss ({float(loss)}) or gradient")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
@@ -274,23 +291,37 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 
 # --------------------------------------------------------------------------
-# BLAS threads (threadpoolctl: OpenBLAS, MKL and BLIS alike)
+# threads: a training step runs its blocks on its own threads (grid.Workspace) with
+# one BLAS thread each; encoding (encode) uses BLAS threads
+
+
+def step_threads(config):
+    """Threads of a training step: ``config.blas_threads``, or every available core if None."""
+    return grid.available_cores() if config.blas_threads is None else config.blas_threads
+
+
+def _thread_workspace(threads):
+    """This thread's workspace for train_step (buffers survive from step to step)."""
+    ws = getattr(_LOCAL, "workspace", None)
+    if ws is None or ws.threads != threads:
+        if ws is not None:
+            ws.close()
+        ws = _LOCAL.workspace = grid.Workspace(threads)
+    return ws
 
 
 def blas_threads(n):
-    """Context manager: run the body with ``n`` BLAS threads (None: unchanged).
+    """Context manager: run the body with ``n`` BLAS threads (None: every available core).
 
-    One thread per process is the default of ``TrainConfig``: measured on a
-    shared 2-core machine, two threads were slower whenever anything else ran.
+    threadpoolctl, so OpenBLAS, MKL and BLIS alike; the previous limits come back after.
     """
-    return threadpool_limits(limits=n, user_api="blas")
+    return threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 def limit_blas_threads(n):
-    """Set this process's BLAS thread count to ``n`` for good (None: unchanged);
+    """Set this process's BLAS thread count to ``n`` for good (None: every available core);
     for worker processes that only ever train."""
-    if n is not None:
-        threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 # --------------------------------------------------------------------------
@@ -448,7 +479,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
     if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
         raise FileNotFoundError(f"cannot resume: no checkpoint at {os.path.join(out_dir, CHECKPOINT)}")
-    with blas_threads(config.blas_threads):
+    # the step's own threads share its work; BLAS inside them runs single-threaded
+    with blas_threads(1):
         if out_dir is None:
             return _train(config, frames, None, False, progress, on_epoch, on_step)
         with rundir.open_run_dir(out_dir, resume=resume, overwrite=overwrite) as path:

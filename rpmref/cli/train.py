@@ -69,8 +69,8 @@ def add_parser(subparsers):
                    help="keep the raw random second-layer filters instead of flipping maps "
                         "that start dark on the balls (see README, 'Why the maps are oriented')")
     p.add_argument("--threads", type=nonnegative_int, default=d.blas_threads,
-                   help="BLAS threads while training (1 is fastest on a shared machine; "
-                        "0 = leave as is)")
+                   help="threads of each training step and of the readout's encoding "
+                        "(0 = every available core)")
     run = p.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint (same settings)")

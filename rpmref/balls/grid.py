@@ -1,0 +1,566 @@
+"""The training-mode encoder as one autograd primitive on a zero-padded pixel grid.
+
+``encoder_z`` computes the same function as the layer-by-layer composition in
+``layers`` (conv → batch norm → ReLU → conv → batch norm → sigmoid → centre of
+mass; paper Sec. 5 / Appendix D), but keeps every activation in one layout from
+the first convolution to the last and writes its backward pass by hand, so that
+a training step makes few passes over memory and allocates nothing large:
+
+- The grid. Image pixel (n, i, j) of an N × H × W batch sits at position
+  q = (n·Hq + i)·Wq + j of a grid of m = N·Hq·Wq positions, Hq = H + p, Wq = W + p,
+  p = k // 2. Positions with i ≥ H or j ≥ W are *junk*: they are computed and
+  then ignored (``valid`` is 1 on pixels, 0 on junk). A *framed* array is a grid
+  array with the junk set to zero and ``base`` = p·Wq + p zeros before and after
+  it; in it the input of kernel offset (di, dj) for output q sits at
+  q + di·Wq + dj, so every offset is one contiguous slice (the zero junk right
+  of row r and below image n is the padding left of row r + 1 and above image
+  n + 1).
+- Convolutions are im2col (a copy of the k² slices) followed by BLAS calls of
+  at most GEMM_MACS multiply-adds each: OpenBLAS runs such calls with its
+  small-matrix kernels, which skip packing and were measured twice as fast as
+  larger calls on these skinny shapes. Layer 2 has fewer output than input
+  channels, so its forward pass is one matmul (C₂·k², C₁) @ (C₁, ·) followed by
+  k² shifted adds, and its backward pass builds one im2col of the output
+  gradient for both its weight and input gradients.
+- Work is cut into blocks of positions sized to stay in cache; batch-norm
+  statistics are merged from per-block moments (Chan et al.'s pairwise update),
+  and weight gradients are summed from per-block partial sums in block order.
+  Blocks run on ``Workspace.threads`` threads (NumPy and BLAS release the GIL);
+  since the blocks and their order do not depend on the thread count, neither
+  does any result: 1 and 2 threads give bitwise identical numbers.
+- A conv bias followed by batch norm changes only the batch mean, never the
+  output: the grid holds the convolution without it, and it is added to the
+  reported mean.
+
+All large arrays live in a ``Workspace`` and are reused by the next step.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from autograd.extend import defvjp_argnums, primitive
+
+BN_EPS = 1e-5
+GEMM_MACS = 10 ** 6      # multiply-adds per BLAS call (OpenBLAS's small-matrix kernels take ≤ 10⁶)
+BLOCK_BYTES = 1 << 21    # bytes of a block's largest scratch array (measured best of 512 KiB … 4 MiB)
+PARAMS = ("conv1_w", "conv1_b", "bn1_gamma", "bn1_beta",
+          "conv2_w", "conv2_b", "bn2_gamma", "bn2_beta")
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity; os.cpu_count() where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  (not Linux)
+        return os.cpu_count() or 1
+
+
+class Workspace:
+    """Buffers that one training step leaves for the next, and the threads that share its work.
+
+    threads: int ≥ 1, how many threads run the blocks of each pass (None: every
+    available core). Buffers are allocated once per batch shape and dtype. One forward pass may be in flight per workspace: its backward pass
+    raises RuntimeError if another forward pass used the workspace in between.
+    A workspace belongs to one thread of the caller at a time.
+    """
+
+    def __init__(self, threads=1):
+        if threads is None:
+            threads = available_cores()
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
+        self.threads = threads
+        self.generation = 0  # number of forward passes so far
+        self.stats = {}      # batch statistics of the last forward pass
+        self.constants = {}  # per grid: the valid mask and the centre-of-mass weights
+        self._arrays = {}
+        self._pool = None
+
+    def array(self, name, shape, dtype, zeros=False):
+        """The buffer called ``name`` of this shape and dtype, allocated on first use.
+
+        Buffers are kept per shape (an epoch's last batch is often smaller, and
+        both sizes then keep theirs). zeros: a new buffer is zero-filled; callers
+        rely on zeros only where they never write.
+        """
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        a = self._arrays.get(key)
+        if a is None:
+            a = np.zeros(key[1], dtype) if zeros else np.empty(key[1], dtype)
+            self._arrays[key] = a
+        return a
+
+    def nbytes(self):
+        """Bytes held in buffers."""
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def runs(self, blocks):
+        """The blocks cut into one run of consecutive blocks per thread (fewer if short)."""
+        t = max(1, min(self.threads, len(blocks)))
+        bounds = np.linspace(0, len(blocks), t + 1).round().astype(int)
+        return [blocks[bounds[i]:bounds[i + 1]] for i in range(t)]
+
+    def map_runs(self, fn, runs):
+        """fn(run, slot) for each run, run ``slot`` on thread ``slot`` (its own scratch
+        buffers carry the slot in their name); the returned lists, concatenated."""
+        if len(runs) == 1:
+            return fn(runs[0], 0)
+        if self._pool is None or self._pool._max_workers != self.threads:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rpmref-grid")
+        futures = [self._pool.submit(fn, run, slot) for slot, run in enumerate(runs)]
+        return [r for f in futures for r in f.result()]
+
+    def map_blocks(self, fn, blocks):
+        """[fn(block, slot) for block in blocks], the runs of ``runs(blocks)`` on the threads."""
+        return self.map_runs(lambda run, slot: [fn(b, slot) for b in run], self.runs(blocks))
+
+    def close(self):
+        """Stop the threads (a later call starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+# --------------------------------------------------------------------------
+# geometry
+
+
+class Grid:
+    """Positions of the padded grid of an (N, H, W) batch for k × k kernels (see module doc)."""
+
+    def __init__(self, n, h, w, k):
+        self.n, self.h, self.w, self.k = n, h, w, k
+        p = k // 2
+        self.hq, self.wq = h + p, w + p
+        self.m = n * self.hq * self.wq
+        self.base = p * self.wq + p
+        self.length = self.m + 2 * self.base            # framed array length
+        self.offsets = [di * self.wq + dj for di in range(k) for dj in range(k)]
+        self.reach = self.offsets[-1]                    # = 2·base
+        self.pixels = n * h * w
+
+    def image(self, a):
+        """View (C, N, H, W) of the pixels of a grid array a (C, m)."""
+        return a.reshape(a.shape[0], self.n, self.hq, self.wq)[:, :, :self.h, :self.w]
+
+    def blocks(self, rows, itemsize, macs_per_position):
+        """((start, stop) blocks, sub-block length): a partition of [0, m) that depends on
+        the shapes only; a block's (rows, length) scratch is near BLOCK_BYTES, a
+        sub-block's BLAS call at most GEMM_MACS multiply-adds."""
+        sub = max(64, GEMM_MACS // max(macs_per_position, 1) // 64 * 64)
+        length = max(sub, BLOCK_BYTES // (rows * itemsize) // sub * sub)
+        length = min(length, self.m)
+        return [(s, min(s + length, self.m)) for s in range(0, self.m, length)], min(sub, length)
+
+
+def _subs(start, stop, sub):
+    return [(a, min(a + sub, stop)) for a in range(start, stop, sub)]
+
+
+def _constants(ws, grid, dtype):
+    """valid (m,); per image, (Hq·Wq, 3) columns [valid, x = j + ½, y = i + ½] (zero on junk);
+    counts (m + 1,): counts[q] = pixels before position q."""
+    key = ("constants", grid.n, grid.h, grid.w, grid.k, np.dtype(dtype).str)
+    if key not in ws.constants:
+        i, j = np.meshgrid(np.arange(grid.hq), np.arange(grid.wq), indexing="ij")
+        ok = ((i < grid.h) & (j < grid.w)).ravel().astype(dtype)
+        basis = np.stack([ok, (j.ravel() + 0.5) * ok, (i.ravel() + 0.5) * ok], axis=1).astype(dtype)
+        valid = np.tile(ok, grid.n)
+        counts = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
+        ws.constants[key] = (valid, basis, counts)
+    return ws.constants[key]
+
+
+# --------------------------------------------------------------------------
+# block kernels
+
+
+def _windows(src, start, n, grid):
+    """Read-only view (C, k, k, n) of src (C, length): [c, di, dj, t] = src[c, start + di·Wq + dj + t]."""
+    c, k, wq = src.shape[0], grid.k, grid.wq
+    if start < 0 or start + grid.reach + n > src.shape[1]:
+        raise IndexError(f"window {start}…{start + grid.reach + n} outside 0…{src.shape[1]}")
+    row, item = src.strides[0], src.strides[1]
+    return np.lib.stride_tricks.as_strided(src[:, start:], (c, k, k, n),
+                                           (row, wq * item, item, item), writeable=False)
+
+
+def _sub_cols(src, start, stop, sub, grid, buf):
+    """For each sub-block (a, b) of [start, stop): (a, b, im2col of positions a … b − 1 in buf)
+    with row (c, di, dj) = src[c, a + di·Wq + dj + t]; one strided copy each, into a
+    buffer small enough to stay in cache for the BLAS calls that read it."""
+    win = _windows(src, start, stop - start, grid)
+    c, k = src.shape[0], grid.k
+    for a, b in _subs(start, stop, sub):
+        col = buf[:, :b - a]
+        col.reshape(c, k, k, b - a)[...] = win[..., a - start:b - start]
+        yield a, b, col
+
+
+def _im2col(src, start, n, grid, buf):
+    """buf[:, :n] ← im2col: row (c, di, dj), column t holds src[c, start + di·Wq + dj + t]
+    (one strided copy); returns the (C·k², n) view."""
+    col = buf[:, :n]
+    col.reshape(src.shape[0], grid.k, grid.k, n)[...] = _windows(src, start, n, grid)
+    return col
+
+
+def _shifted_sum(y, n, grid, c, out):
+    """out (c, n) ← Σ_{di, dj} y[(o, di, dj), di·Wq + dj + t]: the k² shifted adds of the
+    matmul form of a correlation, as one reduction over a strided view of y (c·k², ≥ n + reach)."""
+    k, wq = grid.k, grid.wq
+    row, item = y.strides
+    view = np.lib.stride_tricks.as_strided(
+        y, (c, k, k, n), (k * k * row, k * row + wq * item, row + item, item), writeable=False)
+    return np.sum(view, axis=(1, 2), out=out)
+
+
+def _moments(a, valid, count, tmp):
+    """(count, mean, M2) per row of a (C, n) over the positions where valid (n,) is 1;
+    count = Σ valid."""
+    if count == 0:
+        return 0.0, None, None
+    mean = (a @ valid) / count
+    d = np.subtract(a, mean[:, None], out=tmp)
+    d *= d
+    return count, mean.astype(np.float64), (d @ valid).astype(np.float64)
+
+
+def _merge_moments(parts):
+    """Mean and biased variance from per-block (count, mean, M2), merged in block order
+    with Chan, Golub & LeVeque's pairwise update (float64)."""
+    n, mean, m2 = 0.0, None, None
+    for nb, mb, m2b in parts:
+        if nb == 0:
+            continue
+        if mean is None:
+            n, mean, m2 = nb, mb, m2b
+            continue
+        total = n + nb
+        delta = mb - mean
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta * delta * (n * nb / total)
+        n = total
+    return mean, m2 / n
+
+
+def _bn_coefficients(gamma, inv_std, mean, dbeta, sum_dy_h, count):
+    """dL/dh = a·dy + b·h + c per channel for y = γ·(h − μ)·inv_std + β with batch statistics.
+
+    dβ = Σ dy, dγ = Σ dy·x̂ = (Σ dy·h − μ·dβ)·inv_std, dh = γ·inv_std·(dy − dβ/m − x̂·dγ/m).
+    Returns (a, b, c, dγ), each (C,), float64.
+    """
+    dgamma = (sum_dy_h - mean * dbeta) * inv_std
+    a = gamma * inv_std
+    b = -a * inv_std * dgamma / count
+    c = -a * dbeta / count - b * mean
+    return a, b, c, dgamma
+
+
+# --------------------------------------------------------------------------
+# the primitive
+
+
+def _check(x, w1, b1, g1, be1, w2, b2, g2, be2):
+    if x.ndim != 4:
+        raise ValueError(f"x must be (C, N, H, W); got shape {x.shape}")
+    c0 = x.shape[0]
+    if w1.ndim != 4 or w2.ndim != 4 or w1.shape[1] != c0 or w2.shape[1] != w1.shape[0]:
+        raise ValueError(f"conv weights must be (C1, {c0}, k, k) and (C2, C1, k, k); "
+                         f"got {w1.shape} and {w2.shape}")
+    k = w1.shape[2]
+    if w1.shape[3] != k or w2.shape[2:] != (k, k) or k % 2 == 0:
+        raise ValueError(f"both kernels must be square, odd and of one size; got {w1.shape[2:]} "
+                         f"and {w2.shape[2:]}")
+    for name, v, c in (("conv1_b", b1, w1.shape[0]), ("bn1_gamma", g1, w1.shape[0]),
+                       ("bn1_beta", be1, w1.shape[0]), ("conv2_b", b2, w2.shape[0]),
+                       ("bn2_gamma", g2, w2.shape[0]), ("bn2_beta", be2, w2.shape[0])):
+        if v.shape != (c,):
+            raise ValueError(f"{name} must have shape ({c},); got {v.shape}")
+
+
+def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta,
+              workspace=None, eps=BN_EPS):
+    """Training-mode encoder x (C₀, N, H, W) → z (N, 2·C₂): centres of mass (x, y) of the
+    C₂ maps sigmoid(BN(conv(ReLU(BN(conv(x)))))), batch statistics, 'same' padding.
+
+    Weights as in ``layers.init_encoder_params``: conv1_w (C₁, C₀, k, k), conv2_w
+    (C₂, C₁, k, k), the rest per channel. Computes in the dtype of x (every
+    argument must have it). ``workspace``: a ``Workspace`` to reuse buffers and
+    threads from (None: a fresh one); its ``stats`` then hold the batch means and
+    biased variances of both pre-normalisation layers ("bn1_mean", … , (C,) each).
+    """
+    ws = workspace if workspace is not None else Workspace()
+    return _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma,
+                      bn2_beta, ws, eps)
+
+
+@primitive
+def _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta,
+               ws, eps):
+    args = (x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta)
+    _check(*args)
+    dtype = x.dtype
+    if not np.issubdtype(dtype, np.floating) or any(np.asarray(a).dtype != dtype for a in args):
+        raise TypeError(f"encoder_z: every argument must have the floating dtype of x ({dtype}); "
+                        f"got {[str(np.asarray(a).dtype) for a in args]}")
+    ws.generation += 1
+    ws.saved = _forward(ws, *args, eps)
+    ws.saved["generation"] = ws.generation
+    return ws.saved["z"].copy()
+
+
+def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
+    c0, n, h, w = x.shape
+    c1, c2, k = w1.shape[0], w2.shape[0], w1.shape[2]
+    kk = k * k
+    grid = Grid(n, h, w, k)
+    dt = x.dtype
+    valid, basis, counts = _constants(ws, grid, dt)
+    # framed input; its junk and frame are zero from allocation and never written
+    f1 = ws.array("f1", (c0, grid.length), dt, zeros=True)
+    grid.image(f1[:, grid.base:grid.base + grid.m])[...] = x
+
+    # layer 1: h1 = conv(x) without bias, moments per block
+    h1 = ws.array("h1", (c1, grid.m), dt)
+    w1m = np.ascontiguousarray(w1.reshape(c1, c0 * kk))
+    blocks1, sub1 = grid.blocks(max(c0 * kk, c1), dt.itemsize, c0 * kk * c1)
+    nb1 = blocks1[0][1]
+
+    def conv1(block, slot):
+        s, e = block
+        out = ws.array(f"out1.{slot}", (c1, nb1), dt)  # in cache; h1 gets it masked
+        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+            np.matmul(w1m, col, out=out[:, a - s:b - s])
+        np.multiply(out[:, :e - s], valid[s:e], out=h1[:, s:e])  # junk → 0 (backward relies on it)
+        return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s],
+                        ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s])
+
+    mean1, var1 = _merge_moments(ws.map_blocks(conv1, blocks1))
+    inv1 = 1.0 / np.sqrt(var1 + eps)
+    scale1 = (g1 * inv1).astype(dt)[:, None]
+    shift1 = (be1 - mean1 * g1 * inv1).astype(dt)[:, None]
+
+    # batch norm + ReLU, written straight into the framed input of layer 2 (junk → 0),
+    # just before the block of layer 2 that reads it (so that block finds it in cache)
+    f2 = ws.array("f2", (c1, grid.length), dt, zeros=True)
+    base, m = grid.base, grid.m
+
+    def bn_relu(s, e):  # grid positions [s, e)
+        if s < e:
+            a = f2[:, base + s:base + e]
+            np.multiply(h1[:, s:e], scale1, out=a)
+            a += shift1
+            np.maximum(a, 0, out=a)
+            a *= valid[s:e]
+
+    # layer 2: y = (C₂·k², C₁) @ f2 over each block plus its reach, then k² shifted adds.
+    # Block [s, e) reads the activations of positions s − base … e + base; a thread's run
+    # writes those of its own positions + base, up to the next run's start − base: the
+    # 2·base positions around each run boundary are written first, here.
+    h2 = ws.array("h2", (c2, grid.m), dt)
+    w2r = np.ascontiguousarray(np.transpose(w2, (0, 2, 3, 1)).reshape(c2 * kk, c1))
+    blocks2, sub2 = grid.blocks(c2 * kk, dt.itemsize, c1 * c2 * kk)
+    nb2 = blocks2[0][1]
+    reach = grid.reach
+    runs2 = ws.runs(blocks2)
+    starts = [run[0][0] for run in runs2] + [m + 2 * base]
+    for start in starts[1:-1]:
+        bn_relu(max(start - base, 0), min(start + base, m))
+
+    def conv2_run(run, slot):
+        done = 0 if run[0][0] == 0 else run[0][0] + base
+        limit = min(starts[starts.index(run[0][0]) + 1] - base, m)
+        out = []
+        for block in run:
+            bn_relu(done, min(block[1] + base, limit))
+            done = max(done, min(block[1] + base, limit))
+            out.append(conv2(block, slot))
+        return out
+
+    def conv2(block, slot):
+        s, e = block
+        nn = e - s + reach
+        y = ws.array(f"y2.{slot}", (c2 * kk, nb2 + reach), dt)[:, :nn]
+        for a, b in _subs(s, e + reach, sub2):
+            np.matmul(w2r, f2[:, a:b], out=y[:, a - s:b - s])
+        out = _shifted_sum(y, e - s, grid, c2, h2[:, s:e])
+        return _moments(out, valid[s:e], counts[e] - counts[s],
+                        ws.array(f"t2.{slot}", (c2, nb2), dt)[:, :e - s])
+
+    mean2, var2 = _merge_moments(ws.map_runs(conv2_run, runs2))
+    inv2 = 1.0 / np.sqrt(var2 + eps)
+
+    # batch norm + sigmoid: s = 1/(1 + e^{−y}) (e^{−y} = inf gives 0), then centres of mass
+    sig = ws.array("sig", (c2, grid.m), dt)
+    np.multiply(h2, (-g2 * inv2).astype(dt)[:, None], out=sig)
+    sig -= (be2 - mean2 * g2 * inv2).astype(dt)[:, None]
+    with np.errstate(over="ignore"):
+        np.exp(sig, out=sig)
+    sig += 1
+    np.reciprocal(sig, out=sig)
+    sums = sig.reshape(c2 * n, grid.hq * grid.wq) @ basis  # (C₂·N, 3): mass, Σ s·x, Σ s·y
+    mass = sums[:, 0].reshape(c2, n)
+    cx, cy = sums[:, 1].reshape(c2, n) / mass, sums[:, 2].reshape(c2, n) / mass
+    z = np.stack([cx, cy], axis=2).transpose(1, 0, 2).reshape(n, 2 * c2)
+
+    ws.stats = {"bn1_mean": (mean1 + b1).astype(dt), "bn1_var": var1.astype(dt),
+                "bn2_mean": (mean2 + b2).astype(dt), "bn2_var": var2.astype(dt)}
+    return {"z": z, "grid": grid, "mass": mass, "cx": cx, "cy": cy,
+            "mean1": mean1, "inv1": inv1, "mean2": mean2, "inv2": inv2,
+            "blocks1": blocks1, "sub1": sub1, "blocks2": blocks2, "sub2": sub2}
+
+
+def _encoder_z_vjp(argnums, ans, args, kwargs):
+    ws = args[9]
+    saved, generation = ws.saved, ws.generation
+
+    def vjp(gz):
+        if ws.generation != generation:
+            raise RuntimeError("encoder_z: the workspace was used by another forward pass "
+                               "before this backward pass")
+        return _backward(ws, saved, argnums, gz, *args[:9])
+    return vjp
+
+
+def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
+    grid = saved["grid"]
+    c0, n = x.shape[:2]
+    c1, c2, k = w1.shape[0], w2.shape[0], w1.shape[2]
+    kk = k * k
+    dt = x.dtype
+    valid, basis, _ = _constants(ws, grid, dt)
+    f1, h1, f2, h2, sig = (ws.array(name, shape, dt) for name, shape in (
+        ("f1", (c0, grid.length)), ("h1", (c1, grid.m)), ("f2", (c1, grid.length)),
+        ("h2", (c2, grid.m)), ("sig", (c2, grid.m))))
+    count = grid.pixels
+
+    # centre of mass: ∂cx/∂s = (x − cx)/mass, ∂cy/∂s = (y − cy)/mass on pixels, 0 on junk
+    g = np.transpose(np.asarray(gz, dtype=dt).reshape(n, c2, 2), (1, 0, 2))  # (C₂, N, 2)
+    mass, cx, cy = saved["mass"], saved["cx"], saved["cy"]
+    gx, gy = g[..., 0] / mass, g[..., 1] / mass
+    coef = np.stack([-(gx * cx + gy * cy), gx, gy], axis=2).reshape(c2 * n, 3)
+    dpre = ws.array("dpre", (c2, grid.m), dt)
+    np.matmul(coef, basis.T, out=dpre.reshape(c2 * n, grid.hq * grid.wq))
+    # sigmoid: ds · s · (1 − s)
+    one_minus = ws.array("one_minus", (c2, grid.m), dt)
+    np.subtract(1, sig, out=one_minus)
+    dpre *= sig
+    dpre *= one_minus
+    # batch norm 2, written into g_ext[:, reach + q] (zeros before and after, never written)
+    inv2, mean2 = saved["inv2"], saved["mean2"]
+    dbeta2 = dpre.sum(axis=1, dtype=np.float64)
+    a2, bb2, cc2, dgamma2 = _bn_coefficients(g2, inv2, mean2, dbeta2,
+                                             np.einsum("ij,ij->i", dpre, h2, dtype=np.float64),
+                                             count)
+    reach = grid.reach
+    g_ext = ws.array("g_ext", (c2, reach + grid.length), dt, zeros=True)
+    dh2 = g_ext[:, reach:reach + grid.m]
+    np.multiply(h2, bb2.astype(dt)[:, None], out=dh2)
+    dh2 += cc2.astype(dt)[:, None]
+    dh2 *= valid
+    dpre *= a2.astype(dt)[:, None]
+    dh2 += dpre
+    grads = {6: dh2.sum(axis=1, dtype=np.float64).astype(dt),
+             7: dgamma2.astype(dt), 8: dbeta2.astype(dt)}
+
+    # layer 2 backward: one im2col of dh2 per block gives dw2 and da1; the ReLU mask and
+    # batch-norm-1 sums follow on the block while it is in cache
+    blocks2, sub2 = grid.blocks(max(c2 * kk, c1), dt.itemsize, c1 * c2 * kk)
+    nb2 = blocks2[0][1]
+    # gcol[(o, di, dj), t] = dh2[o, q + base − (k−1−di)·Wq − (k−1−dj)] for the positions
+    # q = s + t of a block: the offsets run backwards, so its weights are the flipped kernel
+    w2t = np.ascontiguousarray(np.transpose(w2[:, :, ::-1, ::-1], (1, 0, 2, 3)).reshape(c1, c2 * kk))
+    dy = ws.array("dy", (c1, grid.m), dt)
+    base = grid.base
+
+    def conv2_back(block, slot):
+        s, e = block
+        dw = np.zeros((c2 * kk, c1), dtype=dt)
+        tmp = ws.array(f"dw2.{slot}", (c2 * kk, c1), dt)
+        da1 = ws.array(f"da1.{slot}", (c1, nb2), dt)  # in cache; dy gets it masked
+        gbuf = ws.array(f"gcol.{slot}", (c2 * kk, sub2), dt)
+        for a, b, gcol in _sub_cols(g_ext, base + s, base + e, sub2, grid, gbuf):
+            a, b = a - base, b - base
+            np.matmul(gcol, f2[:, base + a:base + b].T, out=tmp)
+            dw += tmp
+            np.matmul(w2t, gcol, out=da1[:, a - s:b - s])
+        mask = np.greater(f2[:, base + s:base + e], 0,
+                          out=ws.array(f"mask.{slot}", (c1, nb2), dt)[:, :e - s])
+        d = np.multiply(da1[:, :e - s], mask, out=dy[:, s:e])  # ReLU' (junk of f2 is 0: junk → 0)
+        return dw, d @ valid[s:e], np.einsum("ij,ij->i", d, h1[:, s:e])
+
+    parts = ws.map_blocks(conv2_back, blocks2)
+    dw2 = parts[0][0].astype(np.float64)
+    for p in parts[1:]:
+        dw2 += p[0]
+    grads[5] = np.transpose(dw2.reshape(c2, k, k, c1)[:, ::-1, ::-1], (0, 3, 1, 2)).astype(dt)
+    # block sums in the working dtype, their sum in float64
+    dbeta1 = np.sum([p[1] for p in parts], axis=0, dtype=np.float64)
+    a1c, bb1, cc1, dgamma1 = _bn_coefficients(g1, saved["inv1"], saved["mean1"], dbeta1,
+                                              np.sum([p[2] for p in parts], axis=0,
+                                                     dtype=np.float64), count)
+    grads[3], grads[4] = dgamma1.astype(dt), dbeta1.astype(dt)
+    a1c, bb1, cc1 = (v.astype(dt)[:, None] for v in (a1c, bb1, cc1))
+
+    # layer 1 backward: dh1 = a·dy + b·h1 + c·valid (dy and h1 are 0 on junk), so
+    # dw1 = Σ_q (a·dy + b·h1)[:, q] col[:, q]ᵀ + c ⊗ Σ_q valid[q]·col[:, q]: per block only
+    # the first term, from an im2col of x; the second is c ⊗ (window sums of x)
+    blocks1, sub1 = saved["blocks1"], saved["sub1"]
+    nb1 = blocks1[0][1]
+    want_dx = 0 in argnums
+    dh1_all = ws.array("dh1", (c1, grid.m), dt) if want_dx else None
+
+    def conv1_back(block, slot):
+        s, e = block
+        t = dh1_all[:, s:e] if want_dx else ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s]
+        np.multiply(h1[:, s:e], bb1, out=t)
+        d = dy[:, s:e]
+        d *= a1c
+        t += d
+        dw = np.zeros((c1, c0 * kk), dtype=dt)
+        tmp = ws.array(f"dw1.{slot}", (c1, c0 * kk), dt)
+        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+            np.matmul(t[:, a - s:b - s], col.T, out=tmp)
+            dw += tmp
+        return dw, t @ valid[s:e]  # t is 0 on junk: a row sum
+
+    parts = ws.map_blocks(conv1_back, blocks1)
+    dw1 = parts[0][0].astype(np.float64)
+    for p in parts[1:]:
+        dw1 += p[0]
+    c_term = cc1[:, 0].astype(np.float64)
+    dw1 += np.outer(c_term, _window_sums(x, k))
+    grads[1] = dw1.reshape(w1.shape).astype(dt)
+    grads[2] = (np.sum([p[1] for p in parts], axis=0, dtype=np.float64)
+                + c_term * count).astype(dt)
+    if want_dx:
+        dh1_all += cc1 * valid
+        grads[0] = _input_grad(dh1_all, w1, grid)
+    return tuple(grads[i] for i in argnums)
+
+
+def _window_sums(x, k):
+    """Σ_q valid[q]·col[(c, di, dj), q] = Σ_{n, i, j} x_padded[c, n, i + di, j + dj]
+    (zero padding p = k // 2): (C·k²,) float64, from the frame sum of x."""
+    c, _, h, w = x.shape
+    p = k // 2
+    total = np.zeros((c, h + 2 * p, w + 2 * p))
+    total[:, p:p + h, p:p + w] = x.sum(axis=1, dtype=np.float64)
+    return np.array([total[:, di:di + h, dj:dj + w].sum(axis=(1, 2))
+                     for di in range(k) for dj in range(k)]).T.ravel()
+
+
+def _input_grad(dh1, w1, grid):
+    """dL/dx (C₀, N, H, W) from dL/dh1 (C₁, m) on the grid, by the adjoint of layer 1:
+    dx[c, q] = Σ_{o, off} w1[o, c, off] · dh1[o, q − off] (the same im2col of the output
+    gradient as layer 2's backward; only for tests: training never needs it)."""
+    c1, c0, k, _ = w1.shape
+    ext = np.zeros((c1, grid.reach + grid.length), dtype=dh1.dtype)
+    ext[:, grid.reach:grid.reach + grid.m] = dh1
+    gcol = _im2col(ext, grid.base, grid.m, grid, np.empty((c1 * k * k, grid.m), dh1.dtype))
+    w1t = np.transpose(w1[:, :, ::-1, ::-1], (1, 0, 2, 3)).reshape(c0, c1 * k * k)
+    return np.ascontiguousarray(grid.image(w1t @ gcol))
+
+
+defvjp_argnums(_encoder_z, _encoder_z_vjp)
