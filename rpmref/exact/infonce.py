@@ -144,10 +144,8 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
             + "; lower n_batches or raise max_terms")
     generator = make_generator(rng, seed)
     counts = sample_batch_counts(p_zz_v, n, n_batches, generator)
-    values = batch_values(counts, f, n)
-    values_v = _value(values)
-    return InfoNCEBound(scalar(anp.mean(values)),
-                        float(values_v.std(ddof=1) / np.sqrt(n_batches)), "mc", n_batches)
+    estimate, stderr = _mean_and_stderr_of_doubled(_batch_half_values(counts, f, n))
+    return InfoNCEBound(scalar(estimate), stderr, "mc", n_batches)
 
 
 # --------------------------------------------------------------------------- exact
@@ -243,7 +241,7 @@ def _infonce_exact(p_zz, f, n):
         if huge.any():
             term_half = anp.where(huge, -(half + log_sum[:, :, None] / 2), term_half)
         expected_half = expected_half + anp.tensordot(weight[start:start + step], term_half, axes=1)
-    return np.log(n) + 2 * anp.sum(p_zz * expected_half)
+    return np.log(n) + 2 * anp.sum(p_zz * expected_half) / anp.sum(p_zz)
 
 
 # --------------------------------------------------------------------------- Monte Carlo
@@ -264,8 +262,14 @@ def batch_values(counts, f, n):
 
     With c(z') = Σ_z counts(z, z') the z' counts of the batch,
     Σ_j e^{f(z, z'_j)} = e^{top(z)} Σ_{z''} c(z'') e^{f(z,z'') − top(z)}, so a batch costs
-    O(k·k') whatever N is.
+    O(k·k') whatever N is. A batch whose value is beyond float64 (|f| ≈ 1e308) gives ±inf.
     """
+    with np.errstate(over="ignore"):
+        return 2 * _batch_half_values(counts, f, n)
+
+
+def _batch_half_values(counts, f, n):
+    """Half of each batch's value: a weighted mean of half-gaps, so it never overflows."""
     counts = np.asarray(counts)
     b, k, k_prime = counts.shape
     values = []
@@ -274,8 +278,18 @@ def batch_values(counts, f, n):
         c = counts[start:start + step]
         top, log_sum = _top_and_log_sum(c.sum(axis=1), f)           # (B, k)
         half = top[:, :, None] / 2 - f[None, :, :] / 2 + log_sum[:, :, None] / 2
-        values.append(np.log(n) - 2 * anp.sum((c / n) * half, axis=(1, 2)))
+        values.append(np.log(n) / 2 - anp.sum((c / n) * half, axis=(1, 2)))
     return anp.concatenate(values)
+
+
+def _mean_and_stderr_of_doubled(half_values):
+    """Mean and standard error of 2·h without overflow (scaled by max |h| for the spread)."""
+    hv = _value(half_values)
+    scale = float(np.max(np.abs(hv)))
+    scale = scale if 0 < scale < np.inf else 1.0
+    spread = scale * float((hv / scale).std(ddof=1))
+    with np.errstate(over="ignore"):
+        return 2 * (anp.mean(half_values / scale) * scale), float(2 * spread / np.sqrt(hv.size))
 
 
 __all__ = ["InfoNCEBound", "EXACT_MAX_TERMS", "energy_prior", "log_partition", "infonce_limit",

@@ -82,7 +82,7 @@ def kl_divergence_of(p, q, log_q=None):
     log_ratio = anp.log1p(anp.where(up, rel, 0.0))
     down = usable & ~up
     if down.any():
-        with np.errstate(under="ignore"):
+        with np.errstate(over="ignore", under="ignore"):
             ratio = p_s / q_s
         log_ratio = anp.where(up, log_ratio, anp.log(anp.where(up, 1.0, ratio)))
         tiny_ratio = down & (np.asarray(getval(ratio)) < TINY)
