@@ -157,11 +157,12 @@ def _n_compositions(total, parts):
 def _exact_size(reachable, cells, n):
     """Array elements of the exact enumeration: count vectors of n−1 draws × k·k'.
 
-    A float; huge values are estimated with lgamma, never by building big integers.
+    A float; huge values are estimated from log C(n+m−2, m−1) = Σ_{i<m} log((n−1+i)/i)
+    (m = reachable states), never by building big integers.
     """
     if n == 1:
         return float(cells)
-    log_count = (math.lgamma(n - 1 + reachable) - math.lgamma(reachable) - math.lgamma(n))
+    log_count = math.fsum(math.log((n - 1 + i) / i) for i in range(1, reachable))
     if log_count + math.log(cells) > math.log(1e18):
         return math.exp(min(log_count + math.log(cells), 709.0))
     return float(_n_compositions(n - 1, reachable) * cells)
