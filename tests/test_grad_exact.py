@@ -29,6 +29,7 @@ from autograd import grad
 from autograd.test_util import check_grads
 
 import rpmref
+import rpmref.exact
 
 STEP = 1e-5
 RTOL, ATOL = 1e-6, 1e-9
@@ -80,6 +81,7 @@ OBJECTIVES = {
     "recognition_joint": lambda p: weighted(rpmref.recognition_joint(*tables(p)[:3])),
     "optimal_prior": lambda p: weighted(rpmref.optimal_prior(*tables(p)[:3])),
     "latent_marginals": lambda p: weighted(rpmref.latent_marginals(*tables(p)[:3])),
+    "data_marginals": lambda p: weighted(rpmref.exact.data_marginals(tables(p)[0])),
     "rpm_log_likelihood": lambda p: weighted(rpmref.rpm_log_likelihood(*tables(p))),
     "rpm_posterior": lambda p: weighted(rpmref.rpm_posterior(*tables(p))),
     "expected_elbo": lambda p: rpmref.expected_elbo(*tables(p)),

@@ -257,3 +257,40 @@ def test_validate_params_declarations_serve_other_modules():
     assert draw.param_specs["draws"].minimum == 1
     box_cov = grad(lambda c: anp.sum(draw(c, np.zeros(2))[0]))(np.eye(2))
     np.testing.assert_array_equal(box_cov, np.ones((2, 2)))
+
+
+# --------------------------------------------------------------------------- tensor budget
+def _uniform_problem(size):
+    p_xx = np.full((size, size), 1.0 / size ** 2)
+    rows = np.full((size, size), 1.0 / size)
+    return p_xx, rows, rows, p_xx
+
+
+def test_rpm_posterior_at_200_states_is_refused_by_size_not_memory_error():
+    """Bug: rpm_posterior at n = n' = k = k' = 200 (1.6e9 elements, 12.8 GB) raised NumPy's
+    MemoryError. It is refused before any allocation, naming the inputs and the size."""
+    with pytest.raises(ValueError, match=r"p_xx \(200, 200\).*1\.6e\+09 elements.*MAX_TENSOR_ELEMENTS"):
+        rpmref.rpm_posterior(*_uniform_problem(200))
+
+
+def test_elbo_refuses_an_oversized_posterior_before_reading_it():
+    """A (200, 200, 200, 200) posterior given as a zero-copy broadcast view: refused by its
+    element count before validation or conversion touches the data."""
+    problem = _uniform_problem(200)
+    q = np.broadcast_to(np.float64(1.0 / 200 ** 2), (200, 200, 200, 200))
+    with pytest.raises(ValueError, match=r"posterior has 1\.6e\+09 elements.*MAX_TENSOR_ELEMENTS"):
+        rpmref.elbo(*problem, posterior=q)
+
+
+def test_tensor_budget_is_read_at_call_time(monkeypatch):
+    """MAX_TENSOR_ELEMENTS is the one documented knob for both refusals."""
+    import rpmref.exact.discrete as discrete
+    problem = _uniform_problem(3)
+    q = np.full((3, 3, 3, 3), 1.0 / 9)
+    assert rpmref.rpm_posterior(*problem).shape == (3, 3, 3, 3)
+    assert rpmref.elbo(*problem, posterior=q).shape == (3, 3)
+    monkeypatch.setattr(discrete, "MAX_TENSOR_ELEMENTS", 80)
+    with pytest.raises(ValueError, match=r"81 elements"):
+        rpmref.rpm_posterior(*problem)
+    with pytest.raises(ValueError, match=r"posterior has 81 elements"):
+        rpmref.elbo(*problem, posterior=q)
