@@ -26,7 +26,7 @@ from autograd.tracer import getval
 
 from rpmref.exact.measures import kl_divergence_of, mutual_information_of, scalar
 from rpmref.exact.numerics import (
-    log_matmul, log_scaled_product, prod_exp, safe_log, x_log, xlogx, xlogy)
+    log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
 from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
 
 #: Largest (n, n', k, k') tensor (elements) that ``rpm_posterior`` builds or ``elbo`` accepts
@@ -57,8 +57,10 @@ def _latent(p_x, enc):
     """P(z) = Σ_x P(x) P(z|x) (k,), exact log P(z) (−inf where unreachable) and the
     log-scale α = −log P(z) of the density ratio (−inf drops an unreachable state)."""
     p_z = anp.matmul(p_x, enc)
-    log_p_z = log_matmul(p_x[None, :], enc)[0]
+    log_p_z = log_matmul(p_x[None, :], enc, product=p_z[None, :])[0]
     reach = _value(log_p_z) > -np.inf
+    if reach.all():
+        return p_z, log_p_z, -log_p_z, reach
     alpha = anp.where(reach, -anp.where(reach, log_p_z, 0.0), -np.inf)
     return p_z, log_p_z, alpha, reach
 
@@ -116,8 +118,8 @@ def rpm_log_likelihood(p_xx, enc, enc_prime, prior):
     p_x, p_x_prime = _marginals(p_xx)
     _, _, alpha, _ = _latent(p_x, enc)
     _, _, beta, _ = _latent(p_x_prime, enc_prime)
-    log_sum = _log_likelihood_sum(enc, alpha, prior, beta, enc_prime)
-    return safe_log(p_x)[:, None] + safe_log(p_x_prime)[None, :] + log_sum
+    return log_scaled_product(enc, alpha, prior, beta, enc_prime,
+                              row_offset=safe_log(p_x), col_offset=safe_log(p_x_prime))
 
 
 def _tensor_budget():
@@ -216,7 +218,10 @@ def data_constant(p_xx):
 def _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior):
     """True if the recognition joint is positive (in exact arithmetic) where the prior is 0
     although its float64 value rounded to 0 there (products below 2^-1074)."""
-    candidates = (_value(prior) == 0) & (_value(p_zz) == 0)
+    prior_v = _value(prior)
+    if prior_v.min() > 0:
+        return False
+    candidates = (prior_v == 0) & (_value(p_zz) == 0)
     if not candidates.any():
         return False
     support = np.matmul(np.matmul((_value(enc) > 0).astype(float).T,
@@ -225,11 +230,12 @@ def _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior):
     return bool((support & candidates).any())
 
 
-def _expected_elbo(p_xx, p_zz, prior, hidden):
-    cross = -np.inf if hidden else anp.sum(xlogy(p_zz, prior))
+def _expected_elbo(p_zz, prior, hidden, constant):
+    """Σ P(z,z') log P_θ + H(Z) + H(Z') + C (Eq. 16 rearranged)."""
+    cross = -np.inf if hidden else sum_xlogy(p_zz, prior)
     h_z = -anp.sum(xlogx(anp.sum(p_zz, axis=1)))
     h_z_prime = -anp.sum(xlogx(anp.sum(p_zz, axis=0)))
-    return cross + h_z + h_z_prime + _data_constant(p_xx)
+    return cross + h_z + h_z_prime + constant
 
 
 @validate_params(**_MODEL)
@@ -243,7 +249,7 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
-    return scalar(_expected_elbo(p_xx, p_zz, prior, hidden))
+    return scalar(_expected_elbo(p_zz, prior, hidden, _data_constant(p_xx)))
 
 
 @validate_params(**_MODEL)
@@ -255,11 +261,12 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
+    constant = _data_constant(p_xx)
     return ElboDecomposition(
-        elbo=scalar(_expected_elbo(p_xx, p_zz, prior, hidden)),
+        elbo=scalar(_expected_elbo(p_zz, prior, hidden, constant)),
         mutual_information=scalar(mutual_information_of(p_zz)),
         kl=float("inf") if hidden else scalar(kl_divergence_of(p_zz, prior)),
-        constant=scalar(_data_constant(p_xx)))
+        constant=scalar(constant))
 
 
 @validate_params(enc_rows=Conditional(dims=("N", "k")),

@@ -7,10 +7,13 @@ input gives a traced output; otherwise a float is returned).
 """
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
 from rpmref.exact.numerics import TINY, safe_log, xlogx
 from rpmref.exact.validation import Integer, Pmf, validate_params
+
+_LOG_TINY = float(np.log(TINY))
 
 
 def scalar(x):
@@ -68,36 +71,100 @@ def kl_divergence_of(p, q, log_q=None):
     Terms: for p ≥ q/2, p · log1p((p − q)/q) — p − q is exact there (Sterbenz), so
     KL ≈ 1e-20 is resolved instead of drowning in the rounding of log(p/q) ≈ ±1e-10
     terms; for p < q/2, p · log(p/q); where either leaves the normal range,
-    p · (log p − log q).
+    p · (log p − log q). Only the support of p is visited.
     """
-    pv, qv = np.asarray(getval(p)), np.asarray(getval(q))
-    used = pv > 0
-    if log_q is None and np.any(used & (qv == 0)):
+    pv = np.asarray(getval(p))
+    if pv.size and pv.min() > 0:
+        p_s, q_s = anp.reshape(p, (-1,)), anp.reshape(q, (-1,))
+        index = None
+    else:
+        index = np.flatnonzero(pv > 0)
+        p_s, q_s = anp.reshape(p, (-1,))[index], anp.reshape(q, (-1,))[index]
+    qsv = np.asarray(getval(q_s))
+    if qsv.size == 0:
+        return anp.sum(p_s)  # p = 0 everywhere: KL = 0 (with the zero gradient in p)
+    q_min = qsv.min()
+    if q_min == 0 and log_q is None:
         return float("inf")
-    usable = used & (qv > 0)
-    p_s, q_s = anp.where(usable, p, 1.0), anp.where(usable, q, 1.0)
-    with np.errstate(over="ignore"):
+    if q_min >= (TINY if log_q is not None else 0.0) and q_min > 0:
+        log_ratio = _normal_log_ratio(np.asarray(getval(p_s)), qsv)
+        if log_ratio is not None:
+            return _sum_p_log_ratio(p_s, q_s, log_ratio)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         rel = (p_s - q_s) / q_s
-    up = np.asarray(getval(rel)) >= -0.5
+    return _kl_terms_general(p_s, q_s, rel, index, log_q)
+
+
+def _normal_log_ratio(p, q):
+    """log(p/q) for flat p, q > 0: log1p((p − q)/q) where p ≥ q/2, log(p/q) elsewhere.
+
+    NumPy only, in place (two temporaries) and branch-free: with l₁ = log1p(max(rel, −½))
+    and l₂ = log(p/q) the result is l₂ + (l₁ − l₂)·[rel ≥ −½]. Where the mask is 0 that is
+    l₂ exactly; where it is 1, l₁ and l₂ have the same sign and l₁ − l₂ is exact when they
+    are within a factor 2 (Sterbenz), so the result is l₁; otherwise |l| is a few ulps of 1
+    and the error is ≤ eps·|l₂| ≤ 3 eps·|l₁|. Returns None if some p/q lies outside
+    [2^-1022, inf) (those need log p − log q).
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        rel = np.subtract(p, q)
+        rel /= q
+        if rel.min() >= -0.5:
+            out = np.log1p(rel, out=rel)                  # every term near q: no log(p/q)
+        else:
+            up = rel >= -0.5
+            out = np.divide(p, q)
+            np.log(out, out=out)
+            np.maximum(rel, -0.5, out=rel)
+            np.log1p(rel, out=rel)
+            rel -= out
+            rel *= up
+            out += rel
+        if out.min() >= _LOG_TINY and out.max() < np.inf:  # (NaN fails both)
+            return out
+    return None
+
+
+@primitive
+def _sum_p_log_ratio(p, q, log_ratio):
+    """Σ p · log_ratio for log_ratio = log(p/q), a private array that is overwritten.
+    Differentiable in p and q: ∂/∂p = log(p/q) + 1, ∂/∂q = −p/q."""
+    log_ratio *= p
+    return np.sum(log_ratio)
+
+
+defvjp(_sum_p_log_ratio,
+       lambda ans, p, q, log_ratio: lambda g: g * (_normal_log_ratio(p, q) + 1.0),
+       lambda ans, p, q, log_ratio: lambda g: -g * (p / q))
+
+
+def _kl_terms_general(p_s, q_s, rel, index, log_q):
+    """Σ p log(p/q) over the support (flat p_s, q_s > 0 unless log_q is given), every regime."""
+    pv, qv, relv = (np.asarray(getval(t)) for t in (p_s, q_s, rel))
+    usable = qv > 0
+    up = usable & (relv >= -0.5)
+    q_safe = anp.where(usable, q_s, 1.0)
     log_ratio = anp.log1p(anp.where(up, rel, 0.0))
     down = usable & ~up
+    redo = ~usable
     if down.any():
         with np.errstate(over="ignore", under="ignore"):
-            ratio = p_s / q_s
+            ratio = p_s / q_safe
         log_ratio = anp.where(up, log_ratio, anp.log(anp.where(up, 1.0, ratio)))
-        tiny_ratio = down & (np.asarray(getval(ratio)) < TINY)
-    else:
-        tiny_ratio = False
-    redo = used & (~np.isfinite(getval(log_ratio)) | tiny_ratio)
+        redo = redo | (down & (np.asarray(getval(ratio)) < TINY))
+    redo = redo | ~np.isfinite(getval(log_ratio))
     if log_q is not None:
-        redo = redo | (used & (qv < TINY))
+        redo = redo | (qv < TINY)
     if redo.any():
-        lq = log_q() if log_q is not None else safe_log(anp.where(redo, q, 1.0))
-        if log_q is not None and np.any(used & (np.asarray(getval(lq)) == -np.inf)):
-            return float("inf")
-        exact = safe_log(anp.where(redo, p, 1.0)) - anp.where(redo, lq, 0.0)
+        if log_q is not None:
+            lq = anp.reshape(log_q(), (-1,))
+            lq = lq if index is None else lq[index]
+            if np.any(np.asarray(getval(lq)) == -np.inf):
+                return float("inf")
+        else:
+            lq = anp.log(q_safe)
+        exact = anp.log(p_s) - anp.where(redo, lq, 0.0)
         log_ratio = anp.where(redo, exact, log_ratio)
-    return anp.sum(anp.where(used, p * log_ratio, 0.0))
+    return anp.sum(p_s * log_ratio)
 
 
 def mutual_information_of(p_joint):

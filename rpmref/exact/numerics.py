@@ -86,6 +86,30 @@ def xlogy(x, y):
     return out
 
 
+@primitive
+def _sum_x_log_positive_y(x, y):
+    log_y = np.log(y)
+    log_y *= x
+    return np.sum(log_y)
+
+
+defvjp(_sum_x_log_positive_y,
+       lambda ans, x, y: lambda g: g * np.log(y),
+       lambda ans, x, y: lambda g: g * (x / y))
+
+
+def sum_xlogy(x, y):
+    """Σ x · log y with the conventions of ``xlogy`` (a scalar).
+
+    Where every y > 0 it is one log and one product, in place (no (k, k') temporaries
+    beyond one); otherwise ``anp.sum(xlogy(x, y))``. Differentiable in x and y.
+    """
+    yv = np.asarray(getval(y))
+    if yv.size and yv.min() > 0 and np.shape(getval(x)) == yv.shape:
+        return _sum_x_log_positive_y(x, y)
+    return anp.sum(xlogy(x, y))
+
+
 def xlogx(x):
     """x · log x with 0 · log 0 = 0 (its slope at 0, −inf, is returned as 0)."""
     return xlogy(x, x)
@@ -257,22 +281,30 @@ def _chunks(n_items, per_item):
     return [slice(start, min(start + step, n_items)) for start in range(0, n_items, step)]
 
 
-def log_matmul(a, b, a_log_offset=None, a_scaled=None):
+def _in_safe_range(values, floor):
+    """True if every entry lies in [floor, inf): two reductions, no temporaries."""
+    return values.size == 0 or (values.min() >= floor and values.max() < np.inf)
+
+
+def log_matmul(a, b, a_log_offset=None, a_scaled=None, product=None):
     """log(A' @ B) for non-negative finite A (n, k), B (k, m), exact where A' @ B underflows.
 
-    A' = A ⊙ e^{a_log_offset} (offset of shape (n, k), −inf drops an entry; default 0). ``a_scaled``: A' itself when the caller already has it. The fast path
-    is one matrix product; entries below the rounding floor (see ``_PRODUCT_FLOOR``)
-    are recomputed by an exact log-sum-exp over the contracted axis, and structural
-    zeros give −inf. Returns an (n, m) array.
+    A' = A ⊙ e^{a_log_offset} (offset of shape (n, k), −inf drops an entry; default 0).
+    ``a_scaled``: A' itself, ``product``: A' @ B, when the caller already has them. The
+    fast path is one matrix product; entries below the rounding floor (see
+    ``_PRODUCT_FLOOR``) are recomputed by an exact log-sum-exp over the contracted
+    axis, and structural zeros give −inf. Returns an (n, m) array.
     """
     offset = 0.0 if a_log_offset is None else a_log_offset
-    if a_scaled is None:
-        a_scaled = a if a_log_offset is None else prod_exp(offset, a)
-    product = anp.matmul(a_scaled, b)
+    floor = np.shape(getval(a))[1] * _PRODUCT_FLOOR
+    if product is None:
+        if a_scaled is None:
+            a_scaled = a if a_log_offset is None else prod_exp(offset, a)
+        product = anp.matmul(a_scaled, b)
     pv = np.asarray(getval(product))
-    suspect = ~((pv >= np.asarray(getval(a)).shape[1] * _PRODUCT_FLOOR) & (pv < np.inf))
-    if not suspect.any():
+    if _in_safe_range(pv, floor):
         return anp.log(product)
+    suspect = ~((pv >= floor) & (pv < np.inf))
     av, bv = np.asarray(getval(a)), np.asarray(getval(b))
     a_support = (av > 0) & (np.asarray(getval(offset)) > -np.inf)
     support = np.matmul(a_support.astype(float), (bv > 0).astype(float)) > 0
@@ -295,22 +327,49 @@ def log_matmul(a, b, a_log_offset=None, a_scaled=None):
 def _row_scaled(a, log_scale):
     """ã = a ⊙ e^{log_scale − σ} with σ (n,) the largest log-entry of each row, so ã ≤ 1 and
     each non-zero row of ã has maximum 1. a (n, k) ≥ 0, log_scale (k,) (−inf drops a column).
-    Returns (ã, σ, offset) with offset = log_scale − σ[:, None] (n, k); σ = 0 for empty rows."""
+    Returns (ã, σ); σ = 0 for empty rows.
+
+    Fast path: w = e^{log_scale − max log_scale} ≤ 1, then ã = (a ⊙ w) / rowmax — valid
+    (2 roundings per entry) when every non-zero product a·w is a normal float, which
+    min_{a>0} a · min_{w>0} w ≥ 2^-1022 guarantees. Otherwise each entry is formed as
+    exp(log a + log_scale − σ) by ``prod_exp``.
+    """
     av, lv = np.asarray(getval(a)), np.asarray(getval(log_scale))
+    live = lv > -np.inf
+    if live.any():
+        top = lv[live].max()
+        w = anp.exp(log_scale - top)                                   # (k,), ≤ 1
+        wv = np.asarray(getval(w))
+        w_min = wv[live].min()
+        a_min = av.min() if av.size else 1.0
+        if a_min == 0:
+            a_min = np.min(av, where=av > 0, initial=np.inf)
+        if a_min * w_min >= TINY:
+            aw = a * w[None, :]
+            row_max = np.max(np.asarray(getval(aw)), axis=1)
+            empty = row_max == 0
+            if empty.any():
+                row_max = np.where(empty, 1.0, row_max)
+            sigma = np.where(empty, 0.0, np.log(row_max) + top)
+            if isbox(aw):
+                return aw / row_max[:, None], sigma
+            aw /= row_max[:, None]          # a temporary of ours: scaled in place
+            return aw, sigma
     with np.errstate(divide="ignore"):
         log_entries = np.log(np.where(av > 0, av, 0.0)) + lv[None, :]
-    sigma = np.max(log_entries, axis=1)
+    sigma = np.max(log_entries, axis=1) if av.shape[1] else np.zeros(av.shape[0])
     sigma = np.where(np.isfinite(sigma), sigma, 0.0)
-    offset = log_scale[None, :] - sigma[:, None]
-    return prod_exp(offset, a), sigma, offset
+    return prod_exp(log_scale[None, :] - sigma[:, None], a), sigma
 
 
-def log_scaled_product(a, alpha, m, beta, b):
-    """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ), exact over the whole float64 range.
+def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
+    """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ) (+ row_offset[x] + col_offset[x']), exact over
+    the whole float64 range.
 
     a (n, k), m (k, k'), b (n', k'): non-negative and finite; alpha (k,), beta (k',):
-    log-scales, −inf drops a state. Returns an (n, n') array, −inf where every path
-    is zero.
+    log-scales, −inf drops a state; row_offset (n,), col_offset (n',): optional logs
+    added to the result (−inf allowed). Returns an (n, n') array, −inf where every
+    path is zero.
 
     Fast path: rows of A e^α and B e^β scaled to maximum 1 (exact scales kept aside),
     two matrix products. Entries below the rounding floor (``_PRODUCT_FLOOR`` × k·k')
@@ -318,38 +377,50 @@ def log_scaled_product(a, alpha, m, beta, b):
     then a log-sum-exp over z'. In that fallback the gradient does not flow through
     intermediate entries (A e^α M)(x, z') that are exactly 0.
     """
-    left, sigma, left_offset = _row_scaled(a, alpha)
-    right, tau, _ = _row_scaled(b, beta)
+    left, sigma = _row_scaled(a, alpha)
+    right, tau = _row_scaled(b, beta)
     s = anp.matmul(anp.matmul(left, m), anp.transpose(right))
-    log_scale = sigma[:, None] + tau[None, :]
+    rows = sigma if row_offset is None else row_offset + sigma
+    cols = tau if col_offset is None else col_offset + tau
     sv = np.asarray(getval(s))
     k, k_prime = np.shape(getval(m))
-    suspect = ~((sv >= k * k_prime * _PRODUCT_FLOOR) & (sv < np.inf))
-    if not suspect.any():
-        return anp.log(s) + log_scale
+    floor = k * k_prime * _PRODUCT_FLOOR
+    if _in_safe_range(sv, floor):
+        if isbox(s) or isbox(rows) or isbox(cols):
+            return anp.log(s) + rows[:, None] + cols[None, :]
+        out = np.log(s, out=s)              # s is a temporary of ours: finished in place
+        out += rows[:, None]
+        out += cols[None, :]
+        return out
+    suspect = ~((sv >= floor) & (sv < np.inf))
     av, mv, bv = (np.asarray(getval(t)) for t in (a, m, b))
     a_support = ((av > 0) & (np.asarray(getval(alpha)) > -np.inf)[None, :]).astype(float)
     b_support = ((bv > 0) & (np.asarray(getval(beta)) > -np.inf)[None, :]).astype(float)
     support = np.matmul(np.matmul(a_support, (mv > 0).astype(float)), b_support.T) > 0
     redo = suspect & support
-    out = anp.log(anp.where(suspect, 1.0, s)) + log_scale
+    out = anp.log(anp.where(suspect, 1.0, s)) + sigma[:, None] + tau[None, :]
     if (suspect & ~support).any():
         out = anp.where(suspect & ~support, -np.inf, out)
-    if not redo.any():
-        return out
-    rows, cols = np.nonzero(redo)
-    unique_rows, row_of = np.unique(rows, return_inverse=True)
-    # Stage 1: log M̃(x, z') = log Σ_z A(x,z) e^{α_z − σ_x} M(z, z') for the rows involved.
-    log_mid = log_matmul(a[unique_rows], m, a_log_offset=left_offset[unique_rows],
-                         a_scaled=left[unique_rows]) + sigma[unique_rows][:, None]
-    # Stage 2: log Σ_{z'} e^{log M̃(x,z') + β_z'} B(x', z') for each entry.
-    parts = []
-    for part in _chunks(rows.size, k_prime):
-        offset = log_mid[row_of[part]] + beta[None, :]
-        parts.append(_log_sum_terms(offset, [b[cols[part]]]))
-    return _scatter(out, redo, anp.concatenate(parts))
+    if redo.any():
+        redo_rows, redo_cols = np.nonzero(redo)
+        unique_rows, row_of = np.unique(redo_rows, return_inverse=True)
+        # Stage 1: log M̃(x, z') = log Σ_z A(x,z) e^{α_z − σ_x} M(z, z') for the rows involved.
+        left_offset = alpha[None, :] - sigma[unique_rows][:, None]
+        log_mid = log_matmul(a[unique_rows], m, a_log_offset=left_offset,
+                             a_scaled=left[unique_rows]) + sigma[unique_rows][:, None]
+        # Stage 2: log Σ_{z'} e^{log M̃(x,z') + β_z'} B(x', z') for each entry.
+        parts = []
+        for part in _chunks(redo_rows.size, k_prime):
+            offset = log_mid[row_of[part]] + beta[None, :]
+            parts.append(_log_sum_terms(offset, [b[redo_cols[part]]]))
+        out = _scatter(out, redo, anp.concatenate(parts))
+    if row_offset is not None:
+        out = out + row_offset[:, None]
+    if col_offset is not None:
+        out = out + col_offset[None, :]
+    return out
 
 
-__all__ = ["TINY", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log",
+__all__ = ["TINY", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log", "sum_xlogy",
            "logsumexp", "log_softmax", "softplus", "prod_exp", "log_matmul",
            "log_scaled_product"]

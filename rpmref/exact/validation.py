@@ -47,6 +47,7 @@ original signatures.
 """
 import functools
 import inspect
+import math
 import numbers
 import operator
 
@@ -227,11 +228,27 @@ class Array(Spec):
                                  f"{other}, got {arr.shape}")
         bound["@" + name] = arr.shape
         if self.nonnegative:
-            _require_nonnegative_finite(arr, name)
+            # One min and the sums the subclass needs anyway: min ≥ 0 and finite sums imply
+            # finite, non-negative entries; only a failure looks for the offending entry.
+            sums = self.sums(arr)
+            total = sums if sums is not None else (arr.sum() if arr.size else 0.0)
+            if not (arr.size and arr.min() >= 0 and np.isfinite(total).all()):
+                _require_nonnegative_finite(arr, name)
+            if sums is not None:
+                self.check_sums(arr, name, value, sums)
+                return use
         elif self.finite:
             _require_finite(arr, name)
         self.check_values(arr, name, value)
         return use
+
+    def sums(self, arr):
+        """The sums ``check_sums`` needs (subclasses), or None."""
+        return None
+
+    def check_sums(self, arr, name, raw, sums):
+        """``check_values`` given ``sums(arr)``, already computed (subclasses)."""
+        self.check_values(arr, name, raw)
 
     def check_values(self, arr, name, raw):
         """Further checks on the concrete float64 values (subclasses)."""
@@ -243,8 +260,14 @@ class Pmf(Array):
     def __init__(self, ndim=None, dims=None, **kwargs):
         super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
 
+    def sums(self, arr):
+        return arr.sum()
+
     def check_values(self, arr, name, raw):
-        total = float(arr.sum())
+        self.check_sums(arr, name, raw, self.sums(arr))
+
+    def check_sums(self, arr, name, raw, sums):
+        total = float(sums)
         tol = sum_tolerance(arr.size)
         if not abs(total - 1.0) <= tol:
             raise ValueError(f"{name} must sum to 1 (tolerance {tol:g}); it sums to "
@@ -262,10 +285,14 @@ class Conditional(Array):
         super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
         self.event_axes = event_axes
 
+    def sums(self, arr):
+        return arr.sum(axis=tuple(range(arr.ndim - self.event_axes, arr.ndim)))
+
     def check_values(self, arr, name, raw):
-        axes = tuple(range(arr.ndim - self.event_axes, arr.ndim))
-        sums = arr.sum(axis=axes)
-        tol = sum_tolerance(int(np.prod(arr.shape[arr.ndim - self.event_axes:])))
+        self.check_sums(arr, name, raw, self.sums(arr))
+
+    def check_sums(self, arr, name, raw, sums):
+        tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
         bad = ~(np.abs(sums - 1.0) <= tol)
         if not bad.any():
             return
@@ -370,16 +397,33 @@ def validate_params(**specs):
         if unknown:
             raise TypeError(f"validate_params: {func.__name__} has no parameter {sorted(unknown)}")
         order = list(specs.items())
+        params = list(signature.parameters.values())
+        names = [p.name for p in params]
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        # Calls with only named, non-variadic parameters are bound by a dict (Signature.bind
+        # costs ~20 µs); anything unusual, including every binding error, goes to bind().
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+
+        def bind(args, kwargs):
+            if plain and len(args) <= len(names):
+                values = dict(zip(names, args))
+                if not kwargs.keys() & values.keys() and kwargs.keys() <= set(names):
+                    values.update(kwargs)
+                    for key, default in defaults.items():
+                        values.setdefault(key, default)
+                    if len(values) == len(names):
+                        return values
+            bound_args = signature.bind(*args, **kwargs)
+            bound_args.apply_defaults()
+            return dict(bound_args.arguments)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            bound_args = signature.bind(*args, **kwargs)
-            bound_args.apply_defaults()
-            values = bound_args.arguments
+            values = bind(args, kwargs)
             dims = {}
             for name, spec in order:
                 values[name] = spec.validate(values[name], name, dims)
-            return func(*bound_args.args, **bound_args.kwargs)
+            return func(**values)
 
         wrapper.param_specs = dict(specs)
         return wrapper
