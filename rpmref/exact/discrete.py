@@ -206,7 +206,7 @@ def rpm_posterior(p_xx, enc, enc_prime, prior):
 
 def _data_constant(p_xx):
     p_x, p_x_prime = _marginals(p_xx)
-    return anp.sum(xlogx(p_x)) + anp.sum(xlogx(p_x_prime))
+    return sum_xlogy(p_x, p_x) + sum_xlogy(p_x_prime, p_x_prime)
 
 
 @validate_params(**_P_XX)
@@ -230,12 +230,15 @@ def _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior):
     return bool((support & candidates).any())
 
 
-def _expected_elbo(p_zz, prior, hidden, constant):
-    """Σ P(z,z') log P_θ + H(Z) + H(Z') + C (Eq. 16 rearranged)."""
+def _expected_elbo(p_zz, prior, hidden, constant, marginals):
+    """Σ P(z,z') log P_θ + H(Z) + H(Z') + C (Eq. 16 rearranged); marginals = (P(z), P(z'))."""
     cross = -np.inf if hidden else sum_xlogy(p_zz, prior)
-    h_z = -anp.sum(xlogx(anp.sum(p_zz, axis=1)))
-    h_z_prime = -anp.sum(xlogx(anp.sum(p_zz, axis=0)))
-    return cross + h_z + h_z_prime + constant
+    p_z, p_z_prime = marginals
+    return cross - sum_xlogy(p_z, p_z) - sum_xlogy(p_z_prime, p_z_prime) + constant
+
+
+def _joint_marginals(p_zz):
+    return anp.sum(p_zz, axis=1), anp.sum(p_zz, axis=0)
 
 
 @validate_params(**_MODEL)
@@ -249,7 +252,7 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
-    return scalar(_expected_elbo(p_zz, prior, hidden, _data_constant(p_xx)))
+    return scalar(_expected_elbo(p_zz, prior, hidden, _data_constant(p_xx), _joint_marginals(p_zz)))
 
 
 @validate_params(**_MODEL)
@@ -262,9 +265,10 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
     constant = _data_constant(p_xx)
+    marginals = _joint_marginals(p_zz)
     return ElboDecomposition(
-        elbo=scalar(_expected_elbo(p_zz, prior, hidden, constant)),
-        mutual_information=scalar(mutual_information_of(p_zz)),
+        elbo=scalar(_expected_elbo(p_zz, prior, hidden, constant, marginals)),
+        mutual_information=scalar(mutual_information_of(p_zz, marginals)),
         kl=float("inf") if hidden else scalar(kl_divergence_of(p_zz, prior)),
         constant=scalar(constant))
 

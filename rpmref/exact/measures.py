@@ -10,7 +10,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
-from rpmref.exact.numerics import TINY, safe_log, xlogx
+from rpmref.exact.numerics import TINY, safe_log, sum_xlogy
 from rpmref.exact.validation import Integer, Pmf, validate_params
 
 _LOG_TINY = float(np.log(TINY))
@@ -59,7 +59,7 @@ def mutual_information(p_joint, split=1):
 
 def entropy_of(p):
     """H(p) without validation (traced or array result)."""
-    return -anp.sum(xlogx(p))
+    return -sum_xlogy(p, p)
 
 
 def kl_divergence_of(p, q, log_q=None):
@@ -167,13 +167,15 @@ def _kl_terms_general(p_s, q_s, rel, index, log_q):
     return anp.sum(p_s * log_ratio)
 
 
-def mutual_information_of(p_joint):
+def mutual_information_of(p_joint, marginals=None):
     """I(A; B) of a 2-D joint table (a, b) without validation.
 
-    p > 0 implies both marginals > 0; where their product underflows, log P(a) + log P(b)
-    is used instead of log(P(a) P(b)).
+    marginals: (P(a), P(b)) if the caller has them already. p > 0 implies both
+    marginals > 0; where their product underflows, log P(a) + log P(b) is used instead
+    of log(P(a) P(b)).
     """
-    p_a, p_b = anp.sum(p_joint, axis=1), anp.sum(p_joint, axis=0)
+    p_a, p_b = marginals if marginals is not None else (anp.sum(p_joint, axis=1),
+                                                         anp.sum(p_joint, axis=0))
     product = p_a[:, None] * p_b[None, :]
     return kl_divergence_of(p_joint, product,
                             log_q=lambda: safe_log(p_a)[:, None] + safe_log(p_b)[None, :])
