@@ -13,7 +13,6 @@ from autograd.tracer import getval, isbox
 from rpmref.exact.numerics import TINY, safe_log, sum_xlogy
 from rpmref.exact.validation import Integer, Pmf, validate_params
 
-_LOG_TINY = float(np.log(TINY))
 
 
 def scalar(x):
@@ -105,23 +104,25 @@ def _normal_log_ratio(p, q):
     and the error is ≤ eps·|l₂| ≤ 3 eps·|l₁|. Returns None if some p/q lies outside
     [2^-1022, inf) (those need log p − log q).
     """
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         rel = np.subtract(p, q)
         rel /= q
-        if rel.min() >= -0.5:
-            out = np.log1p(rel, out=rel)                  # every term near q: no log(p/q)
-        else:
-            up = rel >= -0.5
-            out = np.divide(p, q)
-            np.log(out, out=out)
-            np.maximum(rel, -0.5, out=rel)
-            np.log1p(rel, out=rel)
-            rel -= out
-            rel *= up
-            out += rel
-        if out.min() >= _LOG_TINY and out.max() < np.inf:  # (NaN fails both)
-            return out
-    return None
+        low, high = rel.min(), rel.max()
+        if not high < np.inf:
+            return None                                   # p/q overflows
+        if low >= -0.5:
+            return np.log1p(rel, out=rel)                 # every term near q: no log(p/q)
+        up = rel >= -0.5
+        out = np.divide(p, q)
+        if low == -1.0 and out.min() < TINY:              # rel = −1: p/q below eps/2
+            return None
+        np.log(out, out=out)
+        np.maximum(rel, -0.5, out=rel)
+        np.log1p(rel, out=rel)
+        rel -= out
+        rel *= up
+        out += rel
+        return out
 
 
 @primitive

@@ -335,22 +335,23 @@ def _row_scaled(a, log_scale):
     exp(log a + log_scale − σ) by ``prod_exp``.
     """
     av, lv = np.asarray(getval(a)), np.asarray(getval(log_scale))
-    live = lv > -np.inf
-    if live.any():
-        top = lv[live].max()
+    top = lv.max() if lv.size else -np.inf
+    if top > -np.inf:
         w = anp.exp(log_scale - top)                                   # (k,), ≤ 1
         wv = np.asarray(getval(w))
-        w_min = wv[live].min()
+        w_min = wv.min() if lv.min() > -np.inf else wv[lv > -np.inf].min()
         a_min = av.min() if av.size else 1.0
         if a_min == 0:
             a_min = np.min(av, where=av > 0, initial=np.inf)
         if a_min * w_min >= TINY:
             aw = a * w[None, :]
             row_max = np.max(np.asarray(getval(aw)), axis=1)
-            empty = row_max == 0
-            if empty.any():
+            if row_max.size and row_max.min() > 0:
+                sigma = np.log(row_max) + top
+            else:
+                empty = row_max == 0
                 row_max = np.where(empty, 1.0, row_max)
-            sigma = np.where(empty, 0.0, np.log(row_max) + top)
+                sigma = np.where(empty, 0.0, np.log(row_max) + top)
             if isbox(aw):
                 return aw / row_max[:, None], sigma
             aw /= row_max[:, None]          # a temporary of ours: scaled in place

@@ -178,7 +178,8 @@ def _check_dims(arr, name, dims, bound, rows_message=False):
         if (rows_message and isinstance(first, str) and first in bound
                 and bound[first][0] != arr.shape[0]):
             raise ValueError(f"{name} has {arr.shape[0]} rows but the data have "
-                             f"{bound[first][0]} states; shape {arr.shape}")
+                             f"{bound[first][0]} states; shape {arr.shape} "
+                             f"({first} = {bound[first][0]} from {bound[first][1]})")
         raise ValueError(f"{name} must have shape {tuple(expected)} "
                          f"({_dims_text(dims, bound)}), got {arr.shape}")
     for axis, d in enumerate(dims):
@@ -230,10 +231,16 @@ class Array(Spec):
         if self.nonnegative:
             # One min and the sums the subclass needs anyway: min ≥ 0 and finite sums imply
             # finite, non-negative entries; only a failure looks for the offending entry.
+            # Sums within 1 ± tol are finite, so min ≥ 0 and good sums settle every check.
             sums = self.sums(arr)
             total = sums if sums is not None else (arr.sum() if arr.size else 0.0)
-            if not (arr.size and arr.min() >= 0 and np.isfinite(total).all()):
-                _require_nonnegative_finite(arr, name)
+            if arr.size and arr.min() >= 0:
+                if sums is not None and self.sums_ok(arr, sums):
+                    return use
+                if sums is None and np.isfinite(total).all():
+                    self.check_values(arr, name, value)
+                    return use
+            _require_nonnegative_finite(arr, name)
             if sums is not None:
                 self.check_sums(arr, name, value, sums)
                 return use
@@ -245,6 +252,10 @@ class Array(Spec):
     def sums(self, arr):
         """The sums ``check_sums`` needs (subclasses), or None."""
         return None
+
+    def sums_ok(self, arr, sums):
+        """True if ``sums`` pass ``check_sums`` (a fast test; subclasses with ``sums``)."""
+        return False
 
     def check_sums(self, arr, name, raw, sums):
         """``check_values`` given ``sums(arr)``, already computed (subclasses)."""
@@ -262,6 +273,9 @@ class Pmf(Array):
 
     def sums(self, arr):
         return arr.sum()
+
+    def sums_ok(self, arr, sums):
+        return abs(float(sums) - 1.0) <= sum_tolerance(arr.size)
 
     def check_values(self, arr, name, raw):
         self.check_sums(arr, name, raw, self.sums(arr))
@@ -287,6 +301,10 @@ class Conditional(Array):
 
     def sums(self, arr):
         return arr.sum(axis=tuple(range(arr.ndim - self.event_axes, arr.ndim)))
+
+    def sums_ok(self, arr, sums):
+        tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
+        return bool(sums.size == 0 or (sums.min() >= 1.0 - tol and sums.max() <= 1.0 + tol))
 
     def check_values(self, arr, name, raw):
         self.check_sums(arr, name, raw, self.sums(arr))
