@@ -386,3 +386,32 @@ def mp_empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
                                    for z in range(len(p_z)) for zp in range(len(p_zp))
                                    if p_z[z] > 0 and p_zp[zp] > 0) / n ** 2)
                  for j in range(n)] for i in range(n)]
+
+
+def mp_elbo_general(p_xx, enc, enc_prime, prior, q):
+    """Eq. 12 term by term in mpmath: E_Q[log P_θ + log P(x|z) + log P(x'|z') − log Q]."""
+    with mpmath.workdps(DPS):
+        P, A, B, p_x, p_xp, p_z, p_zp = mp_marginals(p_xx, enc, enc_prime)
+        R = _mp_table(prior)
+        out = []
+        for x in range(len(p_x)):
+            row = []
+            for xp in range(len(p_xp)):
+                total, blocked = mpmath.mpf(0), False
+                for z in range(len(p_z)):
+                    for zp in range(len(p_zp)):
+                        w = _mp(q[x][xp][z][zp])
+                        if w == 0:
+                            continue
+                        lik = A[x][z] * p_x[x] / p_z[z] if p_z[z] > 0 else mpmath.mpf(0)
+                        lik_p = B[xp][zp] * p_xp[xp] / p_zp[zp] if p_zp[zp] > 0 else mpmath.mpf(0)
+                        if R[z][zp] == 0 or lik == 0 or lik_p == 0:
+                            blocked = True
+                            break
+                        total += w * (mpmath.log(R[z][zp]) + mpmath.log(lik) + mpmath.log(lik_p)
+                                      - mpmath.log(w))
+                    if blocked:
+                        break
+                row.append(float("-inf") if blocked else float(total))
+            out.append(row)
+        return out
