@@ -26,7 +26,7 @@ from autograd.tracer import getval
 
 from rpmref.exact.measures import kl_divergence_of, mutual_information_of, scalar
 from rpmref.exact.numerics import (
-    log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
+    array_module, log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
 from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
 
 #: Largest (n, n', k, k') tensor (elements) that ``rpm_posterior`` builds or ``elbo`` accepts
@@ -50,13 +50,14 @@ def _value(x):
 
 
 def _marginals(p_xx):
-    return anp.sum(p_xx, axis=1), anp.sum(p_xx, axis=0)
+    xp = array_module(p_xx)
+    return xp.sum(p_xx, axis=1), xp.sum(p_xx, axis=0)
 
 
 def _latent(p_x, enc):
     """P(z) = Σ_x P(x) P(z|x) (k,), exact log P(z) (−inf where unreachable) and the
     log-scale α = −log P(z) of the density ratio (−inf drops an unreachable state)."""
-    p_z = anp.matmul(p_x, enc)
+    p_z = array_module(p_x, enc).matmul(p_x, enc)
     log_p_z = log_matmul(p_x[None, :], enc, product=p_z[None, :])[0]
     reach = _value(log_p_z) > -np.inf
     if reach.all():
@@ -67,7 +68,8 @@ def _latent(p_x, enc):
 
 def _joint(p_xx, enc, enc_prime):
     """encᵀ · p_xx · enc_prime, (k, k')."""
-    return anp.matmul(anp.matmul(anp.transpose(enc), p_xx), enc_prime)
+    xp = array_module(p_xx, enc, enc_prime)
+    return xp.matmul(xp.matmul(xp.transpose(enc), p_xx), enc_prime)
 
 
 @validate_params(**_P_XX)
@@ -238,7 +240,8 @@ def _expected_elbo(p_zz, prior, hidden, constant, marginals):
 
 
 def _joint_marginals(p_zz):
-    return anp.sum(p_zz, axis=1), anp.sum(p_zz, axis=0)
+    xp = array_module(p_zz)
+    return xp.sum(p_zz, axis=1), xp.sum(p_zz, axis=0)
 
 
 @validate_params(**_MODEL)

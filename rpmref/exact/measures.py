@@ -10,7 +10,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
-from rpmref.exact.numerics import TINY, safe_log, sum_xlogy
+from rpmref.exact.numerics import TINY, array_module, safe_log, sum_xlogy
 from rpmref.exact.validation import Integer, Pmf, validate_params
 
 
@@ -73,12 +73,13 @@ def kl_divergence_of(p, q, log_q=None):
     p · (log p − log q). Only the support of p is visited.
     """
     pv = np.asarray(getval(p))
+    xp = array_module(p, q)
     if pv.size and pv.min() > 0:
-        p_s, q_s = anp.reshape(p, (-1,)), anp.reshape(q, (-1,))
+        p_s, q_s = xp.reshape(p, (-1,)), xp.reshape(q, (-1,))
         index = None
     else:
         index = np.flatnonzero(pv > 0)
-        p_s, q_s = anp.reshape(p, (-1,))[index], anp.reshape(q, (-1,))[index]
+        p_s, q_s = xp.reshape(p, (-1,))[index], xp.reshape(q, (-1,))[index]
     qsv = np.asarray(getval(q_s))
     if qsv.size == 0:
         return anp.sum(p_s)  # p = 0 everywhere: KL = 0 (with the zero gradient in p)

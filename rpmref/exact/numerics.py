@@ -49,6 +49,15 @@ def stop_gradient(x):
     return getval(x)
 
 
+def array_module(*arrays):
+    """``numpy`` when no argument is traced by autograd, else ``autograd.numpy`` (same API).
+
+    Hot paths call ``xp = array_module(a, b)`` and then ``xp.matmul`` etc.: the same code
+    serves both, without autograd's per-call dispatch when nothing is traced.
+    """
+    return anp if any(isbox(a) for a in arrays) else np
+
+
 def _as_array(a):
     """A float array from ``a``, leaving autograd's traced values untouched."""
     return a if isbox(a) else np.asarray(a, dtype=float)
@@ -62,9 +71,10 @@ def safe_log(x):
     this where the value −inf is the answer (or is multiplied by an exact 0).
     """
     x = _as_array(x)
-    positive = np.asarray(getval(x)) > 0
-    if positive.all():
-        return anp.log(x)
+    xv = np.asarray(getval(x))
+    if xv.size and xv.min() > 0:
+        return array_module(x).log(x)
+    positive = xv > 0
     return anp.where(positive, anp.log(anp.where(positive, x, 1.0)), -np.inf)
 
 
@@ -337,7 +347,8 @@ def _row_scaled(a, log_scale):
     av, lv = np.asarray(getval(a)), np.asarray(getval(log_scale))
     top = lv.max() if lv.size else -np.inf
     if top > -np.inf:
-        w = anp.exp(log_scale - top)                                   # (k,), ≤ 1
+        xp = array_module(a, log_scale)
+        w = xp.exp(log_scale - top)                                    # (k,), ≤ 1
         wv = np.asarray(getval(w))
         w_min = wv.min() if lv.min() > -np.inf else wv[lv > -np.inf].min()
         a_min = av.min() if av.size else 1.0
@@ -380,7 +391,8 @@ def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
     """
     left, sigma = _row_scaled(a, alpha)
     right, tau = _row_scaled(b, beta)
-    s = anp.matmul(anp.matmul(left, m), anp.transpose(right))
+    xp = array_module(left, m, right)
+    s = xp.matmul(xp.matmul(left, m), xp.transpose(right))
     rows = sigma if row_offset is None else row_offset + sigma
     cols = tau if col_offset is None else col_offset + tau
     sv = np.asarray(getval(s))
@@ -422,6 +434,6 @@ def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
     return out
 
 
-__all__ = ["TINY", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log", "sum_xlogy",
+__all__ = ["TINY", "array_module", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log", "sum_xlogy",
            "logsumexp", "log_softmax", "softplus", "prod_exp", "log_matmul",
            "log_scaled_product"]
