@@ -14,9 +14,14 @@ import numpy as np
 
 from rpmref import exact
 from rpmref.exact.numerics import logsumexp
+from rpmref.exact.validation import Integer, Real, validate_params
 from rpmref.gaussian.checks import verify_checks as gaussian_checks
 
 DEFAULT_TOLERANCE = 1e-10
+#: Largest ``max_states``: E8 builds (n, n', k, k') posteriors, max_states^4 entries per trial.
+MAX_STATES_LIMIT = 32
+#: Largest ``trials`` (per identity; each trial takes up to a few milliseconds).
+MAX_TRIALS = 100_000
 
 
 # --------------------------------------------------------------------------- problems
@@ -198,8 +203,14 @@ CHECKS = [
 ]
 
 
+@validate_params(trials=Integer(1, MAX_TRIALS), seed=Integer(0), max_states=Integer(1, MAX_STATES_LIMIT),
+                 tolerance=Real(0))
 def run_checks(trials=200, seed=0, max_states=8, tolerance=DEFAULT_TOLERANCE):
-    """Run every check ``trials`` times; returns a list of row dicts (one per identity)."""
+    """Run every check ``trials`` times; returns a list of row dicts (one per identity).
+
+    trials: 1..MAX_TRIALS; seed: integer ≥ 0; max_states: 1..MAX_STATES_LIMIT;
+    tolerance: a finite real ≥ 0 (nan or inf would make every check pass or fail silently).
+    """
     rows = []
     for identity, equation, statement, check in CHECKS:
         rng = np.random.default_rng([seed, len(rows)])

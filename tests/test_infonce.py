@@ -119,3 +119,14 @@ def test_energy_prior_of_zero_critic_is_the_product_of_marginals():
     # exp(log P(z) + log P(z') − log Z) vs P(z)·P(z'): the exponent (size ≤ 3.5) carries
     # ≤ 4 roundings, ≤ 8e-16, so entries agree to ~1e-15 relative: 1e-15 had no margin
     np.testing.assert_allclose(rpmref.energy_prior(p_zz, np.zeros((2, 2))), expected, rtol=1e-14)
+
+
+def test_infonce_bound_n1_with_critic_near_the_float_maximum_is_zero_without_overflow():
+    """I_1 = log(e^f / e^f) = 0 for every critic; the traced-zero Σ p·f used to overflow
+    (Σ of 1.8e308 entries) and give 0·inf = NaN."""
+    import warnings
+    p_zz = np.array([[8e-12, 8e-12], [8e-12, 1 - 2.4e-11]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bound = rpmref.infonce_bound(p_zz, np.full((2, 2), 1.79769313e308), 1)
+    assert bound.estimate == 0.0 and bound.method == "exact"

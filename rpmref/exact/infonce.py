@@ -1,13 +1,26 @@
 """The energy prior and the InfoNCE objectives for a critic table f(z, z').
 
-Shapes: ``p_zz`` = P(z, z') (k, k'), ``f`` (k, k') any finite reals (Sec. 3.2).
+Shapes: ``p_zz`` = P(z, z') (k, k'), ``f`` (k, k') any finite reals (Sec. 3.2),
+up to ±1.8e308.
+
+Large critics: every log-sum-exp over z' is shifted, per row z, at its largest
+term j*(z) = argmax_{z'} log P(z') + f(z, z'), and the shift enters as the
+difference f(z, z') − f(z, j*) — formed before anything is added to it, so
+f = 1e16 loses nothing to the rounding of 1e16 + log P(z'). Differences of
+critic values are carried as halves, f/2 − f*/2, which never overflow, so
+f = ±1e308 gives the finite answer (e.g. I_∞ = −5e307) wherever it exists.
 """
+import math
 from collections import namedtuple
 
+import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
-from rpmref.exact.numerics import logsumexp
-from rpmref.exact.validation import check_critic, check_pmf, check_positive_int
+from rpmref.exact.measures import scalar
+from rpmref.exact.numerics import CHUNK_ELEMENTS, prod_exp, softplus
+from rpmref.exact.validation import (
+    Array, GeneratorSpec, Integer, Optional, Options, Pmf, Seed, make_generator, validate_params)
 
 InfoNCEBound = namedtuple("InfoNCEBound", "estimate stderr method n_batches")
 InfoNCEBound.__doc__ = """The N-sample InfoNCE objective I_N (Eq. 6).
@@ -15,50 +28,79 @@ InfoNCEBound.__doc__ = """The N-sample InfoNCE objective I_N (Eq. 6).
 estimate: I_N in nats; stderr: its Monte Carlo standard error (0.0 when exact);
 method: "exact" or "mc"; n_batches: Monte Carlo batches drawn (None when exact)."""
 
-#: Default budget for ``infonce_bound(method="exact")``: array elements in the enumeration.
+#: Default work budget of ``infonce_bound`` (``max_terms``): array elements of the exact
+#: enumeration (count vectors × k × k') or of the Monte Carlo draws (n_batches × k × k').
 EXACT_MAX_TERMS = 10_000_000
 
-
-def _check_p_zz_f(p_zz, f):
-    p_zz = check_pmf(p_zz, "p_zz", ndim=2)
-    return p_zz, check_critic(f, "f", p_zz.shape)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_JOINT = dict(p_zz=Pmf(dims=("k", "k'")), f=Array(dims=("k", "k'")))
 
 
-def _log(a):
+def _value(x):
+    return np.asarray(getval(x))
+
+
+def _shifted_rows(p_zz, f):
+    """The pieces of Z(z) = Σ_{z'} P(z') e^{f(z,z')} (Eq. 22), shifted at each row's top term.
+
+    Returns p_z (k,), p_z' (k',), f* = f(z, j*) (k,), log P(j*) (k,), the shifted
+    log-weights c(z, z') = f(z,z') − f* − log P(j*) (k, k') and log Z̃ (k,) with
+    Z̃(z) = Σ_{z'} P(z') e^{c(z,z')} ∈ [1, k'], so that log Z(z) = f* + log P(j*) + log Z̃.
+    """
+    p_z, p_z_prime = anp.sum(p_zz, axis=1), anp.sum(p_zz, axis=0)
+    reach = _value(p_z_prime) > 0
     with np.errstate(divide="ignore"):
-        return np.log(a)
+        score = np.where(reach[None, :], np.log(np.where(reach, _value(p_z_prime), 1.0))[None, :]
+                         + _value(f), -np.inf)
+    top = np.argmax(score, axis=1)                                # j*(z), (k,)
+    f_top = f[np.arange(top.size), top]
+    log_p_top = anp.log(p_z_prime[top])
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = f - f_top[:, None] - log_p_top[:, None]         # ≤ −log P(z') where reachable
+    z_rest = anp.sum(prod_exp(shifted, p_z_prime[None, :]), axis=1)
+    return p_z, p_z_prime, f_top, log_p_top, shifted, anp.log(z_rest)
 
 
+@validate_params(**_JOINT)
 def log_partition(p_zz, f):
-    """log Z(z) = log Σ_{z'} P(z') e^{f(z, z')} (Eq. 22), shape (k,)."""
-    p_zz, f = _check_p_zz_f(p_zz, f)
-    return logsumexp(_log(p_zz.sum(axis=0))[None, :] + f, axis=1)
+    """log Z(z) = log Σ_{z'} P(z') e^{f(z, z')} (Eq. 22), shape (k,); P(z') the marginal of p_zz."""
+    _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
+    return f_top + log_p_top + log_z_rest
 
 
+@validate_params(**_JOINT)
 def energy_prior(p_zz, f):
     """The energy prior P_θ(z, z') = P(z) P(z') e^{f(z,z')} / Z(z) (Eq. 21–22).
 
-    P(z), P(z') are the marginals of ``p_zz`` (k, k'); returns a (k, k') pmf,
-    computed in log space, zero on rows/columns the marginals do not reach.
+    P(z), P(z') are the marginals of ``p_zz`` (k, k'); returns a (k, k') pmf whose
+    rows sum to P(z), zero on rows/columns the marginals do not reach. Each entry is
+    P(z) P(z') e^{c(z,z')} / Z̃(z) with the shifted c of the module docstring, so
+    f = 1e16 · I gives the exact prior (not one that sums to 0.27).
     """
-    p_zz, f = _check_p_zz_f(p_zz, f)
-    log_p_z, log_p_z_prime = _log(p_zz.sum(axis=1)), _log(p_zz.sum(axis=0))
-    log_z = logsumexp(log_p_z_prime[None, :] + f, axis=1)
-    return np.exp(log_p_z[:, None] + log_p_z_prime[None, :] + f - log_z[:, None])
+    p_z, p_z_prime, _, _, shifted, log_z_rest = _shifted_rows(p_zz, f)
+    return prod_exp(shifted - log_z_rest[:, None], p_z[:, None], p_z_prime[None, :])
 
 
+def _half_gap(f, f_top, log_p_top, log_z_rest):
+    """(f(z,z') − log Z(z)) / 2, without overflow for |f| up to the float64 maximum."""
+    return f / 2 - f_top[:, None] / 2 - (log_p_top + log_z_rest)[:, None] / 2
+
+
+@validate_params(**_JOINT)
 def infonce_limit(p_zz, f):
     """The infinite-sample InfoNCE objective I_∞(f) (Eq. 7, 25), in nats.
 
     I_∞ = E_{P(z,z')}[f(z,z')] − E_{P(z)}[log Σ_{z'} P(z') e^{f(z,z')}],
-    evaluated as Σ P(z,z') (f(z,z') − log Z(z)) so large |f| cancels before summing.
+    evaluated as 2 Σ P(z,z') (f(z,z') − log Z(z))/2 so that large |f| cancels
+    before summing and ±1e308 critics do not overflow.
     """
-    p_zz, f = _check_p_zz_f(p_zz, f)
-    log_z = logsumexp(_log(p_zz.sum(axis=0))[None, :] + f, axis=1)
-    support = p_zz > 0
-    return float(np.sum(p_zz[support] * (f - log_z[:, None])[support]))
+    _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
+    return scalar(2 * anp.sum(p_zz * _half_gap(f, f_top, log_p_top, log_z_rest)))
 
 
+@validate_params(**_JOINT, n=Integer(1, _INT64_MAX), method=Options("auto", "exact", "mc"),
+                 n_batches=Integer(2, _INT64_MAX), rng=Optional(GeneratorSpec()), seed=Seed(),
+                 max_terms=Integer(1))
 def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None,
                   max_terms=EXACT_MAX_TERMS):
     """The N-sample InfoNCE objective I_N(f) (Eq. 6), exactly or by Monte Carlo.
@@ -72,84 +114,184 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
         their counts, so I_N = log N + Σ_{z,z'} P(z,z') Σ_c Mult(c) [f(z,z') −
         log(e^{f(z,z')} + Σ_{z''} c_{z''} e^{f(z,z'')})] over the count vectors c of N−1
         draws. Refused (ValueError) when that needs more than ``max_terms`` elements.
+        Differentiable by autograd in ``p_zz`` and ``f``.
       "mc" — ``n_batches`` independent batches of N pairs; the estimate is their
-        mean and ``stderr`` the standard error of that mean.
+        mean and ``stderr`` the standard error of that mean. A batch enters only
+        through its (k, k') table of pair counts (one multinomial draw), so it costs
+        O(k·k') whatever N is; refused when n_batches·k·k' > ``max_terms``.
       "auto" (default) — "exact" when within ``max_terms``, otherwise "mc".
-    rng: a ``numpy.random.Generator``; or ``seed`` to make one (Monte Carlo only).
+    rng: a ``numpy.random.Generator``; or ``seed`` to make one (Monte Carlo only; not both).
+    The pairs are drawn from p_zz / Σ p_zz (Σ p_zz = 1 to within the validation tolerance;
+    the division keeps (Σ P(z'))^{N−1} from drifting for large N), in both methods.
     Returns an ``InfoNCEBound(estimate, stderr, method, n_batches)``.
     """
-    p_zz, f = _check_p_zz_f(p_zz, f)
-    n = check_positive_int(n, "n")
-    if method not in ("auto", "exact", "mc"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'mc', got {method!r}")
-    n_terms = _exact_size(p_zz, n)
-    if method == "exact" and n_terms > max_terms:
+    p_zz_v = _value(p_zz)
+    reachable = int(np.count_nonzero(p_zz_v.sum(axis=0)))
+    exact_terms = _exact_size(reachable, p_zz_v.size, n)
+    if method == "exact" and exact_terms > max_terms:
         raise ValueError(
-            f"infonce_bound(method='exact') with n={n} and {np.count_nonzero(p_zz.sum(0))} "
-            f"reachable z' states needs {n_terms:.3g} terms, more than max_terms={max_terms:g}; "
+            f"infonce_bound(method='exact') with n={n} and {reachable} reachable z' states "
+            f"needs {exact_terms:.3g} terms, more than max_terms={max_terms:g}; "
             "use method='mc' or raise max_terms")
-    if method == "exact" or (method == "auto" and n_terms <= max_terms):
-        return InfoNCEBound(_infonce_exact(p_zz, f, n), 0.0, "exact", None)
-    n_batches = check_positive_int(n_batches, "n_batches", minimum=2)
-    if rng is None:
-        rng = np.random.default_rng(seed)
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    values = _infonce_batches(p_zz, f, n, n_batches, rng)
-    return InfoNCEBound(float(values.mean()), float(values.std(ddof=1) / np.sqrt(n_batches)),
-                        "mc", n_batches)
+    if method == "exact" or (method == "auto" and exact_terms <= max_terms):
+        return InfoNCEBound(scalar(_infonce_exact(p_zz, f, n)), 0.0, "exact", None)
+    mc_terms = n_batches * p_zz_v.size
+    if mc_terms > max_terms:
+        raise ValueError(
+            f"infonce_bound(method='mc') with n_batches={n_batches} and k·k'={p_zz_v.size} "
+            f"needs {mc_terms:.3g} terms, more than max_terms={max_terms:g}"
+            + ("" if method == "mc" else f" (and method='exact' needs {exact_terms:.3g})")
+            + "; lower n_batches or raise max_terms")
+    generator = make_generator(rng, seed)
+    counts = sample_batch_counts(p_zz_v, n, n_batches, generator)
+    estimate, stderr = _mean_and_stderr_of_doubled(_batch_half_values(counts, f, n))
+    return InfoNCEBound(scalar(estimate), stderr, "mc", n_batches)
 
 
+# --------------------------------------------------------------------------- exact
 def _n_compositions(total, parts):
     """How many count vectors of ``parts`` non-negative integers sum to ``total``."""
-    from math import comb
-    return comb(total + parts - 1, parts - 1)
+    return math.comb(total + parts - 1, parts - 1)
 
 
-def _exact_size(p_zz, n):
-    parts = int(np.count_nonzero(p_zz.sum(axis=0)))
-    return _n_compositions(n - 1, parts) * p_zz.size
+def _exact_size(reachable, cells, n):
+    """Array elements of the exact enumeration: count vectors of n−1 draws × k·k'.
+
+    A float; huge values are estimated from log C(n+m−2, m−1) = Σ_{i<m} log((n−1+i)/i)
+    (m = reachable states), never by building big integers.
+    """
+    if n == 1:
+        return float(cells)
+    log_count = math.fsum(math.log((n - 1 + i) / i) for i in range(1, reachable))
+    if log_count + math.log(cells) > math.log(1e18):
+        return math.exp(min(log_count + math.log(cells), 709.0))
+    return float(_n_compositions(n - 1, reachable) * cells)
 
 
 def _compositions(total, parts):
-    """All count vectors (M, parts) of non-negative integers summing to ``total``."""
-    if parts == 1:
-        return np.array([[total]], dtype=np.int64)
-    blocks = []
-    for first in range(total, -1, -1):
-        rest = _compositions(total - first, parts - 1)
-        blocks.append(np.hstack([np.full((rest.shape[0], 1), first, dtype=np.int64), rest]))
-    return np.vstack(blocks)
+    """All count vectors (M, parts) of non-negative integers summing to ``total``.
+
+    Built column by column without recursion: each partial vector with r left to
+    place branches into r + 1 children; the columns are then read back through the
+    parent links, O(M · parts) work.
+    """
+    remaining = np.array([total], dtype=np.int64)
+    columns, parents = [], []
+    for _ in range(parts - 1):
+        children = remaining + 1
+        parent = np.repeat(np.arange(remaining.size), children)
+        first_child = np.repeat(np.cumsum(children) - children, children)
+        values = np.arange(parent.size, dtype=np.int64) - first_child
+        columns.append(values)
+        parents.append(parent)
+        remaining = remaining[parent] - values
+    out = np.empty((remaining.size, parts), dtype=np.int64)
+    out[:, parts - 1] = remaining
+    index = np.arange(remaining.size)
+    for j in range(parts - 2, -1, -1):
+        out[:, j] = columns[j][index]
+        index = parents[j][index]
+    return out
+
+
+def _log_factorials(largest):
+    """log m! for m = 0..largest (lgamma, exact to rounding; no cumulative sums)."""
+    return np.fromiter(map(math.lgamma, range(1, largest + 2)), dtype=float, count=largest + 1)
+
+
+def _top_and_log_sum(counts, f_cols):
+    """For count vectors c (B, m) over the columns f_cols (k, m):
+    top(b, z) = max_{j: c_j > 0} f(z, j) and log S(b, z) = log Σ_j c_j e^{f(z,j) − top} ≥ 0."""
+    present = counts > 0                                            # (B, m)
+    fv = _value(f_cols)
+    masked = np.where(present[:, None, :], fv[None, :, :], -np.inf)  # (B, k, m)
+    arg = np.argmax(masked, axis=2)                                  # (B, k)
+    top = f_cols[np.arange(fv.shape[0])[None, :], arg]               # (B, k)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gaps = anp.where(present[:, None, :], f_cols[None, :, :] - top[:, :, None], -np.inf)
+    return top, anp.log(anp.sum(counts[:, None, :] * anp.exp(gaps), axis=2))
 
 
 def _infonce_exact(p_zz, f, n):
-    p_z_prime = p_zz.sum(axis=0)
-    reach = np.flatnonzero(p_z_prime > 0)
-    counts = _compositions(n - 1, reach.size)                      # (M, m)
-    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n)))])
-    log_weight = (log_factorial[n - 1] - log_factorial[counts].sum(axis=1)
-                  + counts @ np.log(p_z_prime[reach]))             # (M,) multinomial
-    weight = np.exp(log_weight)
-    # log Σ_{z''} c_{z''} e^{f(z, z'')} for every count vector and z: (M, k); −inf if N = 1.
-    negatives = logsumexp(_log(counts)[:, None, :] + f[None, :, reach], axis=2)
-    term = f[None] - np.logaddexp(f[None], negatives[:, :, None])  # (M, k, k')
-    expected = np.tensordot(weight, term, axes=1)                  # (k, k')
-    support = p_zz > 0
-    return float(np.log(n) + np.sum(p_zz[support] * expected[support]))
+    if n == 1:
+        return anp.sum(0.0 * p_zz * f)  # every term is log(e^f / e^f) = 0 (0·f first: |f| ≤ 1e308)
+    p_z_prime = anp.sum(p_zz, axis=0)
+    reach = np.flatnonzero(_value(p_z_prime) > 0)
+    counts = _compositions(n - 1, reach.size)                       # (M, m)
+    negatives_pmf = p_z_prime[reach] / anp.sum(p_z_prime[reach])
+    if reach.size == 1:
+        log_weight = anp.zeros(1) + 0.0 * anp.sum(negatives_pmf)   # one count vector, weight 1
+    else:
+        log_fact = _log_factorials(n - 1)
+        log_weight = (log_fact[n - 1] - log_fact[counts].sum(axis=1)
+                      + anp.matmul(counts.astype(float), anp.log(negatives_pmf)))  # multinomial
+    weight = anp.exp(log_weight)
+    f_cols = f[:, reach]
+    k, k_prime = np.shape(_value(f))
+    expected_half = 0.0
+    step = max(1, CHUNK_ELEMENTS // (k * max(k_prime, reach.size)))
+    for start in range(0, counts.shape[0], step):
+        c = counts[start:start + step]
+        top, log_sum = _top_and_log_sum(c, f_cols)                 # (B, k)
+        # term = f(z,z') − log(e^{f(z,z')} + Σ c e^f) = −softplus(v), v = top − f + log S.
+        half = top[:, :, None] / 2 - f[None, :, :] / 2             # (B, k, k'), never overflows
+        with np.errstate(over="ignore"):
+            v = 2 * half + log_sum[:, :, None]
+        huge = _value(v) == np.inf                                  # softplus(v) = v there
+        term_half = -softplus(anp.where(huge, 0.0, v)) / 2
+        if huge.any():
+            term_half = anp.where(huge, -(half + log_sum[:, :, None] / 2), term_half)
+        expected_half = expected_half + anp.tensordot(weight[start:start + step], term_half, axes=1)
+    return np.log(n) + 2 * anp.sum(p_zz * expected_half) / anp.sum(p_zz)
 
 
-def _infonce_batches(p_zz, f, n, n_batches, rng, chunk_elements=4_000_000):
-    """One I_N sample per batch of n pairs: log n + mean_i [f_ii − logsumexp_j f_ij]."""
-    cdf = np.cumsum(p_zz.ravel())
-    k_prime = p_zz.shape[1]
-    per_chunk = max(1, chunk_elements // (n * n))
+# --------------------------------------------------------------------------- Monte Carlo
+def sample_batch_counts(p_zz, n, n_batches, rng):
+    """(n_batches, k, k') int64 counts of N = n i.i.d. pairs from p_zz / Σ p_zz per batch.
+
+    One multinomial draw per batch from ``rng`` (a numpy Generator), so the batches are
+    reproducible: the same generator state gives the same batches.
+    """
+    p = np.asarray(p_zz, dtype=float)
+    probabilities = p.ravel() / p.sum()
+    return rng.multinomial(n, probabilities, size=n_batches).reshape((n_batches,) + p.shape)
+
+
+def batch_values(counts, f, n):
+    """I_N of each batch from its pair counts (B, k, k'): the value of
+    log N + (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}] for any ordering of its pairs.
+
+    With c(z') = Σ_z counts(z, z') the z' counts of the batch,
+    Σ_j e^{f(z, z'_j)} = e^{top(z)} Σ_{z''} c(z'') e^{f(z,z'') − top(z)}, so a batch costs
+    O(k·k') whatever N is. A batch whose value is beyond float64 (|f| ≈ 1e308) gives ±inf.
+    """
+    with np.errstate(over="ignore"):
+        return 2 * _batch_half_values(counts, f, n)
+
+
+def _batch_half_values(counts, f, n):
+    """Half of each batch's value: a weighted mean of half-gaps, so it never overflows."""
+    counts = np.asarray(counts)
+    b, k, k_prime = counts.shape
     values = []
-    for start in range(0, n_batches, per_chunk):
-        b = min(per_chunk, n_batches - start)
-        flat = np.searchsorted(cdf, rng.random((b, n)) * cdf[-1], side="right")
-        flat = np.minimum(flat, p_zz.size - 1)
-        z, z_prime = flat // k_prime, flat % k_prime
-        scores = f[z[:, :, None], z_prime[:, None, :]]             # (b, n, n)
-        positives = np.diagonal(scores, axis1=1, axis2=2)          # (b, n)
-        values.append(np.log(n) + np.mean(positives - logsumexp(scores, axis=2), axis=1))
-    return np.concatenate(values)
+    step = max(1, CHUNK_ELEMENTS // (k * k_prime))
+    for start in range(0, b, step):
+        c = counts[start:start + step]
+        top, log_sum = _top_and_log_sum(c.sum(axis=1), f)           # (B, k)
+        half = top[:, :, None] / 2 - f[None, :, :] / 2 + log_sum[:, :, None] / 2
+        values.append(np.log(n) / 2 - anp.sum((c / n) * half, axis=(1, 2)))
+    return anp.concatenate(values)
+
+
+def _mean_and_stderr_of_doubled(half_values):
+    """Mean and standard error of 2·h without overflow (scaled by max |h| for the spread)."""
+    hv = _value(half_values)
+    scale = float(np.max(np.abs(hv)))
+    scale = scale if 0 < scale < np.inf else 1.0
+    spread = scale * float((hv / scale).std(ddof=1))
+    with np.errstate(over="ignore"):
+        return 2 * (anp.mean(half_values / scale) * scale), float(2 * spread / np.sqrt(hv.size))
+
+
+__all__ = ["InfoNCEBound", "EXACT_MAX_TERMS", "energy_prior", "log_partition", "infonce_limit",
+           "infonce_bound", "sample_batch_counts", "batch_values"]

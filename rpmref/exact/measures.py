@@ -2,75 +2,186 @@
 
 The public functions validate that their inputs are probability tables and
 never renormalise them; the ``*_of`` variants skip validation for tables the
-library has just built itself.
+library has just built itself. All are differentiable by autograd (a traced
+input gives a traced output; otherwise a float is returned).
 """
+import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval, isbox
 
-from rpmref.exact.numerics import xlogx
-from rpmref.exact.validation import check_pmf, check_positive_int
+from rpmref.exact.numerics import TINY, array_module, safe_log, sum_xlogy
+from rpmref.exact.validation import Integer, Pmf, validate_params
 
 
+
+def scalar(x):
+    """A Python float for a concrete result; traced results are returned as they are."""
+    return x if isbox(x) else float(x)
+
+
+@validate_params(p=Pmf())
 def entropy(p):
     """Shannon entropy H(p) = −Σ p log p of a pmf of any shape, in nats.
 
     p: array of any shape whose entries sum to 1 (a joint table gives the joint entropy).
     """
-    return entropy_of(check_pmf(p, "p"))
+    return scalar(entropy_of(p))
 
 
+@validate_params(p=Pmf(), q=Pmf(same_shape_as="p"))
 def kl_divergence(p, q):
     """KL(p ‖ q) = Σ p log(p / q), in nats; +inf when q = 0 < p.
 
     p, q: pmfs of the same (any) shape. Each term is p · log(p / q) (the ratio
     first, as ``scipy.special.rel_entr`` does), never cross-entropy minus
-    entropy, which loses precision as q → p.
+    entropy, which loses precision as q → p; where p / q would overflow or
+    underflow (q = 1e-320 beside p = 0.5) the term is p · (log p − log q).
     """
-    p = check_pmf(p, "p")
-    q = check_pmf(q, "q")
-    if p.shape != q.shape:
-        raise ValueError(f"p and q must have the same shape, got {p.shape} and {q.shape}")
-    return kl_divergence_of(p, q)
+    return scalar(kl_divergence_of(p, q))
 
 
+@validate_params(p_joint=Pmf(), split=Integer(minimum=1))
 def mutual_information(p_joint, split=1):
     """I(A; B) of a joint pmf, in nats: KL(P(a, b) ‖ P(a) P(b)).
 
     p_joint: array of any shape with ndim ≥ 2; A is the first ``split`` axes and
     B the remaining ones (default: rows vs columns of a (k, k') table).
     """
-    p = check_pmf(p_joint, "p_joint")
-    split = check_positive_int(split, "split")
-    if p.ndim < 2 or split >= p.ndim:
+    shape = np.shape(getval(p_joint))
+    if len(shape) < 2 or split >= len(shape):
         raise ValueError(
-            f"p_joint needs more than split={split} axes to split into (A, B), got shape {p.shape}")
-    return mutual_information_of(p.reshape(int(np.prod(p.shape[:split])), -1))
+            f"p_joint needs more than split={split} axes to split into (A, B), got shape {shape}")
+    rows = int(np.prod(shape[:split]))
+    return scalar(mutual_information_of(anp.reshape(p_joint, (rows, -1))))
 
 
 def entropy_of(p):
-    """H(p) without validation."""
-    return float(-np.sum(xlogx(p)))
+    """H(p) without validation (traced or array result)."""
+    return -sum_xlogy(p, p)
 
 
-def kl_divergence_of(p, q):
+def kl_divergence_of(p, q, log_q=None):
     """KL(p ‖ q) without validation (same shapes assumed).
 
-    Where p is close to q the term is p · log1p((p − q)/q): p − q is exact there
-    (Sterbenz), so KL ≈ 1e-20 is resolved instead of drowning in the rounding
-    of log(p/q) ≈ ±1e-10 terms.
+    log_q: optional callable returning log q, for tables whose linear q may have
+    underflowed (q < 2^-1022 while log q is known exactly); those entries use it.
+
+    Terms: for p ≥ q/2, p · log1p((p − q)/q) — p − q is exact there (Sterbenz), so
+    KL ≈ 1e-20 is resolved instead of drowning in the rounding of log(p/q) ≈ ±1e-10
+    terms; for p < q/2, p · log(p/q); where either leaves the normal range,
+    p · (log p − log q). Only the support of p is visited.
     """
-    if np.any((q == 0) & (p > 0)):
+    pv = np.asarray(getval(p))
+    xp = array_module(p, q)
+    if pv.size and pv.min() > 0:
+        p_s, q_s = xp.reshape(p, (-1,)), xp.reshape(q, (-1,))
+        index = None
+    else:
+        index = np.flatnonzero(pv > 0)
+        p_s, q_s = xp.reshape(p, (-1,))[index], xp.reshape(q, (-1,))[index]
+    qsv = np.asarray(getval(q_s))
+    if qsv.size == 0:
+        return anp.sum(p_s)  # p = 0 everywhere: KL = 0 (with the zero gradient in p)
+    q_min = qsv.min()
+    if q_min == 0 and log_q is None:
         return float("inf")
-    used = p > 0
-    p, q = p[used], q[used]
-    relative = (p - q) / q
-    near = np.abs(relative) < 0.5
-    log_ratio = np.where(near, np.log1p(np.where(near, relative, 0.0)),
-                         np.log(p / q))
-    return float(np.sum(p * log_ratio))
+    if q_min >= (TINY if log_q is not None else 0.0) and q_min > 0:
+        log_ratio = _normal_log_ratio(np.asarray(getval(p_s)), qsv)
+        if log_ratio is not None:
+            return _sum_p_log_ratio(p_s, q_s, log_ratio)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        rel = (p_s - q_s) / q_s
+    return _kl_terms_general(p_s, q_s, rel, index, log_q)
 
 
-def mutual_information_of(p_joint):
-    """I(A; B) of a 2-D joint table (a, b) without validation."""
-    product = np.outer(p_joint.sum(axis=1), p_joint.sum(axis=0))
-    # p > 0 implies both marginals > 0, so the product is never 0 where p > 0.
-    return kl_divergence_of(p_joint, product)
+def _normal_log_ratio(p, q):
+    """log(p/q) for flat p, q > 0: log1p((p − q)/q) where p ≥ q/2, log(p/q) elsewhere.
+
+    NumPy only, in place (two temporaries) and branch-free: with l₁ = log1p(max(rel, −½))
+    and l₂ = log(p/q) the result is l₂ + (l₁ − l₂)·[rel ≥ −½]. Where the mask is 0 that is
+    l₂ exactly; where it is 1, l₁ and l₂ have the same sign and l₁ − l₂ is exact when they
+    are within a factor 2 (Sterbenz), so the result is l₁; otherwise |l| is a few ulps of 1
+    and the error is ≤ eps·|l₂| ≤ 3 eps·|l₁|. Returns None if some p/q lies outside
+    [2^-1022, inf) (those need log p − log q).
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        rel = np.subtract(p, q)
+        rel /= q
+        low, high = rel.min(), rel.max()
+        if not high < np.inf:
+            return None                                   # p/q overflows
+        if low >= -0.5:
+            return np.log1p(rel, out=rel)                 # every term near q: no log(p/q)
+        up = rel >= -0.5
+        out = np.divide(p, q)
+        if low == -1.0 and out.min() < TINY:              # rel = −1: p/q below eps/2
+            return None
+        np.log(out, out=out)
+        np.maximum(rel, -0.5, out=rel)
+        np.log1p(rel, out=rel)
+        rel -= out
+        rel *= up
+        out += rel
+        return out
+
+
+@primitive
+def _sum_p_log_ratio(p, q, log_ratio):
+    """Σ p · log_ratio for log_ratio = log(p/q), a private array that is overwritten.
+    Differentiable in p and q: ∂/∂p = log(p/q) + 1, ∂/∂q = −p/q."""
+    log_ratio *= p
+    return np.sum(log_ratio)
+
+
+defvjp(_sum_p_log_ratio,
+       lambda ans, p, q, log_ratio: lambda g: g * (_normal_log_ratio(p, q) + 1.0),
+       lambda ans, p, q, log_ratio: lambda g: -g * (p / q))
+
+
+def _kl_terms_general(p_s, q_s, rel, index, log_q):
+    """Σ p log(p/q) over the support (flat p_s, q_s > 0 unless log_q is given), every regime."""
+    pv, qv, relv = (np.asarray(getval(t)) for t in (p_s, q_s, rel))
+    usable = qv > 0
+    up = usable & (relv >= -0.5)
+    q_safe = anp.where(usable, q_s, 1.0)
+    log_ratio = anp.log1p(anp.where(up, rel, 0.0))
+    down = usable & ~up
+    redo = ~usable
+    if down.any():
+        with np.errstate(over="ignore", under="ignore"):
+            ratio = p_s / q_safe
+        log_ratio = anp.where(up, log_ratio, anp.log(anp.where(up, 1.0, ratio)))
+        redo = redo | (down & (np.asarray(getval(ratio)) < TINY))
+    redo = redo | ~np.isfinite(getval(log_ratio))
+    if log_q is not None:
+        redo = redo | (qv < TINY)
+    if redo.any():
+        if log_q is not None:
+            lq = anp.reshape(log_q(), (-1,))
+            lq = lq if index is None else lq[index]
+            if np.any(np.asarray(getval(lq)) == -np.inf):
+                return float("inf")
+        else:
+            lq = anp.log(q_safe)
+        exact = anp.log(p_s) - anp.where(redo, lq, 0.0)
+        log_ratio = anp.where(redo, exact, log_ratio)
+    return anp.sum(p_s * log_ratio)
+
+
+def mutual_information_of(p_joint, marginals=None):
+    """I(A; B) of a 2-D joint table (a, b) without validation.
+
+    marginals: (P(a), P(b)) if the caller has them already. p > 0 implies both
+    marginals > 0; where their product underflows, log P(a) + log P(b) is used instead
+    of log(P(a) P(b)).
+    """
+    p_a, p_b = marginals if marginals is not None else (anp.sum(p_joint, axis=1),
+                                                         anp.sum(p_joint, axis=0))
+    product = p_a[:, None] * p_b[None, :]
+    return kl_divergence_of(p_joint, product,
+                            log_q=lambda: safe_log(p_a)[:, None] + safe_log(p_b)[None, :])
+
+
+__all__ = ["entropy", "kl_divergence", "mutual_information", "entropy_of", "kl_divergence_of",
+           "mutual_information_of", "scalar"]

@@ -1,52 +1,61 @@
 """Numerically safe building blocks, differentiable by autograd.
 
 Everything here works on ``autograd.numpy`` arrays (plain NumPy arrays too), so
-the same function serves the exact discrete core and the trainer's losses.
+the same functions serve the exact discrete core and the trainer's losses.
+
+Three rules run through the module:
+
+* Log space where a ratio or product of small numbers appears: ``prod_exp``
+  forms Π fᵢ · e^c without overflow or underflow of its intermediate
+  factors, and ``log_matmul`` / ``log_scaled_product`` give log(A B) and
+  log(A diag(e^α) M diag(e^β) Bᵀ) for non-negative matrices exactly even
+  where the product underflows float64.
+* 0 · log 0 = 0 and log 0 = −inf, with no NaN in values or gradients
+  (the ``where`` trap in STYLE.md).
+* Gradients are exact, also at the boundary of the simplex: every quantity
+  that is linear in a probability stays linear in it (``prod_exp`` is an
+  autograd primitive whose derivative in a factor is the product of the other
+  factors, so a zero factor still has the right slope).
+
+Fast paths use ordinary float64 products and switch to the exact routes only
+for the entries whose rounding analysis fails (see ``_PRODUCT_FLOOR``).
 """
 import autograd.numpy as anp
 import numpy as np
-from autograd.tracer import isbox
+from autograd.extend import defvjp, defvjp_argnum, primitive
+from autograd.tracer import getval, isbox
+
+#: Smallest positive normal float64 (2^-1022); products below it lose relative precision.
+TINY = np.finfo(np.float64).tiny
+#: Work arrays of the exact fallbacks are processed in chunks of about this many elements.
+CHUNK_ELEMENTS = 1 << 22
+
+# Rounding analysis of a float64 sum of products of non-negative factors that are all ≤ 1
+# (after scaling): a factor or product that falls below 2^-1022 may be flushed to zero or
+# rounded on the subnormal grid, an absolute error below 2^-1022 per operation; every other
+# operation has relative error ≤ 2^-53. With T terms and at most 5 such operations per term
+# the absolute error is ≤ 5·T·2^-1022, which is ≤ 2^-53 of the sum once the sum is
+# ≥ 8·T·2^-1022·2^53 = T·2^-966. Entries below that floor are recomputed exactly.
+_PRODUCT_FLOOR = 2.0 ** -966
 
 
-def logsumexp(a, axis=None, keepdims=False):
-    """log Σ exp(a) along ``axis``, stable for any finite or −inf entries.
+def value(x):
+    """The concrete NumPy value of ``x``: autograd's traced values unwrapped, others as given."""
+    return getval(x)
 
-    Shifts by the maximum only where that maximum is finite, so an all −inf
-    slice gives −inf (the log of an empty sum) rather than NaN, and +inf gives
-    +inf. Differentiable by autograd (the shift is treated as a constant, which
-    is exact because the result does not depend on it).
+
+def stop_gradient(x):
+    """``x`` detached from autograd's tape (its concrete value)."""
+    return getval(x)
+
+
+def array_module(*arrays):
+    """``numpy`` when no argument is traced by autograd, else ``autograd.numpy`` (same API).
+
+    Hot paths call ``xp = array_module(a, b)`` and then ``xp.matmul`` etc.: the same code
+    serves both, without autograd's per-call dispatch when nothing is traced.
     """
-    a = _as_array(a)
-    amax = anp.max(a, axis=axis, keepdims=True)
-    shift = anp.where(anp.isfinite(amax), amax, 0.0)
-    shift = _stop_gradient(shift)
-    with np.errstate(divide="ignore"):  # log(0) = -inf for an all -inf slice
-        out = anp.log(anp.sum(anp.exp(a - shift), axis=axis, keepdims=True)) + shift
-    if not keepdims:
-        out = anp.squeeze(out, axis=axis) if axis is not None else anp.reshape(out, ())
-    return out
-
-
-def log_softmax(a, axis=-1):
-    """``a − logsumexp(a)`` along ``axis``: never ``log(softmax(a))``."""
-    return a - logsumexp(a, axis=axis, keepdims=True)
-
-
-def xlogy(x, y):
-    """x · log y with the convention 0 · log y = 0 (also for y = 0).
-
-    Differentiable in both arguments without NaN gradients at x = 0: the log is
-    taken of ``where(x != 0, y, 1)`` (STYLE.md's gradient trap).
-    """
-    x, y = _as_array(x), _as_array(y)
-    safe_y = anp.where(x != 0, y, 1.0)
-    with np.errstate(divide="ignore"):  # x log 0 = -inf for x > 0
-        return anp.where(x != 0, x * anp.log(safe_y), 0.0)
-
-
-def xlogx(x):
-    """x · log x with 0 · log 0 = 0."""
-    return xlogy(x, x)
+    return anp if any(isbox(a) for a in arrays) else np
 
 
 def _as_array(a):
@@ -54,6 +63,377 @@ def _as_array(a):
     return a if isbox(a) else np.asarray(a, dtype=float)
 
 
-def _stop_gradient(x):
-    """Return the value of ``x`` detached from autograd's tape."""
-    return getattr(x, "_value", x)
+# --------------------------------------------------------------------------- logs
+def safe_log(x):
+    """log x with log 0 = −inf and no warning; the gradient at x = 0 is 0, never NaN.
+
+    For x ≥ 0 (probabilities). The slope of log at 0 is infinite; callers only use
+    this where the value −inf is the answer (or is multiplied by an exact 0).
+    """
+    x = _as_array(x)
+    xv = np.asarray(getval(x))
+    if xv.size and xv.min() > 0:
+        return array_module(x).log(x)
+    positive = xv > 0
+    return anp.where(positive, anp.log(anp.where(positive, x, 1.0)), -np.inf)
+
+
+def xlogy(x, y):
+    """x · log y with the conventions 0 · log y = 0 (also for y = 0) and x · log 0 = −inf, x > 0.
+
+    For y ≥ 0. Differentiable without NaN: ∂/∂x = log y (finite wherever y > 0, also at
+    x = 0, the boundary of the simplex) and ∂/∂y = x / y; at y = 0 both are 0.
+    """
+    x, y = _as_array(x), _as_array(y)
+    y_positive = np.asarray(getval(y)) > 0
+    if y_positive.all():
+        return x * anp.log(y)
+    out = x * anp.log(anp.where(y_positive, y, 1.0))
+    x_value = np.asarray(getval(x))
+    blocked = ~y_positive & (x_value != 0)
+    if blocked.any():
+        out = anp.where(blocked, np.where(x_value > 0, -np.inf, np.inf), out)
+    return out
+
+
+@primitive
+def _sum_x_log_positive_y(x, y):
+    log_y = np.log(y)
+    log_y *= x
+    return np.sum(log_y)
+
+
+defvjp(_sum_x_log_positive_y,
+       lambda ans, x, y: lambda g: g * np.log(y),
+       lambda ans, x, y: lambda g: g * (x / y))
+
+
+def sum_xlogy(x, y):
+    """Σ x · log y with the conventions of ``xlogy`` (a scalar).
+
+    Where every y > 0 it is one log and one product, in place (no (k, k') temporaries
+    beyond one); otherwise ``anp.sum(xlogy(x, y))``. Differentiable in x and y.
+    """
+    yv = np.asarray(getval(y))
+    if yv.size and yv.min() > 0 and np.shape(getval(x)) == yv.shape:
+        return _sum_x_log_positive_y(x, y)
+    return anp.sum(xlogy(x, y))
+
+
+def xlogx(x):
+    """x · log x with 0 · log 0 = 0 (its slope at 0, −inf, is returned as 0)."""
+    return xlogy(x, x)
+
+
+def x_log(x, log_y):
+    """x · log_y where ``log_y`` is already a logarithm: 0 · (−inf) = 0, x · (−inf) = −inf for x > 0.
+
+    ∂/∂x = log_y where it is finite (0 where it is −inf), ∂/∂log_y = x.
+    """
+    x, log_y = _as_array(x), _as_array(log_y)
+    finite = np.asarray(getval(log_y)) > -np.inf
+    if finite.all():
+        return x * log_y
+    out = x * anp.where(finite, log_y, 0.0)
+    blocked = ~finite & (np.asarray(getval(x)) > 0)
+    return anp.where(blocked, -np.inf, out) if blocked.any() else out
+
+
+# --------------------------------------------------------------------------- log-sum-exp
+def _keepdims_shape(shape, axis):
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+@primitive
+def logsumexp(a, axis=None, keepdims=False):
+    """log Σ exp(a) along ``axis``, stable for any finite or ±inf entries.
+
+    Shifts by the maximum only where that maximum is finite, so an all −inf
+    slice gives −inf (the log of an empty sum) rather than NaN, and +inf gives
+    +inf. Differentiable by autograd: the gradient is the softmax, and 0 (not
+    NaN) on entries that are −inf and on slices that are all −inf.
+    """
+    a = np.asarray(a, dtype=float)
+    amax = np.max(a, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(np.sum(np.exp(a - shift), axis=axis, keepdims=True)) + shift
+    if keepdims:
+        return out
+    return np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+
+
+def _logsumexp_vjp(ans, a, axis=None, keepdims=False):
+    shape = anp.shape(a)
+    kept = _keepdims_shape(shape, axis)
+
+    def vjp(g):
+        ans_k, g_k = anp.reshape(ans, kept), anp.reshape(g, kept)
+        usable = np.isfinite(getval(ans_k)) & (np.asarray(getval(a)) > -np.inf)
+        weights = anp.exp(anp.where(usable, a - ans_k, -np.inf))
+        return g_k * weights
+    return vjp
+
+
+defvjp(logsumexp, _logsumexp_vjp)
+
+
+def log_softmax(a, axis=-1):
+    """``a − logsumexp(a)`` along ``axis``: never ``log(softmax(a))``."""
+    return a - logsumexp(a, axis=axis, keepdims=True)
+
+
+def softplus(v):
+    """log(1 + e^v), stable for every v (logaddexp(0, v))."""
+    return anp.logaddexp(0.0, v)
+
+
+# --------------------------------------------------------------------------- Π f · e^c
+def _unbroadcast(x, shape):
+    """Sum ``x`` over the axes that broadcasting added to an array of ``shape``."""
+    while anp.ndim(x) > len(shape):
+        x = anp.sum(x, axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and anp.shape(x)[axis] != 1:
+            x = anp.sum(x, axis=axis, keepdims=True)
+    return x
+
+
+def _prod_exp_value(c, factors):
+    """Π factors · e^c: linear products where every partial product stays in the normal
+    range (error ≤ (len(factors) + 1) ulps), exp(c + Σ log f) for the other entries."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = np.exp(c)
+        fine = (out >= TINY) & (out < np.inf)
+        for f in factors:
+            out = out * f
+            fine = fine & (out >= TINY) & (out < np.inf)
+        zero = np.zeros(out.shape, dtype=bool)
+        for f in factors:
+            zero = zero | (f == 0)
+        redo = ~fine & ~zero
+        if redo.any():
+            log_total = c + sum(np.log(np.where(f > 0, f, 1.0)) for f in factors)
+            out = np.where(redo, np.exp(np.broadcast_to(log_total, out.shape)), out)
+        if zero.any():
+            out = np.where(zero, 0.0, out)
+    return out
+
+
+@primitive
+def prod_exp(c, *factors):
+    """Π factors · e^c (broadcast), exact over the whole float64 range.
+
+    c: log-scale (any shape, finite or −inf; +inf only beside a zero factor);
+    factors: non-negative arrays. The product is 0 wherever a factor is 0,
+    whatever c is. No intermediate overflows or underflows: where the plain
+    product would leave the normal range the entry is exp(c + Σ log f).
+    Differentiable: ∂/∂fᵢ = Π_{j≠i} f_j · e^c (finite at fᵢ = 0), ∂/∂c = the product.
+    """
+    return _prod_exp_value(np.asarray(c, dtype=float),
+                           [np.asarray(f, dtype=float) for f in factors])
+
+
+def _prod_exp_vjp(argnum, ans, args, kwargs):
+    c, factors = args[0], args[1:]
+    if argnum == 0:
+        return lambda g: _unbroadcast(g * ans, anp.shape(c))
+    i = argnum - 1
+    others = factors[:i] + factors[i + 1:]
+
+    def vjp(g):
+        slope = prod_exp(c, *others)
+        if np.isinf(getval(slope)).any():   # astronomically steep; keep 0 · inf = 0
+            slope = anp.where(np.asarray(getval(g)) == 0, 0.0, slope)
+        return _unbroadcast(g * slope, anp.shape(factors[i]))
+    return vjp
+
+
+defvjp_argnum(prod_exp, _prod_exp_vjp)
+
+
+# --------------------------------------------------------------------------- exact log-products
+def _scatter(base, mask, values):
+    """``base`` with the entries where ``mask`` is True replaced by ``values`` (differentiable)."""
+    flat = anp.reshape(base, (-1,))
+    positions = np.flatnonzero(mask)
+    index = np.arange(flat.shape[0])
+    index[positions] = flat.shape[0] + np.arange(positions.size)
+    return anp.reshape(anp.concatenate([flat, values])[index], anp.shape(base))
+
+
+def _log_sum_terms(offset, factors):
+    """log Σ_t e^{offset[r, t]} Π_i factors_i[r, t] along the last axis, exactly.
+
+    Arguments broadcast to (R, T). Each row is shifted by its largest log-term s
+    (a constant for autograd: the result does not depend on it), so every term
+    handed to ``prod_exp`` is ≤ 1 and the largest is 1: the sum lies in [1, T].
+    Rows without a positive term give −inf.
+    """
+    log_terms = np.asarray(getval(offset), dtype=float)
+    for f in factors:
+        fv = np.asarray(getval(f))
+        with np.errstate(divide="ignore"):
+            log_terms = log_terms + np.log(np.where(fv > 0, fv, 0.0))
+    shift = np.max(log_terms, axis=-1, keepdims=True)
+    empty = ~np.isfinite(shift[..., 0])
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    total = anp.sum(prod_exp(offset - shift, *factors), axis=-1)
+    out = anp.log(anp.where(empty, 1.0, total)) + shift[..., 0]
+    return anp.where(empty, -np.inf, out) if empty.any() else out
+
+
+def _chunks(n_items, per_item):
+    step = max(1, CHUNK_ELEMENTS // max(1, per_item))
+    return [slice(start, min(start + step, n_items)) for start in range(0, n_items, step)]
+
+
+def _in_safe_range(values, floor):
+    """True if every entry lies in [floor, inf): two reductions, no temporaries."""
+    return values.size == 0 or (values.min() >= floor and values.max() < np.inf)
+
+
+def log_matmul(a, b, a_log_offset=None, a_scaled=None, product=None):
+    """log(A' @ B) for non-negative finite A (n, k), B (k, m), exact where A' @ B underflows.
+
+    A' = A ⊙ e^{a_log_offset} (offset of shape (n, k), −inf drops an entry; default 0).
+    ``a_scaled``: A' itself, ``product``: A' @ B, when the caller already has them. The
+    fast path is one matrix product; entries below the rounding floor (see
+    ``_PRODUCT_FLOOR``) are recomputed by an exact log-sum-exp over the contracted
+    axis, and structural zeros give −inf. Returns an (n, m) array.
+    """
+    offset = 0.0 if a_log_offset is None else a_log_offset
+    floor = np.shape(getval(a))[1] * _PRODUCT_FLOOR
+    if product is None:
+        if a_scaled is None:
+            a_scaled = a if a_log_offset is None else prod_exp(offset, a)
+        product = anp.matmul(a_scaled, b)
+    pv = np.asarray(getval(product))
+    if _in_safe_range(pv, floor):
+        return anp.log(product)
+    suspect = ~((pv >= floor) & (pv < np.inf))
+    av, bv = np.asarray(getval(a)), np.asarray(getval(b))
+    a_support = (av > 0) & (np.asarray(getval(offset)) > -np.inf)
+    support = np.matmul(a_support.astype(float), (bv > 0).astype(float)) > 0
+    redo = suspect & support
+    out = anp.log(anp.where(suspect, 1.0, product))
+    if (suspect & ~support).any():
+        out = anp.where(suspect & ~support, -np.inf, out)
+    if redo.any():
+        rows, cols = np.nonzero(redo)
+        per_row = np.ndim(getval(offset)) == 2
+        b_t = anp.transpose(b)
+        parts = []
+        for part in _chunks(rows.size, av.shape[1]):
+            r, c = rows[part], cols[part]
+            parts.append(_log_sum_terms(offset[r] if per_row else offset, [a[r], b_t[c]]))
+        out = _scatter(out, redo, anp.concatenate(parts))
+    return out
+
+
+def _row_scaled(a, log_scale):
+    """ã = a ⊙ e^{log_scale − σ} with σ (n,) the largest log-entry of each row, so ã ≤ 1 and
+    each non-zero row of ã has maximum 1. a (n, k) ≥ 0, log_scale (k,) (−inf drops a column).
+    Returns (ã, σ); σ = 0 for empty rows.
+
+    Fast path: w = e^{log_scale − max log_scale} ≤ 1, then ã = (a ⊙ w) / rowmax — valid
+    (2 roundings per entry) when every non-zero product a·w is a normal float, which
+    min_{a>0} a · min_{w>0} w ≥ 2^-1022 guarantees. Otherwise each entry is formed as
+    exp(log a + log_scale − σ) by ``prod_exp``.
+    """
+    av, lv = np.asarray(getval(a)), np.asarray(getval(log_scale))
+    top = lv.max() if lv.size else -np.inf
+    if top > -np.inf:
+        xp = array_module(a, log_scale)
+        w = xp.exp(log_scale - top)                                    # (k,), ≤ 1
+        wv = np.asarray(getval(w))
+        w_min = wv.min() if lv.min() > -np.inf else wv[lv > -np.inf].min()
+        a_min = av.min() if av.size else 1.0
+        if a_min == 0:
+            a_min = np.min(av, where=av > 0, initial=np.inf)
+        if a_min * w_min >= TINY:
+            aw = a * w[None, :]
+            row_max = np.max(np.asarray(getval(aw)), axis=1)
+            if row_max.size and row_max.min() > 0:
+                sigma = np.log(row_max) + top
+            else:
+                empty = row_max == 0
+                row_max = np.where(empty, 1.0, row_max)
+                sigma = np.where(empty, 0.0, np.log(row_max) + top)
+            if isbox(aw):
+                return aw / row_max[:, None], sigma
+            aw /= row_max[:, None]          # a temporary of ours: scaled in place
+            return aw, sigma
+    with np.errstate(divide="ignore"):
+        log_entries = np.log(np.where(av > 0, av, 0.0)) + lv[None, :]
+    sigma = np.max(log_entries, axis=1) if av.shape[1] else np.zeros(av.shape[0])
+    sigma = np.where(np.isfinite(sigma), sigma, 0.0)
+    return prod_exp(log_scale[None, :] - sigma[:, None], a), sigma
+
+
+def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
+    """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ) (+ row_offset[x] + col_offset[x']), exact over
+    the whole float64 range.
+
+    a (n, k), m (k, k'), b (n', k'): non-negative and finite; alpha (k,), beta (k',):
+    log-scales, −inf drops a state; row_offset (n,), col_offset (n',): optional logs
+    added to the result (−inf allowed). Returns an (n, n') array, −inf where every
+    path is zero.
+
+    Fast path: rows of A e^α and B e^β scaled to maximum 1 (exact scales kept aside),
+    two matrix products. Entries below the rounding floor (``_PRODUCT_FLOOR`` × k·k')
+    are recomputed in two exact stages: log(A e^α M) for their rows by ``log_matmul``,
+    then a log-sum-exp over z'. In that fallback the gradient does not flow through
+    intermediate entries (A e^α M)(x, z') that are exactly 0.
+    """
+    left, sigma = _row_scaled(a, alpha)
+    right, tau = _row_scaled(b, beta)
+    xp = array_module(left, m, right)
+    s = xp.matmul(xp.matmul(left, m), xp.transpose(right))
+    rows = sigma if row_offset is None else row_offset + sigma
+    cols = tau if col_offset is None else col_offset + tau
+    sv = np.asarray(getval(s))
+    k, k_prime = np.shape(getval(m))
+    floor = k * k_prime * _PRODUCT_FLOOR
+    if _in_safe_range(sv, floor):
+        if isbox(s) or isbox(rows) or isbox(cols):
+            return anp.log(s) + rows[:, None] + cols[None, :]
+        out = np.log(s, out=s)              # s is a temporary of ours: finished in place
+        out += rows[:, None]
+        out += cols[None, :]
+        return out
+    suspect = ~((sv >= floor) & (sv < np.inf))
+    av, mv, bv = (np.asarray(getval(t)) for t in (a, m, b))
+    a_support = ((av > 0) & (np.asarray(getval(alpha)) > -np.inf)[None, :]).astype(float)
+    b_support = ((bv > 0) & (np.asarray(getval(beta)) > -np.inf)[None, :]).astype(float)
+    support = np.matmul(np.matmul(a_support, (mv > 0).astype(float)), b_support.T) > 0
+    redo = suspect & support
+    out = anp.log(anp.where(suspect, 1.0, s)) + sigma[:, None] + tau[None, :]
+    if (suspect & ~support).any():
+        out = anp.where(suspect & ~support, -np.inf, out)
+    if redo.any():
+        redo_rows, redo_cols = np.nonzero(redo)
+        unique_rows, row_of = np.unique(redo_rows, return_inverse=True)
+        # Stage 1: log M̃(x, z') = log Σ_z A(x,z) e^{α_z − σ_x} M(z, z') for the rows involved.
+        left_offset = alpha[None, :] - sigma[unique_rows][:, None]
+        log_mid = log_matmul(a[unique_rows], m, a_log_offset=left_offset,
+                             a_scaled=left[unique_rows]) + sigma[unique_rows][:, None]
+        # Stage 2: log Σ_{z'} e^{log M̃(x,z') + β_z'} B(x', z') for each entry.
+        parts = []
+        for part in _chunks(redo_rows.size, k_prime):
+            offset = log_mid[row_of[part]] + beta[None, :]
+            parts.append(_log_sum_terms(offset, [b[redo_cols[part]]]))
+        out = _scatter(out, redo, anp.concatenate(parts))
+    if row_offset is not None:
+        out = out + row_offset[:, None]
+    if col_offset is not None:
+        out = out + col_offset[None, :]
+    return out
+
+
+__all__ = ["TINY", "array_module", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log", "sum_xlogy",
+           "logsumexp", "log_softmax", "softplus", "prod_exp", "log_matmul",
+           "log_scaled_product"]

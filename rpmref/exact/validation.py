@@ -1,73 +1,484 @@
-"""Input checks with errors that name the argument, the index and the value.
+"""Argument validation for the exact core: one declaration per parameter.
 
-Every public function of the exact core validates its inputs here, so a user
-sees "enc rows must sum to 1 (tolerance 1e-09); row 3 sums to 0.7" instead of a
-NaN or a traceback from deep inside NumPy. Nothing is ever renormalised.
+Every public function of ``rpmref.exact`` declares its parameters beside its
+definition (after scikit-learn's ``utils/_param_validation``)::
+
+    @validate_params(p_xx=Pmf(dims=("n", "n'")), enc=Conditional(dims=("n", "k")), ...)
+    def recognition_joint(p_xx, enc, enc_prime): ...
+
+and every failure is a ``TypeError`` (wrong kind of object) or ``ValueError``
+(right kind, wrong value) whose message names the argument, the index and the
+value: "enc rows must sum to 1 (tolerance 1e-09); row 3 sums to 0.7". Nothing
+is ever renormalised or clipped. Each argument is checked once per call, with
+whole-array reductions; the index of the first offender is looked up only
+when a check fails.
+
+The rules, the same for every argument:
+
+* Arrays: anything ``numpy.asarray`` turns into an integer or floating dtype.
+  Integers, float16, float32 and longdouble are converted to float64 (the exact
+  core computes in float64) and then checked as float64 values: the tolerances
+  below do not widen for low-precision input, so a table normalised in float32
+  is refused with a message naming its dtype. ``bool`` arrays are refused (a mask
+  is not a probability table; cast it explicitly), as are complex, object,
+  string and datetime dtypes and masked arrays (TypeError). Non-contiguous,
+  transposed and read-only (broadcast) arrays are fine: nothing is written in place.
+* Traced values (autograd): the checks run on the concrete values
+  (``autograd.tracer.getval``) and the traced array is passed on untouched, so
+  gradients flow through every public function.
+* Sizes and counts: Python or NumPy integers (``operator.index``); ``bool`` and
+  floats — also 3.0 — are refused (TypeError), as NumPy refuses them for shapes.
+* "Sums to 1": |Σ p − 1| ≤ max(SUM_TOLERANCE, m · eps) with m the number of
+  entries summed. A table normalised in float64 (each entry divided by the sum)
+  is off by at most m·eps/2 (m roundings of eps/2 in the entries and in the
+  sum), so the derived term admits every such table with a factor 2 to spare;
+  the 1e-9 floor admits tables typed by hand to nine digits.
+* Symmetry: max |A − Aᵀ| ≤ rtol · max |A| (relative; default ``SYMMETRY_RTOL``).
+  Definiteness: the smallest eigenvalue of (A + Aᵀ)/2 must exceed
+  d · eps · (largest |eigenvalue|) for "positive definite" (it is then
+  distinguishable from 0 at the rounding level of a d × d eigen-decomposition),
+  and must not fall below minus that for "positive semi-definite".
+
+The ``check_*`` functions are the same checks for direct use (the Gaussian
+code and the experiment call them); ``as_float_array``, ``check_finite``,
+``check_nonnegative``, ``check_pmf``, ``check_conditional``, ``check_shape``,
+``check_positive_int``, ``check_rpm_inputs`` and ``check_critic`` keep their
+original signatures.
 """
+import functools
+import inspect
+import math
 import numbers
+import operator
 
 import numpy as np
+from autograd.tracer import getval, isbox
 
-#: Absolute tolerance on "sums to 1" for probability tables.
+#: Floor of the tolerance on "sums to 1" (see the module docstring for the derived part).
 SUM_TOLERANCE = 1e-9
+#: Default relative tolerance of ``check_symmetric``: max|A − Aᵀ| ≤ SYMMETRY_RTOL · max|A|.
+#: Products such as X Σ Xᵀ of d × d float64 matrices are symmetric to ≈ d·eps relative,
+#: below this for d up to ~10^5.
+SYMMETRY_RTOL = 1e-10
+_EPS = np.finfo(np.float64).eps
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
-def as_float_array(value, name, ndim=None):
-    """``value`` as a float64 array; TypeError if it is not real-numeric.
-
-    ndim: required number of dimensions (int) or None for any.
-    """
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # ragged nested lists and the like
-        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    return arr
-
-
+# --------------------------------------------------------------------------- messages
 def _index(flat_index, shape):
-    idx = np.unravel_index(flat_index, shape)
+    idx = np.unravel_index(int(flat_index), shape)
     return tuple(int(i) for i in idx) if len(idx) > 1 else int(idx[0])
 
 
-def check_finite(arr, name):
-    """Raise ValueError at the first NaN or ±inf entry of ``arr``."""
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+def _number(v):
+    """A number for a message: a Python float/int repr, never 'np.float64(...)'."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return repr(v)
+
+
+def sum_tolerance(n_terms):
+    """The tolerance on "sums to 1" for a sum of ``n_terms`` entries: max(1e-9, m·eps)."""
+    return max(SUM_TOLERANCE, n_terms * _EPS)
+
+
+# --------------------------------------------------------------------------- arrays
+def _concrete_array(value, name, max_elements=None):
+    """(value to compute with, its concrete float64 ndarray). TypeError for non-real input;
+    ValueError beyond ``max_elements`` (checked before any conversion copies the data)."""
+    traced = isbox(value)
+    raw = getval(value) if traced else value
+    if raw is None or isinstance(raw, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(raw).__name__}")
+    if isinstance(raw, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain array, got a masked array "
+                        "(its mask would be ignored); fill or drop the masked entries")
+    try:
+        arr = np.asarray(raw)
+    except Exception as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype bool "
+                        f"(a mask is not a table; pass {name}.astype(float) if you mean 0/1)")
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    if max_elements is not None and arr.size > max_elements:
+        raise ValueError(
+            f"{name} has {arr.size:.3g} elements (shape {arr.shape}), more than the budget "
+            f"of {max_elements} (rpmref.exact.discrete.MAX_TENSOR_ELEMENTS)")
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    return (value if traced else arr), arr
+
+
+def _first(mask):
+    return int(np.flatnonzero(mask.ravel())[0])
+
+
+def _require_finite(arr, name):
+    if not np.isfinite(arr).all():
+        i = _first(~np.isfinite(arr))
         raise ValueError(f"{name} must be finite; entry {_index(i, arr.shape)} is {arr.flat[i]}")
+
+
+def _require_nonnegative_finite(arr, name):
+    """One reduction in the common case: min ≥ 0 and a finite sum imply finite, ≥ 0 entries."""
+    if arr.size and arr.min() >= 0 and np.isfinite(arr.sum()):
+        return
+    _require_finite(arr, name)
+    neg = arr < 0
+    if neg.any():
+        i = _first(neg)
+        raise ValueError(
+            f"{name} must be non-negative; entry {_index(i, arr.shape)} is {arr.flat[i]}")
+
+
+def _dtype_hint(raw, name):
+    """A hint for a failed "sums to 1" check on low-precision input."""
+    try:
+        dtype = np.asarray(getval(raw)).dtype
+    except Exception:  # pragma: no cover - raw was already converted once
+        return ""
+    if dtype.kind == "f" and dtype.itemsize < 8:
+        return f" ({name} has dtype {dtype}: normalise it in float64)"
+    return ""
+
+
+def _dims_text(dims, bound):
+    parts = []
+    for d in dims:
+        if isinstance(d, str) and d in bound:
+            parts.append(f"{d} from {bound[d][1]}")
+        elif isinstance(d, str):
+            parts.append(d)
+    return ", ".join(parts)
+
+
+def _check_dims(arr, name, dims, bound, rows_message=False):
+    """Bind symbolic sizes on first sight; check later arguments against them."""
+    if dims is None:
+        return
+    if arr.ndim != len(dims):
+        raise ValueError(f"{name} must be {len(dims)}-dimensional, got shape {arr.shape}")
+    expected = []
+    mismatch = False
+    for axis, d in enumerate(dims):
+        if isinstance(d, str) and d in bound:
+            expected.append(bound[d][0])
+            mismatch |= bound[d][0] != arr.shape[axis]
+        elif isinstance(d, numbers.Integral):
+            expected.append(int(d))
+            mismatch |= int(d) != arr.shape[axis]
+        else:
+            expected.append(arr.shape[axis])
+    if mismatch:
+        first = dims[0]
+        if (rows_message and isinstance(first, str) and first in bound
+                and bound[first][0] != arr.shape[0]):
+            raise ValueError(f"{name} has {arr.shape[0]} rows but the data have "
+                             f"{bound[first][0]} states; shape {arr.shape} "
+                             f"({first} = {bound[first][0]} from {bound[first][1]})")
+        raise ValueError(f"{name} must have shape {tuple(expected)} "
+                         f"({_dims_text(dims, bound)}), got {arr.shape}")
+    for axis, d in enumerate(dims):
+        if isinstance(d, str) and d not in bound:
+            bound[d] = (arr.shape[axis], name)
+
+
+class Spec:
+    """One parameter's constraint: ``validate(value, name, bound_dims)`` returns the value to use."""
+
+    def validate(self, value, name, bound):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Array(Spec):
+    """A real array (float64 after conversion).
+
+    ndim: required number of axes; dims: a tuple of symbolic sizes (str, shared
+    between the arguments of one call), fixed sizes (int) or None (any), which
+    also fixes ndim; finite: refuse NaN/±inf; nonnegative: refuse entries < 0;
+    allow_empty: accept zero-size arrays; max_elements: refuse larger arrays
+    before any work is done on them (an int, or a callable returning one, read at
+    call time); same_shape_as: the name of an earlier
+    parameter whose shape this one must have.
+    """
+    rows_message = False
+
+    def __init__(self, ndim=None, dims=None, finite=True, nonnegative=False, allow_empty=False,
+                 max_elements=None, same_shape_as=None):
+        self.ndim = len(dims) if dims is not None else ndim
+        self.dims, self.finite, self.nonnegative = dims, finite, nonnegative
+        self.allow_empty, self.max_elements = allow_empty, max_elements
+        self.same_shape_as = same_shape_as
+
+    def validate(self, value, name, bound):
+        limit = self.max_elements() if callable(self.max_elements) else self.max_elements
+        use, arr = _concrete_array(value, name, limit)
+        if self.ndim is not None and arr.ndim != self.ndim:
+            raise ValueError(f"{name} must be {self.ndim}-dimensional, got shape {arr.shape}")
+        if arr.size == 0 and not self.allow_empty:
+            raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+        _check_dims(arr, name, self.dims, bound, self.rows_message)
+        if self.same_shape_as is not None and ("@" + self.same_shape_as) in bound:
+            other = bound["@" + self.same_shape_as]
+            if other != arr.shape:
+                raise ValueError(f"{name} must have the same shape as {self.same_shape_as} "
+                                 f"{other}, got {arr.shape}")
+        bound["@" + name] = arr.shape
+        if self.nonnegative:
+            # One min and the sums the subclass needs anyway: min ≥ 0 and finite sums imply
+            # finite, non-negative entries; only a failure looks for the offending entry.
+            # Sums within 1 ± tol are finite, so min ≥ 0 and good sums settle every check.
+            sums = self.sums(arr)
+            total = sums if sums is not None else (arr.sum() if arr.size else 0.0)
+            if arr.size and arr.min() >= 0:
+                if sums is not None and self.sums_ok(arr, sums):
+                    return use
+                if sums is None and np.isfinite(total).all():
+                    self.check_values(arr, name, value)
+                    return use
+            _require_nonnegative_finite(arr, name)
+            if sums is not None:
+                self.check_sums(arr, name, value, sums)
+                return use
+        elif self.finite:
+            _require_finite(arr, name)
+        self.check_values(arr, name, value)
+        return use
+
+    def sums(self, arr):
+        """The sums ``check_sums`` needs (subclasses), or None."""
+        return None
+
+    def sums_ok(self, arr, sums):
+        """True if ``sums`` pass ``check_sums`` (a fast test; subclasses with ``sums``)."""
+        return False
+
+    def check_sums(self, arr, name, raw, sums):
+        """``check_values`` given ``sums(arr)``, already computed (subclasses)."""
+        self.check_values(arr, name, raw)
+
+    def check_values(self, arr, name, raw):
+        """Further checks on the concrete float64 values (subclasses)."""
+
+
+class Pmf(Array):
+    """A probability table of any shape: finite, ≥ 0, all entries summing to 1."""
+
+    def __init__(self, ndim=None, dims=None, **kwargs):
+        super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
+
+    def sums(self, arr):
+        return arr.sum()
+
+    def sums_ok(self, arr, sums):
+        return abs(float(sums) - 1.0) <= sum_tolerance(arr.size)
+
+    def check_values(self, arr, name, raw):
+        self.check_sums(arr, name, raw, self.sums(arr))
+
+    def check_sums(self, arr, name, raw, sums):
+        total = float(sums)
+        tol = sum_tolerance(arr.size)
+        if not abs(total - 1.0) <= tol:
+            raise ValueError(f"{name} must sum to 1 (tolerance {tol:g}); it sums to "
+                             f"{total!r}{_dtype_hint(raw, name)}")
+
+
+class Conditional(Array):
+    """A conditional table: finite, ≥ 0, each slice over the last ``event_axes`` axes a pmf.
+
+    With the default event_axes=1 on a 2-D table (n, k) the rows are P(z | x).
+    """
+    rows_message = True
+
+    def __init__(self, dims=None, ndim=2, event_axes=1, **kwargs):
+        super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
+        self.event_axes = event_axes
+
+    def sums(self, arr):
+        return arr.sum(axis=tuple(range(arr.ndim - self.event_axes, arr.ndim)))
+
+    def sums_ok(self, arr, sums):
+        tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
+        return bool(sums.size == 0 or (sums.min() >= 1.0 - tol and sums.max() <= 1.0 + tol))
+
+    def check_values(self, arr, name, raw):
+        self.check_sums(arr, name, raw, self.sums(arr))
+
+    def check_sums(self, arr, name, raw, sums):
+        tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
+        bad = ~(np.abs(sums - 1.0) <= tol)
+        if not bad.any():
+            return
+        i = _first(bad)
+        where = _index(i, sums.shape)
+        total = float(sums.flat[i])
+        if arr.ndim == 2 and self.event_axes == 1:
+            raise ValueError(f"{name} rows must sum to 1 (tolerance {tol:g}); row {where} sums "
+                             f"to {total!r}{_dtype_hint(raw, name)}")
+        where = where if isinstance(where, tuple) else (where,)
+        raise ValueError(
+            f"{name} must be normalised over its last {self.event_axes} axes (tolerance {tol:g}); "
+            f"{name}[{', '.join(map(str, where))}] sums to {total!r}{_dtype_hint(raw, name)}")
+
+
+class SymmetricMatrix(Array):
+    """A finite real square matrix, symmetric to a relative tolerance; optionally definite.
+
+    definite: None, "positive" (positive definite) or "semi" (positive semi-definite),
+    judged on the eigenvalues of (A + Aᵀ)/2 relative to the largest (module docstring).
+    """
+
+    def __init__(self, dims=None, rtol=SYMMETRY_RTOL, definite=None, **kwargs):
+        super().__init__(ndim=2, dims=dims, **kwargs)
+        self.rtol, self.definite = rtol, definite
+
+    def check_values(self, arr, name, raw):
+        check_symmetric(arr, name, rtol=self.rtol)
+        if self.definite is not None:
+            check_positive_definite(arr, name, semi=self.definite == "semi",
+                                    _symmetry_checked=True)
+
+
+class Integer(Spec):
+    """An integer (Python or NumPy; bool and floats refused) in [minimum, maximum]."""
+
+    def __init__(self, minimum=None, maximum=None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def validate(self, value, name, bound):
+        return check_int(value, name, self.minimum, self.maximum)
+
+
+class Real(Spec):
+    """A real scalar (bool refused) in an interval; finite unless ``finite=False``."""
+
+    def __init__(self, minimum=None, maximum=None, inclusive=(True, True), finite=True):
+        self.minimum, self.maximum, self.inclusive, self.finite = minimum, maximum, inclusive, finite
+
+    def validate(self, value, name, bound):
+        return check_real(value, name, self.minimum, self.maximum, self.inclusive, self.finite)
+
+
+class Options(Spec):
+    """One of a fixed set of values (compared with ==, strings only by default)."""
+
+    def __init__(self, *options):
+        self.options = options
+
+    def validate(self, value, name, bound):
+        return check_choice(value, name, self.options)
+
+
+class GeneratorSpec(Spec):
+    """A ``numpy.random.Generator``."""
+
+    def validate(self, value, name, bound):
+        if not isinstance(value, np.random.Generator):
+            raise TypeError(f"{name} must be a numpy.random.Generator, got {type(value).__name__}")
+        return value
+
+
+class Seed(Spec):
+    """A seed for ``numpy.random.default_rng``: a non-negative integer, a sequence of them,
+    or a ``numpy.random.SeedSequence``."""
+
+    def validate(self, value, name, bound):
+        return check_seed(value, name)
+
+
+class Optional(Spec):
+    """``None`` or a value satisfying ``spec``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def validate(self, value, name, bound):
+        return None if value is None else self.spec.validate(value, name, bound)
+
+
+def validate_params(**specs):
+    """Decorator: validate the named parameters (in declaration order) before every call.
+
+    The wrapped function receives the validated values (float64 arrays, Python
+    ints) or, for traced autograd values, the traced values themselves. Symbolic
+    dims are shared between the parameters of one call. ``func.param_specs``
+    holds the declarations.
+    """
+    def decorate(func):
+        signature = inspect.signature(func)
+        unknown = set(specs) - set(signature.parameters)
+        if unknown:
+            raise TypeError(f"validate_params: {func.__name__} has no parameter {sorted(unknown)}")
+        order = list(specs.items())
+        params = list(signature.parameters.values())
+        names = [p.name for p in params]
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        # Calls with only named, non-variadic parameters are bound by a dict (Signature.bind
+        # costs ~20 µs); anything unusual, including every binding error, goes to bind().
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+
+        def bind(args, kwargs):
+            if plain and len(args) <= len(names):
+                values = dict(zip(names, args))
+                if not kwargs.keys() & values.keys() and kwargs.keys() <= set(names):
+                    values.update(kwargs)
+                    for key, default in defaults.items():
+                        values.setdefault(key, default)
+                    if len(values) == len(names):
+                        return values
+            bound_args = signature.bind(*args, **kwargs)
+            bound_args.apply_defaults()
+            return dict(bound_args.arguments)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            values = bind(args, kwargs)
+            dims = {}
+            for name, spec in order:
+                values[name] = spec.validate(values[name], name, dims)
+            return func(**values)
+
+        wrapper.param_specs = dict(specs)
+        return wrapper
+    return decorate
+
+
+# --------------------------------------------------------------------------- direct checks
+def as_real_array(value, name, *, ndim=None, dims=None, finite=True, allow_empty=False):
+    """``value`` as a float64 array (traced values passed through), checked as ``Array``."""
+    return Array(ndim=ndim, dims=dims, finite=finite, allow_empty=allow_empty).validate(
+        value, name, {})
+
+
+def as_float_array(value, name, ndim=None):
+    """``value`` as a float64 array; TypeError if it is not real-numeric (bool is refused).
+
+    ndim: required number of dimensions (int) or None for any. Finiteness is not
+    checked here (``check_finite``).
+    """
+    return Array(ndim=ndim, finite=False).validate(value, name, {})
+
+
+def check_finite(arr, name):
+    """Raise ValueError at the first NaN or ±inf entry of ``arr``; return ``arr``."""
+    _require_finite(np.asarray(getval(arr)), name)
     return arr
 
 
 def check_nonnegative(arr, name):
-    """Raise ValueError unless every entry of ``arr`` is finite and ≥ 0."""
-    check_finite(arr, name)
-    neg = arr < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
-        raise ValueError(
-            f"{name} must be non-negative; entry {_index(i, arr.shape)} is {arr.flat[i]}")
+    """Raise ValueError unless every entry of ``arr`` is finite and ≥ 0; return ``arr``."""
+    _require_nonnegative_finite(np.asarray(getval(arr)), name)
     return arr
 
 
 def check_pmf(value, name, ndim=None):
-    """A probability table: finite, non-negative, summing to 1 (±``SUM_TOLERANCE``)."""
-    arr = check_nonnegative(as_float_array(value, name, ndim), name)
-    total = float(arr.sum())
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        raise ValueError(
-            f"{name} must sum to 1 (tolerance {SUM_TOLERANCE:g}); it sums to {total!r}")
-    return arr
+    """A probability table: finite, non-negative, summing to 1 (tolerance ``sum_tolerance``)."""
+    return Pmf(ndim=ndim).validate(value, name, {})
 
 
 def check_conditional(value, name, n_rows=None):
@@ -75,54 +486,158 @@ def check_conditional(value, name, n_rows=None):
 
     n_rows: the number of rows required (the number of data states), or None.
     """
-    arr = check_nonnegative(as_float_array(value, name, ndim=2), name)
-    if n_rows is not None and arr.shape[0] != n_rows:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} rows but the data have {n_rows} states; "
-            f"shape {arr.shape}")
-    sums = arr.sum(axis=1)
-    bad = np.abs(sums - 1.0) > SUM_TOLERANCE
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{name} rows must sum to 1 (tolerance {SUM_TOLERANCE:g}); "
-            f"row {row} sums to {float(sums[row])!r}")
-    return arr
+    bound = {} if n_rows is None else {"n": (int(n_rows), "the data")}
+    return Conditional(dims=("n", "k")).validate(value, name, bound)
 
 
 def check_shape(arr, name, shape, what):
     """Raise ValueError unless ``arr.shape == shape``; ``what`` explains the shape."""
-    if arr.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} ({what}), got {arr.shape}")
+    actual = np.shape(getval(arr))
+    if actual != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} ({what}), got {actual}")
     return arr
 
 
+def check_int(value, name, minimum=None, maximum=None):
+    """An integer in [minimum, maximum] as a Python int. bool and floats (also 3.0) are TypeErrors."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got a bool ({value!r})")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}") from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {number}")
+    return int(number)
+
+
 def check_positive_int(value, name, minimum=1):
-    """An integer ≥ ``minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    """An integer ≥ ``minimum`` (bools and floats are refused)."""
+    return check_int(value, name, minimum=minimum)
+
+
+def _describe(value):
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), finite=True):
+    """A real scalar as a Python float, in the interval given (bool and complex refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    number = float(value)
+    if np.isnan(number) or (finite and not np.isfinite(number)):
+        raise ValueError(f"{name} must be a finite real number, got {number!r}")
+    low_ok = minimum is None or (number >= minimum if inclusive[0] else number > minimum)
+    high_ok = maximum is None or (number <= maximum if inclusive[1] else number < maximum)
+    if not (low_ok and high_ok):
+        interval = (("[" if inclusive[0] else "(") + ("-inf" if minimum is None else f"{minimum:g}")
+                    + ", " + ("inf" if maximum is None else f"{maximum:g}")
+                    + ("]" if inclusive[1] else ")"))
+        raise ValueError(f"{name} must be in {interval}, got {number!r}")
+    return number
+
+
+def check_choice(value, name, options):
+    """``value`` if it is one of ``options`` (strings compared exactly), else ValueError/TypeError."""
+    if isinstance(value, str) and value in options:
+        return value
+    listed = ", ".join(repr(o) for o in options)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {listed}, got {_describe(value)}")
+    raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+
+
+def check_seed(value, name):
+    """A seed accepted by ``numpy.random.default_rng`` (None, int ≥ 0, sequence, SeedSequence)."""
+    if value is None or isinstance(value, np.random.SeedSequence):
+        return value
+    if isinstance(value, (bool, np.bool_, float, str, bytes)):
+        raise TypeError(f"{name} must be a non-negative integer, a sequence of them or a "
+                        f"numpy.random.SeedSequence, got {_describe(value)}")
+    try:
+        np.random.SeedSequence(value)
+    except (TypeError, ValueError) as exc:
+        kind = ValueError if isinstance(value, numbers.Integral) or np.iterable(value) else TypeError
+        raise kind(f"{name} must be a non-negative integer, a sequence of them or a "
+                   f"numpy.random.SeedSequence, got {_describe(value)}: {exc}") from None
+    return value
+
+
+def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
+    """The Generator to use: ``rng`` if given, else ``default_rng(seed)``; not both."""
+    if rng is not None:
+        if seed is not None:
+            raise ValueError(f"pass {rng_name} or {seed_name}, not both")
+        return GeneratorSpec().validate(rng, rng_name, {})
+    return np.random.default_rng(check_seed(seed, seed_name))
+
+
+def check_symmetric(value, name, rtol=SYMMETRY_RTOL):
+    """A finite real square matrix with max|A − Aᵀ| ≤ rtol · max|A|; returns it (float64)."""
+    use = Array(ndim=2).validate(value, name, {})
+    arr = np.asarray(getval(use))
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {arr.shape}")
+    asym = np.abs(arr - arr.T)
+    scale = float(np.max(np.abs(arr)))
+    if asym.max() > rtol * scale:
+        i = int(np.argmax(asym))
+        r, c = _index(i, arr.shape)
+        raise ValueError(
+            f"{name} must be symmetric (relative tolerance {rtol:g}); {name}[{r}, {c}] = "
+            f"{_number(arr[r, c])} but {name}[{c}, {r}] = {_number(arr[c, r])}")
+    return use
+
+
+def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
+    """A symmetric matrix whose eigenvalues are positive (semi=False) or ≥ 0 (semi=True)
+    relative to its largest |eigenvalue|, at the rounding level d·eps (module docstring)."""
+    use = value if _symmetry_checked else check_symmetric(value, name)
+    arr = np.asarray(getval(use))
+    eig = np.linalg.eigvalsh((arr + arr.T) / 2)
+    scale = float(np.max(np.abs(eig)))
+    level = arr.shape[0] * _EPS * scale
+    smallest = float(eig[0])
+    ok = smallest >= -level if semi else smallest > level
+    if not ok:
+        what = "positive semi-definite" if semi else "positive definite"
+        raise ValueError(f"{name} must be {what}; its smallest eigenvalue is {smallest!r} "
+                         f"(largest |eigenvalue| {scale!r}, tolerance d·eps·that = {level:.3g})")
+    return use
 
 
 def check_rpm_inputs(p_xx, enc, enc_prime, prior=None):
     """Validate the data pmf, both encoders and (optionally) the prior together.
 
-    Returns float64 arrays (p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k') or None).
+    Returns (p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k') or None).
     """
-    p_xx = check_pmf(p_xx, "p_xx", ndim=2)
-    n, n_prime = p_xx.shape
-    enc = check_conditional(enc, "enc", n_rows=n)
-    enc_prime = check_conditional(enc_prime, "enc_prime", n_rows=n_prime)
+    bound = {}
+    p_xx = Pmf(dims=("n", "n'")).validate(p_xx, "p_xx", bound)
+    enc = Conditional(dims=("n", "k")).validate(enc, "enc", bound)
+    enc_prime = Conditional(dims=("n'", "k'")).validate(enc_prime, "enc_prime", bound)
     if prior is not None:
-        prior = check_pmf(prior, "prior", ndim=2)
-        check_shape(prior, "prior", (enc.shape[1], enc_prime.shape[1]),
-                    "(k, k') = latent states of enc and enc_prime")
+        prior = Pmf(dims=("k", "k'")).validate(prior, "prior", bound)
     return p_xx, enc, enc_prime, prior
 
 
 def check_critic(f, name, shape):
     """A critic table f(z, z'): finite real values of the given shape."""
-    f = check_finite(as_float_array(f, name, ndim=2), name)
+    f = Array(ndim=2).validate(f, name, {})
     return check_shape(f, name, shape, "(k, k') = the latent states of p_zz")
+
+
+__all__ = [
+    "SUM_TOLERANCE", "SYMMETRY_RTOL", "sum_tolerance", "Spec", "Array", "Pmf", "Conditional",
+    "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
+    "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
+    "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
+    "check_real", "check_choice", "check_seed", "make_generator", "check_symmetric",
+    "check_positive_definite", "check_rpm_inputs", "check_critic",
+]

@@ -1,0 +1,255 @@
+"""Gradients of every public function of the exact core (autograd), against finite differences.
+
+Two checks per function on random problems: ``autograd.test_util.check_grads``
+(reverse mode, one random direction, central differences with step 1e-6) and
+our own central difference along a random direction, required to agree with
+the autograd directional derivative to 1e-6 relative (+1e-9 absolute).
+
+Tables are parametrised through softmax logits, so every perturbation of the
+parameters stays a valid pmf / conditional table and the point is interior.
+
+At one-hot encoder rows (and pmfs with zero entries) the tables sit on the
+boundary of the simplex: a two-sided step leaves it (a negative probability,
+refused by validation), so there the derivative along a feasible direction d
+(raise a zero entry, lower the hot one) is compared with the one-sided,
+second-order difference (−3 F(0) + 4 F(t) − F(2t)) / (2t). These points are
+chosen so that a finite derivative exists: every latent state stays reachable
+and the prior is positive (an entropy at P = 0 has slope −inf, so entropy,
+KL and MI are only tested inside the simplex).
+
+Tolerance: with step h = 1e-5 the central difference has truncation error
+≈ h²/6 · |F'''| ≈ 1e-11 and rounding error ≈ eps · |F| / h ≈ 2e-11 for the O(1)
+values here; 1e-6 relative + 1e-9 absolute is far above both and far below any
+real gradient error (which is O(|F'|)).
+"""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+from autograd.test_util import check_grads
+
+import rpmref
+import rpmref.exact
+
+STEP = 1e-5
+RTOL, ATOL = 1e-6, 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _seed_check_grads():
+    np.random.seed(0)  # check_grads draws its direction from the global NumPy generator
+
+
+def softmax(logits, axis=-1):
+    shifted = logits - anp.max(logits, axis=axis, keepdims=True)
+    e = anp.exp(shifted)
+    return e / anp.sum(e, axis=axis, keepdims=True)
+
+
+def joint_softmax(logits):
+    return anp.reshape(softmax(anp.reshape(logits, (-1,))), anp.shape(logits))
+
+
+def random_params(seed, n=3, n_prime=4, k=3, k_prime=2):
+    rng = np.random.default_rng(seed)
+    return dict(p_xx=rng.normal(size=(n, n_prime)), enc=rng.normal(size=(n, k)),
+                enc_prime=rng.normal(size=(n_prime, k_prime)), prior=rng.normal(size=(k, k_prime)),
+                f=rng.normal(scale=2.0, size=(k, k_prime)),
+                posterior=rng.normal(size=(n, n_prime, k, k_prime)))
+
+
+def tables(p):
+    """Softmax the logits into (p_xx, enc, enc_prime, prior)."""
+    return joint_softmax(p["p_xx"]), softmax(p["enc"]), softmax(p["enc_prime"]), joint_softmax(p["prior"])
+
+
+def weighted(out, seed=7):
+    """A scalar from any output: a fixed random weighting of its entries (fields summed)."""
+    if isinstance(out, tuple):
+        return sum((i + 1) * weighted(o, seed + i) for i, o in enumerate(out))
+    weights = np.random.default_rng(seed).normal(size=anp.shape(out))
+    return anp.sum(weights * out)
+
+
+def _recognition_posterior_logits(p):
+    return anp.reshape(softmax(anp.reshape(p["posterior"], p["posterior"].shape[:2] + (-1,))),
+                       p["posterior"].shape)
+
+
+#: name -> F(params dict of logits) -> scalar
+OBJECTIVES = {
+    "recognition_joint": lambda p: weighted(rpmref.recognition_joint(*tables(p)[:3])),
+    "optimal_prior": lambda p: weighted(rpmref.optimal_prior(*tables(p)[:3])),
+    "latent_marginals": lambda p: weighted(rpmref.latent_marginals(*tables(p)[:3])),
+    "data_marginals": lambda p: weighted(rpmref.exact.data_marginals(tables(p)[0])),
+    "rpm_log_likelihood": lambda p: weighted(rpmref.rpm_log_likelihood(*tables(p))),
+    "rpm_posterior": lambda p: weighted(rpmref.rpm_posterior(*tables(p))),
+    "expected_elbo": lambda p: rpmref.expected_elbo(*tables(p)),
+    "elbo": lambda p: weighted(rpmref.elbo(*tables(p))),
+    "elbo_with_posterior": lambda p: weighted(
+        rpmref.elbo(*tables(p), posterior=_recognition_posterior_logits(p))),
+    "elbo_decomposition": lambda p: weighted(tuple(rpmref.elbo_decomposition(*tables(p)))),
+    "data_constant": lambda p: rpmref.data_constant(tables(p)[0]),
+    "empirical_rpm_pmf": lambda p: weighted(rpmref.empirical_rpm_pmf(
+        softmax(p["enc"]), softmax(p["enc_prime"][:3]), joint_softmax(p["prior"]))),
+    "entropy": lambda p: rpmref.entropy(tables(p)[0]),
+    "mutual_information": lambda p: rpmref.mutual_information(tables(p)[3]),
+    "kl_divergence": lambda p: rpmref.kl_divergence(tables(p)[3], joint_softmax(p["f"])),
+    "energy_prior": lambda p: weighted(rpmref.energy_prior(tables(p)[3], p["f"])),
+    "log_partition": lambda p: weighted(rpmref.log_partition(tables(p)[3], p["f"])),
+    "infonce_limit": lambda p: rpmref.infonce_limit(tables(p)[3], p["f"]),
+    "infonce_bound_exact": lambda p: rpmref.infonce_bound(tables(p)[3], p["f"], 4,
+                                                          method="exact").estimate,
+}
+
+
+def directional_fd(fun, x, direction, step=STEP):
+    """Central difference of fun along direction at x (dicts of arrays)."""
+    plus = {key: x[key] + step * direction[key] for key in x}
+    minus = {key: x[key] - step * direction[key] for key in x}
+    return (fun(plus) - fun(minus)) / (2 * step)
+
+
+def assert_close(analytic, numeric):
+    assert abs(analytic - numeric) <= RTOL * max(abs(analytic), abs(numeric)) + ATOL, (
+        analytic, numeric)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_central_difference_and_check_grads(name, seed):
+    fun = OBJECTIVES[name]
+    params = random_params(seed)
+    gradient = grad(fun)(params)
+    rng = np.random.default_rng(100 + seed)
+    direction = {key: rng.normal(size=v.shape) for key, v in params.items()}
+    analytic = sum(float(np.sum(gradient[key] * direction[key])) for key in params)
+    assert np.isfinite(analytic)
+    assert_close(analytic, directional_fd(fun, params, direction))
+    check_grads(fun, modes=["rev"], order=1)(params)
+
+
+def test_gradients_flow_into_every_table():
+    """A gradient w.r.t. each argument is non-zero (nothing is cut off by validation)."""
+    params = random_params(3)
+    g = grad(OBJECTIVES["rpm_log_likelihood"])(params)
+    for key in ("p_xx", "enc", "enc_prime", "prior"):
+        assert np.abs(g[key]).max() > 1e-6, key
+    g = grad(OBJECTIVES["infonce_bound_exact"])(params)
+    assert np.abs(g["prior"]).max() > 1e-6 and np.abs(g["f"]).max() > 1e-6
+
+
+# --------------------------------------------------------------------------- boundary
+ONE_HOT = np.eye(3)[[0, 1, 2, 0]]             # (4, 3): every latent state is reached
+ONE_HOT_PRIME = np.eye(2)[[1, 0, 1]]          # (3, 2)
+P_XX = np.arange(1.0, 13.0).reshape(4, 3) / 78.0
+PRIOR = np.arange(1.0, 7.0).reshape(3, 2) / 21.0
+
+
+def _simplex_direction(table, row, up, down):
+    """Move mass from entry (row, down) to (row, up): stays in the simplex for a step t ≥ 0."""
+    d = np.zeros_like(table)
+    d[row, up], d[row, down] = 1.0, -1.0
+    return d
+
+
+def one_sided(fun, x, d, t=1e-5):
+    """(−3 F(0) + 4 F(t) − F(2t)) / (2t): second-order accurate, only steps t ≥ 0."""
+    return (-3 * fun(x) + 4 * fun(x + t * d) - fun(x + 2 * t * d)) / (2 * t)
+
+
+BOUNDARY = {
+    # name -> (F of the encoder table, at ONE_HOT)
+    "recognition_joint": lambda e: weighted(rpmref.recognition_joint(P_XX, e, ONE_HOT_PRIME)),
+    "latent_marginals": lambda e: weighted(rpmref.latent_marginals(P_XX, e, ONE_HOT_PRIME)),
+    "rpm_log_likelihood": lambda e: weighted(rpmref.rpm_log_likelihood(P_XX, e, ONE_HOT_PRIME, PRIOR)),
+    "rpm_posterior": lambda e: weighted(rpmref.rpm_posterior(P_XX, e, ONE_HOT_PRIME, PRIOR)),
+    "expected_elbo": lambda e: rpmref.expected_elbo(P_XX, e, ONE_HOT_PRIME, PRIOR),
+    "elbo": lambda e: weighted(rpmref.elbo(P_XX, e, ONE_HOT_PRIME, PRIOR)),
+    "elbo_decomposition": lambda e: weighted(tuple(rpmref.elbo_decomposition(
+        P_XX, e, ONE_HOT_PRIME, PRIOR))),
+    "empirical_rpm_pmf": lambda e: weighted(rpmref.empirical_rpm_pmf(
+        e, np.eye(2)[[1, 0, 1, 1]], PRIOR)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDARY))
+@pytest.mark.parametrize("row, up", [(0, 1), (3, 2), (1, 0)])
+def test_gradient_at_one_hot_encoder_rows_matches_one_sided_difference(name, row, up):
+    """At a one-hot row, the derivative along 'move mass from the hot entry to entry up'."""
+    fun = BOUNDARY[name]
+    d = _simplex_direction(ONE_HOT, row, up, int(ONE_HOT[row].argmax()))
+    analytic = float(np.sum(grad(fun)(ONE_HOT) * d))
+    assert np.isfinite(analytic)
+    assert_close(analytic, one_sided(fun, ONE_HOT, d))
+
+
+P_XX_SPARSE = P_XX.copy()
+P_XX_SPARSE[1, 1] = 0.0                     # the only pair reaching (z, z') = (1, 0) ...
+P_XX_SPARSE /= P_XX_SPARSE.sum()            # ... so P(z=1, z'=0) = 0 at the one-hot point
+
+
+@pytest.mark.parametrize("name, fun", [
+    ("expected_elbo", lambda e: rpmref.expected_elbo(P_XX_SPARSE, e, ONE_HOT_PRIME, PRIOR)),
+    ("elbo", lambda e: weighted(rpmref.elbo(P_XX_SPARSE, e, ONE_HOT_PRIME, PRIOR))),
+    ("rpm_log_likelihood", lambda e: weighted(rpmref.rpm_log_likelihood(
+        P_XX_SPARSE, e, ONE_HOT_PRIME, PRIOR))),
+])
+def test_gradient_where_the_recognition_joint_has_a_zero_entry(name, fun):
+    """Moving mass of row 0 to z = 1 makes P(1, 0) positive: the slope of Σ P(z,z') log P_θ there
+    is log P_θ(1, 0) · ∂P(1,0) (finite), not 0 — the x·log y gradient at x = 0."""
+    assert rpmref.recognition_joint(P_XX_SPARSE, ONE_HOT, ONE_HOT_PRIME)[1, 0] == 0
+    d = _simplex_direction(ONE_HOT, 0, 1, 0)
+    analytic = float(np.sum(grad(fun)(ONE_HOT) * d))
+    assert_close(analytic, one_sided(fun, ONE_HOT, d))
+
+
+def test_xlogy_slope_in_x_at_zero_is_log_y():
+    from rpmref.exact.numerics import xlogy
+    g = grad(lambda x: anp.sum(xlogy(x, np.array([0.5, 2.0, 0.0]))))(np.zeros(3))
+    np.testing.assert_allclose(g[:2], np.log([0.5, 2.0]), rtol=1e-15)
+    assert g[2] == 0.0   # x log 0 has no finite slope; 0 by convention, never NaN
+
+
+P_ZZ_WITH_ZEROS = np.array([[0.3, 0.0, 0.1], [0.0, 0.25, 0.05], [0.15, 0.15, 0.0]])
+CRITIC = np.array([[1.0, -0.5, 0.3], [0.2, 0.7, -1.1], [-1.0, 1.5, 0.4]])
+
+JOINT_BOUNDARY = {
+    "energy_prior": lambda p: weighted(rpmref.energy_prior(p, CRITIC)),
+    "log_partition": lambda p: weighted(rpmref.log_partition(p, CRITIC)),
+    "infonce_limit": lambda p: rpmref.infonce_limit(p, CRITIC),
+    "infonce_bound_exact": lambda p: rpmref.infonce_bound(p, CRITIC, 3, method="exact").estimate,
+    "data_constant": lambda p: rpmref.data_constant(p),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOINT_BOUNDARY))
+def test_gradient_at_zero_entries_of_the_joint_matches_one_sided_difference(name):
+    """Raising a zero entry of P(z, z') (marginals stay positive) has a finite slope."""
+    fun = JOINT_BOUNDARY[name]
+    d = np.zeros_like(P_ZZ_WITH_ZEROS)
+    d[0, 1], d[0, 0] = 1.0, -1.0
+    analytic = float(np.sum(grad(fun)(P_ZZ_WITH_ZEROS) * d))
+    assert np.isfinite(analytic)
+    assert_close(analytic, one_sided(fun, P_ZZ_WITH_ZEROS, d))
+
+
+def test_critic_gradient_of_infonce_limit_is_the_data_minus_model_expectation():
+    """∂I_∞/∂f(z,z') = P(z,z') − P(z) P_θ(z'|z) = P(z,z') − P_θ^f(z,z') (Eq. 21–25):
+    an independent closed form for the gradient."""
+    p = P_ZZ_WITH_ZEROS
+    g = grad(lambda f: rpmref.infonce_limit(p, f))(CRITIC)
+    np.testing.assert_allclose(g, p - rpmref.energy_prior(p, CRITIC), rtol=0, atol=1e-14)
+
+
+def test_encoder_gradient_of_expected_elbo_with_optimal_prior_is_data_gradient_of_mi():
+    """At P_θ = P(z,z') held fixed, ∂L/∂enc equals ∂(I(Z;Z') + C)/∂enc when P_θ is re-set to the
+    joint (envelope: ∂L/∂P_θ is orthogonal to the simplex there, E4)."""
+    e = np.full((4, 3), 1 / 3) + np.array([[0.1, -0.05, -0.05]] * 4)
+    prior = rpmref.optimal_prior(P_XX, e, ONE_HOT_PRIME)
+    fixed = grad(lambda t: rpmref.expected_elbo(P_XX, t, ONE_HOT_PRIME, prior))(e)
+    moving = grad(lambda t: rpmref.mutual_information(rpmref.optimal_prior(P_XX, t, ONE_HOT_PRIME))
+                  + rpmref.data_constant(P_XX))(e)
+    tangent = fixed - fixed.mean(axis=1, keepdims=True)   # project out the row-sum direction
+    np.testing.assert_allclose(tangent, moving - moving.mean(axis=1, keepdims=True),
+                               rtol=0, atol=1e-12)
