@@ -119,6 +119,8 @@ def _first(mask):
 
 def _require_finite(arr, name):
     if not np.isfinite(arr).all():
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be finite; got {arr.item()}")
         i = _first(~np.isfinite(arr))
         raise ValueError(f"{name} must be finite; entry {_index(i, arr.shape)} is {arr.flat[i]}")
 
@@ -129,6 +131,8 @@ def _require_nonnegative_finite(arr, name):
         return
     _require_finite(arr, name)
     neg = arr < 0
+    if neg.any() and arr.ndim == 0:
+        raise ValueError(f"{name} must be non-negative; got {arr.item()}")
     if neg.any():
         i = _first(neg)
         raise ValueError(
@@ -601,7 +605,7 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
     relative to its largest |eigenvalue|, at the rounding level d·eps (module docstring)."""
     use = value if _symmetry_checked else check_symmetric(value, name)
     arr = np.asarray(getval(use))
-    eig = np.linalg.eigvalsh((arr + arr.T) / 2)
+    eig = np.linalg.eigvalsh(0.5 * arr + 0.5 * arr.T)
     scale = float(np.max(np.abs(eig)))
     level = arr.shape[0] * _EPS * scale
     smallest = float(eig[0])
