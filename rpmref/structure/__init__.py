@@ -10,7 +10,7 @@ on MI, on I_∞ with a local or an unrestricted critic, and on sampled InfoNCE);
 from rpmref.structure.geometry import (
     GEOMETRIES, Geometry, coarse_labels, data_pmf, geometry, neighbour_kernel, symmetries)
 from rpmref.structure.relabel import (
-    LENGTHSCALES, coarse_encoder, invariance_summary, labellings, local_critic, one_hot,
+    coarse_encoder, invariance_summary, labellings, local_critic, one_hot,
     relabel_encoder, relabelling_table, tie_tolerance)
 from rpmref.structure.topography import (
     distance_correlation, neighbour_fraction, position_correlation, relabelling_baseline,
@@ -20,7 +20,7 @@ from rpmref.structure.gaussian import default_maps, linear_map_table, mapped_pai
 
 __all__ = [
     "GEOMETRIES", "Geometry", "geometry", "neighbour_kernel", "data_pmf", "coarse_labels",
-    "symmetries", "LENGTHSCALES", "one_hot", "coarse_encoder", "local_critic", "relabel_encoder",
+    "symmetries", "one_hot", "coarse_encoder", "local_critic", "relabel_encoder",
     "labellings", "relabelling_table", "tie_tolerance", "invariance_summary",
     "neighbour_fraction", "distance_correlation", "position_correlation", "spearman",
     "topography_scores", "relabelling_baseline",
