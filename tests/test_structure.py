@@ -247,3 +247,35 @@ def test_cli_unwritable_json_is_refused_before_work(tmp_path, capsys):
 def test_bad_input_names_the_argument(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize("value, error, words", [
+    (np.array([0, 2, 1]), None, None),
+    (np.array([0, 1, 1]), ValueError, "1 appears 2 times"),
+    (np.array([0, 1, 3]), ValueError, r"perm\[2\] = 3"),
+    (np.array([0.0, 1.0, 2.0]), TypeError, "integers"),
+    (np.array([[0, 1, 2]]), ValueError, "shape"),
+])
+def test_check_permutation(value, error, words):
+    from rpmref.exact.validation import check_permutation
+    if error is None:
+        assert np.array_equal(check_permutation(value, "perm", 3), value)
+    else:
+        with pytest.raises(error, match=words):
+            check_permutation(value, "perm", 3)
+
+
+@pytest.mark.parametrize("kind", ["mi", "local", "table", "sampled"])
+def test_objective_gradients_match_central_differences(kind):
+    """autograd's reverse-mode gradient of each training objective against finite differences."""
+    from autograd.misc.flatten import flatten
+    from autograd.test_util import check_grads
+    from rpmref.structure.learning import _objective
+    data_geo, latent_geo, p_xx, _ = problem("ring", quick=True)
+    rng = np.random.default_rng(0)
+    params = {"logits": rng.standard_normal((8, 4)), "log_l": np.array(0.2),
+              "table": rng.standard_normal((4, 4))}
+    flat, unflatten = flatten(params)
+    x = rng.integers(0, 8, 16)
+    value = _objective(kind, p_xx, latent_geo.distance ** 2, lambda step: (x, (x + 1) % 8))
+    check_grads(lambda w: value(unflatten(w), 0), modes=["rev"], order=1)(flat)

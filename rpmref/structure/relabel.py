@@ -28,8 +28,9 @@ import numpy as np
 from rpmref.exact import (
     data_constant, energy_prior, expected_elbo, infonce_limit, mutual_information,
     recognition_joint)
-from rpmref.exact.numerics import logsumexp
-from rpmref.exact.validation import as_real_array, check_conditional, check_int, check_pmf, check_real
+from rpmref.exact.validation import (
+    as_real_array, check_conditional, check_index_array, check_int, check_permutation, check_pmf,
+    check_real)
 from rpmref.structure.geometry import coarse_labels, symmetries
 
 #: ℓ values over which each labelling's I_∞ is maximised.
@@ -44,10 +45,8 @@ _CHUNK = 2000
 
 def one_hot(labels, k):
     """The deterministic encoder P(z | x) = 1[z = labels[x]] as an (n, k) table."""
-    labels = np.asarray(labels)
     k = check_int(k, "k", minimum=1)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"labels must be a 1-D array of integers in 0..{k - 1}, got {labels!r}")
+    labels = check_index_array(labels, "labels", k)
     enc = np.zeros((labels.size, k))
     enc[np.arange(labels.size), labels] = 1.0
     return enc
@@ -66,16 +65,8 @@ def local_critic(latent_geo, lengthscale):
 
 def relabel_encoder(enc, perm):
     """P(σ(z) | x): the encoder with latent state z renamed perm[z] (columns permuted)."""
-    perm = _check_perm(perm, np.shape(enc)[1])
+    perm = check_permutation(perm, "perm", np.shape(enc)[1])
     return np.asarray(enc)[:, np.argsort(perm)]
-
-
-def _check_perm(perm, k):
-    perm = np.asarray(perm)
-    if perm.shape != (k,) or perm.dtype.kind not in "iu" or \
-            not np.array_equal(np.sort(perm), np.arange(k)):
-        raise ValueError(f"perm must be a permutation of 0..{k - 1}, got {perm!r}")
-    return perm
 
 
 def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
@@ -89,7 +80,7 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     if k <= MAX_EXHAUSTIVE:
         return np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
     max_count = check_int(max_count, "max_count", minimum=1)
-    fixed = [np.arange(k)] + ([] if include is None else [_check_perm(p, k) for p in include])
+    fixed = [np.arange(k)] + ([] if include is None else [check_permutation(p, "include", k) for p in include])
     rng = np.random.default_rng(seed)
     seen, out = set(), []
     for perm in fixed:
@@ -160,8 +151,9 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     if latent_geo.n != k:
         raise ValueError(f"latent_geo has {latent_geo.n} states but enc has k = {k} columns")
     perms = np.asarray(perms)
-    if perms.ndim != 2 or perms.shape[1] != k:
+    if perms.ndim != 2:
         raise ValueError(f"perms must be (m, {k}) permutations, got shape {perms.shape}")
+    perms = np.array([check_permutation(p, "perms row", k) for p in perms])
     lengthscales = as_real_array(lengthscales, "lengthscales", ndim=1)
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
