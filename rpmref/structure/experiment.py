@@ -21,6 +21,7 @@ from rpmref.exact.validation import check_choice, check_int
 #: (data size, latent size) per geometry; the grid's are sides (36 → 9 states).
 SIZES = {"line": (16, 8), "ring": (16, 8), "grid": (6, 3)}
 QUICK_SIZES = {"line": (8, 4), "ring": (8, 4), "grid": (4, 2)}
+MI_HEAD = "I(Z;Z')"
 
 
 def problem(kind, quick=False):
@@ -70,7 +71,7 @@ def _pm(stat, digits=3):
 
 def format_invariance(invariance):
     """The invariance table: one row per geometry."""
-    lines = [f"{'geometry':<8} {'labellings':>11} {'I(Z;Z)':>7} {'MI spread':>9} "
+    lines = [f"{'geometry':<8} {'labellings':>11} {MI_HEAD:>7} {'MI spread':>9} "
              f"{'I_inf id':>8} {'I_inf min':>9} {'I_inf spread':>12} {'rank id':>7} "
              f"{'tied':>4} {'symm.':>5} {'tied=symm.':>10} {'|ELBO-C-I_inf|':>14}"]
     for kind, s in invariance.items():
@@ -121,7 +122,7 @@ def format_learning(learning):
 
 def format_gaussian(rows):
     """The Gaussian table: one row per linear map."""
-    lines = [f"{'map A':<15} {'I(Z;Z)':>10} {'l*':>8} {'I_inf(l*)':>10}"]
+    lines = [f"{'map A':<15} {MI_HEAD:>10} {'l*':>8} {'I_inf(l*)':>10}"]
     lines += [f"{r['map']:<15} {r['mi']:>10.6f} {r['lengthscale']:>8.4f} {r['i_inf']:>10.6f}"
               for r in rows]
     return "\n".join(lines)
