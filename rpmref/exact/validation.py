@@ -583,6 +583,33 @@ def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
     return np.random.default_rng(check_seed(seed, seed_name))
 
 
+def check_index_array(value, name, size, length=None):
+    """A 1-D array of integers in 0..size−1 (``length`` entries if given), as int64.
+    Floats and bools are refused (TypeError), as for a single index."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or (length is not None and arr.size != length):
+        want = f"({length},)" if length is not None else "1-D"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    bad = np.flatnonzero((arr < 0) | (arr >= size))
+    if bad.size:
+        raise ValueError(f"{name} entries must be in 0..{size - 1}; {name}[{int(bad[0])}] = "
+                         f"{int(arr[bad[0]])}")
+    return arr.astype(np.int64)
+
+
+def check_permutation(value, name, size):
+    """A permutation of 0..size−1 (1-D integer array, each index once), as int64."""
+    arr = check_index_array(value, name, size, length=size)
+    counts = np.bincount(arr, minlength=size)
+    if counts.max() > 1:
+        twice = int(np.flatnonzero(counts > 1)[0])
+        raise ValueError(f"{name} must be a permutation of 0..{size - 1}; {twice} appears "
+                         f"{int(counts[twice])} times")
+    return arr
+
+
 def check_symmetric(value, name, rtol=SYMMETRY_RTOL):
     """A finite real square matrix with max|A − Aᵀ| ≤ rtol · max|A|; returns it (float64)."""
     use = Array(ndim=2).validate(value, name, {})
@@ -643,5 +670,6 @@ __all__ = [
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
     "check_real", "check_choice", "check_seed", "make_generator", "check_symmetric",
-    "check_positive_definite", "check_rpm_inputs", "check_critic",
+    "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
+    "check_permutation",
 ]
