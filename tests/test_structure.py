@@ -216,6 +216,19 @@ def test_cli_json_keys_and_help(tmp_path, capsys):
     assert "Relabellings" in capsys.readouterr().out
 
 
+def test_cli_json_alone_prints_only_json_on_stdout(capsys):
+    """``rpmref structure --json`` (no PATH): stdout is one JSON object, the tables go to
+    stderr; the MI spread over relabellings is at rounding level and I_inf's is not."""
+    code = main(["structure", "--quick", "--seeds", "2", "--steps", "5", "--geometry", "line",
+                 "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    record = json.loads(captured.out)
+    line = record["invariance"]["line"]
+    assert line["mi_spread"] <= 1e-12 < line["i_inf_spread"] and line["identity_rank"] == 1
+    assert "Relabellings" in captured.err
+
+
 @pytest.mark.parametrize("argv", [["structure", "--seeds", "0"], ["structure", "--geometry", "moon"],
                                   ["structure", "--steps", "x"]])
 def test_cli_bad_arguments_exit_2(argv, capsys):

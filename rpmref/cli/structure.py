@@ -28,8 +28,10 @@ def _jsonable(value):
 def run(args):
     if args.figure:  # before the computation, not after
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
-    if args.json:
+    to_stdout = args.json == "-"
+    if args.json and not to_stdout:
         check_output_file(args.json, "--json")
+    out = sys.stderr if to_stdout else sys.stdout   # stdout carries only the JSON then
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else
                                                       LearnConfig().steps)
     config = LearnConfig(steps=steps, learning_rate=args.learning_rate,
@@ -41,15 +43,15 @@ def run(args):
     seconds = time.perf_counter() - started
     sizes = QUICK_SIZES if args.quick else SIZES
     print("Relabellings of the topographic (contiguous-block) encoder: I(Z;Z') and I_inf with "
-          "the local critic f = -d^2/(2 l^2), l best per labelling (nats)")
-    print(format_invariance(result["invariance"]))
-    print()
-    print(f"Learning: {args.seeds} seeds x {steps} Adam steps per objective")
-    print(format_learning(result["learning"]))
-    print()
+          "the local critic f = -d^2/(2 l^2), l best per labelling (nats)", file=out)
+    print(format_invariance(result["invariance"]), file=out)
+    print(file=out)
+    print(f"Learning: {args.seeds} seeds x {steps} Adam steps per objective", file=out)
+    print(format_learning(result["learning"]), file=out)
+    print(file=out)
     print("Gaussian latents, z -> Az and z' -> Az' (rho = 0.9, 0.5): I is invariant, "
-          "the RBF I_inf at its best l is not")
-    print(format_gaussian(result["gaussian"]))
+          "the RBF I_inf at its best l is not", file=out)
+    print(format_gaussian(result["gaussian"]), file=out)
     print(f"\n({seconds:.1f} s)", file=sys.stderr)
     if args.json:
         record = {"environment": environment(),
@@ -59,9 +61,13 @@ def run(args):
                                "sizes": {g: list(sizes[g]) for g in geometries}},
                   "invariance": result["invariance"], "learning": result["learning"],
                   "gaussian": result["gaussian"], "seconds": seconds}
-        with open(args.json, "w") as f:
-            json.dump(_jsonable(record), f, indent=1)
-        print(f"wrote {args.json}", file=sys.stderr)
+        if to_stdout:
+            json.dump(_jsonable(record), sys.stdout, indent=1)
+            print()
+        else:
+            with open(args.json, "w") as f:
+                json.dump(_jsonable(record), f, indent=1)
+            print(f"wrote {args.json}", file=sys.stderr)
     if args.figure:
         plot(result, args.figure)
         print(f"wrote {args.figure}", file=sys.stderr)
@@ -90,9 +96,10 @@ def add_parser(subparsers):
     p.add_argument("--quick", action="store_true",
                    help="small problems (8 states, 4 latents; a 4x4 grid, 2x2 latents) and "
                    "few steps: a smoke test")
-    p.add_argument("--json", metavar="PATH",
+    p.add_argument("--json", metavar="PATH", nargs="?", const="-",
                    help="also write {environment, settings, invariance, learning, gaussian, "
-                   "seconds} to PATH")
+                   "seconds} to PATH; --json alone prints it on stdout (the tables then go "
+                   "to stderr)")
     p.add_argument("--figure", metavar="PATH",
                    help="also write the figure to PATH (.png, .pdf, .svg, ...; needs matplotlib)")
     p.set_defaults(func=run)
