@@ -55,6 +55,42 @@ class BallsConfig:
     across), so a ball meets a wall every few frames and ~40 % of moves need a
     redraw; three balls are distinguishable by colour (identical balls would
     make "which map is which ball" unidentifiable for a linear readout).
+
+    Parameters
+    ----------
+    n_frames : int, default 900
+        Frames of the one continuous video (Appendix D).
+    n_balls : int, default 3
+        Number of balls (Appendix D).
+    size : int, default 32
+        Frame height = width, in pixels; at least two diameters.
+    diameter : float, default 5.0
+        Ball diameter = step length per frame, in pixels.
+    noise : float, default π/8
+        a: the direction noise is Uniform(−a, a), in radians (0 < a ≤ π).
+    channels : {"rgb", "gray"}, default "rgb"
+        "rgb": one colour per ball; "gray": one channel.
+    colours : tuple, optional
+        rgb: (n_balls, 3) in [0, 1], no ball black; None = red, green, blue.
+    intensities : tuple, optional
+        gray: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4.
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer, ``diameter`` is not positive, ``size``
+        is below two diameters, ``noise`` is outside (0, π], ``channels`` is not
+        "rgb" or "gray", or ``colours`` / ``intensities`` have the wrong shape or range.
+
+    Examples
+    --------
+    >>> from rpmref import BallsConfig
+    >>> BallsConfig(n_frames=24, size=16, diameter=3.0).n_balls
+    3
+    >>> BallsConfig(noise=4.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be in (0, pi] radians; got 4.0
     """
     n_frames: int = 900           # one continuous video (Appendix D)
     n_balls: int = 3              # three balls (Appendix D)
@@ -250,7 +286,37 @@ class Trajectory(NamedTuple):
 
 
 def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
-    """Simulate the Appendix D motion; deterministic for ``seed`` (int or Generator)."""
+    """Simulate the Appendix D motion (no rendering); deterministic for ``seed``.
+
+    Parameters
+    ----------
+    config : BallsConfig, default ``BallsConfig()``
+        The video's settings.
+    seed : int or numpy.random.Generator, default 0
+        Seed of the motion.
+    max_dead_ends : int, optional
+        Give up (RuntimeError) after this many dead ends (no valid direction).
+
+    Returns
+    -------
+    Trajectory
+        ``(positions, directions, n_moves, n_redrawn, n_dead_ends)``; positions
+        (T, n_balls, 2) in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the balls cannot be placed without overlap.
+    RuntimeError
+        After more than ``max_dead_ends`` dead ends.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, simulate
+    >>> trajectory = simulate(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> trajectory.positions.shape
+    (24, 3, 2)
+    """
     rng = np.random.default_rng(seed)
     if max_dead_ends is None:
         max_dead_ends = 10 * config.n_frames + 1000
@@ -291,9 +357,37 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
 def make_video(config=BallsConfig(), seed=0):
     """Frames and ball centres of one video (Sec. 5, Appendix D).
 
-    Returns frames (T, C, size, size) float32 in [0, 1] — each pixel is the
-    exact area of it covered by each disc, times the ball's colour — and
-    positions (T, n_balls, 2) float64, centres (x = column, y = row).
+    Each pixel is the exact area of it covered by each disc, times the ball's colour.
+
+    Parameters
+    ----------
+    config : BallsConfig, default ``BallsConfig()``
+        The video's settings.
+    seed : int or numpy.random.Generator, default 0
+        Seed of the motion; the same seed gives the same video.
+
+    Returns
+    -------
+    frames : ndarray of float32, shape (T, C, size, size)
+        Values in [0, 1]; T = ``config.n_frames``, C = 3 (rgb) or 1 (gray).
+    positions : ndarray of float64, shape (T, n_balls, 2)
+        Ball centres (x = column, y = row), in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the balls cannot be placed without overlap.
+    RuntimeError
+        If the box is too crowded for the balls to keep moving.
+
+    Examples
+    --------
+    >>> from rpmref import BallsConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> frames.shape, frames.dtype, positions.shape
+    ((24, 3, 16, 16), dtype('float32'), (24, 3, 2))
+    >>> bool(frames.min() >= 0 and frames.max() <= 1)
+    True
     """
     trajectory = simulate(config, seed)
     frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
@@ -337,12 +431,43 @@ def _check_video_arrays(frames, positions, config):
 def save_video(path, frames, positions, config):
     """Write frames, positions and the config (JSON) to a compressed .npz, atomically.
 
-    frames (T, C, size, size) in [0, 1], positions (T, n_balls, 2) finite, as
-    ``config`` says (ValueError otherwise: nothing is written that
-    ``load_video`` would refuse). ".npz" is appended to a path without it; the
-    path written is returned. The file appears complete or not at all (a
-    temporary file beside it is renamed), and a failed write leaves an older
-    file at ``path`` in place.
+    The file appears complete or not at all (a temporary file beside it is
+    renamed), and a failed write leaves an older file at ``path`` in place.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write; ".npz" is appended to a path without it.
+    frames : array_like, shape (T, C, size, size)
+        Values in [0, 1], as ``config`` says.
+    positions : array_like, shape (T, n_balls, 2)
+        Finite ball centres.
+    config : BallsConfig
+        The settings the video was made with.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a BallsConfig.
+    ValueError
+        If the arrays do not have the shapes ``config`` implies, are not finite,
+        or frames leave [0, 1] (nothing is written that ``load_video`` would refuse).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from rpmref import BallsConfig, load_video, make_video, save_video
+    >>> config = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> frames, positions = make_video(config, seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_video(os.path.join(tmp, "video"), frames, positions, config)
+    ...     print(os.path.basename(path), load_video(path, config)[2] == config)
+    video.npz True
     """
     if not isinstance(config, BallsConfig):
         raise TypeError(f"config must be a BallsConfig; got {type(config).__name__}")
@@ -370,10 +495,39 @@ def save_video(path, frames, positions, config):
 
 
 def load_video(path, config=None):
-    """Read a video written by ``save_video``: returns (frames, positions, config).
+    """Read a video written by :func:`save_video`.
 
-    If ``config`` is given, the file must have been written with exactly that
-    config. Files that are not such videos raise ValueError saying why.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+    config : BallsConfig, optional
+        If given, the file must have been written with exactly that config.
+
+    Returns
+    -------
+    frames : ndarray of float32, shape (T, C, size, size)
+    positions : ndarray of float64, shape (T, n_balls, 2)
+    config : BallsConfig
+        The config stored in the file.
+
+    Raises
+    ------
+    ValueError
+        If the file is not such a video (unreadable, wrong format, missing or
+        corrupt entries, an invalid config) or was written with another ``config``;
+        the message says why.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from rpmref import BallsConfig, load_video, make_video, save_video
+    >>> config = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_video(os.path.join(tmp, "v.npz"), *make_video(config), config)
+    ...     frames, positions, stored = load_video(path)
+    >>> frames.shape, stored.n_frames
+    ((24, 3, 16, 16), 24)
     """
     path = os.fspath(path)
     try:
