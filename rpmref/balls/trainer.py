@@ -64,8 +64,58 @@ HISTORY_KEYS = ("epoch", "step", "loss", "estimate", "batches", "complete")
 class TrainConfig:
     """Training settings; the paper gives none of these numbers.
 
-    Integers may be Python or NumPy integers (stored as int), never bools;
-    momentum ∈ [0, 1), bn_momentum ∈ [0, 1], lr ∈ (0, ∞), seed ≥ 0.
+    Integers may be Python or NumPy integers (stored as int), never bools.
+
+    Parameters
+    ----------
+    critic : {"rbf", "bilinear", "cosine"}, default "rbf"
+        The critic: RBF (Eq. 27), bilinear (Eq. 8) or cosine (SimCLR).
+    epochs : int, default 34
+        34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames.
+    steps : int, optional
+        If set: stop after exactly this many updates (overrides ``epochs``).
+    batch_size : int, default 64
+        Pairs per batch B (2B frames through the encoder); at least 2.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Adam, or SGD with momentum.
+    lr : float, default 3e-3
+        Learning rate, in (0, ∞). Adam 3e-3: RBF tracks every ball on 10/10 seeds (README).
+    momentum : float, default 0.9
+        SGD momentum, in [0, 1) (sgd only).
+    seed : int, default 0
+        Seed of the initial weights and the batch order (≥ 0).
+    dtype : {"float32", "float64"}, default "float32"
+        float32 (fast) or float64 (exact gradient checks).
+    hidden_channels : int, default 16
+        Channels of the first conv layer.
+    kernel_size : int, default 5
+        Odd kernel size of both conv layers ('same' padding).
+    bn_momentum : float, default 0.1
+        Running-statistics momentum, in [0, 1] (PyTorch's default).
+    orient_maps : bool, default True
+        Start every map bright on bright input (``layers.orient_maps``).
+    blas_threads : int, optional, default 1
+        Threads of a training step and of ``encode`` (None: every available core).
+        1: on a 2-core machine two threads made a step no faster (README).
+
+    Raises
+    ------
+    TypeError
+        If an integer field is a bool or float, ``orient_maps`` is not a bool, or a
+        choice is not a string.
+    ValueError
+        If a choice is unknown, a count is below its minimum, ``batch_size`` < 2,
+        ``kernel_size`` is even, or a rate is outside its interval.
+
+    Examples
+    --------
+    >>> from rpmref import TrainConfig
+    >>> TrainConfig(critic="bilinear", steps=10).critic
+    'bilinear'
+    >>> TrainConfig(kernel_size=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: kernel_size must be odd ('same' padding); got 4
     """
     critic: str = "rbf"            # rbf (Eq. 27) | bilinear (Eq. 8) | cosine (SimCLR)
     epochs: int = 34               # 34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames
@@ -107,7 +157,37 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns; ``history`` has one dict per (possibly partial) epoch."""
+    """What :func:`train` returns.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        The trained encoder and critic parameters.
+    bn_state : dict of ndarray
+        The running batch-norm statistics.
+    history : list of dict
+        One dict per (possibly partial) epoch, keys ``HISTORY_KEYS``.
+    wall_time : float
+        Seconds spent in this call.
+    steps_per_s : float
+        Updates per second in this call (NaN if it made none).
+    steps : int
+        Total updates so far (including before a resume).
+    steps_run : int, default 0
+        Updates made by this call.
+    batch_sizes : tuple of int, default ()
+        The effective batch sizes, one per batch of an epoch.
+
+    Examples
+    --------
+    >>> from rpmref.balls import train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> result.steps, result.history[-1]["complete"]
+    (2, False)
+    """
     params: dict
     bn_state: dict
     history: list
@@ -158,7 +238,38 @@ def initial_params(config, frames, rng=None):
 
     The random draw of ``init_params`` (from ``default_rng(config.seed)`` unless
     ``rng`` is given), then, if ``config.orient_maps``, ``layers.orient_maps``
-    on the first PROBE_FRAMES frames. frames: (T, C, H, W).
+    on the first PROBE_FRAMES frames.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The training settings.
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames in [0, 1].
+    rng : numpy.random.Generator, optional
+        The generator of the draw (default ``default_rng(config.seed)``).
+
+    Returns
+    -------
+    dict of ndarray
+        Encoder (conv, batch-norm) and critic parameters by name.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not a 4-D array.
+    TypeError
+        If ``frames`` is not floating point.
+
+    Examples
+    --------
+    >>> from rpmref.balls import initial_params
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> params = initial_params(config, frames)
+    >>> params["conv1_w"].shape[0], "critic_log_lengthscale" in params
+    (4, True)
     """
     _check_frames(frames)
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -205,11 +316,47 @@ def effective_batch_sizes(n_pairs, batch_size):
 
 
 def encode(params, bn_state, frames, config, batch=256):
-    """Latents z (T, 6) float64 = (x1, y1, x2, y2, x3, y3): the centres of mass of the
-    3 maps in pixel coordinates, evaluation-mode batch norm (running statistics).
+    """Latents z = (x1, y1, x2, y2, x3, y3): the centres of mass of the 3 maps.
 
-    Computed in float64 whatever ``config.dtype``, with ``config.blas_threads``
-    BLAS threads, ``batch`` (≥ 1) frames at a time; works on untrained parameters.
+    Centres in pixel coordinates, with evaluation-mode batch norm (running
+    statistics). Computed in float64 whatever ``config.dtype``, with
+    ``config.blas_threads`` BLAS threads; works on untrained parameters.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder parameters (``TrainResult.params`` or :func:`initial_params`).
+    bn_state : dict of ndarray
+        Running batch-norm statistics.
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames in [0, 1].
+    config : TrainConfig
+        The settings the parameters were made with.
+    batch : int, default 256
+        Frames encoded at a time (≥ 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (T, 6)
+        The latents.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not 4-D, or ``batch`` < 1.
+    TypeError
+        If ``frames`` is not floating point, or ``batch`` is not an integer.
+
+    Examples
+    --------
+    >>> from rpmref import encode, train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> z = encode(result.params, result.bn_state, frames, config)
+    >>> z.shape, z.dtype
+    ((24, 6), dtype('float64'))
     """
     _check_frames(frames)
     batch = check_positive_int(batch, "batch")
@@ -451,24 +598,66 @@ def _save(out_dir, st, config, fp):
 
 def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=None, *,
           overwrite=False, on_step=None):
-    """Train the encoder and critic on one video; returns a TrainResult.
+    """Train the encoder and critic on one video with the in-batch InfoNCE loss (Eq. 6).
 
-    config: TrainConfig. frames: (T, C, H, W) floats in [0, 1], T ≥ 3.
-    out_dir: the run directory for checkpoint.npz and metrics.jsonl (None:
-    nothing written). It is locked while training (``rundir.RunLockedError``
-    if another run holds it) and must not hold a run already, unless
-    resume: continue from its checkpoint (same config apart from epochs /
-    steps; every array, counter and history row is checked) or overwrite:
-    start afresh, deleting the old run's files.
-    on_epoch(epoch, params, bn_state): called after every epoch (and after a
-    final partial one), once its checkpoint is written.
-    on_step(step, params, bn_state): called after every update, before that
-    update's checkpoint or metrics are written.
+    Parameters
+    ----------
+    config : TrainConfig
+        The training settings.
+    frames : ndarray, shape (T, C, H, W)
+        Floats in [0, 1], T ≥ 3; the kernel must fit in the frame.
+    out_dir : str or os.PathLike, optional
+        The run directory for checkpoint.npz and metrics.jsonl (None: nothing
+        written). It is locked while training and must not hold a run already,
+        unless ``resume`` or ``overwrite``.
+    resume : bool, default False
+        Continue from ``out_dir``'s checkpoint (same config apart from epochs /
+        steps; every array, counter and history row is checked).
+    progress : bool, default True
+        Show a progress bar.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, params, bn_state)``: called after every epoch (and after
+        a final partial one), once its checkpoint is written.
+    overwrite : bool, default False
+        Start afresh in ``out_dir``, deleting the old run's files.
+    on_step : callable, optional
+        ``on_step(step, params, bn_state)``: called after every update, before that
+        update's checkpoint or metrics are written.
 
-    Raises NonFiniteLossError (a divergent step; nothing of it is kept),
-    TrainingInterrupted on Ctrl-C (after writing a checkpoint of the last
-    completed step), RunWriteError if a file cannot be written, ValueError for
-    a checkpoint that does not fit (CorruptCheckpointError for a damaged one).
+    Returns
+    -------
+    TrainResult
+        Parameters, batch-norm state, per-epoch history and timings.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a TrainConfig, ``frames`` is not floating point, or
+        ``resume`` / ``overwrite`` is not a bool.
+    ValueError
+        If ``frames`` cannot be used (not (T, C, H, W), T < 3, kernel larger than a
+        frame), ``resume`` or ``overwrite`` is given without ``out_dir``, or a
+        checkpoint does not fit (CorruptCheckpointError for a damaged one).
+    FileNotFoundError
+        If ``resume`` finds no checkpoint.
+    rpmref.balls.rundir.RunLockedError
+        If another run holds ``out_dir``.
+    rpmref.balls.trainer.NonFiniteLossError
+        A divergent step (nothing of it is kept).
+    rpmref.balls.trainer.TrainingInterrupted
+        On Ctrl-C, after writing a checkpoint of the last completed step.
+    rpmref.balls.trainer.RunWriteError
+        If a file cannot be written.
+
+    Examples
+    --------
+    >>> from rpmref import train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> result.steps, sorted(result.history[0])
+    (2, ['batches', 'complete', 'epoch', 'estimate', 'loss', 'step'])
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
