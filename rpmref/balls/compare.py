@@ -351,18 +351,10 @@ def _encoder_fingerprint(params):
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
                 out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print,
                 jobs=None, dask=None, overwrite=False, title="Default settings"):
-    """Default comparison: every critic × seed at ``train_config``; writes results.
+    """Default comparison (Sec. 5, Fig. 1): every critic × seed at ``train_config``.
 
-    Returns the results dict (also written as ``results.json``; the table as
-    ``results.md`` headed ``title``; the figure as ``fig1.png`` when matplotlib
-    is available). The figure and the per-epoch held-out R² are for
-    ``figure_seed`` (default: the first seed).
-
-    Where the runs go: ``jobs`` worker processes (default ``default_jobs()``),
-    or ``dask``: "local:N" (a LocalCluster of N processes), a scheduler address
-    or a ``distributed.Client``. Every run uses one BLAS thread (its
-    ``train_config.blas_threads`` is set to 1: the runs are the parallelism),
-    so the results do not depend on ``jobs`` or ``dask``.
+    The figure and the per-epoch held-out R² are for ``figure_seed``. Every run
+    uses one BLAS thread, so the results do not depend on ``jobs`` or ``dask``.
 
     Resuming: finished runs are kept in ``out_dir``/results.partial.json (and
     .npz: the figure seed's latents) as they finish; a rerun with the same
@@ -370,8 +362,68 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     for the fields ``total_wall_time``, every run's ``wall_time`` and
     ``steps_per_s``, the summary's ``wall_time``, ``environment`` and
     ``execution``. If ``out_dir`` already holds a finished results.json of the
-    same settings it is returned as read; one of other settings raises
-    FileExistsError unless ``overwrite``.
+    same settings it is returned as read.
+
+    Parameters
+    ----------
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds (non-negative, no repeats, at least one).
+    critics : sequence of str, default ("rbf", "bilinear", "cosine")
+        A non-empty subset of the critics, without repeats.
+    train_config : TrainConfig, optional
+        The training settings (default ``TrainConfig()``); its ``blas_threads`` is
+        set to 1 for every run (the runs are the parallelism).
+    balls_config : BallsConfig, optional
+        The video settings (default ``BallsConfig()``).
+    out_dir : str or os.PathLike, optional
+        Where ``results.json``, ``results.md`` (headed ``title``) and ``fig1.png``
+        (when matplotlib is available) are written; None writes nothing.
+    curve_every : int, default 2
+        Epochs between the held-out R² points of the learning curve.
+    figure_seed : int, optional
+        The seed shown in the figure (default: the first seed); one of ``seeds``.
+    progress : bool, default True
+        Show progress bars.
+    log : callable, default print
+        Receives one-line progress messages.
+    jobs : int, optional
+        Worker processes (default ``default_jobs()``; at most ``max_jobs()``).
+    dask : str or distributed.Client, optional
+        Run on Dask instead: "local:N" (a LocalCluster of N processes), a scheduler
+        address or a ``distributed.Client``.
+    overwrite : bool, default False
+        Replace a finished result of other settings in ``out_dir``.
+    title : str, default "Default settings"
+        Heading of ``results.md``.
+
+    Returns
+    -------
+    dict
+        The results: ``settings``, ``runs``, ``summary`` (per critic, and the
+        untrained encoder), ``environment``, ``execution``, ``total_wall_time``.
+
+    Raises
+    ------
+    TypeError
+        If ``train_config`` is not a TrainConfig.
+    ValueError
+        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        ``jobs`` is not a positive integer within ``max_jobs()``.
+    FileExistsError
+        If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
+    RuntimeError
+        If the Dask cluster has no workers. Also ValueError if ``figure_seed`` is not one of ``seeds``.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import run_compare
+    >>> results = run_compare(seeds=(0,), critics=("rbf",), train_config=tiny,
+    ...                       balls_config=balls, progress=False, log=lambda *a: None, jobs=1)
+    >>> sorted(results["summary"])
+    ['rbf', 'untrained']
     """
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
@@ -436,9 +488,69 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     Every run is scored on the validation video (seed 2) and the held-out video
     (seed 1); a critic's best setting maximises the mean over seeds of the
     validation mean matched-map R², and the held-out scores of that setting are
-    reported. The held-out video never enters the choice. ``jobs``, ``dask``,
-    resuming from ``out_dir``/sweep.partial.json and ``overwrite``: as in
-    ``run_compare`` (the results do not depend on where the runs go).
+    reported. The held-out video never enters the choice. Resuming from
+    ``out_dir``/sweep.partial.json: as in :func:`run_compare` (the results do not
+    depend on where the runs go).
+
+    Parameters
+    ----------
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds (non-negative, no repeats, at least one).
+    critics : sequence of str, default ("rbf", "bilinear", "cosine")
+        A non-empty subset of the critics, without repeats.
+    train_config : TrainConfig, optional
+        The training settings (default ``TrainConfig()``); its ``blas_threads`` is
+        set to 1 for every run (the runs are the parallelism).
+    balls_config : BallsConfig, optional
+        The video settings (default ``BallsConfig()``).
+    optimisers : sequence of str, default ("sgd", "adam")
+        Optimisers of the grid.
+    learning_rates : sequence of float, default (1e-3, 3e-3, 1e-2, 3e-2)
+        Learning rates of the grid.
+    out_dir : str or os.PathLike, optional
+        Where the sweep's results are written; None writes nothing.
+    progress : bool, default False
+        Show progress bars.
+    log : callable, default print
+        Receives one-line progress messages.
+    jobs : int, optional
+        Worker processes (default ``default_jobs()``; at most ``max_jobs()``).
+    dask : str or distributed.Client, optional
+        Run on Dask instead: "local:N" (a LocalCluster of N processes), a scheduler
+        address or a ``distributed.Client``.
+    overwrite : bool, default False
+        Replace a finished result of other settings in ``out_dir``.
+    title : str
+        Heading of the Markdown table.
+
+    Returns
+    -------
+    dict
+        ``settings``, ``grid`` (every run), ``best_setting`` and ``summary`` (per
+        critic), ``environment``, ``execution``, ``total_wall_time``.
+
+    Raises
+    ------
+    TypeError
+        If ``train_config`` is not a TrainConfig.
+    ValueError
+        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        ``jobs`` is not a positive integer within ``max_jobs()``.
+    FileExistsError
+        If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
+    RuntimeError
+        If the Dask cluster has no workers.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import run_sweep
+    >>> sweep = run_sweep(seeds=(0,), critics=("rbf",), train_config=tiny, balls_config=balls,
+    ...                   optimisers=("adam",), learning_rates=(3e-3,), log=lambda *a: None, jobs=1)
+    >>> sorted(sweep["best_setting"])
+    ['rbf']
     """
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
