@@ -64,7 +64,8 @@ def infonce_loss(logits):
     Examples
     --------
     >>> import numpy as np
-    >>> round(infonce_loss(np.zeros((4, 4))) - np.log(4), 15)
+    >>> from rpmref.testing import infonce_loss
+    >>> round(infonce_loss(np.zeros((4, 4))) - float(np.log(4)), 15)
     0.0
     """
     logits = check_logits(logits)
@@ -72,7 +73,31 @@ def infonce_loss(logits):
 
 
 def infonce_loss_gradient(logits):
-    """∂ loss / ∂ L = (softmax(L) − I) / B, shape (B, B) (rows: anchors)."""
+    """∂ loss / ∂ L = (softmax(L) − I) / B of :func:`infonce_loss` (rows: anchors).
+
+    Parameters
+    ----------
+    logits : array_like, shape (B, B)
+        As for :func:`infonce_loss`.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        The gradient.
+
+    Raises
+    ------
+    ValueError
+        If ``logits`` is not square, has NaN or +inf entries, or a non-finite diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing import infonce_loss_gradient
+    >>> infonce_loss_gradient(np.zeros((2, 2)))
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
     logits = check_logits(logits)
     b = logits.shape[0]
     return (np.exp(log_softmax(logits, axis=1)) - np.eye(b)) / b
@@ -100,10 +125,39 @@ def check_embeddings(z, z_prime, critic=None):
 
 
 def critic_scores(critic, z, z_prime):
-    """Scores S[i, j] = f(z_i, z'_j), shape (B, B'), for z (B, D), z' (B', D).
+    """Scores S[i, j] = f(z_i, z'_j) of a critic.
 
-    critic: "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
-    ``critic(z, z_prime) -> (B, B')`` array.
+    Parameters
+    ----------
+    critic : {"dot", "cosine"} or callable
+        "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
+        ``critic(z, z_prime) -> (B, B')`` array.
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B', D)
+        Candidates.
+
+    Returns
+    -------
+    ndarray, shape (B, B')
+        The scores.
+
+    Raises
+    ------
+    ValueError
+        If z and z_prime differ in D, a row is zero under "cosine", a callable
+        returns the wrong shape, or ``critic`` is none of these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing import critic_scores
+    >>> critic_scores("dot", np.eye(2), 2 * np.eye(2))
+    array([[2., 0.],
+           [0., 2.]])
+    >>> critic_scores("cosine", np.eye(2), 2 * np.eye(2))
+    array([[1., 0.],
+           [0., 1.]])
     """
     z, z_prime = check_embeddings(z, z_prime, critic)
     if callable(critic):
@@ -136,8 +190,40 @@ def critic_vjp(critic, z, z_prime, grad_scores):
 
 
 def embedding_loss(z, z_prime, critic, temperature=None):
-    """The in-batch InfoNCE loss of critic(z, z') / τ (τ = 1 when ``temperature`` is None),
-    z and z_prime (B, D) with (z_i, z'_i) the positive pairs; in nats."""
+    """The in-batch InfoNCE loss (Eq. 6) of the scores critic(z, z') / τ, in nats.
+
+    Parameters
+    ----------
+    z : array_like, shape (B, D)
+        Anchors; (z_i, z'_i) are the positive pairs.
+    z_prime : array_like, shape (B, D)
+        Positives.
+    critic : {"dot", "cosine"} or callable
+        As for :func:`critic_scores`.
+    temperature : float, optional
+        τ > 0 (None: τ = 1).
+
+    Returns
+    -------
+    float
+        The loss in nats.
+
+    Raises
+    ------
+    ValueError
+        If the embeddings' shapes differ in D, a cosine row is zero, ``critic`` is
+        unknown or returns the wrong shape, or ``temperature`` is not positive.
+
+    Examples
+    --------
+    Two orthonormal pairs under the dot critic: each term is −log(e / (e + 1)).
+
+    >>> import numpy as np
+    >>> from rpmref.testing import embedding_loss
+    >>> loss = embedding_loss(np.eye(2), np.eye(2), "dot")
+    >>> bool(abs(loss + np.log(np.e / (np.e + 1))) < 1e-15)
+    True
+    """
     tau = 1.0 if temperature is None else float(temperature)
     if not 0 < tau < np.inf:
         raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
