@@ -58,7 +58,32 @@ SIGMAS = 4.0            # claims are tested at 4 standard errors
 
 @dataclass(frozen=True)
 class Problem:
-    """A joint P(z, z') with known answers; ``sample(n, rng)`` -> (z (n, k), z' (n, k'))."""
+    """A joint P(z, z') with known answers, for :func:`check_mi_estimator`.
+
+    Parameters
+    ----------
+    name : str
+        The problem's name.
+    mutual_information : float
+        I(Z; Z'), in nats.
+    infonce_limit : float
+        I_∞(f*) of the optimal critic (Eq. 7), in nats.
+    infonce_n : float or None
+        I_N(f*) (Eq. 6), None when not computed.
+    infonce_n_stderr : float or None
+        Its standard error (0 when exact).
+    sample : callable
+        ``sample(n, rng)`` -> (z (n, k), z' (n, k')).
+    critic : callable
+        The optimal critic f*(z, z') -> (N, N') scores.
+
+    Examples
+    --------
+    >>> from rpmref.testing.estimators import DISCRETE_JOINTS, discrete_problem
+    >>> problem = discrete_problem("binary, weak", DISCRETE_JOINTS["binary, weak"], 4)
+    >>> round(problem.mutual_information, 6), round(problem.infonce_n, 6)
+    (0.192745, 0.145801)
+    """
     name: str
     mutual_information: float
     infonce_limit: float
@@ -190,7 +215,39 @@ def _one_hot(states, k):
 
 
 def discrete_problem(name, p_zz, n):
-    """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic."""
+    """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic.
+
+    f*(z, z') = log P(z, z') − log P(z) − log P(z'); samples are one-hot rows.
+
+    Parameters
+    ----------
+    name : str
+        The problem's name.
+    p_zz : array_like, shape (k, k')
+        A joint pmf with full support.
+    n : int
+        N, the batch size of the exact I_N(f*).
+
+    Returns
+    -------
+    Problem
+        The problem.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``p_zz`` is not a 2-D pmf; ValueError if it has a zero (the optimal critic
+        would be −inf there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.estimators import discrete_problem
+    >>> problem = discrete_problem("binary", np.array([[0.4, 0.1], [0.1, 0.4]]), 4)
+    >>> z, z_prime = problem.sample(3, np.random.default_rng(0))
+    >>> z.shape, problem.critic(z, z_prime).shape
+    ((3, 2), (3, 3))
+    """
     p_zz = check_pmf(p_zz, "p_zz", ndim=2)
     if np.any(p_zz == 0):
         raise ValueError("p_zz must have full support (the optimal critic log p(z'|z)/p(z') "
@@ -213,8 +270,36 @@ def discrete_problem(name, p_zz, n):
 
 
 def gaussian_problem(level, dim, n, reference_batches, rng):
-    """A staircase ``Problem`` with I = ``level`` nats in dimension ``dim``; I_N(f*) by
-    Monte Carlo over ``reference_batches`` batches (not computed when 0)."""
+    """A Gaussian-staircase ``Problem`` with I = ``level`` nats in dimension ``dim``.
+
+    I_N(f*) by Monte Carlo over ``reference_batches`` batches (not computed when 0).
+
+    Parameters
+    ----------
+    level : float
+        The mutual information, in nats.
+    dim : int
+        The dimension of z and of z'.
+    n : int
+        N, the batch size of I_N(f*).
+    reference_batches : int
+        Monte Carlo batches for I_N(f*); 0 skips it.
+    rng : numpy.random.Generator
+        The generator of the Monte Carlo reference.
+
+    Returns
+    -------
+    Problem
+        The problem.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.estimators import gaussian_problem
+    >>> problem = gaussian_problem(2.0, 4, 8, 0, np.random.default_rng(0))
+    >>> problem.name, round(problem.mutual_information, 12), problem.infonce_n
+    ('gaussian 2 nats', 2.0, None)
+    """
     joint, _ = staircase_joint(level, dim)
     quadratic = gaussian_forms.optimal_critic(joint)
     estimate = stderr = None
@@ -232,7 +317,34 @@ def gaussian_problem(level, dim, n, reference_batches, rng):
 
 
 def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batches=1000, seed=0):
-    """The ``Problem`` list for ``problems`` = "all", "discrete" or "gaussian"."""
+    """The ``Problem`` list for ``problems`` = "all", "discrete" or "gaussian".
+
+    Parameters
+    ----------
+    problems : {"all", "discrete", "gaussian"}
+        Which problems.
+    batch_size : int
+        N.
+    levels : sequence of float, default ``LEVELS``
+        The staircase's MI levels, in nats.
+    dim : int, default ``DIM``
+        The staircase's dimension.
+    reference_batches : int, default 1000
+        Monte Carlo batches of each Gaussian I_N(f*).
+    seed : int, default 0
+        Seed of the Monte Carlo references.
+
+    Returns
+    -------
+    list of Problem
+        The discrete problems (``DISCRETE_JOINTS``), then one per level.
+
+    Examples
+    --------
+    >>> from rpmref.testing.estimators import make_problems
+    >>> [problem.name for problem in make_problems("discrete", 8)]
+    ['binary, weak', '3x3, strong', '4x2, uneven']
+    """
     out = []
     if problems in ("all", "discrete"):
         out += [discrete_problem(name, p, batch_size) for name, p in DISCRETE_JOINTS.items()]
