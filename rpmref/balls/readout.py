@@ -61,7 +61,33 @@ def fit_linear_readout(z, targets):
 
 
 def predict(readout, z):
-    """ŷ = z A + c; z (T, D) → (T, K)."""
+    """ŷ = z A + c of a linear readout.
+
+    Parameters
+    ----------
+    readout : dict
+        ``coef`` (D, K) and ``intercept`` (K,), as from :func:`fit_linear_readout`.
+    z : array_like, shape (T, D)
+        Latents.
+
+    Returns
+    -------
+    ndarray, shape (T, K)
+        The predictions.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not a finite (T, D) array (or (T, n_balls, 2), flattened).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.readout import predict
+    >>> predict({"coef": np.array([[2.0]]), "intercept": np.array([1.0])}, np.array([[1.0], [2.0]]))
+    array([[3.],
+           [5.]])
+    """
     return _as_2d("z", z) @ readout["coef"] + readout["intercept"]
 
 
