@@ -199,13 +199,34 @@ class TrainResult:
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss, a gradient or an updated parameter / statistic became NaN or infinite;
-    nothing of that step is kept and the last good checkpoint stays in place."""
+    """The loss, a gradient or an updated parameter / statistic became NaN or infinite (a RuntimeError).
+
+    Nothing of that step is kept and the last good checkpoint stays in place.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import NonFiniteLossError
+    >>> issubclass(NonFiniteLossError, RuntimeError)
+    True
+    """
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``train``: ``step`` updates are done; ``checkpoint`` is the file
-    holding them (None if nothing could be written)."""
+    """Ctrl-C during ``train`` (a KeyboardInterrupt), after the last completed update was saved.
+
+    Parameters
+    ----------
+    step : int
+        Updates done (kept as ``.step``).
+    checkpoint : str or None
+        The file holding them (kept as ``.checkpoint``; None if nothing could be written).
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import TrainingInterrupted
+    >>> str(TrainingInterrupted(3, "run/checkpoint.npz"))
+    'interrupted: checkpoint run/checkpoint.npz holds step 3'
+    """
 
     def __init__(self, step, checkpoint):
         self.step, self.checkpoint = step, checkpoint
@@ -215,8 +236,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class RunWriteError(OSError):
-    """Writing the checkpoint or the metrics failed (e.g. a full disk); the message names
-    the file and what is still on disk."""
+    """Writing the checkpoint or the metrics failed (e.g. a full disk); an OSError.
+
+    The message names the file and what is still on disk.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import RunWriteError
+    >>> issubclass(RunWriteError, OSError)
+    True
+    """
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +253,34 @@ class RunWriteError(OSError):
 
 
 def init_params(config, rng, in_channels=3):
-    """Encoder and critic parameters (dict name → array) in ``config.dtype``."""
+    """Encoder and critic parameters (dict name → array) in ``config.dtype``.
+
+    The draw of :func:`rpmref.balls.layers.init_encoder_params`, then the critic's
+    initial parameters; no map orientation (that is :func:`initial_params`).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``hidden_channels``, ``kernel_size``, ``critic`` and ``dtype``.
+    rng : int, numpy.random.Generator or None
+        Seed or generator (passed to ``numpy.random.default_rng``).
+    in_channels : int, default 3
+        Channels of the frames.
+
+    Returns
+    -------
+    dict of ndarray
+        conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta
+        and the critic's parameters.
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.trainer import init_params
+    >>> params = init_params(TrainConfig(hidden_channels=4, kernel_size=3), 0)
+    >>> params["conv1_w"].shape, params["conv1_w"].dtype, "critic_log_lengthscale" in params
+    ((4, 3, 3, 3), dtype('float32'), True)
+    """
     rng = np.random.default_rng(rng)
     dtype = np.dtype(config.dtype)
     params = layers.init_encoder_params(rng, in_channels, config.hidden_channels, 3,
@@ -281,7 +337,26 @@ def initial_params(config, frames, rng=None):
 
 
 def init_bn_state(config):
-    """Running batch-norm statistics before training (means 0, variances 1)."""
+    """Running batch-norm statistics before training (means 0, variances 1), in ``config.dtype``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``hidden_channels`` and ``dtype``.
+
+    Returns
+    -------
+    dict of ndarray
+        bn1_mean, bn1_var (hidden_channels,), bn2_mean, bn2_var (3,).
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.trainer import init_bn_state
+    >>> state = init_bn_state(TrainConfig(hidden_channels=4))
+    >>> state["bn1_var"], state["bn2_mean"]
+    (array([1., 1., 1., 1.], dtype=float32), array([0., 0., 0.], dtype=float32))
+    """
     return layers.init_bn_state(config.hidden_channels, 3, np.dtype(config.dtype))
 
 
@@ -296,8 +371,37 @@ def _check_frames(frames):
 def check_frames_for_config(config, frames):
     """Refuse a video ``train(config, frames)`` cannot use, before any work.
 
-    frames: (T, C, H, W) floats, T ≥ 3 (two pairs); the kernel must fit in the
-    frame (a larger 'same' kernel sees only padding, and costs k² per pixel).
+    The kernel must fit in the frame (a larger 'same' kernel sees only padding,
+    and costs k² per pixel).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The settings (``kernel_size``).
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames, T ≥ 3 (two pairs).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If ``frames`` is not floating point.
+    ValueError
+        If it is not a 4-D array, has fewer than 3 frames, or is smaller than the kernel.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls.trainer import check_frames_for_config
+    >>> check_frames_for_config(config, frames[:2])
+    Traceback (most recent call last):
+    ...
+    ValueError: frames must hold at least 3 frames (2 pairs); got 2
     """
     _check_frames(frames)
     if frames.shape[0] < 3:
@@ -309,8 +413,29 @@ def check_frames_for_config(config, frames):
 
 
 def effective_batch_sizes(n_pairs, batch_size):
-    """Pairs in each of the ⌈P / B⌉ batches of an epoch (``np.array_split``): P pairs
-    split as evenly as possible, so sizes differ by at most one and may be below B."""
+    """Pairs in each of the ⌈P / B⌉ batches of an epoch (``np.array_split``).
+
+    P pairs are split as evenly as possible, so sizes differ by at most one and
+    may be below B.
+
+    Parameters
+    ----------
+    n_pairs : int
+        P, the pairs of consecutive frames.
+    batch_size : int
+        B.
+
+    Returns
+    -------
+    tuple of int
+        The batch sizes, in order.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import effective_batch_sizes
+    >>> effective_batch_sizes(23, 8)
+    (8, 8, 7)
+    """
     n_batches = _n_batches(n_pairs, batch_size)
     return tuple(len(a) for a in np.array_split(np.arange(n_pairs), n_batches))
 
@@ -371,17 +496,73 @@ def encode(params, bn_state, frames, config, batch=256):
 
 
 def coordinate_scale(height, width, dtype=np.float64):
-    """S = (W, H, W, H, W, H): u = z / S − ½ maps every centre into [−½, ½]."""
+    """S = (W, H, W, H, W, H): u = z / S − ½ maps every centre into [−½, ½].
+
+    Parameters
+    ----------
+    height : int
+        H.
+    width : int
+        W.
+    dtype : dtype, default float64
+        The dtype of S.
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        S.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import coordinate_scale
+    >>> coordinate_scale(16, 32)
+    array([32., 16., 32., 16., 32., 16.])
+    """
     return np.array([width, height] * 3, dtype=dtype)
 
 
 def objective(params, x, critic, scale, reference=False, workspace=None):
-    """In-batch InfoNCE loss of one batch and auxiliary values.
+    """In-batch InfoNCE loss (Eq. 6) of one batch, and auxiliary values.
 
-    x: (C, 2B, H, W), the B frames t followed by their B frames t+1.
-    workspace: a ``grid.Workspace`` whose buffers and threads the encoder reuses
-    (None: inside train_step the one it keeps for this thread, elsewhere a fresh one).
-    Returns (loss, (loss value, estimate, batch-norm statistics)).
+    The encoder's latents are normalised to u = z / S − ½ before the critic.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder and critic parameters.
+    x : ndarray, shape (C, 2B, H, W)
+        The B frames t followed by their B frames t+1, channel first.
+    critic : callable
+        ``critic(params, u, u_prime)`` (:mod:`rpmref.balls.critics`).
+    scale : ndarray, shape (6,)
+        S of :func:`coordinate_scale`.
+    reference : bool, default False
+        Use the plain autograd compositions of the encoder.
+    workspace : grid.Workspace, optional
+        Buffers and threads the encoder reuses (None: inside ``train_step`` the one
+        it keeps for this thread, elsewhere a fresh one).
+
+    Returns
+    -------
+    loss : float or autograd box
+        The loss, in nats (differentiable by autograd in ``params``).
+    aux : tuple
+        (loss value, estimate log B − loss, batch-norm statistics).
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> import numpy as np
+    >>> from rpmref.balls import layers
+    >>> from rpmref.balls.critics import get_critic
+    >>> from rpmref.balls.trainer import coordinate_scale, init_params, objective
+    >>> params = {k: v.astype(np.float64) for k, v in init_params(config, 0).items()}
+    >>> x = layers.to_channel_first(frames[np.r_[0:4, 1:5]].astype(np.float64))   # B = 4 pairs
+    >>> loss, (value, estimate, stats) = objective(params, x, get_critic("rbf"), coordinate_scale(16, 16))
+    >>> bool(estimate == np.log(4) - value), bool(estimate <= np.log(4))   # loss ≥ 0
+    (True, True)
     """
     if workspace is None:
         workspace = getattr(_LOCAL, "active", None)
@@ -405,12 +586,55 @@ def _first_non_finite(groups):
 
 
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
-    """One update on batch x (C, 2B, H, W); returns (params, bn_state, opt_state, loss, estimate).
+    """One update on batch x: gradient of :func:`objective`, optimiser step, running statistics.
 
     The encoder runs on this thread's ``grid.Workspace`` with ``step_threads(config)``
-    threads; its buffers are kept for the next step. Raises NonFiniteLossError (and changes
-    nothing) if the loss, a gradient, an updated parameter, optimiser moment or running
-    statistic is not finite.
+    threads; its buffers are kept for the next step.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder and critic parameters.
+    bn_state : dict of ndarray
+        Running batch-norm statistics.
+    opt_state : dict of ndarray
+        Optimiser state (:func:`rpmref.balls.optim.init_state`).
+    x : ndarray, shape (C, 2B, H, W)
+        The batch (frames t, then frames t+1), in ``config.dtype``.
+    config : TrainConfig
+        ``optimizer``, ``lr``, ``momentum``, ``bn_momentum``, ``blas_threads``.
+    critic : callable
+        The critic function.
+    scale : ndarray, shape (6,)
+        S of :func:`coordinate_scale`.
+
+    Returns
+    -------
+    tuple
+        (params, bn_state, opt_state, loss, estimate), the last two floats in nats.
+
+    Raises
+    ------
+    NonFiniteLossError
+        (changing nothing) if the loss, a gradient, an updated parameter, optimiser
+        moment or running statistic is not finite.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> import numpy as np
+    >>> from rpmref.balls import layers, optim
+    >>> from rpmref.balls.critics import get_critic
+    >>> from rpmref.balls.trainer import coordinate_scale, init_bn_state, init_params, train_step
+    >>> params = init_params(config, 0)
+    >>> x = layers.to_channel_first(frames[np.r_[0:4, 1:5]])
+    >>> new_params, bn, opt, loss, estimate = train_step(
+    ...     params, init_bn_state(config), optim.init_state(params, "adam"), x, config,
+    ...     get_critic("rbf"), coordinate_scale(16, 16, np.float32))
+    >>> int(opt["t"]), loss >= 0, abs(estimate - (float(np.log(4)) - loss)) < 1e-6   # float32 eps·log 4 ≈ 1.7e-7
+    (1, True, True)
     """
     threads = step_threads(config)
     _LOCAL.active = _thread_workspace(threads)  # objective's workspace during this step only
@@ -443,7 +667,26 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 
 def step_threads(config):
-    """Threads of a training step: ``config.blas_threads``, or every available core if None."""
+    """Threads of a training step: ``config.blas_threads``, or every available core if None.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The settings.
+
+    Returns
+    -------
+    int
+        The thread count.
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.grid import available_cores
+    >>> from rpmref.balls.trainer import step_threads
+    >>> step_threads(TrainConfig()), step_threads(TrainConfig(blas_threads=None)) == available_cores()
+    (1, True)
+    """
     return grid.available_cores() if config.blas_threads is None else config.blas_threads
 
 
@@ -461,13 +704,51 @@ def blas_threads(n):
     """Context manager: run the body with ``n`` BLAS threads (None: every available core).
 
     threadpoolctl, so OpenBLAS, MKL and BLIS alike; the previous limits come back after.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        The context manager.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info
+    >>> from rpmref.balls.trainer import blas_threads
+    >>> with blas_threads(1):
+    ...     print(all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas"))
+    True
     """
     return threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 def limit_blas_threads(n):
-    """Set this process's BLAS thread count to ``n`` for good (None: every available core);
-    for worker processes that only ever train."""
+    """Set this process's BLAS thread count to ``n`` for good (None: every available core).
+
+    For worker processes that only ever train.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info, threadpool_limits
+    >>> from rpmref.balls.trainer import limit_blas_threads
+    >>> with threadpool_limits(limits=None):   # puts this process's limits back afterwards
+    ...     limit_blas_threads(1)
+    ...     print(all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas"))
+    True
+    """
     threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
@@ -803,8 +1084,44 @@ def _write_run(out_dir, st, config, fp, saved):
 
 
 def check_readout_videos(frames, positions, heldout_frames, heldout_positions):
-    """The held-out video must look like the training video: same (C, H, W) frames and
-    the same number of balls; positions (T, n_balls, 2) with one row per frame."""
+    """The held-out video must look like the training video.
+
+    Same (C, H, W) frames and the same number of balls; positions
+    (T, n_balls, 2) with one row per frame.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (T, C, H, W)
+        Training frames.
+    positions : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    heldout_frames : ndarray, shape (T', C, H, W)
+        Held-out frames.
+    heldout_positions : array_like, shape (T', n_balls, 2)
+        Held-out ball centres.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If frames are not floating point.
+    ValueError
+        For any mismatch, naming which video.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls.trainer import check_readout_videos
+    >>> check_readout_videos(frames, positions, frames, positions[:3])
+    Traceback (most recent call last):
+    ...
+    ValueError: the held-out positions must be (T, n_balls, 2) with T = 24 frames; got shape (3, 3, 2)
+    """
     for name, f, p in (("training", frames, positions),
                        ("held-out", heldout_frames, heldout_positions)):
         _check_frames(f)
@@ -821,7 +1138,7 @@ def check_readout_videos(frames, positions, heldout_frames, heldout_positions):
 
 def run_summary(config, result, frames, positions, heldout_frames, heldout_positions,
                 video="", heldout_video=""):
-    """What ``summary.json`` records about a finished (or resumed) run; returns a dict.
+    """What ``summary.json`` records about a finished (or resumed) run.
 
     The linear readout z → ball centres (``readout``) fit on the training video
     and scored there and on the held-out video; the last history row's loss and
@@ -831,6 +1148,50 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
     SUMMARY_VOLATILE (``session``: this call's wall time, steps/s and updates;
     ``environment``) are the only ones that differ between a run interrupted and
     resumed and the uninterrupted run.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's settings.
+    result : TrainResult
+        What :func:`train` returned.
+    frames : ndarray, shape (T, C, H, W)
+        Training frames.
+    positions : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    heldout_frames : ndarray, shape (T', C, H, W)
+        Held-out frames.
+    heldout_positions : array_like, shape (T', n_balls, 2)
+        Held-out ball centres.
+    video : str, default ""
+        Where the training video came from.
+    heldout_video : str, default ""
+        Where the held-out video came from.
+
+    Returns
+    -------
+    dict
+        JSON-ready: config, steps, epochs_completed, final_loss, final_estimate,
+        pairs, batches_per_epoch, effective_batch_sizes, log_batch, readout_heldout,
+        readout_train, video, heldout_video, session, environment.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_readout_videos`.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import train
+    >>> from rpmref.balls.trainer import run_summary
+    >>> heldout_frames, heldout_positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=1)
+    >>> summary = run_summary(config, train(config, frames, progress=False), frames, positions,
+    ...                       heldout_frames, heldout_positions)
+    >>> summary["steps"], summary["pairs"], summary["effective_batch_sizes"]
+    (2, 23, [7, 8])
     """
     check_readout_videos(frames, positions, heldout_frames, heldout_positions)
     z_train = encode(result.params, result.bn_state, frames, config)
@@ -854,7 +1215,35 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
 
 
 def write_summary(out_dir, summary):
-    """Write ``summary`` to out_dir/summary.json atomically; returns the path."""
+    """Write ``summary`` to out_dir/summary.json atomically; returns the path.
+
+    Parameters
+    ----------
+    out_dir : str
+        The run directory.
+    summary : dict
+        JSON-serialisable, as from :func:`run_summary`.
+
+    Returns
+    -------
+    str
+        The file written.
+
+    Raises
+    ------
+    RunWriteError
+        If it cannot be written (the checkpoint and metrics are; ``--resume``
+        rewrites the summary).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from rpmref.balls.trainer import write_summary
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_summary(tmp, {"steps": 2})
+    ...     print(path.endswith("summary.json"), json.load(open(path)))
+    True {'steps': 2}
+    """
     path = os.path.join(out_dir, SUMMARY)
     try:
         rundir.atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
