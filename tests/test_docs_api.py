@@ -5,9 +5,10 @@ resolved, nothing written) with warnings as errors; the proofs report and the
 verify table are replaced by placeholders (``RPMREF_DOCS_SKIP_SLOW``), which
 touches no API page. The public names are listed here independently of the
 generator in docs/_ext/rpmref_docs.py: ``__all__`` of ``rpmref``,
-``rpmref.gaussian`` and ``rpmref.balls``; every function and class defined in a
-submodule of ``rpmref.balls`` and ``rpmref.gaussian``; ``rpmref.verify`` and
-``rpmref.environment``.
+``rpmref.gaussian``, ``rpmref.balls``, ``rpmref.testing`` and ``rpmref.strategies``;
+every function and class defined in a submodule of ``rpmref.balls`` and
+``rpmref.gaussian``, and the ``__all__`` of every submodule of ``rpmref.testing``;
+``rpmref.verify`` and ``rpmref.environment``.
 """
 import importlib
 import inspect
@@ -35,13 +36,19 @@ def public_objects():
     import rpmref
     import rpmref.balls
     import rpmref.gaussian
+    import rpmref.strategies
+    import rpmref.testing
     out = {}
-    for package in (rpmref, rpmref.gaussian, rpmref.balls):
+    for package in (rpmref, rpmref.gaussian, rpmref.balls, rpmref.testing, rpmref.strategies):
         out.update({f"{package.__name__}.{name}": getattr(package, name) for name in package.__all__})
-    for package in (rpmref.gaussian, rpmref.balls):
+    for package in (rpmref.gaussian, rpmref.balls, rpmref.testing):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
-            out.update({f"{module.__name__}.{n}": o for n, o in _defined_here(module).items()})
+            if package is rpmref.testing:   # its modules' __all__: adapters keeps its two
+                names = module.__all__      # framework-detection helpers out of it
+                out.update({f"{module.__name__}.{n}": getattr(module, n) for n in names})
+            else:
+                out.update({f"{module.__name__}.{n}": o for n, o in _defined_here(module).items()})
     for name in ("rpmref.verify", "rpmref.environment"):
         module = importlib.import_module(name)
         out.update({f"{name}.{n}": o for n, o in _defined_here(module).items()})
@@ -105,3 +112,5 @@ def test_a_name_exported_twice_is_documented_once_where_users_import_it(document
     import rpmref
     assert documented[id(rpmref.TrainConfig)] == "rpmref.balls.TrainConfig"
     assert documented[id(rpmref.elbo)] == "rpmref.elbo"
+    import rpmref.testing
+    assert documented[id(rpmref.testing.check_infonce)] == "rpmref.testing.check_infonce"

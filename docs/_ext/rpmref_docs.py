@@ -40,21 +40,35 @@ API_MODULES = [
     # the submodules of rpmref.balls are appended by balls_submodules()
     ("rpmref.verify", "api_verify", "``rpmref.verify``: the checks behind ``rpmref verify``"),
     ("rpmref.environment", "api_verify", "``rpmref.environment``: what a result was computed on"),
+    ("rpmref.testing", "api_testing", "``rpmref.testing``: the conformance kit"),
+    # the submodules of rpmref.testing are appended by testing_submodules()
+    ("rpmref.strategies", "api_strategies", "``rpmref.strategies``: hypothesis strategies"),
 ]
 
 
+def _submodules(package_name):
+    package = importlib.import_module(package_name)
+    return sorted(f"{package_name}.{m.name}" for m in pkgutil.iter_modules(package.__path__))
+
+
 def balls_submodules():
-    import rpmref.balls
-    return sorted(f"rpmref.balls.{m.name}" for m in pkgutil.iter_modules(rpmref.balls.__path__))
+    return _submodules("rpmref.balls")
+
+
+def testing_submodules():
+    return _submodules("rpmref.testing")
 
 
 def api_modules():
-    """[(module name, page, title)] in page order, the balls submodules after rpmref.balls."""
+    """[(module name, page, title)] in page order, the submodules of rpmref.balls and
+    rpmref.testing after their package."""
     out = []
     for entry in API_MODULES:
         out.append(entry)
         if entry[0] == "rpmref.balls":
             out += [(name, "api_balls", f"``{name}``") for name in balls_submodules()]
+        if entry[0] == "rpmref.testing":
+            out += [(name, "api_testing", f"``{name}``") for name in testing_submodules()]
     return out
 
 
@@ -70,16 +84,18 @@ def public_names(module):
 def canonical_homes():
     """{id(object): module name} — where each public object gets its one full entry.
 
-    A module with ``__all__`` beats one without (the name users import), and among
-    those the longest module name wins (``rpmref.balls.TrainConfig``, not
-    ``rpmref.TrainConfig``); every other listing links to that entry.
+    A module with ``__all__`` beats one without (the name users import); among
+    those a package beats a plain module (``rpmref.testing.check_infonce``, not
+    ``rpmref.testing.conformance.check_infonce``), and then the longest module name
+    wins (``rpmref.balls.TrainConfig``, not ``rpmref.TrainConfig``); every other
+    listing links to that entry.
     """
     candidates = {}
     for name, _, _ in api_modules():
         module = importlib.import_module(name)
         for attr in public_names(module):
             obj = getattr(module, attr)
-            rank = (hasattr(module, "__all__"), len(name))
+            rank = (hasattr(module, "__all__"), hasattr(module, "__path__"), len(name))
             best = candidates.get(id(obj))
             if best is None or rank > best[0]:
                 candidates[id(obj)] = (rank, name)
