@@ -32,6 +32,7 @@ HELP_WIDTH = "90"   # COLUMNS for argparse, so the help text does not depend on 
 # classes it defines whose names do not start with "_".
 API_MODULES = [
     ("rpmref", "api_rpmref", "``rpmref``: the exact discrete core"),
+    # the submodules of rpmref.exact (page api_exact) are appended by api_modules()
     ("rpmref.gaussian", "api_gaussian", "``rpmref.gaussian``: Gaussian latents in closed form"),
     ("rpmref.gaussian.monte_carlo", "api_gaussian", "``rpmref.gaussian.monte_carlo``"),
     ("rpmref.gaussian.staircase", "api_gaussian", "``rpmref.gaussian.staircase``"),
@@ -59,12 +60,18 @@ def testing_submodules():
     return _submodules("rpmref.testing")
 
 
+def exact_submodules():
+    return _submodules("rpmref.exact")
+
+
 def api_modules():
-    """[(module name, page, title)] in page order, the submodules of rpmref.balls and
-    rpmref.testing after their package."""
+    """[(module name, page, title)] in page order: the submodules of rpmref.exact (their own
+    page) after rpmref, those of rpmref.balls and rpmref.testing after their package."""
     out = []
     for entry in API_MODULES:
         out.append(entry)
+        if entry[0] == "rpmref":
+            out += [(name, "api_exact", f"``{name}``") for name in exact_submodules()]
         if entry[0] == "rpmref.balls":
             out += [(name, "api_balls", f"``{name}``") for name in balls_submodules()]
         if entry[0] == "rpmref.testing":
@@ -137,8 +144,10 @@ def api_page(page):
                 continue
             directive, options = _directive(obj)
             rst += [f".. {directive}:: {name}.{attr}", *options, ""]
-        # the page's title names its first module; every further module gets a section
-        lines += ([] if first else [f"## {title}", ""]) + ["```{eval-rst}", *rst, "```", ""]
+        # the page's title names its first module if that is one of API_MODULES (the
+        # api_exact page starts with a submodule); every further module gets a section
+        titled = first and name in {entry[0] for entry in API_MODULES}
+        lines += ([] if titled else [f"## {title}", ""]) + ["```{eval-rst}", *rst, "```", ""]
         first = False
         if elsewhere:
             lines += ["Also importable from here, documented where users import it:", ""]
