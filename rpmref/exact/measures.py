@@ -65,7 +65,7 @@ def entropy(p):
     --------
     >>> import math
     >>> from rpmref import entropy
-    >>> entropy([0.5, 0.5]) == math.log(2)
+    >>> abs(entropy([0.5, 0.5]) - math.log(2)) < 1e-15   # 1e-15: a few ulps of log 2 ≈ 0.69
     True
     >>> entropy([[0.25, 0.25], [0.5, 0.0]])
     1.0397207708399179
@@ -143,7 +143,7 @@ def mutual_information(p_joint, split=1):
     >>> import math
     >>> import numpy as np
     >>> from rpmref import mutual_information
-    >>> mutual_information(np.eye(2) / 2) == math.log(2)
+    >>> abs(mutual_information(np.eye(2) / 2) - math.log(2)) < 1e-15   # a few ulps of 0.69
     True
     >>> mutual_information(np.full((2, 3), 1 / 6))
     0.0
@@ -173,7 +173,7 @@ def entropy_of(p):
     --------
     >>> import numpy as np
     >>> from rpmref.exact.measures import entropy_of
-    >>> float(entropy_of(np.array([0.5, 0.5]))) == float(np.log(2))
+    >>> abs(float(entropy_of(np.array([0.5, 0.5]))) - float(np.log(2))) < 1e-15   # a few ulps
     True
     """
     return -sum_xlogy(p, p)
@@ -331,7 +331,7 @@ def mutual_information_of(p_joint, marginals=None):
     --------
     >>> import numpy as np
     >>> from rpmref.exact.measures import mutual_information_of
-    >>> round(float(mutual_information_of(np.eye(3) / 3)), 12) == round(float(np.log(3)), 12)
+    >>> abs(float(mutual_information_of(np.eye(3) / 3)) - float(np.log(3))) < 1e-15   # a few ulps of 1.1
     True
     """
     p_a, p_b = marginals if marginals is not None else (anp.sum(p_joint, axis=1),

@@ -133,8 +133,8 @@ class ProblemResult:
     >>> from rpmref.testing import check_mi_estimator
     >>> result = check_mi_estimator(lambda z, z_prime: 0.0, problems="discrete",
     ...                             batch_size=8, batches=2).results[0]
-    >>> result.problem, round(result.mutual_information, 6), result.bias == -result.mutual_information
-    ('binary, weak', 0.192745, True)
+    >>> result.problem, round(result.mutual_information, 6), round(result.bias, 6)   # estimates 0
+    ('binary, weak', 0.192745, -0.192745)
     """
     problem: str
     batch_size: int
