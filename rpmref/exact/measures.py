@@ -67,8 +67,8 @@ def entropy(p):
     >>> from rpmref import entropy
     >>> abs(entropy([0.5, 0.5]) - math.log(2)) < 1e-15   # 1e-15: a few ulps of log 2 ≈ 0.69
     True
-    >>> entropy([[0.25, 0.25], [0.5, 0.0]])
-    1.0397207708399179
+    >>> round(entropy([[0.25, 0.25], [0.5, 0.0]]), 12)   # 1.5 log 2
+    1.03972077084
     """
     return scalar(entropy_of(p))
 
@@ -145,8 +145,8 @@ def mutual_information(p_joint, split=1):
     >>> from rpmref import mutual_information
     >>> abs(mutual_information(np.eye(2) / 2) - math.log(2)) < 1e-15   # a few ulps of 0.69
     True
-    >>> mutual_information(np.full((2, 3), 1 / 6))
-    0.0
+    >>> abs(mutual_information(np.full((2, 3), 1 / 6))) < 1e-15   # independent: I = 0
+    True
     """
     shape = np.shape(getval(p_joint))
     if len(shape) < 2 or split >= len(shape):
