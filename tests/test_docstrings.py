@@ -18,7 +18,8 @@ Each public callable must have
 
 and its examples are run by ``doctest`` (``ELLIPSIS``, ``NORMALIZE_WHITESPACE``)
 with NumPy's print options at their defaults, so the printed output in the
-docstring is what a user sees in a fresh interpreter.
+docstring is what a user sees in a fresh interpreter. The examples of the walked
+modules' own docstrings are run the same way.
 """
 import doctest
 import importlib
@@ -133,6 +134,18 @@ def test_docstring_sections(name):
     assert not missing, f"{name}: docstring lacks {', '.join(missing)}"
 
 
+def _run(tests):
+    """Run doctests with NumPy's default print options; (failed, attempted)."""
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    defaults = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+                    nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False)
+    with np.printoptions(**defaults):
+        for test in tests:
+            runner.run(test)
+    return runner.summarize(verbose=False)
+
+
 @pytest.mark.parametrize("name", CHECKED)
 def test_docstring_examples_run(name):
     obj = PUBLIC[name]
@@ -141,12 +154,16 @@ def test_docstring_examples_run(name):
     finder = doctest.DocTestFinder(recurse=False)
     tests = [t for t in finder.find(obj, name, globs=globs) if t.examples]
     assert tests, f"{name}: no doctest examples found"
-    runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    defaults = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
-                    nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False)
-    with np.printoptions(**defaults):
-        for test in tests:
-            runner.run(test)
-    result = runner.summarize(verbose=False)
+    result = _run(tests)
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
+
+
+# Module docstrings with examples run too (rpmref.gaussian's are exempt with its names).
+@pytest.mark.parametrize("module_name", [m for m in _modules() if m != "rpmref.gaussian"])
+def test_module_docstring_examples_run(module_name):
+    module = importlib.import_module(module_name)
+    tests = [t for t in doctest.DocTestFinder(recurse=False).find(module, module_name)
+             if t.examples]
+    result = _run(tests)
+    assert result.failed == 0, (f"{module_name}: {result.failed} of {result.attempted} "
+                                "module docstring examples failed")
