@@ -322,9 +322,35 @@ def plain_text_docstring(lines):
                           and lines[i - 1].strip()), len(lines))
     head, tail = lines[:first_section], lines[first_section:]
     fix_layout(head)
-    head = [escape_plain_text(line) for line in head]
-    tail = [escape_plain_text(line) if line.startswith((" ", "\t")) else line for line in tail]
+    code = _code_lines(head)
+    head = [line if i in code else escape_plain_text(line) for i, line in enumerate(head)]
+    code = _code_lines(tail)
+    tail = [escape_plain_text(line) if line.startswith((" ", "\t")) and i not in code else line
+            for i, line in enumerate(tail)]
     lines[:] = head + tail
+
+
+def _code_lines(lines):
+    """Indices of the lines of literal blocks (after a paragraph ending in ``::``, while
+    indented deeper) and doctest blocks (from a ``>>>`` line to the next blank line):
+    reStructuredText shows them verbatim, so they are never escaped."""
+    code, literal_indent, doctest = set(), None, False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if literal_indent is not None:
+            if not stripped or _indent(line) > literal_indent:
+                code.add(i)
+                continue
+            literal_indent = None
+        if stripped.startswith(">>>"):
+            doctest = True
+        elif not stripped:
+            doctest = False
+        if doctest:
+            code.add(i)
+        elif stripped.endswith("::"):
+            literal_indent = _indent(line)
+    return code
 
 
 def _on_process_docstring(app, what, name, obj, options, lines):
