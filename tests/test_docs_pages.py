@@ -84,7 +84,7 @@ def test_the_only_placeholder_is_the_lead_s_spread_table():
 
 # ------------------------------------------------------------------ pages
 PAGES = ["index", "theory", "proofs", "tutorials/discrete", "tutorials/gaussian", "tutorials/balls",
-         "api/index", "cli", "installation", "reproducibility", "development", "changelog", "citing"]
+         "tutorials/structure", "api/index", "cli", "installation", "reproducibility", "development", "changelog", "citing"]
 
 
 def _toctree_entries():

@@ -19,3 +19,13 @@ def test_discrete_identities_example(capsys):
     bounds = [numbers(line)[0] for line in out.splitlines() if line.startswith("I_N")]
     assert all(b <= uniform[1] for b in bounds)          # E7: I_N <= I(Z;Z')
     assert "= 1.000000000000" in out
+
+
+def test_structure_example(capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["structure.py", "--quick"])
+    runpy.run_path(str(EXAMPLES / "structure.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for kind in ("line", "ring", "grid"):
+        assert rows[kind][7] == "1"     # rank of the identity labelling: first
+    assert "topographic" in out and "identity" in out

@@ -1,9 +1,10 @@
 """The architecture, checked from the source: one-way imports, argparse only in the CLI,
 no ctypes, and every package listed in setup.cfg.
 
-Import direction: cli → (balls | gaussian | verify | testing) → exact; strategies → exact.
+Import direction: cli → (balls | gaussian | verify | testing | structure) → exact; strategies → exact.
 ``exact`` imports nothing else of ours (but the leaf ``environment``, which any part may
-use); ``gaussian`` and ``balls`` import only ``exact``; ``verify`` and the conformance kit
+use); ``gaussian`` and ``balls`` import only ``exact``; ``structure`` imports ``exact``
+and ``gaussian``; ``verify`` and the conformance kit
 ``testing`` import ``exact`` and ``gaussian``; the public hypothesis strategies
 (``strategies``) import at most ``exact``; the proofs import nothing of rpmref's but the
 CLI's entry point.
@@ -26,7 +27,9 @@ ALLOWED = {
     "verify": {"exact", "gaussian", "environment"},
     "strategies": {"exact", "environment"},
     "testing": {"exact", "gaussian", "environment"},
-    "cli": {"exact", "gaussian", "balls", "verify", "testing", "proofs", "environment"},
+    "structure": {"exact", "gaussian", "environment"},
+    "cli": {"exact", "gaussian", "balls", "verify", "testing", "proofs", "structure",
+            "environment"},
 }
 
 

@@ -39,6 +39,8 @@ API_MODULES = [
     ("rpmref.gaussian.checks", "api_gaussian", "``rpmref.gaussian.checks``"),
     ("rpmref.balls", "api_balls", "``rpmref.balls``: the experiment"),
     # the submodules of rpmref.balls are appended by balls_submodules()
+    ("rpmref.structure", "api_structure", "``rpmref.structure``: relabellings, topography, learning"),
+    ("rpmref.structure.experiment", "api_structure", "``rpmref.structure.experiment``"),
     ("rpmref.verify", "api_verify", "``rpmref.verify``: the checks behind ``rpmref verify``"),
     ("rpmref.environment", "api_verify", "``rpmref.environment``: what a result was computed on"),
     ("rpmref.testing", "api_testing", "``rpmref.testing``: the conformance kit"),

@@ -810,7 +810,7 @@ def orient_maps(params, x, eps=BN_EPS):
     where the object is. A random second-layer filter is as likely to make a
     "hole" map (dark on the balls, bright on the background), and training
     does not reliably undo that: such a map ends up following −(sum of all
-    balls), a mix (README, "Why the maps are oriented"). So after the random
+    balls), a mix (docs/tutorials/balls.md, "Why the maps are oriented"). So after the random
     draw, each map's pre-normalisation activation h2[k] is compared with the
     input brightness (the sum over input channels) on the probe frames x, with
     training-mode batch norm in the first layer; where their covariance is

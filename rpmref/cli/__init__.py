@@ -1,6 +1,7 @@
 """The ``rpmref`` command line: the only place that parses arguments and chooses exit codes.
 
-One module per command (``verify``, ``proofs``, ``mi_bench``, ``balls``), each
+One module per command (``verify``, ``proofs``, ``mi_bench``, ``balls``,
+``check_infonce``, ``structure``), each
 with ``add_parser(subparsers)`` that registers it and sets ``func``;
 ``func(args)`` returns the process exit code. The library functions they call
 return data and raise exceptions.
@@ -15,7 +16,7 @@ from rpmref.cli.common import OneLineErrorParser, run_command
 
 def build_parser():
     """The ``rpmref`` argument parser with every subcommand."""
-    from rpmref.cli import balls, check_infonce, mi_bench, proofs, verify
+    from rpmref.cli import balls, check_infonce, mi_bench, proofs, structure, verify
     parser = OneLineErrorParser(
         prog="rpmref",
         description="InfoNCE as variational inference in a recognition parameterised "
@@ -25,7 +26,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     commands.required = True
-    for module in (verify, proofs, mi_bench, balls, check_infonce):
+    for module in (verify, proofs, mi_bench, balls, check_infonce, structure):
         module.add_parser(commands)
     return parser
 

@@ -36,7 +36,7 @@ def add_parser(subparsers):
                    help="override the trainer's default learning rate (3e-3) for the comparison")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="start from the raw random second-layer filters (the ablation: maps "
-                   "may start dark on the balls; see README, 'Why the maps are oriented')")
+                   "may start dark on the balls; see docs/tutorials/balls.md, 'Why the maps are oriented')")
     p.add_argument("--figure-seed", type=nonnegative_int, default=0,
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
     p.add_argument("--out", default=None,

@@ -67,7 +67,7 @@ def add_parser(subparsers):
                    help="odd conv kernel size, at most the frame side")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="keep the raw random second-layer filters instead of flipping maps "
-                        "that start dark on the balls (see README, 'Why the maps are oriented')")
+                        "that start dark on the balls (see docs/tutorials/balls.md, 'Why the maps are oriented')")
     p.add_argument("--threads", type=nonnegative_int, default=d.blas_threads,
                    help="threads of each training step and of the readout's encoding "
                         "(0 = every available core)")

@@ -142,6 +142,8 @@ def _first(mask):
 
 def _require_finite(arr, name):
     if not np.isfinite(arr).all():
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be finite; got {arr.item()}")
         i = _first(~np.isfinite(arr))
         raise ValueError(f"{name} must be finite; entry {_index(i, arr.shape)} is {arr.flat[i]}")
 
@@ -152,6 +154,8 @@ def _require_nonnegative_finite(arr, name):
         return
     _require_finite(arr, name)
     neg = arr < 0
+    if neg.any() and arr.ndim == 0:
+        raise ValueError(f"{name} must be non-negative; got {arr.item()}")
     if neg.any():
         i = _first(neg)
         raise ValueError(
@@ -1243,6 +1247,33 @@ def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
     return np.random.default_rng(check_seed(seed, seed_name))
 
 
+def check_index_array(value, name, size, length=None):
+    """A 1-D array of integers in 0..size−1 (``length`` entries if given), as int64.
+    Floats and bools are refused (TypeError), as for a single index."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or (length is not None and arr.size != length):
+        want = f"({length},)" if length is not None else "1-D"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    bad = np.flatnonzero((arr < 0) | (arr >= size))
+    if bad.size:
+        raise ValueError(f"{name} entries must be in 0..{size - 1}; {name}[{int(bad[0])}] = "
+                         f"{int(arr[bad[0]])}")
+    return arr.astype(np.int64)
+
+
+def check_permutation(value, name, size):
+    """A permutation of 0..size−1 (1-D integer array, each index once), as int64."""
+    arr = check_index_array(value, name, size, length=size)
+    counts = np.bincount(arr, minlength=size)
+    if counts.max() > 1:
+        twice = int(np.flatnonzero(counts > 1)[0])
+        raise ValueError(f"{name} must be a permutation of 0..{size - 1}; {twice} appears "
+                         f"{int(counts[twice])} times")
+    return arr
+
+
 def check_symmetric(value, name, rtol=SYMMETRY_RTOL):
     """A finite real square matrix with max|A − Aᵀ| ≤ rtol · max|A|; returns it (float64).
 
@@ -1329,7 +1360,7 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
     """
     use = value if _symmetry_checked else check_symmetric(value, name)
     arr = np.asarray(getval(use))
-    eig = np.linalg.eigvalsh((arr + arr.T) / 2)
+    eig = np.linalg.eigvalsh(0.5 * arr + 0.5 * arr.T)
     scale = float(np.max(np.abs(eig)))
     level = arr.shape[0] * _EPS * scale
     smallest = float(eig[0])
@@ -1427,5 +1458,6 @@ __all__ = [
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
     "check_real", "check_choice", "check_seed", "make_generator", "check_symmetric",
-    "check_positive_definite", "check_rpm_inputs", "check_critic",
+    "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
+    "check_permutation",
 ]

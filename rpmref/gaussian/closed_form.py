@@ -18,163 +18,343 @@ A joint over (z, z') is a ``GaussianPair(mean, cov, k)``: ``mean`` (k + k',),
 """
 from typing import NamedTuple
 
+import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+from rpmref.exact.validation import (
+    as_real_array, check_int, check_positive_definite, check_positive_int, check_real,
+    check_shape, check_symmetric)
 
 
 class GaussianPair(NamedTuple):
-    """A jointly Gaussian (z, z'): z = first ``k`` coordinates of ``mean``/``cov``."""
+    """A jointly Gaussian pair (z, z'): z is the first ``k`` coordinates.
+
+    Every function of ``rpmref.gaussian`` checks a GaussianPair it is given: ``mean``
+    finite, ``cov`` finite, symmetric (relative tolerance 1e-10) and positive definite
+    (relative to its largest eigenvalue), ``k`` an integer with 0 < k < len(mean).
+
+    Attributes
+    ----------
+    mean : ndarray, shape (k + k',)
+        E[(z, z')].
+    cov : ndarray, shape (k + k', k + k')
+        Cov[(z, z')]; the blocks are C = Cov(z), S = Cov(z, z'), C' = Cov(z').
+    k : int
+        The dimension of z.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import GaussianPair, mutual_information
+    >>> joint = GaussianPair(np.zeros(2), np.array([[1.0, 0.6], [0.6, 1.0]]), 1)
+    >>> round(float(mutual_information(joint)), 6)      # −½ log(1 − 0.36)
+    0.223144
+    """
     mean: np.ndarray  # (k + k',)
     cov: np.ndarray   # (k + k', k + k')
     k: int
 
 
 class QuadraticCritic(NamedTuple):
-    """f(z, z') = zᵀ W z' − ½ z'ᵀ Q z' + bᵀ z', up to a function of z alone."""
+    """A quadratic critic f(z, z') = zᵀ W z' − ½ z'ᵀ Q z' + bᵀ z', up to a function of z alone.
+
+    A function of z alone changes neither the energy prior (Eq. 21–22) nor I_∞ (Eq. 7)
+    nor I_N (Eq. 6), so this family covers the bilinear critic (Eq. 8), the Gaussian
+    RBF critic (Eq. 27) and the optimal critic. Build one with ``bilinear_critic``,
+    ``rbf_critic`` or ``optimal_critic``, or directly.
+
+    Attributes
+    ----------
+    W : ndarray, shape (k, k')
+    Q : ndarray, shape (k', k'), symmetric (any sign, as long as C'⁻¹ + Q is positive definite)
+    b : ndarray, shape (k',)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import QuadraticCritic, gaussian_pair, infonce_limit
+    >>> critic = QuadraticCritic(np.array([[0.5]]), np.array([[0.1]]), np.array([0.0]))
+    >>> # unit variances, correlation 0.6: E f = 0.5·0.6 − 0.1/2, E log Z = −½ log 1.1 + 0.5²/(2·1.1)
+    >>> by_hand = (0.3 - 0.05) - (-0.5 * np.log(1.1) + 0.25 / 2.2)
+    >>> bool(np.isclose(infonce_limit(gaussian_pair(1.0, 1.0, 0.6), critic), by_hand))
+    True
+    """
     W: np.ndarray  # (k, k')
     Q: np.ndarray  # (k', k'), symmetric
     b: np.ndarray  # (k',)
 
 
 # ---------------------------------------------------------------- validation
+# Every argument goes through rpmref.exact.validation: real dtypes only (complex, object,
+# bool and strings are TypeErrors), finite, the right shape, symmetric and definite with
+# *relative* tolerances. Checks run on concrete values; autograd's traced arrays pass on
+# untouched, so every closed form can be differentiated.
 
 def _matrix(name, a, shape=None):
-    """``a`` as a finite float64 2-D array (of ``shape`` if given), else a clear error."""
-    try:
-        a = np.asarray(a, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a real array; got {type(a).__name__}") from err
-    if a.ndim == 0 and shape is not None and shape == (1, 1):
-        a = a.reshape(1, 1)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array; got shape {a.shape}")
-    if shape is not None and a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}; got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite; it contains nan or inf")
+    """``a`` as a finite real 2-D array (of ``shape`` if given); a scalar is a 1 × 1 matrix."""
+    a = as_real_array(a, name)
+    if anp.ndim(a) == 0:
+        a = anp.reshape(a, (1, 1))
+    if anp.ndim(a) != 2:
+        raise ValueError(f"{name} must be a 2-D array; got shape {anp.shape(a)}")
+    if shape is not None:
+        check_shape(a, name, tuple(shape), "see the docstring")
     return a
 
 
 def _vector(name, v, length):
-    """``v`` as a finite float64 vector of ``length`` (zeros if None)."""
+    """``v`` as a finite real vector of ``length`` (zeros if None; a scalar if length is 1)."""
     if v is None:
         return np.zeros(length)
-    v = np.asarray(v, dtype=float)
-    if v.ndim > 1 or v.size != length:
-        raise ValueError(f"{name} must be a vector of length {length}; got shape {v.shape}")
-    v = v.reshape(length)
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be finite; it contains nan or inf")
-    return v
+    v = as_real_array(v, name)
+    if anp.ndim(v) > 1 or anp.size(v) != length:
+        raise ValueError(f"{name} must be a vector of length {length}; got shape {anp.shape(v)}")
+    return anp.reshape(v, (length,))
 
 
 def _covariance(name, a, dim=None, definite=True):
-    """Check ``a`` is a symmetric (dim, dim) matrix, positive definite if
-    ``definite`` is True, semi-definite if False, any sign if None."""
+    """A symmetric (dim, dim) matrix (relative tolerance), positive definite if ``definite``
+    is True, semi-definite if False, of any sign if None; returned symmetrised."""
     a = _matrix(name, a)
-    if a.shape[0] != a.shape[1] or (dim is not None and a.shape[0] != dim):
+    shape = anp.shape(a)
+    if shape[0] != shape[1] or (dim is not None and shape[0] != dim):
         want = f"({dim}, {dim})" if dim is not None else "square"
-        raise ValueError(f"{name} must be {want}; got shape {a.shape}")
-    scale = max(1.0, float(np.max(np.abs(a)))) if a.size else 1.0
-    asym = float(np.max(np.abs(a - a.T))) if a.size else 0.0
-    if asym > 1e-10 * scale:
-        raise ValueError(f"{name} must be symmetric; max |a - a.T| = {asym:.3g}")
-    a = 0.5 * (a + a.T)
-    if a.size and definite is not None:
-        low = float(np.linalg.eigvalsh(a)[0])
-        if definite and low <= 1e-13 * scale:
-            raise ValueError(f"{name} must be positive definite; its smallest "
-                             f"eigenvalue is {low:.3g}")
-        if not definite and low < -1e-12 * scale:
-            raise ValueError(f"{name} must be positive semi-definite; its smallest "
-                             f"eigenvalue is {low:.3g}")
-    return a
+        raise ValueError(f"{name} must be {want}; got shape {shape}")
+    a = check_symmetric(a, name)
+    if definite is not None:
+        a = check_positive_definite(a, name, semi=not definite, _symmetry_checked=True)
+    return _sym(a)
 
 
 def _check_pair(joint, name="joint"):
-    """A GaussianPair with consistent shapes and a positive definite covariance."""
+    """``joint`` as a GaussianPair of arrays: a finite mean (n,), a symmetric positive definite
+    covariance (n, n) and an integer 0 < k < n."""
     if not isinstance(joint, GaussianPair):
         raise TypeError(f"{name} must be a GaussianPair; got {type(joint).__name__}")
-    mean, cov = np.asarray(joint.mean), np.asarray(joint.cov)
-    n = mean.size
-    if mean.shape != (n,) or cov.shape != (n, n) or not 0 < joint.k < n:
+    k = check_int(joint.k, f"{name}.k")
+    mean = as_real_array(joint.mean, f"{name}.mean")
+    cov = as_real_array(joint.cov, f"{name}.cov")
+    n = anp.size(mean)
+    if anp.shape(mean) != (n,) or anp.shape(cov) != (n, n) or not 0 < k < n:
         raise ValueError(f"{name}: mean must be (n,), cov (n, n) and 0 < k < n; got mean "
-                         f"{mean.shape}, cov {cov.shape}, k={joint.k}")
-    try:
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"{name}.cov must be positive definite") from None
-    return joint
+                         f"{anp.shape(mean)}, cov {anp.shape(cov)}, k={k}")
+    return GaussianPair(mean, _covariance(f"{name}.cov", cov, n), k)
 
 
 # ---------------------------------------------------------------- linear algebra
 
 def _logdet(a):
     """log det of a symmetric positive definite matrix (via Cholesky)."""
-    return 2.0 * float(np.sum(np.log(np.diag(np.linalg.cholesky(a)))))
+    return 2.0 * anp.sum(anp.log(anp.diag(anp.linalg.cholesky(a))))
 
 
 def _solve(a, b):
     """a⁻¹ b for symmetric positive definite ``a``."""
-    return np.linalg.solve(a, b)
+    return anp.linalg.solve(a, b)
+
+
+def _sym(a):
+    return 0.5 * a + 0.5 * anp.transpose(a)     # no overflow at |a| near the largest double
+
+
+def _block(a, b, c, d):
+    """[[a, b], [c, d]] (``numpy.block``, which autograd does not trace)."""
+    return anp.concatenate([anp.concatenate([a, b], axis=1), anp.concatenate([c, d], axis=1)],
+                           axis=0)
+
+
+def _eigenvalues(a):
+    """Eigenvalues of the symmetric ``a`` (ascending); differentiable, also when repeated
+    (autograd's eigh adds the eigenvector term only when the eigenvectors are used)."""
+    return anp.linalg.eigh(a)[0]
+
+
+@primitive
+def _log1p_det_rbf(a, ell):
+    """log det(I + a/ℓ²) = Σ log1p(λᵢ/ℓ²) for symmetric positive definite ``a`` (eigenvalues
+    λᵢ): accurate when a/ℓ² is tiny (no log of a determinant near 1); where λᵢ/ℓ² would
+    overflow, log1p(λᵢ/ℓ²) = log λᵢ − 2 log ℓ to within the rounding of the result."""
+    lam = np.linalg.eigvalsh(a)
+    with np.errstate(over="ignore"):
+        ratio = lam / ell / ell
+    huge = ~np.isfinite(ratio)
+    terms = np.where(huge, np.log(lam) - 2 * np.log(ell), np.log1p(np.where(huge, 0.0, ratio)))
+    return float(np.sum(terms))
+
+
+def _log1p_det_rbf_vjp(argnum):
+    # A spectral function: d/da = V diag(1/(λ + ℓ²)) Vᵀ (well defined for repeated
+    # eigenvalues); d/dℓ = −(2/ℓ) Σ λ/(λ + ℓ²). First order only (plain NumPy inside).
+    def vjp_maker(ans, a, ell):
+        lam, vec = np.linalg.eigh(a)
+        share = 1.0 / (1.0 + ell / lam * ell)            # λ/(λ + ℓ²), no overflow
+        if argnum == 0:
+            return lambda g: g * (vec * (share / lam)) @ vec.T
+        return lambda g: g * (-2.0 / ell) * np.sum(share)
+    return vjp_maker
+
+
+defvjp(_log1p_det_rbf, _log1p_det_rbf_vjp(0), _log1p_det_rbf_vjp(1))
 
 
 def blocks(joint):
-    """(m, m', C, C', S) of a pair: means (k,), (k',); covariances (k, k), (k', k');
-    cross-covariance S = Cov(z, z') (k, k')."""
-    k = _check_pair(joint).k
-    m, c = joint.mean, joint.cov
+    """The blocks (m, m', C, C', S) of a checked GaussianPair.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+
+    Returns
+    -------
+    tuple of ndarray
+        m (k,), m' (k',), C = Cov(z) (k, k), C' = Cov(z') (k', k'), S = Cov(z, z') (k, k').
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for every function taking a GaussianPair (see ``GaussianPair``).
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import blocks, gaussian_pair
+    >>> m, mp, c, cp, s = blocks(gaussian_pair(1.0, 2.0, 0.5))
+    >>> c, cp, s
+    (array([[1.]]), array([[2.]]), array([[0.5]]))
+    """
+    joint = _check_pair(joint)
+    k, m, c = joint.k, joint.mean, joint.cov
     return m[:k], m[k:], c[:k, :k], c[k:, k:], c[:k, k:]
 
 
 # ---------------------------------------------------------------- constructors
 
 def gaussian_pair(cov_z, cov_z_prime, cross_cov, mean_z=None, mean_z_prime=None):
-    """The joint of z ~ N(mean_z, cov_z) (k,), z' ~ N(mean_z', cov_z') (k',) with
-    Cov(z, z') = ``cross_cov`` (k, k'). Raises ValueError unless the joint
-    covariance is positive definite (otherwise I(Z;Z') would be infinite)."""
-    cov_z = _covariance("cov_z", np.atleast_2d(cov_z))
-    cov_zp = _covariance("cov_z_prime", np.atleast_2d(cov_z_prime))
-    k, kp = cov_z.shape[0], cov_zp.shape[0]
-    cross = _matrix("cross_cov", np.atleast_2d(cross_cov), (k, kp))
-    cov = np.block([[cov_z, cross], [cross.T, cov_zp]])
-    cov = _covariance("joint covariance of (z, z')", cov)
-    mean = np.concatenate([_vector("mean_z", mean_z, k), _vector("mean_z_prime", mean_z_prime, kp)])
+    """The joint of z ~ N(m, C) and z' ~ N(m', C') with cross-covariance Cov(z, z') = S.
+
+    Parameters
+    ----------
+    cov_z : array_like, shape (k, k), or a scalar for k = 1
+        C, symmetric positive definite.
+    cov_z_prime : array_like, shape (k', k'), or a scalar
+        C', symmetric positive definite.
+    cross_cov : array_like, shape (k, k'), or a scalar
+        S.
+    mean_z, mean_z_prime : array_like, shape (k,) and (k',), optional
+        m and m' (default zeros).
+
+    Returns
+    -------
+    GaussianPair
+        mean (k + k',), cov [[C, S], [Sᵀ, C']], k.
+
+    Raises
+    ------
+    TypeError
+        A non-real argument (complex, string, object, bool).
+    ValueError
+        Non-finite entries, wrong shapes, an asymmetric C or C', or a joint covariance
+        that is not positive definite (I(Z; Z') would be infinite).
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import gaussian_pair
+    >>> joint = gaussian_pair(1.0, 2.0, 0.5)
+    >>> joint.cov
+    array([[1. , 0.5],
+           [0.5, 2. ]])
+    >>> gaussian_pair(1.0, 1.0, 1.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: joint covariance of (z, z') must be positive definite; its smallest eigenvalue is 0.0 (largest |eigenvalue| 2.0, tolerance d·eps·that = 8.88e-16)
+    """
+    cov_z = _covariance("cov_z", cov_z)
+    cov_zp = _covariance("cov_z_prime", cov_z_prime)
+    k, kp = anp.shape(cov_z)[0], anp.shape(cov_zp)[0]
+    cross = _matrix("cross_cov", cross_cov, (k, kp))
+    cov = _covariance("joint covariance of (z, z')",
+                      _block(cov_z, cross, anp.transpose(cross), cov_zp))
+    mean = anp.concatenate([_vector("mean_z", mean_z, k),
+                            _vector("mean_z_prime", mean_z_prime, kp)])
     return GaussianPair(mean, cov, k)
 
 
 def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=None,
                       mean_xx=None):
-    """The Gaussian recognition joint P(z, z') (Eq. 3, 11; docs/theory.md, 'Gaussian latents').
+    """The Gaussian recognition joint P(z, z') (Eq. 3, 11) of linear-Gaussian encoders.
 
-    (x, x') ~ N(mean_xx, cov_xx) with x of dimension d = enc.shape[1] and x' of
-    d' = enc_prime.shape[1], so ``cov_xx`` is (d + d', d + d'). The encoders are
-    z = A x + ε, ε ~ N(0, noise_cov) with A = ``enc`` (k, d), and
-    z' = A' x' + ε', ε' ~ N(0, noise_cov_prime) with A' = ``enc_prime`` (k', d').
-    Noise covariances default to 0 (deterministic encoders, Appendix C); they
-    may be positive semi-definite as long as the joint covariance of (z, z') is
-    positive definite.
+    (x, x') ~ N(mean_xx, cov_xx), z = A x + ε with ε ~ N(0, noise_cov), and
+    z' = A' x' + ε' with ε' ~ N(0, noise_cov_prime). Noise covariances default to 0
+    (deterministic encoders, Appendix C); they may be positive semi-definite as long as
+    the joint covariance of (z, z') is positive definite. Differentiable by autograd
+    with respect to every argument.
+
+    Parameters
+    ----------
+    cov_xx : array_like, shape (d + d', d + d')
+        The data covariance, symmetric positive semi-definite; x is the first d
+        coordinates, d = enc.shape[1].
+    enc : array_like, shape (k, d)
+        A.
+    enc_prime : array_like, shape (k', d')
+        A'.
+    noise_cov : array_like, shape (k, k), optional
+    noise_cov_prime : array_like, shape (k', k'), optional
+    mean_xx : array_like, shape (d + d',), optional
+        Default zeros.
+
+    Returns
+    -------
+    GaussianPair
+        mean = (A, A') mean_xx, cov = blockdiag(A, A') cov_xx blockdiag(A, A')ᵀ + noise.
+
+    Raises
+    ------
+    TypeError
+        A non-real argument.
+    ValueError
+        Non-finite entries, inconsistent shapes, a covariance that is not symmetric or
+        not (semi-)definite, a singular joint covariance of (z, z'), or one that
+        overflows float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import recognition_joint, mutual_information
+    >>> cov_xx = np.array([[1.0, 0.8], [0.8, 1.0]])          # x, x' with correlation 0.8
+    >>> joint = recognition_joint(cov_xx, [[1.0]], [[1.0]], noise_cov=[[0.25]], noise_cov_prime=[[0.25]])
+    >>> joint.cov
+    array([[1.25, 0.8 ],
+           [0.8 , 1.25]])
+    >>> rho = 0.8 / 1.25                                       # the correlation of z and z'
+    >>> bool(np.isclose(mutual_information(joint), -0.5 * np.log(1 - rho**2)))
+    True
     """
     enc = _matrix("enc", enc)
     enc_prime = _matrix("enc_prime", enc_prime)
-    (k, d), (kp, dp) = enc.shape, enc_prime.shape
+    (k, d), (kp, dp) = anp.shape(enc), anp.shape(enc_prime)
     cov_xx = _covariance("cov_xx", cov_xx, definite=False)
-    if cov_xx.shape[0] != d + dp:
+    if anp.shape(cov_xx)[0] != d + dp:
         raise ValueError(f"cov_xx must be ({d + dp}, {d + dp}) = dims of x ({d}, from "
                          f"enc.shape[1]) plus x' ({dp}, from enc_prime.shape[1]); got "
-                         f"{cov_xx.shape}")
+                         f"{anp.shape(cov_xx)}")
     mean_xx = _vector("mean_xx", mean_xx, d + dp)
-    noise = _covariance("noise_cov", np.zeros((k, k)) if noise_cov is None else noise_cov,
-                        k, definite=False)
-    noise_p = _covariance("noise_cov_prime",
-                          np.zeros((kp, kp)) if noise_cov_prime is None else noise_cov_prime,
-                          kp, definite=False)
-    big = np.block([[enc, np.zeros((k, dp))], [np.zeros((kp, d)), enc_prime]])  # (k+k', d+d')
-    cov = big @ cov_xx @ big.T
-    cov[:k, :k] += noise
-    cov[k:, k:] += noise_p
-    cov = 0.5 * (cov + cov.T)
+    noise = np.zeros((k, k)) if noise_cov is None else noise_cov
+    noise = _covariance("noise_cov", noise, k, definite=False)
+    noise_p = np.zeros((kp, kp)) if noise_cov_prime is None else noise_cov_prime
+    noise_p = _covariance("noise_cov_prime", noise_p, kp, definite=False)
+    big = _block(enc, np.zeros((k, dp)), np.zeros((kp, d)), enc_prime)  # (k+k', d+d')
+    with np.errstate(over="ignore", invalid="ignore"):
+        cov = _sym(big @ cov_xx @ anp.transpose(big)
+                   + _block(noise, np.zeros((k, kp)), np.zeros((kp, k)), noise_p))
+    if not np.all(np.isfinite(getval(cov))):
+        raise ValueError("the covariance of (z, z') = A Σ Aᵀ + noise overflows float64 (enc, "
+                         "enc_prime and cov_xx entries up to "
+                         f"{max(float(np.max(np.abs(getval(a)))) for a in (enc, enc_prime, cov_xx)):.3g}"
+                         "); rescale the encoders or the data")
     try:
-        _covariance("recognition joint covariance of (z, z')", cov)
+        cov = _covariance("recognition joint covariance of (z, z')", cov)
     except ValueError as err:
         raise ValueError(f"{err}: I(Z;Z') would be infinite; add encoder noise or "
                          "use full-rank encoders") from None
@@ -182,52 +362,131 @@ def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=No
 
 
 def bilinear_critic(W):
-    """f(z, z') = zᵀ W z' (Eq. 8), W (k, k') (a scalar for 1-D z, z')."""
-    W = _matrix("W", np.reshape(W, (1, 1)) if np.ndim(W) == 0 else W)
-    return QuadraticCritic(W, np.zeros((W.shape[1], W.shape[1])), np.zeros(W.shape[1]))
+    """The bilinear critic f(z, z') = zᵀ W z' (Eq. 8) as a QuadraticCritic.
+
+    Parameters
+    ----------
+    W : array_like, shape (k, k'), or a scalar for k = k' = 1
+
+    Returns
+    -------
+    QuadraticCritic
+        (W, Q = 0, b = 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        W not real, not finite or not 2-D.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import bilinear_critic
+    >>> bilinear_critic(0.5)
+    QuadraticCritic(W=array([[0.5]]), Q=array([[0.]]), b=array([0.]))
+    """
+    W = _matrix("W", W)
+    kp = anp.shape(W)[1]
+    return QuadraticCritic(W, np.zeros((kp, kp)), np.zeros(kp))
+
+
+def _min_lengthscale():
+    ell = np.sqrt(1.0 / np.finfo(np.float64).max)
+    with np.errstate(over="ignore"):
+        while not np.isfinite(1.0 / ell / ell):
+            ell = np.nextafter(ell, np.inf)
+    return float(ell)
+
+
+#: The smallest RBF lengthscale whose 1/ℓ² is a finite float64 (≈ 7.46e-155).
+MIN_LENGTHSCALE = _min_lengthscale()
 
 
 def rbf_critic(lengthscale, k):
-    """f(z, z') = −‖z − z'‖² / (2ℓ²) (Eq. 27) for z, z' in R^k, as a quadratic
-    critic (the −‖z‖²/(2ℓ²) term depends on z alone and is dropped)."""
-    ell = float(lengthscale)
-    if not (np.isfinite(ell) and ell > 0):
-        raise ValueError(f"lengthscale must be a positive finite number; got {lengthscale}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (the dimension of z and z') must be a positive integer; got {k!r}")
-    eye = np.eye(int(k)) / ell**2
-    return QuadraticCritic(eye, eye.copy(), np.zeros(int(k)))
+    """The Gaussian RBF critic f(z, z') = −‖z − z'‖² / (2ℓ²) (Eq. 27) as a QuadraticCritic.
+
+    The −‖z‖²/(2ℓ²) term depends on z alone and is dropped, so W = Q = I/ℓ², b = 0.
+    Differentiable by autograd with respect to ℓ.
+
+    Parameters
+    ----------
+    lengthscale : float
+        ℓ, at least ``MIN_LENGTHSCALE`` (≈ 7.46e-155) so that 1/ℓ² is finite
+        (``rbf_infonce_limit`` works in log ℓ and takes any ℓ > 0).
+    k : int
+        The dimension of z and z'.
+
+    Returns
+    -------
+    QuadraticCritic
+
+    Raises
+    ------
+    TypeError
+        ``k`` not an integer (bools and floats are refused), ``lengthscale`` not a number.
+    ValueError
+        ``lengthscale`` not in [MIN_LENGTHSCALE, inf), or ``k`` < 1.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import rbf_critic
+    >>> rbf_critic(0.5, 2).W
+    array([[4., 0.],
+           [0., 4.]])
+    """
+    ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True))
+    if ell < MIN_LENGTHSCALE:
+        raise ValueError(f"lengthscale must be at least {MIN_LENGTHSCALE:.3g} for the critic "
+                         f"matrices I/lengthscale² to be finite; got {ell!r} (use "
+                         "rbf_infonce_limit, which works in log lengthscale, for smaller ones)")
+    k = check_positive_int(k, "k (the dimension of z and z')")
+    inv_sq = 1.0 / lengthscale / lengthscale
+    eye = np.eye(k)
+    return QuadraticCritic(eye * inv_sq, eye * inv_sq, np.zeros(k))
 
 
 def optimal_critic(joint):
-    """The critic log p(z'|z) − log p(z') (up to a function of z), which makes
-    the energy prior equal the recognition joint (E4, E6). With
-    z'|z ~ N(m' + K(z − m), Σ), K = Sᵀ C⁻¹, Σ = C' − K S, it is
-    W = Kᵀ Σ⁻¹, Q = Σ⁻¹ − C'⁻¹, b = Σ⁻¹(m' − K m) − C'⁻¹ m'.
+    """The optimal critic log p(z'|z) − log p(z') (up to a function of z), which makes the
+    energy prior equal the recognition joint (E4, E6) and I_∞ equal the MI.
 
-    (log p(z'|z) alone is *not* optimal: the −log p(z') it lacks depends on z',
-    so the softmax over negatives z'_j in Eq. 6–7 does not cancel it.)
+    With z'|z ~ N(m' + K(z − m), Σ), K = Sᵀ C⁻¹ and Σ = C' − K S, it is
+    W = Kᵀ Σ⁻¹, Q = Σ⁻¹ − C'⁻¹, b = Σ⁻¹(m' − K m) − C'⁻¹ m'. (log p(z'|z) alone is
+    *not* optimal: the −log p(z') it lacks depends on z', so the softmax over negatives
+    in Eq. 6–7 does not cancel it.)
+
+    Parameters
+    ----------
+    joint : GaussianPair
+
+    Returns
+    -------
+    QuadraticCritic
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for every function taking a GaussianPair.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import gaussian_pair, infonce_limit, mutual_information, optimal_critic
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> bool(abs(infonce_limit(joint, optimal_critic(joint)) - mutual_information(joint)) < 1e-15)
+    True
     """
     m, mp, c, cp, s = blocks(joint)
-    gain = _solve(c, s).T                      # K (k', k)
-    prec = np.linalg.inv(_conditional_cov(joint))
-    prec = 0.5 * (prec + prec.T)
-    cp_inv = np.linalg.inv(cp)
-    cp_inv = 0.5 * (cp_inv + cp_inv.T)
-    return QuadraticCritic(gain.T @ prec, prec - cp_inv, prec @ (mp - gain @ m) - cp_inv @ mp)
-
-
-def _conditional_cov(joint):
-    _, _, c, cp, s = blocks(joint)
-    cond = cp - s.T @ _solve(c, s)
-    return 0.5 * (cond + cond.T)
+    gain = anp.transpose(_solve(c, s))                     # K (k', k)
+    prec = _sym(anp.linalg.inv(_sym(cp - anp.transpose(s) @ _solve(c, s))))
+    cp_inv = _sym(anp.linalg.inv(cp))
+    return QuadraticCritic(anp.transpose(gain) @ prec, prec - cp_inv,
+                           prec @ (mp - gain @ m) - cp_inv @ mp)
 
 
 def _check_critic(critic, joint):
+    """(W, Q, b) of a QuadraticCritic for ``joint`` (a checked GaussianPair), checked."""
     if not isinstance(critic, QuadraticCritic):
         raise TypeError("critic must be a QuadraticCritic (use bilinear_critic, rbf_critic "
                         f"or optimal_critic); got {type(critic).__name__}")
-    k, kp = joint.k, joint.mean.size - joint.k
+    k, kp = joint.k, anp.size(joint.mean) - joint.k
     W = _matrix("critic.W", critic.W, (k, kp))
     Q = _covariance("critic.Q", critic.Q, kp, definite=None)
     b = _vector("critic.b", critic.b, kp)
@@ -237,140 +496,379 @@ def _check_critic(critic, joint):
 # ---------------------------------------------------------------- measures
 
 def entropy(joint_or_cov):
-    """Differential entropy ½ log det(2πe Σ) of a Gaussian (nats)."""
-    cov = _check_pair(joint_or_cov).cov if isinstance(joint_or_cov, GaussianPair) else \
-        _covariance("cov", np.atleast_2d(joint_or_cov))
-    return 0.5 * (cov.shape[0] * np.log(2 * np.pi * np.e) + _logdet(cov))
+    """The differential entropy ½ log det(2πe Σ) of a Gaussian, in nats.
+
+    Parameters
+    ----------
+    joint_or_cov : GaussianPair or array_like, shape (d, d), or a scalar variance
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        A covariance that is not real, finite, symmetric and positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import entropy
+    >>> bool(np.isclose(entropy(1.0), 0.5 * np.log(2 * np.pi * np.e)))
+    True
+    """
+    if isinstance(joint_or_cov, GaussianPair):
+        cov = _check_pair(joint_or_cov).cov
+    else:
+        cov = _covariance("cov", joint_or_cov)
+    return 0.5 * (anp.shape(cov)[0] * np.log(2 * np.pi * np.e) + _logdet(cov))
 
 
 def canonical_correlations(joint):
-    """The singular values of C^{-1/2} S C'^{-1/2}: the canonical correlations of (z, z')."""
+    """The canonical correlations of (z, z'): the singular values of C^{-1/2} S C'^{-1/2}.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+
+    Returns
+    -------
+    ndarray, shape (min(k, k'),)
+        In descending order, each in [0, 1).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for every function taking a GaussianPair.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import canonical_correlations, gaussian_pair
+    >>> canonical_correlations(gaussian_pair(np.eye(2), np.eye(2), np.diag([0.3, -0.6])))
+    array([0.6, 0.3])
+    """
     _, _, c, cp, s = blocks(joint)
-    lc, lcp = np.linalg.cholesky(c), np.linalg.cholesky(cp)
-    whitened = np.linalg.solve(lc, np.linalg.solve(lcp, s.T).T)  # Lc⁻¹ S Lc'⁻ᵀ (k, k')
-    return np.linalg.svd(whitened, compute_uv=False)
+    lc, lcp = anp.linalg.cholesky(c), anp.linalg.cholesky(cp)
+    whitened = anp.linalg.solve(lc, anp.transpose(anp.linalg.solve(lcp, anp.transpose(s))))
+    return anp.linalg.svd(whitened, full_matrices=False, compute_uv=False)
 
 
 def mutual_information(joint):
-    """I(Z; Z') = ½ log(det C det C' / det Σ) (docs/theory.md, 'Gaussian latents'), computed as
-    −½ Σ log(1 − σᵢ²) over the canonical correlations σᵢ (no cancellation)."""
-    sigma = np.clip(canonical_correlations(joint), 0.0, 1.0)
-    return float(-0.5 * np.sum(np.log1p(-sigma**2)))
+    """The mutual information I(Z; Z') of a Gaussian pair, in nats.
+
+    I = ½ log(det C det C' / det Σ) (docs/theory.md, "Gaussian latents"), computed as
+    −½ Σᵢ log(1 − σᵢ²) over the canonical correlations σᵢ: no cancellation of log
+    determinants, so tiny and large MI are both accurate. Invariant under invertible
+    linear maps of z and of z'. Differentiable by autograd.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for every function taking a GaussianPair.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import gaussian_pair, mutual_information
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> bool(np.isclose(mutual_information(joint), -0.5 * np.log(1 - 0.6**2)))
+    True
+    """
+    sigma = anp.clip(canonical_correlations(joint), 0.0, 1.0)
+    return -0.5 * anp.sum(anp.log1p(-sigma**2))
 
 
 def kl_divergence(p, q):
-    """KL(p ‖ q) between Gaussians of the same dimension (nats); p, q are
-    GaussianPairs or (mean (d,), cov (d, d)) pairs.
+    """KL(p ‖ q) between two Gaussians of the same dimension, in nats.
 
-    ½[tr(Σq⁻¹Σp) − d − log det(Σq⁻¹Σp) + δᵀΣq⁻¹δ], evaluated on the eigenvalues
-    λ of the whitened Σp as Σ (λ−1) − log1p(λ−1), accurate as p → q.
+    ½ [tr(Σq⁻¹Σp) − d − log det(Σq⁻¹Σp) + δᵀΣq⁻¹δ], evaluated on the eigenvalues λ
+    of the whitened Σp as Σ (λ − 1) − log1p(λ − 1): accurate as p → q.
+
+    Parameters
+    ----------
+    p, q : GaussianPair or (mean (d,), cov (d, d)) pairs
+
+    Returns
+    -------
+    float
+        ≥ 0, and 0 only for p = q.
+
+    Raises
+    ------
+    TypeError
+        p or q neither a GaussianPair nor a (mean, cov) pair, or not real.
+    ValueError
+        Different dimensions, non-finite entries, a covariance that is not symmetric
+        positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import kl_divergence
+    >>> p, q = (np.zeros(1), np.eye(1)), (np.ones(1), np.eye(1))
+    >>> float(kl_divergence(p, q))          # ½ δ² for unit variances
+    0.5
     """
     mp, cp = _mean_cov("p", p)
     mq, cq = _mean_cov("q", q)
-    if cp.shape != cq.shape:
-        raise ValueError(f"p and q must have the same dimension; got {mp.size} and {mq.size}")
-    low = np.linalg.cholesky(cq)
-    white = np.linalg.solve(low, np.linalg.solve(low, cp).T)   # Lq⁻¹ Σp Lq⁻ᵀ
-    lam_minus_one = np.linalg.eigvalsh(0.5 * (white + white.T)) - 1.0
-    delta = np.linalg.solve(low, np.asarray(mq) - np.asarray(mp))
-    return float(0.5 * (np.sum(lam_minus_one - np.log1p(lam_minus_one)) + delta @ delta))
+    if anp.shape(cp) != anp.shape(cq):
+        raise ValueError(f"p and q must have the same dimension; got {anp.size(mp)} and "
+                         f"{anp.size(mq)}")
+    low = anp.linalg.cholesky(cq)
+    white = anp.linalg.solve(low, anp.transpose(anp.linalg.solve(low, cp)))   # Lq⁻¹ Σp Lq⁻ᵀ
+    lam_minus_one = _eigenvalues(_sym(white)) - 1.0
+    delta = anp.linalg.solve(low, mq - mp)
+    return 0.5 * (anp.sum(lam_minus_one - anp.log1p(lam_minus_one)) + anp.sum(delta * delta))
 
 
 def _mean_cov(name, p):
     """(mean, cov) of a GaussianPair or a (mean, cov) pair, checked."""
     if isinstance(p, GaussianPair):
-        _check_pair(p, name)
-        return np.asarray(p.mean, dtype=float), np.asarray(p.cov, dtype=float)
-    try:
-        mean, cov = p
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a GaussianPair or a (mean, cov) pair") from None
-    cov = _covariance(f"{name} covariance", np.atleast_2d(cov))
-    return _vector(f"{name} mean", mean, cov.shape[0]), cov
+        p = _check_pair(p, name)
+        return p.mean, p.cov
+    if not isinstance(p, (tuple, list)) or len(p) != 2:
+        raise TypeError(f"{name} must be a GaussianPair or a (mean, cov) pair; got "
+                        f"{type(p).__name__}")
+    mean, cov = p
+    cov = _covariance(f"{name} covariance", cov)
+    return _vector(f"{name} mean", mean, anp.shape(cov)[0]), cov
 
 
 def cross_entropy(p, q):
-    """−E_p[log q] for Gaussians p, q (nats)."""
-    d = p.mean.size
-    maha = (q.mean - p.mean) @ _solve(q.cov, q.mean - p.mean)
-    return 0.5 * (d * np.log(2 * np.pi) + _logdet(q.cov)
-                  + np.trace(_solve(q.cov, p.cov)) + maha)
+    """The cross-entropy −E_p[log q] of two Gaussians of the same dimension, in nats.
+
+    ½ [d log 2π + log det Σq + tr(Σq⁻¹ Σp) + (μq − μp)ᵀ Σq⁻¹ (μq − μp)].
+
+    Parameters
+    ----------
+    p, q : GaussianPair or (mean (d,), cov (d, d)) pairs
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        p or q neither a GaussianPair nor a (mean, cov) pair, or not real.
+    ValueError
+        Different dimensions, non-finite entries, a covariance that is not symmetric
+        positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import cross_entropy, entropy
+    >>> p = (np.zeros(2), np.eye(2))
+    >>> bool(np.isclose(cross_entropy(p, p), entropy(np.eye(2))))
+    True
+    """
+    mp, cp = _mean_cov("p", p)
+    mq, cq = _mean_cov("q", q)
+    if anp.shape(cp) != anp.shape(cq):
+        raise ValueError(f"p and q must have the same dimension; got {anp.size(mp)} and "
+                         f"{anp.size(mq)}")
+    d = anp.size(mp)
+    maha = (mq - mp) @ _solve(cq, mq - mp)
+    return 0.5 * (d * np.log(2 * np.pi) + _logdet(cq) + anp.trace(_solve(cq, cp)) + maha)
 
 
 # ---------------------------------------------------------------- energy prior, InfoNCE
 
 def energy_prior(joint, critic):
-    """The energy prior P_θ(z, z') = p(z) p(z') e^{f(z,z')} / Z(z) (Eq. 21–22).
+    """The energy prior P_θ(z, z') = p(z) p(z') e^{f(z, z')} / Z(z) (Eq. 21–22).
 
     For a quadratic critic it is Gaussian: z ~ N(m, C) and
-    z' | z ~ N(P⁻¹(C'⁻¹m' + b + Wᵀz), P⁻¹) with P = C'⁻¹ + Q, which must be
-    positive definite (else Z(z) = ∞). Returns a GaussianPair.
+    z' | z ~ N(P⁻¹(C'⁻¹m' + b + Wᵀz), P⁻¹) with P = C'⁻¹ + Q.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        The recognition joint P(z, z').
+    critic : QuadraticCritic
+        Of shapes W (k, k'), Q (k', k'), b (k',).
+
+    Returns
+    -------
+    GaussianPair
+
+    Raises
+    ------
+    TypeError
+        ``critic`` not a QuadraticCritic.
+    ValueError
+        Wrong shapes, non-finite entries, an asymmetric Q, or C'⁻¹ + Q not positive
+        definite (then Z(z) is infinite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import energy_prior, gaussian_pair, kl_divergence, optimal_critic
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> prior = energy_prior(joint, optimal_critic(joint))      # E4: the prior is P itself
+    >>> bool(kl_divergence(joint, prior) < 1e-15)
+    True
     """
-    W, Q, b = _check_critic(critic, _check_pair(joint))
+    joint = _check_pair(joint)
+    W, Q, b = _check_critic(critic, joint)
     m, mp, c, cp, _ = blocks(joint)
-    prec = _energy_precision(cp, Q)
-    post = np.linalg.inv(prec)
-    post = 0.5 * (post + post.T)
-    gain = post @ W.T                                # (k', k): d mean(z'|z) / dz
+    post = _sym(anp.linalg.inv(_energy_precision(cp, Q)))
+    gain = post @ anp.transpose(W)                   # (k', k): d mean(z'|z) / dz
     offset = post @ (_solve(cp, mp) + b)
-    mean = np.concatenate([m, gain @ m + offset])
-    cov_zp = gain @ c @ gain.T + post
-    cov = np.block([[c, c @ gain.T], [gain @ c, 0.5 * (cov_zp + cov_zp.T)]])
+    mean = anp.concatenate([m, gain @ m + offset])
+    cross = c @ anp.transpose(gain)
+    cov = _block(c, cross, anp.transpose(cross), _sym(gain @ cross + post))
     return GaussianPair(mean, cov, joint.k)
 
 
 def _energy_precision(cp, Q):
-    prec = np.linalg.inv(cp) + Q
-    prec = 0.5 * (prec + prec.T)
-    if np.linalg.eigvalsh(prec)[0] <= 0:
+    """P = C'⁻¹ + Q, checked positive definite (relative to its largest eigenvalue)."""
+    prec = _sym(anp.linalg.inv(cp) + Q)
+    concrete = np.asarray(getval(prec))
+    eig = np.linalg.eigvalsh(concrete)
+    if not eig[0] > concrete.shape[0] * np.finfo(float).eps * np.max(np.abs(eig)):
         raise ValueError("critic.Q is too negative: C'^-1 + Q must be positive definite, "
-                         "otherwise the energy prior's normaliser Z(z) is infinite")
+                         "otherwise the energy prior's normaliser Z(z) is infinite; its "
+                         f"smallest eigenvalue is {eig[0]!r}")
     return prec
 
 
 def infonce_limit(joint, critic):
-    """I_∞(f) = E_{P(z,z')}[f] − E_{P(z)}[log E_{P(z')} e^{f(z,z')}] (Eq. 7, 25).
+    """The infinite-sample InfoNCE objective I_∞(f) (Eq. 7, 25) of a quadratic critic.
 
-    With v(z) = C'⁻¹m' + b + Wᵀz and P = C'⁻¹ + Q,
-      E[f]        = tr(W Sᵀ) + mᵀWm' − ½(tr(QC') + m'ᵀQm') + bᵀm'
-      E log Z(z)  = −½ log det(C'P) + ½ E[vᵀP⁻¹v] − ½ m'ᵀC'⁻¹m'.
+    I_∞(f) = E_{P(z,z')}[f] − E_{P(z)}[log E_{P(z')} e^{f(z,z')}]; with
+    v(z) = C'⁻¹m' + b + Wᵀz and P = C'⁻¹ + Q,
+
+        E[f] = tr(W Sᵀ) + mᵀWm' − ½(tr(QC') + m'ᵀQm') + bᵀm',
+        E log Z(z) = −½ log det(C'P) + ½ E[vᵀP⁻¹v] − ½ m'ᵀC'⁻¹m'.
+
+    E6: I(Z; Z') − I_∞(f) = KL(P ‖ energy prior) ≥ 0. Differentiable by autograd with
+    respect to the joint and the critic.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+    critic : QuadraticCritic
+
+    Returns
+    -------
+    float
+        In nats.
+
+    Raises
+    ------
+    TypeError
+        ``critic`` not a QuadraticCritic.
+    ValueError
+        As for ``energy_prior``, or a critic so large that its quadratic terms overflow
+        float64 (rescale it; ``rbf_infonce_limit`` takes any lengthscale).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import bilinear_critic, gaussian_pair, infonce_limit
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> float(infonce_limit(joint, bilinear_critic(0.5)))   # wρ − w²/2 for unit variances
+    0.175
     """
-    W, Q, b = _check_critic(critic, _check_pair(joint))
+    joint = _check_pair(joint)
+    W, Q, b = _check_critic(critic, joint)
     m, mp, c, cp, s = blocks(joint)
     prec = _energy_precision(cp, Q)
-    e_f = np.sum(W * s) + m @ W @ mp - 0.5 * (np.sum(Q * cp) + mp @ Q @ mp) + b @ mp
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+        value = _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec)
+    if not np.isfinite(getval(value)):
+        raise ValueError(
+            "critic is too large for the closed form in float64: its quadratic terms overflow "
+            f"(largest |W| entry {float(np.max(np.abs(getval(W)))):.3g}); rescale the critic"
+            " (for the RBF critic use rbf_infonce_limit, which works in log lengthscale)")
+    return value
+
+
+def _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec):
+    e_f = (anp.sum(W * s) + m @ W @ mp - 0.5 * (anp.sum(Q * cp) + mp @ Q @ mp)
+           + anp.sum(b * mp))
     cp_inv_mp = _solve(cp, mp)
-    v_mean = cp_inv_mp + b + W.T @ m
-    e_vpv = np.trace(_solve(prec, W.T @ c @ W)) + v_mean @ _solve(prec, v_mean)
+    v_mean = cp_inv_mp + b + anp.transpose(W) @ m
+    e_vpv = (anp.trace(_solve(prec, anp.transpose(W) @ c @ W))
+             + v_mean @ _solve(prec, v_mean))
     e_log_z = -0.5 * (_logdet(cp) + _logdet(prec)) + 0.5 * e_vpv - 0.5 * mp @ cp_inv_mp
-    return float(e_f - e_log_z)
+    return e_f - e_log_z
 
 
 def rbf_infonce_limit(joint, lengthscale):
-    """I_∞ for the RBF critic f = −‖z − z'‖²/(2ℓ²) (Eq. 27) by its own route:
+    """I_∞ of the RBF critic f = −‖z − z'‖²/(2ℓ²) (Eq. 27) by its own route, for any ℓ > 0.
+
     log Z(z) = k log ℓ − ½ log det(C' + ℓ²I) − ½ (z − m')ᵀ(C' + ℓ²I)⁻¹(z − m'), so
 
-      I_∞(ℓ) = −E‖z − z'‖²/(2ℓ²) − k log ℓ + ½ log det(C' + ℓ²I)
-               + ½ [tr((C' + ℓ²I)⁻¹ C) + (m − m')ᵀ(C' + ℓ²I)⁻¹(m − m')].
+        I_∞(ℓ) = −E‖z − z'‖²/(2ℓ²) + ½ log det(I + C'/ℓ²) + ½ tr((C' + ℓ²I)⁻¹ B)
 
-    For 1-D unit variances and correlation ρ this is the example of docs/theory.md
-    ('Gaussian latents'):
-    −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)). ℓ = inf gives the limit 0.
+    with B = C + (m − m')(m − m')ᵀ, evaluated without cancellation at large ℓ and
+    without overflow of ℓ² or 1/ℓ². For 1-D unit variances and correlation ρ it is
+    −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) (docs/theory.md, "Gaussian latents").
+    Differentiable by autograd with respect to ℓ and the joint (also at repeated
+    eigenvalues of C').
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        With dim z = dim z'.
+    lengthscale : float
+        ℓ > 0; ``inf`` gives the limit 0.
+
+    Returns
+    -------
+    float
+        In nats; −inf only when the true value is below −1.8e308 (ℓ ≲ 1e-154).
+
+    Raises
+    ------
+    TypeError
+        ``lengthscale`` not a real number.
+    ValueError
+        dim z ≠ dim z', ℓ ≤ 0 or NaN, or a malformed joint.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import gaussian_pair, rbf_infonce_limit
+    >>> rho, ell = 0.6, 1.0
+    >>> closed = -(1 - rho) / ell**2 - np.log(ell) + 0.5 * np.log1p(ell**2) + 1 / (2 * (1 + ell**2))
+    >>> bool(np.isclose(rbf_infonce_limit(gaussian_pair(1.0, 1.0, rho), ell), closed))
+    True
     """
     m, mp, c, cp, s = blocks(joint)
-    if m.size != mp.size:
-        raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
-    ell = float(lengthscale)
-    if not ell > 0:
-        raise ValueError(f"lengthscale must be positive; got {lengthscale}")
+    if anp.size(m) != anp.size(mp):
+        raise ValueError(f"the RBF critic needs dim z == dim z'; got {anp.size(m)} and "
+                         f"{anp.size(mp)}")
+    ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True),
+                     finite=False)
     if np.isinf(ell):
         return 0.0
-    lam, vec = np.linalg.eigh(cp)
-    u = ell**2
     diff = m - mp
-    sq_dist = np.trace(c) + np.trace(cp) - 2 * np.trace(s) + diff @ diff
-    second = np.diag(vec.T @ (c + np.outer(diff, diff)) @ vec)   # b_i in eigenbasis of C'
-    return float(_rbf_objective(np.log(u), sq_dist, lam, second))
+    sq_dist = anp.trace(c) + anp.trace(cp) - 2 * anp.trace(s) + anp.sum(diff * diff)
+    with np.errstate(over="ignore"):
+        first = -0.5 * (sq_dist / lengthscale) / lengthscale
+    if np.isinf(getval(first)):
+        return -np.inf      # −E‖z − z'‖²/(2ℓ²) is below −1.8e308: the true value overflows
+    eye = np.eye(anp.size(m))
+    second = c + anp.outer(diff, diff)
+    if ell >= 1:        # (C' + ℓ²I)⁻¹ = ℓ⁻² (C'/ℓ² + I)⁻¹: ℓ² may overflow, 1/ℓ² only underflows
+        inv_u = 1.0 / lengthscale / lengthscale
+        trace_term = inv_u * anp.trace(_solve(cp * inv_u + eye, second))
+    else:
+        trace_term = anp.trace(_solve(cp + (lengthscale * lengthscale) * eye, second))
+    return first + 0.5 * _log1p_det_rbf(cp, lengthscale) + 0.5 * trace_term
 
 
 def _rbf_objective(log_u, sq_dist, lam, second):
@@ -390,61 +888,159 @@ def _rbf_slope(log_u, sq_dist, lam, second):
 
 
 def elbo_decomposition(joint, prior):
-    """E3 for a Gaussian prior P_θ(z, z'): returns a dict with
+    """E3 for a Gaussian prior: the ELBO (Eq. 16, without its constant) = I(Z; Z') − KL.
 
-    ``elbo_minus_constant`` = E_P[log P_θ(z,z') / (p(z) p(z'))] (Eq. 16 without C),
-    computed as −CE(P, P_θ) + h(Z) + h(Z'); ``mutual_information`` I(Z;Z');
-    ``kl`` = KL(P ‖ P_θ). E3 says the first equals the second minus the third.
+    Parameters
+    ----------
+    joint : GaussianPair
+        The recognition joint P(z, z').
+    prior : GaussianPair
+        A prior P_θ(z, z') of the same shape and k (e.g. ``energy_prior(joint, critic)``).
+
+    Returns
+    -------
+    dict
+        ``elbo_minus_constant`` = E_P[log P_θ(z,z') / (p(z) p(z'))], computed as
+        −CE(P, P_θ) + h(Z) + h(Z'); ``mutual_information`` I(Z; Z');
+        ``kl`` = KL(P ‖ P_θ). All in nats.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Malformed pairs, or a prior of another shape or k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import elbo_decomposition, gaussian_pair
+    >>> d = elbo_decomposition(gaussian_pair(1.0, 1.0, 0.6), gaussian_pair(1.0, 1.0, 0.3))
+    >>> bool(np.isclose(d["elbo_minus_constant"], d["mutual_information"] - d["kl"]))
+    True
     """
-    _check_pair(joint)
-    _check_pair(prior, "prior")
-    if prior.cov.shape != joint.cov.shape or prior.k != joint.k:
-        raise ValueError(f"prior must have the joint's shape {joint.cov.shape} and k={joint.k}")
+    joint = _check_pair(joint)
+    prior = _check_pair(prior, "prior")
+    if anp.shape(prior.cov) != anp.shape(joint.cov) or prior.k != joint.k:
+        raise ValueError(f"prior must have the joint's shape {anp.shape(joint.cov)} and "
+                         f"k={joint.k}; got {anp.shape(prior.cov)} and k={prior.k}")
     _, _, c, cp, _ = blocks(joint)
     return {
-        "elbo_minus_constant": float(-cross_entropy(joint, prior) + entropy(c) + entropy(cp)),
+        "elbo_minus_constant": -cross_entropy(joint, prior) + entropy(c) + entropy(cp),
         "mutual_information": mutual_information(joint),
         "kl": kl_divergence(joint, prior),
     }
 
 
 def data_constant(cov_xx, dim_x):
-    """C = −h(X) − h(X') (Eq. 16), differential entropies of the data marginals;
-    ``cov_xx`` (d + d', d + d') as in ``recognition_joint``, x = the first ``dim_x``."""
+    """The constant C = −h(X) − h(X') of the ELBO (Eq. 16): the data marginals' entropies.
+
+    Parameters
+    ----------
+    cov_xx : array_like, shape (d + d', d + d')
+        The data covariance, as in ``recognition_joint``; symmetric positive definite.
+    dim_x : int
+        d, the dimension of x (the first d coordinates), 1 ≤ d < d + d'.
+
+    Returns
+    -------
+    float
+        In nats.
+
+    Raises
+    ------
+    TypeError
+        ``dim_x`` not an integer (1.5 and True are refused), ``cov_xx`` not real.
+    ValueError
+        ``dim_x`` out of range, ``cov_xx`` not finite, symmetric and positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import data_constant
+    >>> bool(np.isclose(data_constant(np.eye(2), 1), -np.log(2 * np.pi * np.e)))
+    True
+    """
     cov_xx = _covariance("cov_xx", cov_xx)
-    d = int(dim_x)
-    if not 0 < d < cov_xx.shape[0]:
-        raise ValueError(f"dim_x must be between 1 and {cov_xx.shape[0] - 1}; got {dim_x}")
+    size = anp.shape(cov_xx)[0]
+    if size < 2:
+        raise ValueError(f"cov_xx must cover x and x' (at least 2 × 2); got {anp.shape(cov_xx)}")
+    d = check_int(dim_x, "dim_x", minimum=1, maximum=size - 1)
     return -entropy(cov_xx[:d, :d]) - entropy(cov_xx[d:, d:])
 
 
 # ---------------------------------------------------------------- optimal critic parameters
 
 def optimal_bilinear_critic(joint):
-    """W* = argmax_W I_∞(zᵀWz') = (C + mmᵀ)⁻¹ S C'⁻¹.
+    """The best bilinear critic W* = argmax_W I_∞(zᵀWz') = (C + mmᵀ)⁻¹ S C'⁻¹.
 
     I_∞ is the concave quadratic tr(WSᵀ) − ½ tr(W C' Wᵀ (C + mmᵀ)) in W (see
-    infonce_limit with Q = 0, b = 0), whose gradient S − (C + mmᵀ) W C'
-    vanishes at W*.
+    ``infonce_limit`` with Q = 0, b = 0), whose gradient S − (C + mmᵀ) W C' vanishes at W*.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+
+    Returns
+    -------
+    QuadraticCritic
+        A bilinear critic (Q = 0, b = 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for every function taking a GaussianPair.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import gaussian_pair, optimal_bilinear_critic
+    >>> optimal_bilinear_critic(gaussian_pair(1.0, 1.0, 0.6)).W
+    array([[0.6]])
     """
     m, _, c, cp, s = blocks(joint)
-    second_moment = c + np.outer(m, m)
-    return bilinear_critic(_solve(second_moment, _solve(cp, s.T).T))
+    second_moment = c + anp.outer(m, m)
+    return bilinear_critic(_solve(second_moment, anp.transpose(_solve(cp, anp.transpose(s)))))
 
 
 def optimal_rbf_lengthscale(joint, grid=400):
-    """ℓ* = argmax_ℓ I_∞ for the RBF critic (Eq. 27); needs dim z == dim z'.
+    """The best RBF lengthscale ℓ* = argmax_ℓ I_∞ for the critic of Eq. 27.
 
-    I_∞(ℓ) → −∞ as ℓ → 0 and → 0 as ℓ → ∞. A log-spaced grid of ``grid`` values
-    of ℓ² over 16 decades around the covariance scale brackets the maximum, then
-    regula falsi on the analytic derivative refines it. Returns ``np.inf`` when
-    the supremum is the ℓ → ∞ limit (e.g. non-positive correlation).
+    I_∞(ℓ) → −∞ as ℓ → 0 and → 0 as ℓ → ∞. A log-spaced grid of ``grid`` values of ℓ²
+    over 16 decades around the covariance scale brackets the maximum, then the
+    Illinois variant of regula falsi on the analytic derivative refines it. Not
+    differentiable (an argmax): the joint's concrete values are used.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        With dim z = dim z'.
+    grid : int, default 400
+        Grid points, at least 3.
+
+    Returns
+    -------
+    float
+        ℓ*, or ``inf`` when the supremum is the ℓ → ∞ limit (e.g. non-positive correlation).
+
+    Raises
+    ------
+    TypeError
+        ``grid`` not an integer.
+    ValueError
+        dim z ≠ dim z', ``grid`` < 3, or a malformed joint.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import gaussian_pair, optimal_rbf_lengthscale
+    >>> ell = optimal_rbf_lengthscale(gaussian_pair(1.0, 1.0, 0.6))
+    >>> u = ell**2     # d/du of −0.4/u − ½ log u + ½ log(1 + u) + 1/(2(1 + u)) vanishes there
+    >>> bool(abs(0.4 / u**2 - 1 / (2 * u) + 1 / (2 * (1 + u)) - 1 / (2 * (1 + u) ** 2)) < 1e-12)
+    True
+    >>> optimal_rbf_lengthscale(gaussian_pair(1.0, 1.0, -0.6))
+    inf
     """
-    m, mp, c, cp, s = blocks(joint)
+    m, mp, c, cp, s = (np.asarray(getval(a)) for a in blocks(joint))   # an argmax: not traced
     if m.size != mp.size:
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
-    if int(grid) < 3:
-        raise ValueError(f"grid must be at least 3; got {grid}")
+    grid = check_int(grid, "grid", minimum=3)
     lam, vec = np.linalg.eigh(cp)
     diff = m - mp
     sq_dist = np.trace(c) + np.trace(cp) - 2 * np.trace(s) + diff @ diff

@@ -11,17 +11,23 @@ its standard error is their standard deviation / sqrt(batches). Every draw is
 import numpy as np
 
 from rpmref.exact.numerics import logsumexp
+from rpmref.exact.validation import as_real_array, check_int, check_positive_int, check_seed
 from rpmref.gaussian.closed_form import QuadraticCritic, _check_critic, _check_pair
 
 _MAX_SCORES = 4_000_000  # score-matrix entries per chunk of batches (~32 MB)
+#: The largest score matrix one batch may need: n × n float64 entries ≤ this (512 MiB), so
+#: n ≤ 8192. A batch's n × n scores are intrinsic to the estimator (every z_i against every z'_j).
+MAX_SCORE_ELEMENTS = 2**26
 
 
 def sample_pairs(joint, size, rng):
     """``size`` (tuple) i.i.d. draws of (z, z') from ``joint``: returns
     z (*size, k) and z' (*size, k')."""
     rng = _generator(rng)
-    low = np.linalg.cholesky(_check_pair(joint).cov)
-    eps = rng.standard_normal(tuple(size) + (joint.mean.size,))
+    joint = _check_pair(joint)
+    size = _size(size)
+    low = np.linalg.cholesky(joint.cov)
+    eps = rng.standard_normal(size + (joint.mean.size,))
     draws = joint.mean + eps @ low.T
     return draws[..., :joint.k], draws[..., joint.k:]
 
@@ -37,11 +43,14 @@ def critic_scores(critic, z, z_prime):
         own = -0.5 * np.sum((z_prime @ Q) * z_prime, axis=-1) + z_prime @ b     # (..., N)
         return pairwise + own[..., None, :]
     if callable(critic):
-        scores = np.asarray(critic(z, z_prime), dtype=float)
+        scores = as_real_array(critic(z, z_prime), "the critic's scores", finite=False)
         n = z.shape[-2]
         if scores.shape != z.shape[:-2] + (n, n):
             raise ValueError(f"critic must return scores of shape {z.shape[:-2] + (n, n)}; "
                              f"got {scores.shape}")
+        if np.isnan(scores).any() or (scores == np.inf).any():
+            raise ValueError("critic returned nan or +inf scores (−inf, a masked pair, is "
+                             "allowed, but not on every candidate of a row)")
         return scores
     raise TypeError(f"critic must be a QuadraticCritic or a callable; got {type(critic).__name__}")
 
@@ -66,9 +75,11 @@ def infonce_bounds(joint, critics, n, batches=1000, rng=0):
     """Monte Carlo I_N for several critics scored on the *same* batches (common
     random numbers): ``critics`` maps names to critics; returns a dict mapping
     each name to (estimate, standard error)."""
-    n, batches = _positive_int("n", n), _positive_int("batches", batches)
-    if batches < 2:
-        raise ValueError(f"batches must be at least 2 for a standard error; got {batches}")
+    if not isinstance(critics, dict) or not critics:
+        raise TypeError("critics must be a non-empty dict mapping names to critics; got "
+                        f"{type(critics).__name__}")
+    n = check_positive_int(n, "n")
+    batches = check_positive_int(batches, "batches", minimum=2)   # 2 for a standard error
     draws = _draws(joint, list(critics.values()), n, batches, rng)
     return {name: (float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(batches)))
             for name, d in zip(critics, draws)}
@@ -76,15 +87,25 @@ def infonce_bounds(joint, critics, n, batches=1000, rng=0):
 
 def infonce_draws(joint, critic, n, batches, rng):
     """The ``batches`` individual I_N draws (batches,) for one critic."""
-    return _draws(joint, [critic], _positive_int("n", n), _positive_int("batches", batches), rng)[0]
+    return _draws(joint, [critic], check_positive_int(n, "n"),
+                  check_positive_int(batches, "batches"), rng)[0]
 
 
 def _draws(joint, critics, n, batches, rng):
     """I_N draws (len(critics), batches), computed in chunks of batches."""
-    _check_pair(joint)
+    joint = _check_pair(joint)
+    if n * n > MAX_SCORE_ELEMENTS:
+        raise ValueError(
+            f"n = {n} needs an {n} × {n} score matrix per batch ({n * n * 8 / 2**30:.3g} GiB of "
+            f"float64), more than the budget of {MAX_SCORE_ELEMENTS * 8 / 2**20:.0f} MiB "
+            f"(rpmref.gaussian.monte_carlo.MAX_SCORE_ELEMENTS): use n ≤ "
+            f"{int(np.sqrt(MAX_SCORE_ELEMENTS))}")
     for critic in critics:
         if isinstance(critic, QuadraticCritic):
             _check_critic(critic, joint)
+        elif not callable(critic):
+            raise TypeError("critic must be a QuadraticCritic or a callable; got "
+                            f"{type(critic).__name__}")
     rng = _generator(rng)
     chunk = max(1, _MAX_SCORES // (n * n))
     out = []
@@ -94,18 +115,20 @@ def _draws(joint, critics, n, batches, rng):
     return np.concatenate(out, axis=1)
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
+def _size(size):
+    """``size`` as a tuple of non-negative ints (an int is a 1-tuple)."""
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size,)
+    if not isinstance(size, tuple):
+        raise TypeError(f"size must be a tuple of non-negative integers; got {type(size).__name__}")
+    return tuple(check_int(s, f"size[{i}]", minimum=0) for i, s in enumerate(size))
 
 
 def _generator(rng):
+    """``rng`` if it is a Generator, else ``numpy.random.default_rng(rng)`` for a valid seed."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be an int seed or a numpy.random.Generator; got {type(rng).__name__}")
+    return np.random.default_rng(check_seed(rng, "rng"))
 
 
 __all__ = ["sample_pairs", "critic_scores", "infonce_per_batch",

@@ -1,0 +1,162 @@
+"""The structure experiment of ``rpmref structure``: invariance, learning, Gaussian maps.
+
+For each geometry: data of ``SIZES[kind][0]`` states (a side of the grid), latents of
+``SIZES[kind][1]``, the topographic encoder = contiguous blocks (``coarse_encoder``).
+
+1. invariance — ``invariance_summary`` over every labelling (k ≤ 8) or 10,000 of them
+   (the identity and the geometry's symmetries included);
+2. learning — ``train_encoder`` for every objective × seed, summarised as mean ± sd,
+   next to the topographic encoder's own values (the target);
+3. gaussian — ``linear_map_table``.
+"""
+import numpy as np
+
+from rpmref.structure.gaussian import linear_map_table
+from rpmref.structure.geometry import GEOMETRIES, data_pmf, geometry, symmetries
+from rpmref.structure.learning import OBJECTIVES, LearnConfig, evaluate, summarise, train_encoder
+from rpmref.structure.relabel import (
+    DEFAULT_SAMPLE, coarse_encoder, invariance_summary, labellings, relabelling_table)
+from rpmref.exact.validation import check_choice, check_int
+
+#: (data size, latent size) per geometry; the grid's are sides (36 → 9 states).
+SIZES = {"line": (16, 8), "ring": (16, 8), "grid": (6, 3)}
+QUICK_SIZES = {"line": (8, 4), "ring": (8, 4), "grid": (4, 2)}
+MI_HEAD = "I(Z;Z')"
+
+
+def problem(kind, quick=False):
+    """(data geometry, latent geometry, P(x, x'), topographic encoder) for ``kind``."""
+    n, k = (QUICK_SIZES if quick else SIZES)[kind]
+    data_geo, latent_geo = geometry(kind, n), geometry(kind, k)
+    return data_geo, latent_geo, data_pmf(data_geo), coarse_encoder(data_geo, latent_geo)
+
+
+def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=False,
+                   sample=DEFAULT_SAMPLE, progress=None):
+    """Everything ``rpmref structure`` prints, as a dict with keys ``invariance``
+    ({kind: summary}), ``learning`` ({kind: {"sizes", "topographic", "objectives"}}),
+    ``gaussian`` (rows), ``runs`` ({kind: [run, ...]}, with the trained encoders) and
+    ``histogram`` ({kind: {"i_inf": per labelling, "mi": of the identity}}).
+    ``progress``: None or a callable taking one line of text."""
+    geometries = [check_choice(g, "geometries", GEOMETRIES) for g in geometries]
+    seeds = check_int(seeds, "seeds", minimum=1)
+    say = progress or (lambda text: None)
+    out = {"invariance": {}, "learning": {}, "gaussian": linear_map_table(), "runs": {},
+           "histogram": {}}
+    for kind in geometries:
+        data_geo, latent_geo, p_xx, topographic = problem(kind, quick)
+        say(f"{kind}: relabellings")
+        perms = labellings(latent_geo.n, sample, seed=0, include=symmetries(latent_geo))
+        table = relabelling_table(p_xx, topographic, latent_geo, perms)
+        out["invariance"][kind] = invariance_summary(p_xx, topographic, latent_geo, perms, table)
+        out["histogram"][kind] = {"i_inf": table["i_inf"], "mi": float(table["mi"][0])}
+        runs = []
+        for objective in OBJECTIVES:
+            say(f"{kind}: training {objective} × {seeds} seeds")
+            runs += [train_encoder(data_geo, latent_geo, p_xx, objective, seed, config)
+                     for seed in range(seeds)]
+        reference = evaluate(data_geo, latent_geo, p_xx, topographic, config.baseline_samples)
+        out["learning"][kind] = {
+            "sizes": {"data_states": data_geo.n, "latent_states": latent_geo.n},
+            "topographic": {"mi": reference["mi"], "i_inf": reference["i_inf"],
+                            **reference["scores"]},
+            "objectives": summarise(runs)}
+        out["runs"][kind] = runs
+    return out
+
+
+def _pm(stat, digits=3):
+    return "–" if stat is None else f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def format_invariance(invariance):
+    """The invariance table: one row per geometry."""
+    lines = [f"{'geometry':<8} {'labellings':>11} {MI_HEAD:>7} {'MI spread':>9} "
+             f"{'I_inf id':>8} {'I_inf min':>9} {'I_inf spread':>12} {'rank id':>7} "
+             f"{'tied':>4} {'symm.':>5} {'tied=symm.':>10} {'|ELBO-C-I_inf|':>14}"]
+    for kind, s in invariance.items():
+        count = f"{s['labellings']}{'' if s['exhaustive'] else '*'}"
+        lines.append(f"{kind:<8} {count:>11} {s['mi']:>7.4f} {s['mi_spread']:>9.1e} "
+                     f"{s['i_inf_identity']:>8.4f} {s['i_inf_min']:>9.4f} "
+                     f"{s['i_inf_spread']:>12.4f} {s['identity_rank']:>7} {s['tied']:>4} "
+                     f"{s['symmetries']:>5} {str(s['tied_are_symmetries']):>10} "
+                     f"{s['elbo_gap']:>14.1e}")
+    if any(not s["exhaustive"] for s in invariance.values()):
+        lines.append("* a random sample (the identity and the symmetries included)")
+    return "\n".join(lines)
+
+
+def format_learning(learning):
+    """One table per geometry: mean ± sd over seeds per objective, the topographic row last."""
+    blocks = []
+    for kind, entry in learning.items():
+        sizes = entry["sizes"]
+        head = (f"{kind}: {sizes['data_states']} data states -> {sizes['latent_states']} latent "
+                f"states; mean ± sd over seeds (baseline: the same code randomly relabelled)")
+        cols = f"{'objective':<11} {'MI':>15} {'I_inf local':>15} {'nbr frac':>15} " \
+               f"{'(baseline)':>10} {'dist corr':>15} {'(baseline)':>10}"
+        line = kind == "line"
+        if line:
+            cols += f" {'|pos corr|':>15} {'(baseline)':>10}"
+        rows = [head, cols]
+        for objective, s in entry["objectives"].items():
+            row = (f"{objective:<11} {_pm(s['mi']):>15} {_pm(s['i_inf']):>15} "
+                   f"{_pm(s['neighbour_fraction']):>15} "
+                   f"{s['baseline_neighbour_fraction']['mean']:>10.3f} "
+                   f"{_pm(s['distance_correlation']):>15} "
+                   f"{s['baseline_distance_correlation']['mean']:>10.3f}")
+            if line:
+                row += (f" {_pm(s['position_correlation']):>15} "
+                        f"{s['baseline_position_correlation']['mean']:>10.3f}")
+            rows.append(row)
+        t = entry["topographic"]
+        row = (f"{'topographic':<11} {t['mi']:>15.3f} {t['i_inf']:>15.3f} "
+               f"{t['neighbour_fraction']:>15.3f} {'':>10} {t['distance_correlation']:>15.3f} "
+               f"{'':>10}")
+        if line:
+            row += f" {t['position_correlation']:>15.3f}"
+        rows.append(row)
+        blocks.append("\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def format_gaussian(rows):
+    """The Gaussian table: one row per linear map."""
+    lines = [f"{'map A':<15} {MI_HEAD:>10} {'l*':>8} {'I_inf(l*)':>10}"]
+    lines += [f"{r['map']:<15} {r['mi']:>10.6f} {r['lengthscale']:>8.4f} {r['i_inf']:>10.6f}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def plot(result, path, kind=None):
+    """Figure: most likely latent state vs data state for seed 0 of every objective
+    (geometry ``kind``, default the first), and the histogram of I_∞ over relabellings
+    with the (constant) MI marked. Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    kind = kind or next(iter(result["runs"]))
+    runs = {r["objective"]: r for r in result["runs"][kind] if r["seed"] == 0}
+    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(3.2 * (len(runs) + 1), 3.2))
+    for ax, (objective, run) in zip(axes, runs.items()):
+        enc = run["enc"]
+        ax.imshow(enc.T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(f"{objective} (seed 0)")
+        ax.set_xlabel("data state x")
+        ax.set_ylabel("latent state z (P(z|x))")
+    ax = axes[-1]
+    hist = result.get("histogram", {}).get(kind)
+    if hist is not None:
+        ax.hist(hist["i_inf"], bins=60, color="tab:blue")
+        ax.axvline(hist["mi"], color="tab:red", label="I(Z;Z') (every labelling)")
+        ax.set_xlabel("I_inf (local critic, best l)")
+        ax.set_ylabel("labellings")
+        ax.legend(fontsize=7)
+    ax.set_title(f"{kind}: relabellings")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+__all__ = ["SIZES", "QUICK_SIZES", "problem", "run_experiment", "format_invariance",
+           "format_learning", "format_gaussian", "plot"]

@@ -1,0 +1,126 @@
+"""Data and latent spaces with a geometry: states on a line, a ring or a square grid.
+
+A ``Geometry`` is a finite set of states with coordinates and a distance:
+
+* ``line``: states 0..n−1 at positions 0..n−1, d(i, j) = |i − j|;
+* ``ring``: states 0..n−1 around a cycle, d(i, j) = min(|i − j|, n − |i − j|)
+  (the circular distance, in steps);
+* ``grid``: side × side states, state s at (row, col) = divmod(s, side),
+  d = the *Euclidean* distance between (row, col) pairs. Euclidean, not Manhattan,
+  so that the local critic −d²/(2ℓ²) is the RBF critic of Eq. 27 on R².
+
+Neighbours are the states at distance exactly 1 (two on a line or ring, up to
+four on the grid).
+
+The data pmf (``data_pmf``): P(x) uniform and P(x' | x) a lazy random walk on the
+neighbour graph — each neighbour receives (1 − stay) / max_degree and the
+rest of the mass stays at x (so ``stay`` = ½ by default, more at the ends of a line
+and on the edges of the grid, where there are fewer neighbours). The kernel is
+symmetric, so P(x, x') = P(x) P(x' | x) is symmetric and P(x') is uniform too:
+the two "frames" x, x' are exchangeable, like adjacent frames of a video.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from rpmref.exact.validation import check_choice, check_int, check_real
+
+GEOMETRIES = ("line", "ring", "grid")
+#: Smallest size of each geometry (a ring needs 3 states for two distinct neighbours).
+MIN_SIZE = {"line": 2, "ring": 3, "grid": 2}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A finite geometry: ``kind`` ('line', 'ring', 'grid'), ``size`` (states along a side),
+    ``coords`` (n, dim) float positions and ``distance`` (n, n) the distance matrix."""
+    kind: str
+    size: int
+    coords: np.ndarray
+    distance: np.ndarray
+
+    @property
+    def n(self):
+        """Number of states."""
+        return self.coords.shape[0]
+
+    @property
+    def neighbours(self):
+        """(n, n) bool: the pairs at distance 1."""
+        return np.abs(self.distance - 1.0) < 1e-12
+
+
+def geometry(kind, size):
+    """The ``kind`` geometry with ``size`` states (line, ring) or size × size states (grid)."""
+    kind = check_choice(kind, "kind", GEOMETRIES)
+    size = check_int(size, "size", minimum=MIN_SIZE[kind])
+    if kind == "grid":
+        rows, cols = np.divmod(np.arange(size * size), size)
+        coords = np.stack([rows, cols], axis=1).astype(float)            # (side², 2)
+        diff = coords[:, None, :] - coords[None, :, :]
+        distance = np.sqrt(np.sum(diff ** 2, axis=2))
+    else:
+        coords = np.arange(size, dtype=float)[:, None]                   # (n, 1)
+        gap = np.abs(coords - coords.T)
+        distance = np.minimum(gap, size - gap) if kind == "ring" else gap
+    return Geometry(kind, size, coords, distance)
+
+
+def neighbour_kernel(geo, stay=0.5):
+    """P(x' | x) (n, n): the lazy random walk of the module docstring (symmetric, rows sum to 1)."""
+    stay = check_real(stay, "stay", minimum=0.0, maximum=1.0)
+    adjacent = geo.neighbours.astype(float)
+    step = (1.0 - stay) / adjacent.sum(axis=1).max()
+    kernel = step * adjacent
+    kernel[np.diag_indices(geo.n)] = 1.0 - kernel.sum(axis=1)
+    return kernel
+
+
+def data_pmf(geo, stay=0.5):
+    """P(x, x') = P(x) P(x' | x) with P(x) = 1/n and the lazy random walk (n, n), symmetric."""
+    return neighbour_kernel(geo, stay) / geo.n
+
+
+def coarse_labels(data_geo, latent_geo):
+    """The block z(x) of each data state x (n,) ints: contiguous blocks of the same geometry.
+
+    line / ring: z = ⌊x k / n⌋ (k contiguous runs, sizes differing by at most one);
+    grid: row and column each coarse-grained the same way, z = z_row · side_z + z_col.
+    Requires the same kind and latent size ≤ data size.
+    """
+    if latent_geo.kind != data_geo.kind:
+        raise ValueError(f"latent_geo must be a {data_geo.kind} like data_geo, got a "
+                         f"{latent_geo.kind}")
+    if latent_geo.size > data_geo.size:
+        raise ValueError(f"latent_geo.size must be <= data_geo.size = {data_geo.size} "
+                         f"(coarse-graining), got {latent_geo.size}")
+    ticks = np.arange(data_geo.size) * latent_geo.size // data_geo.size
+    if data_geo.kind != "grid":
+        return ticks
+    rows, cols = np.divmod(np.arange(data_geo.n), data_geo.size)
+    return ticks[rows] * latent_geo.size + ticks[cols]
+
+
+def symmetries(geo):
+    """The distance-preserving relabellings of ``geo`` as an (m, n) int array of permutations
+    σ (state s ↦ σ[s]), identity first: line — identity and reversal (2); ring —
+    rotations and reflections (2n); grid — the 8 rotations/reflections of the square."""
+    n, s = geo.n, geo.size
+    idx = np.arange(n)
+    if geo.kind == "line":
+        perms = [idx, idx[::-1]]
+    elif geo.kind == "ring":
+        perms = [(idx + r) % n for r in range(n)] + [(r - idx) % n for r in range(n)]
+    else:
+        rows, cols = np.divmod(idx, s)
+        maps = [(rows, cols), (cols, s - 1 - rows), (s - 1 - rows, s - 1 - cols),
+                (s - 1 - cols, rows)]
+        maps += [(r, s - 1 - c) for r, c in maps]                        # each rotation, mirrored
+        perms = [r * s + c for r, c in maps]
+    out = np.unique(np.array(perms, dtype=np.int64), axis=0)
+    first = np.flatnonzero((out == idx).all(axis=1))[0]
+    return np.concatenate([out[first:first + 1], np.delete(out, first, axis=0)])
+
+
+__all__ = ["GEOMETRIES", "Geometry", "geometry", "neighbour_kernel", "data_pmf",
+           "coarse_labels", "symmetries"]

@@ -1,0 +1,176 @@
+"""Learning an encoder from scratch: which objective finds the topographic code?
+
+The encoder is a softmax table, P(z | x) = softmax(logits[x]) (logits (n, k), formed
+as exp(log_softmax) so no probability is a ratio of overflowing exponentials), the
+*same* encoder for x and x' (shared weights, as in the balls experiment; P(x, x') is
+symmetric, so the two frames are exchangeable). It is trained by gradient ascent
+(autograd + Adam) from random logits N(0, ``init_scale``²) drawn from the seed, on one of:
+
+* ``mi``      — I(Z; Z') of the recognition joint: the ELBO with the optimal prior
+                (Eq. 17–20), blind to labels (``rpmref.structure.relabel``);
+* ``local``   — I_∞ (Eq. 7) with the local critic f = −d(z, z')²/(2ℓ²) (Eq. 27) and a
+                learned log ℓ: the ELBO with that critic's energy prior (E5);
+* ``table``   — I_∞ with an unrestricted learned critic table f (k, k), initialised at 0;
+                its optimum is the optimal critic, where I_∞ = I (E6), so it is MI again;
+* ``sampled`` — the finite-batch InfoNCE of Eq. 6 as one would train it: each step a
+                fresh batch of N data pairs (x_i, x'_i) ~ P(x, x') (seeded), the critic
+                between codes taken in expectation under the encoder,
+                f̄(x, x') = Σ_{z,z'} P(z|x) P(z'|x') f(z, z'), with the local f and a learned ℓ;
+                objective log N + (1/N) Σ_i [f̄(x_i, x'_i) − log Σ_j e^{f̄(x_i, x'_j)}].
+
+After training every run is scored the same way: the MI reached, I_∞ with the local
+critic at its best ℓ (``relabel.LENGTHSCALES``, refined), and the topography scores
+with their random-relabelling baselines (``rpmref.structure.topography``).
+"""
+from dataclasses import asdict, dataclass
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import value_and_grad
+from autograd.misc.flatten import flatten
+
+from rpmref.exact import infonce_limit, mutual_information, recognition_joint
+from rpmref.exact.numerics import log_softmax, logsumexp
+from rpmref.exact.validation import check_choice, check_int, check_pmf, check_real, check_seed
+from rpmref.structure.relabel import LENGTHSCALES, _best_lengthscales
+from rpmref.structure.topography import relabelling_baseline, topography_scores
+
+OBJECTIVES = ("mi", "local", "table", "sampled")
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Settings of one training run (the defaults are those of ``rpmref structure``)."""
+    steps: int = 300            # Adam steps
+    learning_rate: float = 0.1  # Adam step size (Kingma & Ba 2015)
+    init_scale: float = 1.0     # sd of the initial logits
+    batch_size: int = 64        # N of the "sampled" objective
+    baseline_samples: int = 200  # random relabellings averaged for the correlation baselines
+
+    def __post_init__(self):
+        check_int(self.steps, "steps", minimum=1)
+        check_real(self.learning_rate, "learning_rate", minimum=0.0, inclusive=(False, True))
+        check_real(self.init_scale, "init_scale", minimum=0.0)
+        check_int(self.batch_size, "batch_size", minimum=2)
+        check_int(self.baseline_samples, "baseline_samples", minimum=1)
+
+
+def encoder(logits):
+    """P(z | x) = exp(log_softmax(logits)) row by row, (n, k)."""
+    return anp.exp(log_softmax(logits, axis=1))
+
+
+def _local(sq_dist, log_l):
+    return -sq_dist * anp.exp(-2.0 * log_l) / 2.0        # −d²/(2ℓ²), ℓ = e^{log ℓ}
+
+
+def _objective(kind, p_xx, sq_dist, batches):
+    """objective(params, step) for autograd; params = {"logits", "log_l", "table"}."""
+    def value(params, step):
+        enc = encoder(params["logits"])
+        if kind == "sampled":
+            x, x_prime = batches(step)
+            f_bar = anp.matmul(anp.matmul(enc[x], _local(sq_dist, params["log_l"])),
+                               anp.transpose(enc[x_prime]))                  # (N, N)
+            return np.log(x.size) + anp.mean(anp.diag(f_bar) - logsumexp(f_bar, axis=1))
+        p_zz = recognition_joint(p_xx, enc, enc)
+        if kind == "mi":
+            return mutual_information(p_zz)
+        critic = _local(sq_dist, params["log_l"]) if kind == "local" else params["table"]
+        return infonce_limit(p_zz, critic)
+    return value
+
+
+def _adam(value_and_gradient, params, steps, rate, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam (Kingma & Ba 2015) *ascent* on a flat vector; returns it and the objective trace."""
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    trace = []
+    for t in range(steps):
+        value, g = value_and_gradient(params, t)
+        if not (np.isfinite(value) and np.all(np.isfinite(g))):
+            raise FloatingPointError(f"non-finite objective or gradient at step {t}: {value}")
+        trace.append(float(value))
+        m = b1 * m + (1 - b1) * g                       # first moment
+        v = b2 * v + (1 - b2) * g ** 2                  # second moment
+        m_hat, v_hat = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))  # bias corrections
+        params = params + rate * m_hat / (np.sqrt(v_hat) + eps)
+    return params, trace
+
+
+def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfig()):
+    """Train the shared softmax encoder on ``objective`` from the random start of ``seed``.
+
+    Returns a dict: ``objective``, ``seed``, ``enc`` (n, k) the trained P(z | x),
+    ``trace`` (objective per step), ``mi``, ``i_inf`` (local critic, best ℓ),
+    ``lengthscale`` (that ℓ), ``scores`` and ``baseline`` (topography, random relabelling).
+    The same seed gives the same run (start, batches and baseline relabellings).
+    """
+    objective = check_choice(objective, "objective", OBJECTIVES)
+    seed = check_seed(seed, "seed")
+    p_xx = np.asarray(check_pmf(p_xx, "p_xx", ndim=2))
+    if p_xx.shape != (data_geo.n, data_geo.n):
+        raise ValueError(f"p_xx must be ({data_geo.n}, {data_geo.n}) for data_geo, got {p_xx.shape}")
+    n, k = data_geo.n, latent_geo.n
+    start_rng, batch_rng, baseline_rng = [np.random.default_rng(s) for s in
+                                          np.random.SeedSequence(seed).spawn(3)]
+    start = {"logits": config.init_scale * start_rng.standard_normal((n, k)),
+             "log_l": np.array(0.0), "table": np.zeros((k, k))}
+    flat, unflatten = flatten(start)
+    pairs = batch_rng.choice(n * n, size=(config.steps, config.batch_size), p=p_xx.ravel())
+
+    def batches(step):
+        return np.divmod(pairs[step], n)             # (x_i), (x'_i), N each
+    value = _objective(objective, p_xx, latent_geo.distance ** 2, batches)
+    grad_fn = value_and_grad(lambda w, step: value(unflatten(w), step))
+    flat, trace = _adam(grad_fn, flat, config.steps, config.learning_rate)
+    enc = np.asarray(encoder(unflatten(flat)["logits"]))
+    return {"objective": objective, "seed": seed, "enc": enc, "trace": trace,
+            **evaluate(data_geo, latent_geo, p_xx, enc, config.baseline_samples, baseline_rng)}
+
+
+def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
+    """MI, I_∞ at the best ℓ of the local critic, the topography scores and their baselines."""
+    p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
+    sq_dist = latent_geo.distance ** 2
+    best, _ = _best_lengthscales(p_zz, sq_dist, np.arange(latent_geo.n)[None, :], LENGTHSCALES)
+    return {"mi": float(mutual_information(p_zz)),
+            "i_inf": float(infonce_limit(p_zz, _local(sq_dist, np.log(best[0])))),
+            "lengthscale": float(best[0]),
+            "scores": topography_scores(data_geo, latent_geo, enc),
+            "baseline": relabelling_baseline(data_geo, latent_geo, enc, baseline_samples,
+                                             rng=rng if rng is not None else np.random.default_rng(0))}
+
+
+SUMMARY_KEYS = ("mi", "i_inf", "neighbour_fraction", "distance_correlation",
+                "position_correlation")
+
+
+def _flat(run):
+    out = {"mi": run["mi"], "i_inf": run["i_inf"], **run["scores"]}
+    out.update({f"baseline_{k}": v for k, v in run["baseline"].items()})
+    return out
+
+
+def summarise(runs):
+    """Mean and sd (ddof=1; 0 for one run) over runs per objective, of ``SUMMARY_KEYS`` and
+    their baselines: {objective: {key: {"mean", "sd"}}}; None where a score does not apply."""
+    out = {}
+    for objective in OBJECTIVES:
+        rows = [_flat(r) for r in runs if r["objective"] == objective]
+        if not rows:
+            continue
+        out[objective] = {}
+        for key in rows[0]:
+            values = [r[key] for r in rows]
+            if any(v is None for v in values):
+                out[objective][key] = None
+                continue
+            values = np.asarray(values, dtype=float)
+            sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            out[objective][key] = {"mean": float(values.mean()), "sd": sd}
+        out[objective]["runs"] = len(rows)
+    return out
+
+
+__all__ = ["OBJECTIVES", "LearnConfig", "encoder", "train_encoder", "evaluate", "summarise",
+           "SUMMARY_KEYS"]

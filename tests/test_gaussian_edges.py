@@ -1,0 +1,301 @@
+"""The Gaussian closed forms at their edges: bad input gets a ValueError/TypeError that
+names the argument, valid input at extreme scales gets the exact answer.
+
+Exactness at extreme scales is checked by invariances the formulas do not use: the
+mutual information, the KL divergence and I_∞ of a suitably rescaled critic are
+unchanged when every covariance is multiplied by s (z → √s z), and the entropy moves by
+exactly (d/2) log s. The reference values are the unscaled ones (computed at s = 1,
+where nothing is extreme) or closed forms evaluated with mpmath at 50 digits.
+"""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rpmref.gaussian as g
+from rpmref.gaussian import monte_carlo as mc
+
+mpmath.mp.dps = 50
+EPS = float(np.finfo(np.float64).eps)
+
+#: Relative tolerance of a closed form of a d ≤ 4 problem against the same closed form at
+#: another scale: each side is a few Cholesky/solve/eigen steps on ≤ 4 × 4 matrices,
+#: ≈ 10·d·eps·cond relative with cond ≤ 50 here (≈ 4e-13); 1e-11 leaves a 25× margin.
+SCALED_RTOL = 1e-11
+
+
+def unit_pair(rho, scale=1.0):
+    return g.gaussian_pair(scale, scale, rho * scale)
+
+
+def random_joint(seed, k=2, k_prime=2):
+    rng = np.random.default_rng(seed)
+    n = k + k_prime
+    root = rng.normal(size=(n, n))
+    cov = root @ root.T / n + 0.5 * np.eye(n)
+    return g.GaussianPair(rng.normal(size=n), cov, k)
+
+
+def scaled(joint, s):
+    return g.GaussianPair(np.asarray(joint.mean) * math.sqrt(s), np.asarray(joint.cov) * s, joint.k)
+
+
+# ------------------------------------------------------------------ the reported cases
+
+def _pair(mean, cov, k=1):
+    return g.GaussianPair(np.asarray(mean, dtype=float), np.asarray(cov, dtype=float), k)
+
+
+@pytest.mark.parametrize("joint, argument", [
+    (_pair([np.nan, 0.0], np.eye(2)), r"\.mean must be finite"),
+    (_pair([np.inf, 0.0], np.eye(2)), r"\.mean must be finite"),
+    (_pair([0.0, 0.0], [[1.0, np.nan], [0.5, 1.0]]), r"\.cov must be finite"),   # upper triangle
+    (_pair([0.0, 0.0], [[1.0, 0.5], [np.nan, 1.0]]), r"\.cov must be finite"),   # lower triangle
+    (_pair([0.0, 0.0], [[1.0, 0.5], [0.9, 1.0]]), r"\.cov must be symmetric"),
+    (_pair([0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]]), r"\.cov must be positive definite"),
+    (_pair([0.0, 0.0], [[np.inf, 0.0], [0.0, 1.0]]), r"\.cov must be finite"),
+])
+def test_malformed_pairs_are_refused_by_every_function(joint, argument):
+    """The message names the argument: joint.cov, p.cov, prior.mean, ... as the function calls it."""
+    calls = [g.mutual_information, g.entropy, g.canonical_correlations, g.optimal_critic,
+             lambda j: g.infonce_limit(j, g.bilinear_critic(1.0)),
+             lambda j: g.rbf_infonce_limit(j, 1.0),
+             lambda j: g.kl_divergence(j, unit_pair(0.1)),
+             lambda j: g.kl_divergence(unit_pair(0.1), j),
+             lambda j: g.cross_entropy(j, unit_pair(0.1)),
+             lambda j: g.elbo_decomposition(unit_pair(0.1), j),
+             lambda j: g.energy_prior(j, g.bilinear_critic(1.0)),
+             lambda j: mc.infonce_bound(j, g.bilinear_critic(1.0), 4, 10)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^(joint|p|q|prior)" + argument):
+            call(joint)
+
+
+def test_an_asymmetric_covariance_no_longer_gives_a_number():
+    with pytest.raises(ValueError, match=r"joint\.cov must be symmetric.*joint\.cov\[0, 1\] = 0\.5"):
+        g.mutual_information(_pair([0.0, 0.0], [[1.0, 0.5], [0.9, 1.0]]))
+
+
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: g.cross_entropy("p", unit_pair(0.5)), TypeError, "p must be"),
+    (lambda: g.cross_entropy(unit_pair(0.5), (np.zeros(2), [[1.0, np.nan], [0.0, 1.0]])),
+     ValueError, "q covariance"),
+    (lambda: g.cross_entropy(unit_pair(0.5), (np.zeros(3), np.eye(3))), ValueError, "same dimension"),
+    (lambda: g.gaussian_pair(1.0 + 1e-3j, 1.0, 0.5), TypeError, "cov_z must be real"),
+    (lambda: g.gaussian_pair(1.0, 1.0, np.array([[0.5 + 0.1j]])), TypeError, "cross_cov must be real"),
+    (lambda: g.recognition_joint(np.eye(2), np.eye(1) * (1 + 1j), np.eye(1)), TypeError, "enc must be real"),
+    (lambda: g.bilinear_critic(np.array([[1j]])), TypeError, "W must be real"),
+    (lambda: g.gaussian_pair("1", 1.0, 0.5), TypeError, "cov_z"),
+    (lambda: g.gaussian_pair(None, 1.0, 0.5), TypeError, "cov_z"),
+    (lambda: g.gaussian_pair(np.array([[True]]), 1.0, 0.5), TypeError, "cov_z"),
+    (lambda: g.gaussian_pair(np.array([[1.0]], dtype=object), 1.0, 0.5), TypeError, "cov_z"),
+    (lambda: g.rbf_critic(1e-200, 2), ValueError, "lengthscale must be at least"),
+    (lambda: g.rbf_critic(float("nan"), 2), ValueError, "lengthscale"),
+    (lambda: g.rbf_critic(-1.0, 2), ValueError, "lengthscale"),
+    (lambda: g.rbf_critic(1.0, 2.0), TypeError, "k \\(the dimension"),
+    (lambda: g.rbf_critic(1.0, True), TypeError, "k \\(the dimension"),
+    (lambda: g.data_constant(np.eye(3), 1.5), TypeError, "dim_x must be an integer"),
+    (lambda: g.data_constant(np.eye(3), 3), ValueError, "dim_x must be <= 2"),
+    (lambda: g.data_constant(np.eye(1), 1), ValueError, "cov_xx must cover"),
+    (lambda: g.optimal_rbf_lengthscale(unit_pair(0.5), grid=10.5), TypeError, "grid"),
+    (lambda: g.rbf_infonce_limit(unit_pair(0.5), 0.0), ValueError, "lengthscale"),
+    (lambda: g.rbf_infonce_limit(unit_pair(0.5), "1"), TypeError, "lengthscale"),
+    (lambda: g.mutual_information(g.GaussianPair(np.zeros(2), np.eye(2), 1.0)), TypeError, "joint.k"),
+    (lambda: g.infonce_limit(unit_pair(0.5), g.QuadraticCritic(np.eye(1), np.eye(1), [np.nan])),
+     ValueError, "critic.b"),
+    (lambda: g.infonce_limit(unit_pair(0.5), g.QuadraticCritic(np.eye(1) * np.inf, np.eye(1), [0.0])),
+     ValueError, "critic.W"),
+    (lambda: g.infonce_limit(g.gaussian_pair(np.eye(2), np.eye(2), 0.1 * np.eye(2)),
+                             g.QuadraticCritic(np.eye(2), [[1.0, 0.3], [0.1, 1.0]], np.zeros(2))),
+     ValueError, "critic.Q must be symmetric"),
+    (lambda: g.infonce_limit(unit_pair(0.5), g.bilinear_critic(1e200)), ValueError, "critic is too large"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 20000), ValueError,
+     "n = 20000 needs an 20000 × 20000 score matrix"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4.0), TypeError, "n must be"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), g.bilinear_critic(1.0), 4, batches=10, rng=-1),
+     ValueError, "rng"),
+    (lambda: mc.infonce_bound(unit_pair(0.5), lambda z, zp: np.full(z.shape[:-1] + (z.shape[-2],), np.nan),
+                              4, 10), ValueError, "nan"),
+    (lambda: mc.infonce_bounds(unit_pair(0.5), [g.bilinear_critic(1.0)], 4, 10), TypeError, "critics"),
+    (lambda: mc.sample_pairs(unit_pair(0.5), (2.5,), 0), TypeError, "size"),
+])
+def test_bad_arguments_get_a_clear_error(call, error, argument):
+    with pytest.raises(error, match=argument):
+        call()
+
+
+# ------------------------------------------------------------------ extreme but valid
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-20, 1e20, 1e200, 1e300])
+def test_scaled_one_dimensional_pair_is_exact(scale):
+    """gaussian_pair([[s]], [[s]], [[ρ s]]) is a valid, well-conditioned problem at any s:
+    I = −½ log(1 − ρ²) (mpmath), h = log(2πe s)/2 + ½ log(1 − ρ²) ... per coordinate."""
+    rho = 0.5
+    joint = unit_pair(rho, scale)
+    true_mi = float(-mpmath.log(1 - mpmath.mpf(rho) ** 2) / 2)
+    assert abs(g.mutual_information(joint) - true_mi) <= 4 * EPS * true_mi
+    # h(Z, Z') = log(2πe) + ½ log det(s² [[1, ρ], [ρ, 1]]) = log(2πe) + log s + ½ log(1 − ρ²)
+    s = mpmath.mpf(scale)
+    true_h = float(mpmath.log(2 * mpmath.pi * mpmath.e) + mpmath.log(s) + mpmath.log(1 - rho**2) / 2)
+    # Cholesky diagonals are ≈ √s to a few ulps, so log det is off by a few eps absolute
+    assert abs(g.entropy(joint) - true_h) <= 1e-14 * max(1.0, abs(true_h))
+
+
+@pytest.mark.parametrize("scale", [1e-250, 1e-20, 1e-3, 1e3, 1e20, 1e250])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_closed_forms_are_invariant_under_rescaling(scale, seed):
+    """z → √s z multiplies every covariance by s. MI and KL are invariant; I_∞ of the
+    critic zᵀ(W/s)z' − ½ z'ᵀ(Q/s)z' + (b/√s)ᵀz' equals I_∞ of (W, Q, b) on the unscaled
+    joint; the entropy moves by (d/2) log s."""
+    joint, other = random_joint(seed), random_joint(seed + 10)
+    big, big_other = scaled(joint, scale), scaled(other, scale)
+    rng = np.random.default_rng(seed)
+    W, b = rng.normal(scale=0.3, size=(2, 2)), rng.normal(scale=0.3, size=2)
+    Q = 0.2 * np.eye(2)
+    pairs = [
+        (g.mutual_information(big), g.mutual_information(joint)),
+        (g.kl_divergence(big, big_other), g.kl_divergence(joint, other)),
+        (g.infonce_limit(big, g.QuadraticCritic(W / scale, Q / scale, b / math.sqrt(scale))),
+         g.infonce_limit(joint, g.QuadraticCritic(W, Q, b))),
+        (g.infonce_limit(big, g.optimal_critic(big)), g.mutual_information(joint)),
+        (g.rbf_infonce_limit(big, 0.7 * math.sqrt(scale)), g.rbf_infonce_limit(joint, 0.7)),
+        (g.entropy(big) - 2 * math.log(scale), g.entropy(joint)),
+    ]
+    for got, want in pairs:
+        assert np.isfinite(got)
+        assert abs(got - want) <= SCALED_RTOL * max(1.0, abs(want)), (got, want)
+
+
+@pytest.mark.parametrize("ell", [1e-150, 1e-100, 1e-3, 0.7, 1e3, 1e100, 1e200, 1e300])
+def test_rbf_limit_at_extreme_lengthscales_matches_mpmath(ell):
+    """The 1-D unit-variance formula −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) at 50
+    digits; the float64 result is correctly rounded to within a few ulps (the terms do not
+    cancel below the result at either end), including underflow to 0 at ℓ = 1e200."""
+    rho = 0.5
+    L = mpmath.mpf(ell)
+    true = -(1 - mpmath.mpf(rho)) / L**2 - mpmath.log(L) + mpmath.log1p(L**2) / 2 + 1 / (2 * (1 + L**2))
+    got = g.rbf_infonce_limit(unit_pair(rho), ell)
+    assert abs(got - float(true)) <= 8 * EPS * abs(float(true)) + 1e-300
+
+
+def test_rbf_limit_overflows_to_minus_infinity_only_when_the_true_value_does():
+    """At ℓ = 1e-160, −(1−ρ)/ℓ² = −5e319 is below −1.8e308: −inf is the rounded answer."""
+    assert g.rbf_infonce_limit(unit_pair(0.5), 1e-160) == -np.inf
+    assert np.isfinite(g.rbf_infonce_limit(unit_pair(0.5), 1e-150))
+
+
+def test_rbf_critic_at_its_smallest_lengthscale_is_finite():
+    critic = g.rbf_critic(g.MIN_LENGTHSCALE, 2)
+    assert all(np.all(np.isfinite(a)) for a in critic)
+
+
+def test_tiny_covariance_scale_is_accepted_with_a_relative_definiteness_threshold():
+    joint = g.gaussian_pair([[1e-20]], [[1e-20]], [[0.5e-20]])
+    assert abs(g.mutual_information(joint) - (-0.5 * math.log1p(-0.25))) <= 4 * EPS
+    # singular at any scale is still refused
+    with pytest.raises(ValueError, match="positive definite"):
+        g.gaussian_pair([[1e-20]], [[1e-20]], [[1e-20]])
+
+
+def test_float32_and_integer_inputs_are_computed_in_float64():
+    a = g.mutual_information(g.gaussian_pair(np.float32(2.0), np.array([[2]]), np.float32(1.0)))
+    assert abs(a - (-0.5 * math.log1p(-0.25))) <= 4 * EPS
+
+
+def test_transposed_and_non_contiguous_arrays_work():
+    rng = np.random.default_rng(3)
+    root = rng.normal(size=(8, 8))
+    cov = root @ root.T + np.eye(8)
+    strided = np.asfortranarray(cov)[::2, ::2]
+    joint = g.GaussianPair(np.zeros(4), strided, 2)
+    same = g.GaussianPair(np.zeros(4), np.ascontiguousarray(strided), 2)
+    assert g.mutual_information(joint) == g.mutual_information(same)
+
+
+# ------------------------------------------------------------------ fuzz
+
+HOSTILE = [
+    np.nan, np.inf, -np.inf, 1e308, -1e308, 5e-324, 0.0, -1.0, 1j, "x", None, True, [],
+    [[1.0, 2.0, 3.0]], np.array([[1.0]], dtype=object), np.ones((2, 2, 2)), np.float32(1e38),
+    [[1.0, 0.0], [0.0, np.nan]], [[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.5], [0.0, 1.0]],
+]
+
+
+def _public_calls(bad):
+    """Each public Gaussian function with one argument replaced by ``bad``."""
+    good = unit_pair(0.5)
+    two = g.gaussian_pair(np.eye(2), np.eye(2), 0.3 * np.eye(2))
+    critic = g.bilinear_critic(0.5)
+    return [
+        lambda: g.gaussian_pair(bad, 1.0, 0.5),
+        lambda: g.gaussian_pair(1.0, 1.0, bad),
+        lambda: g.gaussian_pair(1.0, 1.0, 0.5, mean_z=bad),
+        lambda: g.recognition_joint(bad, np.eye(1), np.eye(1), noise_cov=np.eye(1)),
+        lambda: g.recognition_joint(np.eye(2), bad, np.eye(1), noise_cov=np.eye(1)),
+        lambda: g.recognition_joint(np.eye(2), np.eye(1), np.eye(1), noise_cov=bad),
+        lambda: g.recognition_joint(np.eye(2), np.eye(1), np.eye(1), mean_xx=bad),
+        lambda: g.mutual_information(g.GaussianPair(bad, good.cov, 1)),
+        lambda: g.mutual_information(g.GaussianPair(np.zeros(4), bad, 2)),
+        lambda: g.mutual_information(g.GaussianPair(good.mean, good.cov, bad)),
+        lambda: g.entropy(bad),
+        lambda: g.bilinear_critic(bad),
+        lambda: g.rbf_critic(bad, 1),
+        lambda: g.rbf_critic(1.0, bad),
+        lambda: g.infonce_limit(good, g.QuadraticCritic(bad, critic.Q, critic.b)),
+        lambda: g.infonce_limit(good, g.QuadraticCritic(critic.W, bad, critic.b)),
+        lambda: g.infonce_limit(good, g.QuadraticCritic(critic.W, critic.Q, bad)),
+        lambda: g.infonce_limit(good, bad),
+        lambda: g.rbf_infonce_limit(good, bad),
+        lambda: g.kl_divergence(good, (bad, good.cov)),
+        lambda: g.kl_divergence(good, (good.mean, bad)),
+        lambda: g.kl_divergence(good, bad),
+        lambda: g.cross_entropy(good, (good.mean, bad)),
+        lambda: g.cross_entropy(bad, good),
+        lambda: g.energy_prior(two, bad),
+        lambda: g.elbo_decomposition(good, bad),
+        lambda: g.data_constant(bad, 1),
+        lambda: g.data_constant(np.eye(2), bad),
+        lambda: g.optimal_rbf_lengthscale(good, grid=bad),
+        lambda: mc.infonce_bound(good, critic, bad, 10),
+        lambda: mc.infonce_bound(good, critic, 4, bad),
+        lambda: mc.infonce_bound(good, critic, 4, 10, rng=bad),
+    ]
+
+
+def _outcome(call):
+    try:
+        value = call()
+    except (ValueError, TypeError) as err:
+        assert str(err).strip(), "an error needs a message"
+        return "error"
+    leaves = value if isinstance(value, tuple) else (value,)
+    for leaf in leaves:
+        if isinstance(leaf, (tuple, list)):
+            continue
+        arr = np.asarray(leaf, dtype=float)
+        assert not np.isnan(arr).any(), f"NaN result {value!r}"
+    return "value"
+
+
+N_CALLS = len(_public_calls(None))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bad=st.sampled_from(HOSTILE), which=st.integers(0, N_CALLS - 1))
+def test_fuzz_hostile_arguments_get_a_value_or_a_clear_error(bad, which):
+    """Never NaN, never another exception type (a LinAlgError, an IndexError, ...)."""
+    _outcome(_public_calls(bad)[which])
+
+
+def test_fuzz_every_hostile_argument_in_every_slot():
+    """The exhaustive grid behind the hypothesis test above: every hostile value in every
+    argument slot (len(HOSTILE) × N_CALLS cases), counted."""
+    outcomes = {"error": 0, "value": 0}
+    for bad in HOSTILE:
+        for call in _public_calls(bad):
+            outcomes[_outcome(call)] += 1
+    assert sum(outcomes.values()) == len(HOSTILE) * N_CALLS
+    assert outcomes["error"] > outcomes["value"]   # nearly every hostile value is refused
