@@ -1249,7 +1249,42 @@ def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
 
 def check_index_array(value, name, size, length=None):
     """A 1-D array of integers in 0..size−1 (``length`` entries if given), as int64.
-    Floats and bools are refused (TypeError), as for a single index."""
+
+    Floats and bools are refused (TypeError), as for a single index.
+
+    Parameters
+    ----------
+    value : array_like of int
+        The indices.
+    name : str
+        Its name, for messages.
+    size : int
+        Indices must be below it.
+    length : int, optional
+        Required number of entries.
+
+    Returns
+    -------
+    ndarray of int64, shape (length,)
+        The indices.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer dtype (floats, bools).
+    ValueError
+        If it is not 1-D, has another length, or an entry is outside 0..size−1.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_index_array
+    >>> check_index_array([2, 0, 1], "labels", 3)
+    array([2, 0, 1])
+    >>> check_index_array([0, 3], "labels", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels entries must be in 0..2; labels[1] = 3
+    """
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
@@ -1264,7 +1299,36 @@ def check_index_array(value, name, size, length=None):
 
 
 def check_permutation(value, name, size):
-    """A permutation of 0..size−1 (1-D integer array, each index once), as int64."""
+    """A permutation of 0..size−1 (1-D integer array, each index once), as int64.
+
+    Parameters
+    ----------
+    value : array_like of int
+        The permutation.
+    name : str
+        Its name, for messages.
+    size : int
+        Its length.
+
+    Returns
+    -------
+    ndarray of int64, shape (size,)
+        The permutation.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_index_array` (with ``length=size``); ValueError naming
+        an index that appears twice.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_permutation
+    >>> check_permutation([1, 1, 0], "perm", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: perm must be a permutation of 0..2; 1 appears 2 times
+    """
     arr = check_index_array(value, name, size, length=size)
     counts = np.bincount(arr, minlength=size)
     if counts.max() > 1:

@@ -297,7 +297,7 @@ def gaussian_problem(level, dim, n, reference_batches, rng):
     >>> import numpy as np
     >>> from rpmref.testing.estimators import gaussian_problem
     >>> problem = gaussian_problem(2.0, 4, 8, 0, np.random.default_rng(0))
-    >>> problem.name, round(problem.mutual_information, 12), problem.infonce_n
+    >>> problem.name, round(float(problem.mutual_information), 12), problem.infonce_n
     ('gaussian 2 nats', 2.0, None)
     """
     joint, _ = staircase_joint(level, dim)
