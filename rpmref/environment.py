@@ -23,7 +23,19 @@ def _version(package):
 
 
 def cpu_model():
-    """The CPU's model name (from /proc/cpuinfo where there is one), or ''."""
+    """The CPU's model name (from /proc/cpuinfo where there is one), or ''.
+
+    Returns
+    -------
+    str
+        The model name, else ``platform.processor()`` (possibly '').
+
+    Examples
+    --------
+    >>> from rpmref.environment import cpu_model
+    >>> isinstance(cpu_model(), str)
+    True
+    """
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -35,7 +47,21 @@ def cpu_model():
 
 
 def blas_libraries():
-    """One dict per BLAS library NumPy loaded: library, version, kernel (architecture), threads."""
+    """The BLAS libraries NumPy loaded (threadpoolctl), one dict each.
+
+    Returns
+    -------
+    list of dict
+        Keys ``library``, ``version``, ``kernel`` (the architecture, e.g. OpenBLAS's
+        core type), ``threads``, ``threading_layer`` and ``path``.
+
+    Examples
+    --------
+    >>> from rpmref.environment import blas_libraries
+    >>> all(set(lib) == {"library", "version", "kernel", "threads", "threading_layer", "path"}
+    ...     for lib in blas_libraries())
+    True
+    """
     import numpy  # noqa: F401  (threadpoolctl only sees libraries already loaded)
     from threadpoolctl import threadpool_info
     return [{"library": info.get("internal_api"), "version": info.get("version"),
@@ -47,9 +73,22 @@ def blas_libraries():
 def environment():
     """What produced a result: package versions, Python, BLAS library and kernel, CPU.
 
-    Returns a JSON-ready dict with keys ``rpmref``, ``numpy``, ``autograd``,
-    ``python``, ``platform``, ``cpu``, ``cpu_count``, ``blas`` (a list, see
-    ``blas_libraries``) and ``blas_environment`` (the BLAS_VARIABLES that are set).
+    Returns
+    -------
+    dict
+        JSON-ready, with keys ``rpmref``, ``numpy``, ``autograd``, ``python``,
+        ``platform``, ``cpu``, ``cpu_count``, ``blas`` (a list, see
+        :func:`blas_libraries`) and ``blas_environment`` (the BLAS_VARIABLES that are set).
+
+    Examples
+    --------
+    >>> import json
+    >>> from rpmref.environment import environment
+    >>> record = environment()
+    >>> sorted(record)
+    ['autograd', 'blas', 'blas_environment', 'cpu', 'cpu_count', 'numpy', 'platform', 'python', 'rpmref']
+    >>> json.loads(json.dumps(record)) == record
+    True
     """
     return {
         "rpmref": _version("rpmref"),

@@ -65,12 +65,32 @@ _KIND_ALIASES = {"soft": "dense", "one-hot": "deterministic", "near-one-hot": "n
 
 
 class GaussianProblem(NamedTuple):
-    """Jointly Gaussian (z, z') with known mutual information.
+    """Jointly Gaussian (z, z') with known mutual information, as drawn by :func:`gaussian_problems`.
 
-    mean (k + k',), cov (k + k', k + k'), z the first ``k`` coordinates;
-    ``mutual_information`` in nats; ``correlations`` the canonical correlations
-    (min(k, k'),) the problem was built from. ``rpmref.gaussian.GaussianPair(mean,
-    cov, k)`` turns it into rpmref's Gaussian joint.
+    ``rpmref.gaussian.GaussianPair(mean, cov, k)`` turns it into rpmref's Gaussian joint.
+
+    Parameters
+    ----------
+    mean : ndarray, shape (k + k',)
+        The mean of (z, z').
+    cov : ndarray, shape (k + k', k + k')
+        The covariance of (z, z'); z is the first ``k`` coordinates.
+    k : int
+        The dimension of z.
+    mutual_information : float
+        I(Z; Z') in nats.
+    correlations : ndarray, shape (min(k, k'),)
+        The canonical correlations the problem was built from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.strategies import GaussianProblem
+    >>> rho = np.array([0.6])
+    >>> problem = GaussianProblem(np.zeros(2), np.array([[1.0, 0.6], [0.6, 1.0]]), 1,
+    ...                           float(-0.5 * np.log1p(-rho[0] ** 2)), rho)
+    >>> round(problem.mutual_information, 6)
+    0.223144
     """
     mean: np.ndarray
     cov: np.ndarray
@@ -88,7 +108,28 @@ def _nonzero_rows(raw, hot):
 
 @st.composite
 def pmfs(draw, shape):
-    """A pmf of the given shape with possible exact zeros and 1e-12 entries."""
+    """Strategy: a pmf of the given shape with possible exact zeros and 1e-12 entries.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the table (any number of axes, at least one entry).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws float64 arrays of ``shape``, non-negative, summing to 1.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import pmfs
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(pmfs((2, 3)))
+    ... def check(p):
+    ...     assert p.shape == (2, 3) and p.min() >= 0 and abs(p.sum() - 1) <= 1e-15
+    >>> check()
+    """
     raw = draw(arrays(np.float64, shape, elements=_entries))
     if raw.sum() == 0:
         raw.flat[draw(st.integers(0, raw.size - 1))] = 1.0
@@ -97,8 +138,32 @@ def pmfs(draw, shape):
 
 @st.composite
 def joint_tables(draw, min_states=1, max_states=MAX_STATES):
-    """A joint pmf P(z, z') of shape (k, k'), k and k' in [min_states, max_states],
-    with possible exact zeros (so some states may be unreachable) and 1e-12 entries."""
+    """Strategy: a joint pmf P(z, z') of shape (k, k'), k and k' in [min_states, max_states].
+
+    Possible exact zeros (so some states may be unreachable) and 1e-12 entries.
+
+    Parameters
+    ----------
+    min_states : int, default 1
+        Smallest k and k'.
+    max_states : int, default ``MAX_STATES``
+        Largest k and k'.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws (k, k') float64 pmfs.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import joint_tables
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(joint_tables(min_states=2, max_states=3))
+    ... def check(p_zz):
+    ...     assert 2 <= min(p_zz.shape) and max(p_zz.shape) <= 3
+    >>> check()
+    """
     k = draw(st.integers(min_states, max_states))
     k_prime = draw(st.integers(min_states, max_states))
     return draw(pmfs((k, k_prime)))
@@ -106,12 +171,40 @@ def joint_tables(draw, min_states=1, max_states=MAX_STATES):
 
 @st.composite
 def encoders(draw, n, k, kind=None):
-    """An encoder table P(z | x) of shape (n, k): every row a pmf.
+    """Strategy: an encoder table P(z | x) of shape (n, k), every row a pmf.
 
-    kind: "soft" (dense rows with zeros and 1e-12 entries), "one-hot" (deterministic
-    encoders, Appendix C), "near-one-hot" (one entry ≈ 1, the rest 1e-12 or 0),
-    "mixed" (rows of every type), or None (any of these). The older names "dense",
-    "deterministic" and "near" are accepted too.
+    Parameters
+    ----------
+    n : int
+        Rows (data states).
+    k : int
+        Columns (latent states).
+    kind : {"soft", "one-hot", "near-one-hot", "mixed"}, optional
+        "soft" (dense rows with zeros and 1e-12 entries), "one-hot" (deterministic
+        encoders, Appendix C), "near-one-hot" (one entry ≈ 1, the rest 1e-12 or 0),
+        "mixed" (rows of every type), or None (any of these). The older names "dense",
+        "deterministic" and "near" are accepted too.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws (n, k) float64 conditional tables.
+
+    Raises
+    ------
+    ValueError
+        When drawing, if ``kind`` is not one of the names above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import encoders
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(encoders(3, 4, kind="one-hot"))
+    ... def check(enc):
+    ...     assert enc.shape == (3, 4) and set(np.unique(enc)) <= {0.0, 1.0}
+    >>> check()
     """
     if kind is not None and kind not in _KIND_ALIASES:
         raise ValueError(f"kind must be one of {', '.join(ENCODER_KINDS)} or None; got {kind!r}")
@@ -135,8 +228,34 @@ conditionals = encoders
 
 @st.composite
 def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
-    """(p_xx, enc, enc_prime, prior) with p_xx (n, n'), enc (n, k), enc_prime (n', k'),
-    prior (k, k'); ``kind`` as in ``encoders`` (both encoders get the same kind)."""
+    """Strategy: (p_xx, enc, enc_prime, prior), a complete RPM problem.
+
+    Parameters
+    ----------
+    max_data : int, default ``MAX_STATES``
+        Largest n and n'.
+    max_latent : int, default ``MAX_STATES``
+        Largest k and k'.
+    kind : str, optional
+        As in :func:`encoders` (both encoders get the same kind).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws p_xx (n, n'), enc (n, k), enc_prime (n', k') and prior (k, k').
+
+    Examples
+    --------
+    >>> from rpmref import elbo_decomposition
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import rpm_problems
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(rpm_problems(max_data=3, max_latent=3))
+    ... def check(problem):
+    ...     d = elbo_decomposition(*problem)
+    ...     assert d.kl == float("inf") or abs(d.elbo - (d.mutual_information - d.kl + d.constant)) < 1e-9
+    >>> check()
+    """
     n, n_prime = draw(st.integers(1, max_data)), draw(st.integers(1, max_data))
     k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
     p_xx = draw(pmfs((n, n_prime)))
@@ -147,7 +266,31 @@ def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
 
 
 def critics(shape, bound):
-    """A critic table f(z, z') of the given shape with entries in [−bound, bound]."""
+    """Strategy: a critic table f(z, z') of the given shape with entries in [−bound, bound].
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape (k, k').
+    bound : float
+        The largest |f|.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws float64 arrays of ``shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import critics
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(critics((2, 2), bound=1e3))
+    ... def check(f):
+    ...     assert f.shape == (2, 2) and np.abs(f).max() <= 1e3
+    >>> check()
+    """
     return arrays(np.float64, shape, elements=st.floats(-bound, bound))
 
 
@@ -157,19 +300,76 @@ critic_tables = critics
 
 @st.composite
 def joint_and_critic(draw, bound, max_latent=MAX_STATES):
-    """(p_zz, f): a (k, k') pmf and a critic table of the same shape, |f| ≤ bound."""
+    """Strategy: (p_zz, f), a (k, k') pmf and a critic table of the same shape, |f| ≤ bound.
+
+    Parameters
+    ----------
+    bound : float
+        The largest |f|.
+    max_latent : int, default ``MAX_STATES``
+        Largest k and k'.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws (p_zz, f) pairs.
+
+    Examples
+    --------
+    >>> from rpmref import infonce_limit, mutual_information
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import joint_and_critic
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(joint_and_critic(bound=10.0, max_latent=3))
+    ... def check(pair):
+    ...     p_zz, f = pair
+    ...     assert infonce_limit(p_zz, f) <= mutual_information(p_zz) + 1e-9
+    >>> check()
+    """
     k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
     return draw(pmfs((k, k_prime))), draw(critics((k, k_prime), bound))
 
 
 @st.composite
 def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=False):
-    """A (B, B) score matrix, scores[i, j] = f(z_i, z'_j), positives on the diagonal.
+    """Strategy: a (B, B) score matrix, scores[i, j] = f(z_i, z'_j), positives on the diagonal.
 
-    B is in [min_size, max_size]. A magnitude m is drawn from 1, 10, 100 and 1e3
-    (those ≤ ``max_magnitude``; 1e3 makes e^s overflow float64) and the entries from
-    [−m, m]. With ``masked``, off-diagonal entries may be −inf (negatives left out of
-    the softmax); the diagonal is always finite, so the InfoNCE loss is finite.
+    A magnitude m is drawn from 1, 10, 100 and 1e3 (those ≤ ``max_magnitude``; 1e3
+    makes e^s overflow float64) and the entries from [−m, m].
+
+    Parameters
+    ----------
+    min_size : int, default 1
+        Smallest B.
+    max_size : int, default 16
+        Largest B.
+    max_magnitude : float, default 1e3
+        Largest magnitude m.
+    masked : bool, default False
+        Off-diagonal entries may be −inf (negatives left out of the softmax); the
+        diagonal is always finite, so the InfoNCE loss is finite.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws (B, B) float64 arrays.
+
+    Raises
+    ------
+    ValueError
+        When drawing, unless 1 ≤ min_size ≤ max_size.
+
+    Examples
+    --------
+    >>> import math
+    >>> from rpmref.testing import infonce_loss
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import score_matrices
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(score_matrices(max_size=4, masked=True))
+    ... def check(scores):
+    ...     assert math.isfinite(infonce_loss(scores))
+    >>> check()
     """
     if not 1 <= min_size <= max_size:
         raise ValueError(f"need 1 <= min_size <= max_size; got {min_size}, {max_size}")
@@ -186,11 +386,47 @@ def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=Fals
 
 @st.composite
 def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, max_norm=50.0):
-    """(z, z_prime): two (B, D) batches of embeddings, row i of each a positive pair.
+    """Strategy: (z, z_prime), two (B, D) batches of embeddings, row i of each a positive pair.
 
     Each row has a norm drawn from [min_norm, max_norm] (> 0, so the cosine critic
     is defined); z'_i is z_i's direction plus a drawn perturbation, so positives are
     typically (not always) the most similar pair.
+
+    Parameters
+    ----------
+    min_size : int, default 1
+        Smallest B.
+    max_size : int, default 16
+        Largest B.
+    max_dim : int, default 8
+        Largest D.
+    min_norm : float, default 0.5
+        Smallest row norm (> 0).
+    max_norm : float, default 50.0
+        Largest row norm.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws (z, z_prime) pairs of float64 arrays.
+
+    Raises
+    ------
+    ValueError
+        When drawing, unless 0 < min_norm ≤ max_norm.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import embedding_batches
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(embedding_batches(max_size=4, max_dim=3))
+    ... def check(batch):
+    ...     z, z_prime = batch
+    ...     norms = np.linalg.norm(z, axis=1)
+    ...     assert z.shape == z_prime.shape and norms.min() >= 0.5 * (1 - 1e-12)
+    >>> check()
     """
     if not 0 < min_norm <= max_norm:
         raise ValueError(f"need 0 < min_norm <= max_norm; got {min_norm}, {max_norm}")
@@ -213,13 +449,41 @@ def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, ma
 
 @st.composite
 def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
-    """A ``GaussianProblem``: (z, z') jointly Gaussian with known I(Z; Z').
+    """Strategy: a ``GaussianProblem``, (z, z') jointly Gaussian with known I(Z; Z').
 
     Built from canonical correlations ρ_1..ρ_r (r = min(k, k'), drawn from
     [0, max_correlation]): whitened coordinates u ~ N(0, I_k), u' ~ N(0, I_k') with
     E[u u'ᵀ] = diag(ρ), then z = A u + m and z' = A' u' + m' with diagonally dominant
     (so invertible) A, A'. Invertible maps of z and of z' leave the mutual information
     unchanged, so I(Z; Z') = −½ Σ_i log(1 − ρ_i²) (docs/theory.md, 'Gaussian latents').
+
+    Parameters
+    ----------
+    max_dim : int, default 4
+        Largest k and k'.
+    max_correlation : float, default 0.99
+        Largest canonical correlation.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Draws ``GaussianProblem`` tuples.
+
+    Examples
+    --------
+    The mutual information from the covariance, −½ log(det Σ / (det Σ_zz det Σ_z'z')):
+
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> from rpmref.strategies import gaussian_problems
+    >>> @settings(max_examples=20, derandomize=True, database=None, deadline=None)
+    ... @given(gaussian_problems(max_dim=2))
+    ... def check(problem):
+    ...     c, k = problem.cov, problem.k
+    ...     logdet = lambda m: np.linalg.slogdet(m)[1]
+    ...     mi = -0.5 * (logdet(c) - logdet(c[:k, :k]) - logdet(c[k:, k:]))
+    ...     assert abs(mi - problem.mutual_information) < 1e-8
+    >>> check()
     """
     k, k_prime = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
     r = min(k, k_prime)

@@ -46,7 +46,32 @@ def _random_pmf(rng, shape, zeros=0.3):
 
 
 def random_problem(rng, max_states, kind=None):
-    """(p_xx, enc, enc_prime, prior) with all sizes in 1..max_states."""
+    """A random RPM problem (p_xx, enc, enc_prime, prior) with all sizes in 1..max_states.
+
+    P(x, x') and the prior have exact zeros; the encoders' rows are all of one
+    kind: one-hot, near-deterministic (1e-12 entries) or dense with zeros.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator of the draw.
+    max_states : int
+        Largest n, n', k and k'.
+    kind : {"deterministic", "near", "dense"}, optional
+        The rows' kind (default: drawn).
+
+    Returns
+    -------
+    tuple of ndarray
+        p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import random_problem
+    >>> [a.shape for a in random_problem(np.random.default_rng(0), 3)]
+    [(3, 2), (3, 2), (2, 1), (2, 1)]
+    """
     n, n_prime, k, k_prime = rng.integers(1, max_states + 1, size=4)
     kind = kind or rng.choice(["deterministic", "near", "dense"])
     return (_random_pmf(rng, (n, n_prime)), _random_rows(rng, n, k, kind),
@@ -68,6 +93,36 @@ def _difference(a, b):
 
 # --------------------------------------------------------------------------- checks
 def check_e1(rng, max_states):
+    """Check E1 (Eq. 12 → 15) on one random problem.
+
+    The ELBO of Eq. 12 with Q = P(z|x) P(z'|x') (term by term) equals Eq. 15 (matrix
+    products) for every (x, x').
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        Max |Eq. 12 − Eq. 15| over the pairs (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e1
+    >>> error, case = check_e1(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "n=4 n'=3 k=3 k'=2"
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     q = enc[:, None, :, None] * enc_prime[None, :, None, :]
     return (_difference(exact.elbo(p_xx, enc, enc_prime, prior, posterior=q),
@@ -75,6 +130,33 @@ def check_e1(rng, max_states):
 
 
 def check_e2(rng, max_states):
+    """Check E2 (Eq. 16) on one random problem.
+
+    The P(x, x')-average of Eq. 15 equals L of Eq. 16 computed from the latent tables.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        |average − L| (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e2
+    >>> error, case = check_e2(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     elbos = exact.elbo(p_xx, enc, enc_prime, prior)
     average = float(np.sum(p_xx[p_xx > 0] * elbos[p_xx > 0]))
@@ -83,6 +165,33 @@ def check_e2(rng, max_states):
 
 
 def check_e3(rng, max_states):
+    """Check E3 (Eq. 17–18) on one random problem.
+
+    L = I(Z; Z') − KL(P(z,z') ‖ P_θ) + C.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        |L − (I − KL + C)| (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e3
+    >>> error, case = check_e3(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     d = exact.elbo_decomposition(p_xx, enc, enc_prime, prior)
     return (_difference(d.elbo, d.mutual_information - d.kl + d.constant),
@@ -90,6 +199,36 @@ def check_e3(rng, max_states):
 
 
 def check_e4(rng, max_states):
+    """Check E4 (Eq. 19–20) on one random problem.
+
+    The prior P_θ = P(z, z') maximises L: KL = 0, L = I + C, and the random prior of the
+    problem does not beat it.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        The largest of |KL|, |L − (I + C)| and the amount by which the random prior beats it (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e4
+    >>> error, case = check_e4(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "n=4 n'=3 k=3 k'=2"
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     d = exact.elbo_decomposition(p_xx, enc, enc_prime, exact.optimal_prior(p_xx, enc, enc_prime))
     beaten_by = exact.expected_elbo(p_xx, enc, enc_prime, prior) - d.elbo
@@ -103,6 +242,35 @@ def _random_critic(rng, shape, scale):
 
 
 def check_e5(rng, max_states):
+    """Check E5 (Eq. 21–25) on one random problem.
+
+    With the energy prior of a random critic (|f| ≤ 50), L = I_∞(f) + C.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        |L − (I_∞(f) + C)| (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e5
+    >>> error, case = check_e5(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "n=4 n'=3 k=3 k'=2 |f|<=50"
+    """
     p_xx, enc, enc_prime, _ = random_problem(rng, max_states)
     p_zz = exact.recognition_joint(p_xx, enc, enc_prime)
     f = _random_critic(rng, p_zz.shape, 50.0)
@@ -112,6 +280,35 @@ def check_e5(rng, max_states):
 
 
 def check_e6(rng, max_states):
+    """Check E6 (the gap) on one random problem.
+
+    I(Z; Z') − I_∞(f) = KL(P(z,z') ‖ P_θ^f) ≥ 0 for a random critic (|f| ≤ 50).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        The larger of |gap − KL| and the violation of gap ≥ 0 (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e6
+    >>> error, case = check_e6(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "k=4 k'=3 |f|<=50"
+    """
     k, k_prime = rng.integers(1, max_states + 1, size=2)
     p_zz = _random_pmf(rng, (k, k_prime))
     f = _random_critic(rng, p_zz.shape, 50.0)
@@ -132,6 +329,36 @@ def _infonce_by_enumeration(p_zz, f, n):
 
 
 def check_e7(rng, max_states):
+    """Check E7 (Eq. 6) on one random problem.
+
+    The exact I_N (count vectors) equals the literal sum over every batch, and I_N ≤
+    min(I, log N) (k, k' ≤ 3, N ≤ 3, |f| ≤ 20).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        The larger of the difference and the violation of the bound (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e7
+    >>> error, case = check_e7(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "k=3 k'=2 N=2 |f|<=20"
+    """
     k, k_prime = rng.integers(1, min(max_states, 3) + 1, size=2)
     n = int(rng.integers(1, 4))
     p_zz = _random_pmf(rng, (k, k_prime))
@@ -143,6 +370,33 @@ def check_e7(rng, max_states):
 
 
 def check_e8(rng, max_states):
+    """Check E8 (the bound) on one random problem.
+
+    Log P_θ(x,x') − ELBO_Q(x,x') = KL(Q ‖ P_θ(z,z'|x,x')) ≥ 0 for a random posterior Q.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        The largest |gap − KL| (or violation of gap ≥ 0) over the pairs (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e8
+    >>> error, case = check_e8(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     n, n_prime = p_xx.shape
     q = _random_pmf(rng, (n * n_prime,) + prior.shape, zeros=0.0).reshape(n, n_prime, -1)
@@ -161,6 +415,35 @@ def check_e8(rng, max_states):
 
 
 def check_e9(rng, max_states):
+    """Check E9 (Appendix C) on one random problem.
+
+    With one-hot encoders ELBO(x, x') = log P_θ(x, x').
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        Max |ELBO − log P_θ| over the pairs (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_e9
+    >>> error, case = check_e9(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "n=4 n'=3 k=3 k'=2 one-hot"
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states, kind="deterministic")
     return (_difference(exact.elbo(p_xx, enc, enc_prime, prior),
                         exact.rpm_log_likelihood(p_xx, enc, enc_prime, prior)),
@@ -168,6 +451,33 @@ def check_e9(rng, max_states):
 
 
 def check_n1(rng, max_states):
+    """Check N1 (Eq. 9–10) on one random problem.
+
+    Σ_{x,x'} P_θ(x, x') equals the prior mass on the reachable (z, z').
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        |Σ P_θ(x, x') − reachable mass| (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_n1
+    >>> error, case = check_n1(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    """
     p_xx, enc, enc_prime, prior = random_problem(rng, max_states)
     p_z, p_z_prime = exact.latent_marginals(p_xx, enc, enc_prime)
     reachable = prior[np.ix_(p_z > 0, p_z_prime > 0)].sum()
@@ -176,6 +486,36 @@ def check_n1(rng, max_states):
 
 
 def check_a1(rng, max_states):
+    """Check A1 (Eq. 28–34) on one random problem.
+
+    The empirical RPM with one-hot encoders and an energy prior (|f| ≤ 50) is the in-
+    batch softmax divided by N.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the problem (see :func:`random_problem`).
+    max_states : int
+        Largest number of states of every axis.
+
+    Returns
+    -------
+    error : float
+        Max |P_θ(n, m) − softmax/N| (inf where the two sides disagree on
+        which entries are −inf).
+    case : str
+        The problem's sizes, for the report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.verify import check_a1
+    >>> error, case = check_a1(np.random.default_rng(0), max_states=4)
+    >>> error <= 1e-10  # rpmref verify's DEFAULT_TOLERANCE
+    True
+    >>> case
+    "N=4 k=3 k'=3 |f|<=50"
+    """
     n = int(rng.integers(1, max_states + 1))
     k, k_prime = rng.integers(1, max_states + 1, size=2)
     enc, enc_prime = _random_rows(rng, n, k, "deterministic"), _random_rows(rng, n, k_prime, "deterministic")
@@ -206,10 +546,44 @@ CHECKS = [
 @validate_params(trials=Integer(1, MAX_TRIALS), seed=Integer(0), max_states=Integer(1, MAX_STATES_LIMIT),
                  tolerance=Real(0))
 def run_checks(trials=200, seed=0, max_states=8, tolerance=DEFAULT_TOLERANCE):
-    """Run every check ``trials`` times; returns a list of row dicts (one per identity).
+    """Run every check ``trials`` times; one row per identity (E1–E9, N1, A1, then the Gaussian ones).
 
-    trials: 1..MAX_TRIALS; seed: integer ≥ 0; max_states: 1..MAX_STATES_LIMIT;
-    tolerance: a finite real ≥ 0 (nan or inf would make every check pass or fail silently).
+    Each identity draws its problems from ``default_rng([seed, index])``, so a row
+    does not depend on the others.
+
+    Parameters
+    ----------
+    trials : int, default 200
+        Random problems per identity, 1..MAX_TRIALS.
+    seed : int, default 0
+        Integer ≥ 0.
+    max_states : int, default 8
+        Largest number of states, 1..MAX_STATES_LIMIT.
+    tolerance : float, default ``DEFAULT_TOLERANCE`` (1e-10)
+        A finite real ≥ 0 (nan or inf would make every check pass or fail silently).
+
+    Returns
+    -------
+    list of dict
+        Keys ``id``, ``equation``, ``statement``, ``max_error`` (the largest error
+        over the trials), ``worst_case``, ``tolerance`` and ``passed``.
+
+    Raises
+    ------
+    TypeError
+        If ``trials``, ``seed`` or ``max_states`` is not an integer (bools and floats
+        included), or ``tolerance`` is not a real number.
+    ValueError
+        If a value is outside its range, or ``tolerance`` is not finite.
+
+    Examples
+    --------
+    >>> from rpmref.verify import run_checks
+    >>> rows = run_checks(trials=2, max_states=3)
+    >>> [row["id"] for row in rows[:11]]
+    ['E1', 'E2', 'E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'E9', 'N1', 'A1']
+    >>> all(row["passed"] for row in rows)
+    True
     """
     rows = []
     for identity, equation, statement, check in CHECKS:
@@ -234,6 +608,29 @@ def _gaussian_rows(rng, trials):
 
 # --------------------------------------------------------------------------- report
 def format_table(rows):
+    """The rows of :func:`run_checks` as the plain-text table ``rpmref verify`` prints.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows with the keys ``id``, ``equation``, ``statement``, ``max_error``,
+        ``worst_case`` and ``passed``.
+
+    Returns
+    -------
+    str
+        A header, a rule and one line per row, columns padded to their widest entry.
+
+    Examples
+    --------
+    >>> from rpmref.verify import format_table
+    >>> row = dict(id="E3", equation="Eq. 17-18", statement="L = I - KL + C", max_error=4e-16,
+    ...            worst_case="trial 0", passed=True)
+    >>> print(format_table([row]))  # doctest: +NORMALIZE_WHITESPACE
+    ID  equation   statement       max abs error  worst case  result
+    --  ---------  --------------  -------------  ----------  ------
+    E3  Eq. 17-18  L = I - KL + C  4.00e-16       trial 0     PASS
+    """
     header = ("ID", "equation", "statement", "max abs error", "worst case", "result")
     lines = [[r["id"], r["equation"], r["statement"], f"{r['max_error']:.2e}", r["worst_case"],
               "PASS" if r["passed"] else "FAIL"] for r in rows]

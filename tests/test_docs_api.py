@@ -4,10 +4,11 @@ The docs are built for real (Sphinx, the ``dummy`` builder: everything is read a
 resolved, nothing written) with warnings as errors; the proofs report and the
 verify table are replaced by placeholders (``RPMREF_DOCS_SKIP_SLOW``), which
 touches no API page. The public names are listed here independently of the
-generator in docs/_ext/rpmref_docs.py: ``__all__`` of ``rpmref``,
-``rpmref.gaussian`` and ``rpmref.balls``; every function and class defined in a
-submodule of ``rpmref.balls`` and ``rpmref.gaussian``; ``rpmref.verify`` and
-``rpmref.environment``.
+generator in docs/_ext/rpmref_docs.py: ``__all__`` of ``rpmref``, ``rpmref.exact``,
+``rpmref.gaussian``, ``rpmref.balls``, ``rpmref.testing`` and ``rpmref.strategies``;
+every function and class defined in a submodule of ``rpmref.balls`` and
+``rpmref.gaussian``, and the ``__all__`` of every submodule of ``rpmref.exact`` and
+``rpmref.testing``; ``rpmref.verify`` and ``rpmref.environment``.
 """
 import importlib
 import inspect
@@ -34,14 +35,22 @@ def public_objects():
     """{"module.name": object} for every public name the API reference must cover."""
     import rpmref
     import rpmref.balls
+    import rpmref.exact
     import rpmref.gaussian
+    import rpmref.strategies
+    import rpmref.testing
     out = {}
-    for package in (rpmref, rpmref.gaussian, rpmref.balls):
+    for package in (rpmref, rpmref.exact, rpmref.gaussian, rpmref.balls, rpmref.testing,
+                    rpmref.strategies):
         out.update({f"{package.__name__}.{name}": getattr(package, name) for name in package.__all__})
-    for package in (rpmref.gaussian, rpmref.balls):
+    for package in (rpmref.exact, rpmref.gaussian, rpmref.balls, rpmref.testing):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
-            out.update({f"{module.__name__}.{n}": o for n, o in _defined_here(module).items()})
+            if package in (rpmref.exact, rpmref.testing):   # their modules' __all__ (adapters
+                names = module.__all__      # keeps its two framework-detection helpers out)
+                out.update({f"{module.__name__}.{n}": getattr(module, n) for n in names})
+            else:
+                out.update({f"{module.__name__}.{n}": o for n, o in _defined_here(module).items()})
     for name in ("rpmref.verify", "rpmref.environment"):
         module = importlib.import_module(name)
         out.update({f"{name}.{n}": o for n, o in _defined_here(module).items()})
@@ -105,3 +114,5 @@ def test_a_name_exported_twice_is_documented_once_where_users_import_it(document
     import rpmref
     assert documented[id(rpmref.TrainConfig)] == "rpmref.balls.TrainConfig"
     assert documented[id(rpmref.elbo)] == "rpmref.elbo"
+    import rpmref.testing
+    assert documented[id(rpmref.testing.check_infonce)] == "rpmref.testing.check_infonce"

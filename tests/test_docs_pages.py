@@ -208,6 +208,14 @@ def test_plain_text_escapes(line, rendered):
     assert _load_generator().escape_plain_text(line) == rendered
 
 
+def test_plain_text_leaves_literal_and_doctest_blocks_verbatim():
+    lines = ["A test::", "", "    assert x * y <= 1e-12 * n", "", "After: W*.", "",
+             "Examples", "--------", ">>> z_ = a * b", "   [1 | 2]", "", "    W* again"]
+    _load_generator().plain_text_docstring(lines)
+    assert lines == ["A test::", "", "    assert x * y <= 1e-12 * n", "", r"After: W\*.", "",
+                     "Examples", "--------", ">>> z_ = a * b", "   [1 | 2]", "", r"    W\* again"]
+
+
 def test_plain_text_layout_gets_the_blank_lines_restructuredtext_needs():
     lines = ["Each layer exists twice:", "- a fast one", "  continued", "- a plain one",
              "posterior: Q, shape (n, n')", "  With it, Eq. 12.", "Entries are -inf.",

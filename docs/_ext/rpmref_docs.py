@@ -32,6 +32,7 @@ HELP_WIDTH = "90"   # COLUMNS for argparse, so the help text does not depend on 
 # classes it defines whose names do not start with "_".
 API_MODULES = [
     ("rpmref", "api_rpmref", "``rpmref``: the exact discrete core"),
+    # the submodules of rpmref.exact (page api_exact) are appended by api_modules()
     ("rpmref.gaussian", "api_gaussian", "``rpmref.gaussian``: Gaussian latents in closed form"),
     ("rpmref.gaussian.monte_carlo", "api_gaussian", "``rpmref.gaussian.monte_carlo``"),
     ("rpmref.gaussian.staircase", "api_gaussian", "``rpmref.gaussian.staircase``"),
@@ -42,21 +43,41 @@ API_MODULES = [
     ("rpmref.structure.experiment", "api_structure", "``rpmref.structure.experiment``"),
     ("rpmref.verify", "api_verify", "``rpmref.verify``: the checks behind ``rpmref verify``"),
     ("rpmref.environment", "api_verify", "``rpmref.environment``: what a result was computed on"),
+    ("rpmref.testing", "api_testing", "``rpmref.testing``: the conformance kit"),
+    # the submodules of rpmref.testing are appended by testing_submodules()
+    ("rpmref.strategies", "api_strategies", "``rpmref.strategies``: hypothesis strategies"),
 ]
 
 
+def _submodules(package_name):
+    package = importlib.import_module(package_name)
+    return sorted(f"{package_name}.{m.name}" for m in pkgutil.iter_modules(package.__path__))
+
+
 def balls_submodules():
-    import rpmref.balls
-    return sorted(f"rpmref.balls.{m.name}" for m in pkgutil.iter_modules(rpmref.balls.__path__))
+    return _submodules("rpmref.balls")
+
+
+def testing_submodules():
+    return _submodules("rpmref.testing")
+
+
+def exact_submodules():
+    return _submodules("rpmref.exact")
 
 
 def api_modules():
-    """[(module name, page, title)] in page order, the balls submodules after rpmref.balls."""
+    """[(module name, page, title)] in page order: the submodules of rpmref.exact (their own
+    page) after rpmref, those of rpmref.balls and rpmref.testing after their package."""
     out = []
     for entry in API_MODULES:
         out.append(entry)
+        if entry[0] == "rpmref":
+            out += [(name, "api_exact", f"``{name}``") for name in exact_submodules()]
         if entry[0] == "rpmref.balls":
             out += [(name, "api_balls", f"``{name}``") for name in balls_submodules()]
+        if entry[0] == "rpmref.testing":
+            out += [(name, "api_testing", f"``{name}``") for name in testing_submodules()]
     return out
 
 
@@ -72,16 +93,18 @@ def public_names(module):
 def canonical_homes():
     """{id(object): module name} — where each public object gets its one full entry.
 
-    A module with ``__all__`` beats one without (the name users import), and among
-    those the longest module name wins (``rpmref.balls.TrainConfig``, not
-    ``rpmref.TrainConfig``); every other listing links to that entry.
+    A module with ``__all__`` beats one without (the name users import); among
+    those a package beats a plain module (``rpmref.testing.check_infonce``, not
+    ``rpmref.testing.conformance.check_infonce``), and then the longest module name
+    wins (``rpmref.balls.TrainConfig``, not ``rpmref.TrainConfig``); every other
+    listing links to that entry.
     """
     candidates = {}
     for name, _, _ in api_modules():
         module = importlib.import_module(name)
         for attr in public_names(module):
             obj = getattr(module, attr)
-            rank = (hasattr(module, "__all__"), len(name))
+            rank = (hasattr(module, "__all__"), hasattr(module, "__path__"), len(name))
             best = candidates.get(id(obj))
             if best is None or rank > best[0]:
                 candidates[id(obj)] = (rank, name)
@@ -123,8 +146,10 @@ def api_page(page):
                 continue
             directive, options = _directive(obj)
             rst += [f".. {directive}:: {name}.{attr}", *options, ""]
-        # the page's title names its first module; every further module gets a section
-        lines += ([] if first else [f"## {title}", ""]) + ["```{eval-rst}", *rst, "```", ""]
+        # the page's title names its first module if that is one of API_MODULES (the
+        # api_exact page starts with a submodule); every further module gets a section
+        titled = first and name in {entry[0] for entry in API_MODULES}
+        lines += ([] if titled else [f"## {title}", ""]) + ["```{eval-rst}", *rst, "```", ""]
         first = False
         if elsewhere:
             lines += ["Also importable from here, documented where users import it:", ""]
@@ -299,9 +324,35 @@ def plain_text_docstring(lines):
                           and lines[i - 1].strip()), len(lines))
     head, tail = lines[:first_section], lines[first_section:]
     fix_layout(head)
-    head = [escape_plain_text(line) for line in head]
-    tail = [escape_plain_text(line) if line.startswith((" ", "\t")) else line for line in tail]
+    code = _code_lines(head)
+    head = [line if i in code else escape_plain_text(line) for i, line in enumerate(head)]
+    code = _code_lines(tail)
+    tail = [escape_plain_text(line) if line.startswith((" ", "\t")) and i not in code else line
+            for i, line in enumerate(tail)]
     lines[:] = head + tail
+
+
+def _code_lines(lines):
+    """Indices of the lines of literal blocks (after a paragraph ending in ``::``, while
+    indented deeper) and doctest blocks (from a ``>>>`` line to the next blank line):
+    reStructuredText shows them verbatim, so they are never escaped."""
+    code, literal_indent, doctest = set(), None, False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if literal_indent is not None:
+            if not stripped or _indent(line) > literal_indent:
+                code.add(i)
+                continue
+            literal_indent = None
+        if stripped.startswith(">>>"):
+            doctest = True
+        elif not stripped:
+            doctest = False
+        if doctest:
+            code.add(i)
+        elif stripped.endswith("::"):
+            literal_indent = _indent(line)
+    return code
 
 
 def _on_process_docstring(app, what, name, obj, options, lines):

@@ -12,8 +12,42 @@ import numbers
 def check_real(value, name, low=None, high=None, low_open=False, high_open=False):
     """A real number (not a bool, not NaN) in the interval given; returns it as a float.
 
-    low / high: bounds (None: unbounded); low_open / high_open: exclude the bound.
-    TypeError for a non-number, ValueError naming the interval otherwise.
+    Parameters
+    ----------
+    value : float or int
+        The argument.
+    name : str
+        Its name, for messages.
+    low : float, optional
+        Lower bound (None: unbounded).
+    high : float, optional
+        Upper bound (None: unbounded).
+    low_open : bool, default False
+        Exclude the lower bound.
+    high_open : bool, default False
+        Exclude the upper bound.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    TypeError
+        For a bool or a non-number.
+    ValueError
+        For NaN or a value outside the interval (named in the message).
+
+    Examples
+    --------
+    >>> from rpmref.balls.argchecks import check_real
+    >>> check_real(0.9, "momentum", 0, 1, high_open=True)
+    0.9
+    >>> check_real(1, "momentum", 0, 1, high_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: momentum must be in [0, 1), got 1.0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -28,14 +62,66 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
 
 
 def check_choice(value, name, choices):
-    """``value`` must be one of ``choices`` (compared with ==); returns it."""
+    """``value`` must be one of ``choices`` (strings, compared with ==); returns it.
+
+    Parameters
+    ----------
+    value : str
+        The argument.
+    name : str
+        Its name, for messages.
+    choices : sequence of str
+        The allowed values.
+
+    Returns
+    -------
+    str
+        ``value``.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a string among ``choices``.
+
+    Examples
+    --------
+    >>> from rpmref.balls.argchecks import check_choice
+    >>> check_choice("gray", "channels", ("rgb", "gray"))
+    'gray'
+    """
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
 
 
 def check_bool(value, name):
-    """``value`` must be True or False (not 0/1, not a string); returns it."""
+    """``value`` must be True or False (not 0/1, not a string); returns it.
+
+    Parameters
+    ----------
+    value : bool
+        The argument.
+    name : str
+        Its name, for messages.
+
+    Returns
+    -------
+    bool
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        For anything but a bool.
+
+    Examples
+    --------
+    >>> from rpmref.balls.argchecks import check_bool
+    >>> check_bool(1, "resume")
+    Traceback (most recent call last):
+    ...
+    TypeError: resume must be True or False; got 1
+    """
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return value

@@ -33,7 +33,22 @@ GROUPS = ("params", "bn", "opt")
 
 
 class CorruptCheckpointError(ValueError):
-    """A checkpoint file is unreadable or holds values no training run can produce."""
+    """A checkpoint file is unreadable or holds values no training run can produce (a ValueError).
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint file (kept as ``.path``).
+    detail : str
+        What is wrong (kept as ``.detail``).
+
+    Examples
+    --------
+    >>> from rpmref.balls.checkpoint import CorruptCheckpointError
+    >>> error = CorruptCheckpointError("run/checkpoint.npz", "no perm array")
+    >>> str(error), isinstance(error, ValueError)
+    ('checkpoint run/checkpoint.npz is corrupt: no perm array', True)
+    """
 
     def __init__(self, path, detail):
         self.path, self.detail = path, detail
@@ -41,7 +56,27 @@ class CorruptCheckpointError(ValueError):
 
 
 def fingerprint(frames):
-    """SHA-1 of a video's frames (shape, dtype and bytes): ties a checkpoint to its data."""
+    """SHA-1 of a video's frames (shape, dtype and bytes): ties a checkpoint to its data.
+
+    Parameters
+    ----------
+    frames : array_like
+        The frames.
+
+    Returns
+    -------
+    str
+        40 hexadecimal digits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.checkpoint import fingerprint
+    >>> fingerprint(np.zeros((2, 2), np.float32))
+    'f4103fba1bf7e13a7c974ec03c7e8a8ee06f40b4'
+    >>> fingerprint(np.zeros((2, 2), np.float32)) == fingerprint(np.zeros((2, 2), np.float64))
+    False
+    """
     a = np.ascontiguousarray(frames)
     h = hashlib.sha1(f"{a.shape}{a.dtype}".encode())
     h.update(a.tobytes())
@@ -51,9 +86,44 @@ def fingerprint(frames):
 def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
     """Write a checkpoint atomically to ``path`` (temp file, fsync, rename).
 
-    Raises ValueError (and writes nothing) if any floating-point array holds a
-    NaN or an infinity. An OSError (e.g. a full disk) leaves the previous file
-    at ``path`` untouched and no temporary file behind.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+    params : dict of ndarray
+        Stored under ``params/<name>``.
+    bn_state : dict of ndarray
+        Stored under ``bn/<name>``.
+    opt_state : dict of ndarray
+        Stored under ``opt/<name>``.
+    perm : array_like of int
+        The current epoch's pair order.
+    meta : dict
+        JSON-serialisable header (the format tag is added).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If any floating-point array holds a NaN or an infinity (nothing is written).
+    OSError
+        If writing fails (e.g. a full disk); the previous file at ``path`` is left
+        untouched and no temporary file behind.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from rpmref.balls.checkpoint import load_checkpoint, save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "checkpoint.npz")
+    ...     save_checkpoint(path, {"w": np.ones(2)}, {}, {"t": np.array(3)}, [1, 0], {"step": 3})
+    ...     loaded = load_checkpoint(path)
+    >>> loaded["params"]["w"], loaded["perm"].tolist(), loaded["meta"]["step"]
+    (array([1., 1.]), [1, 0], 3)
     """
     arrays = {"perm": np.asarray(perm, dtype=np.int64),
               "meta": np.asarray(json.dumps(dict(meta, format=FORMAT)))}
@@ -96,12 +166,40 @@ def _fsync_directory(directory):
 
 
 def load_checkpoint(path):
-    """Read a checkpoint; returns dict(params, bn_state, opt_state, perm, meta).
+    """Read a checkpoint written by :func:`save_checkpoint`.
 
-    A missing file raises FileNotFoundError; anything that is not an intact
-    rpmref checkpoint (unreadable, foreign format, meta not a JSON object,
-    arrays outside the three groups) raises CorruptCheckpointError (a
-    ValueError) naming the file.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+
+    Returns
+    -------
+    dict
+        ``params``, ``bn_state``, ``opt_state`` (dicts of arrays), ``perm`` (array)
+        and ``meta`` (dict).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file.
+    CorruptCheckpointError
+        For anything that is not an intact rpmref checkpoint (unreadable, foreign
+        format, meta not a JSON object, arrays outside the three groups).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.checkpoint import load_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "checkpoint.npz")
+    ...     with open(path, "w") as f:
+    ...         _ = f.write("not a checkpoint")
+    ...     try:
+    ...         load_checkpoint(path)
+    ...     except ValueError as error:
+    ...         print(type(error).__name__)
+    CorruptCheckpointError
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -126,8 +224,39 @@ def load_checkpoint(path):
 
 
 def check_arrays(path, group, got, expected, finite=True):
-    """``got`` (dict name → array) must have exactly the names, shapes and dtypes of
-    ``expected``, and (``finite``) only finite values; CorruptCheckpointError otherwise."""
+    """``got`` must have exactly the names, shapes and dtypes of ``expected`` (and finite values).
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint, for messages.
+    group : str
+        The group's name, for messages.
+    got : dict of ndarray
+        The arrays read.
+    expected : dict of ndarray
+        Arrays of the expected shapes and dtypes.
+    finite : bool, default True
+        Also refuse NaN and ±inf.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    CorruptCheckpointError
+        For missing or unexpected names, another shape or dtype, or non-finite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.checkpoint import check_arrays
+    >>> check_arrays("ck.npz", "params", {"w": np.zeros(2)}, {"w": np.zeros(3)})
+    Traceback (most recent call last):
+    ...
+    rpmref.balls.checkpoint.CorruptCheckpointError: checkpoint ck.npz is corrupt: params/w has shape (2,) and dtype float64; this config needs shape (3,) and dtype float64
+    """
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
         raise CorruptCheckpointError(path, f"{group} arrays do not match this config "
@@ -143,7 +272,35 @@ def check_arrays(path, group, got, expected, finite=True):
 
 
 def check_permutation(path, perm, n):
-    """``perm`` must be a 1-D integer array holding each of 0 … n−1 exactly once."""
+    """``perm`` must be a 1-D integer array holding each of 0 … n−1 exactly once.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint, for messages.
+    perm : ndarray
+        The stored pair order.
+    n : int
+        The number of pairs.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    CorruptCheckpointError
+        Otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.checkpoint import check_permutation
+    >>> check_permutation("ck.npz", np.array([0, 0, 1]), 3)
+    Traceback (most recent call last):
+    ...
+    rpmref.balls.checkpoint.CorruptCheckpointError: checkpoint ck.npz is corrupt: perm is not a permutation of the 3 pairs
+    """
     if perm.ndim != 1 or perm.shape[0] != n or not np.issubdtype(perm.dtype, np.integer):
         raise CorruptCheckpointError(path, f"perm must be {n} integers (one per pair); got "
                                      f"shape {perm.shape}, dtype {perm.dtype}")
@@ -152,7 +309,33 @@ def check_permutation(path, perm, n):
 
 
 def generator_from_state(path, state):
-    """A numpy Generator (PCG64) set to the checkpointed ``bit_generator.state``."""
+    """A numpy Generator (PCG64) set to the checkpointed ``bit_generator.state``.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint, for messages.
+    state : dict
+        A PCG64 ``bit_generator.state``.
+
+    Returns
+    -------
+    numpy.random.Generator
+        The generator, in that state.
+
+    Raises
+    ------
+    CorruptCheckpointError
+        If ``state`` is not a valid PCG64 state or does not survive a round trip.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.checkpoint import generator_from_state
+    >>> rng = generator_from_state("ck.npz", np.random.default_rng(0).bit_generator.state)
+    >>> int(rng.integers(10)) == int(np.random.default_rng(0).integers(10))
+    True
+    """
     ok = (isinstance(state, dict) and state.get("bit_generator") == "PCG64"
           and isinstance(state.get("state"), dict)
           and all(type(state["state"].get(k)) is int and 0 <= state["state"][k] < 2 ** 128

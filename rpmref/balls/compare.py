@@ -66,11 +66,49 @@ COLUMNS = (
 
 
 def score_encoder(z_train, pos_train, z_eval, pos_eval, radius):
-    """Both metrics of one encoder: readout and per-map tracking.
+    """Both metrics of one encoder: the linear readout and per-map tracking.
 
-    z_*: (T, 6) centres of mass; pos_*: (T, 3, 2) ball centres. The readout and
-    the per-map calibrations are fitted on the training frames and scored on
-    the evaluation frames. Returns a flat dict of plain floats and lists.
+    The readout and the per-map calibrations are fitted on the training frames
+    and scored on the evaluation frames.
+
+    Parameters
+    ----------
+    z_train : array_like, shape (T, 6)
+        Centres of mass on the training frames.
+    pos_train : array_like, shape (T, 3, 2)
+        Ball centres of the training frames.
+    z_eval : array_like, shape (T', 6)
+        Centres of mass on the evaluation frames.
+    pos_eval : array_like, shape (T', 3, 2)
+        Ball centres of the evaluation frames.
+    radius : float
+        Ball radius in pixels.
+
+    Returns
+    -------
+    dict
+        Plain floats and lists: ``r2_overall``, ``r2_per_coordinate``, ``rmse_px``
+        (:func:`rpmref.balls.score_readout`), ``maps_tracked`` (matched maps with
+        held-out R² ≥ ``TRACKED_R2``) and every key of
+        :func:`rpmref.balls.tracking.tracking_metrics`.
+
+    Raises
+    ------
+    ValueError
+        As for the readout and tracking functions (shapes, non-finite values,
+        constant targets).
+
+    Examples
+    --------
+    Latents that are the ball centres themselves score perfectly:
+
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> from rpmref.balls.compare import score_encoder
+    >>> _, positions = make_video(BallsConfig(n_frames=40, size=16, diameter=3.0), seed=0)
+    >>> z = positions.reshape(40, 6)
+    >>> scores = score_encoder(z[:30], positions[:30], z[30:], positions[30:], radius=1.5)
+    >>> round(scores["r2_overall"], 12), scores["maps_tracked"], scores["map_for_ball"]
+    (1.0, 3, [0, 1, 2])
     """
     n_train, n_eval = len(pos_train), len(pos_eval)
     targets_train = np.asarray(pos_train, dtype=float).reshape(n_train, -1)  # (T, 3, 2) -> (T, 6)
@@ -88,7 +126,33 @@ def score_encoder(z_train, pos_train, z_eval, pos_eval, radius):
 
 
 def readout_predictions(z_train, pos_train, z_eval):
-    """Held-out linear-readout predictions (T', 6), for Fig. 1B."""
+    """Held-out linear-readout predictions, for Fig. 1B.
+
+    Parameters
+    ----------
+    z_train : array_like, shape (T, 6)
+        Training latents.
+    pos_train : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    z_eval : array_like, shape (T', 6)
+        Held-out latents.
+
+    Returns
+    -------
+    ndarray, shape (T', 2·n_balls)
+        Predicted (x1, y1, x2, y2, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> from rpmref.balls.compare import readout_predictions
+    >>> _, positions = make_video(BallsConfig(n_frames=40, size=16, diameter=3.0), seed=0)
+    >>> z = 2.0 * positions.reshape(40, 6) + 1.0
+    >>> predicted = readout_predictions(z[:30], positions[:30], z[30:])
+    >>> predicted.shape, float(np.abs(predicted - positions[30:].reshape(10, 6)).max()) < 1e-9
+    ((10, 6), True)
+    """
     coef = tracking.fit_affine(z_train, np.asarray(pos_train).reshape(len(pos_train), -1))
     return tracking.apply_affine(coef, z_eval)
 
@@ -102,14 +166,55 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
             progress=False):
     """Train one critic from one seed and score it (and its untrained start).
 
-    videos: dict name -> (frames, positions) with at least "train" and every
-    name in ``eval_names``. If ``curve_every`` is set, the held-out R² of the
-    linear readout is recorded every ``curve_every`` epochs for Fig. 1C, on the
-    first ``curve_frames`` frames of the training and first evaluation video
-    (a subset, because encoding is a large share of a run's time).
-    untrained_cache: dict shared between runs, so the untrained encoder of a
-    seed (the same weights for every critic) is scored once.
-    Returns (record, extras): record is JSON-ready; extras holds z arrays.
+    If ``curve_every`` is set, the held-out R² of the linear readout is recorded
+    every ``curve_every`` epochs for Fig. 1C, on the first ``curve_frames`` frames
+    of the training and first evaluation video (a subset, because encoding is a
+    large share of a run's time).
+
+    Parameters
+    ----------
+    critic : {"rbf", "bilinear", "cosine"}
+        The critic.
+    seed : int
+        The training seed (replaces ``train_config.seed``).
+    train_config : TrainConfig
+        The other training settings.
+    videos : dict
+        name → (frames, positions), with at least "train" and every name in ``eval_names``.
+    radius : float
+        Ball radius in pixels.
+    eval_names : tuple of str, default ("held_out",)
+        The videos scored.
+    curve_every : int, optional
+        Epochs between learning-curve points.
+    curve_frames : int, default ``CURVE_FRAMES``
+        Frames of each video scored for the curve.
+    untrained_cache : dict, optional
+        Shared between runs, so the untrained encoder of a seed (the same weights
+        for every critic) is scored once.
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    record : dict
+        JSON-ready: critic, seed, steps, scores and untrained (per evaluation
+        video, as :func:`score_encoder`), history, r2_per_epoch, lengthscale, timings.
+    extras : dict
+        ``z`` and ``z_untrained``: video name → (T, 6) latents.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> videos = {"train": make_video(balls, seed=0), "held_out": make_video(balls, seed=1)}
+    >>> from rpmref.balls.compare import run_one
+    >>> record, extras = run_one("rbf", 0, tiny, videos, radius=1.5, curve_every=1)
+    >>> record["steps"], sorted(record["scores"]), extras["z"]["held_out"].shape
+    (2, ['held_out'], (24, 6))
+    >>> [epoch for epoch, r2 in record["r2_per_epoch"]]
+    [0, 1]
     """
     config = _config_for(train_config, critic=critic, seed=seed)
     frames, pos_train = videos["train"]
@@ -174,23 +279,79 @@ def run_one(critic, seed, train_config, videos, radius, eval_names=("held_out",)
 
 
 def default_jobs():
-    """Worker processes by default: 2, or fewer on a machine with fewer cores."""
+    """Worker processes by default: 2, or fewer on a machine with fewer cores.
+
+    Returns
+    -------
+    int
+        min(2, cores).
+
+    Examples
+    --------
+    >>> import os
+    >>> from rpmref.balls.compare import default_jobs
+    >>> default_jobs() == min(2, os.cpu_count() or 1)
+    True
+    """
     return min(2, os.cpu_count() or 1)
 
 
 def max_jobs():
-    """The most worker processes allowed: 4 per core. Each holds the videos and its own
-    NumPy and autograd (~150 MB), and more workers than cores only slow each other."""
+    """The most worker processes allowed: 4 per core.
+
+    Each holds the videos and its own NumPy and autograd (~150 MB), and more
+    workers than cores only slow each other.
+
+    Returns
+    -------
+    int
+        4 × cores.
+
+    Examples
+    --------
+    >>> import os
+    >>> from rpmref.balls.compare import max_jobs
+    >>> max_jobs() == 4 * (os.cpu_count() or 1)
+    True
+    """
     return 4 * (os.cpu_count() or 1)
 
 
 def run_settings(task, balls_config, fingerprints):
-    """Everything that determines a run's record: the key under which a finished run
-    is stored in the partial results and reused by a rerun (``runstore``).
+    """Everything that determines a run's record.
 
-    task: a ``run_one`` keyword dict (critic, seed, train_config, eval_names,
-    curve_every, curve_frames). fingerprints: video name -> SHA-256 of its
-    frames and positions (``video_fingerprint``).
+    The key under which a finished run is stored in the partial results and
+    reused by a rerun (:mod:`rpmref.balls.runstore`).
+
+    Parameters
+    ----------
+    task : dict
+        A :func:`run_one` keyword dict (critic, seed, train_config, eval_names,
+        curve_every, curve_frames).
+    balls_config : BallsConfig
+        The videos' settings.
+    fingerprints : dict
+        Video name → SHA-256 of its frames and positions (:func:`video_fingerprint`).
+
+    Returns
+    -------
+    dict
+        record_format, critic, seed, train, balls, videos, eval_names,
+        curve_every, curve_frames.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> videos = {"train": make_video(balls, seed=0), "held_out": make_video(balls, seed=1)}
+    >>> from rpmref.balls.compare import run_settings, video_fingerprint
+    >>> fingerprints = {name: video_fingerprint(*video) for name, video in videos.items()}
+    >>> task = dict(critic="rbf", seed=0, train_config=tiny, eval_names=("held_out",),
+    ...             curve_every=None, curve_frames=200)
+    >>> settings = run_settings(task, balls, fingerprints)
+    >>> sorted(settings["videos"]), settings["videos"]["held_out"]["seed"]
+    (['held_out', 'train'], 1)
     """
     names = ("train",) + tuple(task["eval_names"])
     return {"record_format": RECORD_FORMAT, "critic": task["critic"], "seed": int(task["seed"]),
@@ -204,7 +365,28 @@ def run_settings(task, balls_config, fingerprints):
 
 
 def video_fingerprint(frames, positions):
-    """SHA-256 of a video's frames and ball positions (shapes, dtypes and bytes)."""
+    """SHA-256 of a video's frames and ball positions (shapes, dtypes and bytes).
+
+    Parameters
+    ----------
+    frames : array_like
+        The frames.
+    positions : array_like
+        The ball centres.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.compare import video_fingerprint
+    >>> a = video_fingerprint(np.zeros((2, 1, 4, 4), np.float32), np.zeros((2, 1, 2)))
+    >>> len(a), a == video_fingerprint(np.zeros((2, 1, 4, 4), np.float64), np.zeros((2, 1, 2)))
+    (64, False)
+    """
     digest = hashlib.sha256()
     for array in (frames, positions):
         array = np.ascontiguousarray(array)
@@ -351,18 +533,10 @@ def _encoder_fingerprint(params):
 def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=None,
                 out_dir=None, curve_every=2, figure_seed=None, progress=True, log=print,
                 jobs=None, dask=None, overwrite=False, title="Default settings"):
-    """Default comparison: every critic × seed at ``train_config``; writes results.
+    """Default comparison (Sec. 5, Fig. 1): every critic × seed at ``train_config``.
 
-    Returns the results dict (also written as ``results.json``; the table as
-    ``results.md`` headed ``title``; the figure as ``fig1.png`` when matplotlib
-    is available). The figure and the per-epoch held-out R² are for
-    ``figure_seed`` (default: the first seed).
-
-    Where the runs go: ``jobs`` worker processes (default ``default_jobs()``),
-    or ``dask``: "local:N" (a LocalCluster of N processes), a scheduler address
-    or a ``distributed.Client``. Every run uses one BLAS thread (its
-    ``train_config.blas_threads`` is set to 1: the runs are the parallelism),
-    so the results do not depend on ``jobs`` or ``dask``.
+    The figure and the per-epoch held-out R² are for ``figure_seed``. Every run
+    uses one BLAS thread, so the results do not depend on ``jobs`` or ``dask``.
 
     Resuming: finished runs are kept in ``out_dir``/results.partial.json (and
     .npz: the figure seed's latents) as they finish; a rerun with the same
@@ -370,8 +544,68 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     for the fields ``total_wall_time``, every run's ``wall_time`` and
     ``steps_per_s``, the summary's ``wall_time``, ``environment`` and
     ``execution``. If ``out_dir`` already holds a finished results.json of the
-    same settings it is returned as read; one of other settings raises
-    FileExistsError unless ``overwrite``.
+    same settings it is returned as read.
+
+    Parameters
+    ----------
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds (non-negative, no repeats, at least one).
+    critics : sequence of str, default ("rbf", "bilinear", "cosine")
+        A non-empty subset of the critics, without repeats.
+    train_config : TrainConfig, optional
+        The training settings (default ``TrainConfig()``); its ``blas_threads`` is
+        set to 1 for every run (the runs are the parallelism).
+    balls_config : BallsConfig, optional
+        The video settings (default ``BallsConfig()``).
+    out_dir : str or os.PathLike, optional
+        Where ``results.json``, ``results.md`` (headed ``title``) and ``fig1.png``
+        (when matplotlib is available) are written; None writes nothing.
+    curve_every : int, default 2
+        Epochs between the held-out R² points of the learning curve.
+    figure_seed : int, optional
+        The seed shown in the figure (default: the first seed); one of ``seeds``.
+    progress : bool, default True
+        Show progress bars.
+    log : callable, default print
+        Receives one-line progress messages.
+    jobs : int, optional
+        Worker processes (default ``default_jobs()``; at most ``max_jobs()``).
+    dask : str or distributed.Client, optional
+        Run on Dask instead: "local:N" (a LocalCluster of N processes), a scheduler
+        address or a ``distributed.Client``.
+    overwrite : bool, default False
+        Replace a finished result of other settings in ``out_dir``.
+    title : str, default "Default settings"
+        Heading of ``results.md``.
+
+    Returns
+    -------
+    dict
+        The results: ``settings``, ``runs``, ``summary`` (per critic, and the
+        untrained encoder), ``environment``, ``execution``, ``total_wall_time``.
+
+    Raises
+    ------
+    TypeError
+        If ``train_config`` is not a TrainConfig.
+    ValueError
+        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        ``jobs`` is not a positive integer within ``max_jobs()``.
+    FileExistsError
+        If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
+    RuntimeError
+        If the Dask cluster has no workers. Also ValueError if ``figure_seed`` is not one of ``seeds``.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import run_compare
+    >>> results = run_compare(seeds=(0,), critics=("rbf",), train_config=tiny,
+    ...                       balls_config=balls, progress=False, log=lambda *a: None, jobs=1)
+    >>> sorted(results["summary"])
+    ['rbf', 'untrained']
     """
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
@@ -436,9 +670,69 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     Every run is scored on the validation video (seed 2) and the held-out video
     (seed 1); a critic's best setting maximises the mean over seeds of the
     validation mean matched-map R², and the held-out scores of that setting are
-    reported. The held-out video never enters the choice. ``jobs``, ``dask``,
-    resuming from ``out_dir``/sweep.partial.json and ``overwrite``: as in
-    ``run_compare`` (the results do not depend on where the runs go).
+    reported. The held-out video never enters the choice. Resuming from
+    ``out_dir``/sweep.partial.json: as in :func:`run_compare` (the results do not
+    depend on where the runs go).
+
+    Parameters
+    ----------
+    seeds : sequence of int, default (0, 1, 2)
+        Training seeds (non-negative, no repeats, at least one).
+    critics : sequence of str, default ("rbf", "bilinear", "cosine")
+        A non-empty subset of the critics, without repeats.
+    train_config : TrainConfig, optional
+        The training settings (default ``TrainConfig()``); its ``blas_threads`` is
+        set to 1 for every run (the runs are the parallelism).
+    balls_config : BallsConfig, optional
+        The video settings (default ``BallsConfig()``).
+    optimisers : sequence of str, default ("sgd", "adam")
+        Optimisers of the grid.
+    learning_rates : sequence of float, default (1e-3, 3e-3, 1e-2, 3e-2)
+        Learning rates of the grid.
+    out_dir : str or os.PathLike, optional
+        Where the sweep's results are written; None writes nothing.
+    progress : bool, default False
+        Show progress bars.
+    log : callable, default print
+        Receives one-line progress messages.
+    jobs : int, optional
+        Worker processes (default ``default_jobs()``; at most ``max_jobs()``).
+    dask : str or distributed.Client, optional
+        Run on Dask instead: "local:N" (a LocalCluster of N processes), a scheduler
+        address or a ``distributed.Client``.
+    overwrite : bool, default False
+        Replace a finished result of other settings in ``out_dir``.
+    title : str
+        Heading of the Markdown table.
+
+    Returns
+    -------
+    dict
+        ``settings``, ``grid`` (every run), ``best_setting`` and ``summary`` (per
+        critic), ``environment``, ``execution``, ``total_wall_time``.
+
+    Raises
+    ------
+    TypeError
+        If ``train_config`` is not a TrainConfig.
+    ValueError
+        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        ``jobs`` is not a positive integer within ``max_jobs()``.
+    FileExistsError
+        If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
+    RuntimeError
+        If the Dask cluster has no workers.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import run_sweep
+    >>> sweep = run_sweep(seeds=(0,), critics=("rbf",), train_config=tiny, balls_config=balls,
+    ...                   optimisers=("adam",), learning_rates=(3e-3,), log=lambda *a: None, jobs=1)
+    >>> sorted(sweep["best_setting"])
+    ['rbf']
     """
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
@@ -521,24 +815,112 @@ def _task(critic, seed, train_config, eval_names, curve_every):
 
 
 def compare_settings(seeds, critics, train_config, balls_config, curve_every, figure_seed):
-    """The "settings" of results.json for these arguments (the trainer's config as the
-    comparison runs it: one BLAS thread). A finished results.json with other settings
-    is never overwritten without ``overwrite``."""
+    """The "settings" of results.json for these arguments.
+
+    The trainer's config as the comparison runs it (one BLAS thread). A finished
+    results.json with other settings is never overwritten without ``overwrite``.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Training seeds.
+    critics : sequence of str
+        Critics.
+    train_config : TrainConfig
+        Training settings.
+    balls_config : BallsConfig
+        Video settings.
+    curve_every : int or None
+        Epochs between learning-curve points.
+    figure_seed : int
+        The seed of the figure.
+
+    Returns
+    -------
+    dict
+        JSON-ready: train, balls, seeds, critics, video_seeds, ball_radius_px,
+        curve_every, figure_seed.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> from rpmref.balls.compare import compare_settings
+    >>> settings = compare_settings((0,), ("rbf",), TrainConfig(blas_threads=None), BallsConfig(), 2, 0)
+    >>> settings["train"]["blas_threads"], settings["ball_radius_px"]
+    (1, 2.5)
+    """
     train_config = _config_for(train_config, blas_threads=RUN_BLAS_THREADS)
     return dict(_settings(train_config, balls_config, seeds, critics, _radius(balls_config)),
                 curve_every=curve_every, figure_seed=figure_seed)
 
 
 def sweep_settings(seeds, critics, train_config, balls_config, optimisers, learning_rates):
-    """The "settings" of sweep.json for these arguments (see ``compare_settings``)."""
+    """The "settings" of sweep.json for these arguments (see :func:`compare_settings`).
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Training seeds.
+    critics : sequence of str
+        Critics.
+    train_config : TrainConfig
+        Base training settings.
+    balls_config : BallsConfig
+        Video settings.
+    optimisers : sequence of str
+        Optimisers of the grid.
+    learning_rates : sequence of float
+        Learning rates of the grid.
+
+    Returns
+    -------
+    dict
+        JSON-ready: train, balls, seeds, critics, video_seeds, ball_radius_px,
+        optimizers, learning_rates.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig
+    >>> from rpmref.balls.compare import sweep_settings
+    >>> settings = sweep_settings((0,), ("rbf",), TrainConfig(), BallsConfig(), ("adam",), (3e-3,))
+    >>> settings["optimizers"], settings["learning_rates"]
+    (['adam'], [0.003])
+    """
     train_config = _config_for(train_config, blas_threads=RUN_BLAS_THREADS)
     return dict(_settings(train_config, balls_config, seeds, critics, _radius(balls_config)),
                 optimizers=list(optimisers), learning_rates=[float(lr) for lr in learning_rates])
 
 
 def finished_state(out_dir, stem, settings):
-    """Is ``out_dir``/``stem``.json a finished result: None (no such file), "same"
-    (of these settings) or "other" (of other settings, or unreadable)."""
+    """Is ``out_dir``/``stem``.json a finished result, and of which settings?
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        "results" or "sweep".
+    settings : dict
+        The settings of this call (:func:`compare_settings`, :func:`sweep_settings`).
+
+    Returns
+    -------
+    {None, "same", "other"}
+        None (no such file), "same" (of these settings) or "other" (of other
+        settings, or unreadable).
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from rpmref.balls.compare import finished_state
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     before = finished_state(tmp, "results", {"seeds": [0]})
+    ...     with open(os.path.join(tmp, "results.json"), "w") as f:
+    ...         json.dump({"settings": {"seeds": [0]}}, f)
+    ...     print(before, finished_state(tmp, "results", {"seeds": [0]}),
+    ...           finished_state(tmp, "results", {"seeds": [1]}))
+    None same other
+    """
     path = os.path.join(out_dir, f"{stem}.json")
     if not os.path.exists(path):
         return None
@@ -576,9 +958,33 @@ def _finished(out_dir, stem, settings, overwrite, log):
 def summarise(runs, eval_name):
     """Mean and sample sd (ddof = 1; 0 for one seed) over seeds, per critic.
 
-    runs: dict critic -> list of run records. Adds a row "untrained" from the
-    untrained encoders of the first critic's seeds (the same seeds' starting
-    points). Returns dict row -> dict column -> (mean, sd, n).
+    Adds a row "untrained" from the untrained encoders of the first critic's seeds
+    (the same seeds' starting points).
+
+    Parameters
+    ----------
+    runs : dict
+        critic → list of run records (:func:`run_one`).
+    eval_name : str
+        The evaluation video ("held_out", "validation").
+
+    Returns
+    -------
+    dict
+        row → column → (mean, sd, n).
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> videos = {"train": make_video(balls, seed=0), "held_out": make_video(balls, seed=1)}
+    >>> from rpmref.balls.compare import run_one
+    >>> record, extras = run_one("rbf", 0, tiny, videos, radius=1.5, curve_every=1)
+    >>> from rpmref.balls.compare import summarise
+    >>> summary = summarise({"rbf": [record]}, "held_out")
+    >>> sorted(summary), summary["rbf"]["r2_overall"][1:]
+    (['rbf', 'untrained'], (0.0, 1))
     """
     summary = {}
     critics = list(runs)
@@ -591,7 +997,37 @@ def summarise(runs, eval_name):
 
 
 def results_markdown(summary, title, settings=None):
-    """A Markdown table of ``summarise`` output: mean ± sd over seeds."""
+    """A Markdown table of :func:`summarise` output: mean ± sd over seeds.
+
+    Parameters
+    ----------
+    summary : dict
+        row → column → (mean, sd, n).
+    title : str
+        The heading.
+    settings : dict, optional
+        Settings to state under the heading.
+
+    Returns
+    -------
+    str
+        The Markdown.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> videos = {"train": make_video(balls, seed=0), "held_out": make_video(balls, seed=1)}
+    >>> from rpmref.balls.compare import run_one
+    >>> record, extras = run_one("rbf", 0, tiny, videos, radius=1.5, curve_every=1)
+    >>> from rpmref.balls.compare import results_markdown, summarise
+    >>> text = results_markdown(summarise({"rbf": [record]}, "held_out"), "Tiny")
+    >>> print(text.splitlines()[0])
+    ### Tiny
+    >>> [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| rbf") or line.startswith("| untrained")]
+    ['| rbf', '| untrained']
+    """
     lines = [f"### {title}", ""]
     if settings is not None:
         lines += [_settings_line(settings), ""]
@@ -619,7 +1055,31 @@ def results_markdown(summary, title, settings=None):
 
 def sweep_markdown(results, title="Each critic at its best setting (chosen on the validation "
                    "video)"):
-    """Best setting per critic (held-out table) and the validation grid."""
+    """Best setting per critic (held-out table) and the validation grid, in Markdown.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`rpmref.balls.run_sweep` returns.
+    title : str
+        The heading of the held-out table.
+
+    Returns
+    -------
+    str
+        The Markdown.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, run_sweep
+    >>> from rpmref.balls.compare import sweep_markdown
+    >>> sweep = run_sweep(seeds=(0,), critics=("rbf",),
+    ...                   train_config=TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3),
+    ...                   balls_config=BallsConfig(n_frames=24, size=16, diameter=3.0),
+    ...                   optimisers=("adam",), learning_rates=(3e-3,), log=lambda *a: None, jobs=1)
+    >>> "Best setting (by validation mean map R²): rbf: adam lr 0.003" in sweep_markdown(sweep)
+    True
+    """
     text = results_markdown(results["summary"], title, results["settings"])
     text = text.replace("Settings: ", "Base settings (optimiser and learning rate replaced by "
                         "each critic's best setting, below): ", 1)
@@ -655,7 +1115,41 @@ def _write_final(out_dir, stem, results, markdown, keys):
 
 
 def draw_fig1(path, videos, figure_runs, radius):
-    """Fig. 1 from the first seed of every critic plus that seed's untrained encoder."""
+    """Fig. 1 from the first seed of every critic plus that seed's untrained encoder.
+
+    Needs matplotlib (:func:`rpmref.balls.figures.fig1`).
+
+    Parameters
+    ----------
+    path : str
+        The PNG to write.
+    videos : dict
+        "train" and "held_out" → (frames, positions).
+    figure_runs : dict
+        critic → (record, extras) of :func:`run_one` (with ``curve_every``).
+    radius : float
+        Ball radius in pixels.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> balls = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> tiny = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> videos = {"train": make_video(balls, seed=0), "held_out": make_video(balls, seed=1)}
+    >>> from rpmref.balls.compare import run_one
+    >>> record, extras = run_one("rbf", 0, tiny, videos, radius=1.5, curve_every=1)
+    >>> import os, tempfile
+    >>> from rpmref.balls.compare import draw_fig1
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = draw_fig1(os.path.join(tmp, "fig1.png"), videos, {"rbf": (record, extras)}, 1.5)
+    ...     print(os.path.basename(path), os.path.getsize(path) > 0)
+    fig1.png True
+    """
     frames, pos_train = videos["train"]
     frames_ho, pos_ho = videos["held_out"]
     t_frame = len(frames_ho) // 2
@@ -676,7 +1170,22 @@ def draw_fig1(path, videos, figure_runs, radius):
 
 
 def quick_configs():
-    """(TrainConfig, BallsConfig) small enough for a smoke test in seconds."""
+    """(TrainConfig, BallsConfig) small enough for a smoke test in seconds.
+
+    Returns
+    -------
+    train_config : TrainConfig
+        2 epochs, batch size 16, 8 hidden channels.
+    balls_config : BallsConfig
+        64 frames.
+
+    Examples
+    --------
+    >>> from rpmref.balls.compare import quick_configs
+    >>> train_config, balls_config = quick_configs()
+    >>> train_config.epochs, train_config.batch_size, balls_config.n_frames
+    (2, 16, 64)
+    """
     balls_config = dataclasses.replace(video.BallsConfig(), n_frames=QUICK_FRAMES)
     return _config_for(_default_train_config(), **QUICK_TRAIN), balls_config
 
@@ -698,7 +1207,32 @@ def _config_for(config, **changes):
 
 
 def untrained_encoder(config, frames):
-    """(params, bn_state) of the encoder a run with ``config`` on ``frames`` starts from."""
+    """(params, bn_state) of the encoder a run with ``config`` on ``frames`` starts from.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's settings.
+    frames : ndarray, shape (T, C, H, W)
+        Its training frames (the maps are oriented on them).
+
+    Returns
+    -------
+    params : dict of ndarray
+        :func:`rpmref.balls.initial_params`.
+    bn_state : dict of ndarray
+        Initial running statistics.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, initial_params, make_video
+    >>> from rpmref.balls.compare import untrained_encoder
+    >>> config = TrainConfig(hidden_channels=4, kernel_size=3)
+    >>> frames, _ = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0))
+    >>> params, bn_state = untrained_encoder(config, frames)
+    >>> all((params[k] == v).all() for k, v in initial_params(config, frames).items())
+    True
+    """
     return trainer.initial_params(config, frames), trainer.init_bn_state(config)
 
 

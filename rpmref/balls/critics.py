@@ -22,7 +22,31 @@ COSINE_EPS = 1e-12  # keeps ‖z‖ > 0 in the cosine critic's denominator
 
 
 def bilinear(params, z, z_prime):
-    """f(z, z') = zᵀ W z' (Eq. 8); W (D, D) = params["critic_W"]. Returns (B, B)."""
+    """f(z, z') = zᵀ W z' (Eq. 8); W (D, D) = params["critic_W"].
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        The critic's parameters (``critic_W``).
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B, D)
+        Candidates.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        scores[i, j] = f(z_i, z'_j).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.critics import bilinear
+    >>> z = np.array([[0.0, 0.0], [1.0, 0.0]])
+    >>> bilinear({"critic_W": np.eye(2)}, z, z)
+    array([[0., 0.],
+           [0., 1.]])
+    """
     return anp.matmul(anp.matmul(z, params["critic_W"]), anp.transpose(z_prime))
 
 
@@ -30,6 +54,29 @@ def rbf(params, z, z_prime):
     """f(z, z') = −‖z − z'‖² / (2ℓ²) (Eq. 27), ℓ = exp(params["critic_log_lengthscale"]).
 
     ‖z − z'‖² is expanded as ‖z‖² + ‖z'‖² − 2 zᵀz' (one matmul, (B, B)).
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        The critic's parameters (``critic_log_lengthscale``).
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B, D)
+        Candidates.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        scores[i, j] = f(z_i, z'_j).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.critics import rbf
+    >>> z = np.array([[0.0, 0.0], [1.0, 0.0]])
+    >>> rbf({"critic_log_lengthscale": np.array(0.0)}, z, z) + 0.0
+    array([[ 0. , -0.5],
+           [-0.5,  0. ]])
     """
     sq = (anp.sum(z ** 2, axis=1)[:, None] + anp.sum(z_prime ** 2, axis=1)[None, :]
           - 2 * anp.matmul(z, anp.transpose(z_prime)))
@@ -37,7 +84,32 @@ def rbf(params, z, z_prime):
 
 
 def cosine(params, z, z_prime):
-    """f(z, z') = cos(z, z') / τ, the SimCLR critic; τ = exp(params["critic_log_temperature"])."""
+    """f(z, z') = cos(z, z') / τ, the SimCLR critic; τ = exp(params["critic_log_temperature"]).
+
+    The norms are regularised as √(‖z‖² + ``COSINE_EPS``), so zero rows give 0.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        The critic's parameters (``critic_log_temperature``).
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B, D)
+        Candidates.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        scores[i, j] = f(z_i, z'_j).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.critics import cosine
+    >>> cosine({"critic_log_temperature": np.array(0.0)}, np.eye(2), 3 * np.eye(2)).round(12)
+    array([[1., 0.],
+           [0., 1.]])
+    """
     def unit(a):
         return a / anp.sqrt(anp.sum(a ** 2, axis=1, keepdims=True) + COSINE_EPS)
     return (anp.matmul(unit(z), anp.transpose(unit(z_prime)))
@@ -45,7 +117,29 @@ def cosine(params, z, z_prime):
 
 
 def get_critic(name):
-    """The critic function called ``name`` (one of CRITICS)."""
+    """The critic function called ``name``.
+
+    Parameters
+    ----------
+    name : {"rbf", "bilinear", "cosine"}
+        One of ``CRITICS``.
+
+    Returns
+    -------
+    callable
+        ``critic(params, z, z_prime) -> scores``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+
+    Examples
+    --------
+    >>> from rpmref.balls.critics import get_critic
+    >>> get_critic("rbf").__name__
+    'rbf'
+    """
     if name not in CRITICS:
         raise ValueError(f"critic must be one of {', '.join(CRITICS)}; got {name!r}")
     return {"rbf": rbf, "bilinear": bilinear, "cosine": cosine}[name]
@@ -55,8 +149,36 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     """Initial critic parameters for normalised coordinates u ∈ [−½, ½]^D.
 
     rbf: ℓ = 0.1 (a tenth of the frame side); bilinear: W = 4·I (scores of order 1);
-    cosine: τ = 0.1 (SimCLR's usual temperature). ``rng`` is accepted for symmetry
-    and unused: these initial values are deterministic.
+    cosine: τ = 0.1 (SimCLR's usual temperature).
+
+    Parameters
+    ----------
+    name : {"rbf", "bilinear", "cosine"}
+        The critic.
+    dim : int, default 6
+        D, the latent dimension (bilinear's W is D × D).
+    rng : numpy.random.Generator, optional
+        Accepted for symmetry and unused: these initial values are deterministic.
+    dtype : numpy dtype, default float64
+        The parameters' dtype.
+
+    Returns
+    -------
+    dict of ndarray
+        The parameters under the names of ``CRITIC_PARAMS[name]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown critic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.critics import init_critic_params
+    >>> params = init_critic_params("rbf")
+    >>> round(float(np.exp(params["critic_log_lengthscale"])), 15)
+    0.1
     """
     get_critic(name)
     if name == "rbf":
@@ -71,7 +193,32 @@ def infonce_loss(scores):
 
     loss = −(1/B) Σ_i [ scores[i, i] − logsumexp_j scores[i, j] ]  (row-wise log-softmax,
     positives on the diagonal), estimate = log B − loss ≤ log B. A constant critic
-    gives loss = log B, estimate = 0. Returns (loss, estimate), scalars.
+    gives loss = log B, estimate = 0 exactly. Differentiable by autograd.
+
+    Parameters
+    ----------
+    scores : array_like, shape (B, B)
+        scores[i, j] = f(z_i, z'_j), B ≥ 1.
+
+    Returns
+    -------
+    loss : float or autograd box
+        The loss, in nats.
+    estimate : float or autograd box
+        log B − loss, in nats.
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` is not a square matrix with B ≥ 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.critics import infonce_loss
+    >>> loss, estimate = infonce_loss(np.zeros((4, 4)))
+    >>> float(loss) == float(np.log(4)), float(estimate)
+    (True, 0.0)
     """
     shape = getattr(scores, "shape", None)
     if shape is None or len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:

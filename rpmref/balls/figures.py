@@ -12,23 +12,68 @@ BALL_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple")
 
 def fig1(path, frames, positions, held_out_frame, held_out_positions, panels,
          n_example_frames=3, trail=6, dpi=80):
-    """Draw and save the figure; returns ``path``.
-
-    frames: (T, C, H, W) training frames in [0, 1]; positions: (T, n_balls, 2).
-    held_out_frame: (C, H, W); held_out_positions: (n_balls, 2) for that frame.
-    panels: ordered dict name -> dict with
-      ``pred``, ``true``: (T', 2·n_balls) held-out readout predictions and truth;
-      ``r2``: overall held-out R² (for the title);
-      ``history``: list of {"epoch", "estimate"} (absent for the untrained encoder);
-      ``r2_per_epoch``: list of (epoch, held-out R²) (may be empty);
-      ``centres``: (n_maps, 2) raw centres of mass on ``held_out_frame``;
-      ``calibrated``: (n_balls, 2) matched maps after affine calibration (or None);
-      ``matched_r2``: optional [n_balls] held-out R² of each ball's matched map.
+    """Draw and save Fig. 1 (Sec. 5); returns ``path``. Needs matplotlib.
 
     Row A: example frames with the true trajectories over the previous
     ``trail`` frames. Row B: decoded vs true coordinate per panel. Row C:
     InfoNCE estimate per epoch, held-out R² per epoch, and the centres of mass
     of each panel drawn over the held-out frame.
+
+    Parameters
+    ----------
+    path : str
+        The PNG to write.
+    frames : ndarray, shape (T, C, H, W)
+        Training frames in [0, 1].
+    positions : ndarray, shape (T, n_balls, 2)
+        Their ball centres.
+    held_out_frame : ndarray, shape (C, H, W)
+        One held-out frame.
+    held_out_positions : ndarray, shape (n_balls, 2)
+        Its ball centres.
+    panels : dict
+        Ordered name → dict with ``pred``, ``true``: (T', 2·n_balls) held-out
+        readout predictions and truth; ``r2``: overall held-out R² (for the title);
+        ``history``: list of {"epoch", "estimate"} (absent for the untrained
+        encoder); ``r2_per_epoch``: list of (epoch, held-out R²) (may be empty);
+        ``centres``: (n_maps, 2) raw centres of mass on ``held_out_frame``;
+        ``calibrated``: (n_balls, 2) matched maps after affine calibration (or
+        None); ``matched_r2``: optional [n_balls] held-out R² of each ball's
+        matched map.
+    n_example_frames : int, default 3
+        Frames in row A.
+    trail : int, default 6
+        Trajectory length in row A.
+    dpi : int, default 80
+        Resolution.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the frames and positions do not fit together, or ``panels`` is empty.
+
+    Examples
+    --------
+    A single panel whose readout is perfect:
+
+    >>> import os, tempfile
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> from rpmref.balls.figures import fig1
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0))
+    >>> true = positions.reshape(24, 6)
+    >>> panel = {"pred": true, "true": true, "r2": 1.0, "centres": positions[12],
+    ...          "calibrated": positions[12], "history": [{"epoch": 1, "estimate": 0.5}],
+    ...          "r2_per_epoch": [(0, 0.8), (1, 1.0)]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = fig1(os.path.join(tmp, "fig1.png"), frames, positions, frames[12], positions[12],
+    ...                 {"rbf": panel})
+    ...     print(os.path.basename(path), os.path.getsize(path) > 0)
+    fig1.png True
     """
     import matplotlib
     matplotlib.use("Agg")

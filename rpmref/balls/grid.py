@@ -48,7 +48,20 @@ PARAMS = ("conv1_w", "conv1_b", "bn1_gamma", "bn1_beta",
 
 
 def available_cores():
-    """Cores this process may run on (its CPU affinity; os.cpu_count() where that is unknown)."""
+    """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that is unknown).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> import os
+    >>> from rpmref.balls.grid import available_cores
+    >>> 1 <= available_cores() <= (os.cpu_count() or 1)
+    True
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover  (not Linux)
@@ -58,10 +71,32 @@ def available_cores():
 class Workspace:
     """Buffers that one training step leaves for the next, and the threads that share its work.
 
-    threads: int ≥ 1, how many threads run the blocks of each pass (None: every
-    available core). Buffers are allocated once per batch shape and dtype. One forward pass may be in flight per workspace: its backward pass
-    raises RuntimeError if another forward pass used the workspace in between.
-    A workspace belongs to one thread of the caller at a time.
+    Buffers are allocated once per batch shape and dtype. One forward pass may be
+    in flight per workspace: its backward pass raises RuntimeError if another
+    forward pass used the workspace in between. A workspace belongs to one thread
+    of the caller at a time; :meth:`close` stops its threads.
+
+    Parameters
+    ----------
+    threads : int or None, default 1
+        How many threads run the blocks of each pass (≥ 1; None: every available
+        core). Results do not depend on it.
+
+    Raises
+    ------
+    ValueError
+        If ``threads`` is not a positive integer or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.grid import Workspace
+    >>> ws = Workspace(threads=1)
+    >>> buffer = ws.array("h1", (2, 3), np.float64, zeros=True)
+    >>> buffer is ws.array("h1", (2, 3), np.float64), ws.nbytes()
+    (True, 48)
+    >>> ws.map_blocks(lambda block, slot: block[1] - block[0], [(0, 1), (1, 3)])
+    [1, 2]
     """
 
     def __init__(self, threads=1):
@@ -126,7 +161,33 @@ class Workspace:
 
 
 class Grid:
-    """Positions of the padded grid of an (N, H, W) batch for k × k kernels (see module doc)."""
+    """Positions of the padded grid of an (N, H, W) batch for k × k kernels (see the module docstring).
+
+    Attributes: ``hq``, ``wq`` (padded sizes), ``m`` (grid positions), ``base``
+    (p·Wq + p), ``length`` (framed array length), ``offsets`` (the k² kernel
+    offsets), ``pixels`` (N·H·W).
+
+    Parameters
+    ----------
+    n : int
+        Batch size N.
+    h : int
+        Image height H.
+    w : int
+        Image width W.
+    k : int
+        Odd kernel size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.grid import Grid
+    >>> grid = Grid(2, 8, 8, 3)
+    >>> grid.m, grid.base, grid.length
+    (162, 10, 182)
+    >>> grid.image(np.zeros((1, grid.m))).shape
+    (1, 2, 8, 8)
+    """
 
     def __init__(self, n, h, w, k):
         self.n, self.h, self.w, self.k = n, h, w, k
@@ -281,14 +342,68 @@ def _check(x, w1, b1, g1, be1, w2, b2, g2, be2):
 
 def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta,
               workspace=None, eps=BN_EPS):
-    """Training-mode encoder x (C₀, N, H, W) → z (N, 2·C₂): centres of mass (x, y) of the
-    C₂ maps sigmoid(BN(conv(ReLU(BN(conv(x)))))), batch statistics, 'same' padding.
+    """Training-mode encoder x (C₀, N, H, W) → z (N, 2·C₂), one autograd primitive.
 
-    Weights as in ``layers.init_encoder_params``: conv1_w (C₁, C₀, k, k), conv2_w
-    (C₂, C₁, k, k), the rest per channel. Computes in the dtype of x (every
-    argument must have it). ``workspace``: a ``Workspace`` to reuse buffers and
-    threads from (None: a fresh one); its ``stats`` then hold the batch means and
-    biased variances of both pre-normalisation layers ("bn1_mean", … , (C,) each).
+    z holds the centres of mass (x, y) of the C₂ maps
+    sigmoid(BN(conv(ReLU(BN(conv(x)))))), with batch statistics and 'same'
+    padding (Sec. 5, Appendix D): the function of ``layers.encoder_train(...,
+    reference=True)``, with a hand-written backward pass.
+
+    Parameters
+    ----------
+    x : ndarray, shape (C₀, N, H, W)
+        The batch, channel first; its dtype is the dtype of the computation
+        (every argument must have it).
+    conv1_w : ndarray, shape (C₁, C₀, k, k)
+        First convolution (k odd).
+    conv1_b : ndarray, shape (C₁,)
+        Its bias.
+    bn1_gamma : ndarray, shape (C₁,)
+        First batch norm's scale.
+    bn1_beta : ndarray, shape (C₁,)
+        Its shift.
+    conv2_w : ndarray, shape (C₂, C₁, k, k)
+        Second convolution.
+    conv2_b : ndarray, shape (C₂,)
+        Its bias.
+    bn2_gamma : ndarray, shape (C₂,)
+        Second batch norm's scale.
+    bn2_beta : ndarray, shape (C₂,)
+        Its shift.
+    workspace : Workspace, optional
+        Buffers and threads to reuse (None: a fresh one); its ``stats`` then hold
+        the batch means and biased variances of both pre-normalisation layers
+        ("bn1_mean", "bn1_var", "bn2_mean", "bn2_var", (C,) each).
+    eps : float, default ``BN_EPS``
+        Batch norm's ε.
+
+    Returns
+    -------
+    ndarray, shape (N, 2·C₂)
+        The latents, in pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, or a weight's shape does not fit (kernels square, odd
+        and of one size).
+
+    Examples
+    --------
+    The same numbers as the layer-by-layer reference:
+
+    >>> import numpy as np
+    >>> from rpmref.balls import layers
+    >>> from rpmref.balls.grid import PARAMS, encoder_z
+    >>> rng = np.random.default_rng(0)
+    >>> params = layers.init_encoder_params(rng, in_channels=1, hidden_channels=4, kernel_size=3)
+    >>> x = rng.random((1, 4, 8, 8))
+    >>> z = encoder_z(x, *(params[name] for name in PARAMS))
+    >>> reference, _ = layers.encoder_train(params, x, reference=True)
+    >>> z.shape   # below: z ≲ 8 px, each route ~10² float64 roundings of ≤ 1 ulp
+    (4, 6)
+    >>> float(np.abs(z - reference).max()) < 1e-12
+    True
     """
     ws = workspace if workspace is not None else Workspace()
     return _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma,

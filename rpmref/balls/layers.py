@@ -161,14 +161,38 @@ def _conv_same(x, w, b, padded=None):
 
 @primitive
 def conv2d(x, w, b, workspace=None):
-    """2-D cross-correlation with 'same' zero padding and a bias.
+    """2-D cross-correlation with 'same' zero padding and a bias (a fast autograd primitive).
 
     out[o, n, i, j] = b[o] + Σ_{c, di, dj} w[o, c, di, dj] · x[c, n, i + di − p, j + dj − p],
     p = k // 2, x outside the image = 0.
 
-    x: (C_in, N, H, W); w: (C_out, C_in, k, k), k odd; b: (C_out,).
-    Returns (C_out, N, H, W). ``workspace``: an optional fresh dict in which the
-    forward pass leaves its zero-padded copy of x for the backward pass.
+    Parameters
+    ----------
+    x : ndarray, shape (C_in, N, H, W)
+        Input.
+    w : ndarray, shape (C_out, C_in, k, k)
+        Kernel, k odd.
+    b : ndarray, shape (C_out,)
+        Bias.
+    workspace : dict, optional
+        A fresh dict in which the forward pass leaves its zero-padded copy of x
+        for the backward pass.
+
+    Returns
+    -------
+    ndarray, shape (C_out, N, H, W)
+        The output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import conv2d, conv2d_reference
+    >>> w, b = rng.standard_normal((2, 1, 3, 3)), np.zeros(2)
+    >>> out = conv2d(x, w, b)
+    >>> out.shape, float(np.abs(out - conv2d_reference(x, w, b)).max()) < 1e-13  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
+    ((2, 4, 6, 6), True)
     """
     _check_conv_args(x, w, b)
     padded = _padded_flat(x, w.shape[2])
@@ -262,7 +286,34 @@ defvjp_argnums(conv2d, _conv2d_vjp)
 
 
 def conv2d_reference(x, w, b):
-    """conv2d as a plain autograd composition: a sum of shifted slices (slow, for tests)."""
+    """:func:`conv2d` as a plain autograd composition: a sum of shifted slices (slow, for tests).
+
+    Parameters
+    ----------
+    x : ndarray, shape (C_in, N, H, W)
+        Input.
+    w : ndarray, shape (C_out, C_in, k, k)
+        Kernel, k odd.
+    b : ndarray, shape (C_out,)
+        Bias.
+
+    Returns
+    -------
+    ndarray, shape (C_out, N, H, W)
+        The output.
+
+    Examples
+    --------
+    A 1 × 1 kernel scales the input:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import conv2d_reference
+    >>> out = conv2d_reference(x, 2.0 * np.ones((1, 1, 1, 1)), np.array([1.0]))
+    >>> bool(np.array_equal(out, 2.0 * x + 1.0))
+    True
+    """
     c_out, c_in, k, _ = w.shape
     _, n, h, wd = x.shape
     p = k // 2
@@ -283,7 +334,31 @@ def conv2d_reference(x, w, b):
 
 
 def batch_stats(h):
-    """Per-channel mean and biased variance of h (C, N, H, W) over (N, H, W); two (C,) arrays."""
+    """Per-channel mean and biased variance of h over (N, H, W).
+
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Activations.
+
+    Returns
+    -------
+    mean : ndarray, shape (C,)
+    var : ndarray, shape (C,)
+        Biased (divided by N·H·W).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import batch_stats
+    >>> mean, var = batch_stats(x)
+    >>> bool(np.allclose(mean, x.mean(axis=(1, 2, 3)), rtol=1e-14))  # 144 terms, ≤ ~10² ulps
+    True
+    >>> bool(np.allclose(var, x.var(axis=(1, 2, 3)), rtol=1e-13))
+    True
+    """
     c = h.shape[0]
     flat = h.reshape(c, -1)
     mean = flat.mean(axis=1)
@@ -338,11 +413,36 @@ def _pick(argnums, grads):
 
 @primitive
 def batchnorm_relu(h, gamma, beta, eps=BN_EPS, workspace=None):
-    """relu(γ · (h − μ)/√(σ² + ε) + β) with the batch mean μ and biased variance σ².
+    """relu(γ · (h − μ)/√(σ² + ε) + β) with the batch mean μ and biased variance σ² (a fast autograd primitive).
 
-    h: (C, N, H, W); gamma, beta: (C,). Returns (C, N, H, W). ``workspace``: an
-    optional fresh dict that receives the batch statistics ("mean", "var"), which
-    the backward pass then reuses.
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Activations.
+    gamma : ndarray, shape (C,)
+        Scale γ.
+    beta : ndarray, shape (C,)
+        Shift β.
+    eps : float, default ``BN_EPS``
+        ε.
+    workspace : dict, optional
+        A fresh dict that receives the batch statistics ("mean", "var"), which the
+        backward pass then reuses.
+
+    Returns
+    -------
+    ndarray, shape (C, N, H, W)
+        The normalised, rectified activations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import batchnorm_relu, batchnorm_relu_reference
+    >>> out = batchnorm_relu(x, np.ones(1), np.zeros(1))
+    >>> float(np.abs(out - batchnorm_relu_reference(x, np.ones(1), np.zeros(1))).max()) < 1e-13  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
+    True
     """
     scale, shift, _, _ = _bn_affine(h, gamma, beta, eps, workspace)
     y = np.multiply(h, _per_channel(scale))
@@ -370,7 +470,34 @@ defvjp_argnums(batchnorm_relu, _batchnorm_relu_vjp)
 
 
 def batchnorm_reference(h, gamma, beta, eps=BN_EPS):
-    """γ · (h − μ)/√(σ² + ε) + β as a plain autograd composition (for tests)."""
+    """γ · (h − μ)/√(σ² + ε) + β as a plain autograd composition (for tests).
+
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Activations.
+    gamma : ndarray, shape (C,)
+        Scale γ.
+    beta : ndarray, shape (C,)
+        Shift β.
+    eps : float, default ``BN_EPS``
+        ε.
+
+    Returns
+    -------
+    ndarray, shape (C, N, H, W)
+        Per channel: mean β, variance γ² σ²/(σ² + ε).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import BN_EPS, batchnorm_reference
+    >>> out = batchnorm_reference(x, np.ones(1), np.zeros(1))
+    >>> abs(float(out.mean())) < 1e-14, bool(np.isclose(out.var(), x.var() / (x.var() + BN_EPS), rtol=1e-12))
+    (True, True)
+    """
     c = h.shape[0]
     mean = anp.mean(h, axis=(1, 2, 3), keepdims=True)
     var = anp.mean((h - mean) ** 2, axis=(1, 2, 3), keepdims=True)
@@ -379,7 +506,34 @@ def batchnorm_reference(h, gamma, beta, eps=BN_EPS):
 
 
 def batchnorm_relu_reference(h, gamma, beta, eps=BN_EPS):
-    """batchnorm_relu as a plain autograd composition (for tests)."""
+    """:func:`batchnorm_relu` as a plain autograd composition (for tests).
+
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Activations.
+    gamma : ndarray, shape (C,)
+        Scale γ.
+    beta : ndarray, shape (C,)
+        Shift β.
+    eps : float, default ``BN_EPS``
+        ε.
+
+    Returns
+    -------
+    ndarray, shape (C, N, H, W)
+        relu of the batch-normalised activations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import batchnorm_reference, batchnorm_relu_reference
+    >>> out = batchnorm_relu_reference(x, np.ones(1), np.zeros(1))
+    >>> bool(np.array_equal(out, np.maximum(batchnorm_reference(x, np.ones(1), np.zeros(1)), 0)))
+    True
+    """
     return anp.maximum(batchnorm_reference(h, gamma, beta, eps), 0.0)
 
 
@@ -388,7 +542,28 @@ def batchnorm_relu_reference(h, gamma, beta, eps=BN_EPS):
 
 
 def pixel_centres(h, w, dtype=float):
-    """x (column) and y (row) pixel-centre coordinates: (W,) = j + ½ and (H,) = i + ½."""
+    """x (column) and y (row) pixel-centre coordinates: j + ½ and i + ½.
+
+    Parameters
+    ----------
+    h : int
+        Height H.
+    w : int
+        Width W.
+    dtype : dtype, default float
+        Their dtype.
+
+    Returns
+    -------
+    x : ndarray, shape (W,)
+    y : ndarray, shape (H,)
+
+    Examples
+    --------
+    >>> from rpmref.balls.layers import pixel_centres
+    >>> pixel_centres(2, 3)
+    (array([0.5, 1.5, 2.5]), array([0.5, 1.5]))
+    """
     return np.arange(w, dtype=dtype) + 0.5, np.arange(h, dtype=dtype) + 0.5
 
 
@@ -397,6 +572,27 @@ def centre_of_mass(s):
 
     x_c = Σ_ij s[c,n,i,j] (j + ½) / Σ_ij s[c,n,i,j], y_c likewise with (i + ½).
     Plain autograd composition; the fast path is ``batchnorm_sigmoid_com``.
+
+    Parameters
+    ----------
+    s : ndarray, shape (C, N, H, W)
+        Non-negative maps, none all zero.
+
+    Returns
+    -------
+    ndarray, shape (N, 2C)
+        (x, y) of each map, in pixels.
+
+    Examples
+    --------
+    All mass on pixel (row 2, column 1):
+
+    >>> import numpy as np
+    >>> from rpmref.balls.layers import centre_of_mass
+    >>> s = np.zeros((1, 1, 3, 3))
+    >>> s[0, 0, 2, 1] = 1.0
+    >>> centre_of_mass(s)
+    array([[1.5, 2.5]])
     """
     c, n, h, w = s.shape
     xs, ys = pixel_centres(h, w, s.dtype)
@@ -412,6 +608,25 @@ def sigmoid(a):
 
     With e = e^{−|a|} ∈ (0, 1]: σ(a) = 1/(1 + e) for a ≥ 0 and e/(1 + e) for a < 0;
     both branches stay finite, so the gradient has no NaN either.
+
+    Parameters
+    ----------
+    a : array_like
+        Any reals.
+
+    Returns
+    -------
+    ndarray
+        σ(a) in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.layers import sigmoid
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    >>> bool(np.isclose(sigmoid(np.array(-50.0)), np.exp(-50.0), rtol=1e-15))   # σ(−50) = e^−50 (1 − e^−50 + ...), to full precision
+    True
     """
     e = anp.exp(-anp.where(a >= 0, a, -a))  # not anp.abs: its gradient at 0 is 0
     return anp.where(a >= 0, 1.0, e) / (1.0 + e)
@@ -419,9 +634,35 @@ def sigmoid(a):
 
 @primitive
 def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS, workspace=None):
-    """centre_of_mass(sigmoid(batchnorm(h))) in one pass; h (C, N, H, W) → z (N, 2C).
+    """centre_of_mass(sigmoid(batchnorm(h))) in one pass (a fast autograd primitive).
 
-    ``workspace`` as in batchnorm_relu.
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Pre-normalisation activations.
+    gamma : ndarray, shape (C,)
+        Scale γ.
+    beta : ndarray, shape (C,)
+        Shift β.
+    eps : float, default ``BN_EPS``
+        ε.
+    workspace : dict, optional
+        As in :func:`batchnorm_relu`.
+
+    Returns
+    -------
+    ndarray, shape (N, 2C)
+        The centres of mass, in pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import batchnorm_sigmoid_com, batchnorm_sigmoid_com_reference
+    >>> z = batchnorm_sigmoid_com(x, np.ones(1), np.zeros(1))
+    >>> float(np.abs(z - batchnorm_sigmoid_com_reference(x, np.ones(1), np.zeros(1))).max()) < 1e-13  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
+    True
     """
     return _com_plain(_bn_sigmoid_plain(h, gamma, beta, eps, workspace))[0]
 
@@ -474,7 +715,34 @@ defvjp_argnums(batchnorm_sigmoid_com, _batchnorm_sigmoid_com_vjp)
 
 
 def batchnorm_sigmoid_com_reference(h, gamma, beta, eps=BN_EPS):
-    """batchnorm_sigmoid_com as a plain autograd composition (for tests)."""
+    """:func:`batchnorm_sigmoid_com` as a plain autograd composition (for tests).
+
+    Parameters
+    ----------
+    h : ndarray, shape (C, N, H, W)
+        Pre-normalisation activations.
+    gamma : ndarray, shape (C,)
+        Scale γ.
+    beta : ndarray, shape (C,)
+        Shift β.
+    eps : float, default ``BN_EPS``
+        ε.
+
+    Returns
+    -------
+    ndarray, shape (N, 2C)
+        The centres of mass, in pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import batchnorm_reference, batchnorm_sigmoid_com_reference, centre_of_mass, sigmoid
+    >>> z = batchnorm_sigmoid_com_reference(x, np.ones(1), np.zeros(1))
+    >>> bool(np.array_equal(z, centre_of_mass(sigmoid(batchnorm_reference(x, np.ones(1), np.zeros(1))))))
+    True
+    """
     return centre_of_mass(sigmoid(batchnorm_reference(h, gamma, beta, eps)))
 
 
@@ -486,8 +754,37 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
                         dtype=np.float64):
     """He-uniform conv weights (PyTorch's default bound 1/√fan_in), zero biases, γ = 1, β = 0.
 
-    Returns a dict of arrays: conv1_w (C_h, C_in, k, k), conv1_b (C_h,), bn1_gamma, bn1_beta (C_h,),
-    conv2_w (n_maps, C_h, k, k), conv2_b, bn2_gamma, bn2_beta (n_maps,).
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator of the weights.
+    in_channels : int, default 3
+        C_in.
+    hidden_channels : int, default 16
+        C_h.
+    n_maps : int, default 3
+        Output maps.
+    kernel_size : int, default 5
+        k (odd).
+    dtype : dtype, default float64
+        The parameters' dtype.
+
+    Returns
+    -------
+    dict of ndarray
+        conv1_w (C_h, C_in, k, k), conv1_b (C_h,), bn1_gamma, bn1_beta (C_h,),
+        conv2_w (n_maps, C_h, k, k), conv2_b, bn2_gamma, bn2_beta (n_maps,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.layers import init_encoder_params
+    >>> params = init_encoder_params(np.random.default_rng(0), in_channels=1, hidden_channels=4,
+    ...                              kernel_size=3)
+    >>> params["conv1_w"].shape, params["conv2_w"].shape
+    ((4, 1, 3, 3), (3, 4, 3, 3))
+    >>> bool(np.abs(params["conv1_w"]).max() <= 1 / 3)   # bound 1/√(1·3·3)
+    True
     """
     k = kernel_size
 
@@ -523,8 +820,32 @@ def orient_maps(params, x, eps=BN_EPS):
     initialisation conditioned on every map being bright on bright input. It
     uses no labels.
 
-    params: encoder parameters (``init_encoder_params``). x: (C, N, H, W) probe
-    frames. Returns (new params dict, flipped: (n_maps,) bool).
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder parameters (:func:`init_encoder_params`).
+    x : ndarray, shape (C, N, H, W)
+        Probe frames.
+    eps : float, default ``BN_EPS``
+        Batch norm's ε.
+
+    Returns
+    -------
+    params : dict of ndarray
+        The new parameters (a new dict).
+    flipped : ndarray of bool, shape (n_maps,)
+        Which maps changed sign.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import init_encoder_params, orient_maps
+    >>> params = init_encoder_params(rng, in_channels=1, hidden_channels=4, kernel_size=3)
+    >>> oriented, flipped = orient_maps(params, x)
+    >>> bool(np.array_equal(oriented["conv2_w"][flipped], -params["conv2_w"][flipped]))
+    True
     """
     x64 = np.asarray(x, dtype=np.float64)
     p64 = {k: np.asarray(params[k], dtype=np.float64)
@@ -545,24 +866,94 @@ def orient_maps(params, x, eps=BN_EPS):
 
 
 def init_bn_state(hidden_channels=16, n_maps=3, dtype=np.float64):
-    """Running statistics for evaluation: means 0, variances 1 (as PyTorch initialises them)."""
+    """Running statistics for evaluation: means 0, variances 1 (as PyTorch initialises them).
+
+    Parameters
+    ----------
+    hidden_channels : int, default 16
+        Channels of the first layer.
+    n_maps : int, default 3
+        Channels of the second layer.
+    dtype : dtype, default float64
+        Their dtype.
+
+    Returns
+    -------
+    dict of ndarray
+        bn1_mean, bn1_var (hidden_channels,), bn2_mean, bn2_var (n_maps,).
+
+    Examples
+    --------
+    >>> from rpmref.balls.layers import init_bn_state
+    >>> {name: a.tolist() for name, a in init_bn_state(2, 1).items()}
+    {'bn1_mean': [0.0, 0.0], 'bn1_var': [1.0, 1.0], 'bn2_mean': [0.0], 'bn2_var': [1.0]}
+    """
     return {"bn1_mean": np.zeros(hidden_channels, dtype), "bn1_var": np.ones(hidden_channels, dtype),
             "bn2_mean": np.zeros(n_maps, dtype), "bn2_var": np.ones(n_maps, dtype)}
 
 
 def to_channel_first(frames):
-    """(N, C, H, W) frames → (C, N, H, W) contiguous, the layout of every layer here."""
+    """(N, C, H, W) frames → (C, N, H, W) contiguous, the layout of every layer here.
+
+    Parameters
+    ----------
+    frames : array_like, shape (N, C, H, W)
+        Frames as ``make_video`` returns them.
+
+    Returns
+    -------
+    ndarray, shape (C, N, H, W)
+        A C-contiguous copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.layers import to_channel_first
+    >>> out = to_channel_first(np.zeros((5, 3, 2, 2)))
+    >>> out.shape, out.flags["C_CONTIGUOUS"]
+    ((3, 5, 2, 2), True)
+    """
     return np.ascontiguousarray(np.transpose(frames, (1, 0, 2, 3)))
 
 
 def encoder_train(params, x, reference=False, workspace=None):
     """Training-mode encoder: x (C, N, H, W) → z (N, 6), using batch statistics.
 
-    Also returns the batch statistics of the two pre-normalisation activations
-    as a dict of plain (C,) arrays (for the running averages). The fast path is
-    one primitive, ``grid.encoder_z``, that reuses the buffers and threads of
-    ``workspace`` (a ``grid.Workspace``; None: a fresh one). ``reference=True``
-    uses the plain autograd compositions of this module instead.
+    The fast path is one primitive, ``grid.encoder_z``, that reuses the buffers and
+    threads of ``workspace``; ``reference=True`` uses the plain autograd
+    compositions of this module instead.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder parameters.
+    x : ndarray, shape (C, N, H, W)
+        The batch, channel first.
+    reference : bool, default False
+        Use the plain compositions.
+    workspace : grid.Workspace, optional
+        Buffers and threads to reuse (None: a fresh one).
+
+    Returns
+    -------
+    z : ndarray, shape (N, 6)
+        Centres of mass of the 3 maps, in pixels.
+    stats : dict of ndarray
+        Batch means and biased variances of the two pre-normalisation activations
+        (bn1_mean, bn1_var, bn2_mean, bn2_var; plain (C,) arrays, for the running
+        averages).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import encoder_train, init_encoder_params
+    >>> params = init_encoder_params(rng, in_channels=1, hidden_channels=4, kernel_size=3)
+    >>> z, stats = encoder_train(params, x)
+    >>> z_reference, _ = encoder_train(params, x, reference=True)
+    >>> z.shape, sorted(stats), float(np.abs(z - z_reference).max()) < 1e-12  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
+    ((4, 6), ['bn1_mean', 'bn1_var', 'bn2_mean', 'bn2_var'], True)
     """
     if reference:
         h1 = conv2d_reference(x, params["conv1_w"], params["conv1_b"])
@@ -577,7 +968,34 @@ def encoder_train(params, x, reference=False, workspace=None):
 
 
 def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):
-    """Running averages: r ← (1 − m)·r + m·batch, the variance made unbiased by n/(n − 1)."""
+    """Running averages: r ← (1 − m)·r + m·batch, the variance made unbiased by n/(n − 1).
+
+    Parameters
+    ----------
+    bn_state : dict of ndarray
+        Running statistics (:func:`init_bn_state`).
+    stats : dict of ndarray
+        Batch statistics (from :func:`encoder_train`).
+    n_per_channel : int
+        n, the values each statistic was computed from (N·H·W).
+    momentum : float, default 0.1
+        m.
+
+    Returns
+    -------
+    dict of ndarray
+        The new running statistics, in the dtypes of ``bn_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.layers import init_bn_state, update_bn_state
+    >>> stats = {"bn1_mean": np.array([1.0]), "bn1_var": np.array([1.0]),
+    ...          "bn2_mean": np.array([2.0]), "bn2_var": np.array([0.5])}
+    >>> new = update_bn_state(init_bn_state(1, 1), stats, n_per_channel=2)
+    >>> new["bn1_mean"], new["bn2_var"]
+    (array([0.1]), array([1.]))
+    """
     new = {}
     for name in ("bn1", "bn2"):
         unbiased = stats[name + "_var"] * n_per_channel / max(n_per_channel - 1, 1)
@@ -587,7 +1005,39 @@ def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):
 
 
 def encoder_eval(params, bn_state, x, eps=BN_EPS):
-    """Evaluation-mode encoder (running statistics), plain NumPy: x (C, N, H, W) → z (N, 6)."""
+    """Evaluation-mode encoder (running statistics), plain NumPy: x (C, N, H, W) → z (N, 6).
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder parameters.
+    bn_state : dict of ndarray
+        Running statistics.
+    x : ndarray, shape (C, N, H, W)
+        The frames, channel first.
+    eps : float, default ``BN_EPS``
+        Batch norm's ε.
+
+    Returns
+    -------
+    ndarray, shape (N, 6)
+        Centres of mass of the 3 maps, in pixels.
+
+    Examples
+    --------
+    With the batch's own statistics as the running ones, evaluation mode gives the
+    training-mode latents:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((1, 4, 6, 6))       # (C, N, H, W)
+    >>> from rpmref.balls.layers import encoder_eval, encoder_train, init_encoder_params
+    >>> params = init_encoder_params(rng, in_channels=1, hidden_channels=4, kernel_size=3)
+    >>> z, stats = encoder_train(params, x)
+    >>> z_eval = encoder_eval(params, stats, x)
+    >>> z_eval.shape, float(np.abs(z_eval - z).max()) < 1e-12  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
+    ((4, 6), True)
+    """
     def affine(h, name):
         c = h.shape[0]
         scale = params[name + "_gamma"] / np.sqrt(bn_state[name + "_var"] + eps)

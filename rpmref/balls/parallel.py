@@ -36,20 +36,41 @@ CLUSTER_INSTALL = "pip install rpmref[cluster]"
 def run_tasks(function, tasks, shared, jobs=1, client=None, on_wait=None):
     """Yield lists of ``(index, function(tasks[index], shared))`` as tasks finish.
 
-    function: a module-level function (worker processes import it by name).
-    tasks: a list of picklable task descriptions. shared: picklable data for
-    every task, sent once per worker. jobs: worker processes ('spawn' start
-    method, one BLAS thread each); 1 runs every task here, in order, with the
-    BLAS threads as they are. client: a ``distributed.Client`` (then ``jobs``
-    is ignored): every task is submitted to its cluster. on_wait(): called
-    about every POLL_SECONDS while no task has finished (e.g. to refresh a
-    progress bar).
-
     If a task raises, no further task starts; the tasks already running finish
     and are yielded, then the first exception is raised. If the caller stops
     (an exception such as KeyboardInterrupt, or closing the generator), every
     worker process started here is terminated at once and Dask tasks not yet
     finished are cancelled.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(task, shared)``, a module-level function (worker processes
+        import it by name).
+    tasks : list
+        Picklable task descriptions.
+    shared : object
+        Picklable data for every task, sent once per worker.
+    jobs : int, default 1
+        Worker processes ('spawn' start method, one BLAS thread each); 1 runs
+        every task here, in order, with the BLAS threads as they are.
+    client : distributed.Client, optional
+        Submit every task to its cluster instead (``jobs`` is then ignored).
+    on_wait : callable, optional
+        ``on_wait()``, called about every POLL_SECONDS while no task has finished
+        (e.g. to refresh a progress bar).
+
+    Yields
+    ------
+    list of tuple
+        Batches of (task index, result), in the order the tasks finish.
+
+    Examples
+    --------
+    >>> import operator
+    >>> from rpmref.balls.parallel import run_tasks
+    >>> list(run_tasks(operator.add, [1, 2, 3], 10))
+    [[(0, 11)], [(1, 12)], [(2, 13)]]
     """
     if client is not None:
         yield from _run_on_dask(function, tasks, shared, client, on_wait)
@@ -61,7 +82,26 @@ def run_tasks(function, tasks, shared, jobs=1, client=None, on_wait=None):
 
 
 def describe(jobs=1, client=None):
-    """Where the tasks run, for log lines: 'this process', '2 worker processes', ..."""
+    """Where the tasks run, for log lines: 'this process', '2 worker processes', ...
+
+    Parameters
+    ----------
+    jobs : int, default 1
+        Worker processes.
+    client : distributed.Client, optional
+        A Dask client (then its scheduler address and worker count are named).
+
+    Returns
+    -------
+    str
+        The description.
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import describe
+    >>> describe(), describe(jobs=2)
+    ('this process', '2 worker processes')
+    """
     if client is not None:
         return f"Dask cluster {client.scheduler.address} ({len(dask_workers(client))} workers)"
     return "this process" if jobs == 1 else f"{jobs} worker processes"
@@ -107,10 +147,32 @@ def _call_with_shared(function, task):
 
 
 def watch_parent(parent_pid, interval=PARENT_CHECK_SECONDS):
-    """Start a daemon thread that ends this process when ``parent_pid`` is no
-    longer its parent (the parent died and the process was re-parented).
+    r"""Start a daemon thread that ends this process when ``parent_pid`` is no longer its parent.
 
-    Portable (``os.getppid``), unlike Linux's prctl(PR_SET_PDEATHSIG).
+    That is, when the parent died and the process was re-parented. Portable
+    (``os.getppid``), unlike Linux's prctl(PR_SET_PDEATHSIG).
+
+    Parameters
+    ----------
+    parent_pid : int
+        The parent's process id.
+    interval : float, default ``PARENT_CHECK_SECONDS``
+        Seconds between checks.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    In a child process (never in this one: the watchdog ends its process):
+
+    >>> import os, subprocess, sys
+    >>> code = ("import os, threading; from rpmref.balls.parallel import watch_parent; "
+    ...         "watch_parent(os.getppid()); print(threading.enumerate()[-1].name)")
+    >>> env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    'rpmref-parent-watchdog\n'
     """
     def watch():
         while os.getppid() == parent_pid:
@@ -140,7 +202,28 @@ def _wait_concurrent(futures, timeout):
 
 
 def import_distributed():
-    """The ``distributed`` module, or ImportError saying how to install it."""
+    """The ``distributed`` module, or ImportError saying how to install it.
+
+    Returns
+    -------
+    module
+        ``distributed``.
+
+    Raises
+    ------
+    ImportError
+        If Dask's distributed package is not installed.
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import import_distributed
+    >>> try:
+    ...     name = import_distributed().__name__
+    ... except ImportError:
+    ...     name = "distributed"
+    >>> name
+    'distributed'
+    """
     try:
         import distributed
     except ImportError:
@@ -151,13 +234,39 @@ def import_distributed():
 
 @contextlib.contextmanager
 def dask_client(spec, timeout=10.0):
-    """A ``distributed.Client`` for ``spec``, closed (with its cluster) on exit.
+    """Context manager: a ``distributed.Client`` for ``spec``, closed (with its cluster) on exit.
 
-    spec: "local:N" (a LocalCluster of N worker processes with one thread
-    each, on the loopback interface; its HTTP server on a free port, not on
-    8787, which another cluster may hold), a scheduler address such as
-    "tcp://10.0.0.5:8786", or a Client (yielded as is, not closed).
-    timeout: seconds to wait for the scheduler.
+    Parameters
+    ----------
+    spec : str or distributed.Client
+        "local:N" (a LocalCluster of N worker processes with one thread each, on
+        the loopback interface; its HTTP server on a free port, not on 8787, which
+        another cluster may hold), a scheduler address such as
+        "tcp://10.0.0.5:8786", or a Client (yielded as is, not closed).
+    timeout : float, default 10.0
+        Seconds to wait for the scheduler.
+
+    Yields
+    ------
+    distributed.Client
+        The client.
+
+    Raises
+    ------
+    ImportError
+        Without ``distributed``.
+    ValueError
+        For "local:N" with N not a positive integer.
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import dask_client
+    >>> try:
+    ...     with dask_client("local:0"):
+    ...         pass
+    ... except (ValueError, ImportError) as error:
+    ...     print(type(error).__name__ if isinstance(error, ImportError) else error)
+    dask must be 'local:N' with N a positive integer, or a scheduler address; got 'local:0'
     """
     distributed = import_distributed()
     if isinstance(spec, distributed.Client):
@@ -176,7 +285,29 @@ def dask_client(spec, timeout=10.0):
 
 
 def parse_local(spec):
-    """N for "local:N" (N ≥ 1), None for anything else (a scheduler address)."""
+    """N for "local:N" (N ≥ 1), None for anything else (a scheduler address).
+
+    Parameters
+    ----------
+    spec : object
+        The ``dask`` argument.
+
+    Returns
+    -------
+    int or None
+        The number of local workers.
+
+    Raises
+    ------
+    ValueError
+        For "local:" followed by anything but a positive integer.
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import parse_local
+    >>> parse_local("local:4"), parse_local("tcp://10.0.0.5:8786")
+    (4, None)
+    """
     if not isinstance(spec, str) or not spec.startswith("local:"):
         return None
     count = spec[len("local:"):]
@@ -187,7 +318,27 @@ def parse_local(spec):
 
 
 def dask_workers(client):
-    """{worker address: its number of threads} of the client's cluster."""
+    """{worker address: its number of threads} of the client's cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client (anything with ``scheduler_info()``).
+
+    Returns
+    -------
+    dict
+        Threads per worker address.
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import dask_workers
+    >>> class Client:   # stands in for a distributed.Client
+    ...     def scheduler_info(self):
+    ...         return {"workers": {"tcp://127.0.0.1:4000": {"nthreads": 1}}}
+    >>> dask_workers(Client())
+    {'tcp://127.0.0.1:4000': 1}
+    """
     return {address: info.get("nthreads", 1)
             for address, info in client.scheduler_info()["workers"].items()}
 

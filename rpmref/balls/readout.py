@@ -21,9 +21,34 @@ def _as_2d(name, a):
 def fit_linear_readout(z, targets):
     """Least squares with intercept: argmin_{A, c} ‖z A + c − targets‖².
 
-    z: (T, D); targets: (T, K) or positions (T, n_balls, 2). Returns dict
-    ``coef`` (D, K) and ``intercept`` (K,). Solved by ``lstsq`` on [z, 1], so a
-    rank-deficient z (e.g. a collapsed map) gives the minimum-norm solution.
+    Solved by ``lstsq`` on [z, 1], so a rank-deficient z (e.g. a collapsed map)
+    gives the minimum-norm solution.
+
+    Parameters
+    ----------
+    z : array_like, shape (T, D)
+        Latents, one row per frame.
+    targets : array_like, shape (T, K) or (T, n_balls, 2)
+        Targets, or ball positions (flattened to K = 2·n_balls).
+
+    Returns
+    -------
+    dict
+        ``coef`` (D, K) and ``intercept`` (K,).
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not finite or their numbers of rows differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import fit_linear_readout
+    >>> z = np.arange(8.0).reshape(4, 2) ** [1, 2]
+    >>> readout = fit_linear_readout(z, 3 * z[:, :1] - 1)
+    >>> readout["coef"].round(10).ravel().tolist(), readout["intercept"].round(10).tolist()
+    ([3.0, 0.0], [-1.0])
     """
     z, y = _as_2d("z", z), _as_2d("targets", targets)
     if z.shape[0] != y.shape[0]:
@@ -36,7 +61,33 @@ def fit_linear_readout(z, targets):
 
 
 def predict(readout, z):
-    """ŷ = z A + c; z (T, D) → (T, K)."""
+    """ŷ = z A + c of a linear readout.
+
+    Parameters
+    ----------
+    readout : dict
+        ``coef`` (D, K) and ``intercept`` (K,), as from :func:`fit_linear_readout`.
+    z : array_like, shape (T, D)
+        Latents.
+
+    Returns
+    -------
+    ndarray, shape (T, K)
+        The predictions.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not a finite (T, D) array (or (T, n_balls, 2), flattened).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.readout import predict
+    >>> predict({"coef": np.array([[2.0]]), "intercept": np.array([1.0])}, np.array([[1.0], [2.0]]))
+    array([[3.],
+           [5.]])
+    """
     return _as_2d("z", z) @ readout["coef"] + readout["intercept"]
 
 
@@ -51,10 +102,38 @@ def score_readout(readout, z, targets):
     r2_overall pools the sums over all coordinates (1 − SS_res / SS_tot);
     rmse_px = √(mean over frames and coordinates of (y − ŷ)²), in pixels.
 
-    R² of a coordinate that never changes (all its values equal, so
-    SS_tot = 0) is undefined, not −∞ or NaN: such targets raise ValueError
-    naming the coordinate (score on a video where every coordinate varies, or
-    use rmse_px of ``predict``).
+    Parameters
+    ----------
+    readout : dict
+        ``coef`` (D, K) and ``intercept`` (K,), as from :func:`fit_linear_readout`.
+    z : array_like, shape (T, D)
+        Latents.
+    targets : array_like, shape (T, K) or (T, n_balls, 2)
+        Targets, or ball positions.
+
+    Returns
+    -------
+    dict
+        ``r2_overall`` (float), ``r2_per_coordinate`` (list of K floats) and
+        ``rmse_px`` (float).
+
+    Raises
+    ------
+    ValueError
+        If a target coordinate never changes: its R² is undefined, not −∞ or NaN
+        (SS_tot = 0); the message names the coordinate (score on a video where
+        every coordinate varies, or use rmse_px of ``predict``). Also for shapes
+        that do not fit the readout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import fit_linear_readout, score_readout
+    >>> z = np.arange(8.0).reshape(4, 2) ** [1, 2]
+    >>> y = 3 * z[:, :1] - 1
+    >>> scores = score_readout(fit_linear_readout(z, y), z, y)
+    >>> round(scores["r2_overall"], 10), round(scores["rmse_px"], 10)
+    (1.0, 0.0)
     """
     y = _as_2d("targets", targets)
     pred = predict(readout, z)

@@ -26,7 +26,30 @@ def quarter_disc_area(x, y, radius):
     ∫ √(r² − u²) du = ½ (u √(r² − u²) + r² arcsin(u/r)).
     Negative arguments flip the sign (F is odd in x and in y).
 
-    x, y: arrays broadcast against each other; radius > 0 scalar. Returns float64.
+    Parameters
+    ----------
+    x : array_like
+        Corner abscissae, broadcast against ``y``.
+    y : array_like
+        Corner ordinates.
+    radius : float
+        r > 0.
+
+    Returns
+    -------
+    ndarray of float64
+        F(x, y), the broadcast shape.
+
+    Examples
+    --------
+    A quarter of the unit disc, and a rectangle inside it:
+
+    >>> import math
+    >>> from rpmref.balls.render import quarter_disc_area
+    >>> abs(float(quarter_disc_area(1.0, 1.0, 1.0)) - math.pi / 4) < 1e-15   # a few ulps of 0.79
+    True
+    >>> float(quarter_disc_area(-0.5, 0.5, 1.0))
+    -0.25
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -49,10 +72,39 @@ def quarter_disc_area(x, y, radius):
 def disc_coverage(centres, radius, height, width):
     """Fraction of each pixel covered by each disc.
 
-    centres: (..., 2) float64 disc centres (x, y) in pixel coordinates.
-    Returns (..., height, width) float64 in [0, 1]; a disc wholly inside the
-    frame sums to π r² over the pixels. Only a K × K window of pixels around
-    each disc (K = ⌈2r⌉ + 2, enough to contain it) is computed; the rest is 0.
+    Only a K × K window of pixels around each disc (K = ⌈2r⌉ + 2, enough to
+    contain it) is computed; the rest is 0.
+
+    Parameters
+    ----------
+    centres : array_like, shape (..., 2)
+        Disc centres (x, y) in pixel coordinates.
+    radius : float
+        r > 0, in pixels.
+    height : int
+        Frame height H.
+    width : int
+        Frame width W.
+
+    Returns
+    -------
+    ndarray of float64, shape (..., height, width)
+        Values in [0, 1]; a disc wholly inside the frame sums to π r² over the pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``centres`` does not end in an axis of 2, or ``radius`` ≤ 0.
+
+    Examples
+    --------
+    >>> import math
+    >>> from rpmref.balls.render import disc_coverage
+    >>> coverage = disc_coverage([[4.0, 4.0]], 1.5, 8, 8)
+    >>> coverage.shape  # the 1e-12 below: 64 pixel areas of O(1), each exact to a few ulps
+    (1, 8, 8)
+    >>> abs(float(coverage.sum()) - math.pi * 1.5 ** 2) < 1e-12
+    True
     """
     centres = np.asarray(centres, dtype=np.float64)
     if centres.shape[-1:] != (2,):
@@ -82,11 +134,35 @@ def disc_coverage(centres, radius, height, width):
 def render_frames(positions, radius, height, width, colours):
     """Frames of coloured discs on a black background.
 
-    positions: (T, n_balls, 2) centres (x, y); colours: (n_balls, C) in [0, 1].
     Pixel value = Σ_k colour_k · coverage_k. Discs whose centres are at least
     one diameter apart have disjoint interiors, so Σ_k coverage_k ≤ 1 and every
     value stays in [0, 1].
-    Returns (T, C, height, width) float32.
+
+    Parameters
+    ----------
+    positions : array_like, shape (T, n_balls, 2)
+        Centres (x, y) in pixels.
+    radius : float
+        Disc radius, in pixels.
+    height : int
+        Frame height.
+    width : int
+        Frame width.
+    colours : array_like, shape (n_balls, C)
+        Colours in [0, 1].
+
+    Returns
+    -------
+    ndarray of float32, shape (T, C, height, width)
+        The frames.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.render import render_frames
+    >>> frames = render_frames(np.array([[[4.0, 4.0]]]), 1.5, 8, 8, np.array([[1.0, 0.0, 0.0]]))
+    >>> frames.shape, frames.dtype, float(frames[0, 0, 3, 3]), float(frames[0, 1].max())
+    ((1, 3, 8, 8), dtype('float32'), 1.0, 0.0)
     """
     positions = np.asarray(positions, dtype=np.float64)
     colours = np.asarray(colours, dtype=np.float64)
@@ -96,10 +172,35 @@ def render_frames(positions, radius, height, width, colours):
 
 
 def frames_to_rgb_uint8(frames, scale=1):
-    """(T, C, H, W) floats in [0, 1] -> (T, H*scale, W*scale, 3) uint8 for images.
+    """(T, C, H, W) floats in [0, 1] → (T, H·scale, W·scale, 3) uint8 for images.
 
     One channel is shown as gray; three as RGB. Each pixel becomes a
     scale × scale block (nearest neighbour, so the anti-aliasing stays visible).
+
+    Parameters
+    ----------
+    frames : array_like, shape (T, C, H, W)
+        C = 1 or 3.
+    scale : int, default 1
+        Block size per pixel.
+
+    Returns
+    -------
+    ndarray of uint8, shape (T, H·scale, W·scale, 3)
+        The images.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not (T, 1 or 3, H, W).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.render import frames_to_rgb_uint8
+    >>> images = frames_to_rgb_uint8(np.full((1, 1, 2, 2), 0.5), scale=2)
+    >>> images.shape, images.dtype, int(images.max())
+    ((1, 4, 4, 3), dtype('uint8'), 128)
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[1] not in (1, 3):
@@ -112,11 +213,46 @@ def frames_to_rgb_uint8(frames, scale=1):
 
 
 def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi=90):
-    """PNG grid of ``n_panels`` evenly spaced frames, each with the last ``trail``
-    ball centres drawn as a line (x = column, y = row).
+    """PNG grid of ``n_panels`` evenly spaced frames, each with the recent ball centres drawn as a line.
 
-    colours: (n_balls, 3) trail colours; by default the ball colours for RGB
-    frames and matplotlib's tab10 colours for grayscale frames.
+    Needs matplotlib.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The PNG to write.
+    frames : array_like, shape (T, C, H, W)
+        The frames.
+    positions : array_like, shape (T, n_balls, 2)
+        Ball centres (x = column, y = row).
+    colours : sequence, optional
+        (n_balls, 3) trail colours; by default matplotlib's tab10 colours.
+    n_panels : int, default 8
+        Frames shown.
+    trail : int, default 8
+        Earlier centres drawn before each shown frame.
+    dpi : int, default 90
+        Resolution.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    RuntimeError
+        Without matplotlib.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> from rpmref.balls.render import save_preview
+    >>> frames, positions = make_video(BallsConfig(n_frames=8, size=16, diameter=3.0))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_preview(os.path.join(tmp, "preview.png"), frames, positions, n_panels=2)
+    ...     print(os.listdir(tmp))
+    ['preview.png']
     """
     try:
         import matplotlib
@@ -155,7 +291,39 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi
 
 
 def save_gif(path, frames, scale=4, fps=10):
-    """Animated GIF of the frames, each pixel a scale × scale block."""
+    """Animated GIF of the frames, each pixel a scale × scale block. Needs Pillow.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The GIF to write.
+    frames : array_like, shape (T, C, H, W)
+        The frames, C = 1 or 3.
+    scale : int, default 4
+        Block size per pixel.
+    fps : float, default 10
+        Frames per second.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    RuntimeError
+        Without Pillow.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> from rpmref.balls.render import save_gif
+    >>> frames, _ = make_video(BallsConfig(n_frames=4, size=16, diameter=3.0))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_gif(os.path.join(tmp, "video.gif"), frames, scale=1)
+    ...     print(os.listdir(tmp))
+    ['video.gif']
+    """
     try:
         from PIL import Image
     except ImportError as e:  # pragma: no cover - Pillow comes with matplotlib

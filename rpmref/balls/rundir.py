@@ -39,7 +39,19 @@ TEMP_PATTERNS = ((CHECKPOINT_TEMP_PREFIX + "*.tmp",)
 
 
 class RunLockedError(RuntimeError):
-    """Another process (or thread) is writing to this run directory."""
+    """Another process (or thread) is writing to this run directory (a RuntimeError).
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory (kept as ``.out_dir``).
+
+    Examples
+    --------
+    >>> from rpmref.balls.rundir import RunLockedError
+    >>> str(RunLockedError("runs/a")).startswith("another training run is writing to runs/a")
+    True
+    """
 
     def __init__(self, out_dir):
         self.out_dir = out_dir
@@ -49,7 +61,22 @@ class RunLockedError(RuntimeError):
 
 
 class RunExistsError(ValueError):
-    """The directory already holds a run and the caller neither resumes nor overwrites it."""
+    """The directory already holds a run and the caller neither resumes nor overwrites it (a ValueError).
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory (kept as ``.out_dir``).
+    files : sequence of str
+        The RUN_FILES found (kept as ``.files``).
+
+    Examples
+    --------
+    >>> from rpmref.balls.rundir import RunExistsError
+    >>> error = RunExistsError("runs/a", ["checkpoint.npz"])
+    >>> error.files, isinstance(error, ValueError)
+    (('checkpoint.npz',), True)
+    """
 
     def __init__(self, out_dir, files):
         self.out_dir, self.files = out_dir, tuple(files)
@@ -64,6 +91,26 @@ def remove_stale_temp_files(out_dir):
     """Delete the temporary files (TEMP_PATTERNS) in ``out_dir``; returns their names.
 
     Call only while holding the directory's lock: then no live writer owns them.
+
+    Parameters
+    ----------
+    out_dir : str
+        The run directory.
+
+    Returns
+    -------
+    list of str
+        The names removed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import remove_stale_temp_files
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, ".ckpt-0123.tmp"), "w").close()
+    ...     open(os.path.join(tmp, "notes.txt"), "w").close()
+    ...     print(remove_stale_temp_files(tmp), os.listdir(tmp))
+    ['.ckpt-0123.tmp'] ['notes.txt']
     """
     removed = []
     for pattern in TEMP_PATTERNS:
@@ -74,18 +121,81 @@ def remove_stale_temp_files(out_dir):
 
 
 def existing_run_files(out_dir):
-    """The RUN_FILES present in ``out_dir``."""
+    """The RUN_FILES present in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str
+        The run directory.
+
+    Returns
+    -------
+    list of str
+        Names among ``checkpoint.npz``, ``metrics.jsonl`` and ``summary.json``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import existing_run_files
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, "metrics.jsonl"), "w").close()
+    ...     print(existing_run_files(tmp))
+    ['metrics.jsonl']
+    """
     return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
 
 
 @contextlib.contextmanager
 def open_run_dir(out_dir, resume=False, overwrite=False):
-    """Create ``out_dir`` if needed, lock it for this process and yield its path.
+    """Context manager: create ``out_dir`` if needed, lock it for this process and yield its path.
 
-    resume: the caller continues the run in it; overwrite: the RUN_FILES are
-    deleted (a fresh run). With neither, a directory holding any RUN_FILE raises
-    RunExistsError. A directory locked by someone else raises RunLockedError at
-    once (no waiting). OSError if the directory cannot be created or written.
+    With neither ``resume`` nor ``overwrite``, a directory holding any RUN_FILE is
+    refused. Nested calls on the same directory in one thread share the lock, and
+    only the outermost applies the existing-run rule. Stale temporary files are
+    removed on entry.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run directory.
+    resume : bool, default False
+        The caller continues the run in it.
+    overwrite : bool, default False
+        Delete the RUN_FILES first (a fresh run).
+
+    Yields
+    ------
+    str
+        The directory's path.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` is '' or an existing non-directory, or both flags are given.
+    RunExistsError
+        If it holds a run and neither flag is given.
+    RunLockedError
+        At once (no waiting) if someone else holds the lock.
+    OSError
+        If the directory cannot be created or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import RunExistsError, open_run_dir
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = os.path.join(tmp, "run")
+    ...     with open_run_dir(run) as path:
+    ...         open(os.path.join(path, "summary.json"), "w").close()
+    ...     try:
+    ...         with open_run_dir(run):
+    ...             pass
+    ...     except RunExistsError as error:
+    ...         print(error.files)
+    ...     with open_run_dir(run, overwrite=True) as path:
+    ...         print(os.listdir(path))
+    ('summary.json',)
+    ['.rpmref-run.lock']
     """
     path = os.fspath(out_dir)
     if not path:
@@ -128,6 +238,33 @@ def create_temp_file(directory, prefix, suffix=".tmp"):
 
     Like ``tempfile.mkstemp`` but with the permissions of any new file (0o666
     less the umask) rather than 0o600, since the file is renamed into place.
+
+    Parameters
+    ----------
+    directory : str
+        Where to create it.
+    prefix : str
+        Start of the name.
+    suffix : str, default ".tmp"
+        End of the name.
+
+    Returns
+    -------
+    fd : int
+        An open write-only descriptor.
+    path : str
+        The new file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import create_temp_file
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     fd, path = create_temp_file(tmp, ".ckpt-")
+    ...     os.close(fd)
+    ...     name = os.path.basename(path)
+    >>> name.startswith(".ckpt-"), name.endswith(".tmp")
+    (True, True)
     """
     while True:
         path = os.path.join(directory, f"{prefix}{secrets.token_hex(6)}{suffix}")
@@ -141,8 +278,29 @@ def atomic_write_text(path, text):
     """Write ``text`` to ``path`` atomically: a temporary file beside it, fsync, rename.
 
     A crash or a full disk leaves the previous file (if any) untouched; the
-    temporary file is removed on any error (``remove_stale_temp_files`` handles
-    a kill).
+    temporary file is removed on any error (:func:`remove_stale_temp_files`
+    handles a kill).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    text : str
+        Its contents (UTF-8).
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import atomic_write_text
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "summary.json")
+    ...     atomic_write_text(path, "{}")
+    ...     print(open(path).read(), os.listdir(tmp))
+    {} ['summary.json']
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = create_temp_file(directory, f".{os.path.basename(path)}-")

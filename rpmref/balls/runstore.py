@@ -28,14 +28,46 @@ LOCK_NAME = ".rpmref-compare.lock"
 
 
 class StoreLockedError(OSError):
-    """Another process is writing partial or final results to this directory."""
+    """Another process is writing partial or final results to this directory (an OSError, errno EBUSY).
+
+    Examples
+    --------
+    >>> import errno
+    >>> from rpmref.balls.runstore import StoreLockedError
+    >>> StoreLockedError(errno.EBUSY, "busy", "out/.rpmref-compare.lock").errno == errno.EBUSY
+    True
+    """
 
 
 @contextlib.contextmanager
 def locked(out_dir):
-    """Hold ``out_dir``'s lock (``filelock``; the operating system drops it when the
-    process ends, however it ends); StoreLockedError at once if another process
-    holds it. ``out_dir`` None: no lock."""
+    """Context manager: hold ``out_dir``'s lock while the block runs.
+
+    ``filelock``; the operating system drops it when the process ends, however it ends.
+
+    Parameters
+    ----------
+    out_dir : str or None
+        The directory (created if needed); None takes no lock.
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    StoreLockedError
+        At once if another process holds the lock.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.runstore import locked
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with locked(tmp):
+    ...         print(os.listdir(tmp))
+    ['.rpmref-compare.lock']
+    """
     if out_dir is None:
         yield
         return
@@ -55,12 +87,48 @@ def locked(out_dir):
 
 
 def settings_key(settings):
-    """The canonical text of a run's settings (dict keys sorted, tuples as lists)."""
+    """The canonical text of a run's settings (dict keys sorted, tuples as lists).
+
+    Parameters
+    ----------
+    settings : dict
+        The run's settings.
+
+    Returns
+    -------
+    str
+        Compact JSON; equal settings give equal keys.
+
+    Examples
+    --------
+    >>> from rpmref.balls.runstore import settings_key
+    >>> settings_key({"seed": 0, "critic": "rbf", "seeds": (0, 1)})
+    '{"critic":"rbf","seed":0,"seeds":[0,1]}'
+    """
     return json.dumps(jsonable(settings), sort_keys=True, separators=(",", ":"))
 
 
 def partial_paths(out_dir, stem):
-    """(json path, npz path) of the partial files of ``stem`` in ``out_dir``."""
+    """(json path, npz path) of the partial files of ``stem`` in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        The files' stem ("results", "sweep").
+
+    Returns
+    -------
+    tuple of str
+        ``out_dir/stem.partial.json`` and ``out_dir/stem.partial.npz``.
+
+    Examples
+    --------
+    >>> from rpmref.balls.runstore import partial_paths
+    >>> partial_paths("out", "results")
+    ('out/results.partial.json', 'out/results.partial.npz')
+    """
     return (os.path.join(out_dir, f"{stem}.partial.json"),
             os.path.join(out_dir, f"{stem}.partial.npz"))
 
@@ -68,8 +136,37 @@ def partial_paths(out_dir, stem):
 def load(out_dir, stem):
     """The stored runs: {settings key: {"settings", "record", "arrays"}}; {} if none.
 
-    "arrays" is a dict name -> ndarray (empty if the run stored none). Raises
-    ValueError naming the file if it is not a partial file of this format.
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        The files' stem.
+
+    Returns
+    -------
+    dict
+        Entries by :func:`settings_key`; "arrays" is a dict name → ndarray (empty if
+        the run stored none).
+
+    Raises
+    ------
+    ValueError
+        Naming the file if it is not a partial file of this format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from rpmref.balls.runstore import entry, load, save, settings_key
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(load(tmp, "results"))
+    ...     run = entry({"seed": 0}, {"r2": 0.9}, {"z": np.zeros(2)})
+    ...     save(tmp, "results", {settings_key(run["settings"]): run})
+    ...     stored = load(tmp, "results")
+    {}
+    >>> [(e["record"], e["arrays"]["z"]) for e in stored.values()]
+    [({'r2': 0.9}, array([0., 0.]))]
     """
     json_path, npz_path = partial_paths(out_dir, stem)
     if not os.path.exists(json_path):
@@ -99,7 +196,36 @@ def load(out_dir, stem):
 
 
 def save(out_dir, stem, entries):
-    """Write ``entries`` (as returned by ``load``); removes the files if it is empty."""
+    """Write ``entries`` (as returned by :func:`load`); removes the files if it is empty.
+
+    Both files are replaced atomically, the arrays first.
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        The files' stem.
+    entries : dict
+        Entries by settings key, each from :func:`entry`.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.runstore import entry, save, settings_key
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = entry({"seed": 0}, {"r2": 0.9})
+    ...     save(tmp, "results", {settings_key(run["settings"]): run})
+    ...     print(sorted(os.listdir(tmp)))
+    ...     save(tmp, "results", {})
+    ...     print(os.listdir(tmp))
+    ['results.partial.json']
+    []
+    """
     json_path, npz_path = partial_paths(out_dir, stem)
     if not entries:
         for path in (npz_path, json_path):
@@ -119,7 +245,29 @@ def save(out_dir, stem, entries):
 
 
 def entry(settings, record, arrays=None):
-    """A store entry; arrays: dict name -> ndarray (names without ':')."""
+    """A store entry.
+
+    Parameters
+    ----------
+    settings : dict
+        The run's settings (made JSON-ready).
+    record : dict
+        Its results (made JSON-ready).
+    arrays : dict of ndarray, optional
+        Named arrays (names without ':').
+
+    Returns
+    -------
+    dict
+        ``{"settings", "record", "arrays"}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.runstore import entry
+    >>> entry({"seeds": (0, 1)}, {"r2": np.float64(0.5)})
+    {'settings': {'seeds': [0, 1]}, 'record': {'r2': 0.5}, 'arrays': {}}
+    """
     return {"settings": jsonable(settings), "record": jsonable(record), "arrays": dict(arrays or {})}
 
 
@@ -135,13 +283,56 @@ def write_json(path, obj):
     """JSON with NaN written as null (strict JSON) and numpy values converted.
 
     Written to a temporary file first, so a Ctrl-C during the write leaves the
-    previous file whole."""
+    previous file whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    obj : object
+        Anything :func:`jsonable` converts.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from rpmref.balls.runstore import write_json
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "results.json")
+    ...     write_json(path, {"r2": np.nan, "n": np.int64(3)})
+    ...     print(open(path).read().split())
+    ['{', '"r2":', 'null,', '"n":', '3', '}']
+    """
     _write_atomic(path, json.dumps(jsonable(obj), indent=1, allow_nan=False))
 
 
 def jsonable(obj):
-    """``obj`` with numpy arrays and scalars as Python lists and numbers, tuples as
-    lists, dict keys as strings and non-finite floats as None."""
+    """``obj`` made JSON-ready.
+
+    numpy arrays and scalars become Python lists and numbers, tuples lists, dict keys
+    strings and non-finite floats None.
+
+    Parameters
+    ----------
+    obj : object
+        Nested dicts, lists, tuples, numpy values and Python scalars.
+
+    Returns
+    -------
+    object
+        The converted copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.runstore import jsonable
+    >>> jsonable({1: (np.float32(0.5), np.inf), "a": np.arange(2)})
+    {'1': [0.5, None], 'a': [0, 1]}
+    """
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -28,7 +28,34 @@ import numpy as np
 
 
 def split_maps(z):
-    """(T, 2K) centres of mass (x1, y1, x2, y2, ...) -> (T, K, 2)."""
+    """(T, 2K) centres of mass (x1, y1, x2, y2, ...) → (T, K, 2).
+
+    Parameters
+    ----------
+    z : array_like, shape (T, 2K)
+        Latents.
+
+    Returns
+    -------
+    ndarray, shape (T, K, 2)
+        One (x, y) per map.
+
+    Raises
+    ------
+    TypeError
+        If ``z`` is not numeric.
+    ValueError
+        If it is not finite or not (T, 2K).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.tracking import split_maps
+    >>> split_maps(np.arange(6.0).reshape(1, 6))
+    array([[[0., 1.],
+            [2., 3.],
+            [4., 5.]]])
+    """
     z = _as_float_array(z, "z")
     if z.ndim != 2 or z.shape[1] % 2:
         raise ValueError(f"z must have shape (T, 2K) as (x1, y1, x2, y2, ...); got {z.shape}")
@@ -38,10 +65,35 @@ def split_maps(z):
 def fit_affine(source, target):
     """Least-squares affine map ``target ≈ source @ A + c``.
 
-    source: (T, d_in), target: (T, d_out). Returns ``coef`` of shape
-    (d_in + 1, d_out), the last row being the offset c. Rank-deficient
-    sources (a dead map) are handled by ``lstsq``'s minimum-norm solution, so
-    the prediction is then the training mean.
+    Rank-deficient sources (a dead map) are handled by ``lstsq``'s minimum-norm
+    solution, so the prediction is then the training mean.
+
+    Parameters
+    ----------
+    source : array_like, shape (T, d_in)
+        Inputs; T ≥ d_in + 1.
+    target : array_like, shape (T, d_out)
+        Targets.
+
+    Returns
+    -------
+    ndarray, shape (d_in + 1, d_out)
+        ``coef``, the last row being the offset c.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For non-finite values, mismatched shapes or too few frames.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.tracking import fit_affine
+    >>> fit_affine(np.array([[0.0], [1.0], [2.0]]), np.array([[1.0], [3.0], [5.0]])).round(12)
+    array([[2.],
+           [1.]])
     """
     source = _as_float_array(source, "source")
     target = _as_float_array(target, "target")
@@ -57,7 +109,27 @@ def fit_affine(source, target):
 
 
 def apply_affine(coef, source):
-    """Apply ``fit_affine``'s ``coef`` (d_in + 1, d_out) to source (T, d_in)."""
+    """Apply :func:`fit_affine`'s ``coef`` to ``source``.
+
+    Parameters
+    ----------
+    coef : ndarray, shape (d_in + 1, d_out)
+        The map, offset last.
+    source : array_like, shape (T, d_in)
+        Inputs.
+
+    Returns
+    -------
+    ndarray, shape (T, d_out)
+        source @ A + c.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.tracking import apply_affine
+    >>> apply_affine(np.array([[2.0], [1.0]]), np.array([[3.0]]))
+    array([[7.]])
+    """
     source = _as_float_array(source, "source")
     return source @ coef[:-1] + coef[-1]
 
@@ -65,7 +137,30 @@ def apply_affine(coef, source):
 def r2_pooled(pred, target):
     """R² = 1 − Σ‖pred − target‖² / Σ‖target − mean(target)‖², pooled over columns.
 
-    pred, target: (T, d). Raises ``ValueError`` if the target is constant.
+    Parameters
+    ----------
+    pred : array_like, shape (T, d)
+        Predictions.
+    target : array_like, shape (T, d)
+        Targets.
+
+    Returns
+    -------
+    float
+        R² (≤ 1; negative for predictions worse than the mean).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, a value is not finite, or the target is constant (R²
+        undefined).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.tracking import r2_pooled
+    >>> r2_pooled(np.array([[1.0], [2.0]]), np.array([[1.0], [3.0]]))
+    0.5
     """
     pred = _as_float_array(pred, "pred")
     target = _as_float_array(target, "target")
@@ -81,9 +176,39 @@ def r2_pooled(pred, target):
 def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
     """R² of every (map, ball) pair after an affine calibration fitted on ``z_fit``.
 
-    z_*: (T, 2K) centres of mass; pos_*: (T, n_balls, 2) ball centres (x, y).
-    Scored on (z_score, pos_score), or on the fitting frames when those are None.
-    Returns (r2, coefs): r2 of shape (K, n_balls) and coefs[k][b] of shape (3, 2).
+    Parameters
+    ----------
+    z_fit : array_like, shape (T, 2K)
+        Centres of mass of the fitting frames.
+    pos_fit : array_like, shape (T, n_balls, 2)
+        Ball centres (x, y) of the fitting frames.
+    z_score : array_like, shape (T', 2K), optional
+        Centres of mass of the scored frames (default: the fitting frames).
+    pos_score : array_like, shape (T', n_balls, 2), optional
+        Ball centres of the scored frames.
+
+    Returns
+    -------
+    r2 : ndarray, shape (K, n_balls)
+        Pooled R² of every pair on the scored frames.
+    coefs : list of list of ndarray
+        coefs[k][b] of shape (3, 2), the calibration of map k to ball b.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For non-numeric or non-finite input, wrong shapes, mismatched frame counts,
+        or a constant ball position.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> _, positions = make_video(BallsConfig(n_frames=40, size=16, diameter=3.0), seed=0)
+    >>> z = positions[:, [2, 0, 1]].reshape(40, 6) * 0.5 + 3.0   # map k follows ball (2, 0, 1)[k]
+    >>> from rpmref.balls.tracking import map_ball_r2
+    >>> r2, coefs = map_ball_r2(z, positions)
+    >>> r2.argmax(axis=1).tolist(), r2.max(axis=1).round(12).tolist()
+    ([2, 0, 1], [1.0, 1.0, 1.0])
     """
     maps_fit, pos_fit = split_maps(z_fit), _positions(pos_fit, "pos_fit")
     if z_score is None:
@@ -106,11 +231,32 @@ def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
 
 
 def best_matching(score):
-    """The assignment ball b -> map ``perm[b]`` maximising Σ_b score[perm[b], b].
+    """The assignment ball b → map ``perm[b]`` maximising Σ_b score[perm[b], b].
 
-    score: (K, n_balls) with K ≥ n_balls. Brute force over all ordered choices
-    of n_balls distinct maps (3! = 6 for the paper's setting). Ties go to the
-    lexicographically first assignment. Returns a tuple of map indices.
+    Brute force over all ordered choices of n_balls distinct maps (3! = 6 for the
+    paper's setting). Ties go to the lexicographically first assignment.
+
+    Parameters
+    ----------
+    score : array_like, shape (K, n_balls)
+        K ≥ n_balls, finite.
+
+    Returns
+    -------
+    tuple of int
+        The map of each ball.
+
+    Raises
+    ------
+    ValueError
+        If K < n_balls or a score is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.tracking import best_matching
+    >>> best_matching(np.array([[0.1, 0.9], [0.8, 0.2]]))
+    (1, 0)
     """
     score = _as_float_array(score, "score")
     if score.ndim != 2 or score.shape[0] < score.shape[1]:
@@ -129,18 +275,48 @@ def best_matching(score):
 def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     """Per-map tracking scores (see the module docstring).
 
-    z_train: (T, 2K), pos_train: (T, n_balls, 2) training frames (calibration
-    and matching); z_test: (T', 2K), pos_test: (T', n_balls, 2) held-out frames
-    (scoring); radius: ball radius in pixels (> 0).
+    Calibration and matching on the training frames, scores on the held-out frames.
 
-    Returns a dict of plain Python values:
-      map_for_ball        [n_balls] index of the map matched to each ball;
-      matched_r2          [n_balls] held-out R² of each ball's matched map;
-      within_radius       [n_balls] held-out fraction of frames with
-                          ‖calibrated map − ball‖ ≤ radius;
-      matched_rmse_px     [n_balls] held-out RMSE (pixels, per coordinate);
-      min_matched_r2, mean_matched_r2, mean_within_radius;
-      r2_train, r2_test   (K × n_balls) nested lists, every map against every ball.
+    Parameters
+    ----------
+    z_train : array_like, shape (T, 2K)
+        Training latents.
+    pos_train : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    z_test : array_like, shape (T', 2K)
+        Held-out latents.
+    pos_test : array_like, shape (T', n_balls, 2)
+        Held-out ball centres.
+    radius : float
+        Ball radius in pixels (> 0).
+
+    Returns
+    -------
+    dict
+        Plain Python values: ``map_for_ball`` ([n_balls] index of the map matched to
+        each ball); ``matched_r2`` ([n_balls] held-out R² of each ball's matched map);
+        ``within_radius`` ([n_balls] held-out fraction of frames with
+        ‖calibrated map − ball‖ ≤ radius); ``matched_rmse_px`` ([n_balls] held-out
+        RMSE, pixels per coordinate); ``min_matched_r2``, ``mean_matched_r2``,
+        ``mean_within_radius``; ``r2_train``, ``r2_test`` ((K × n_balls) nested
+        lists, every map against every ball).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`map_ball_r2`; ValueError for a radius that is not a positive number.
+
+    Examples
+    --------
+    Maps that are affine images of the balls (in another order) track perfectly:
+
+    >>> from rpmref.balls import BallsConfig, make_video
+    >>> _, positions = make_video(BallsConfig(n_frames=40, size=16, diameter=3.0), seed=0)
+    >>> z = positions[:, [2, 0, 1]].reshape(40, 6) * 0.5 + 3.0   # map k follows ball (2, 0, 1)[k]
+    >>> from rpmref.balls.tracking import tracking_metrics
+    >>> scores = tracking_metrics(z[:30], positions[:30], z[30:], positions[30:], radius=1.5)
+    >>> scores["map_for_ball"], round(scores["min_matched_r2"], 12), scores["mean_within_radius"]
+    ([1, 2, 0], 1.0, 1.0)
     """
     if not np.isfinite(radius) or radius <= 0:
         raise ValueError(f"radius must be a positive number of pixels; got {radius}")

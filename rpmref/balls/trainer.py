@@ -64,8 +64,58 @@ HISTORY_KEYS = ("epoch", "step", "loss", "estimate", "batches", "complete")
 class TrainConfig:
     """Training settings; the paper gives none of these numbers.
 
-    Integers may be Python or NumPy integers (stored as int), never bools;
-    momentum ∈ [0, 1), bn_momentum ∈ [0, 1], lr ∈ (0, ∞), seed ≥ 0.
+    Integers may be Python or NumPy integers (stored as int), never bools.
+
+    Parameters
+    ----------
+    critic : {"rbf", "bilinear", "cosine"}, default "rbf"
+        The critic: RBF (Eq. 27), bilinear (Eq. 8) or cosine (SimCLR).
+    epochs : int, default 34
+        34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames.
+    steps : int, optional
+        If set: stop after exactly this many updates (overrides ``epochs``).
+    batch_size : int, default 64
+        Pairs per batch B (2B frames through the encoder); at least 2.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Adam, or SGD with momentum.
+    lr : float, default 3e-3
+        Learning rate, in (0, ∞). Adam 3e-3: RBF tracks every ball on 10/10 seeds (README).
+    momentum : float, default 0.9
+        SGD momentum, in [0, 1) (sgd only).
+    seed : int, default 0
+        Seed of the initial weights and the batch order (≥ 0).
+    dtype : {"float32", "float64"}, default "float32"
+        float32 (fast) or float64 (exact gradient checks).
+    hidden_channels : int, default 16
+        Channels of the first conv layer.
+    kernel_size : int, default 5
+        Odd kernel size of both conv layers ('same' padding).
+    bn_momentum : float, default 0.1
+        Running-statistics momentum, in [0, 1] (PyTorch's default).
+    orient_maps : bool, default True
+        Start every map bright on bright input (``layers.orient_maps``).
+    blas_threads : int, optional, default 1
+        Threads of a training step and of ``encode`` (None: every available core).
+        1: on a 2-core machine two threads made a step no faster (README).
+
+    Raises
+    ------
+    TypeError
+        If an integer field is a bool or float, ``orient_maps`` is not a bool, or a
+        choice is not a string.
+    ValueError
+        If a choice is unknown, a count is below its minimum, ``batch_size`` < 2,
+        ``kernel_size`` is even, or a rate is outside its interval.
+
+    Examples
+    --------
+    >>> from rpmref import TrainConfig
+    >>> TrainConfig(critic="bilinear", steps=10).critic
+    'bilinear'
+    >>> TrainConfig(kernel_size=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: kernel_size must be odd ('same' padding); got 4
     """
     critic: str = "rbf"            # rbf (Eq. 27) | bilinear (Eq. 8) | cosine (SimCLR)
     epochs: int = 34               # 34 epochs × 15 batches of ≈60 pairs ≈ 510 steps on 900 frames
@@ -107,7 +157,37 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns; ``history`` has one dict per (possibly partial) epoch."""
+    """What :func:`train` returns.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        The trained encoder and critic parameters.
+    bn_state : dict of ndarray
+        The running batch-norm statistics.
+    history : list of dict
+        One dict per (possibly partial) epoch, keys ``HISTORY_KEYS``.
+    wall_time : float
+        Seconds spent in this call.
+    steps_per_s : float
+        Updates per second in this call (NaN if it made none).
+    steps : int
+        Total updates so far (including before a resume).
+    steps_run : int, default 0
+        Updates made by this call.
+    batch_sizes : tuple of int, default ()
+        The effective batch sizes, one per batch of an epoch.
+
+    Examples
+    --------
+    >>> from rpmref.balls import train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> result.steps, result.history[-1]["complete"]
+    (2, False)
+    """
     params: dict
     bn_state: dict
     history: list
@@ -119,13 +199,34 @@ class TrainResult:
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss, a gradient or an updated parameter / statistic became NaN or infinite;
-    nothing of that step is kept and the last good checkpoint stays in place."""
+    """The loss, a gradient or an updated parameter / statistic became NaN or infinite (a RuntimeError).
+
+    Nothing of that step is kept and the last good checkpoint stays in place.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import NonFiniteLossError
+    >>> issubclass(NonFiniteLossError, RuntimeError)
+    True
+    """
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``train``: ``step`` updates are done; ``checkpoint`` is the file
-    holding them (None if nothing could be written)."""
+    """Ctrl-C during ``train`` (a KeyboardInterrupt), after the last completed update was saved.
+
+    Parameters
+    ----------
+    step : int
+        Updates done (kept as ``.step``).
+    checkpoint : str or None
+        The file holding them (kept as ``.checkpoint``; None if nothing could be written).
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import TrainingInterrupted
+    >>> str(TrainingInterrupted(3, "run/checkpoint.npz"))
+    'interrupted: checkpoint run/checkpoint.npz holds step 3'
+    """
 
     def __init__(self, step, checkpoint):
         self.step, self.checkpoint = step, checkpoint
@@ -135,8 +236,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class RunWriteError(OSError):
-    """Writing the checkpoint or the metrics failed (e.g. a full disk); the message names
-    the file and what is still on disk."""
+    """Writing the checkpoint or the metrics failed (e.g. a full disk); an OSError.
+
+    The message names the file and what is still on disk.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import RunWriteError
+    >>> issubclass(RunWriteError, OSError)
+    True
+    """
 
 
 # --------------------------------------------------------------------------
@@ -144,7 +253,34 @@ class RunWriteError(OSError):
 
 
 def init_params(config, rng, in_channels=3):
-    """Encoder and critic parameters (dict name → array) in ``config.dtype``."""
+    """Encoder and critic parameters (dict name → array) in ``config.dtype``.
+
+    The draw of :func:`rpmref.balls.layers.init_encoder_params`, then the critic's
+    initial parameters; no map orientation (that is :func:`initial_params`).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``hidden_channels``, ``kernel_size``, ``critic`` and ``dtype``.
+    rng : int, numpy.random.Generator or None
+        Seed or generator (passed to ``numpy.random.default_rng``).
+    in_channels : int, default 3
+        Channels of the frames.
+
+    Returns
+    -------
+    dict of ndarray
+        conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta
+        and the critic's parameters.
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.trainer import init_params
+    >>> params = init_params(TrainConfig(hidden_channels=4, kernel_size=3), 0)
+    >>> params["conv1_w"].shape, params["conv1_w"].dtype, "critic_log_lengthscale" in params
+    ((4, 3, 3, 3), dtype('float32'), True)
+    """
     rng = np.random.default_rng(rng)
     dtype = np.dtype(config.dtype)
     params = layers.init_encoder_params(rng, in_channels, config.hidden_channels, 3,
@@ -158,7 +294,38 @@ def initial_params(config, frames, rng=None):
 
     The random draw of ``init_params`` (from ``default_rng(config.seed)`` unless
     ``rng`` is given), then, if ``config.orient_maps``, ``layers.orient_maps``
-    on the first PROBE_FRAMES frames. frames: (T, C, H, W).
+    on the first PROBE_FRAMES frames.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The training settings.
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames in [0, 1].
+    rng : numpy.random.Generator, optional
+        The generator of the draw (default ``default_rng(config.seed)``).
+
+    Returns
+    -------
+    dict of ndarray
+        Encoder (conv, batch-norm) and critic parameters by name.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not a 4-D array.
+    TypeError
+        If ``frames`` is not floating point.
+
+    Examples
+    --------
+    >>> from rpmref.balls import initial_params
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> params = initial_params(config, frames)
+    >>> params["conv1_w"].shape[0], "critic_log_lengthscale" in params
+    (4, True)
     """
     _check_frames(frames)
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -170,7 +337,26 @@ def initial_params(config, frames, rng=None):
 
 
 def init_bn_state(config):
-    """Running batch-norm statistics before training (means 0, variances 1)."""
+    """Running batch-norm statistics before training (means 0, variances 1), in ``config.dtype``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``hidden_channels`` and ``dtype``.
+
+    Returns
+    -------
+    dict of ndarray
+        bn1_mean, bn1_var (hidden_channels,), bn2_mean, bn2_var (3,).
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.trainer import init_bn_state
+    >>> state = init_bn_state(TrainConfig(hidden_channels=4))
+    >>> state["bn1_var"], state["bn2_mean"]
+    (array([1., 1., 1., 1.], dtype=float32), array([0., 0., 0.], dtype=float32))
+    """
     return layers.init_bn_state(config.hidden_channels, 3, np.dtype(config.dtype))
 
 
@@ -185,8 +371,37 @@ def _check_frames(frames):
 def check_frames_for_config(config, frames):
     """Refuse a video ``train(config, frames)`` cannot use, before any work.
 
-    frames: (T, C, H, W) floats, T ≥ 3 (two pairs); the kernel must fit in the
-    frame (a larger 'same' kernel sees only padding, and costs k² per pixel).
+    The kernel must fit in the frame (a larger 'same' kernel sees only padding,
+    and costs k² per pixel).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The settings (``kernel_size``).
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames, T ≥ 3 (two pairs).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If ``frames`` is not floating point.
+    ValueError
+        If it is not a 4-D array, has fewer than 3 frames, or is smaller than the kernel.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls.trainer import check_frames_for_config
+    >>> check_frames_for_config(config, frames[:2])
+    Traceback (most recent call last):
+    ...
+    ValueError: frames must hold at least 3 frames (2 pairs); got 2
     """
     _check_frames(frames)
     if frames.shape[0] < 3:
@@ -198,18 +413,75 @@ def check_frames_for_config(config, frames):
 
 
 def effective_batch_sizes(n_pairs, batch_size):
-    """Pairs in each of the ⌈P / B⌉ batches of an epoch (``np.array_split``): P pairs
-    split as evenly as possible, so sizes differ by at most one and may be below B."""
+    """Pairs in each of the ⌈P / B⌉ batches of an epoch (``np.array_split``).
+
+    P pairs are split as evenly as possible, so sizes differ by at most one and
+    may be below B.
+
+    Parameters
+    ----------
+    n_pairs : int
+        P, the pairs of consecutive frames.
+    batch_size : int
+        B.
+
+    Returns
+    -------
+    tuple of int
+        The batch sizes, in order.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import effective_batch_sizes
+    >>> effective_batch_sizes(23, 8)
+    (8, 8, 7)
+    """
     n_batches = _n_batches(n_pairs, batch_size)
     return tuple(len(a) for a in np.array_split(np.arange(n_pairs), n_batches))
 
 
 def encode(params, bn_state, frames, config, batch=256):
-    """Latents z (T, 6) float64 = (x1, y1, x2, y2, x3, y3): the centres of mass of the
-    3 maps in pixel coordinates, evaluation-mode batch norm (running statistics).
+    """Latents z = (x1, y1, x2, y2, x3, y3): the centres of mass of the 3 maps.
 
-    Computed in float64 whatever ``config.dtype``, with ``config.blas_threads``
-    BLAS threads, ``batch`` (≥ 1) frames at a time; works on untrained parameters.
+    Centres in pixel coordinates, with evaluation-mode batch norm (running
+    statistics). Computed in float64 whatever ``config.dtype``, with
+    ``config.blas_threads`` BLAS threads; works on untrained parameters.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder parameters (``TrainResult.params`` or :func:`initial_params`).
+    bn_state : dict of ndarray
+        Running batch-norm statistics.
+    frames : ndarray, shape (T, C, H, W)
+        Floating-point frames in [0, 1].
+    config : TrainConfig
+        The settings the parameters were made with.
+    batch : int, default 256
+        Frames encoded at a time (≥ 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (T, 6)
+        The latents.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not 4-D, or ``batch`` < 1.
+    TypeError
+        If ``frames`` is not floating point, or ``batch`` is not an integer.
+
+    Examples
+    --------
+    >>> from rpmref import encode, train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> z = encode(result.params, result.bn_state, frames, config)
+    >>> z.shape, z.dtype
+    ((24, 6), dtype('float64'))
     """
     _check_frames(frames)
     batch = check_positive_int(batch, "batch")
@@ -224,17 +496,73 @@ def encode(params, bn_state, frames, config, batch=256):
 
 
 def coordinate_scale(height, width, dtype=np.float64):
-    """S = (W, H, W, H, W, H): u = z / S − ½ maps every centre into [−½, ½]."""
+    """S = (W, H, W, H, W, H): u = z / S − ½ maps every centre into [−½, ½].
+
+    Parameters
+    ----------
+    height : int
+        H.
+    width : int
+        W.
+    dtype : dtype, default float64
+        The dtype of S.
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        S.
+
+    Examples
+    --------
+    >>> from rpmref.balls.trainer import coordinate_scale
+    >>> coordinate_scale(16, 32)
+    array([32., 16., 32., 16., 32., 16.])
+    """
     return np.array([width, height] * 3, dtype=dtype)
 
 
 def objective(params, x, critic, scale, reference=False, workspace=None):
-    """In-batch InfoNCE loss of one batch and auxiliary values.
+    """In-batch InfoNCE loss (Eq. 6) of one batch, and auxiliary values.
 
-    x: (C, 2B, H, W), the B frames t followed by their B frames t+1.
-    workspace: a ``grid.Workspace`` whose buffers and threads the encoder reuses
-    (None: inside train_step the one it keeps for this thread, elsewhere a fresh one).
-    Returns (loss, (loss value, estimate, batch-norm statistics)).
+    The encoder's latents are normalised to u = z / S − ½ before the critic.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder and critic parameters.
+    x : ndarray, shape (C, 2B, H, W)
+        The B frames t followed by their B frames t+1, channel first.
+    critic : callable
+        ``critic(params, u, u_prime)`` (:mod:`rpmref.balls.critics`).
+    scale : ndarray, shape (6,)
+        S of :func:`coordinate_scale`.
+    reference : bool, default False
+        Use the plain autograd compositions of the encoder.
+    workspace : grid.Workspace, optional
+        Buffers and threads the encoder reuses (None: inside ``train_step`` the one
+        it keeps for this thread, elsewhere a fresh one).
+
+    Returns
+    -------
+    loss : float or autograd box
+        The loss, in nats (differentiable by autograd in ``params``).
+    aux : tuple
+        (loss value, estimate log B − loss, batch-norm statistics).
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> import numpy as np
+    >>> from rpmref.balls import layers
+    >>> from rpmref.balls.critics import get_critic
+    >>> from rpmref.balls.trainer import coordinate_scale, init_params, objective
+    >>> params = {k: v.astype(np.float64) for k, v in init_params(config, 0).items()}
+    >>> x = layers.to_channel_first(frames[np.r_[0:4, 1:5]].astype(np.float64))   # B = 4 pairs
+    >>> loss, (value, estimate, stats) = objective(params, x, get_critic("rbf"), coordinate_scale(16, 16))
+    >>> bool(estimate == np.log(4) - value), bool(estimate <= np.log(4))   # loss ≥ 0
+    (True, True)
     """
     if workspace is None:
         workspace = getattr(_LOCAL, "active", None)
@@ -258,12 +586,55 @@ def _first_non_finite(groups):
 
 
 def train_step(params, bn_state, opt_state, x, config, critic, scale):
-    """One update on batch x (C, 2B, H, W); returns (params, bn_state, opt_state, loss, estimate).
+    """One update on batch x: gradient of :func:`objective`, optimiser step, running statistics.
 
     The encoder runs on this thread's ``grid.Workspace`` with ``step_threads(config)``
-    threads; its buffers are kept for the next step. Raises NonFiniteLossError (and changes
-    nothing) if the loss, a gradient, an updated parameter, optimiser moment or running
-    statistic is not finite.
+    threads; its buffers are kept for the next step.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        Encoder and critic parameters.
+    bn_state : dict of ndarray
+        Running batch-norm statistics.
+    opt_state : dict of ndarray
+        Optimiser state (:func:`rpmref.balls.optim.init_state`).
+    x : ndarray, shape (C, 2B, H, W)
+        The batch (frames t, then frames t+1), in ``config.dtype``.
+    config : TrainConfig
+        ``optimizer``, ``lr``, ``momentum``, ``bn_momentum``, ``blas_threads``.
+    critic : callable
+        The critic function.
+    scale : ndarray, shape (6,)
+        S of :func:`coordinate_scale`.
+
+    Returns
+    -------
+    tuple
+        (params, bn_state, opt_state, loss, estimate), the last two floats in nats.
+
+    Raises
+    ------
+    NonFiniteLossError
+        (changing nothing) if the loss, a gradient, an updated parameter, optimiser
+        moment or running statistic is not finite.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> import numpy as np
+    >>> from rpmref.balls import layers, optim
+    >>> from rpmref.balls.critics import get_critic
+    >>> from rpmref.balls.trainer import coordinate_scale, init_bn_state, init_params, train_step
+    >>> params = init_params(config, 0)
+    >>> x = layers.to_channel_first(frames[np.r_[0:4, 1:5]])
+    >>> new_params, bn, opt, loss, estimate = train_step(
+    ...     params, init_bn_state(config), optim.init_state(params, "adam"), x, config,
+    ...     get_critic("rbf"), coordinate_scale(16, 16, np.float32))
+    >>> int(opt["t"]), loss >= 0, abs(estimate - (float(np.log(4)) - loss)) < 1e-6   # float32 eps·log 4 ≈ 1.7e-7
+    (1, True, True)
     """
     threads = step_threads(config)
     _LOCAL.active = _thread_workspace(threads)  # objective's workspace during this step only
@@ -296,7 +667,26 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 
 def step_threads(config):
-    """Threads of a training step: ``config.blas_threads``, or every available core if None."""
+    """Threads of a training step: ``config.blas_threads``, or every available core if None.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The settings.
+
+    Returns
+    -------
+    int
+        The thread count.
+
+    Examples
+    --------
+    >>> from rpmref.balls import TrainConfig
+    >>> from rpmref.balls.grid import available_cores
+    >>> from rpmref.balls.trainer import step_threads
+    >>> step_threads(TrainConfig()), step_threads(TrainConfig(blas_threads=None)) == available_cores()
+    (1, True)
+    """
     return grid.available_cores() if config.blas_threads is None else config.blas_threads
 
 
@@ -314,13 +704,51 @@ def blas_threads(n):
     """Context manager: run the body with ``n`` BLAS threads (None: every available core).
 
     threadpoolctl, so OpenBLAS, MKL and BLIS alike; the previous limits come back after.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        The context manager.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info
+    >>> from rpmref.balls.trainer import blas_threads
+    >>> with blas_threads(1):
+    ...     print(all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas"))
+    True
     """
     return threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
 def limit_blas_threads(n):
-    """Set this process's BLAS thread count to ``n`` for good (None: every available core);
-    for worker processes that only ever train."""
+    """Set this process's BLAS thread count to ``n`` for good (None: every available core).
+
+    For worker processes that only ever train.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info, threadpool_limits
+    >>> from rpmref.balls.trainer import limit_blas_threads
+    >>> with threadpool_limits(limits=None):   # puts this process's limits back afterwards
+    ...     limit_blas_threads(1)
+    ...     print(all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas"))
+    True
+    """
     threadpool_limits(limits=grid.available_cores() if n is None else n, user_api="blas")
 
 
@@ -451,24 +879,66 @@ def _save(out_dir, st, config, fp):
 
 def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=None, *,
           overwrite=False, on_step=None):
-    """Train the encoder and critic on one video; returns a TrainResult.
+    """Train the encoder and critic on one video with the in-batch InfoNCE loss (Eq. 6).
 
-    config: TrainConfig. frames: (T, C, H, W) floats in [0, 1], T ≥ 3.
-    out_dir: the run directory for checkpoint.npz and metrics.jsonl (None:
-    nothing written). It is locked while training (``rundir.RunLockedError``
-    if another run holds it) and must not hold a run already, unless
-    resume: continue from its checkpoint (same config apart from epochs /
-    steps; every array, counter and history row is checked) or overwrite:
-    start afresh, deleting the old run's files.
-    on_epoch(epoch, params, bn_state): called after every epoch (and after a
-    final partial one), once its checkpoint is written.
-    on_step(step, params, bn_state): called after every update, before that
-    update's checkpoint or metrics are written.
+    Parameters
+    ----------
+    config : TrainConfig
+        The training settings.
+    frames : ndarray, shape (T, C, H, W)
+        Floats in [0, 1], T ≥ 3; the kernel must fit in the frame.
+    out_dir : str or os.PathLike, optional
+        The run directory for checkpoint.npz and metrics.jsonl (None: nothing
+        written). It is locked while training and must not hold a run already,
+        unless ``resume`` or ``overwrite``.
+    resume : bool, default False
+        Continue from ``out_dir``'s checkpoint (same config apart from epochs /
+        steps; every array, counter and history row is checked).
+    progress : bool, default True
+        Show a progress bar.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, params, bn_state)``: called after every epoch (and after
+        a final partial one), once its checkpoint is written.
+    overwrite : bool, default False
+        Start afresh in ``out_dir``, deleting the old run's files.
+    on_step : callable, optional
+        ``on_step(step, params, bn_state)``: called after every update, before that
+        update's checkpoint or metrics are written.
 
-    Raises NonFiniteLossError (a divergent step; nothing of it is kept),
-    TrainingInterrupted on Ctrl-C (after writing a checkpoint of the last
-    completed step), RunWriteError if a file cannot be written, ValueError for
-    a checkpoint that does not fit (CorruptCheckpointError for a damaged one).
+    Returns
+    -------
+    TrainResult
+        Parameters, batch-norm state, per-epoch history and timings.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a TrainConfig, ``frames`` is not floating point, or
+        ``resume`` / ``overwrite`` is not a bool.
+    ValueError
+        If ``frames`` cannot be used (not (T, C, H, W), T < 3, kernel larger than a
+        frame), ``resume`` or ``overwrite`` is given without ``out_dir``, or a
+        checkpoint does not fit (CorruptCheckpointError for a damaged one).
+    FileNotFoundError
+        If ``resume`` finds no checkpoint.
+    rpmref.balls.rundir.RunLockedError
+        If another run holds ``out_dir``.
+    rpmref.balls.trainer.NonFiniteLossError
+        A divergent step (nothing of it is kept).
+    rpmref.balls.trainer.TrainingInterrupted
+        On Ctrl-C, after writing a checkpoint of the last completed step.
+    rpmref.balls.trainer.RunWriteError
+        If a file cannot be written.
+
+    Examples
+    --------
+    >>> from rpmref import train
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> result = train(config, frames, progress=False)
+    >>> result.steps, sorted(result.history[0])
+    (2, ['batches', 'complete', 'epoch', 'estimate', 'loss', 'step'])
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
@@ -614,8 +1084,44 @@ def _write_run(out_dir, st, config, fp, saved):
 
 
 def check_readout_videos(frames, positions, heldout_frames, heldout_positions):
-    """The held-out video must look like the training video: same (C, H, W) frames and
-    the same number of balls; positions (T, n_balls, 2) with one row per frame."""
+    """The held-out video must look like the training video.
+
+    Same (C, H, W) frames and the same number of balls; positions
+    (T, n_balls, 2) with one row per frame.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (T, C, H, W)
+        Training frames.
+    positions : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    heldout_frames : ndarray, shape (T', C, H, W)
+        Held-out frames.
+    heldout_positions : array_like, shape (T', n_balls, 2)
+        Held-out ball centres.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If frames are not floating point.
+    ValueError
+        For any mismatch, naming which video.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls.trainer import check_readout_videos
+    >>> check_readout_videos(frames, positions, frames, positions[:3])
+    Traceback (most recent call last):
+    ...
+    ValueError: the held-out positions must be (T, n_balls, 2) with T = 24 frames; got shape (3, 3, 2)
+    """
     for name, f, p in (("training", frames, positions),
                        ("held-out", heldout_frames, heldout_positions)):
         _check_frames(f)
@@ -632,7 +1138,7 @@ def check_readout_videos(frames, positions, heldout_frames, heldout_positions):
 
 def run_summary(config, result, frames, positions, heldout_frames, heldout_positions,
                 video="", heldout_video=""):
-    """What ``summary.json`` records about a finished (or resumed) run; returns a dict.
+    """What ``summary.json`` records about a finished (or resumed) run.
 
     The linear readout z → ball centres (``readout``) fit on the training video
     and scored there and on the held-out video; the last history row's loss and
@@ -642,6 +1148,50 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
     SUMMARY_VOLATILE (``session``: this call's wall time, steps/s and updates;
     ``environment``) are the only ones that differ between a run interrupted and
     resumed and the uninterrupted run.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's settings.
+    result : TrainResult
+        What :func:`train` returned.
+    frames : ndarray, shape (T, C, H, W)
+        Training frames.
+    positions : array_like, shape (T, n_balls, 2)
+        Training ball centres.
+    heldout_frames : ndarray, shape (T', C, H, W)
+        Held-out frames.
+    heldout_positions : array_like, shape (T', n_balls, 2)
+        Held-out ball centres.
+    video : str, default ""
+        Where the training video came from.
+    heldout_video : str, default ""
+        Where the held-out video came from.
+
+    Returns
+    -------
+    dict
+        JSON-ready: config, steps, epochs_completed, final_loss, final_estimate,
+        pairs, batches_per_epoch, effective_batch_sizes, log_batch, readout_heldout,
+        readout_train, video, heldout_video, session, environment.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_readout_videos`.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, TrainConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> config = TrainConfig(steps=2, batch_size=8, hidden_channels=4, kernel_size=3)
+    >>> from rpmref.balls import train
+    >>> from rpmref.balls.trainer import run_summary
+    >>> heldout_frames, heldout_positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=1)
+    >>> summary = run_summary(config, train(config, frames, progress=False), frames, positions,
+    ...                       heldout_frames, heldout_positions)
+    >>> summary["steps"], summary["pairs"], summary["effective_batch_sizes"]
+    (2, 23, [7, 8])
     """
     check_readout_videos(frames, positions, heldout_frames, heldout_positions)
     z_train = encode(result.params, result.bn_state, frames, config)
@@ -665,7 +1215,35 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
 
 
 def write_summary(out_dir, summary):
-    """Write ``summary`` to out_dir/summary.json atomically; returns the path."""
+    """Write ``summary`` to out_dir/summary.json atomically; returns the path.
+
+    Parameters
+    ----------
+    out_dir : str
+        The run directory.
+    summary : dict
+        JSON-serialisable, as from :func:`run_summary`.
+
+    Returns
+    -------
+    str
+        The file written.
+
+    Raises
+    ------
+    RunWriteError
+        If it cannot be written (the checkpoint and metrics are; ``--resume``
+        rewrites the summary).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from rpmref.balls.trainer import write_summary
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_summary(tmp, {"steps": 2})
+    ...     print(path.endswith("summary.json"), json.load(open(path)))
+    True {'steps': 2}
+    """
     path = os.path.join(out_dir, SUMMARY)
     try:
         rundir.atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

@@ -55,6 +55,42 @@ class BallsConfig:
     across), so a ball meets a wall every few frames and ~40 % of moves need a
     redraw; three balls are distinguishable by colour (identical balls would
     make "which map is which ball" unidentifiable for a linear readout).
+
+    Parameters
+    ----------
+    n_frames : int, default 900
+        Frames of the one continuous video (Appendix D).
+    n_balls : int, default 3
+        Number of balls (Appendix D).
+    size : int, default 32
+        Frame height = width, in pixels; at least two diameters.
+    diameter : float, default 5.0
+        Ball diameter = step length per frame, in pixels.
+    noise : float, default π/8
+        a: the direction noise is Uniform(−a, a), in radians (0 < a ≤ π).
+    channels : {"rgb", "gray"}, default "rgb"
+        "rgb": one colour per ball; "gray": one channel.
+    colours : tuple, optional
+        rgb: (n_balls, 3) in [0, 1], no ball black; None = red, green, blue.
+    intensities : tuple, optional
+        gray: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4.
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer, ``diameter`` is not positive, ``size``
+        is below two diameters, ``noise`` is outside (0, π], ``channels`` is not
+        "rgb" or "gray", or ``colours`` / ``intensities`` have the wrong shape or range.
+
+    Examples
+    --------
+    >>> from rpmref import BallsConfig
+    >>> BallsConfig(n_frames=24, size=16, diameter=3.0).n_balls
+    3
+    >>> BallsConfig(noise=4.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be in (0, pi] radians; got 4.0
     """
     n_frames: int = 900           # one continuous video (Appendix D)
     n_balls: int = 3              # three balls (Appendix D)
@@ -93,7 +129,36 @@ class BallsConfig:
 
 
 def ball_colours(config):
-    """(n_balls, C) colour of each ball: C = 3 for "rgb", C = 1 for "gray"."""
+    """The colour of each ball: (n_balls, 3) for "rgb", (n_balls, 1) for "gray".
+
+    Defaults: red, green, blue (rgb, at most 3 balls); intensities evenly from 1.0
+    to 0.4 (gray).
+
+    Parameters
+    ----------
+    config : BallsConfig
+        The video's settings.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_balls, C)
+        Colours in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For more than 3 rgb balls without ``colours``, or colours / intensities of
+        the wrong shape or range (black balls included).
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig
+    >>> from rpmref.balls.video import ball_colours
+    >>> ball_colours(BallsConfig(channels="gray"))
+    array([[1. ],
+           [0.7],
+           [0.4]])
+    """
     n = config.n_balls
     if config.channels == "rgb":
         if config.colours is None:
@@ -120,14 +185,63 @@ def ball_colours(config):
 # ---------------------------------------------------------------- motion
 
 def step(position, theta, diameter):
-    """Centre (x, y) after moving one diameter from ``position`` in direction theta."""
+    """Centre (x, y) after moving one diameter from ``position`` in direction theta.
+
+    Parameters
+    ----------
+    position : sequence of float
+        (x, y).
+    theta : float
+        Direction, in radians (0 = +x, π/2 = +y, i.e. down the rows).
+    diameter : float
+        The step length.
+
+    Returns
+    -------
+    tuple of float
+        The new (x, y).
+
+    Examples
+    --------
+    >>> from rpmref.balls.video import step
+    >>> step((1.0, 2.0), 0.0, 3.0)
+    (4.0, 2.0)
+    """
     return (position[0] + diameter * math.cos(theta), position[1] + diameter * math.sin(theta))
 
 
 def is_valid_move(position, theta, others, diameter, size):
-    """Whether moving a ball at ``position`` by one diameter in direction theta
-    keeps its centre in [r, size − r]² and ≥ one diameter from every centre in
-    ``others`` ((m, 2) array)."""
+    """Whether one move keeps the ball inside the frame and clear of the others.
+
+    The centre after the move must lie in [r, size − r]² and at least one diameter
+    from every centre in ``others``.
+
+    Parameters
+    ----------
+    position : sequence of float
+        (x, y) before the move.
+    theta : float
+        Direction, in radians.
+    others : array_like, shape (m, 2)
+        Centres of the other balls.
+    diameter : float
+        Ball diameter = step length.
+    size : float
+        Frame side.
+
+    Returns
+    -------
+    bool
+        True if the move is valid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.balls.video import is_valid_move
+    >>> no_others = np.zeros((0, 2))
+    >>> is_valid_move((8.0, 8.0), 0.0, no_others, 3.0, 16), is_valid_move((14.0, 8.0), 0.0, no_others, 3.0, 16)
+    (True, False)
+    """
     r = 0.5 * diameter
     x, y = step(position, theta, diameter)
     if not (r <= x <= size - r and r <= y <= size - r):
@@ -144,6 +258,33 @@ def valid_directions(position, others, diameter, size):
     ball at distance δ in direction n gives κ = δ/(2d) (from |p + d u − q|² ≥ d²).
     It excludes the open arc |θ − angle(n)| < arccos κ (nothing if κ ≥ 1, all if
     κ < −1); the valid set is the complement of the union of these arcs.
+
+    Parameters
+    ----------
+    position : sequence of float
+        (x, y) of the ball.
+    others : array_like, shape (m, 2)
+        Centres of the other balls.
+    diameter : float
+        Ball diameter = step length.
+    size : float
+        Frame side.
+
+    Returns
+    -------
+    list of tuple of float
+        Disjoint intervals (lo, hi), sorted; empty if no move is valid.
+
+    Examples
+    --------
+    A ball touching the left wall may move anywhere to the right:
+
+    >>> import math
+    >>> import numpy as np
+    >>> from rpmref.balls.video import valid_directions
+    >>> intervals = valid_directions((1.5, 8.0), np.zeros((0, 2)), 3.0, 16)
+    >>> [(round(lo / math.pi, 12), round(hi / math.pi, 12)) for lo, hi in intervals]
+    [(0.0, 0.5), (1.5, 2.0)]
     """
     px, py = position
     r = 0.5 * diameter
@@ -193,10 +334,41 @@ def draw_direction(position, previous, others, config, rng):
     Tries previous + Uniform(−h, h) for h = a, 2a, 4a, ... while h < π (one
     draw per range); then draws uniformly from the exact valid set (equal in
     distribution to redrawing at full range h = π until valid).
-    position (2,), others (m, 2): centres of the other balls.
-    Returns (theta in [−π, π], or None for a dead end; attempts), attempts being
-    the list of (h, direction drawn, wrapped to [−π, π]) in order; all but an
-    accepted last collide.
+
+    Parameters
+    ----------
+    position : array_like, shape (2,)
+        Centre of the moving ball.
+    previous : float
+        Its previous direction, in radians.
+    others : array_like, shape (m, 2)
+        Centres of the other balls.
+    config : BallsConfig
+        ``noise`` (a), ``diameter`` and ``size``.
+    rng : numpy.random.Generator
+        The generator.
+
+    Returns
+    -------
+    theta : float or None
+        The direction in [−π, π], or None for a dead end.
+    attempts : list of tuple of float
+        (h, direction drawn, wrapped to [−π, π]) in order; all but an accepted
+        last collide.
+
+    Examples
+    --------
+    In open space the first draw is accepted, within a = π/8 of the previous direction:
+
+    >>> import math
+    >>> import numpy as np
+    >>> from rpmref.balls import BallsConfig
+    >>> from rpmref.balls.video import draw_direction
+    >>> config = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> theta, attempts = draw_direction(np.array([8.0, 8.0]), 0.0, np.zeros((0, 2)), config,
+    ...                                  np.random.default_rng(0))
+    >>> len(attempts), abs(theta) < math.pi / 8
+    (1, True)
     """
     d, size = config.diameter, config.size
     half, attempts = config.noise, []
@@ -235,12 +407,27 @@ def _initial_state(config, rng, max_tries=20_000):
 
 
 class Trajectory(NamedTuple):
-    """Ball centres and directions of a simulated video, with counts.
+    """Ball centres and directions of a simulated video, with counts (:func:`simulate`).
 
-    positions (T, n_balls, 2) float64 (x, y); directions (T, n_balls) float64,
-    the direction of the move that led into each frame (frame 0: initial);
-    n_moves: ball moves drawn (including discarded ones); n_redrawn: moves whose
-    first draw collided; n_dead_ends: backtracks (see module docstring).
+    Parameters
+    ----------
+    positions : ndarray of float64, shape (T, n_balls, 2)
+        Centres (x, y).
+    directions : ndarray of float64, shape (T, n_balls)
+        The direction of the move that led into each frame (frame 0: initial).
+    n_moves : int
+        Ball moves drawn (including discarded ones).
+    n_redrawn : int
+        Moves whose first draw collided.
+    n_dead_ends : int
+        Backtracks (see the module docstring).
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, simulate
+    >>> trajectory = simulate(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> trajectory.directions.shape, trajectory.n_moves >= 23 * 3
+    ((24, 3), True)
     """
     positions: np.ndarray
     directions: np.ndarray
@@ -250,7 +437,37 @@ class Trajectory(NamedTuple):
 
 
 def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
-    """Simulate the Appendix D motion; deterministic for ``seed`` (int or Generator)."""
+    """Simulate the Appendix D motion (no rendering); deterministic for ``seed``.
+
+    Parameters
+    ----------
+    config : BallsConfig, default ``BallsConfig()``
+        The video's settings.
+    seed : int or numpy.random.Generator, default 0
+        Seed of the motion.
+    max_dead_ends : int, optional
+        Give up (RuntimeError) after this many dead ends (no valid direction).
+
+    Returns
+    -------
+    Trajectory
+        ``(positions, directions, n_moves, n_redrawn, n_dead_ends)``; positions
+        (T, n_balls, 2) in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the balls cannot be placed without overlap.
+    RuntimeError
+        After more than ``max_dead_ends`` dead ends.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig, simulate
+    >>> trajectory = simulate(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> trajectory.positions.shape
+    (24, 3, 2)
+    """
     rng = np.random.default_rng(seed)
     if max_dead_ends is None:
         max_dead_ends = 10 * config.n_frames + 1000
@@ -291,9 +508,37 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
 def make_video(config=BallsConfig(), seed=0):
     """Frames and ball centres of one video (Sec. 5, Appendix D).
 
-    Returns frames (T, C, size, size) float32 in [0, 1] — each pixel is the
-    exact area of it covered by each disc, times the ball's colour — and
-    positions (T, n_balls, 2) float64, centres (x = column, y = row).
+    Each pixel is the exact area of it covered by each disc, times the ball's colour.
+
+    Parameters
+    ----------
+    config : BallsConfig, default ``BallsConfig()``
+        The video's settings.
+    seed : int or numpy.random.Generator, default 0
+        Seed of the motion; the same seed gives the same video.
+
+    Returns
+    -------
+    frames : ndarray of float32, shape (T, C, size, size)
+        Values in [0, 1]; T = ``config.n_frames``, C = 3 (rgb) or 1 (gray).
+    positions : ndarray of float64, shape (T, n_balls, 2)
+        Ball centres (x = column, y = row), in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the balls cannot be placed without overlap.
+    RuntimeError
+        If the box is too crowded for the balls to keep moving.
+
+    Examples
+    --------
+    >>> from rpmref import BallsConfig, make_video
+    >>> frames, positions = make_video(BallsConfig(n_frames=24, size=16, diameter=3.0), seed=0)
+    >>> frames.shape, frames.dtype, positions.shape
+    ((24, 3, 16, 16), dtype('float32'), (24, 3, 2))
+    >>> bool(frames.min() >= 0 and frames.max() <= 1)
+    True
     """
     trajectory = simulate(config, seed)
     frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
@@ -306,6 +551,23 @@ def render_nbytes(config):
 
     Rendering holds the per-ball coverage (T, n_balls, H, W) float64, the
     colour sum and its clipped copy (T, C, H, W) float64 and the float32 frames.
+
+    Parameters
+    ----------
+    config : BallsConfig
+        The video's settings.
+
+    Returns
+    -------
+    int
+        The estimate, in bytes.
+
+    Examples
+    --------
+    >>> from rpmref.balls import BallsConfig
+    >>> from rpmref.balls.video import render_nbytes
+    >>> render_nbytes(BallsConfig()) / 2 ** 20     # the default video: about 74 MiB
+    73.828125
     """
     pixels = config.n_frames * config.size * config.size
     channels = 3 if config.channels == "rgb" else 1
@@ -337,12 +599,43 @@ def _check_video_arrays(frames, positions, config):
 def save_video(path, frames, positions, config):
     """Write frames, positions and the config (JSON) to a compressed .npz, atomically.
 
-    frames (T, C, size, size) in [0, 1], positions (T, n_balls, 2) finite, as
-    ``config`` says (ValueError otherwise: nothing is written that
-    ``load_video`` would refuse). ".npz" is appended to a path without it; the
-    path written is returned. The file appears complete or not at all (a
-    temporary file beside it is renamed), and a failed write leaves an older
-    file at ``path`` in place.
+    The file appears complete or not at all (a temporary file beside it is
+    renamed), and a failed write leaves an older file at ``path`` in place.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write; ".npz" is appended to a path without it.
+    frames : array_like, shape (T, C, size, size)
+        Values in [0, 1], as ``config`` says.
+    positions : array_like, shape (T, n_balls, 2)
+        Finite ball centres.
+    config : BallsConfig
+        The settings the video was made with.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a BallsConfig.
+    ValueError
+        If the arrays do not have the shapes ``config`` implies, are not finite,
+        or frames leave [0, 1] (nothing is written that ``load_video`` would refuse).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from rpmref import BallsConfig, load_video, make_video, save_video
+    >>> config = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> frames, positions = make_video(config, seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_video(os.path.join(tmp, "video"), frames, positions, config)
+    ...     print(os.path.basename(path), load_video(path, config)[2] == config)
+    video.npz True
     """
     if not isinstance(config, BallsConfig):
         raise TypeError(f"config must be a BallsConfig; got {type(config).__name__}")
@@ -370,10 +663,39 @@ def save_video(path, frames, positions, config):
 
 
 def load_video(path, config=None):
-    """Read a video written by ``save_video``: returns (frames, positions, config).
+    """Read a video written by :func:`save_video`.
 
-    If ``config`` is given, the file must have been written with exactly that
-    config. Files that are not such videos raise ValueError saying why.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+    config : BallsConfig, optional
+        If given, the file must have been written with exactly that config.
+
+    Returns
+    -------
+    frames : ndarray of float32, shape (T, C, size, size)
+    positions : ndarray of float64, shape (T, n_balls, 2)
+    config : BallsConfig
+        The config stored in the file.
+
+    Raises
+    ------
+    ValueError
+        If the file is not such a video (unreadable, wrong format, missing or
+        corrupt entries, an invalid config) or was written with another ``config``;
+        the message says why.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from rpmref import BallsConfig, load_video, make_video, save_video
+    >>> config = BallsConfig(n_frames=24, size=16, diameter=3.0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_video(os.path.join(tmp, "v.npz"), *make_video(config), config)
+    ...     frames, positions, stored = load_video(path)
+    >>> frames.shape, stored.n_frames
+    ((24, 3, 16, 16), 24)
     """
     path = os.fspath(path)
     try:

@@ -36,9 +36,27 @@ MAX_TENSOR_ELEMENTS = 2 ** 25
 ElboDecomposition = namedtuple("ElboDecomposition", "elbo mutual_information kl constant")
 ElboDecomposition.__doc__ = """L = I(Z; Z') − KL(P(z, z') ‖ P_θ(z, z')) + C  (Eq. 17–18, E3).
 
-elbo: L of Eq. 16, computed directly (not as the sum of the other fields);
-mutual_information: I(Z; Z') of the recognition joint; kl: KL(P(z, z') ‖ P_θ);
-constant: C = −H(X) − H(X')."""
+The named tuple returned by :func:`rpmref.elbo_decomposition`.
+
+Parameters
+----------
+elbo : float
+    L of Eq. 16 in nats, computed directly (not as the sum of the other fields).
+mutual_information : float
+    I(Z; Z') of the recognition joint, in nats.
+kl : float
+    KL(P(z, z') ‖ P_θ(z, z')), in nats (+inf when the prior misses part of the
+    recognition joint's support).
+constant : float
+    C = −H(X) − H(X'), in nats.
+
+Examples
+--------
+>>> from rpmref import ElboDecomposition
+>>> d = ElboDecomposition(elbo=-1.5, mutual_information=0.25, kl=0.5, constant=-1.25)
+>>> d.mutual_information - d.kl + d.constant
+-1.5
+"""
 
 _P_XX = dict(p_xx=Pmf(dims=("n", "n'")))
 _DATA = dict(_P_XX, enc=Conditional(dims=("n", "k")), enc_prime=Conditional(dims=("n'", "k'")))
@@ -74,22 +92,120 @@ def _joint(p_xx, enc, enc_prime):
 
 @validate_params(**_P_XX)
 def data_marginals(p_xx):
-    """P(x) (n,) and P(x') (n',) of a data pmf (Eq. 4)."""
+    """P(x) and P(x'): the marginals of a data pmf (Eq. 4).
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+
+    Returns
+    -------
+    p_x : ndarray, shape (n,)
+        P(x) = Σ_x' P(x, x').
+    p_x_prime : ndarray, shape (n',)
+        P(x') = Σ_x P(x, x').
+
+    Raises
+    ------
+    TypeError
+        If ``p_xx`` is not an array of real numbers.
+    ValueError
+        If ``p_xx`` is not a finite, non-negative, non-empty 2-D table summing to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact import data_marginals
+    >>> data_marginals(np.array([[0.4, 0.1], [0.2, 0.3]]))
+    (array([0.5, 0.5]), array([0.6, 0.4]))
+    """
     return _marginals(p_xx)
 
 
 @validate_params(**_DATA)
 def latent_marginals(p_xx, enc, enc_prime):
-    """P(z) = Σ_x P(x) P(z|x) (k,) and P(z') (k',) (Eq. 11)."""
+    """P(z) = Σ_x P(x) P(z | x) and P(z') = Σ_x' P(x') P(z' | x') (Eq. 11).
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+
+    Returns
+    -------
+    p_z : ndarray, shape (k,)
+        The recognition marginal P(z).
+    p_z_prime : ndarray, shape (k',)
+        The recognition marginal P(z').
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import latent_marginals
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> latent_marginals(p_xx, enc, enc)
+    (array([0.55, 0.45]), array([0.55, 0.45]))
+    """
     p_x, p_x_prime = _marginals(p_xx)
     return anp.matmul(p_x, enc), anp.matmul(p_x_prime, enc_prime)
 
 
 @validate_params(**_DATA)
 def recognition_joint(p_xx, enc, enc_prime):
-    """P(z, z') = Σ_{x,x'} P(x, x') P(z|x) P(z'|x') = encᵀ · p_xx · enc_prime (Eq. 3–4).
+    """The recognition joint P(z, z') = encᵀ · p_xx · enc_prime (Eq. 3–4).
 
-    Returns an array of shape (k, k').
+    P(z, z') = Σ_{x,x'} P(x, x') P(z | x) P(z' | x'): the data pmf pushed through
+    both encoders.
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+
+    Returns
+    -------
+    ndarray, shape (k, k')
+        The pmf P(z, z').
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import recognition_joint
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> recognition_joint(p_xx, enc, enc)
+    array([[0.376, 0.174],
+           [0.174, 0.276]])
     """
     return _joint(p_xx, enc, enc_prime)
 
@@ -98,7 +214,41 @@ def recognition_joint(p_xx, enc, enc_prime):
 def optimal_prior(p_xx, enc, enc_prime):
     """The prior that maximises L: the recognition joint P(z, z') itself (Eq. 19–20, E4).
 
-    Returns an array of shape (k, k').
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+
+    Returns
+    -------
+    ndarray, shape (k, k')
+        The optimal prior P_θ*(z, z') = P(z, z') (the same values as
+        :func:`recognition_joint`).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows.
+
+    Examples
+    --------
+    With the optimal prior the KL term of Eq. 17 vanishes:
+
+    >>> import numpy as np
+    >>> from rpmref import elbo_decomposition, optimal_prior
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> elbo_decomposition(p_xx, enc, enc, optimal_prior(p_xx, enc, enc)).kl
+    0.0
     """
     return _joint(p_xx, enc, enc_prime)
 
@@ -110,12 +260,54 @@ def _log_likelihood_sum(enc, alpha, prior, beta, enc_prime):
 
 @validate_params(**_MODEL)
 def rpm_log_likelihood(p_xx, enc, enc_prime, prior):
-    """log P_θ(x, x') of the recognition parameterised model (Eq. 9–10, docs/theory.md, 'The model').
+    """log P_θ(x, x') of the recognition parameterised model (Eq. 9–10).
 
-    P_θ(x, x') = P(x) P(x') Σ_{z,z'} P_θ(z,z') P(z|x) P(z'|x') / (P(z) P(z')).
-    Returns an array of shape (n, n'); −inf where P(x) P(x') = 0 or where the
-    prior puts no mass on the latent states the pair can reach. Exact also where
-    the products underflow float64 (a log-space fallback, see ``log_scaled_product``).
+    P_θ(x, x') = P(x) P(x') Σ_{z,z'} P_θ(z,z') P(z|x) P(z'|x') / (P(z) P(z'))
+    (docs/theory.md, 'The model'). Exact also where the products underflow float64
+    (a log-space fallback, see :func:`rpmref.exact.numerics.log_scaled_product`).
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+
+    Returns
+    -------
+    ndarray, shape (n, n')
+        log P_θ(x, x') in nats; −inf where P(x) P(x') = 0 or where the prior puts
+        no mass on the latent states the pair can reach.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
+        ``prior`` is not a pmf of shape (k, k').
+
+    Examples
+    --------
+    The likelihood sums to the prior mass on reachable latent states (N1), here 1:
+
+    >>> import numpy as np
+    >>> from rpmref import optimal_prior, rpm_log_likelihood
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> log_lik = rpm_log_likelihood(p_xx, enc, enc, optimal_prior(p_xx, enc, enc))
+    >>> log_lik.round(6)
+    array([[-1.249158, -1.545273],
+           [-1.545273, -1.249158]])
+    >>> round(float(np.exp(log_lik).sum()), 12)
+    1.0
     """
     p_x, p_x_prime = _marginals(p_xx)
     _, _, alpha, _ = _latent(p_x, enc)
@@ -131,16 +323,61 @@ def _tensor_budget():
 @validate_params(**_MODEL, posterior=Optional(Conditional(
     dims=("n", "n'", "k", "k'"), ndim=4, event_axes=2, max_elements=_tensor_budget)))
 def elbo(p_xx, enc, enc_prime, prior, posterior=None):
-    """ELBO(x, x') for every data pair (Eq. 12). Returns an array of shape (n, n').
+    """ELBO(x, x') for every data pair (Eq. 12), in nats.
 
-    posterior: Q(z, z' | x, x'), shape (n, n', k, k'), each (x, x') slice a pmf
-      (at most ``MAX_TENSOR_ELEMENTS`` entries). With it, Eq. 12 is evaluated term by term:
-      E_Q[log P_θ(z,z') + log P(x|z) + log P(x'|z') − log Q], with the Bayes
-      likelihoods of Eq. 10 taken as log P(z|x) + log P(x) − log P(z). ``None``
-      (default) means the recognition posterior Q = P(z|x) P(z'|x') of Eq. 14, for
-      which Eq. 15 is evaluated instead:
-      Σ_{z,z'} P(z|x) P(z'|x') log[P_θ(z,z') / (P(z)P(z'))] + log P(x) + log P(x').
-    Entries are −inf where P(x) P(x') = 0 or Q puts mass where the model has none.
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+    posterior : array_like, shape (n, n', k, k'), optional
+        Q(z, z' | x, x'), each (x, x') slice a pmf (at most ``MAX_TENSOR_ELEMENTS``
+        entries). With it, Eq. 12 is evaluated term by term:
+        E_Q[log P_θ(z,z') + log P(x|z) + log P(x'|z') − log Q], with the Bayes
+        likelihoods of Eq. 10 taken as log P(z|x) + log P(x) − log P(z). ``None``
+        (default) means the recognition posterior Q = P(z|x) P(z'|x') of Eq. 14, for
+        which Eq. 15 is evaluated instead:
+        Σ_{z,z'} P(z|x) P(z'|x') log[P_θ(z,z') / (P(z)P(z'))] + log P(x) + log P(x').
+
+    Returns
+    -------
+    ndarray, shape (n, n')
+        ELBO(x, x'); −inf where P(x) P(x') = 0 or Q puts mass where the model has none.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
+        ``prior`` is not a pmf of shape (k, k'). Also if ``posterior`` is not
+        4-D of shape (n, n', k, k'), a slice is not normalised over its last two
+        axes, or it has more than ``MAX_TENSOR_ELEMENTS`` entries.
+
+    Examples
+    --------
+    Eq. 12 with the recognition posterior equals Eq. 15 (E1):
+
+    >>> import numpy as np
+    >>> from rpmref import elbo, optimal_prior
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> prior = optimal_prior(p_xx, enc, enc)
+    >>> eq15 = elbo(p_xx, enc, enc, prior)
+    >>> eq15.round(6)
+    array([[-1.27044 , -1.583113],
+           [-1.583113, -1.292165]])
+    >>> q = enc[:, None, :, None] * enc[None, :, None, :]
+    >>> bool(np.allclose(elbo(p_xx, enc, enc, prior, posterior=q), eq15, rtol=0, atol=1e-14))
+    True
     """
     p_x, p_x_prime = _marginals(p_xx)
     _, log_p_z, alpha, reach = _latent(p_x, enc)
@@ -177,13 +414,54 @@ def _elbo_with_posterior(q, enc, enc_prime, prior, log_p_x, log_p_x_prime, alpha
 
 @validate_params(**_MODEL)
 def rpm_posterior(p_xx, enc, enc_prime, prior):
-    """The model posterior P_θ(z, z' | x, x') ∝ P_θ(z, z') P(z|x) P(z'|x') / (P(z) P(z')) (E8).
+    """The model posterior P_θ(z, z' | x, x') (E8).
 
-    (The Bayes likelihoods' factors P(x)/P(z) etc. are folded in; see Eq. 10.)
-    Returns an array of shape (n, n', k, k'), refused (ValueError) beyond
-    ``MAX_TENSOR_ELEMENTS`` entries. Each entry is formed in log space, so
-    entries down to the smallest float64 are exact. Pairs with P_θ(x, x') = 0
-    have no posterior; their slices are all zero.
+    P_θ(z, z' | x, x') ∝ P_θ(z, z') P(z|x) P(z'|x') / (P(z) P(z')); the Bayes
+    likelihoods' factors P(x)/P(z) etc. are folded in (see Eq. 10). Each entry is
+    formed in log space, so entries down to the smallest float64 are exact.
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+
+    Returns
+    -------
+    ndarray, shape (n, n', k, k')
+        Each (x, x') slice a pmf over (z, z'). Pairs with P_θ(x, x') = 0 have no
+        posterior; their slices are all zero.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
+        ``prior`` is not a pmf of shape (k, k'). Also if n·n'·k·k' exceeds
+        ``MAX_TENSOR_ELEMENTS``.
+
+    Examples
+    --------
+    With one-hot encoders the posterior is the point mass at the encoded states:
+
+    >>> import numpy as np
+    >>> from rpmref import rpm_posterior
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> post = rpm_posterior(p_xx, np.eye(2), np.eye(2), p_xx)
+    >>> post.shape
+    (2, 2, 2, 2)
+    >>> post[0, 1]
+    array([[0., 1.],
+           [0., 0.]])
     """
     n, n_prime = np.shape(getval(p_xx))
     k, k_prime = np.shape(getval(prior))
@@ -213,7 +491,35 @@ def _data_constant(p_xx):
 
 @validate_params(**_P_XX)
 def data_constant(p_xx):
-    """C = −H(X) − H(X') (Eq. 16): constant in every parameter."""
+    """C = −H(X) − H(X') (Eq. 16): the part of L constant in every parameter.
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+
+    Returns
+    -------
+    float
+        C in nats.
+
+    Raises
+    ------
+    TypeError
+        If ``p_xx`` is not an array of real numbers.
+    ValueError
+        If ``p_xx`` is not a finite, non-negative, non-empty 2-D table summing to 1.
+
+    Examples
+    --------
+    Uniform marginals over two states each: C = −2 log 2.
+
+    >>> import numpy as np
+    >>> from rpmref import data_constant
+    >>> c = data_constant(np.array([[0.4, 0.1], [0.1, 0.4]]))
+    >>> round(c, 12), round(-2 * float(np.log(2)), 12)
+    (-1.38629436112, -1.38629436112)
+    """
     return scalar(_data_constant(p_xx))
 
 
@@ -250,8 +556,48 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
 
     Computed from the latent tables alone:
     L = Σ P(z,z') log P_θ(z,z') + H(Z) + H(Z') − H(X) − H(X'),
-    which is Σ P(z,z') log[P_θ / (P(z)P(z'))] + C rearranged. Returns a float
-    (−inf when the prior misses part of the recognition joint's support).
+    which is Σ P(z,z') log[P_θ / (P(z)P(z'))] + C rearranged.
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+
+    Returns
+    -------
+    float
+        L in nats; −inf when the prior misses part of the recognition joint's support.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
+        ``prior`` is not a pmf of shape (k, k').
+
+    Examples
+    --------
+    L is the P(x, x')-average of the per-pair ELBO of Eq. 15 (E2):
+
+    >>> import numpy as np
+    >>> from rpmref import elbo, expected_elbo, optimal_prior
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> prior = optimal_prior(p_xx, enc, enc)
+    >>> round(expected_elbo(p_xx, enc, enc, prior), 10)
+    -1.3416646117
+    >>> round(float(np.sum(p_xx * elbo(p_xx, enc, enc, prior))), 10)
+    -1.3416646117
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
@@ -262,8 +608,45 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
 def elbo_decomposition(p_xx, enc, enc_prime, prior):
     """L split as I(Z; Z') − KL(P(z,z') ‖ P_θ(z,z')) + C (Eq. 17–18, E3).
 
-    Returns an ``ElboDecomposition(elbo, mutual_information, kl, constant)``;
-    ``elbo`` is computed as in ``expected_elbo``, not as the sum of the others.
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf P(x, x'): finite, non-negative, summing to 1.
+    enc : array_like, shape (n, k)
+        The encoder P(z | x); row x is a pmf over the k latent states.
+    enc_prime : array_like, shape (n', k')
+        The encoder P(z' | x'); row x' is a pmf over the k' latent states.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+
+    Returns
+    -------
+    ElboDecomposition
+        ``(elbo, mutual_information, kl, constant)``, all floats in nats; ``elbo``
+        is computed as in :func:`expected_elbo`, not as the sum of the others.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers (bool, complex, object or
+        string dtypes, masked arrays, ``None``).
+    ValueError
+        If ``p_xx`` is not a finite, non-negative 2-D table summing to 1 (tolerance
+        max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
+        pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
+        ``prior`` is not a pmf of shape (k, k').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import elbo_decomposition
+    >>> p_xx = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> enc = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> d = elbo_decomposition(p_xx, enc, enc, np.full((2, 2), 0.25))
+    >>> round(d.mutual_information, 6), round(d.kl, 6), round(d.constant, 6)
+    (0.04463, 0.054646, -1.386294)
+    >>> round(d.elbo - (d.mutual_information - d.kl + d.constant), 12)
+    0.0
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
@@ -281,11 +664,43 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
 def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
     """The RPM over index pairs (n, m) with empirical data marginals (Eq. 28–34, A1).
 
-    enc_rows: (N, k), row n = P(z | x_n); enc_prime_rows: (N, k'), row m = P(z' | x'_m);
-    prior: (k, k'). With P(z) = (1/N) Σ_n P(z | x_n) (Eq. 29), returns the (N, N) pmf
+    With P(z) = (1/N) Σ_n P(z | x_n) (Eq. 29), returns the (N, N) pmf
     P_θ(n, m) = (1/N²) Σ_{z,z'} P_θ(z,z') P(z|x_n) P(z'|x'_m) / (P(z) P(z')),
     as L · P_θ · L'ᵀ with the Bayes likelihoods L(n, z) = P(z|x_n) / (N P(z)) ≤ 1
     formed in log space (so P(z) = 1e-200 is no obstacle).
+
+    Parameters
+    ----------
+    enc_rows : array_like, shape (N, k)
+        Row n = P(z | x_n), a pmf.
+    enc_prime_rows : array_like, shape (N, k')
+        Row m = P(z' | x'_m), a pmf.
+    prior : array_like, shape (k, k')
+        The prior P_θ(z, z'), a pmf.
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+        P_θ(n, m), a pmf over the index pairs.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an array of real numbers.
+    ValueError
+        If a row of ``enc_rows`` / ``enc_prime_rows`` is not a pmf, their row counts
+        differ, or ``prior`` is not a pmf of shape (k, k').
+
+    Examples
+    --------
+    One-hot encoders and a diagonal prior: all mass on the matching pairs.
+
+    >>> import numpy as np
+    >>> from rpmref import empirical_rpm_pmf
+    >>> empirical_rpm_pmf(np.eye(3), np.eye(3), np.eye(3) / 3)
+    array([[0.33333333, 0.        , 0.        ],
+           [0.        , 0.33333333, 0.        ],
+           [0.        , 0.        , 0.33333333]])
     """
     n = np.shape(getval(enc_rows))[0]
     uniform = np.full(n, 1.0 / n)

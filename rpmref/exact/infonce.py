@@ -23,10 +23,25 @@ from rpmref.exact.validation import (
     Array, GeneratorSpec, Integer, Optional, Options, Pmf, Seed, make_generator, validate_params)
 
 InfoNCEBound = namedtuple("InfoNCEBound", "estimate stderr method n_batches")
-InfoNCEBound.__doc__ = """The N-sample InfoNCE objective I_N (Eq. 6).
+InfoNCEBound.__doc__ = """The N-sample InfoNCE objective I_N (Eq. 6), as returned by :func:`rpmref.infonce_bound`.
 
-estimate: I_N in nats; stderr: its Monte Carlo standard error (0.0 when exact);
-method: "exact" or "mc"; n_batches: Monte Carlo batches drawn (None when exact)."""
+Parameters
+----------
+estimate : float
+    I_N in nats.
+stderr : float
+    Its Monte Carlo standard error (0.0 when exact).
+method : {"exact", "mc"}
+    How it was computed.
+n_batches : int or None
+    Monte Carlo batches drawn (None when exact).
+
+Examples
+--------
+>>> from rpmref import InfoNCEBound
+>>> InfoNCEBound(0.25, 0.0, "exact", None).method
+'exact'
+"""
 
 #: Default work budget of ``infonce_bound`` (``max_terms``): array elements of the exact
 #: enumeration (count vectors × k × k') or of the Monte Carlo draws (n_batches × k × k').
@@ -63,7 +78,39 @@ def _shifted_rows(p_zz, f):
 
 @validate_params(**_JOINT)
 def log_partition(p_zz, f):
-    """log Z(z) = log Σ_{z'} P(z') e^{f(z, z')} (Eq. 22), shape (k,); P(z') the marginal of p_zz."""
+    """log Z(z) = log Σ_{z'} P(z') e^{f(z, z')} (Eq. 22), P(z') the marginal of ``p_zz``.
+
+    Parameters
+    ----------
+    p_zz : array_like, shape (k, k')
+        The joint pmf P(z, z'); P(z), P(z') are its marginals.
+    f : array_like, shape (k, k')
+        The critic f(z, z'): any finite reals (up to ±1.8e308).
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        log Z(z) for every z.
+
+    Raises
+    ------
+    TypeError
+        If ``p_zz`` or ``f`` is not an array of real numbers.
+    ValueError
+        If ``p_zz`` is not a finite, non-negative 2-D table summing to 1, or ``f``
+        is not finite or not of the shape of ``p_zz``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import log_partition
+    >>> p_zz = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> f = 2 * np.eye(2)
+    >>> log_partition(p_zz, f).round(6)
+    array([1.433781, 1.433781])
+    >>> round(float(np.log(0.5 * np.exp(2) + 0.5)), 6)
+    1.433781
+    """
     _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
     return f_top + log_p_top + log_z_rest
 
@@ -72,10 +119,38 @@ def log_partition(p_zz, f):
 def energy_prior(p_zz, f):
     """The energy prior P_θ(z, z') = P(z) P(z') e^{f(z,z')} / Z(z) (Eq. 21–22).
 
-    P(z), P(z') are the marginals of ``p_zz`` (k, k'); returns a (k, k') pmf whose
-    rows sum to P(z), zero on rows/columns the marginals do not reach. Each entry is
-    P(z) P(z') e^{c(z,z')} / Z̃(z) with the shifted c of the module docstring, so
-    f = 1e16 · I gives the exact prior (not one that sums to 0.27).
+    Each entry is P(z) P(z') e^{c(z,z')} / Z̃(z) with the shifted critic c of the
+    module docstring, so f = 1e16 · I gives the exact prior (not one that sums to 0.27).
+
+    Parameters
+    ----------
+    p_zz : array_like, shape (k, k')
+        The joint pmf P(z, z'); P(z), P(z') are its marginals.
+    f : array_like, shape (k, k')
+        The critic f(z, z'): any finite reals (up to ±1.8e308).
+
+    Returns
+    -------
+    ndarray, shape (k, k')
+        A pmf whose rows sum to P(z); zero on rows/columns the marginals do not reach.
+
+    Raises
+    ------
+    TypeError
+        If ``p_zz`` or ``f`` is not an array of real numbers.
+    ValueError
+        If ``p_zz`` is not a finite, non-negative 2-D table summing to 1, or ``f``
+        is not finite or not of the shape of ``p_zz``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import energy_prior
+    >>> p_zz = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> f = 2 * np.eye(2)
+    >>> energy_prior(p_zz, f).round(6)
+    array([[0.440399, 0.059601],
+           [0.059601, 0.440399]])
     """
     p_z, p_z_prime, _, _, shifted, log_z_rest = _shifted_rows(p_zz, f)
     return prod_exp(shifted - log_z_rest[:, None], p_z[:, None], p_z_prime[None, :])
@@ -93,6 +168,40 @@ def infonce_limit(p_zz, f):
     I_∞ = E_{P(z,z')}[f(z,z')] − E_{P(z)}[log Σ_{z'} P(z') e^{f(z,z')}],
     evaluated as 2 Σ P(z,z') (f(z,z') − log Z(z))/2 so that large |f| cancels
     before summing and ±1e308 critics do not overflow.
+
+    Parameters
+    ----------
+    p_zz : array_like, shape (k, k')
+        The joint pmf P(z, z'); P(z), P(z') are its marginals.
+    f : array_like, shape (k, k')
+        The critic f(z, z'): any finite reals (up to ±1.8e308).
+
+    Returns
+    -------
+    float
+        I_∞(f) in nats; at most I(Z; Z'), with equality for f = log P(z'|z)/P(z') + c(z).
+
+    Raises
+    ------
+    TypeError
+        If ``p_zz`` or ``f`` is not an array of real numbers.
+    ValueError
+        If ``p_zz`` is not a finite, non-negative 2-D table summing to 1, or ``f``
+        is not finite or not of the shape of ``p_zz``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import infonce_limit
+    >>> p_zz = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> f = 2 * np.eye(2)
+    >>> round(infonce_limit(p_zz, f), 6)
+    0.166219
+    >>> from rpmref import mutual_information
+    >>> p_z = p_zz.sum(axis=1)
+    >>> best = np.log(p_zz / np.outer(p_z, p_z))
+    >>> abs(infonce_limit(p_zz, best) - mutual_information(p_zz)) < 1e-15
+    True
     """
     _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
     return scalar(2 * anp.sum(p_zz * _half_gap(f, f_top, log_p_top, log_z_rest)))
@@ -106,24 +215,69 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
     """The N-sample InfoNCE objective I_N(f) (Eq. 6), exactly or by Monte Carlo.
 
     I_N = E[(1/N) Σ_i log( e^{f(z_i,z'_i)} / ((1/N) Σ_j e^{f(z_i,z'_j)}) )],
-    pairs (z_i, z'_i) i.i.d. from ``p_zz`` (k, k'); ``n`` is N (the batch size).
+    pairs (z_i, z'_i) i.i.d. from ``p_zz``. The pairs are drawn from p_zz / Σ p_zz
+    (Σ p_zz = 1 to within the validation tolerance; the division keeps
+    (Σ P(z'))^{N−1} from drifting for large N), in both methods.
 
-    method:
-      "exact" — enumeration. By exchangeability every term i has the law of term 1,
-        whose negatives z'_2..z'_N are i.i.d. P(z'); the sum over them depends only on
-        their counts, so I_N = log N + Σ_{z,z'} P(z,z') Σ_c Mult(c) [f(z,z') −
-        log(e^{f(z,z')} + Σ_{z''} c_{z''} e^{f(z,z'')})] over the count vectors c of N−1
-        draws. Refused (ValueError) when that needs more than ``max_terms`` elements.
-        Differentiable by autograd in ``p_zz`` and ``f``.
-      "mc" — ``n_batches`` independent batches of N pairs; the estimate is their
-        mean and ``stderr`` the standard error of that mean. A batch enters only
-        through its (k, k') table of pair counts (one multinomial draw), so it costs
-        O(k·k') whatever N is; refused when n_batches·k·k' > ``max_terms``.
-      "auto" (default) — "exact" when within ``max_terms``, otherwise "mc".
-    rng: a ``numpy.random.Generator``; or ``seed`` to make one (Monte Carlo only; not both).
-    The pairs are drawn from p_zz / Σ p_zz (Σ p_zz = 1 to within the validation tolerance;
-    the division keeps (Σ P(z'))^{N−1} from drifting for large N), in both methods.
-    Returns an ``InfoNCEBound(estimate, stderr, method, n_batches)``.
+    Parameters
+    ----------
+    p_zz : array_like, shape (k, k')
+        The joint pmf P(z, z'); P(z), P(z') are its marginals.
+    f : array_like, shape (k, k')
+        The critic f(z, z'): any finite reals (up to ±1.8e308).
+    n : int
+        N, the batch size (≥ 1).
+    method : {"auto", "exact", "mc"}, default "auto"
+        How I_N is computed:
+
+        - "exact": enumeration. By exchangeability every term i has the law of
+          term 1, whose negatives z'_2..z'_N are i.i.d. P(z'); the sum over them
+          depends only on their counts, so I_N = log N + Σ_{z,z'} P(z,z') Σ_c Mult(c)
+          [f(z,z') − log(e^{f(z,z')} + Σ_{z''} c_{z''} e^{f(z,z'')})] over the count
+          vectors c of N−1 draws. Refused when that needs more than ``max_terms``
+          elements. Differentiable by autograd in ``p_zz`` and ``f``.
+        - "mc": ``n_batches`` independent batches of N pairs; the estimate is their
+          mean and ``stderr`` the standard error of that mean. A batch enters only
+          through its (k, k') table of pair counts (one multinomial draw), so it
+          costs O(k·k') whatever N is; refused when n_batches·k·k' > ``max_terms``.
+        - "auto": "exact" when within ``max_terms``, otherwise "mc".
+    n_batches : int, default 2000
+        Monte Carlo batches (≥ 2).
+    rng : numpy.random.Generator, optional
+        The generator for Monte Carlo; or give ``seed`` (not both).
+    seed : int, sequence of int or numpy.random.SeedSequence, optional
+        Seed for ``numpy.random.default_rng`` when ``rng`` is not given.
+    max_terms : int, default ``EXACT_MAX_TERMS``
+        Work budget in array elements (count vectors × k × k', or n_batches × k × k').
+
+    Returns
+    -------
+    InfoNCEBound
+        ``(estimate, stderr, method, n_batches)``; estimate and stderr in nats.
+
+    Raises
+    ------
+    TypeError
+        If an array is not real, an integer argument is a bool or float, ``rng`` is
+        not a Generator, ``method`` is not a string, or ``seed`` is not a seed.
+    ValueError
+        As for :func:`infonce_limit` on ``p_zz`` and ``f``; if ``n`` < 1,
+        ``n_batches`` < 2, ``max_terms`` < 1 or ``method`` is not one of the three;
+        if both ``rng`` and ``seed`` are given; or if the chosen method needs more
+        than ``max_terms`` elements.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref import infonce_bound
+    >>> p_zz = np.array([[0.4, 0.1], [0.1, 0.4]])
+    >>> f = 2 * np.eye(2)
+    >>> bound = infonce_bound(p_zz, f, n=8)
+    >>> round(bound.estimate, 10), bound.stderr, bound.method
+    (0.1452481599, 0.0, 'exact')
+    >>> mc = infonce_bound(p_zz, f, n=8, method="mc", n_batches=500, seed=0)
+    >>> round(mc.estimate, 4), round(mc.stderr, 4)
+    (0.1357, 0.0114)
     """
     p_zz_v = _value(p_zz)
     reachable = int(np.count_nonzero(p_zz_v.sum(axis=0)))
@@ -249,8 +403,32 @@ def _infonce_exact(p_zz, f, n):
 def sample_batch_counts(p_zz, n, n_batches, rng):
     """(n_batches, k, k') int64 counts of N = n i.i.d. pairs from p_zz / Σ p_zz per batch.
 
-    One multinomial draw per batch from ``rng`` (a numpy Generator), so the batches are
-    reproducible: the same generator state gives the same batches.
+    One multinomial draw per batch from ``rng``, so the batches are reproducible:
+    the same generator state gives the same batches. No validation.
+
+    Parameters
+    ----------
+    p_zz : array_like, shape (k, k')
+        The joint pmf P(z, z') (not checked).
+    n : int
+        Pairs per batch (N).
+    n_batches : int
+        Number of batches.
+    rng : numpy.random.Generator
+        The generator to draw from.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_batches, k, k')
+        Each batch's table of pair counts, summing to ``n``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.infonce import sample_batch_counts
+    >>> counts = sample_batch_counts(np.full((2, 2), 0.25), 4, 3, np.random.default_rng(0))
+    >>> counts.shape, counts.sum(axis=(1, 2)).tolist()
+    ((3, 2, 2), [4, 4, 4])
     """
     p = np.asarray(p_zz, dtype=float)
     probabilities = p.ravel() / p.sum()
@@ -258,12 +436,37 @@ def sample_batch_counts(p_zz, n, n_batches, rng):
 
 
 def batch_values(counts, f, n):
-    """I_N of each batch from its pair counts (B, k, k'): the value of
-    log N + (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}] for any ordering of its pairs.
+    """I_N of each batch from its pair counts: log N + (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}].
 
-    With c(z') = Σ_z counts(z, z') the z' counts of the batch,
+    The value is the same for any ordering of the batch's pairs. With
+    c(z') = Σ_z counts(z, z') the z' counts of the batch,
     Σ_j e^{f(z, z'_j)} = e^{top(z)} Σ_{z''} c(z'') e^{f(z,z'') − top(z)}, so a batch costs
-    O(k·k') whatever N is. A batch whose value is beyond float64 (|f| ≈ 1e308) gives ±inf.
+    O(k·k') whatever N is. No validation.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (B, k, k')
+        Pair counts of B batches, each summing to ``n``.
+    f : ndarray, shape (k, k')
+        The critic.
+    n : int
+        Pairs per batch (N).
+
+    Returns
+    -------
+    ndarray, shape (B,)
+        The value of each batch in nats; ±inf for a batch whose value is beyond
+        float64 (|f| ≈ 1e308).
+
+    Examples
+    --------
+    Two pairs (0, 0) and (1, 1) under f = 2 I: each term is log(e² / (e² + 1)).
+
+    >>> import numpy as np
+    >>> from rpmref.exact.infonce import batch_values
+    >>> value = batch_values(np.array([[[1, 0], [0, 1]]]), 2 * np.eye(2), 2)
+    >>> bool(np.isclose(value[0], np.log(2) + np.log(np.exp(2) / (np.exp(2) + 1)), rtol=1e-15))
+    True
     """
     with np.errstate(over="ignore"):
         return 2 * _batch_half_values(counts, f, n)

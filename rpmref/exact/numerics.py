@@ -40,12 +40,51 @@ _PRODUCT_FLOOR = 2.0 ** -966
 
 
 def value(x):
-    """The concrete NumPy value of ``x``: autograd's traced values unwrapped, others as given."""
+    """The concrete NumPy value of ``x``: autograd's traced values unwrapped, others as given.
+
+    Parameters
+    ----------
+    x : object
+        Any value, possibly traced by autograd.
+
+    Returns
+    -------
+    object
+        ``x`` without autograd's box.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import value
+    >>> value(np.array([1.0, 2.0]))
+    array([1., 2.])
+    """
     return getval(x)
 
 
 def stop_gradient(x):
-    """``x`` detached from autograd's tape (its concrete value)."""
+    """``x`` detached from autograd's tape (its concrete value).
+
+    Parameters
+    ----------
+    x : object
+        Any value, possibly traced by autograd.
+
+    Returns
+    -------
+    object
+        The concrete value; autograd treats it as a constant.
+
+    Examples
+    --------
+    The gradient of Σ stop_gradient(x) · x is x (the detached factor is a constant):
+
+    >>> import numpy as np
+    >>> from autograd import grad
+    >>> from rpmref.exact.numerics import stop_gradient
+    >>> grad(lambda x: np.sum(stop_gradient(x) * x))(np.array([2.0, 3.0]))
+    array([2., 3.])
+    """
     return getval(x)
 
 
@@ -54,6 +93,23 @@ def array_module(*arrays):
 
     Hot paths call ``xp = array_module(a, b)`` and then ``xp.matmul`` etc.: the same code
     serves both, without autograd's per-call dispatch when nothing is traced.
+
+    Parameters
+    ----------
+    *arrays : array_like or autograd box
+        The arguments of the computation.
+
+    Returns
+    -------
+    module
+        ``numpy`` or ``autograd.numpy``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import array_module
+    >>> array_module(np.ones(2), 3.0).__name__
+    'numpy'
     """
     return anp if any(isbox(a) for a in arrays) else np
 
@@ -69,6 +125,23 @@ def safe_log(x):
 
     For x ≥ 0 (probabilities). The slope of log at 0 is infinite; callers only use
     this where the value −inf is the answer (or is multiplied by an exact 0).
+
+    Parameters
+    ----------
+    x : array_like
+        Non-negative values (not checked).
+
+    Returns
+    -------
+    ndarray
+        log x, −inf where x = 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import safe_log
+    >>> safe_log(np.array([1.0, 0.0]))
+    array([  0., -inf])
     """
     x = _as_array(x)
     xv = np.asarray(getval(x))
@@ -83,6 +156,25 @@ def xlogy(x, y):
 
     For y ≥ 0. Differentiable without NaN: ∂/∂x = log y (finite wherever y > 0, also at
     x = 0, the boundary of the simplex) and ∂/∂y = x / y; at y = 0 both are 0.
+
+    Parameters
+    ----------
+    x : array_like
+        Weights (broadcast against ``y``).
+    y : array_like
+        Non-negative values (not checked).
+
+    Returns
+    -------
+    ndarray
+        x · log y entrywise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import xlogy
+    >>> xlogy(np.array([0.0, 2.0, 1.0]), np.array([0.0, np.e, 0.0]))
+    array([  0.,   2., -inf])
     """
     x, y = _as_array(x), _as_array(y)
     y_positive = np.asarray(getval(y)) > 0
@@ -109,10 +201,30 @@ defvjp(_sum_x_log_positive_y,
 
 
 def sum_xlogy(x, y):
-    """Σ x · log y with the conventions of ``xlogy`` (a scalar).
+    """Σ x · log y with the conventions of :func:`xlogy` (a scalar).
 
     Where every y > 0 it is one log and one product, in place (no (k, k') temporaries
     beyond one); otherwise ``anp.sum(xlogy(x, y))``. Differentiable in x and y.
+
+    Parameters
+    ----------
+    x : array_like
+        Weights.
+    y : array_like
+        Non-negative values.
+
+    Returns
+    -------
+    float or autograd box
+        The sum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import sum_xlogy
+    >>> p = np.array([0.5, 0.5])
+    >>> abs(float(sum_xlogy(p, p)) + float(np.log(2))) < 1e-15   # a few ulps of log 2
+    True
     """
     yv = np.asarray(getval(y))
     if yv.size and yv.min() > 0 and np.shape(getval(x)) == yv.shape:
@@ -121,7 +233,25 @@ def sum_xlogy(x, y):
 
 
 def xlogx(x):
-    """x · log x with 0 · log 0 = 0 (its slope at 0, −inf, is returned as 0)."""
+    """x · log x with 0 · log 0 = 0 (its slope at 0, −inf, is returned as 0).
+
+    Parameters
+    ----------
+    x : array_like
+        Non-negative values.
+
+    Returns
+    -------
+    ndarray
+        x · log x entrywise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import xlogx
+    >>> xlogx(np.array([0.0, 1.0]))
+    array([0., 0.])
+    """
     return xlogy(x, x)
 
 
@@ -129,6 +259,25 @@ def x_log(x, log_y):
     """x · log_y where ``log_y`` is already a logarithm: 0 · (−inf) = 0, x · (−inf) = −inf for x > 0.
 
     ∂/∂x = log_y where it is finite (0 where it is −inf), ∂/∂log_y = x.
+
+    Parameters
+    ----------
+    x : array_like
+        Non-negative weights.
+    log_y : array_like
+        Logarithms (−inf allowed).
+
+    Returns
+    -------
+    ndarray
+        x · log_y entrywise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import x_log
+    >>> x_log(np.array([0.0, 1.0, 2.0]), np.array([-np.inf, 2.0, -np.inf]))
+    array([  0.,   2., -inf])
     """
     x, log_y = _as_array(x), _as_array(log_y)
     finite = np.asarray(getval(log_y)) > -np.inf
@@ -155,6 +304,29 @@ def logsumexp(a, axis=None, keepdims=False):
     slice gives −inf (the log of an empty sum) rather than NaN, and +inf gives
     +inf. Differentiable by autograd: the gradient is the softmax, and 0 (not
     NaN) on entries that are −inf and on slices that are all −inf.
+
+    Parameters
+    ----------
+    a : array_like
+        Values.
+    axis : int or tuple of int, optional
+        Axes to reduce (None: all).
+    keepdims : bool, default False
+        Keep the reduced axes with size 1.
+
+    Returns
+    -------
+    ndarray
+        The log-sum-exp (0-d for ``axis=None`` without ``keepdims``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import logsumexp
+    >>> abs(float(logsumexp(np.array([1000.0, 1000.0]))) - (1000 + float(np.log(2)))) < 1e-12   # ulp(1000) ≈ 1.1e-13
+    True
+    >>> logsumexp(np.array([[0.0, 0.0], [1.0, -np.inf], [-np.inf, -np.inf]]), axis=1)
+    array([0.69314718, 1.        ,       -inf])
     """
     a = np.asarray(a, dtype=float)
     amax = np.max(a, axis=axis, keepdims=True)
@@ -182,12 +354,51 @@ defvjp(logsumexp, _logsumexp_vjp)
 
 
 def log_softmax(a, axis=-1):
-    """``a − logsumexp(a)`` along ``axis``: never ``log(softmax(a))``."""
+    """``a − logsumexp(a)`` along ``axis``: never ``log(softmax(a))``.
+
+    Parameters
+    ----------
+    a : array_like
+        Logits.
+    axis : int, default -1
+        The softmax axis.
+
+    Returns
+    -------
+    ndarray
+        Log-probabilities, the shape of ``a``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import log_softmax
+    >>> np.exp(log_softmax(np.array([0.0, np.log(3.0)])))
+    array([0.25, 0.75])
+    """
     return a - logsumexp(a, axis=axis, keepdims=True)
 
 
 def softplus(v):
-    """log(1 + e^v), stable for every v (logaddexp(0, v))."""
+    """log(1 + e^v), stable for every v (``logaddexp(0, v)``).
+
+    Parameters
+    ----------
+    v : array_like
+        Any reals.
+
+    Returns
+    -------
+    ndarray
+        softplus(v) entrywise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import softplus
+    >>> out = softplus(np.array([-1000.0, 0.0, 1000.0]))
+    >>> bool(np.allclose(out, [0.0, np.log(2), 1000.0], rtol=1e-15, atol=0))   # no overflow, a few ulps
+    True
+    """
     return anp.logaddexp(0.0, v)
 
 
@@ -227,11 +438,34 @@ def _prod_exp_value(c, factors):
 def prod_exp(c, *factors):
     """Π factors · e^c (broadcast), exact over the whole float64 range.
 
-    c: log-scale (any shape, finite or −inf; +inf only beside a zero factor);
-    factors: non-negative arrays. The product is 0 wherever a factor is 0,
-    whatever c is. No intermediate overflows or underflows: where the plain
-    product would leave the normal range the entry is exp(c + Σ log f).
-    Differentiable: ∂/∂fᵢ = Π_{j≠i} f_j · e^c (finite at fᵢ = 0), ∂/∂c = the product.
+    The product is 0 wherever a factor is 0, whatever c is. No intermediate
+    overflows or underflows: where the plain product would leave the normal range
+    the entry is exp(c + Σ log f). Differentiable: ∂/∂fᵢ = Π_{j≠i} f_j · e^c (finite
+    at fᵢ = 0), ∂/∂c = the product.
+
+    Parameters
+    ----------
+    c : array_like
+        Log-scale (any shape, finite or −inf; +inf only beside a zero factor).
+    *factors : array_like
+        Non-negative arrays, broadcast against ``c``.
+
+    Returns
+    -------
+    ndarray
+        The product, of the broadcast shape.
+
+    Examples
+    --------
+    e^800 overflows float64 and 1e-300 · e^800 does not:
+
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import prod_exp
+    >>> value = prod_exp(np.array([800.0]), np.array([1e-300]))
+    >>> bool(np.isclose(value[0], np.exp(800 - 300 * np.log(10)), rtol=1e-12))
+    True
+    >>> prod_exp(np.array([np.inf]), np.array([0.0]))
+    array([0.])
     """
     return _prod_exp_value(np.asarray(c, dtype=float),
                            [np.asarray(f, dtype=float) for f in factors])
@@ -299,11 +533,37 @@ def _in_safe_range(values, floor):
 def log_matmul(a, b, a_log_offset=None, a_scaled=None, product=None):
     """log(A' @ B) for non-negative finite A (n, k), B (k, m), exact where A' @ B underflows.
 
-    A' = A ⊙ e^{a_log_offset} (offset of shape (n, k), −inf drops an entry; default 0).
-    ``a_scaled``: A' itself, ``product``: A' @ B, when the caller already has them. The
-    fast path is one matrix product; entries below the rounding floor (see
-    ``_PRODUCT_FLOOR``) are recomputed by an exact log-sum-exp over the contracted
-    axis, and structural zeros give −inf. Returns an (n, m) array.
+    A' = A ⊙ e^{a_log_offset}. The fast path is one matrix product; entries below
+    the rounding floor (see ``_PRODUCT_FLOOR``) are recomputed by an exact
+    log-sum-exp over the contracted axis, and structural zeros give −inf.
+
+    Parameters
+    ----------
+    a : array_like, shape (n, k)
+        Non-negative, finite.
+    b : array_like, shape (k, m)
+        Non-negative, finite.
+    a_log_offset : array_like, shape (n, k) or scalar, optional
+        Log-scale of A's entries (−inf drops an entry; default 0).
+    a_scaled : array_like, shape (n, k), optional
+        A' itself, when the caller already has it.
+    product : array_like, shape (n, m), optional
+        A' @ B, when the caller already has it.
+
+    Returns
+    -------
+    ndarray, shape (n, m)
+        log(A' @ B), −inf where every term is zero.
+
+    Examples
+    --------
+    A product of 1e-400 (below the float64 range) in log space:
+
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import log_matmul
+    >>> out = log_matmul(np.array([[1e-200, 1e-200]]), np.array([[1e-200], [1e-200]]))
+    >>> bool(np.isclose(out[0, 0], np.log(2) - 400 * np.log(10), rtol=1e-15))
+    True
     """
     offset = 0.0 if a_log_offset is None else a_log_offset
     floor = np.shape(getval(a))[1] * _PRODUCT_FLOOR
@@ -375,19 +635,48 @@ def _row_scaled(a, log_scale):
 
 
 def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
-    """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ) (+ row_offset[x] + col_offset[x']), exact over
-    the whole float64 range.
+    """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ) (+ row_offset[x] + col_offset[x']), exact.
 
-    a (n, k), m (k, k'), b (n', k'): non-negative and finite; alpha (k,), beta (k',):
-    log-scales, −inf drops a state; row_offset (n,), col_offset (n',): optional logs
-    added to the result (−inf allowed). Returns an (n, n') array, −inf where every
-    path is zero.
-
+    Exact over the whole float64 range; this is the likelihood sum of Eq. 10.
     Fast path: rows of A e^α and B e^β scaled to maximum 1 (exact scales kept aside),
     two matrix products. Entries below the rounding floor (``_PRODUCT_FLOOR`` × k·k')
-    are recomputed in two exact stages: log(A e^α M) for their rows by ``log_matmul``,
-    then a log-sum-exp over z'. In that fallback the gradient does not flow through
-    intermediate entries (A e^α M)(x, z') that are exactly 0.
+    are recomputed in two exact stages: log(A e^α M) for their rows by
+    :func:`log_matmul`, then a log-sum-exp over z'. In that fallback the gradient does
+    not flow through intermediate entries (A e^α M)(x, z') that are exactly 0.
+
+    Parameters
+    ----------
+    a : array_like, shape (n, k)
+        Non-negative and finite.
+    alpha : array_like, shape (k,)
+        Log-scales; −inf drops a state.
+    m : array_like, shape (k, k')
+        Non-negative and finite.
+    beta : array_like, shape (k',)
+        Log-scales; −inf drops a state.
+    b : array_like, shape (n', k')
+        Non-negative and finite.
+    row_offset : array_like, shape (n,), optional
+        Logs added to every row of the result (−inf allowed).
+    col_offset : array_like, shape (n',), optional
+        Logs added to every column of the result (−inf allowed).
+
+    Returns
+    -------
+    ndarray, shape (n, n')
+        The log of the product, −inf where every path is zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import log_scaled_product
+    >>> out = log_scaled_product(np.eye(2), np.zeros(2), np.full((2, 2), 0.25), np.zeros(2), np.eye(2))
+    >>> bool(np.allclose(out, np.log(0.25), rtol=1e-15))
+    True
+    >>> tiny = log_scaled_product(np.array([[1.0]]), np.array([-800.0]), np.array([[1.0]]),
+    ...                           np.array([-800.0]), np.array([[1.0]]))
+    >>> float(tiny[0, 0])
+    -1600.0
     """
     left, sigma = _row_scaled(a, alpha)
     right, tau = _row_scaled(b, beta)

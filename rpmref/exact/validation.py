@@ -77,7 +77,30 @@ def _number(v):
 
 
 def sum_tolerance(n_terms):
-    """The tolerance on "sums to 1" for a sum of ``n_terms`` entries: max(1e-9, m·eps)."""
+    """The tolerance on "sums to 1" for a sum of ``n_terms`` entries: max(1e-9, m·eps).
+
+    A table normalised in float64 is off by at most m·eps/2, so the derived term
+    admits every such table with a factor 2 to spare; the ``SUM_TOLERANCE`` floor
+    admits tables typed by hand to nine digits.
+
+    Parameters
+    ----------
+    n_terms : int
+        m, the number of entries summed.
+
+    Returns
+    -------
+    float
+        The tolerance on |Σ p − 1|.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import sum_tolerance
+    >>> sum_tolerance(10)
+    1e-09
+    >>> float(sum_tolerance(10 ** 8)) == 10 ** 8 * 2.0 ** -52
+    True
+    """
     return max(SUM_TOLERANCE, n_terms * _EPS)
 
 
@@ -192,7 +215,20 @@ def _check_dims(arr, name, dims, bound, rows_message=False):
 
 
 class Spec:
-    """One parameter's constraint: ``validate(value, name, bound_dims)`` returns the value to use."""
+    """One parameter's constraint: ``validate(value, name, bound_dims)`` returns the value to use.
+
+    ``bound_dims`` is the dict of symbolic sizes seen so far in the call (shared
+    between the parameters of one call). Subclasses raise TypeError for the wrong
+    kind of object and ValueError for the right kind with a wrong value.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Integer, Spec
+    >>> isinstance(Integer(minimum=1), Spec)
+    True
+    >>> Integer(minimum=1).validate(3, "n", {})
+    3
+    """
 
     def validate(self, value, name, bound):  # pragma: no cover - interface
         raise NotImplementedError
@@ -201,13 +237,43 @@ class Spec:
 class Array(Spec):
     """A real array (float64 after conversion).
 
-    ndim: required number of axes; dims: a tuple of symbolic sizes (str, shared
-    between the arguments of one call), fixed sizes (int) or None (any), which
-    also fixes ndim; finite: refuse NaN/±inf; nonnegative: refuse entries < 0;
-    allow_empty: accept zero-size arrays; max_elements: refuse larger arrays
-    before any work is done on them (an int, or a callable returning one, read at
-    call time); same_shape_as: the name of an earlier
-    parameter whose shape this one must have.
+    Parameters
+    ----------
+    ndim : int, optional
+        Required number of axes.
+    dims : tuple, optional
+        Symbolic sizes (str, shared between the arguments of one call), fixed sizes
+        (int) or None (any); also fixes ``ndim``.
+    finite : bool, default True
+        Refuse NaN/±inf.
+    nonnegative : bool, default False
+        Refuse entries < 0.
+    allow_empty : bool, default False
+        Accept zero-size arrays.
+    max_elements : int or callable, optional
+        Refuse larger arrays before any work is done on them (a callable returning
+        the limit is read at call time).
+    same_shape_as : str, optional
+        The name of an earlier parameter whose shape this one must have.
+
+    Raises
+    ------
+    TypeError
+        From ``validate``: bool, complex, object, string or datetime dtypes, masked
+        arrays, None.
+    ValueError
+        From ``validate``: wrong number of axes or sizes, empty, too many elements,
+        non-finite or negative entries (as configured).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Array
+    >>> Array(dims=("n", 2)).validate([[1, 2]], "a", {})
+    array([[1., 2.]])
+    >>> Array(dims=("n", 2)).validate([[1, 2, 3]], "a", {})
+    Traceback (most recent call last):
+    ...
+    ValueError: a must have shape (1, 2) (n), got (1, 3)
     """
     rows_message = False
 
@@ -270,7 +336,32 @@ class Array(Spec):
 
 
 class Pmf(Array):
-    """A probability table of any shape: finite, ≥ 0, all entries summing to 1."""
+    """A probability table of any shape: finite, ≥ 0, all entries summing to 1.
+
+    Parameters
+    ----------
+    ndim : int, optional
+        Required number of axes.
+    dims : tuple, optional
+        Symbolic or fixed sizes, as for :class:`Array`.
+    **kwargs
+        Further options of :class:`Array` (``allow_empty``, ``max_elements``,
+        ``same_shape_as``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :class:`Array`; ValueError if the sum is off by
+        more than :func:`sum_tolerance` (low-precision input is named in the message).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Pmf
+    >>> Pmf().validate([0.5, 0.6], "p", {})
+    Traceback (most recent call last):
+    ...
+    ValueError: p must sum to 1 (tolerance 1e-09); it sums to 1.1
+    """
 
     def __init__(self, ndim=None, dims=None, **kwargs):
         super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
@@ -296,6 +387,32 @@ class Conditional(Array):
     """A conditional table: finite, ≥ 0, each slice over the last ``event_axes`` axes a pmf.
 
     With the default event_axes=1 on a 2-D table (n, k) the rows are P(z | x).
+
+    Parameters
+    ----------
+    dims : tuple, optional
+        Symbolic or fixed sizes, as for :class:`Array`.
+    ndim : int, default 2
+        Required number of axes.
+    event_axes : int, default 1
+        How many trailing axes each pmf spans.
+    **kwargs
+        Further options of :class:`Array`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :class:`Array`; ValueError naming the first slice
+        whose sum is off by more than :func:`sum_tolerance`, or a row count that does
+        not match the data.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Conditional
+    >>> Conditional(dims=("n", "k")).validate([[0.5, 0.5], [1.0, 0.1]], "enc", {})
+    Traceback (most recent call last):
+    ...
+    ValueError: enc rows must sum to 1 (tolerance 1e-09); row 1 sums to 1.1
     """
     rows_message = True
 
@@ -333,8 +450,30 @@ class Conditional(Array):
 class SymmetricMatrix(Array):
     """A finite real square matrix, symmetric to a relative tolerance; optionally definite.
 
-    definite: None, "positive" (positive definite) or "semi" (positive semi-definite),
-    judged on the eigenvalues of (A + Aᵀ)/2 relative to the largest (module docstring).
+    Parameters
+    ----------
+    dims : tuple, optional
+        Symbolic or fixed sizes of the two axes.
+    rtol : float, default ``SYMMETRY_RTOL``
+        max|A − Aᵀ| ≤ rtol · max|A|.
+    definite : {None, "positive", "semi"}, optional
+        Require positive definiteness or semi-definiteness, judged on the
+        eigenvalues of (A + Aᵀ)/2 relative to the largest (module docstring).
+    **kwargs
+        Further options of :class:`Array`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :func:`check_symmetric` and
+        :func:`check_positive_definite`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import SymmetricMatrix
+    >>> SymmetricMatrix(definite="positive").validate([[2.0, 1.0], [1.0, 2.0]], "cov", {})
+    array([[2., 1.],
+           [1., 2.]])
     """
 
     def __init__(self, dims=None, rtol=SYMMETRY_RTOL, definite=None, **kwargs):
@@ -349,7 +488,28 @@ class SymmetricMatrix(Array):
 
 
 class Integer(Spec):
-    """An integer (Python or NumPy; bool and floats refused) in [minimum, maximum]."""
+    """An integer (Python or NumPy; bool and floats refused) in [minimum, maximum].
+
+    Parameters
+    ----------
+    minimum : int, optional
+        Smallest allowed value.
+    maximum : int, optional
+        Largest allowed value.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :func:`check_int`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Integer
+    >>> Integer(minimum=1).validate(0, "n", {})
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be >= 1, got 0
+    """
 
     def __init__(self, minimum=None, maximum=None):
         self.minimum, self.maximum = minimum, maximum
@@ -359,7 +519,32 @@ class Integer(Spec):
 
 
 class Real(Spec):
-    """A real scalar (bool refused) in an interval; finite unless ``finite=False``."""
+    """A real scalar (bool refused) in an interval; finite unless ``finite=False``.
+
+    Parameters
+    ----------
+    minimum : float, optional
+        Lower end of the interval.
+    maximum : float, optional
+        Upper end of the interval.
+    inclusive : tuple of bool, default (True, True)
+        Whether each end belongs to the interval.
+    finite : bool, default True
+        Refuse ±inf (NaN is always refused).
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :func:`check_real`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Real
+    >>> Real(0, 1).validate(2.0, "x", {})
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be in [0, 1], got 2.0
+    """
 
     def __init__(self, minimum=None, maximum=None, inclusive=(True, True), finite=True):
         self.minimum, self.maximum, self.inclusive, self.finite = minimum, maximum, inclusive, finite
@@ -369,7 +554,24 @@ class Real(Spec):
 
 
 class Options(Spec):
-    """One of a fixed set of values (compared with ==, strings only by default)."""
+    """One of a fixed set of values (strings compared exactly).
+
+    Parameters
+    ----------
+    *options : str
+        The allowed values.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :func:`check_choice`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Options
+    >>> Options("exact", "mc").validate("mc", "method", {})
+    'mc'
+    """
 
     def __init__(self, *options):
         self.options = options
@@ -379,7 +581,21 @@ class Options(Spec):
 
 
 class GeneratorSpec(Spec):
-    """A ``numpy.random.Generator``."""
+    """A ``numpy.random.Generator``.
+
+    Raises
+    ------
+    TypeError
+        From ``validate``, for anything else.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import GeneratorSpec
+    >>> GeneratorSpec().validate(0, "rng", {})
+    Traceback (most recent call last):
+    ...
+    TypeError: rng must be a numpy.random.Generator, got int
+    """
 
     def validate(self, value, name, bound):
         if not isinstance(value, np.random.Generator):
@@ -388,15 +604,40 @@ class GeneratorSpec(Spec):
 
 
 class Seed(Spec):
-    """A seed for ``numpy.random.default_rng``: a non-negative integer, a sequence of them,
-    or a ``numpy.random.SeedSequence``."""
+    """A seed for ``numpy.random.default_rng``.
+
+    A non-negative integer, a sequence of them, a ``numpy.random.SeedSequence`` or None.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From ``validate``, as for :func:`check_seed`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Seed
+    >>> Seed().validate([1, 2], "seed", {})
+    [1, 2]
+    """
 
     def validate(self, value, name, bound):
         return check_seed(value, name)
 
 
 class Optional(Spec):
-    """``None`` or a value satisfying ``spec``."""
+    """``None`` or a value satisfying ``spec``.
+
+    Parameters
+    ----------
+    spec : Spec
+        The constraint on values other than None.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Integer, Optional
+    >>> Optional(Integer(1)).validate(None, "n", {}) is None
+    True
+    """
 
     def __init__(self, spec):
         self.spec = spec
@@ -412,6 +653,34 @@ def validate_params(**specs):
     ints) or, for traced autograd values, the traced values themselves. Symbolic
     dims are shared between the parameters of one call. ``func.param_specs``
     holds the declarations.
+
+    Parameters
+    ----------
+    **specs : Spec
+        One constraint per parameter name.
+
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Raises
+    ------
+    TypeError
+        At decoration, if a spec names a parameter the function does not have.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import Integer, Pmf, validate_params
+    >>> @validate_params(p=Pmf(dims=("k",)), n=Integer(minimum=1))
+    ... def repeat(p, n):
+    ...     return n * p
+    >>> repeat([0.5, 0.5], 2)
+    array([1., 1.])
+    >>> repeat([0.5, 0.5], 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be >= 1, got 0
     """
     def decorate(func):
         signature = inspect.signature(func)
@@ -454,7 +723,45 @@ def validate_params(**specs):
 
 # --------------------------------------------------------------------------- direct checks
 def as_real_array(value, name, *, ndim=None, dims=None, finite=True, allow_empty=False):
-    """``value`` as a float64 array (traced values passed through), checked as ``Array``."""
+    """``value`` as a float64 array (traced values passed through), checked as :class:`Array`.
+
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    ndim : int, optional
+        Required number of axes.
+    dims : tuple, optional
+        Required sizes (symbolic names are bound within this call only).
+    finite : bool, default True
+        Refuse NaN/±inf.
+    allow_empty : bool, default False
+        Accept zero-size arrays.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 array.
+
+    Raises
+    ------
+    TypeError
+        For bool, complex, object or string dtypes, masked arrays, None.
+    ValueError
+        For the wrong shape, an empty array or non-finite entries.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import as_real_array
+    >>> as_real_array([1, 2], "x")
+    array([1., 2.])
+    >>> as_real_array([True], "x")
+    Traceback (most recent call last):
+    ...
+    TypeError: x must be an array of real numbers, got dtype bool (a mask is not a table; pass x.astype(float) if you mean 0/1)
+    """
     return Array(ndim=ndim, dims=dims, finite=finite, allow_empty=allow_empty).validate(
         value, name, {})
 
@@ -462,40 +769,203 @@ def as_real_array(value, name, *, ndim=None, dims=None, finite=True, allow_empty
 def as_float_array(value, name, ndim=None):
     """``value`` as a float64 array; TypeError if it is not real-numeric (bool is refused).
 
-    ndim: required number of dimensions (int) or None for any. Finiteness is not
-    checked here (``check_finite``).
+    Finiteness is not checked here (:func:`check_finite`).
+
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    ndim : int, optional
+        Required number of dimensions, or None for any.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 array.
+
+    Raises
+    ------
+    TypeError
+        For non-real input.
+    ValueError
+        For the wrong number of dimensions or an empty array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import as_float_array
+    >>> as_float_array([np.inf, 1], "x")
+    array([inf,  1.])
     """
     return Array(ndim=ndim, finite=False).validate(value, name, {})
 
 
 def check_finite(arr, name):
-    """Raise ValueError at the first NaN or ±inf entry of ``arr``; return ``arr``."""
+    """Raise ValueError at the first NaN or ±inf entry of ``arr``; return ``arr``.
+
+    Parameters
+    ----------
+    arr : array_like
+        The values.
+    name : str
+        Its name, for the message.
+
+    Returns
+    -------
+    array_like
+        ``arr`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the first non-finite entry.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_finite
+    >>> check_finite(np.array([1.0, np.nan]), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be finite; entry 1 is nan
+    """
     _require_finite(np.asarray(getval(arr)), name)
     return arr
 
 
 def check_nonnegative(arr, name):
-    """Raise ValueError unless every entry of ``arr`` is finite and ≥ 0; return ``arr``."""
+    """Raise ValueError unless every entry of ``arr`` is finite and ≥ 0; return ``arr``.
+
+    Parameters
+    ----------
+    arr : array_like
+        The values.
+    name : str
+        Its name, for the message.
+
+    Returns
+    -------
+    array_like
+        ``arr`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the first non-finite or negative entry.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_nonnegative
+    >>> check_nonnegative(np.array([1.0, -1.0]), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be non-negative; entry 1 is -1.0
+    """
     _require_nonnegative_finite(np.asarray(getval(arr)), name)
     return arr
 
 
 def check_pmf(value, name, ndim=None):
-    """A probability table: finite, non-negative, summing to 1 (tolerance ``sum_tolerance``)."""
+    """A probability table: finite, non-negative, summing to 1 (tolerance :func:`sum_tolerance`).
+
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    ndim : int, optional
+        Required number of axes.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 table (never renormalised).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :class:`Pmf`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_pmf
+    >>> check_pmf([0.25] * 4, "p")
+    array([0.25, 0.25, 0.25, 0.25])
+    """
     return Pmf(ndim=ndim).validate(value, name, {})
 
 
 def check_conditional(value, name, n_rows=None):
     """A conditional table P(z | x) of shape (n, k): every row a pmf.
 
-    n_rows: the number of rows required (the number of data states), or None.
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    n_rows : int, optional
+        The number of rows required (the number of data states), or None.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 table.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :class:`Conditional`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_conditional
+    >>> check_conditional([[1.0, 0.0]], "enc", n_rows=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: enc has 1 rows but the data have 2 states; shape (1, 2) (n = 2 from the data)
     """
     bound = {} if n_rows is None else {"n": (int(n_rows), "the data")}
     return Conditional(dims=("n", "k")).validate(value, name, bound)
 
 
 def check_shape(arr, name, shape, what):
-    """Raise ValueError unless ``arr.shape == shape``; ``what`` explains the shape."""
+    """Raise ValueError unless ``arr.shape == shape``; ``what`` explains the shape.
+
+    Parameters
+    ----------
+    arr : array_like
+        The array.
+    name : str
+        Its name, for the message.
+    shape : tuple of int
+        The required shape.
+    what : str
+        What the shape means, for the message.
+
+    Returns
+    -------
+    array_like
+        ``arr`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_shape
+    >>> check_shape(np.zeros((2, 3)), "f", (2, 2), "the latent states")
+    Traceback (most recent call last):
+    ...
+    ValueError: f must have shape (2, 2) (the latent states), got (2, 3)
+    """
     actual = np.shape(getval(arr))
     if actual != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)} ({what}), got {actual}")
@@ -503,7 +973,42 @@ def check_shape(arr, name, shape, what):
 
 
 def check_int(value, name, minimum=None, maximum=None):
-    """An integer in [minimum, maximum] as a Python int. bool and floats (also 3.0) are TypeErrors."""
+    """An integer in [minimum, maximum] as a Python int. bool and floats (also 3.0) are TypeErrors.
+
+    Parameters
+    ----------
+    value : int or numpy integer
+        The argument (anything ``operator.index`` accepts).
+    name : str
+        Its name, for messages.
+    minimum : int, optional
+        Smallest allowed value.
+    maximum : int, optional
+        Largest allowed value.
+
+    Returns
+    -------
+    int
+        The value as a Python int.
+
+    Raises
+    ------
+    TypeError
+        For bools, floats and other non-integers.
+    ValueError
+        Outside [minimum, maximum].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_int
+    >>> check_int(np.int64(3), "n", 1, 5)
+    3
+    >>> check_int(3.0, "n")
+    Traceback (most recent call last):
+    ...
+    TypeError: n must be an integer, got 3.0 (float)
+    """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got a bool ({value!r})")
     try:
@@ -518,7 +1023,35 @@ def check_int(value, name, minimum=None, maximum=None):
 
 
 def check_positive_int(value, name, minimum=1):
-    """An integer ≥ ``minimum`` (bools and floats are refused)."""
+    """An integer ≥ ``minimum`` (bools and floats are refused).
+
+    Parameters
+    ----------
+    value : int or numpy integer
+        The argument.
+    name : str
+        Its name, for messages.
+    minimum : int, default 1
+        Smallest allowed value.
+
+    Returns
+    -------
+    int
+        The value as a Python int.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_int`.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_positive_int
+    >>> check_positive_int(0, "batch")
+    Traceback (most recent call last):
+    ...
+    ValueError: batch must be >= 1, got 0
+    """
     return check_int(value, name, minimum=minimum)
 
 
@@ -529,7 +1062,43 @@ def _describe(value):
 
 
 def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), finite=True):
-    """A real scalar as a Python float, in the interval given (bool and complex refused)."""
+    """A real scalar as a Python float, in the interval given (bool and complex refused).
+
+    Parameters
+    ----------
+    value : float, int, numpy scalar or 0-d array
+        The argument.
+    name : str
+        Its name, for messages.
+    minimum : float, optional
+        Lower end of the interval.
+    maximum : float, optional
+        Upper end of the interval.
+    inclusive : tuple of bool, default (True, True)
+        Whether each end belongs to the interval.
+    finite : bool, default True
+        Refuse ±inf (NaN is always refused).
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    TypeError
+        For bools, complex numbers and non-numbers.
+    ValueError
+        For NaN, ±inf (when ``finite``) or a value outside the interval.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_real
+    >>> check_real(0.0, "lr", 0, None, inclusive=(False, True))
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be in (0, inf], got 0.0
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
             value = value.item()
@@ -549,7 +1118,39 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
 
 
 def check_choice(value, name, options):
-    """``value`` if it is one of ``options`` (strings compared exactly), else ValueError/TypeError."""
+    """``value`` if it is one of ``options`` (strings compared exactly), else ValueError/TypeError.
+
+    Parameters
+    ----------
+    value : str
+        The argument.
+    name : str
+        Its name, for messages.
+    options : sequence of str
+        The allowed values.
+
+    Returns
+    -------
+    str
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a string.
+    ValueError
+        If it is a string not among ``options``.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_choice
+    >>> check_choice("rbf", "critic", ("rbf", "cosine"))
+    'rbf'
+    >>> check_choice("RBF", "critic", ("rbf", "cosine"))
+    Traceback (most recent call last):
+    ...
+    ValueError: critic must be one of 'rbf', 'cosine', got 'RBF'
+    """
     if isinstance(value, str) and value in options:
         return value
     listed = ", ".join(repr(o) for o in options)
@@ -559,7 +1160,35 @@ def check_choice(value, name, options):
 
 
 def check_seed(value, name):
-    """A seed accepted by ``numpy.random.default_rng`` (None, int ≥ 0, sequence, SeedSequence)."""
+    """A seed accepted by ``numpy.random.default_rng`` (None, int ≥ 0, sequence, SeedSequence).
+
+    Parameters
+    ----------
+    value : None, int, sequence of int or numpy.random.SeedSequence
+        The argument.
+    name : str
+        Its name, for messages.
+
+    Returns
+    -------
+    object
+        ``value`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        For bools, floats, strings and other non-seeds.
+    ValueError
+        For negative integers or sequences NumPy refuses.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_seed
+    >>> check_seed(1.5, "seed")
+    Traceback (most recent call last):
+    ...
+    TypeError: seed must be a non-negative integer, a sequence of them or a numpy.random.SeedSequence, got 1.5 (float)
+    """
     if value is None or isinstance(value, np.random.SeedSequence):
         return value
     if isinstance(value, (bool, np.bool_, float, str, bytes)):
@@ -575,7 +1204,42 @@ def check_seed(value, name):
 
 
 def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
-    """The Generator to use: ``rng`` if given, else ``default_rng(seed)``; not both."""
+    """The Generator to use: ``rng`` if given, else ``default_rng(seed)``; not both.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or None
+        A generator.
+    seed : None, int, sequence of int or numpy.random.SeedSequence
+        A seed, used when ``rng`` is None.
+    rng_name : str, default "rng"
+        The name of ``rng``, for messages.
+    seed_name : str, default "seed"
+        The name of ``seed``, for messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+        The generator.
+
+    Raises
+    ------
+    ValueError
+        If both are given, or the seed is invalid.
+    TypeError
+        If ``rng`` is not a Generator, or the seed is of the wrong type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import make_generator
+    >>> int(make_generator(None, 0).integers(10)) == int(np.random.default_rng(0).integers(10))
+    True
+    >>> make_generator(np.random.default_rng(0), 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: pass rng or seed, not both
+    """
     if rng is not None:
         if seed is not None:
             raise ValueError(f"pass {rng_name} or {seed_name}, not both")
@@ -585,7 +1249,42 @@ def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
 
 def check_index_array(value, name, size, length=None):
     """A 1-D array of integers in 0..size−1 (``length`` entries if given), as int64.
-    Floats and bools are refused (TypeError), as for a single index."""
+
+    Floats and bools are refused (TypeError), as for a single index.
+
+    Parameters
+    ----------
+    value : array_like of int
+        The indices.
+    name : str
+        Its name, for messages.
+    size : int
+        Indices must be below it.
+    length : int, optional
+        Required number of entries.
+
+    Returns
+    -------
+    ndarray of int64, shape (length,)
+        The indices.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer dtype (floats, bools).
+    ValueError
+        If it is not 1-D, has another length, or an entry is outside 0..size−1.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_index_array
+    >>> check_index_array([2, 0, 1], "labels", 3)
+    array([2, 0, 1])
+    >>> check_index_array([0, 3], "labels", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels entries must be in 0..2; labels[1] = 3
+    """
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
@@ -600,7 +1299,36 @@ def check_index_array(value, name, size, length=None):
 
 
 def check_permutation(value, name, size):
-    """A permutation of 0..size−1 (1-D integer array, each index once), as int64."""
+    """A permutation of 0..size−1 (1-D integer array, each index once), as int64.
+
+    Parameters
+    ----------
+    value : array_like of int
+        The permutation.
+    name : str
+        Its name, for messages.
+    size : int
+        Its length.
+
+    Returns
+    -------
+    ndarray of int64, shape (size,)
+        The permutation.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_index_array` (with ``length=size``); ValueError naming
+        an index that appears twice.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_permutation
+    >>> check_permutation([1, 1, 0], "perm", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: perm must be a permutation of 0..2; 1 appears 2 times
+    """
     arr = check_index_array(value, name, size, length=size)
     counts = np.bincount(arr, minlength=size)
     if counts.max() > 1:
@@ -611,7 +1339,37 @@ def check_permutation(value, name, size):
 
 
 def check_symmetric(value, name, rtol=SYMMETRY_RTOL):
-    """A finite real square matrix with max|A − Aᵀ| ≤ rtol · max|A|; returns it (float64)."""
+    """A finite real square matrix with max|A − Aᵀ| ≤ rtol · max|A|; returns it (float64).
+
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    rtol : float, default ``SYMMETRY_RTOL``
+        The relative tolerance.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 matrix.
+
+    Raises
+    ------
+    TypeError
+        For non-real input.
+    ValueError
+        If it is not 2-D, not finite, not square or not symmetric (naming the worst pair).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_symmetric
+    >>> check_symmetric([[1.0, 2.0], [2.1, 1.0]], "cov")
+    Traceback (most recent call last):
+    ...
+    ValueError: cov must be symmetric (relative tolerance 1e-10); cov[0, 1] = 2.0 but cov[1, 0] = 2.1
+    """
     use = Array(ndim=2).validate(value, name, {})
     arr = np.asarray(getval(use))
     if arr.shape[0] != arr.shape[1]:
@@ -628,8 +1386,42 @@ def check_symmetric(value, name, rtol=SYMMETRY_RTOL):
 
 
 def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
-    """A symmetric matrix whose eigenvalues are positive (semi=False) or ≥ 0 (semi=True)
-    relative to its largest |eigenvalue|, at the rounding level d·eps (module docstring)."""
+    """A symmetric matrix whose eigenvalues are positive (semi=False) or ≥ 0 (semi=True).
+
+    Judged relative to its largest |eigenvalue|, at the rounding level d·eps
+    (module docstring).
+
+    Parameters
+    ----------
+    value : array_like or autograd box
+        The argument.
+    name : str
+        Its name, for messages.
+    semi : bool, default False
+        Accept positive semi-definite matrices.
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 matrix.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_symmetric`; ValueError if the smallest eigenvalue is
+        below the level.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_positive_definite
+    >>> check_positive_definite([[1.0, 1.0], [1.0, 1.0]], "cov", semi=True)
+    array([[1., 1.],
+           [1., 1.]])
+    >>> check_positive_definite([[1.0, 1.0], [1.0, 1.0]], "cov")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: cov must be positive definite; its smallest eigenvalue is ...
+    """
     use = value if _symmetry_checked else check_symmetric(value, name)
     arr = np.asarray(getval(use))
     eig = np.linalg.eigvalsh(0.5 * arr + 0.5 * arr.T)
@@ -647,7 +1439,36 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
 def check_rpm_inputs(p_xx, enc, enc_prime, prior=None):
     """Validate the data pmf, both encoders and (optionally) the prior together.
 
-    Returns (p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k') or None).
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n')
+        The data pmf.
+    enc : array_like, shape (n, k)
+        P(z | x).
+    enc_prime : array_like, shape (n', k')
+        P(z' | x').
+    prior : array_like, shape (k, k'), optional
+        The prior P_θ(z, z').
+
+    Returns
+    -------
+    tuple
+        (p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k') or None), as float64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :class:`Pmf` and :class:`Conditional`, with the sizes n, n', k, k'
+        shared between the arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_rpm_inputs
+    >>> check_rpm_inputs(np.eye(2) / 2, np.eye(2), np.eye(3))
+    Traceback (most recent call last):
+    ...
+    ValueError: enc_prime has 3 rows but the data have 2 states; shape (3, 3) (n' = 2 from p_xx)
     """
     bound = {}
     p_xx = Pmf(dims=("n", "n'")).validate(p_xx, "p_xx", bound)
@@ -659,7 +1480,38 @@ def check_rpm_inputs(p_xx, enc, enc_prime, prior=None):
 
 
 def check_critic(f, name, shape):
-    """A critic table f(z, z'): finite real values of the given shape."""
+    """A critic table f(z, z'): finite real values of the given shape.
+
+    Parameters
+    ----------
+    f : array_like, shape (k, k')
+        The critic.
+    name : str
+        Its name, for messages.
+    shape : tuple of int
+        The required shape (k, k').
+
+    Returns
+    -------
+    ndarray or autograd box
+        The float64 table.
+
+    Raises
+    ------
+    TypeError
+        For non-real input.
+    ValueError
+        If it is not 2-D, not finite or of another shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import check_critic
+    >>> check_critic(np.zeros((2, 3)), "f", (2, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: f must have shape (2, 2) ((k, k') = the latent states of p_zz), got (2, 3)
+    """
     f = Array(ndim=2).validate(f, name, {})
     return check_shape(f, name, shape, "(k, k') = the latent states of p_zz")
 

@@ -24,7 +24,20 @@ FRAMEWORKS = ("numpy", "torch", "jax")
 
 
 class NotScalarError(ValueError):
-    """The function returned an array with more than one element."""
+    """The function returned an array with more than one element (a ValueError).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape returned (kept as ``.shape``).
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import NotScalarError
+    >>> error = NotScalarError((3,))
+    >>> str(error), error.shape
+    ('returned an array of shape (3,), not a scalar', (3,))
+    """
 
     def __init__(self, shape):
         super().__init__(f"returned an array of shape {tuple(shape)}, not a scalar")
@@ -32,9 +45,29 @@ class NotScalarError(ValueError):
 
 
 class Outcome(NamedTuple):
-    """value: float; dtype: the numpy dtype the value was computed in; gradients: one
-    array per input or None; gradient_status: "ok", "unavailable" (nothing to check)
-    or "broken" (the framework should differentiate it and cannot); reason: why not "ok"."""
+    """The result of :func:`evaluate`.
+
+    Parameters
+    ----------
+    value : float
+        The function's value.
+    dtype : numpy.dtype
+        The dtype the value was computed in.
+    gradients : tuple of ndarray or None
+        One array per input, or None.
+    gradient_status : {"ok", "unavailable", "broken"}
+        "unavailable": nothing to check; "broken": the framework should
+        differentiate it and cannot.
+    reason : str or None
+        Why the status is not "ok".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import Outcome
+    >>> Outcome(1.0, np.dtype("float64"), None, "unavailable", "not requested").gradient_status
+    'unavailable'
+    """
     value: float
     dtype: np.dtype
     gradients: tuple | None
@@ -43,12 +76,51 @@ class Outcome(NamedTuple):
 
 
 def installed(framework):
-    """Whether ``framework`` can be imported (without importing it)."""
+    """Whether ``framework`` can be imported (without importing it).
+
+    Parameters
+    ----------
+    framework : {"numpy", "torch", "jax"}
+        The framework.
+
+    Returns
+    -------
+    bool
+        True for numpy, and for torch / jax when they are installed.
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import installed
+    >>> installed("numpy")
+    True
+    """
     return framework == "numpy" or importlib.util.find_spec(framework) is not None
 
 
 def require(framework):
-    """Import and return the framework's module, or raise ImportError saying how to get it."""
+    """Import and return the framework's module, or raise ImportError saying how to get it.
+
+    Parameters
+    ----------
+    framework : {"numpy", "torch", "jax"}
+        The framework.
+
+    Returns
+    -------
+    module
+        ``numpy``, ``torch`` or ``jax``.
+
+    Raises
+    ------
+    ImportError
+        If it is not installed (with the pip command).
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import require
+    >>> require("numpy").__name__
+    'numpy'
+    """
     if framework == "numpy":
         return np
     try:
@@ -81,7 +153,30 @@ def framework_of_annotations(fn):
 
 
 def scalar(value):
-    """(float, dtype) of a scalar result of any framework; NotScalarError otherwise."""
+    """(float, dtype) of a scalar result of any framework; NotScalarError otherwise.
+
+    Parameters
+    ----------
+    value : object
+        A number, a 1-element array, a torch tensor or an autograd box.
+
+    Returns
+    -------
+    tuple
+        (the value as a float, the floating dtype it was computed in; float64 for integers).
+
+    Raises
+    ------
+    NotScalarError
+        If it has more than one element.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import scalar
+    >>> scalar(np.float32(2.5))
+    (2.5, dtype('float32'))
+    """
     if hasattr(value, "detach"):                       # torch
         value = value.detach().cpu().numpy()
     value = getattr(value, "_value", value)            # an autograd box
@@ -208,8 +303,41 @@ _ADAPTERS = {"numpy": _numpy, "torch": _torch, "jax": _jax}
 def evaluate(fn, framework, inputs, extra=(), gradients=True):
     """Call ``fn(*inputs, *extra)`` in ``framework``; returns an ``Outcome``.
 
-    inputs: float64 NumPy arrays (converted); extra: further arguments passed as they
-    are (the temperature). Exceptions raised by ``fn`` propagate.
+    Exceptions raised by ``fn`` propagate.
+
+    Parameters
+    ----------
+    fn : callable
+        The user's function.
+    framework : {"numpy", "torch", "jax"}
+        The framework to call it in.
+    inputs : sequence of ndarray
+        float64 NumPy arrays (converted to the framework's arrays).
+    extra : tuple, default ()
+        Further arguments passed as they are (the temperature).
+    gradients : bool, default True
+        Also compute the gradient with respect to every input.
+
+    Returns
+    -------
+    Outcome
+        The value, its dtype and the gradients.
+
+    Raises
+    ------
+    NotScalarError
+        If ``fn`` does not return a scalar.
+    ImportError
+        If the framework is not installed.
+
+    Examples
+    --------
+    >>> import autograd.numpy as anp
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import evaluate
+    >>> outcome = evaluate(lambda s: anp.sum(s ** 2), "numpy", [np.ones((2, 2))])
+    >>> outcome.value, outcome.gradient_status, outcome.gradients[0].tolist()
+    (4.0, 'ok', [[2.0, 2.0], [2.0, 2.0]])
     """
     return _ADAPTERS[framework](fn, inputs, extra, gradients)
 
@@ -220,7 +348,32 @@ def detect(fn, inputs, extra=()):
     In order: parameter annotations naming torch or jax; a call with NumPy arrays
     that returns a torch tensor or jax array (that framework) or a number (numpy);
     if that call raises, torch, then jax (those installed), the first that works.
-    TypeError if none does.
+
+    Parameters
+    ----------
+    fn : callable
+        The user's function.
+    inputs : sequence of ndarray
+        Example inputs.
+    extra : tuple, default ()
+        Further arguments.
+
+    Returns
+    -------
+    tuple of str
+        (framework, the reason).
+
+    Raises
+    ------
+    TypeError
+        If no framework can call it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import detect
+    >>> detect(lambda s: float(s.sum()), [np.ones((2, 2))])
+    ('numpy', 'it accepts NumPy arrays')
     """
     hinted = framework_of_annotations(fn)
     if hinted is not None:

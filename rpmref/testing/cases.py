@@ -29,12 +29,34 @@ LARGE = 1e3
 
 @dataclass(frozen=True)
 class Case:
-    """One input and everything the diagnoses need.
+    """One input of :func:`check_infonce` and everything the diagnoses need.
 
-    label: "ordinary", "large" or "masked"; inputs: the arrays handed to the loss
-    (scores (B, B), or z and z' (B, D)); scores: S = f(z_i, z'_j) before the
-    temperature; logits: L = S / τ (S when τ is None); pair_logits: for embeddings,
-    f(u_a, u_b) / τ over u = [z; z'] (2B, 2B), self-pairs −inf (NT-Xent's).
+    Properties: ``batch_size`` (B), ``dim`` (D of embeddings, 0 for scores) and
+    ``extreme`` (not "ordinary").
+
+    Parameters
+    ----------
+    index : int
+        The case number c.
+    label : {"ordinary", "large", "masked"}
+        The kind of case.
+    inputs : tuple of ndarray
+        The arrays handed to the loss: scores (B, B), or z and z' (B, D).
+    scores : ndarray, shape (B, B)
+        S = f(z_i, z'_j) before the temperature.
+    logits : ndarray, shape (B, B)
+        L = S / τ (S when τ is None).
+    temperature : float or None
+        τ.
+    pair_logits : ndarray, shape (2B, 2B), optional
+        For embeddings, f(u_a, u_b) / τ over u = [z; z'], self-pairs −inf (NT-Xent's).
+
+    Examples
+    --------
+    >>> from rpmref.testing.cases import score_case
+    >>> case = score_case(0, seed=0, temperature=None)
+    >>> case.label, case.batch_size, case.extreme
+    ('ordinary', 3, False)
     """
     index: int
     label: str
@@ -74,7 +96,31 @@ def _ordinary_logits(rng, b, scale):
 
 
 def score_case(index, seed, temperature):
-    """Case ``index`` for a loss of a (B, B) score matrix."""
+    """Case ``index`` for a loss of a (B, B) score matrix.
+
+    Drawn from ``default_rng([seed, index])``; B cycles through ``BATCH_SIZES``;
+    every fifth case is extreme ("large" logits ~1e3 or "masked" −inf negatives).
+
+    Parameters
+    ----------
+    index : int
+        The case number c ≥ 0.
+    seed : int
+        The seed of the case set.
+    temperature : float or None
+        τ; the scores are the logits times τ.
+
+    Returns
+    -------
+    Case
+        The case.
+
+    Examples
+    --------
+    >>> from rpmref.testing.cases import score_case
+    >>> score_case(4, seed=0, temperature=None).label
+    'large'
+    """
     rng = np.random.default_rng([seed, index])
     b = BATCH_SIZES[index % len(BATCH_SIZES)]
     label = _label(index, allow_masked=True)
@@ -93,7 +139,34 @@ def score_case(index, seed, temperature):
 
 
 def embedding_case(index, seed, temperature, critic):
-    """Case ``index`` for a loss of two (B, D) embedding batches under ``critic``."""
+    """Case ``index`` for a loss of two (B, D) embedding batches under ``critic``.
+
+    Cosine embeddings have norms in [8, 40]; dot embeddings are scaled so that the
+    largest |logit| is the case's target magnitude (~1e3 for extreme cases).
+
+    Parameters
+    ----------
+    index : int
+        The case number c ≥ 0.
+    seed : int
+        The seed of the case set.
+    temperature : float or None
+        τ.
+    critic : {"dot", "cosine"} or callable
+        The critic (extreme cases only for "dot").
+
+    Returns
+    -------
+    Case
+        The case, with ``pair_logits`` for NT-Xent.
+
+    Examples
+    --------
+    >>> from rpmref.testing.cases import embedding_case
+    >>> case = embedding_case(0, seed=0, temperature=0.5, critic="cosine")
+    >>> case.inputs[0].shape, case.pair_logits.shape
+    ((3, 2), (6, 6))
+    """
     rng = np.random.default_rng([seed, index])
     b = BATCH_SIZES[index % len(BATCH_SIZES)]
     d = 2 + index % 7
@@ -118,7 +191,32 @@ def embedding_case(index, seed, temperature, critic):
 
 
 def make_cases(kind, trials, seed, temperature=None, critic=None):
-    """``trials`` cases for ``kind`` "scores" or "embeddings"."""
+    """``trials`` cases for ``kind`` "scores" or "embeddings".
+
+    Parameters
+    ----------
+    kind : {"scores", "embeddings"}
+        What the loss takes.
+    trials : int
+        Number of cases.
+    seed : int
+        The seed of the case set.
+    temperature : float, optional
+        τ.
+    critic : {"dot", "cosine"} or callable, optional
+        The critic of embedding cases.
+
+    Returns
+    -------
+    list of Case
+        Cases 0 .. trials − 1.
+
+    Examples
+    --------
+    >>> from rpmref.testing.cases import make_cases
+    >>> [case.label for case in make_cases("scores", 10, seed=0)]
+    ['ordinary', 'ordinary', 'ordinary', 'ordinary', 'large', 'ordinary', 'ordinary', 'ordinary', 'ordinary', 'masked']
+    """
     if kind == "scores":
         return [score_case(i, seed, temperature) for i in range(trials)]
     return [embedding_case(i, seed, temperature, critic) for i in range(trials)]

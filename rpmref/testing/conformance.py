@@ -33,8 +33,36 @@ TOLERANCE_FACTOR = 8.0
 
 @dataclass(frozen=True)
 class CaseResult:
-    """One case: the exact loss, yours, |difference|, the tolerance, and (when the
-    values conform and a gradient was checked) the gradient's relative error."""
+    """One case of :func:`check_infonce`.
+
+    Parameters
+    ----------
+    index : int
+        The case's position.
+    label : str
+        What the case tests.
+    batch_size : int
+        B of the case.
+    reference : float
+        The exact loss, in nats.
+    value : float
+        Yours, in nats.
+    error : float
+        |value − reference|.
+    tolerance : float
+        The derived tolerance the error is held to.
+    diagnosed : float, optional
+        The value a diagnosed mistake predicts.
+    gradient_error : float, optional
+        The gradient's relative error (when the values conform and a gradient was checked).
+
+    Examples
+    --------
+    >>> from rpmref.testing import check_infonce, infonce_loss
+    >>> case = check_infonce(infonce_loss).results[0]
+    >>> case.label, case.error <= case.tolerance
+    ('ordinary', True)
+    """
     index: int
     label: str
     batch_size: int
@@ -48,12 +76,46 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class ConformanceReport:
-    """The outcome of ``check_infonce``.
+    """The outcome of :func:`check_infonce`; ``str(report)`` is a readable table.
 
-    passed: whether the loss is the exact in-batch InfoNCE loss (values and, when
-    checked, gradients); diagnosis: None when passed, else a code of ``DIAGNOSES``;
-    max_error: the largest |yours − exact| over the cases, in nats (nan if a value was
-    nan); cases: how many cases were run. ``str(report)`` is a readable table.
+    Parameters
+    ----------
+    passed : bool
+        Whether the loss is the exact in-batch InfoNCE loss (values and, when
+        checked, gradients).
+    diagnosis : str or None
+        None when passed, else a code of ``DIAGNOSES``.
+    max_error : float
+        The largest |yours − exact| over the cases, in nats (nan if a value was nan).
+    cases : int
+        How many cases were run.
+    kind : {"scores", "embeddings"}, default "scores"
+        What the checked function takes.
+    framework : {"numpy", "torch", "jax"}, default "numpy"
+        The framework the function was called with.
+    framework_reason : str, default ""
+        Why that framework was chosen.
+    temperature : float, optional
+        The temperature τ of an embedding loss.
+    critic : str, optional
+        The critic of an embedding loss.
+    gradient : str, default "not checked"
+        The outcome of the gradient check.
+    max_gradient_error : float, optional
+        The largest relative gradient error.
+    eps : float, default float64 eps
+        Machine epsilon of the dtype the values were compared in.
+    notes : tuple of str, default ()
+        Remarks printed under the table.
+    results : tuple of CaseResult, default ()
+        One result per case.
+
+    Examples
+    --------
+    >>> from rpmref.testing import check_infonce, infonce_loss
+    >>> report = check_infonce(infonce_loss)
+    >>> report.passed, report.diagnosis, report.max_error
+    (True, None, 0.0)
     """
     passed: bool
     diagnosis: str | None

@@ -65,7 +65,30 @@ def _nt_xent(pair_logits):
 
 
 def applicable(code, kind, temperature):
-    """Whether ``code``'s transformation can differ from the loss for these settings."""
+    """Whether ``code``'s transformation can differ from the loss for these settings.
+
+    Parameters
+    ----------
+    code : str
+        A code of ``TRANSFORMATIONS``.
+    kind : {"scores", "embeddings"}
+        What the loss takes.
+    temperature : float or None
+        τ (the temperature mistakes need τ ∉ {None, 1}).
+
+    Returns
+    -------
+    bool
+        False where the mistake is indistinguishable from the right loss.
+
+    Examples
+    --------
+    >>> from rpmref.testing.diagnoses import applicable
+    >>> applicable("nt-xent", "scores", None), applicable("log2", "scores", None)
+    (False, True)
+    >>> applicable("temperature-ignored", "scores", 1.0)
+    False
+    """
     if code in TEMPERATURE_CODES:
         return temperature is not None and temperature != 1.0
     if code == "nt-xent":
@@ -74,7 +97,35 @@ def applicable(code, kind, temperature):
 
 
 def transformation_value(code, case):
-    """The value a loss with mistake ``code`` returns on ``case``."""
+    """The value a loss with mistake ``code`` returns on ``case``.
+
+    Parameters
+    ----------
+    code : str
+        A code of ``TRANSFORMATIONS``.
+    case : Case
+        The input (:mod:`rpmref.testing.cases`).
+
+    Returns
+    -------
+    float
+        The mistaken loss, in nats (bits for "log2").
+
+    Raises
+    ------
+    ValueError
+        For an unknown code.
+
+    Examples
+    --------
+    >>> from rpmref.testing.cases import score_case
+    >>> from rpmref.testing.diagnoses import transformation_value
+    >>> from rpmref.testing.reference import infonce_loss
+    >>> case = score_case(0, seed=0, temperature=None)
+    >>> value = transformation_value("sum-reduction", case)
+    >>> abs(value - case.batch_size * infonce_loss(case.logits)) <= 1e-15 * value   # a few ulps
+    True
+    """
     logits, b = case.logits, case.batch_size
     if code == "transposed":
         return infonce_loss(logits.T)

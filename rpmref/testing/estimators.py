@@ -58,7 +58,32 @@ SIGMAS = 4.0            # claims are tested at 4 standard errors
 
 @dataclass(frozen=True)
 class Problem:
-    """A joint P(z, z') with known answers; ``sample(n, rng)`` -> (z (n, k), z' (n, k'))."""
+    """A joint P(z, z') with known answers, for :func:`check_mi_estimator`.
+
+    Parameters
+    ----------
+    name : str
+        The problem's name.
+    mutual_information : float
+        I(Z; Z'), in nats.
+    infonce_limit : float
+        I_∞(f*) of the optimal critic (Eq. 7), in nats.
+    infonce_n : float or None
+        I_N(f*) (Eq. 6), None when not computed.
+    infonce_n_stderr : float or None
+        Its standard error (0 when exact).
+    sample : callable
+        ``sample(n, rng)`` -> (z (n, k), z' (n, k')).
+    critic : callable
+        The optimal critic f*(z, z') -> (N, N') scores.
+
+    Examples
+    --------
+    >>> from rpmref.testing.estimators import DISCRETE_JOINTS, discrete_problem
+    >>> problem = discrete_problem("binary, weak", DISCRETE_JOINTS["binary, weak"], 4)
+    >>> round(problem.mutual_information, 6), round(problem.infonce_n, 6)
+    (0.192745, 0.145801)
+    """
     name: str
     mutual_information: float
     infonce_limit: float
@@ -70,8 +95,47 @@ class Problem:
 
 @dataclass(frozen=True)
 class ProblemResult:
-    """One problem: known values, the estimates' mean and standard error, the biases,
-    log N, the largest estimate and how many estimates exceeded log N."""
+    """One problem of :func:`check_mi_estimator`: known values and the estimates' statistics.
+
+    Parameters
+    ----------
+    problem : str
+        The problem's name.
+    batch_size : int
+        N, pairs per batch.
+    mutual_information : float
+        I(Z; Z'), in nats.
+    infonce_limit : float
+        I_∞(f*) of the optimal critic (Eq. 7), in nats.
+    infonce_n : float or None
+        I_N(f*) (Eq. 6), in nats.
+    infonce_n_stderr : float or None
+        Its standard error (0 when exact).
+    log_n : float
+        log N, the ceiling of InfoNCE (E7).
+    mean : float
+        Mean of the estimates.
+    stderr : float
+        Standard error of that mean.
+    bias : float
+        mean − I.
+    bias_infonce_n : float or None
+        mean − I_N(f*) (with ``critic``).
+    max_estimate : float
+        The largest estimate.
+    above_ceiling : int
+        How many estimates exceeded log N.
+    failures : tuple of str, default ()
+        The claims that failed on this problem.
+
+    Examples
+    --------
+    >>> from rpmref.testing import check_mi_estimator
+    >>> result = check_mi_estimator(lambda z, z_prime: 0.0, problems="discrete",
+    ...                             batch_size=8, batches=2).results[0]
+    >>> result.problem, round(result.mutual_information, 6), round(result.bias, 6)   # estimates 0
+    ('binary, weak', 0.192745, -0.192745)
+    """
     problem: str
     batch_size: int
     mutual_information: float
@@ -90,8 +154,29 @@ class ProblemResult:
 
 @dataclass(frozen=True)
 class EstimatorReport:
-    """The outcome of ``check_mi_estimator``: ``passed`` (None when nothing was claimed),
-    ``claims`` (what was checked), ``results`` (one ``ProblemResult`` per problem)."""
+    """The outcome of :func:`check_mi_estimator`; ``print(report)`` shows a table.
+
+    Parameters
+    ----------
+    passed : bool or None
+        Whether every claim held (None when nothing was claimed).
+    claims : tuple of str
+        What was checked.
+    results : tuple of ProblemResult
+        One result per problem.
+    batch_size : int
+        N, pairs per batch.
+    batches : int
+        Estimates per problem.
+
+    Examples
+    --------
+    >>> from rpmref.testing import check_mi_estimator
+    >>> report = check_mi_estimator(lambda z, z_prime: 0.0, infonce=True, problems="discrete",
+    ...                             batch_size=8, batches=2)
+    >>> report.passed, len(report.results)
+    (True, 3)
+    """
     passed: bool | None
     claims: tuple
     results: tuple
@@ -130,7 +215,39 @@ def _one_hot(states, k):
 
 
 def discrete_problem(name, p_zz, n):
-    """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic."""
+    """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic.
+
+    f*(z, z') = log P(z, z') − log P(z) − log P(z'); samples are one-hot rows.
+
+    Parameters
+    ----------
+    name : str
+        The problem's name.
+    p_zz : array_like, shape (k, k')
+        A joint pmf with full support.
+    n : int
+        N, the batch size of the exact I_N(f*).
+
+    Returns
+    -------
+    Problem
+        The problem.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``p_zz`` is not a 2-D pmf; ValueError if it has a zero (the optimal critic
+        would be −inf there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.estimators import discrete_problem
+    >>> problem = discrete_problem("binary", np.array([[0.4, 0.1], [0.1, 0.4]]), 4)
+    >>> z, z_prime = problem.sample(3, np.random.default_rng(0))
+    >>> z.shape, problem.critic(z, z_prime).shape
+    ((3, 2), (3, 3))
+    """
     p_zz = check_pmf(p_zz, "p_zz", ndim=2)
     if np.any(p_zz == 0):
         raise ValueError("p_zz must have full support (the optimal critic log p(z'|z)/p(z') "
@@ -153,8 +270,36 @@ def discrete_problem(name, p_zz, n):
 
 
 def gaussian_problem(level, dim, n, reference_batches, rng):
-    """A staircase ``Problem`` with I = ``level`` nats in dimension ``dim``; I_N(f*) by
-    Monte Carlo over ``reference_batches`` batches (not computed when 0)."""
+    """A Gaussian-staircase ``Problem`` with I = ``level`` nats in dimension ``dim``.
+
+    I_N(f*) by Monte Carlo over ``reference_batches`` batches (not computed when 0).
+
+    Parameters
+    ----------
+    level : float
+        The mutual information, in nats.
+    dim : int
+        The dimension of z and of z'.
+    n : int
+        N, the batch size of I_N(f*).
+    reference_batches : int
+        Monte Carlo batches for I_N(f*); 0 skips it.
+    rng : numpy.random.Generator
+        The generator of the Monte Carlo reference.
+
+    Returns
+    -------
+    Problem
+        The problem.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.estimators import gaussian_problem
+    >>> problem = gaussian_problem(2.0, 4, 8, 0, np.random.default_rng(0))
+    >>> problem.name, round(float(problem.mutual_information), 12), problem.infonce_n
+    ('gaussian 2 nats', 2.0, None)
+    """
     joint, _ = staircase_joint(level, dim)
     quadratic = gaussian_forms.optimal_critic(joint)
     estimate = stderr = None
@@ -172,7 +317,34 @@ def gaussian_problem(level, dim, n, reference_batches, rng):
 
 
 def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batches=1000, seed=0):
-    """The ``Problem`` list for ``problems`` = "all", "discrete" or "gaussian"."""
+    """The ``Problem`` list for ``problems`` = "all", "discrete" or "gaussian".
+
+    Parameters
+    ----------
+    problems : {"all", "discrete", "gaussian"}
+        Which problems.
+    batch_size : int
+        N.
+    levels : sequence of float, default ``LEVELS``
+        The staircase's MI levels, in nats.
+    dim : int, default ``DIM``
+        The staircase's dimension.
+    reference_batches : int, default 1000
+        Monte Carlo batches of each Gaussian I_N(f*).
+    seed : int, default 0
+        Seed of the Monte Carlo references.
+
+    Returns
+    -------
+    list of Problem
+        The discrete problems (``DISCRETE_JOINTS``), then one per level.
+
+    Examples
+    --------
+    >>> from rpmref.testing.estimators import make_problems
+    >>> [problem.name for problem in make_problems("discrete", 8)]
+    ['binary, weak', '3x3, strong', '4x2, uneven']
+    """
     out = []
     if problems in ("all", "discrete"):
         out += [discrete_problem(name, p, batch_size) for name, p in DISCRETE_JOINTS.items()]
@@ -216,6 +388,24 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
     -------
     EstimatorReport
         ``passed`` (None without claims), ``results`` per problem; ``print(report)``.
+
+    Raises
+    ------
+    TypeError
+        If ``fn`` is not callable.
+    ValueError
+        If ``problems`` or ``framework`` is not one of the names above, or a count
+        is below its minimum.
+
+    Examples
+    --------
+    A constant estimate of 0 is a valid lower bound (it never exceeds log N):
+
+    >>> from rpmref.testing import check_mi_estimator
+    >>> report = check_mi_estimator(lambda z, z_prime: 0.0, infonce=True, problems="discrete",
+    ...                             batch_size=8, batches=2)
+    >>> report.passed, report.claims[0]
+    (True, 'every estimate <= log N (E7)')
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")

@@ -28,8 +28,40 @@ CRITICS = ("dot", "cosine")
 
 
 def check_logits(logits, name="logits"):
-    """A (B, B) float64 array with a finite diagonal and no NaN or +inf (−inf is a
-    masked negative). Raises TypeError/ValueError naming the first bad entry."""
+    """A (B, B) float64 array with a finite diagonal and no NaN or +inf (−inf is a masked negative).
+
+    Parameters
+    ----------
+    logits : array_like, shape (B, B)
+        L[i, j], positives on the diagonal.
+    name : str, default "logits"
+        Its name, for messages.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        The float64 logits.
+
+    Raises
+    ------
+    TypeError
+        For non-real input.
+    ValueError
+        If not 2-D or not square, or naming the first NaN/+inf entry or non-finite
+        diagonal entry.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.reference import check_logits
+    >>> check_logits([[0.0, -np.inf], [2.0, 0.0]])
+    array([[  0., -inf],
+           [  2.,   0.]])
+    >>> check_logits([[0.0, np.inf], [2.0, 0.0]])
+    Traceback (most recent call last):
+    ...
+    ValueError: logits must not contain NaN or +inf; entry (0, 1) is inf
+    """
     logits = as_float_array(logits, name, ndim=2)
     if logits.shape[0] != logits.shape[1]:
         raise ValueError(f"{name} must be square (B, B) with the positives on the diagonal; "
@@ -64,7 +96,8 @@ def infonce_loss(logits):
     Examples
     --------
     >>> import numpy as np
-    >>> round(infonce_loss(np.zeros((4, 4))) - np.log(4), 15)
+    >>> from rpmref.testing import infonce_loss
+    >>> round(infonce_loss(np.zeros((4, 4))) - float(np.log(4)), 15)
     0.0
     """
     logits = check_logits(logits)
@@ -72,7 +105,31 @@ def infonce_loss(logits):
 
 
 def infonce_loss_gradient(logits):
-    """∂ loss / ∂ L = (softmax(L) − I) / B, shape (B, B) (rows: anchors)."""
+    """∂ loss / ∂ L = (softmax(L) − I) / B of :func:`infonce_loss` (rows: anchors).
+
+    Parameters
+    ----------
+    logits : array_like, shape (B, B)
+        As for :func:`infonce_loss`.
+
+    Returns
+    -------
+    ndarray, shape (B, B)
+        The gradient.
+
+    Raises
+    ------
+    ValueError
+        If ``logits`` is not square, has NaN or +inf entries, or a non-finite diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing import infonce_loss_gradient
+    >>> infonce_loss_gradient(np.zeros((2, 2)))
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
     logits = check_logits(logits)
     b = logits.shape[0]
     return (np.exp(log_softmax(logits, axis=1)) - np.eye(b)) / b
@@ -83,8 +140,38 @@ def _unit_rows(a):
 
 
 def check_embeddings(z, z_prime, critic=None):
-    """z (B, D) and z_prime (B', D) as finite float64 arrays; rows of nonzero norm for
-    the cosine critic. Raises TypeError/ValueError naming the argument."""
+    """z (B, D) and z_prime (B', D) as finite float64 arrays; rows of nonzero norm for the cosine critic.
+
+    Parameters
+    ----------
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B', D)
+        Candidates.
+    critic : str or callable, optional
+        "cosine" also refuses zero rows.
+
+    Returns
+    -------
+    tuple of ndarray
+        (z, z_prime) as float64.
+
+    Raises
+    ------
+    TypeError
+        For non-real input.
+    ValueError
+        If not 2-D, not finite, the dimensions D differ, or a row is zero under "cosine".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.reference import check_embeddings
+    >>> check_embeddings(np.zeros((2, 2)), np.ones((2, 2)), critic="cosine")
+    Traceback (most recent call last):
+    ...
+    ValueError: z row 0 is zero: the cosine critic needs nonzero embeddings
+    """
     z = check_finite(as_float_array(z, "z", ndim=2), "z")
     z_prime = check_finite(as_float_array(z_prime, "z_prime", ndim=2), "z_prime")
     if z.shape[1] != z_prime.shape[1]:
@@ -100,10 +187,39 @@ def check_embeddings(z, z_prime, critic=None):
 
 
 def critic_scores(critic, z, z_prime):
-    """Scores S[i, j] = f(z_i, z'_j), shape (B, B'), for z (B, D), z' (B', D).
+    """Scores S[i, j] = f(z_i, z'_j) of a critic.
 
-    critic: "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
-    ``critic(z, z_prime) -> (B, B')`` array.
+    Parameters
+    ----------
+    critic : {"dot", "cosine"} or callable
+        "dot" (zᵀz', Eq. 8 with W = I), "cosine" (zᵀz' / (‖z‖ ‖z'‖)) or a callable
+        ``critic(z, z_prime) -> (B, B')`` array.
+    z : array_like, shape (B, D)
+        Anchors.
+    z_prime : array_like, shape (B', D)
+        Candidates.
+
+    Returns
+    -------
+    ndarray, shape (B, B')
+        The scores.
+
+    Raises
+    ------
+    ValueError
+        If z and z_prime differ in D, a row is zero under "cosine", a callable
+        returns the wrong shape, or ``critic`` is none of these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing import critic_scores
+    >>> critic_scores("dot", np.eye(2), 2 * np.eye(2))
+    array([[2., 0.],
+           [0., 2.]])
+    >>> critic_scores("cosine", np.eye(2), 2 * np.eye(2))
+    array([[1., 0.],
+           [0., 1.]])
     """
     z, z_prime = check_embeddings(z, z_prime, critic)
     if callable(critic):
@@ -120,8 +236,35 @@ def critic_scores(critic, z, z_prime):
 
 
 def critic_vjp(critic, z, z_prime, grad_scores):
-    """(∂/∂z, ∂/∂z') of Σ_ij G_ij S_ij for G = ``grad_scores`` (B, B): the chain rule
-    through "dot" or "cosine"; None for a callable critic (its Jacobian is unknown)."""
+    """(∂/∂z, ∂/∂z') of Σ_ij G_ij S_ij for G = ``grad_scores``: the chain rule through the critic.
+
+    Parameters
+    ----------
+    critic : {"dot", "cosine"} or callable
+        The critic of :func:`critic_scores`.
+    z : ndarray, shape (B, D)
+        Anchors.
+    z_prime : ndarray, shape (B', D)
+        Candidates.
+    grad_scores : ndarray, shape (B, B')
+        G, the gradient with respect to the scores.
+
+    Returns
+    -------
+    tuple of ndarray or None
+        (∂/∂z (B, D), ∂/∂z' (B', D)); None for a callable critic (its Jacobian is unknown).
+
+    Examples
+    --------
+    For "dot", S = z z'ᵀ, so ∂/∂z = G z' and ∂/∂z' = Gᵀ z:
+
+    >>> import numpy as np
+    >>> from rpmref.testing.reference import critic_vjp
+    >>> grad_z, grad_z_prime = critic_vjp("dot", np.eye(2), 2 * np.eye(2), np.ones((2, 2)))
+    >>> grad_z
+    array([[2., 2.],
+           [2., 2.]])
+    """
     if callable(critic):
         return None
     if critic == "dot":
@@ -136,8 +279,40 @@ def critic_vjp(critic, z, z_prime, grad_scores):
 
 
 def embedding_loss(z, z_prime, critic, temperature=None):
-    """The in-batch InfoNCE loss of critic(z, z') / τ (τ = 1 when ``temperature`` is None),
-    z and z_prime (B, D) with (z_i, z'_i) the positive pairs; in nats."""
+    """The in-batch InfoNCE loss (Eq. 6) of the scores critic(z, z') / τ, in nats.
+
+    Parameters
+    ----------
+    z : array_like, shape (B, D)
+        Anchors; (z_i, z'_i) are the positive pairs.
+    z_prime : array_like, shape (B, D)
+        Positives.
+    critic : {"dot", "cosine"} or callable
+        As for :func:`critic_scores`.
+    temperature : float, optional
+        τ > 0 (None: τ = 1).
+
+    Returns
+    -------
+    float
+        The loss in nats.
+
+    Raises
+    ------
+    ValueError
+        If the embeddings' shapes differ in D, a cosine row is zero, ``critic`` is
+        unknown or returns the wrong shape, or ``temperature`` is not positive.
+
+    Examples
+    --------
+    Two orthonormal pairs under the dot critic: each term is −log(e / (e + 1)).
+
+    >>> import numpy as np
+    >>> from rpmref.testing import embedding_loss
+    >>> loss = embedding_loss(np.eye(2), np.eye(2), "dot")
+    >>> bool(abs(loss + np.log(np.e / (np.e + 1))) < 1e-15)
+    True
+    """
     tau = 1.0 if temperature is None else float(temperature)
     if not 0 < tau < np.inf:
         raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
