@@ -247,10 +247,12 @@ def test_train_config_checks_every_field():
         (dict(batch_size=np.True_), TypeError, "batch_size must be an integer"),
         (dict(steps=False), TypeError, "steps must be an integer"),
         (dict(lr=True), TypeError, "lr must be a real number"),
-        (dict(lr=float("inf")), ValueError, "lr must be in"),
+        (dict(lr=float("inf")), ValueError, "lr must be a finite real number"),
         (dict(momentum="0.9"), TypeError, "momentum must be a real number"),
         (dict(blas_threads=0), ValueError, "blas_threads must be >= 1"),
-        (dict(critic=3), ValueError, "critic must be one of"),
+        (dict(critic=3), TypeError, "critic must be one of"),
+        (dict(critic="rbff"), ValueError, "critic must be one of"),
+        (dict(orient_maps=1), TypeError, "orient_maps must be True or False"),
     ]:
         with pytest.raises(error, match=message):
             T.TrainConfig(**kwargs)

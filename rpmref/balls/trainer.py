@@ -42,12 +42,11 @@ from threadpoolctl import threadpool_limits
 
 from rpmref.balls import checkpoint as ckpt
 from rpmref.balls import grid, layers, optim, rundir
-from rpmref.balls.argchecks import check_bool, check_choice, check_real
 from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_params
 from rpmref.balls.readout import fit_linear_readout, score_readout
 from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
 from rpmref.environment import environment
-from rpmref.exact.validation import check_positive_int
+from rpmref.exact.validation import check_bool, check_choice, check_positive_int, check_real
 
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
@@ -149,10 +148,12 @@ class TrainConfig:
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd ('same' padding); got {self.kernel_size}")
         check_bool(self.orient_maps, "orient_maps")
-        object.__setattr__(self, "lr", check_real(self.lr, "lr", 0, math.inf, True, True))
-        object.__setattr__(self, "momentum", check_real(self.momentum, "momentum", 0, 1,
-                                                        high_open=True))
-        object.__setattr__(self, "bn_momentum", check_real(self.bn_momentum, "bn_momentum", 0, 1))
+        object.__setattr__(self, "lr", check_real(self.lr, "lr", minimum=0,
+                                                  inclusive=(False, True)))
+        object.__setattr__(self, "momentum", check_real(self.momentum, "momentum", minimum=0,
+                                                        maximum=1, inclusive=(True, False)))
+        object.__setattr__(self, "bn_momentum", check_real(self.bn_momentum, "bn_momentum",
+                                                           minimum=0, maximum=1))
 
 
 @dataclass

@@ -1117,6 +1117,41 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
     return number
 
 
+def check_bool(value, name):
+    """``value`` if it is True or False (not 0/1, not a string, not a NumPy bool array).
+
+    Parameters
+    ----------
+    value : bool
+        The argument.
+    name : str
+        Its name, for messages.
+
+    Returns
+    -------
+    bool
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        For anything but a bool (``numpy.bool_`` is accepted and returned as bool).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_bool
+    >>> check_bool(True, "resume")
+    True
+    >>> check_bool(1, "resume")
+    Traceback (most recent call last):
+    ...
+    TypeError: resume must be True or False, got 1 (int)
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+
+
 def check_choice(value, name, options):
     """``value`` if it is one of ``options`` (strings compared exactly), else ValueError/TypeError.
 
@@ -1521,7 +1556,7 @@ __all__ = [
     "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
-    "check_real", "check_choice", "check_seed", "make_generator", "check_symmetric",
+    "check_real", "check_bool", "check_choice", "check_seed", "make_generator", "check_symmetric",
     "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
     "check_permutation",
 ]
