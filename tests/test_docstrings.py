@@ -4,7 +4,9 @@ Walked: ``rpmref.__all__``, ``rpmref.exact`` (the package and its modules),
 ``rpmref.balls`` (its ``__all__`` and every module), ``rpmref.testing`` (the
 package and its modules), ``rpmref.strategies``, ``rpmref.verify`` and
 ``rpmref.environment``; ``rpmref.gaussian`` (its ``__all__``) is walked too, the
-names in ``GAUSSIAN_EXEMPT`` excepted for now. A module's public names are its
+names in ``GAUSSIAN_EXEMPT`` excepted for now, and so are its modules
+``monte_carlo``, ``checks`` and ``staircase``; ``rpmref.structure`` (its ``__all__``)
+and its modules. A module's public names are its
 ``__all__``, else the functions and classes it defines without a leading ``_``
 (the rule of docs/_ext/rpmref_docs.py). Constants (``#:`` comments) are not callable
 and are skipped.
@@ -33,6 +35,8 @@ import pytest
 import rpmref
 import rpmref.balls
 import rpmref.exact
+import rpmref.gaussian
+import rpmref.structure
 import rpmref.testing
 
 # Objects of rpmref.gaussian whose docstrings are not yet in this format (that package
@@ -58,6 +62,9 @@ def _modules():
         names.append(package.__name__)
         names += sorted(f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__))
     names += ["rpmref.strategies", "rpmref.verify", "rpmref.environment", "rpmref.gaussian"]
+    names += [f"rpmref.gaussian.{m}" for m in ("monte_carlo", "checks", "staircase")]
+    names.append(rpmref.structure.__name__)
+    names += sorted(f"rpmref.structure.{m.name}" for m in pkgutil.iter_modules(rpmref.structure.__path__))
     return names
 
 
@@ -104,9 +111,33 @@ def test_the_walk_finds_the_public_api():
     # A walk that silently found nothing would pass every test below.
     for name in ("rpmref.elbo", "rpmref.exact.data_marginals", "rpmref.train",
                  "rpmref.testing.check_infonce", "rpmref.strategies.pmfs",
-                 "rpmref.verify.run_checks", "rpmref.environment.environment"):
+                 "rpmref.verify.run_checks", "rpmref.environment.environment",
+                 "rpmref.gaussian.monte_carlo.infonce_bound", "rpmref.gaussian.checks.verify_checks",
+                 "rpmref.gaussian.staircase.benchmark_rows", "rpmref.structure.train_encoder",
+                 "rpmref.structure.Geometry", "rpmref.structure.topography.rank",
+                 "rpmref.structure.learning.encoder", "rpmref.structure.experiment.run_experiment"):
         assert name in CHECKED, name
     assert len(CHECKED) > 100
+
+
+def test_gaussian_and_structure_modules_are_walked():
+    # Every public callable of these modules is checked (under some module's name), and
+    # a module's imports (numpy as np, closed_form as g) are not public.
+    import rpmref.gaussian.checks
+    import rpmref.gaussian.staircase
+    checked = {id(PUBLIC[name]) for name in CHECKED}
+    modules = [f"rpmref.gaussian.{m}" for m in ("monte_carlo", "checks", "staircase")]
+    modules += [f"rpmref.structure.{m.name}" for m in pkgutil.iter_modules(rpmref.structure.__path__)]
+    assert len(modules) == 9, modules
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        assert hasattr(module, "__all__"), module_name
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if callable(obj):
+                assert id(obj) in checked, f"{module_name}.{attr}"
+    for module in (rpmref.gaussian.checks, rpmref.gaussian.staircase):
+        assert "np" not in module.__all__ and "g" not in module.__all__
 
 
 @pytest.mark.parametrize("name", CHECKED)

@@ -16,10 +16,45 @@ GRID_POINTS = 161    # nodes per axis (see _grid_joint)
 
 
 def random_joint(rng, max_dim=3, square=False):
-    """A random Gaussian recognition joint (Eq. 3, 11) built through
-    ``gaussian.recognition_joint``: random data covariance, encoders, encoder
-    noise and means; dims of z, z' in 1..max_dim (equal if ``square``).
-    Returns (joint, description)."""
+    """A random Gaussian recognition joint (Eq. 3, 11), built through ``recognition_joint``.
+
+    Random data covariance (a Wishart-like draw plus 0.05 I), random linear encoders,
+    diagonal encoder noise with variances in [0.05, 0.5] and random data means; the
+    dimensions k of z and k' of z' are drawn from 1..``max_dim`` (equal if ``square``),
+    the data dimensions from k..k+1 and k'..k'+1.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of randomness (advanced in place).
+    max_dim : int, default 3
+        The largest latent dimension (≥ 1).
+    square : bool, default False
+        Draw k' = k (needed for the RBF critic).
+
+    Returns
+    -------
+    joint : GaussianPair
+        P(z, z').
+    description : str
+        ``"k=<k>, k'=<k'>"``, for the ``worst_case`` column of ``verify_checks``.
+
+    Raises
+    ------
+    AttributeError
+        ``rng`` not a numpy Generator (it is used directly, not validated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian.checks import random_joint
+    >>> joint, description = random_joint(np.random.default_rng(0), square=True)
+    >>> k, k_prime = joint.k, joint.mean.size - joint.k
+    >>> k == k_prime and 1 <= k <= 3 and description == f"k={k}, k'={k_prime}"
+    True
+    >>> bool(np.all(np.linalg.eigvalsh(joint.cov) > 0))       # a valid covariance
+    True
+    """
     k, kp = rng.integers(1, max_dim + 1, size=2)
     kp = k if square else kp
     d, dp = k + rng.integers(0, 2), kp + rng.integers(0, 2)
@@ -34,7 +69,41 @@ def random_joint(rng, max_dim=3, square=False):
 
 
 def random_critic(rng, joint):
-    """A bilinear, an RBF (when k = k') or a general quadratic critic, at random."""
+    """A random quadratic critic for ``joint``: bilinear (Eq. 8), RBF (Eq. 27, only when
+    k = k') or a general ``QuadraticCritic``, the kind drawn uniformly.
+
+    Bilinear: W with N(0, 0.7²) entries; RBF: ℓ log-uniform on [0.3, 3]; quadratic: W as
+    for bilinear, Q = R Rᵀ with R of N(0, 0.5²) entries, b standard normal.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of randomness (advanced in place).
+    joint : GaussianPair
+        Fixes the dimensions k and k' of the critic.
+
+    Returns
+    -------
+    critic : QuadraticCritic
+    description : str
+        ``"bilinear"``, ``"rbf ell=<ℓ>"`` or ``"quadratic"``.
+
+    Raises
+    ------
+    AttributeError
+        ``rng`` not a numpy Generator, or ``joint`` without the fields of a GaussianPair.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import QuadraticCritic, gaussian_pair
+    >>> from rpmref.gaussian.checks import random_critic
+    >>> critic, description = random_critic(np.random.default_rng(0), gaussian_pair(1.0, 2.0, 0.5))
+    >>> isinstance(critic, QuadraticCritic), critic.W.shape, critic.Q.shape, critic.b.shape
+    (True, (1, 1), (1, 1), (1,))
+    >>> description.split()[0] in {"bilinear", "rbf", "quadratic"}
+    True
+    """
     k, kp = joint.k, joint.mean.size - joint.k
     kind = rng.choice(["bilinear", "rbf", "quadratic"] if k == kp else ["bilinear", "quadratic"])
     if kind == "bilinear":
@@ -185,9 +254,45 @@ def _check_rbf_optimum(rng, pool):
 
 
 def verify_checks(rng, trials=200):
-    """All Gaussian checks over ``trials`` random cases drawn from ``rng`` (a numpy
-    Generator or a seed); one pool of random joints (a third with k = k', so the
-    RBF checks have cases) is shared by the checks. Deterministic given ``rng``."""
+    """The Gaussian rows of ``rpmref verify``: every check on ``trials`` random cases.
+
+    One pool of ``trials`` random joints (``random_joint``; every third with k = k', so
+    the RBF checks have cases) is shared by the checks: the MI from canonical correlations
+    against log-determinants (G-MI), the two RBF I_∞ formulas (G-E5-RBF, Eq. 25, 27), the
+    1-D I_∞ against the discrete core on a grid (G-E5-GRID, Eq. 7, 25), the gap
+    I − I_∞ = KL (G-E6, Eq. 21–25), the optimal critic (G-E4, Eq. 19–20), the ELBO
+    decomposition (G-E3, Eq. 16–18), the bilinear maximiser W* (G-W*, Eq. 8) and the
+    optimal RBF lengthscale ℓ* (G-l*, Eq. 27). Deterministic given ``rng``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or seed
+        A Generator is used as it is; anything else seeds ``numpy.random.default_rng``.
+    trials : int, default 200
+        Random cases per check (≥ 1); the grid check uses at most ``GRID_TRIALS``.
+
+    Returns
+    -------
+    list of dict
+        One per check, with keys ``id``, ``equation``, ``statement``, ``max_error`` (float),
+        ``worst_case`` (str) and ``tolerance`` (``TOLERANCE``).
+
+    Raises
+    ------
+    ValueError
+        ``trials`` < 1 (or not convertible to int), or a seed numpy refuses.
+    TypeError
+        ``trials`` or the seed of a type numpy cannot use.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian.checks import verify_checks
+    >>> rows = verify_checks(0, trials=3)
+    >>> [row["id"] for row in rows]
+    ['G-MI', 'G-E5-RBF', 'G-E5-GRID', 'G-E6', 'G-E4', 'G-E3', 'G-W*', 'G-l*']
+    >>> all(row["max_error"] <= row["tolerance"] for row in rows)
+    True
+    """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     trials = int(trials)
     if trials < 1:
@@ -196,3 +301,6 @@ def verify_checks(rng, trials=200):
     checks = [_check_mi, _check_rbf_routes, _check_grid, _check_gap, _check_optimal,
               _check_elbo, _check_bilinear_optimum, _check_rbf_optimum]
     return [check(rng, pool) for check in checks]
+
+
+__all__ = ["random_joint", "random_critic", "verify_checks"]

@@ -21,8 +21,47 @@ MAX_SCORE_ELEMENTS = 2**26
 
 
 def sample_pairs(joint, size, rng):
-    """``size`` (tuple) i.i.d. draws of (z, z') from ``joint``: returns
-    z (*size, k) and z' (*size, k')."""
+    """I.i.d. draws of (z, z') from a Gaussian joint: ``size`` of them, z and z' split apart.
+
+    Each draw is mean + L ε with L the Cholesky factor of ``joint.cov`` and ε standard
+    normal, so the draws have exactly the mean and covariance of ``joint`` in distribution.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        The joint P(z, z') (Eq. 3, 11), z of dimension k and z' of dimension k'.
+    size : int or tuple of int
+        The batch shape (an int is a 1-tuple); entries ≥ 0.
+    rng : int, sequence of int, SeedSequence, None or numpy.random.Generator
+        A Generator is used (and advanced) as it is; anything else seeds
+        ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    z : ndarray, shape (*size, k)
+    z_prime : ndarray, shape (*size, k')
+
+    Raises
+    ------
+    TypeError
+        ``joint`` not a GaussianPair, ``size`` not an int or a tuple of ints, or ``rng``
+        not a Generator or a valid seed.
+    ValueError
+        ``joint`` malformed (see ``GaussianPair``), a negative entry of ``size`` or a
+        negative seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import gaussian_pair
+    >>> from rpmref.gaussian.monte_carlo import sample_pairs
+    >>> z, z_prime = sample_pairs(gaussian_pair(1.0, 1.0, 0.6), (20000,), rng=0)
+    >>> z.shape, z_prime.shape
+    ((20000, 1), (20000, 1))
+    >>> # sample correlation vs ρ = 0.6: its sd is (1 − ρ²)/√20000 ≈ 0.0045, so 0.03 is ~7 sd
+    >>> bool(abs(np.corrcoef(z[:, 0], z_prime[:, 0])[0, 1] - 0.6) < 0.03)
+    True
+    """
     rng = _generator(rng)
     joint = _check_pair(joint)
     size = _size(size)
@@ -33,9 +72,44 @@ def sample_pairs(joint, size, rng):
 
 
 def critic_scores(critic, z, z_prime):
-    """The score matrix f(z_i, z'_j) (..., N, N) of a batch z (..., N, k), z' (..., N, k').
+    """The score matrix f(z_i, z'_j) of a batch: every z_i against every z'_j.
 
-    ``critic`` is a QuadraticCritic or a callable with the same contract.
+    A ``QuadraticCritic`` is evaluated in closed form, zᵢᵀ W z'ⱼ − ½ z'ⱼᵀ Q z'ⱼ + bᵀ z'ⱼ
+    (the function of z alone that the critic may carry is dropped: it cancels in I_N,
+    Eq. 6). A callable is called as ``critic(z, z_prime)`` and must return the scores
+    itself; −inf entries (masked pairs) are allowed.
+
+    Parameters
+    ----------
+    critic : QuadraticCritic or callable
+        The critic f(z, z').
+    z : ndarray, shape (..., N, k)
+    z_prime : ndarray, shape (..., N, k')
+
+    Returns
+    -------
+    ndarray, shape (..., N, N)
+        Entry [..., i, j] is f(z_i, z'_j); the positives are on the diagonal.
+
+    Raises
+    ------
+    TypeError
+        ``critic`` neither a QuadraticCritic nor callable, or a callable's scores not real.
+    ValueError
+        A callable's scores of the wrong shape, or containing nan or +inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import bilinear_critic
+    >>> from rpmref.gaussian.monte_carlo import critic_scores
+    >>> z, z_prime = np.array([[1.0], [2.0]]), np.array([[3.0], [-1.0]])
+    >>> critic_scores(bilinear_critic(0.5), z, z_prime)      # 0.5 z_i z'_j
+    array([[ 1.5, -0.5],
+           [ 3. , -1. ]])
+    >>> critic_scores(lambda a, b: -(a - b[..., None, :, 0]) ** 2, z, z_prime)   # −(z_i − z'_j)²
+    array([[-4., -4.],
+           [-1., -9.]])
     """
     if isinstance(critic, QuadraticCritic):
         W, Q, b = (np.asarray(a, dtype=float) for a in critic)
@@ -56,25 +130,136 @@ def critic_scores(critic, z, z_prime):
 
 
 def infonce_per_batch(scores):
-    """One I_N draw per batch from scores (..., N, N) with positives on the diagonal."""
+    """One draw of I_N (Eq. 6) per batch from its score matrix, positives on the diagonal.
+
+    (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}] + log N, with ``logsumexp``; each
+    term is a log-softmax entry (≤ 0), so every draw is ≤ log N (E7).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (..., N, N)
+        f(z_i, z'_j), e.g. from ``critic_scores``.
+
+    Returns
+    -------
+    ndarray, shape (...)
+        The I_N draw of each batch, in nats (a 0-d array for one batch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian.monte_carlo import infonce_per_batch
+    >>> float(infonce_per_batch(np.zeros((4, 4))))       # a constant critic: log 4 − log 4
+    0.0
+    >>> # positives far above the negatives: log 4 − log(1 + 3e⁻⁵⁰) ≈ log 4
+    >>> bool(np.isclose(infonce_per_batch(50.0 * np.eye(4)), np.log(4), rtol=0, atol=1e-15))
+    True
+    """
     n = scores.shape[-1]
     diag = np.diagonal(scores, axis1=-2, axis2=-1)
     return np.mean(diag - logsumexp(scores, axis=-1), axis=-1) + np.log(n)
 
 
 def infonce_bound(joint, critic, n, batches=1000, rng=0):
-    """Monte Carlo I_N (Eq. 6) for the Gaussian ``joint`` and ``critic``.
+    """Monte Carlo estimate of I_N (Eq. 6) for a Gaussian ``joint`` and a ``critic``.
 
-    Returns (estimate, standard error), both floats, from ``batches`` independent
-    batches of ``n`` pairs. ``rng`` is a seed or a numpy Generator.
+    The mean of ``batches`` independent draws of I_N, each from ``n`` fresh pairs
+    (``sample_pairs``), and its standard error (the draws' sd, ddof = 1, over
+    √batches). Every draw is ≤ log n (E7).
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        P(z, z').
+    critic : QuadraticCritic or callable
+        As for ``critic_scores``; a QuadraticCritic must fit the joint's dimensions.
+    n : int
+        Pairs per batch (N ≥ 1); n² ≤ ``MAX_SCORE_ELEMENTS``.
+    batches : int, default 1000
+        Independent batches (≥ 2, for a standard error).
+    rng : seed or numpy.random.Generator, default 0
+        As for ``sample_pairs``; the same seed gives the same estimate.
+
+    Returns
+    -------
+    estimate : float
+        In nats.
+    stderr : float
+        Its standard error, in nats.
+
+    Raises
+    ------
+    TypeError
+        ``joint`` not a GaussianPair, ``critic`` neither a QuadraticCritic nor callable,
+        ``n`` or ``batches`` not an integer, or ``rng`` not a Generator or a valid seed.
+    ValueError
+        ``n`` < 1, ``batches`` < 2, n² > ``MAX_SCORE_ELEMENTS``, a critic that does not
+        fit the joint, or scores as for ``critic_scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import bilinear_critic, gaussian_pair
+    >>> from rpmref.gaussian.monte_carlo import infonce_bound, infonce_draws
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> estimate, stderr = infonce_bound(joint, bilinear_critic(0.0), 8, batches=50)
+    >>> round(estimate, 12), round(stderr, 12)     # f = 0 gives I_N = 0 on every batch
+    (0.0, 0.0)
+    >>> estimate, stderr = infonce_bound(joint, bilinear_critic(0.5), 16, batches=200, rng=3)
+    >>> draws = infonce_draws(joint, bilinear_critic(0.5), 16, 200, rng=3)   # the same batches
+    >>> bool(np.isclose(estimate, draws.mean()) and np.isclose(stderr, draws.std(ddof=1) / np.sqrt(200)))
+    True
+    >>> bool(estimate <= np.log(16))
+    True
     """
     return infonce_bounds(joint, {"f": critic}, n, batches, rng)["f"]
 
 
 def infonce_bounds(joint, critics, n, batches=1000, rng=0):
-    """Monte Carlo I_N for several critics scored on the *same* batches (common
-    random numbers): ``critics`` maps names to critics; returns a dict mapping
-    each name to (estimate, standard error)."""
+    """Monte Carlo I_N (Eq. 6) of several critics scored on the *same* batches.
+
+    Common random numbers: one stream of batches, every critic scored on each, so the
+    differences between critics are estimated more sharply than their standard errors
+    suggest. Each critic's result equals what ``infonce_bound`` gives for it alone with
+    the same ``rng``.
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        P(z, z').
+    critics : dict
+        Non-empty, mapping names to critics (as for ``critic_scores``).
+    n : int
+        Pairs per batch (≥ 1, n² ≤ ``MAX_SCORE_ELEMENTS``).
+    batches : int, default 1000
+        Independent batches (≥ 2).
+    rng : seed or numpy.random.Generator, default 0
+        As for ``sample_pairs``.
+
+    Returns
+    -------
+    dict
+        Name → (estimate, standard error), floats in nats.
+
+    Raises
+    ------
+    TypeError
+        ``critics`` not a non-empty dict, or as for ``infonce_bound``.
+    ValueError
+        As for ``infonce_bound``.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian import bilinear_critic, gaussian_pair, optimal_critic
+    >>> from rpmref.gaussian.monte_carlo import infonce_bound, infonce_bounds
+    >>> joint = gaussian_pair(1.0, 1.0, 0.6)
+    >>> both = infonce_bounds(joint, {"bilinear": bilinear_critic(0.5),
+    ...                               "optimal": optimal_critic(joint)}, 16, batches=100, rng=1)
+    >>> sorted(both)
+    ['bilinear', 'optimal']
+    >>> both["bilinear"] == infonce_bound(joint, bilinear_critic(0.5), 16, batches=100, rng=1)
+    True
+    """
     if not isinstance(critics, dict) or not critics:
         raise TypeError("critics must be a non-empty dict mapping names to critics; got "
                         f"{type(critics).__name__}")
@@ -86,7 +271,47 @@ def infonce_bounds(joint, critics, n, batches=1000, rng=0):
 
 
 def infonce_draws(joint, critic, n, batches, rng):
-    """The ``batches`` individual I_N draws (batches,) for one critic."""
+    """The individual I_N draws (Eq. 6) of ``batches`` independent batches, for one critic.
+
+    The draws behind ``infonce_bound`` (with the same ``rng``, the same batches).
+
+    Parameters
+    ----------
+    joint : GaussianPair
+        P(z, z').
+    critic : QuadraticCritic or callable
+        As for ``critic_scores``.
+    n : int
+        Pairs per batch (≥ 1, n² ≤ ``MAX_SCORE_ELEMENTS``).
+    batches : int
+        Number of draws (≥ 1).
+    rng : seed or numpy.random.Generator
+        As for ``sample_pairs``.
+
+    Returns
+    -------
+    ndarray, shape (batches,)
+        One I_N draw per batch, in nats; each ≤ log n.
+
+    Raises
+    ------
+    TypeError
+        As for ``infonce_bound``.
+    ValueError
+        ``batches`` < 1, or as for ``infonce_bound``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import gaussian_pair, optimal_critic
+    >>> from rpmref.gaussian.monte_carlo import infonce_draws
+    >>> joint = gaussian_pair(1.0, 1.0, 0.9)
+    >>> draws = infonce_draws(joint, optimal_critic(joint), 8, 300, rng=0)
+    >>> draws.shape
+    (300,)
+    >>> bool(np.all(draws <= np.log(8) + 1e-12))     # E7, up to the rounding of log N
+    True
+    """
     return _draws(joint, [critic], check_positive_int(n, "n"),
                   check_positive_int(batches, "batches"), rng)[0]
 

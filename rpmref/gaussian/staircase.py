@@ -26,8 +26,44 @@ BATCHES = 2000                        # Monte Carlo batches per (level, critic)
 
 
 def staircase_joint(true_mi, dim=DIM):
-    """The joint of (x, y) with I(X;Y) = ``true_mi`` nats: x ~ N(0, I_d),
-    y = ρx + √(1−ρ²)ε, ρ = √(1 − exp(−2 I / d)). Returns (GaussianPair, ρ)."""
+    """The joint of (x, y) with I(X; Y) = ``true_mi`` nats, and its per-coordinate correlation ρ.
+
+    x ~ N(0, I_d), y = ρx + √(1 − ρ²) ε with ρ = √(1 − exp(−2I/d)), so
+    I(X; Y) = −(d/2) log(1 − ρ²) = I; z = x and z' = y (identity encoders, no noise,
+    through ``recognition_joint``).
+
+    Parameters
+    ----------
+    true_mi : float
+        The mutual information in nats (> 0, finite).
+    dim : int, default DIM (20)
+        The dimension d of x and y (≥ 1).
+
+    Returns
+    -------
+    joint : GaussianPair
+        P(x, y), k = d.
+    rho : float
+        ρ.
+
+    Raises
+    ------
+    ValueError
+        ``true_mi`` not a positive finite number, or ``dim`` < 1.
+    TypeError
+        ``true_mi`` or ``dim`` not convertible to a number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian import mutual_information
+    >>> from rpmref.gaussian.staircase import staircase_joint
+    >>> joint, rho = staircase_joint(2.0, dim=2)
+    >>> bool(np.isclose(rho, np.sqrt(1 - np.exp(-2.0))))      # ρ² = 1 − e^{−2I/d}
+    True
+    >>> bool(np.isclose(mutual_information(joint), 2.0))
+    True
+    """
     true_mi, dim = float(true_mi), int(dim)
     if not (np.isfinite(true_mi) and true_mi > 0):
         raise ValueError(f"true_mi must be a positive number of nats; got {true_mi}")
@@ -40,7 +76,52 @@ def staircase_joint(true_mi, dim=DIM):
 
 
 def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHES, seed=0):
-    """One dict per MI level (see the module docstring); deterministic given ``seed``."""
+    """The staircase: one row per MI level, three critics scored on the same batches.
+
+    For each level, the optimal, the best bilinear (W*) and the best RBF (ℓ*) critic:
+    I_∞ (Eq. 7, 25) in closed form and I_K (Eq. 6) by Monte Carlo (``infonce_bounds``,
+    common random numbers; seed ``[seed, level index]``). Deterministic given ``seed``.
+
+    Parameters
+    ----------
+    levels : sequence of float, default LEVELS (2, 4, 6, 8, 10)
+        The true MI levels, in nats (each > 0).
+    dim : int, default DIM (20)
+        The dimension d.
+    batch_size : int, default BATCH_SIZE (64)
+        K, pairs per batch.
+    batches : int, default BATCHES (2000)
+        Monte Carlo batches per level (≥ 2).
+    seed : int, default 0
+        The seed of the batches.
+
+    Returns
+    -------
+    list of dict
+        Keys ``true_mi``, ``log_k``, ``dim``, ``rho``, ``rbf_lengthscale`` and, for each
+        critic name in (optimal, bilinear, rbf), ``infonce_limit_<name>``,
+        ``infonce_<name>`` and ``infonce_<name>_stderr`` (nats).
+
+    Raises
+    ------
+    ValueError
+        As for ``staircase_joint`` and ``infonce_bounds``.
+    TypeError
+        As for ``staircase_joint`` and ``infonce_bounds``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.gaussian.staircase import benchmark_rows
+    >>> (row,) = benchmark_rows(levels=(1.0,), dim=2, batch_size=8, batches=20)
+    >>> bool(np.isclose(row["infonce_limit_optimal"], 1.0))   # E4: the optimal critic reaches I
+    True
+    >>> # unit variances: the best bilinear w = ρ per coordinate gives I_∞ = (d/2) ρ² = 1 − e^{−1}
+    >>> bool(np.isclose(row["infonce_limit_bilinear"], 1 - np.exp(-1.0)))
+    True
+    >>> all(row[f"infonce_{name}"] <= row["log_k"] for name in ("optimal", "bilinear", "rbf"))
+    True
+    """
     rows = []
     for index, level in enumerate(levels):
         joint, rho = staircase_joint(level, dim)
@@ -60,7 +141,33 @@ def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHE
 
 
 def format_table(rows):
-    """The rows as a fixed-width text table (nats; ± one standard error)."""
+    """The rows of ``benchmark_rows`` as a fixed-width text table (nats, ± one standard error).
+
+    Parameters
+    ----------
+    rows : list of dict
+        From ``benchmark_rows``.
+
+    Returns
+    -------
+    str
+        A header, a rule and one line per row.
+
+    Raises
+    ------
+    KeyError
+        A row without the keys of ``benchmark_rows``.
+
+    Examples
+    --------
+    >>> from rpmref.gaussian.staircase import benchmark_rows, format_table
+    >>> table = format_table(benchmark_rows(levels=(1.0, 2.0), dim=2, batch_size=8, batches=20))
+    >>> lines = table.splitlines()
+    >>> len(lines), lines[0].split("|")[0].split()
+    (4, ['true', 'MI', 'log', 'K'])
+    >>> lines[2].split()[:2]                  # true MI 1, log 8 = 2.0794...
+    ['1.00', '2.079']
+    """
     head = (f"{'true MI':>7} {'log K':>6} | {'I_inf opt':>9} {'I_K opt':>14} | "
             f"{'I_inf bil':>9} {'I_K bil':>14} | {'I_inf rbf':>9} {'I_K rbf':>14} {'ell*':>6}")
     lines = [head, "-" * len(head)]
@@ -74,7 +181,36 @@ def format_table(rows):
 
 
 def plot(rows, path):
-    """Write the figure: estimates vs true MI with the log K ceiling."""
+    """Write the staircase figure: I_K of each critic (± 2 standard errors) and I_∞ of the
+    bilinear and RBF critics against the true MI, with the log K ceiling. Needs matplotlib.
+
+    Parameters
+    ----------
+    rows : list of dict
+        From ``benchmark_rows``.
+    path : str or path-like
+        The image file to write (its format from the suffix, as ``matplotlib.savefig``).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.gaussian.staircase import benchmark_rows, plot
+    >>> rows = benchmark_rows(levels=(1.0, 2.0), dim=2, batch_size=8, batches=20)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "staircase.png")
+    ...     plot(rows, path)
+    ...     os.path.getsize(path) > 0
+    True
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,3 +242,6 @@ def plot(rows, path):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+__all__ = ["staircase_joint", "benchmark_rows", "format_table", "plot"]

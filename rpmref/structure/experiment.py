@@ -25,7 +25,36 @@ MI_HEAD = "I(Z;Z')"
 
 
 def problem(kind, quick=False):
-    """(data geometry, latent geometry, P(x, x'), topographic encoder) for ``kind``."""
+    """The problem of one geometry: (data geometry, latent geometry, P(x, x'), topographic
+    encoder), at ``SIZES`` (or ``QUICK_SIZES``).
+
+    Parameters
+    ----------
+    kind : {'line', 'ring', 'grid'}
+    quick : bool, default False
+        Use ``QUICK_SIZES`` (the ``--quick`` run).
+
+    Returns
+    -------
+    data_geo : Geometry
+    latent_geo : Geometry
+    p_xx : ndarray, shape (n, n)
+        ``data_pmf(data_geo)``.
+    encoder : ndarray, shape (n, k)
+        ``coarse_encoder(data_geo, latent_geo)``.
+
+    Raises
+    ------
+    KeyError
+        ``kind`` not one of ``GEOMETRIES``.
+
+    Examples
+    --------
+    >>> from rpmref.structure.experiment import problem
+    >>> data, latent, p_xx, enc = problem("grid", quick=True)
+    >>> data.n, latent.n, p_xx.shape, enc.shape              # sides 4 and 2
+    (16, 4, (16, 16), (16, 4))
+    """
     n, k = (QUICK_SIZES if quick else SIZES)[kind]
     data_geo, latent_geo = geometry(kind, n), geometry(kind, k)
     return data_geo, latent_geo, data_pmf(data_geo), coarse_encoder(data_geo, latent_geo)
@@ -33,11 +62,54 @@ def problem(kind, quick=False):
 
 def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=False,
                    sample=DEFAULT_SAMPLE, progress=None):
-    """Everything ``rpmref structure`` prints, as a dict with keys ``invariance``
-    ({kind: summary}), ``learning`` ({kind: {"sizes", "topographic", "objectives"}}),
-    ``gaussian`` (rows), ``runs`` ({kind: [run, ...]}, with the trained encoders) and
-    ``histogram`` ({kind: {"i_inf": per labelling, "mi": of the identity}}).
-    ``progress``: None or a callable taking one line of text."""
+    """Everything ``rpmref structure`` prints, for the geometries given.
+
+    Per geometry (``problem``): ``invariance_summary`` over ``labellings`` (all of them for
+    k ≤ 8, else ``sample`` including the symmetries); ``train_encoder`` for every objective
+    × seed, summarised (``summarise``) next to the topographic encoder's own values
+    (``evaluate``); and once, ``linear_map_table``.
+
+    Parameters
+    ----------
+    geometries : sequence of str, default GEOMETRIES
+        Each one of 'line', 'ring', 'grid'.
+    seeds : int, default 5
+        Training seeds 0..seeds−1 per objective (≥ 1).
+    config : LearnConfig, default LearnConfig()
+    quick : bool, default False
+        ``QUICK_SIZES`` instead of ``SIZES``.
+    sample : int, default DEFAULT_SAMPLE
+        Labellings drawn when k > 8.
+    progress : callable, optional
+        Called with one line of text at each stage.
+
+    Returns
+    -------
+    dict
+        ``invariance`` ({kind: summary}), ``learning`` ({kind: {"sizes", "topographic",
+        "objectives"}}), ``gaussian`` (rows of ``linear_map_table``), ``runs`` ({kind: [run,
+        ...]}, with the trained encoders) and ``histogram`` ({kind: {"i_inf": per
+        labelling, "mi": of the identity}}).
+
+    Raises
+    ------
+    ValueError
+        An unknown geometry or ``seeds`` < 1.
+    TypeError
+        A geometry not a string or ``seeds`` not an integer.
+
+    Examples
+    --------
+    >>> from rpmref.structure import LearnConfig
+    >>> from rpmref.structure.experiment import run_experiment
+    >>> result = run_experiment(("line",), seeds=1, quick=True,
+    ...                         config=LearnConfig(steps=5, baseline_samples=5))
+    >>> sorted(result), sorted(result["learning"]["line"]["objectives"])
+    (['gaussian', 'histogram', 'invariance', 'learning', 'runs'], ['local', 'mi', 'sampled', 'table'])
+    >>> summary = result["invariance"]["line"]        # 4 latent states: all 4! labellings
+    >>> summary["labellings"], summary["tied_are_symmetries"], summary["mi_spread"] < 1e-12
+    (24, True, True)
+    """
     geometries = [check_choice(g, "geometries", GEOMETRIES) for g in geometries]
     seeds = check_int(seeds, "seeds", minimum=1)
     say = progress or (lambda text: None)
@@ -70,7 +142,33 @@ def _pm(stat, digits=3):
 
 
 def format_invariance(invariance):
-    """The invariance table: one row per geometry."""
+    """The invariance table of ``rpmref structure``: one row per geometry.
+
+    Parameters
+    ----------
+    invariance : dict
+        {kind: ``invariance_summary`` dict}, e.g. ``run_experiment(...)["invariance"]``.
+
+    Returns
+    -------
+    str
+        A header and one line per geometry (a footnote if a sample was used).
+
+    Raises
+    ------
+    KeyError
+        A summary without the keys of ``invariance_summary``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import coarse_encoder, data_pmf, geometry, invariance_summary, labellings
+    >>> from rpmref.structure.experiment import format_invariance
+    >>> data, latent = geometry("line", 6), geometry("line", 3)
+    >>> s = invariance_summary(data_pmf(data), coarse_encoder(data, latent), latent, labellings(3))
+    >>> lines = format_invariance({"line": s}).splitlines()
+    >>> len(lines), lines[1].split()[:2]
+    (2, ['line', '6'])
+    """
     lines = [f"{'geometry':<8} {'labellings':>11} {MI_HEAD:>7} {'MI spread':>9} "
              f"{'I_inf id':>8} {'I_inf min':>9} {'I_inf spread':>12} {'rank id':>7} "
              f"{'tied':>4} {'symm.':>5} {'tied=symm.':>10} {'|ELBO-C-I_inf|':>14}"]
@@ -87,7 +185,36 @@ def format_invariance(invariance):
 
 
 def format_learning(learning):
-    """One table per geometry: mean ± sd over seeds per objective, the topographic row last."""
+    """The learning tables of ``rpmref structure``: per geometry, mean ± sd over seeds per
+    objective, next to each score's random-relabelling baseline, the topographic row last.
+
+    Parameters
+    ----------
+    learning : dict
+        ``run_experiment(...)["learning"]``.
+
+    Returns
+    -------
+    str
+        One block per geometry, separated by a blank line.
+
+    Raises
+    ------
+    KeyError
+        An entry without the keys of ``run_experiment``'s ``learning``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import LearnConfig
+    >>> from rpmref.structure.experiment import format_learning, run_experiment
+    >>> result = run_experiment(("ring",), seeds=2, quick=True,
+    ...                         config=LearnConfig(steps=5, baseline_samples=5))
+    >>> lines = format_learning(result["learning"]).splitlines()
+    >>> lines[0].split(";")[0]
+    'ring: 8 data states -> 4 latent states'
+    >>> [line.split()[0] for line in lines[2:]]
+    ['mi', 'local', 'table', 'sampled', 'topographic']
+    """
     blocks = []
     for kind, entry in learning.items():
         sizes = entry["sizes"]
@@ -121,7 +248,33 @@ def format_learning(learning):
 
 
 def format_gaussian(rows):
-    """The Gaussian table: one row per linear map."""
+    """The Gaussian table of ``rpmref structure``: one row per linear map.
+
+    Parameters
+    ----------
+    rows : list of dict
+        From ``linear_map_table``.
+
+    Returns
+    -------
+    str
+        A header and one line per map: its name, I(Z; Z'), ℓ* and I_∞(ℓ*).
+
+    Raises
+    ------
+    KeyError
+        A row without the keys of ``linear_map_table``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import linear_map_table
+    >>> from rpmref.structure.experiment import format_gaussian
+    >>> lines = format_gaussian(linear_map_table({"identity": np.eye(2)})).splitlines()
+    >>> mi = -0.5 * (np.log(1 - 0.9 ** 2) + np.log(1 - 0.5 ** 2))
+    >>> lines[1].split()[:2] == ["identity", f"{mi:.6f}"]
+    True
+    """
     lines = [f"{'map A':<15} {MI_HEAD:>10} {'l*':>8} {'I_inf(l*)':>10}"]
     lines += [f"{r['map']:<15} {r['mi']:>10.6f} {r['lengthscale']:>8.4f} {r['i_inf']:>10.6f}"
               for r in rows]
@@ -129,9 +282,43 @@ def format_gaussian(rows):
 
 
 def plot(result, path, kind=None):
-    """Figure: most likely latent state vs data state for seed 0 of every objective
-    (geometry ``kind``, default the first), and the histogram of I_∞ over relabellings
-    with the (constant) MI marked. Needs matplotlib."""
+    """Write the figure of ``rpmref structure``: the encoder P(z | x) of seed 0 of every
+    objective (geometry ``kind``) and the histogram of I_∞ over the relabellings, with
+    the (constant) MI marked. Needs matplotlib.
+
+    Parameters
+    ----------
+    result : dict
+        From ``run_experiment`` (with seed 0 among its runs).
+    path : str or path-like
+        The image file to write.
+    kind : str, optional
+        The geometry to show; default the first of ``result["runs"]``.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    KeyError
+        ``kind`` not in the result.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.structure import LearnConfig
+    >>> from rpmref.structure.experiment import plot, run_experiment
+    >>> result = run_experiment(("line",), seeds=1, quick=True,
+    ...                         config=LearnConfig(steps=5, baseline_samples=5))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "structure.png")
+    ...     plot(result, path)
+    ...     os.path.getsize(path) > 0
+    True
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

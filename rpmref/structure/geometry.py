@@ -32,8 +32,30 @@ MIN_SIZE = {"line": 2, "ring": 3, "grid": 2}
 
 @dataclass(frozen=True)
 class Geometry:
-    """A finite geometry: ``kind`` ('line', 'ring', 'grid'), ``size`` (states along a side),
-    ``coords`` (n, dim) float positions and ``distance`` (n, n) the distance matrix."""
+    """A finite geometry: states with coordinates and a distance (see the module docstring).
+
+    Build one with ``geometry``; the fields are stored as given (frozen, not validated).
+
+    Parameters
+    ----------
+    kind : {'line', 'ring', 'grid'}
+    size : int
+        States along a side: n = size for a line or ring, size² for a grid.
+    coords : ndarray, shape (n, dim)
+        Float positions (dim 1 for a line or ring, 2 for a grid: (row, col)).
+    distance : ndarray, shape (n, n)
+        The distance matrix: |i − j| (line), the circular distance (ring) or the
+        Euclidean distance of (row, col) (grid).
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry
+    >>> ring = geometry("ring", 5)
+    >>> ring.n, ring.distance[0].tolist()        # circular distances from state 0
+    (5, [0.0, 1.0, 2.0, 2.0, 1.0])
+    >>> ring.neighbours[0].nonzero()[0].tolist()
+    [1, 4]
+    """
     kind: str
     size: int
     coords: np.ndarray
@@ -51,7 +73,37 @@ class Geometry:
 
 
 def geometry(kind, size):
-    """The ``kind`` geometry with ``size`` states (line, ring) or size × size states (grid)."""
+    """The ``kind`` geometry with ``size`` states (line, ring) or size × size states (grid).
+
+    Parameters
+    ----------
+    kind : {'line', 'ring', 'grid'}
+    size : int
+        At least ``MIN_SIZE[kind]`` (2 for a line or grid, 3 for a ring).
+
+    Returns
+    -------
+    Geometry
+
+    Raises
+    ------
+    ValueError
+        ``kind`` not one of ``GEOMETRIES``, or ``size`` below ``MIN_SIZE[kind]``.
+    TypeError
+        ``kind`` not a string, or ``size`` not an integer (bool and floats refused).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import geometry
+    >>> grid = geometry("grid", 3)
+    >>> grid.n, grid.coords[4].tolist()          # state 4 = (row, col) = divmod(4, 3)
+    (9, [1.0, 1.0])
+    >>> bool(np.isclose(grid.distance[0, 4], np.sqrt(2)))   # Euclidean, not Manhattan
+    True
+    >>> int(grid.neighbours[4].sum())            # the centre has four neighbours
+    4
+    """
     kind = check_choice(kind, "kind", GEOMETRIES)
     size = check_int(size, "size", minimum=MIN_SIZE[kind])
     if kind == "grid":
@@ -67,7 +119,36 @@ def geometry(kind, size):
 
 
 def neighbour_kernel(geo, stay=0.5):
-    """P(x' | x) (n, n): the lazy random walk of the module docstring (symmetric, rows sum to 1)."""
+    """P(x' | x): the lazy random walk on the neighbour graph (module docstring).
+
+    Each neighbour of x gets (1 − stay) / (the largest degree); the rest of the mass stays
+    at x. Symmetric, rows summing to 1.
+
+    Parameters
+    ----------
+    geo : Geometry
+    stay : float, default 0.5
+        The probability of staying put at a state of the largest degree, in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+
+    Raises
+    ------
+    ValueError
+        ``stay`` outside [0, 1] or not finite.
+    TypeError
+        ``stay`` not a real number.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, neighbour_kernel
+    >>> neighbour_kernel(geometry("line", 3))    # step (1 − ½)/2 = ¼; the ends keep ¾
+    array([[0.75, 0.25, 0.  ],
+           [0.25, 0.5 , 0.25],
+           [0.  , 0.25, 0.75]])
+    """
     stay = check_real(stay, "stay", minimum=0.0, maximum=1.0)
     adjacent = geo.neighbours.astype(float)
     step = (1.0 - stay) / adjacent.sum(axis=1).max()
@@ -77,16 +158,71 @@ def neighbour_kernel(geo, stay=0.5):
 
 
 def data_pmf(geo, stay=0.5):
-    """P(x, x') = P(x) P(x' | x) with P(x) = 1/n and the lazy random walk (n, n), symmetric."""
+    """The data pmf P(x, x') = P(x) P(x' | x): P(x) = 1/n and the lazy random walk.
+
+    Symmetric (the two frames are exchangeable), both marginals uniform.
+
+    Parameters
+    ----------
+    geo : Geometry
+    stay : float, default 0.5
+        As for ``neighbour_kernel``.
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+        Sums to 1.
+
+    Raises
+    ------
+    ValueError
+        As for ``neighbour_kernel``.
+    TypeError
+        As for ``neighbour_kernel``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import data_pmf, geometry
+    >>> p = data_pmf(geometry("ring", 4))
+    >>> p[0].tolist()                  # ¼ × (½ stay, ¼ to each of the two neighbours)
+    [0.125, 0.0625, 0.0, 0.0625]
+    >>> bool(np.allclose(p, p.T)), bool(np.isclose(p.sum(), 1.0))
+    (True, True)
+    """
     return neighbour_kernel(geo, stay) / geo.n
 
 
 def coarse_labels(data_geo, latent_geo):
-    """The block z(x) of each data state x (n,) ints: contiguous blocks of the same geometry.
+    """The block z(x) of each data state x: contiguous blocks of the same geometry.
 
     line / ring: z = ⌊x k / n⌋ (k contiguous runs, sizes differing by at most one);
     grid: row and column each coarse-grained the same way, z = z_row · side_z + z_col.
     Requires the same kind and latent size ≤ data size.
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        The data geometry (n states).
+    latent_geo : Geometry
+        The latent geometry (k states), of the same kind, with ``size`` ≤ ``data_geo.size``.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        The two geometries of different kinds, or the latent one larger.
+
+    Examples
+    --------
+    >>> from rpmref.structure import coarse_labels, geometry
+    >>> coarse_labels(geometry("line", 5), geometry("line", 2)).tolist()   # ⌊2x/5⌋
+    [0, 0, 0, 1, 1]
+    >>> coarse_labels(geometry("grid", 4), geometry("grid", 2)).reshape(4, 4).tolist()
+    [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
     """
     if latent_geo.kind != data_geo.kind:
         raise ValueError(f"latent_geo must be a {data_geo.kind} like data_geo, got a "
@@ -102,9 +238,34 @@ def coarse_labels(data_geo, latent_geo):
 
 
 def symmetries(geo):
-    """The distance-preserving relabellings of ``geo`` as an (m, n) int array of permutations
-    σ (state s ↦ σ[s]), identity first: line — identity and reversal (2); ring —
-    rotations and reflections (2n); grid — the 8 rotations/reflections of the square."""
+    """The distance-preserving relabellings of ``geo``, identity first.
+
+    line: the identity and the reversal (2); ring: the rotations and reflections (2n);
+    grid: the 8 rotations and reflections of the square. Each row σ maps state s to
+    σ[s].
+
+    Parameters
+    ----------
+    geo : Geometry
+
+    Returns
+    -------
+    ndarray of int64, shape (m, n)
+        Distinct permutations; row 0 is the identity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import geometry, symmetries
+    >>> symmetries(geometry("line", 4)).tolist()
+    [[0, 1, 2, 3], [3, 2, 1, 0]]
+    >>> ring = geometry("ring", 5)
+    >>> sigma = symmetries(ring)
+    >>> len(sigma), all(np.array_equal(ring.distance[np.ix_(s, s)], ring.distance) for s in sigma)
+    (10, True)
+    >>> len(symmetries(geometry("grid", 3)))
+    8
+    """
     n, s = geo.n, geo.size
     idx = np.arange(n)
     if geo.kind == "line":

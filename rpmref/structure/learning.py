@@ -40,7 +40,40 @@ OBJECTIVES = ("mi", "local", "table", "sampled")
 
 @dataclass(frozen=True)
 class LearnConfig:
-    """Settings of one training run (the defaults are those of ``rpmref structure``)."""
+    """Settings of one training run (the defaults are those of ``rpmref structure``).
+
+    Checked when built (frozen dataclass).
+
+    Parameters
+    ----------
+    steps : int, default 300
+        Adam steps (≥ 1).
+    learning_rate : float, default 0.1
+        Adam step size (> 0; Kingma & Ba 2015).
+    init_scale : float, default 1.0
+        The sd of the initial logits (≥ 0).
+    batch_size : int, default 64
+        N of the ``sampled`` objective (≥ 2).
+    baseline_samples : int, default 200
+        Random relabellings averaged for the correlation baselines (≥ 1).
+
+    Raises
+    ------
+    ValueError
+        A field out of its range.
+    TypeError
+        A field of the wrong type (bool and floats refused for the integers).
+
+    Examples
+    --------
+    >>> from rpmref.structure import LearnConfig
+    >>> LearnConfig().steps, LearnConfig(steps=20).steps
+    (300, 20)
+    >>> LearnConfig(batch_size=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be ... got 1
+    """
     steps: int = 300            # Adam steps
     learning_rate: float = 0.1  # Adam step size (Kingma & Ba 2015)
     init_scale: float = 1.0     # sd of the initial logits
@@ -56,7 +89,29 @@ class LearnConfig:
 
 
 def encoder(logits):
-    """P(z | x) = exp(log_softmax(logits)) row by row, (n, k)."""
+    """The softmax encoder P(z | x) = exp(log_softmax(logits[x])), row by row.
+
+    Differentiable by autograd (used inside the training objectives).
+
+    Parameters
+    ----------
+    logits : array_like, shape (n, k)
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        Rows are pmfs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure.learning import encoder
+    >>> encoder(np.zeros((2, 4)))                    # equal logits: uniform rows
+    array([[0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25]])
+    >>> bool(np.allclose(encoder(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]]))
+    True
+    """
     return anp.exp(log_softmax(logits, axis=1))
 
 
@@ -100,10 +155,55 @@ def _adam(value_and_gradient, params, steps, rate, b1=0.9, b2=0.999, eps=1e-8):
 def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfig()):
     """Train the shared softmax encoder on ``objective`` from the random start of ``seed``.
 
-    Returns a dict: ``objective``, ``seed``, ``enc`` (n, k) the trained P(z | x),
-    ``trace`` (objective per step), ``mi``, ``i_inf`` (local critic, best ℓ),
-    ``lengthscale`` (that ℓ), ``scores`` and ``baseline`` (topography, random relabelling).
+    Gradient ascent (autograd + Adam) on one of ``OBJECTIVES`` (the module docstring):
+    ``mi`` (I(Z; Z'), Eq. 17–20), ``local`` (I_∞ with the local critic, Eq. 7, 27, and a
+    learned ℓ), ``table`` (I_∞ with a learned critic table) or ``sampled`` (the
+    finite-batch InfoNCE of Eq. 6 with the local critic). Then scored by ``evaluate``.
     The same seed gives the same run (start, batches and baseline relabellings).
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states.
+    p_xx : array_like, shape (n, n)
+        The data pmf P(x, x').
+    objective : {'mi', 'local', 'table', 'sampled'}
+    seed : int
+        Seed of the initial logits, the batches and the baseline relabellings.
+    config : LearnConfig, default LearnConfig()
+
+    Returns
+    -------
+    dict
+        ``objective``, ``seed``, ``enc`` (n, k) the trained P(z | x), ``trace`` (the
+        objective at each step, before its update, nats) and the keys of ``evaluate``:
+        ``mi``, ``i_inf``, ``lengthscale``, ``scores`` and ``baseline``.
+
+    Raises
+    ------
+    ValueError
+        ``objective`` unknown, ``p_xx`` not a pmf of shape (n, n), or an invalid seed.
+    TypeError
+        ``objective`` not a string or ``seed`` of the wrong type.
+    FloatingPointError
+        A non-finite objective or gradient during training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import LearnConfig, data_pmf, geometry, train_encoder
+    >>> data, latent = geometry("line", 4), geometry("line", 2)
+    >>> config = LearnConfig(steps=30, baseline_samples=10)
+    >>> run = train_encoder(data, latent, data_pmf(data), "mi", seed=0, config=config)
+    >>> run["enc"].shape, len(run["trace"])
+    ((4, 2), 30)
+    >>> bool(0 <= run["mi"] <= np.log(2))            # I(Z; Z') ≤ H(Z) ≤ log k
+    True
+    >>> again = train_encoder(data, latent, data_pmf(data), "mi", seed=0, config=config)
+    >>> np.array_equal(run["enc"], again["enc"])     # reproducible from the seed
+    True
     """
     objective = check_choice(objective, "objective", OBJECTIVES)
     seed = check_seed(seed, "seed")
@@ -129,7 +229,50 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
 
 
 def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
-    """MI, I_∞ at the best ℓ of the local critic, the topography scores and their baselines."""
+    """Score an encoder: MI, I_∞ of the local critic at its best ℓ, the topography scores
+    and their random-relabelling baselines.
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states.
+    p_xx : array_like, shape (n, n)
+        The data pmf P(x, x').
+    enc : array_like, shape (n, k)
+        P(z | x), shared by x and x'.
+    baseline_samples : int, default 200
+        Random relabellings for the correlation baselines.
+    rng : numpy.random.Generator, optional
+        Their source (default ``numpy.random.default_rng(0)``).
+
+    Returns
+    -------
+    dict
+        ``mi`` (``rpmref.mutual_information``, nats), ``i_inf`` (``rpmref.infonce_limit``
+        with the local critic, Eq. 7, 27, nats), ``lengthscale`` (the best ℓ over
+        ``LENGTHSCALES``, refined), ``scores`` (``topography_scores``) and ``baseline``
+        (``relabelling_baseline``).
+
+    Raises
+    ------
+    ValueError
+        ``p_xx`` or ``enc`` not valid tables of matching shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import coarse_encoder, data_pmf, evaluate, geometry
+    >>> data, latent = geometry("line", 4), geometry("line", 2)
+    >>> result = evaluate(data, latent, data_pmf(data), coarse_encoder(data, latent), 10)
+    >>> # P(z, z') = [[7/16, 1/16], [1/16, 7/16]], marginals ½: I = Σ p log(p / ¼)
+    >>> by_hand = 2 * (7 / 16) * np.log(7 / 4) + 2 * (1 / 16) * np.log(1 / 4)
+    >>> bool(np.isclose(result["mi"], by_hand)), bool(result["i_inf"] <= result["mi"])
+    (True, True)
+    >>> result["scores"]["neighbour_fraction"]
+    1.0
+    """
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
     best, _ = _best_lengthscales(p_zz, sq_dist, np.arange(latent_geo.n)[None, :], LENGTHSCALES)
@@ -152,8 +295,42 @@ def _flat(run):
 
 
 def summarise(runs):
-    """Mean and sd (ddof=1; 0 for one run) over runs per objective, of ``SUMMARY_KEYS`` and
-    their baselines: {objective: {key: {"mean", "sd"}}}; None where a score does not apply."""
+    """Mean and sd over runs, per objective, of ``SUMMARY_KEYS`` and their baselines.
+
+    Parameters
+    ----------
+    runs : list of dict
+        Runs as returned by ``train_encoder`` (the keys ``objective``, ``mi``, ``i_inf``,
+        ``scores`` and ``baseline`` are used).
+
+    Returns
+    -------
+    dict
+        {objective: {key: {"mean", "sd"} or None, "runs": count}} for each objective of
+        ``OBJECTIVES`` with runs; sd with ddof = 1 (0 for a single run); None where a
+        score does not apply (``position_correlation`` off a line). The baseline keys are
+        prefixed ``baseline_``.
+
+    Raises
+    ------
+    KeyError
+        A run without the keys above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import summarise
+    >>> def run(mi):
+    ...     scores = {"neighbour_fraction": 1.0, "distance_correlation": 0.5,
+    ...               "position_correlation": None}
+    ...     return {"objective": "mi", "mi": mi, "i_inf": 0.1, "scores": scores,
+    ...             "baseline": scores}
+    >>> out = summarise([run(0.5), run(0.7)])["mi"]
+    >>> out["runs"], out["position_correlation"]
+    (2, None)
+    >>> bool(np.isclose(out["mi"]["mean"], 0.6) and np.isclose(out["mi"]["sd"], np.sqrt(0.02)))
+    True
+    """
     out = {}
     for objective in OBJECTIVES:
         rows = [_flat(r) for r in runs if r["objective"] == objective]

@@ -44,7 +44,35 @@ _CHUNK = 2000
 
 
 def one_hot(labels, k):
-    """The deterministic encoder P(z | x) = 1[z = labels[x]] as an (n, k) table."""
+    """The deterministic encoder P(z | x) = 1[z = labels[x]] as a table.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        The latent state of each data state, in 0..k−1.
+    k : int
+        The number of latent states (≥ 1).
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        Rows are one-hot pmfs.
+
+    Raises
+    ------
+    ValueError
+        ``k`` < 1, or ``labels`` not 1-D or with an entry outside 0..k−1.
+    TypeError
+        ``k`` not an integer, or ``labels`` not integers.
+
+    Examples
+    --------
+    >>> from rpmref.structure import one_hot
+    >>> one_hot([0, 2, 1], 3)
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
     k = check_int(k, "k", minimum=1)
     labels = check_index_array(labels, "labels", k)
     enc = np.zeros((labels.size, k))
@@ -53,28 +81,147 @@ def one_hot(labels, k):
 
 
 def coarse_encoder(data_geo, latent_geo):
-    """The topographic encoder: data state x to its contiguous block (``coarse_labels``), (n, k)."""
+    """The topographic encoder: each data state to its contiguous block (``coarse_labels``).
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states, of the same kind and no larger.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        One-hot rows.
+
+    Raises
+    ------
+    ValueError
+        As for ``coarse_labels``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import coarse_encoder, geometry
+    >>> coarse_encoder(geometry("line", 4), geometry("line", 2))
+    array([[1., 0.],
+           [1., 0.],
+           [0., 1.],
+           [0., 1.]])
+    """
     return one_hot(coarse_labels(data_geo, latent_geo), latent_geo.n)
 
 
 def local_critic(latent_geo, lengthscale):
-    """f(z, z') = −d(z, z')² / (2ℓ²) on the latent geometry (Eq. 27), (k, k)."""
+    """The local critic f(z, z') = −d(z, z')² / (2ℓ²) on the latent geometry (Eq. 27).
+
+    Parameters
+    ----------
+    latent_geo : Geometry
+        Supplies d.
+    lengthscale : float
+        ℓ > 0.
+
+    Returns
+    -------
+    ndarray, shape (k, k)
+        f(z, z') in nats; 0 on the diagonal, < 0 off it.
+
+    Raises
+    ------
+    ValueError
+        ``lengthscale`` not positive or not finite.
+    TypeError
+        ``lengthscale`` not a real number.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, local_critic
+    >>> local_critic(geometry("line", 3), 1.0)       # −d²/2
+    array([[-0. , -0.5, -2. ],
+           [-0.5, -0. , -0.5],
+           [-2. , -0.5, -0. ]])
+    """
     ell = check_real(lengthscale, "lengthscale", minimum=0.0, inclusive=(False, True))
     return -latent_geo.distance ** 2 / (2.0 * ell ** 2)
 
 
 def relabel_encoder(enc, perm):
-    """P(σ(z) | x): the encoder with latent state z renamed perm[z] (columns permuted)."""
+    """P(σ(z) | x): the encoder with latent state z renamed perm[z] (its columns permuted).
+
+    Parameters
+    ----------
+    enc : array_like, shape (n, k)
+        P(z | x).
+    perm : array_like of int, shape (k,)
+        A permutation σ of 0..k−1.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        Column perm[z] of the result is column z of ``enc``.
+
+    Raises
+    ------
+    ValueError
+        ``perm`` not a permutation of 0..k−1.
+    TypeError
+        ``perm`` not integers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import one_hot, relabel_encoder
+    >>> labels, perm = np.array([0, 1, 1, 2]), np.array([2, 0, 1])
+    >>> # relabelling a deterministic code renames its labels: z ↦ perm[z]
+    >>> np.array_equal(relabel_encoder(one_hot(labels, 3), perm), one_hot(perm[labels], 3))
+    True
+    """
     perm = check_permutation(perm, "perm", np.shape(enc)[1])
     return np.asarray(enc)[:, np.argsort(perm)]
 
 
 def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
-    """Permutations of 0..k−1 as an (m, k) int array, the identity first.
+    """Permutations of 0..k−1 (relabellings of the latent states), the identity first.
 
-    k ≤ ``MAX_EXHAUSTIVE``: all k! (``max_count`` and ``seed`` unused). Otherwise
-    ``max_count`` distinct ones: the identity, the rows of ``include`` (e.g. the
-    geometry's symmetries) and uniformly random permutations from ``seed``.
+    k ≤ ``MAX_EXHAUSTIVE``: all k!, in lexicographic order (``max_count``, ``seed`` and
+    ``include`` unused). Otherwise ``max_count`` distinct ones (at most k!): the identity,
+    the rows of ``include`` (e.g. the geometry's symmetries) and uniformly random
+    permutations from ``seed``.
+
+    Parameters
+    ----------
+    k : int
+        The number of latent states (≥ 1).
+    max_count : int, default DEFAULT_SAMPLE (10,000)
+        How many to return when k > ``MAX_EXHAUSTIVE`` (≥ 1).
+    seed : int, default 0
+        Seed of the random permutations.
+    include : sequence of permutations, optional
+        Rows to include after the identity (when sampling).
+
+    Returns
+    -------
+    ndarray of int64, shape (m, k)
+
+    Raises
+    ------
+    ValueError
+        ``k`` or ``max_count`` < 1, or a row of ``include`` not a permutation of 0..k−1.
+    TypeError
+        ``k`` or ``max_count`` not an integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import labellings
+    >>> labellings(3).tolist()
+    [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+    >>> sample = labellings(9, max_count=5, seed=0, include=[np.arange(9)[::-1]])
+    >>> sample.shape, sample[0].tolist() == list(range(9)), sample[1].tolist() == list(range(9))[::-1]
+    ((5, 9), True, True)
+    >>> len({tuple(row) for row in sample})       # distinct
+    5
     """
     k = check_int(k, "k", minimum=1)
     if k <= MAX_EXHAUSTIVE:
@@ -139,11 +286,59 @@ def _best_lengthscales(p_zz, sq_dist, perms, lengthscales):
 def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     """I(Z; Z') and I_∞ with the local critic for every labelling of the shared encoder ``enc``.
 
-    p_xx (n, n); enc (n, k) = P(z | x), used for x and x'; perms (m, k) from
-    ``labellings``. Returns a dict of arrays over the m labellings: ``mi``
-    (``rpmref.mutual_information`` of each relabelled joint), ``i_inf`` (``rpmref.infonce_limit``
-    at the labelling's best ℓ), ``lengthscale`` (that ℓ), and ``grid_gap``: max |I_∞ of the
-    vectorised ℓ search − I_∞ of ``infonce_limit``| (two independent routes).
+    For each permutation σ the recognition joint of the relabelled encoder (the same
+    encoder for x and x') gives ``mi`` (``rpmref.mutual_information``: the same for every
+    σ) and ``i_inf`` (``rpmref.infonce_limit`` with the local critic, Eq. 7, 27, at that
+    labelling's best ℓ over ``lengthscales``, refined 8×).
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n)
+        The data pmf P(x, x').
+    enc : array_like, shape (n, k)
+        P(z | x), used for x and x'.
+    latent_geo : Geometry
+        k states; supplies the distance of the local critic.
+    perms : array_like of int, shape (m, k)
+        Permutations, e.g. from ``labellings``.
+    lengthscales : array_like, shape (L,), default LENGTHSCALES
+        The ℓ grid of the search.
+
+    Returns
+    -------
+    dict
+        ``mi`` (m,) and ``i_inf`` (m,) in nats, ``lengthscale`` (m,) in units of the
+        latent distance; ``grid_gap`` (float): max |I_∞ of the vectorised ℓ search − I_∞ of
+        ``infonce_limit``| (two independent routes).
+
+    Raises
+    ------
+    ValueError
+        ``p_xx`` not a pmf, ``enc`` not a conditional table with n rows, ``latent_geo``
+        without k states, ``perms`` not (m, k) permutations, or ``lengthscales`` not 1-D.
+    TypeError
+        Arguments of a non-real dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import (coarse_encoder, data_pmf, geometry, labellings,
+    ...                               relabelling_table)
+    >>> data, latent = geometry("line", 6), geometry("line", 3)
+    >>> p_xx, enc = data_pmf(data), coarse_encoder(data, latent)
+    >>> table = relabelling_table(p_xx, enc, latent, labellings(3))
+    >>> p_zz = enc.T @ p_xx @ enc                           # the joint of the codes, by hand
+    >>> p_z = p_zz.sum(axis=1)
+    >>> nz = p_zz > 0                                       # blocks 0 and 2 never meet
+    >>> mi = np.sum(p_zz[nz] * np.log(p_zz[nz] / np.outer(p_z, p_z)[nz]))
+    >>> # every labelling has the same MI; 1e-12 is ~1000 ulps of a sum of nine terms
+    >>> bool(np.allclose(table["mi"], mi, rtol=0, atol=1e-12))
+    True
+    >>> # rows 0 and 5 are the identity and the reversal, a symmetry of the line: tied
+    >>> bool(np.isclose(table["i_inf"][0], table["i_inf"][5], rtol=0, atol=1e-12))
+    True
+    >>> bool(np.all(table["i_inf"] <= table["mi"] + 1e-12))   # E6: I_∞ ≤ I
+    True
     """
     p_xx = check_pmf(p_xx, "p_xx", ndim=2)
     enc = check_conditional(enc, "enc", n_rows=np.shape(p_xx)[0])
@@ -169,13 +364,37 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
 
 
 def tie_tolerance(k, max_abs_f):
-    """Two labellings' I_∞ count as tied within this (nats).
+    """The tolerance (nats) within which two labellings' I_∞ count as tied.
 
     I_∞ is a P-weighted sum of k² terms f − log Z(z), each of size ≤ M = max|f| + 50
     (the logs of probabilities ≥ e^-50 of these problems), so float64 gets each side
     to within k²·u·M (u = 1.1e-16); 1e-14·k²·M is ~45× both sides together. Distinct
     labellings differ by far more (``invariance_summary`` reports the smallest gap,
     ``separation``).
+
+    Parameters
+    ----------
+    k : int
+        The number of latent states.
+    max_abs_f : float
+        max |f(z, z')| of the critics compared (nats).
+
+    Returns
+    -------
+    float
+        1e-14 · k² · (max_abs_f + 50).
+
+    Raises
+    ------
+    TypeError
+        ``max_abs_f`` not convertible to float.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.structure import tie_tolerance
+    >>> bool(np.isclose(tie_tolerance(3, 2.0), 1e-14 * 9 * 52))
+    True
     """
     return 1e-14 * k ** 2 * (float(max_abs_f) + 50.0)
 
@@ -183,17 +402,61 @@ def tie_tolerance(k, max_abs_f):
 def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings=100):
     """Spreads and ranks of ``relabelling_table`` (computed here unless ``table`` is given).
 
-    Returns a dict: ``labellings`` (m), ``exhaustive`` (all k! enumerated), ``mi_spread``
-    and ``i_inf_spread`` (max − min), ``mi`` (of the identity), ``i_inf_identity``,
-    ``i_inf_max``, ``i_inf_min``, ``identity_rank`` (1 + labellings with I_∞ above the
-    identity's by more than ``tie_tolerance``), ``tied`` (labellings within it of the
-    identity, the identity included), ``separation`` (the smallest |I_∞ − I_∞(identity)|
-    of the others), ``symmetries`` (geometry symmetries among the
-    labellings), ``symmetries_at_max`` (all of them within tolerance of the max),
-    ``tied_are_symmetries`` (the tied set is exactly those symmetries), and
-    ``elbo_gap``: max |ELBO − C − I_∞| (E5) over the identity, the best, the worst and
-    the first ``elbo_labellings`` labellings, the ELBO from ``rpmref.expected_elbo`` with
-    ``rpmref.energy_prior`` at each labelling's ℓ.
+    Reads off what the MI cannot see and I_∞ with the local critic can: the MI spread
+    over labellings (0 up to rounding), the I_∞ spread, the rank of the identity, the
+    labellings tied with it (within ``tie_tolerance``) and whether they are exactly the
+    geometry's symmetries; and checks E5 (ELBO − C = I_∞ with the critic's energy
+    prior, Eq. 21–25) on a subset of the labellings.
+
+    Parameters
+    ----------
+    p_xx : array_like, shape (n, n)
+        The data pmf P(x, x').
+    enc : array_like, shape (n, k)
+        P(z | x), shared by x and x'.
+    latent_geo : Geometry
+        k latent states.
+    perms : array_like of int, shape (m, k)
+        Permutations including the identity (e.g. ``labellings``).
+    table : dict, optional
+        ``relabelling_table(p_xx, enc, latent_geo, perms)``, if already computed.
+    elbo_labellings : int, default 100
+        The E5 check covers the identity, the best, the worst and the first this many
+        labellings.
+
+    Returns
+    -------
+    dict
+        ``labellings`` (m), ``exhaustive`` (all k! enumerated), ``mi`` (of the identity),
+        ``mi_spread`` and ``i_inf_spread`` (max − min), ``i_inf_identity``,
+        ``i_inf_max``, ``i_inf_min``, ``lengthscale_identity``, ``identity_rank`` (1 +
+        labellings with I_∞ above the identity's by more than ``tie_tolerance``),
+        ``tied`` (labellings within it of the identity, the identity included),
+        ``symmetries`` (geometry symmetries among the labellings), ``symmetries_at_max``
+        (all of them within tolerance of the max), ``tied_are_symmetries`` (the tied set
+        is exactly those symmetries), ``tie_tolerance``, ``separation`` (the smallest
+        |I_∞ − I_∞(identity)| of the others), ``grid_gap`` (of the table) and
+        ``elbo_gap``: max |ELBO − C − I_∞| (E5), the ELBO from ``rpmref.expected_elbo``
+        with ``rpmref.energy_prior`` at each labelling's ℓ.
+
+    Raises
+    ------
+    ValueError
+        As for ``relabelling_table``.
+    IndexError
+        ``perms`` without the identity.
+
+    Examples
+    --------
+    >>> from rpmref.structure import (coarse_encoder, data_pmf, geometry, invariance_summary,
+    ...                               labellings)
+    >>> data, latent = geometry("line", 6), geometry("line", 3)
+    >>> s = invariance_summary(data_pmf(data), coarse_encoder(data, latent), latent, labellings(3))
+    >>> s["labellings"], s["exhaustive"], s["symmetries"], s["tied"], s["tied_are_symmetries"]
+    (6, True, 2, 2, True)
+    >>> # MI is label-blind; E5 holds to float64 rounding (1e-12: well above k²·u·M)
+    >>> s["mi_spread"] < 1e-12, s["elbo_gap"] < 1e-12, s["i_inf_spread"] > 0.1
+    (True, True, True)
     """
     perms = np.asarray(perms)
     table = relabelling_table(p_xx, enc, latent_geo, perms) if table is None else table

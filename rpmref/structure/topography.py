@@ -39,7 +39,22 @@ def _check(data_geo, latent_geo, enc):
 
 
 def rank(values):
-    """Ranks 1..m of ``values`` (1-D), tied values sharing their average rank."""
+    """Ranks 1..m of ``values``, tied values sharing their average rank.
+
+    Parameters
+    ----------
+    values : array_like, shape (m,)
+
+    Returns
+    -------
+    ndarray of float, shape (m,)
+
+    Examples
+    --------
+    >>> from rpmref.structure.topography import rank
+    >>> rank([10, 20, 20, 5])          # 5 → 1, 10 → 2, the two 20s share (3 + 4)/2
+    array([2. , 3.5, 3.5, 1. ])
+    """
     values = np.asarray(values, dtype=float)
     order = np.argsort(values, kind="stable")
     ranks = np.empty(values.size)
@@ -50,7 +65,33 @@ def rank(values):
 
 
 def spearman(a, b):
-    """Spearman's rank correlation of two equal-length 1-D arrays (0 if either is constant)."""
+    """Spearman's rank correlation: Pearson's correlation of the ranks (``rank``).
+
+    Parameters
+    ----------
+    a, b : array_like, shape (m,)
+        Equal-length 1-D arrays.
+
+    Returns
+    -------
+    float
+        In [−1, 1]; 0 if either array is constant (no ranks to correlate).
+
+    Raises
+    ------
+    ValueError
+        ``a`` and ``b`` of different lengths (numpy's broadcasting error).
+
+    Examples
+    --------
+    >>> from rpmref.structure import spearman
+    >>> spearman([1, 2, 3], [10, 20, 30]), spearman([1, 2, 3], [3, 2, 1])
+    (1.0, -1.0)
+    >>> spearman([1, 2, 3], [3, 1, 2])   # centred ranks (−1, 0, 1)·(1, −1, 0) / 2
+    -0.5
+    >>> spearman([1, 2, 3], [7, 7, 7])
+    0.0
+    """
     ra, rb = rank(a), rank(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     norm = np.sqrt(np.sum(ra ** 2) * np.sum(rb ** 2))
@@ -58,7 +99,42 @@ def spearman(a, b):
 
 
 def neighbour_fraction(data_geo, latent_geo, enc):
-    """E[1(d(z, z') ≤ 1)] averaged over the data-neighbour pairs (module docstring)."""
+    """E[1(d(z, z') ≤ 1)] over the unordered data-neighbour pairs {x, x'} (module docstring).
+
+    x and x' are encoded independently by ``enc``; a pair counts as kept together when z
+    and z' are latent neighbours or the same state.
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states.
+    enc : array_like, shape (n, k)
+        P(z | x).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for the identity and every topographic code.
+
+    Raises
+    ------
+    ValueError
+        ``enc`` not a conditional table of shape (n, k).
+    TypeError
+        ``enc`` of a non-real dtype.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, neighbour_fraction, one_hot
+    >>> line = geometry("line", 4)
+    >>> neighbour_fraction(line, line, one_hot([0, 1, 2, 3], 4))
+    1.0
+    >>> # pairs (0,1), (1,2), (2,3) land on (0,2), (2,1), (1,3): only the middle one adjacent
+    >>> round(neighbour_fraction(line, line, one_hot([0, 2, 1, 3], 4)), 12)
+    0.333333333333
+    """
     enc = _check(data_geo, latent_geo, enc)
     close = (latent_geo.distance <= 1.0 + 1e-12).astype(float)            # (k, k), diagonal 1
     together = enc @ close @ enc.T                                        # (n, n)
@@ -67,7 +143,39 @@ def neighbour_fraction(data_geo, latent_geo, enc):
 
 
 def distance_correlation(data_geo, latent_geo, enc):
-    """Spearman's ρ of d(x, x') and E[d(z, z')] over the pairs x < x'."""
+    """Spearman's ρ of the data distance d(x, x') and the expected latent distance
+    E[d(z, z')] over all pairs x < x'.
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states.
+    enc : array_like, shape (n, k)
+        P(z | x).
+
+    Returns
+    -------
+    float
+        In [−1, 1]; the same for every symmetry of the latent geometry.
+
+    Raises
+    ------
+    ValueError
+        As for ``neighbour_fraction``.
+    TypeError
+        As for ``neighbour_fraction``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import distance_correlation, geometry, one_hot
+    >>> ring = geometry("ring", 6)
+    >>> distance_correlation(ring, ring, one_hot(range(6), 6))
+    1.0
+    >>> distance_correlation(ring, ring, one_hot([5, 4, 3, 2, 1, 0], 6))   # a reflection
+    1.0
+    """
     enc = _check(data_geo, latent_geo, enc)
     expected = enc @ latent_geo.distance @ enc.T                          # (n, n)
     i, j = np.triu_indices(data_geo.n, 1)
@@ -75,7 +183,37 @@ def distance_correlation(data_geo, latent_geo, enc):
 
 
 def position_correlation(data_geo, latent_geo, enc):
-    """Spearman's ρ of x and E[z | x] (a line only; ValueError otherwise)."""
+    """Spearman's ρ of the data position x and the expected latent position E[z | x]
+    (line geometries only).
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        A line of n states.
+    latent_geo : Geometry
+        A line of k states.
+    enc : array_like, shape (n, k)
+        P(z | x).
+
+    Returns
+    -------
+    float
+        +1 for the identity, −1 for the reversed code.
+
+    Raises
+    ------
+    ValueError
+        Either geometry not a line, or as for ``neighbour_fraction``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, one_hot, position_correlation
+    >>> line = geometry("line", 4)
+    >>> position_correlation(line, line, one_hot([0, 1, 2, 3], 4))
+    1.0
+    >>> position_correlation(line, line, one_hot([3, 2, 1, 0], 4))
+    -1.0
+    """
     if data_geo.kind != "line" or latent_geo.kind != "line":
         raise ValueError(f"position_correlation needs line geometries, got {data_geo.kind} "
                          f"and {latent_geo.kind} (use distance_correlation)")
@@ -84,8 +222,36 @@ def position_correlation(data_geo, latent_geo, enc):
 
 
 def topography_scores(data_geo, latent_geo, enc):
-    """{'neighbour_fraction', 'distance_correlation', 'position_correlation'} of ``enc``;
-    the last is |ρ| of ``position_correlation`` on a line and None otherwise."""
+    """The three topography scores of ``enc``: ``neighbour_fraction``,
+    ``distance_correlation`` and |ρ| of ``position_correlation`` (None off a line).
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states (a line if ``data_geo`` is).
+    enc : array_like, shape (n, k)
+        P(z | x).
+
+    Returns
+    -------
+    dict
+        ``neighbour_fraction``, ``distance_correlation`` (floats) and
+        ``position_correlation`` (float, or None for a ring or grid).
+
+    Raises
+    ------
+    ValueError
+        As for ``neighbour_fraction`` and ``position_correlation``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, one_hot, topography_scores
+    >>> line = geometry("line", 4)
+    >>> topography_scores(line, line, one_hot([3, 2, 1, 0], 4))   # reversed: still topographic
+    {'neighbour_fraction': 1.0, 'distance_correlation': 1.0, 'position_correlation': 1.0}
+    """
     line = data_geo.kind == "line"
     return {"neighbour_fraction": neighbour_fraction(data_geo, latent_geo, enc),
             "distance_correlation": distance_correlation(data_geo, latent_geo, enc),
@@ -101,6 +267,44 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
     neighbours with probability q = #{(z, z'): d = 1} / (k(k − 1)). The correlations:
     the mean over ``samples`` random relabellings drawn from ``rng`` (or ``seed``; neither:
     seed 0, so the default is reproducible).
+
+    Parameters
+    ----------
+    data_geo : Geometry
+        n data states.
+    latent_geo : Geometry
+        k latent states.
+    enc : array_like, shape (n, k)
+        P(z | x).
+    samples : int, default BASELINE_SAMPLES (500)
+        Random relabellings averaged for the correlations (≥ 1).
+    rng : numpy.random.Generator, optional
+        Their source; not together with ``seed``.
+    seed : int, optional
+        Their seed, when ``rng`` is not given.
+
+    Returns
+    -------
+    dict
+        The keys of ``topography_scores``.
+
+    Raises
+    ------
+    ValueError
+        ``samples`` < 1, both ``rng`` and ``seed`` given, or as for ``neighbour_fraction``.
+    TypeError
+        ``samples`` not an integer, ``rng`` not a Generator, or an invalid ``seed``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry, one_hot, relabelling_baseline
+    >>> line = geometry("line", 4)
+    >>> base = relabelling_baseline(line, line, one_hot(range(4), 4), samples=50)
+    >>> # no pair shares a state; 6 of the 12 ordered pairs of distinct states are adjacent
+    >>> base["neighbour_fraction"]
+    0.5
+    >>> -1 <= base["distance_correlation"] <= 1 and -1 <= base["position_correlation"] <= 1
+    True
     """
     enc = _check(data_geo, latent_geo, enc)
     samples = check_int(samples, "samples", minimum=1)
