@@ -8,6 +8,7 @@ equation, statement, max_error, worst_case, tolerance.
 import numpy as np
 
 from rpmref.exact import infonce as discrete_infonce
+from rpmref.exact.validation import GeneratorSpec, check_int
 from rpmref.gaussian import closed_form as g
 
 TOLERANCE = 1e-10    # float64 closed forms; the worst error over seeds 0-19 at 200 trials is 3.1e-13
@@ -41,8 +42,10 @@ def random_joint(rng, max_dim=3, square=False):
 
     Raises
     ------
-    AttributeError
-        ``rng`` not a numpy Generator (it is used directly, not validated).
+    TypeError
+        ``rng`` not a numpy Generator, ``max_dim`` not an integer.
+    ValueError
+        ``max_dim`` < 1.
 
     Examples
     --------
@@ -55,6 +58,8 @@ def random_joint(rng, max_dim=3, square=False):
     >>> bool(np.all(np.linalg.eigvalsh(joint.cov) > 0))       # a valid covariance
     True
     """
+    rng = GeneratorSpec().validate(rng, "rng", {})
+    max_dim = check_int(max_dim, "max_dim", minimum=1)
     k, kp = rng.integers(1, max_dim + 1, size=2)
     kp = k if square else kp
     d, dp = k + rng.integers(0, 2), kp + rng.integers(0, 2)
@@ -90,8 +95,8 @@ def random_critic(rng, joint):
 
     Raises
     ------
-    AttributeError
-        ``rng`` not a numpy Generator, or ``joint`` without the fields of a GaussianPair.
+    TypeError
+        ``rng`` not a numpy Generator, or ``joint`` not a GaussianPair.
 
     Examples
     --------
@@ -104,6 +109,9 @@ def random_critic(rng, joint):
     >>> description.split()[0] in {"bilinear", "rbf", "quadratic"}
     True
     """
+    rng = GeneratorSpec().validate(rng, "rng", {})
+    if not isinstance(joint, g.GaussianPair):
+        raise TypeError(f"joint must be a GaussianPair; got {type(joint).__name__}")
     k, kp = joint.k, joint.mean.size - joint.k
     kind = rng.choice(["bilinear", "rbf", "quadratic"] if k == kp else ["bilinear", "quadratic"])
     if kind == "bilinear":
