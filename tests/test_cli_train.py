@@ -48,7 +48,7 @@ def _one_line_error(capsys, code, call):
 @pytest.mark.parametrize("extra,message", [
     (["--momentum", "2"], "--momentum must be in [0, 1), got 2.0"),
     (["--momentum", "-5"], "--momentum must be in [0, 1), got -5.0"),
-    (["--momentum", "nan"], "--momentum must be in [0, 1)"),
+    (["--momentum", "nan"], "--momentum must be a finite real number, got nan"),
     (["--kernel", "99"], "--kernel 99 is larger than the 12×12 frames"),
     (["--kernel", "4"], "--kernel must be odd"),
     (["--batch", "1"], "--batch must be at least 2"),

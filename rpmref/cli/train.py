@@ -68,9 +68,10 @@ def add_parser(subparsers):
     p.add_argument("--no-orient-maps", action="store_true",
                    help="keep the raw random second-layer filters instead of flipping maps "
                         "that start dark on the balls (see docs/tutorials/balls.md, 'Why the maps are oriented')")
-    p.add_argument("--threads", type=nonnegative_int, default=d.blas_threads,
+    p.add_argument("--threads", type=nonnegative_int, default=0,
                    help="threads of each training step and of the readout's encoding "
-                        "(0 = every available core)")
+                        "(default 0 = every available core; the result is the same for any "
+                        "count)")
     run = p.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint (same settings)")
