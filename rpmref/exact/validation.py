@@ -1238,6 +1238,47 @@ def check_seed(value, name):
     return value
 
 
+def as_generator(value, name="rng"):
+    """``value`` if it is a ``numpy.random.Generator``, else ``default_rng(value)`` for a seed.
+
+    For functions whose one argument takes either (``make_generator`` is for a pair of
+    ``rng=`` and ``seed=`` arguments).
+
+    Parameters
+    ----------
+    value : numpy.random.Generator, int, sequence of int, SeedSequence or None
+        A Generator (used as it is, advanced in place) or a seed.
+    name : str, default "rng"
+        Its name, for messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a value that is neither a Generator nor a valid seed (see ``check_seed``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.validation import as_generator
+    >>> rng = np.random.default_rng(0)
+    >>> as_generator(rng) is rng
+    True
+    >>> bool(as_generator(3).random() == np.random.default_rng(3).random())
+    True
+    >>> as_generator("x")
+    Traceback (most recent call last):
+    ...
+    TypeError: rng must be a non-negative integer, a sequence of them or a numpy.random.SeedSequence, got 'x' (str)
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    return np.random.default_rng(check_seed(value, name))
+
+
 def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
     """The Generator to use: ``rng`` if given, else ``default_rng(seed)``; not both.
 
@@ -1556,7 +1597,7 @@ __all__ = [
     "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
-    "check_real", "check_bool", "check_choice", "check_seed", "make_generator", "check_symmetric",
+    "check_real", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
     "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
     "check_permutation",
 ]

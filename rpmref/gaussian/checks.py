@@ -8,7 +8,7 @@ equation, statement, max_error, worst_case, tolerance.
 import numpy as np
 
 from rpmref.exact import infonce as discrete_infonce
-from rpmref.exact.validation import GeneratorSpec, check_int
+from rpmref.exact.validation import GeneratorSpec, as_generator, check_int
 from rpmref.gaussian import closed_form as g
 
 TOLERANCE = 1e-10    # float64 closed forms; the worst error over seeds 0-19 at 200 trials is 3.1e-13
@@ -288,9 +288,9 @@ def verify_checks(rng, trials=200):
     Raises
     ------
     ValueError
-        ``trials`` < 1 (or not convertible to int), or a seed numpy refuses.
+        ``trials`` < 1 (or not convertible to int), or a negative seed (``check_seed``).
     TypeError
-        ``trials`` or the seed of a type numpy cannot use.
+        ``trials``, or ``rng`` neither a Generator nor a seed (a float, a string, ...).
 
     Examples
     --------
@@ -301,7 +301,7 @@ def verify_checks(rng, trials=200):
     >>> all(row["max_error"] <= row["tolerance"] for row in rows)
     True
     """
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = as_generator(rng)
     trials = int(trials)
     if trials < 1:
         raise ValueError(f"trials must be a positive integer; got {trials}")

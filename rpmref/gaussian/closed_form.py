@@ -619,11 +619,7 @@ def kl_divergence(p, q):
     >>> float(kl_divergence(p, q))          # ½ δ² for unit variances
     0.5
     """
-    mp, cp = _mean_cov("p", p)
-    mq, cq = _mean_cov("q", q)
-    if anp.shape(cp) != anp.shape(cq):
-        raise ValueError(f"p and q must have the same dimension; got {anp.size(mp)} and "
-                         f"{anp.size(mq)}")
+    (mp, cp), (mq, cq) = _same_dimension(p, q)
     low = anp.linalg.cholesky(cq)
     white = anp.linalg.solve(low, anp.transpose(anp.linalg.solve(low, cp)))   # Lq⁻¹ Σp Lq⁻ᵀ
     lam_minus_one = _eigenvalues(_sym(white)) - 1.0
@@ -642,6 +638,15 @@ def _mean_cov(name, p):
     mean, cov = p
     cov = _covariance(f"{name} covariance", cov)
     return _vector(f"{name} mean", mean, anp.shape(cov)[0]), cov
+
+
+def _same_dimension(p, q):
+    """((mean, cov) of p, (mean, cov) of q), checked, of the same dimension."""
+    (mp, cp), (mq, cq) = _mean_cov("p", p), _mean_cov("q", q)
+    if anp.shape(cp) != anp.shape(cq):
+        raise ValueError(f"p and q must have the same dimension; got {anp.size(mp)} and "
+                         f"{anp.size(mq)}")
+    return (mp, cp), (mq, cq)
 
 
 def cross_entropy(p, q):
@@ -673,11 +678,7 @@ def cross_entropy(p, q):
     >>> bool(np.isclose(cross_entropy(p, p), entropy(np.eye(2))))
     True
     """
-    mp, cp = _mean_cov("p", p)
-    mq, cq = _mean_cov("q", q)
-    if anp.shape(cp) != anp.shape(cq):
-        raise ValueError(f"p and q must have the same dimension; got {anp.size(mp)} and "
-                         f"{anp.size(mq)}")
+    (mp, cp), (mq, cq) = _same_dimension(p, q)
     d = anp.size(mp)
     maha = (mq - mp) @ _solve(cq, mq - mp)
     return 0.5 * (d * np.log(2 * np.pi) + _logdet(cq) + anp.trace(_solve(cq, cp)) + maha)
@@ -734,13 +735,12 @@ def energy_prior(joint, critic):
 def _energy_precision(cp, Q):
     """P = C'⁻¹ + Q, checked positive definite (relative to its largest eigenvalue)."""
     prec = _sym(anp.linalg.inv(cp) + Q)
-    concrete = np.asarray(getval(prec))
-    eig = np.linalg.eigvalsh(concrete)
-    if not eig[0] > concrete.shape[0] * np.finfo(float).eps * np.max(np.abs(eig)):
+    try:
+        return check_positive_definite(prec, "C'^-1 + Q", _symmetry_checked=True)
+    except ValueError as err:
         raise ValueError("critic.Q is too negative: C'^-1 + Q must be positive definite, "
-                         "otherwise the energy prior's normaliser Z(z) is infinite; its "
-                         f"smallest eigenvalue is {eig[0]!r}")
-    return prec
+                         f"otherwise the energy prior's normaliser Z(z) is infinite ({err})"
+                         ) from None
 
 
 def infonce_limit(joint, critic):
@@ -847,21 +847,16 @@ def rbf_infonce_limit(joint, lengthscale):
     >>> bool(np.isclose(rbf_infonce_limit(gaussian_pair(1.0, 1.0, rho), ell), closed))
     True
     """
-    m, mp, c, cp, s = blocks(joint)
-    if anp.size(m) != anp.size(mp):
-        raise ValueError(f"the RBF critic needs dim z == dim z'; got {anp.size(m)} and "
-                         f"{anp.size(mp)}")
+    c, cp, diff, sq_dist = _rbf_moments(joint)
     ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True),
                      finite=False)
     if np.isinf(ell):
         return 0.0
-    diff = m - mp
-    sq_dist = anp.trace(c) + anp.trace(cp) - 2 * anp.trace(s) + anp.sum(diff * diff)
     with np.errstate(over="ignore"):
         first = -0.5 * (sq_dist / lengthscale) / lengthscale
     if np.isinf(getval(first)):
         return -np.inf      # −E‖z − z'‖²/(2ℓ²) is below −1.8e308: the true value overflows
-    eye = np.eye(anp.size(m))
+    eye = np.eye(anp.size(diff))
     second = c + anp.outer(diff, diff)
     if ell >= 1:        # (C' + ℓ²I)⁻¹ = ℓ⁻² (C'/ℓ² + I)⁻¹: ℓ² may overflow, 1/ℓ² only underflows
         inv_u = 1.0 / lengthscale / lengthscale
@@ -869,6 +864,16 @@ def rbf_infonce_limit(joint, lengthscale):
     else:
         trace_term = anp.trace(_solve(cp + (lengthscale * lengthscale) * eye, second))
     return first + 0.5 * _log1p_det_rbf(cp, lengthscale) + 0.5 * trace_term
+
+
+def _rbf_moments(joint):
+    """(C, C', m − m', E‖z − z'‖²) of a pair with dim z = dim z' (the RBF critic's inputs)."""
+    m, mp, c, cp, s = blocks(joint)
+    if anp.size(m) != anp.size(mp):
+        raise ValueError(f"the RBF critic needs dim z == dim z'; got {anp.size(m)} and "
+                         f"{anp.size(mp)}")
+    diff = m - mp
+    return c, cp, diff, anp.trace(c) + anp.trace(cp) - 2 * anp.trace(s) + anp.sum(diff * diff)
 
 
 def _rbf_objective(log_u, sq_dist, lam, second):
@@ -1037,13 +1042,9 @@ def optimal_rbf_lengthscale(joint, grid=400):
     >>> optimal_rbf_lengthscale(gaussian_pair(1.0, 1.0, -0.6))
     inf
     """
-    m, mp, c, cp, s = (np.asarray(getval(a)) for a in blocks(joint))   # an argmax: not traced
-    if m.size != mp.size:
-        raise ValueError(f"the RBF critic needs dim z == dim z'; got {m.size} and {mp.size}")
+    c, cp, diff, sq_dist = (np.asarray(getval(a)) for a in _rbf_moments(joint))  # an argmax
     grid = check_int(grid, "grid", minimum=3)
     lam, vec = np.linalg.eigh(cp)
-    diff = m - mp
-    sq_dist = np.trace(c) + np.trace(cp) - 2 * np.trace(s) + diff @ diff
     second = np.diag(vec.T @ (c + np.outer(diff, diff)) @ vec)
     scale = np.log(max(sq_dist, 1e-300))
     log_u = np.linspace(scale - 8 * np.log(10), scale + 8 * np.log(10), int(grid))

@@ -11,7 +11,7 @@ its standard error is their standard deviation / sqrt(batches). Every draw is
 import numpy as np
 
 from rpmref.exact.numerics import logsumexp
-from rpmref.exact.validation import as_real_array, check_int, check_positive_int, check_seed
+from rpmref.exact.validation import as_generator, as_real_array, check_int, check_positive_int
 from rpmref.gaussian.closed_form import QuadraticCritic, _check_critic, _check_pair
 
 _MAX_SCORES = 4_000_000  # score-matrix entries per chunk of batches (~32 MB)
@@ -62,7 +62,7 @@ def sample_pairs(joint, size, rng):
     >>> bool(abs(np.corrcoef(z[:, 0], z_prime[:, 0])[0, 1] - 0.6) < 0.03)
     True
     """
-    rng = _generator(rng)
+    rng = as_generator(rng)
     joint = _check_pair(joint)
     size = _size(size)
     low = np.linalg.cholesky(joint.cov)
@@ -331,7 +331,7 @@ def _draws(joint, critics, n, batches, rng):
         elif not callable(critic):
             raise TypeError("critic must be a QuadraticCritic or a callable; got "
                             f"{type(critic).__name__}")
-    rng = _generator(rng)
+    rng = as_generator(rng)
     chunk = max(1, _MAX_SCORES // (n * n))
     out = []
     for start in range(0, batches, chunk):
@@ -347,13 +347,6 @@ def _size(size):
     if not isinstance(size, tuple):
         raise TypeError(f"size must be a tuple of non-negative integers; got {type(size).__name__}")
     return tuple(check_int(s, f"size[{i}]", minimum=0) for i, s in enumerate(size))
-
-
-def _generator(rng):
-    """``rng`` if it is a Generator, else ``numpy.random.default_rng(rng)`` for a valid seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(check_seed(rng, "rng"))
 
 
 __all__ = ["sample_pairs", "critic_scores", "infonce_per_batch",
