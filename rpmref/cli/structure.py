@@ -4,6 +4,7 @@ import json
 import sys
 import time
 
+from rpmref.balls.runstore import jsonable, write_json
 from rpmref.cli.common import check_output_file, positive_float, positive_int
 from rpmref.environment import environment
 from rpmref.structure.experiment import (
@@ -12,17 +13,6 @@ from rpmref.structure.geometry import GEOMETRIES
 from rpmref.structure.learning import LearnConfig
 
 QUICK_STEPS = 60
-
-
-def _jsonable(value):
-    """Numbers and containers as plain JSON (numpy scalars and arrays converted)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
 
 
 def run(args):
@@ -62,11 +52,9 @@ def run(args):
                   "invariance": result["invariance"], "learning": result["learning"],
                   "gaussian": result["gaussian"], "seconds": seconds}
         if to_stdout:
-            json.dump(_jsonable(record), sys.stdout, indent=1)
-            print()
+            print(json.dumps(jsonable(record), indent=1, allow_nan=False))
         else:
-            with open(args.json, "w") as f:
-                json.dump(_jsonable(record), f, indent=1)
+            write_json(args.json, record)
             print(f"wrote {args.json}", file=sys.stderr)
     if args.figure:
         plot(result, args.figure)
