@@ -22,7 +22,7 @@ from collections import namedtuple
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from rpmref.exact.measures import kl_divergence_of, mutual_information_of, scalar
 from rpmref.exact.numerics import (
@@ -68,8 +68,10 @@ def _value(x):
 
 
 def _marginals(p_xx):
-    xp = array_module(p_xx)
-    return xp.sum(p_xx, axis=1), xp.sum(p_xx, axis=0)
+    """Row and column sums of a 2-D table (traced or concrete)."""
+    if isbox(p_xx):
+        return anp.sum(p_xx, axis=1), anp.sum(p_xx, axis=0)
+    return p_xx.sum(axis=1), p_xx.sum(axis=0)
 
 
 def _latent(p_x, enc):
@@ -545,11 +547,6 @@ def _expected_elbo(p_zz, prior, hidden, constant, marginals):
     return cross - sum_xlogy(p_z, p_z) - sum_xlogy(p_z_prime, p_z_prime) + constant
 
 
-def _joint_marginals(p_zz):
-    xp = array_module(p_zz)
-    return xp.sum(p_zz, axis=1), xp.sum(p_zz, axis=0)
-
-
 @validate_params(**_MODEL)
 def expected_elbo(p_xx, enc, enc_prime, prior):
     """L = E_{P(x,x')}[ELBO(x, x')] with the recognition posterior (Eq. 16).
@@ -601,7 +598,7 @@ def expected_elbo(p_xx, enc, enc_prime, prior):
     """
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
-    return scalar(_expected_elbo(p_zz, prior, hidden, _data_constant(p_xx), _joint_marginals(p_zz)))
+    return scalar(_expected_elbo(p_zz, prior, hidden, _data_constant(p_xx), _marginals(p_zz)))
 
 
 @validate_params(**_MODEL)
@@ -651,7 +648,7 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
     p_zz = _joint(p_xx, enc, enc_prime)
     hidden = _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior)
     constant = _data_constant(p_xx)
-    marginals = _joint_marginals(p_zz)
+    marginals = _marginals(p_zz)
     return ElboDecomposition(
         elbo=scalar(_expected_elbo(p_zz, prior, hidden, constant, marginals)),
         mutual_information=scalar(mutual_information_of(p_zz, marginals)),

@@ -214,56 +214,77 @@ def kl_divergence_of(p, q, log_q=None):
     """
     pv = np.asarray(getval(p))
     xp = array_module(p, q)
-    if pv.size and pv.min() > 0:
+    p_min = pv.min() if pv.size else 0.0
+    if p_min > 0:
         p_s, q_s = xp.reshape(p, (-1,)), xp.reshape(q, (-1,))
         index = None
     else:
         index = np.flatnonzero(pv > 0)
         p_s, q_s = xp.reshape(p, (-1,))[index], xp.reshape(q, (-1,))[index]
+        p_min = np.asarray(getval(p_s)).min() if index.size else 0.0
     qsv = np.asarray(getval(q_s))
     if qsv.size == 0:
         return anp.sum(p_s)  # p = 0 everywhere: KL = 0 (with the zero gradient in p)
     q_min = qsv.min()
     if q_min == 0 and log_q is None:
         return float("inf")
-    if q_min >= (TINY if log_q is not None else 0.0) and q_min > 0:
-        log_ratio = _normal_log_ratio(np.asarray(getval(p_s)), qsv)
-        if log_ratio is not None:
-            return _sum_p_log_ratio(p_s, q_s, log_ratio)
+    if p_min >= TINY and q_min >= TINY:
+        if isbox(p_s) or isbox(q_s):
+            return _sum_p_log_ratio(p_s, q_s, _normal_log_ratio(np.asarray(getval(p_s)), qsv))
+        return _sum_p_log_ratio_value(p_s, q_s)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         rel = (p_s - q_s) / q_s
     return _kl_terms_general(p_s, q_s, rel, index, log_q)
 
 
-def _normal_log_ratio(p, q):
-    """log(p/q) for flat p, q > 0: log1p((p − q)/q) where p ≥ q/2, log(p/q) elsewhere.
+#: The normal-range KL kernel works through its inputs in blocks of this many entries, so
+#: its temporaries stay in the CPU cache (three float64 blocks of 128 KiB).
+_KL_BLOCK = 1 << 14
 
-    NumPy only, in place (two temporaries) and branch-free: with l₁ = log1p(max(rel, −½))
-    and l₂ = log(p/q) the result is l₂ + (l₁ − l₂)·[rel ≥ −½]. Where the mask is 0 that is
-    l₂ exactly; where it is 1, l₁ and l₂ have the same sign and l₁ − l₂ is exact when they
-    are within a factor 2 (Sterbenz), so the result is l₁; otherwise |l| is a few ulps of 1
-    and the error is ≤ eps·|l₂| ≤ 3 eps·|l₁|. Returns None if some p/q lies outside
-    [2^-1022, inf) (those need log p − log q).
+
+def _log_ratio_block(p, q, out, rel):
+    """log(p/q) for 1-D blocks with p, q in [2^-1022, 1]; ``out`` and ``rel`` are scratch
+    space of the same size (the result is one of them or a new array).
+
+    log1p((p − q)/q) where p ≥ q/2 (p − q is exact there, Sterbenz), log(p/q) elsewhere;
+    p/q lies in [2^-1022, 2^1022], so nothing overflows or loses precision.
     """
-    with np.errstate(over="ignore", under="ignore"):
-        rel = np.subtract(p, q)
-        rel /= q
-        low, high = rel.min(), rel.max()
-        if not high < np.inf:
-            return None                                   # p/q overflows
-        if low >= -0.5:
-            return np.log1p(rel, out=rel)                 # every term near q: no log(p/q)
-        up = rel >= -0.5
-        out = np.divide(p, q)
-        if low == -1.0 and out.min() < TINY:              # rel = −1: p/q below eps/2
-            return None
-        np.log(out, out=out)
-        np.maximum(rel, -0.5, out=rel)
-        np.log1p(rel, out=rel)
-        rel -= out
-        rel *= up
-        out += rel
-        return out
+    np.subtract(p, q, out=rel)
+    rel /= q
+    if rel.min() >= -0.5:                           # every term near q: no log(p/q)
+        return np.log1p(rel, out=out)
+    np.divide(p, q, out=out)
+    np.log(out, out=out)
+    up = rel >= -0.5
+    np.maximum(rel, -0.5, out=rel)
+    np.log1p(rel, out=rel)
+    return np.where(up, rel, out)                  # (a masked copyto is 4x slower)
+
+
+def _normal_log_ratio(p, q):
+    """log(p/q) for flat p, q with entries in [2^-1022, 1] (see ``_log_ratio_block``)."""
+    out = np.empty(p.shape)
+    rel = np.empty(min(p.size, _KL_BLOCK))
+    with np.errstate(under="ignore"):
+        for start in range(0, p.size, _KL_BLOCK):
+            block = slice(start, start + _KL_BLOCK)
+            out[block] = _log_ratio_block(p[block], q[block], out[block], rel[:out[block].size])
+    return out
+
+
+def _sum_p_log_ratio_value(p, q):
+    """Σ p · log(p/q) for concrete flat p, q in [2^-1022, 1], block by block (no full-size
+    temporaries; each block's products are summed pairwise)."""
+    size = min(p.size, _KL_BLOCK)
+    out, rel = np.empty(size), np.empty(size)
+    total = 0.0
+    with np.errstate(under="ignore"):
+        for start in range(0, p.size, _KL_BLOCK):
+            p_b, q_b = p[start:start + _KL_BLOCK], q[start:start + _KL_BLOCK]
+            terms = _log_ratio_block(p_b, q_b, out[:p_b.size], rel[:p_b.size])
+            terms *= p_b
+            total += terms.sum()
+    return total
 
 
 @primitive
@@ -271,7 +292,7 @@ def _sum_p_log_ratio(p, q, log_ratio):
     """Σ p · log_ratio for log_ratio = log(p/q), a private array that is overwritten.
     Differentiable in p and q: ∂/∂p = log(p/q) + 1, ∂/∂q = −p/q."""
     log_ratio *= p
-    return np.sum(log_ratio)
+    return log_ratio.sum()
 
 
 defvjp(_sum_p_log_ratio,

@@ -226,6 +226,14 @@ def sum_xlogy(x, y):
     >>> abs(float(sum_xlogy(p, p)) + float(np.log(2))) < 1e-15   # a few ulps of log 2
     True
     """
+    if not (isbox(x) or isbox(y)):
+        # Concrete arrays: the same arithmetic as the primitive, without autograd's dispatch.
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if y.size and x.shape == y.shape and y.min() > 0:
+            log_y = np.log(y)
+            log_y *= x
+            return log_y.sum()
+        return xlogy(x, y).sum()
     yv = np.asarray(getval(y))
     if yv.size and yv.min() > 0 and np.shape(getval(x)) == yv.shape:
         return _sum_x_log_positive_y(x, y)
@@ -634,12 +642,47 @@ def _row_scaled(a, log_scale):
     return prod_exp(log_scale[None, :] - sigma[:, None], a), sigma
 
 
+def _log_scaled_product_unit(a, alpha, m, beta, b, row_offset, col_offset):
+    """The fast path of :func:`log_scaled_product` for concrete A, M, B with entries ≤ 1
+    (pmfs and conditionals), or None where it does not apply.
+
+    The scales go into the small middle factor instead of the rows of A and B:
+    M̃ = diag(w) M diag(w′) with w = e^{α − max α} ≤ 1, w′ = e^{β − max β} ≤ 1, so every
+    factor of every term of A M̃ Bᵀ is ≤ 1 and the rounding analysis of ``_PRODUCT_FLOOR``
+    holds: a term has at most 6 roundings that can land below 2^-1022 (two exps, four
+    products), within the floor's allowance of 8. Entries below the floor send the whole
+    product to the general route. Two products and one pass over the (n, n') result,
+    with no (n, k) temporaries.
+    """
+    a, alpha, m, beta, b = (np.asarray(t, dtype=float) for t in (a, alpha, m, beta, b))
+    if not (a.size and b.size and m.size):
+        return None
+    top_alpha, top_beta = alpha.max(), beta.max()
+    if not (-np.inf < top_alpha < np.inf and -np.inf < top_beta < np.inf):
+        return None
+    if a.max() > 1.0 or m.max() > 1.0 or b.max() > 1.0:
+        return None
+    with np.errstate(under="ignore"):
+        middle = np.exp(alpha - top_alpha)[:, None] * m
+        middle *= np.exp(beta - top_beta)[None, :]
+        s = np.matmul(np.matmul(a, middle), b.T)
+    if not _in_safe_range(s, m.shape[0] * m.shape[1] * _PRODUCT_FLOOR):
+        return None
+    out = np.log(s, out=s)
+    rows = top_alpha if row_offset is None else np.asarray(row_offset, dtype=float) + top_alpha
+    cols = top_beta if col_offset is None else np.asarray(col_offset, dtype=float) + top_beta
+    out += np.reshape(rows, (-1, 1)) if np.ndim(rows) else rows
+    out += cols
+    return out
+
+
 def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
     """log( A · diag(e^α) · M · diag(e^β) · Bᵀ ) (+ row_offset[x] + col_offset[x']), exact.
 
     Exact over the whole float64 range; this is the likelihood sum of Eq. 10.
-    Fast path: rows of A e^α and B e^β scaled to maximum 1 (exact scales kept aside),
-    two matrix products. Entries below the rounding floor (``_PRODUCT_FLOOR`` × k·k')
+    Fast paths: for concrete A, M, B with entries ≤ 1 the scales fold into M; otherwise
+    the rows of A e^α and B e^β are scaled to maximum 1 (exact scales kept aside);
+    either way two matrix products. Entries below the rounding floor (``_PRODUCT_FLOOR`` × k·k')
     are recomputed in two exact stages: log(A e^α M) for their rows by
     :func:`log_matmul`, then a log-sum-exp over z'. In that fallback the gradient does
     not flow through intermediate entries (A e^α M)(x, z') that are exactly 0.
@@ -678,6 +721,10 @@ def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
     >>> float(tiny[0, 0])
     -1600.0
     """
+    if not any(isbox(t) for t in (a, alpha, m, beta, b, row_offset, col_offset)):
+        out = _log_scaled_product_unit(a, alpha, m, beta, b, row_offset, col_offset)
+        if out is not None:
+            return out
     left, sigma = _row_scaled(a, alpha)
     right, tau = _row_scaled(b, beta)
     xp = array_module(left, m, right)
