@@ -108,6 +108,7 @@ class Workspace:
         self.generation = 0  # number of forward passes so far
         self.stats = {}      # batch statistics of the last forward pass
         self.constants = {}  # per grid: the valid mask and the centre-of-mass weights
+        self.views = {}      # strided views of the buffers, made once (see ``view``)
         self._arrays = {}
         self._pool = None
 
@@ -124,6 +125,23 @@ class Workspace:
             a = np.zeros(key[1], dtype) if zeros else np.empty(key[1], dtype)
             self._arrays[key] = a
         return a
+
+    def view(self, key, make):
+        """The view cached under ``key``, made by ``make()`` on first use.
+
+        Views of the buffers (im2col windows and their sub-block slices) are the same
+        at every step, and building a strided view costs more than copying a small
+        block through it; ``key`` must name the buffers it views (their ``id``: a
+        buffer lives as long as the workspace).
+        """
+        v = self.views.get(key)
+        if v is None:
+            v = self.views[key] = make()
+        return v
+
+    def scratch(self, name, shape, dtype):
+        """One buffer ``name.slot`` of this shape and dtype per thread slot (see ``array``)."""
+        return [self.array(f"{name}.{slot}", shape, dtype) for slot in range(self.threads)]
 
     def nbytes(self):
         """Bytes held in buffers."""
@@ -220,7 +238,8 @@ def _subs(start, stop, sub):
 
 def _constants(ws, grid, dtype):
     """valid (m,); per image, (Hq·Wq, 3) columns [valid, x = j + ½, y = i + ½] (zero on junk);
-    counts (m + 1,): counts[q] = pixels before position q."""
+    counts (m + 1,): counts[q] = pixels before position q; floor (m,): 0 on pixels, +inf on
+    junk (a > floor is the ReLU mask with the junk masked too)."""
     key = ("constants", grid.n, grid.h, grid.w, grid.k, np.dtype(dtype).str)
     if key not in ws.constants:
         i, j = np.meshgrid(np.arange(grid.hq), np.arange(grid.wq), indexing="ij")
@@ -228,7 +247,8 @@ def _constants(ws, grid, dtype):
         basis = np.stack([ok, (j.ravel() + 0.5) * ok, (i.ravel() + 0.5) * ok], axis=1).astype(dtype)
         valid = np.tile(ok, grid.n)
         counts = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
-        ws.constants[key] = (valid, basis, counts)
+        floor = np.where(valid > 0, 0, np.inf).astype(dtype)
+        ws.constants[key] = (valid, basis, counts, floor)
     return ws.constants[key]
 
 
@@ -246,15 +266,18 @@ def _windows(src, start, n, grid):
                                            (row, wq * item, item, item), writeable=False)
 
 
-def _sub_cols(src, start, stop, sub, grid, buf):
+def _sub_cols(ws, src, start, stop, sub, grid, buf):
     """For each sub-block (a, b) of [start, stop): (a, b, im2col of positions a … b − 1 in buf)
     with row (c, di, dj) = src[c, a + di·Wq + dj + t]; one strided copy each, into a
-    buffer small enough to stay in cache for the BLAS calls that read it."""
-    win = _windows(src, start, stop - start, grid)
-    c, k = src.shape[0], grid.k
-    for a, b in _subs(start, stop, sub):
-        col = buf[:, :b - a]
-        col.reshape(c, k, k, b - a)[...] = win[..., a - start:b - start]
+    buffer small enough to stay in cache for the BLAS calls that read it. The views
+    are made once per workspace (``src`` and ``buf`` are its buffers)."""
+    def plan():
+        win = _windows(src, start, stop - start, grid)
+        c, k = src.shape[0], grid.k
+        return [(a, b, buf[:, :b - a], buf[:, :b - a].reshape(c, k, k, b - a),
+                 win[..., a - start:b - start]) for a, b in _subs(start, stop, sub)]
+    for a, b, col, target, window in ws.view(("cols", id(src), id(buf), start, stop, sub), plan):
+        np.copyto(target, window)
         yield a, b, col
 
 
@@ -266,13 +289,21 @@ def _im2col(src, start, n, grid, buf):
     return col
 
 
-def _shifted_sum(y, n, grid, c, out):
-    """out (c, n) ← Σ_{di, dj} y[(o, di, dj), di·Wq + dj + t]: the k² shifted adds of the
-    matmul form of a correlation, as one reduction over a strided view of y (c·k², ≥ n + reach)."""
+def _shifted_view(y, n, grid, c):
+    """Read-only view (c, k, k, n) of y (c·k², ≥ n + reach): [o, di, dj, t] =
+    y[(o, di, dj), di·Wq + dj + t]."""
     k, wq = grid.k, grid.wq
     row, item = y.strides
-    view = np.lib.stride_tricks.as_strided(
+    return np.lib.stride_tricks.as_strided(
         y, (c, k, k, n), (k * k * row, k * row + wq * item, row + item, item), writeable=False)
+
+
+def _shifted_sum(y, n, grid, c, out, view=None):
+    """out (c, n) ← Σ_{di, dj} y[(o, di, dj), di·Wq + dj + t]: the k² shifted adds of the
+    matmul form of a correlation, as one reduction over a strided view of y (c·k², ≥ n + reach)
+    (``view``: that view, if the caller has it)."""
+    if view is None:
+        view = _shifted_view(y, n, grid, c)
     return np.sum(view, axis=(1, 2), out=out)
 
 
@@ -283,7 +314,7 @@ def _moments(a, valid, count, tmp):
         return 0.0, None, None
     mean = (a @ valid) / count
     d = np.subtract(a, mean[:, None], out=tmp)
-    d *= d
+    np.square(d, out=d)
     return count, mean.astype(np.float64), (d @ valid).astype(np.float64)
 
 
@@ -431,7 +462,7 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     kk = k * k
     grid = Grid(n, h, w, k)
     dt = x.dtype
-    valid, basis, counts = _constants(ws, grid, dt)
+    valid, basis, counts, floor = _constants(ws, grid, dt)
     # framed input; its junk and frame are zero from allocation and never written
     f1 = ws.array("f1", (c0, grid.length), dt, zeros=True)
     grid.image(f1[:, grid.base:grid.base + grid.m])[...] = x
@@ -442,14 +473,17 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     blocks1, sub1 = grid.blocks(max(c0 * kk, c1), dt.itemsize, c0 * kk * c1)
     nb1 = blocks1[0][1]
 
+    outs1 = ws.scratch("out1", (c1, nb1), dt)  # in cache; h1 gets it masked
+    cols1 = ws.scratch("col1", (c0 * kk, sub1), dt)
+    tmps1 = ws.scratch("t1", (c1, nb1), dt)
+
     def conv1(block, slot):
         s, e = block
-        out = ws.array(f"out1.{slot}", (c1, nb1), dt)  # in cache; h1 gets it masked
-        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+        out = outs1[slot]
+        for a, b, col in _sub_cols(ws, f1, s, e, sub1, grid, cols1[slot]):
             np.matmul(w1m, col, out=out[:, a - s:b - s])
         np.multiply(out[:, :e - s], valid[s:e], out=h1[:, s:e])  # junk → 0 (backward relies on it)
-        return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s],
-                        ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s])
+        return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s], tmps1[slot][:, :e - s])
 
     mean1, var1 = _merge_moments(ws.map_blocks(conv1, blocks1))
     inv1 = 1.0 / np.sqrt(var1 + eps)
@@ -461,13 +495,13 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     f2 = ws.array("f2", (c1, grid.length), dt, zeros=True)
     base, m = grid.base, grid.m
 
-    def bn_relu(s, e):  # grid positions [s, e)
+    def bn_relu(s, e, slot):  # grid positions [s, e)
         if s < e:
             a = f2[:, base + s:base + e]
             np.multiply(h1[:, s:e], scale1, out=a)
             a += shift1
-            np.maximum(a, 0, out=a)
-            a *= valid[s:e]
+            # ReLU and junk → 0 as a product with the mask a > floor (np.maximum is ~3× slower)
+            a *= np.greater(a, floor[s:e], out=masks[slot][:, :e - s])
 
     # layer 2: y = (C₂·k², C₁) @ f2 over each block plus its reach, then k² shifted adds.
     # Block [s, e) reads the activations of positions s − base … e + base; a thread's run
@@ -479,16 +513,19 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     nb2 = blocks2[0][1]
     reach = grid.reach
     runs2 = ws.runs(blocks2)
+    masks = ws.scratch("relu", (c1, nb2 + reach), dt)
+    ybufs = ws.scratch("y2", (c2 * kk, nb2 + reach), dt)
+    tmps2 = ws.scratch("t2", (c2, nb2), dt)
     starts = [run[0][0] for run in runs2] + [m + 2 * base]
     for start in starts[1:-1]:
-        bn_relu(max(start - base, 0), min(start + base, m))
+        bn_relu(max(start - base, 0), min(start + base, m), 0)  # before the threads start
 
     def conv2_run(run, slot):
         done = 0 if run[0][0] == 0 else run[0][0] + base
         limit = min(starts[starts.index(run[0][0]) + 1] - base, m)
         out = []
         for block in run:
-            bn_relu(done, min(block[1] + base, limit))
+            bn_relu(done, min(block[1] + base, limit), slot)
             done = max(done, min(block[1] + base, limit))
             out.append(conv2(block, slot))
         return out
@@ -496,12 +533,13 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     def conv2(block, slot):
         s, e = block
         nn = e - s + reach
-        y = ws.array(f"y2.{slot}", (c2 * kk, nb2 + reach), dt)[:, :nn]
+        ybuf = ybufs[slot]
+        y = ybuf[:, :nn]
         for a, b in _subs(s, e + reach, sub2):
             np.matmul(w2r, f2[:, a:b], out=y[:, a - s:b - s])
-        out = _shifted_sum(y, e - s, grid, c2, h2[:, s:e])
-        return _moments(out, valid[s:e], counts[e] - counts[s],
-                        ws.array(f"t2.{slot}", (c2, nb2), dt)[:, :e - s])
+        view = ws.view(("shifted", id(ybuf), e - s), lambda: _shifted_view(ybuf, e - s, grid, c2))
+        out = _shifted_sum(y, e - s, grid, c2, h2[:, s:e], view)
+        return _moments(out, valid[s:e], counts[e] - counts[s], tmps2[slot][:, :e - s])
 
     mean2, var2 = _merge_moments(ws.map_runs(conv2_run, runs2))
     inv2 = 1.0 / np.sqrt(var2 + eps)
@@ -544,7 +582,7 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
     c1, c2, k = w1.shape[0], w2.shape[0], w1.shape[2]
     kk = k * k
     dt = x.dtype
-    valid, basis, _ = _constants(ws, grid, dt)
+    valid, basis, _, _ = _constants(ws, grid, dt)
     f1, h1, f2, h2, sig = (ws.array(name, shape, dt) for name, shape in (
         ("f1", (c0, grid.length)), ("h1", (c1, grid.m)), ("f2", (c1, grid.length)),
         ("h2", (c2, grid.m)), ("sig", (c2, grid.m))))
@@ -589,19 +627,21 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
     dy = ws.array("dy", (c1, grid.m), dt)
     base = grid.base
 
+    tmps = ws.scratch("dw2", (c2 * kk, c1), dt)
+    da1s = ws.scratch("da1", (c1, nb2), dt)  # in cache; dy gets it masked
+    gbufs = ws.scratch("gcol", (c2 * kk, sub2), dt)
+    masks = ws.scratch("mask", (c1, nb2), dt)
+
     def conv2_back(block, slot):
         s, e = block
         dw = np.zeros((c2 * kk, c1), dtype=dt)
-        tmp = ws.array(f"dw2.{slot}", (c2 * kk, c1), dt)
-        da1 = ws.array(f"da1.{slot}", (c1, nb2), dt)  # in cache; dy gets it masked
-        gbuf = ws.array(f"gcol.{slot}", (c2 * kk, sub2), dt)
-        for a, b, gcol in _sub_cols(g_ext, base + s, base + e, sub2, grid, gbuf):
+        tmp, da1 = tmps[slot], da1s[slot]
+        for a, b, gcol in _sub_cols(ws, g_ext, base + s, base + e, sub2, grid, gbufs[slot]):
             a, b = a - base, b - base
             np.matmul(gcol, f2[:, base + a:base + b].T, out=tmp)
             dw += tmp
             np.matmul(w2t, gcol, out=da1[:, a - s:b - s])
-        mask = np.greater(f2[:, base + s:base + e], 0,
-                          out=ws.array(f"mask.{slot}", (c1, nb2), dt)[:, :e - s])
+        mask = np.greater(f2[:, base + s:base + e], 0, out=masks[slot][:, :e - s])
         d = np.multiply(da1[:, :e - s], mask, out=dy[:, s:e])  # ReLU' (junk of f2 is 0: junk → 0)
         return dw, d @ valid[s:e], np.einsum("ij,ij->i", d, h1[:, s:e])
 
@@ -626,16 +666,20 @@ def _backward(ws, saved, argnums, gz, x, w1, b1, g1, be1, w2, b2, g2, be2):
     want_dx = 0 in argnums
     dh1_all = ws.array("dh1", (c1, grid.m), dt) if want_dx else None
 
+    ts1 = ws.scratch("t1", (c1, nb1), dt)
+    tmps1 = ws.scratch("dw1", (c1, c0 * kk), dt)
+    cols1 = ws.scratch("col1", (c0 * kk, sub1), dt)
+
     def conv1_back(block, slot):
         s, e = block
-        t = dh1_all[:, s:e] if want_dx else ws.array(f"t1.{slot}", (c1, nb1), dt)[:, :e - s]
+        t = dh1_all[:, s:e] if want_dx else ts1[slot][:, :e - s]
         np.multiply(h1[:, s:e], bb1, out=t)
         d = dy[:, s:e]
         d *= a1c
         t += d
         dw = np.zeros((c1, c0 * kk), dtype=dt)
-        tmp = ws.array(f"dw1.{slot}", (c1, c0 * kk), dt)
-        for a, b, col in _sub_cols(f1, s, e, sub1, grid, ws.array(f"col1.{slot}", (c0 * kk, sub1), dt)):
+        tmp = tmps1[slot]
+        for a, b, col in _sub_cols(ws, f1, s, e, sub1, grid, cols1[slot]):
             np.matmul(t[:, a - s:b - s], col.T, out=tmp)
             dw += tmp
         return dw, t @ valid[s:e]  # t is 0 on junk: a row sum
