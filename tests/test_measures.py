@@ -163,3 +163,46 @@ def test_kl_over_several_cache_blocks_matches_mpmath(shape, closeness):
     tol = (p.size + 3) * 2.0 ** -53 * magnitude
     assert abs(kl_divergence_of(p, q) - expected) <= tol
     assert abs(rpmref.kl_divergence(p, q) - expected) <= tol
+
+
+def test_log1p_kernel_is_within_two_ulps_of_mpmath():
+    """_log1p (log(u) − ((u − 1) − x)/u, u = fl(1 + x)) against mpmath at 40 digits, on
+    x near 0, in [−1/2, 1/2], up to 1e300 and down to −1 + 2^-40. glibc's log errs by
+    < 1 ulp and the correction by a fraction of one: 2 ulps of the result bound both."""
+    from rpmref.exact.measures import _log1p
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-1e-9, 1e-9, 500), rng.uniform(-0.5, 0.5, 2000),
+                        10.0 ** rng.uniform(-300, 300, 1000), -1 + 2.0 ** -rng.uniform(1, 40, 500),
+                        [0.0, 5e-324, -5e-324, 1e300]])
+    got = _log1p(x, np.empty_like(x), np.empty_like(x))
+    with mpmath.workdps(40):
+        ref = np.array([float(mpmath.log1p(mpmath.mpf(v))) for v in x.tolist()])
+    assert np.all(np.abs(got - ref) <= 2 * np.spacing(np.abs(ref)))
+
+
+@pytest.mark.parametrize("regime", ["small", "near", "wide", "few_below", "most_below"])
+def test_log_ratio_kernel_matches_mpmath_in_every_regime(regime):
+    """_log_ratio_block picks np.log1p, _log1p, or log(p/q) by the spread of rel = (p − q)/q;
+    each route against mpmath's log(p/q) at 40 digits. Bound: rel carries ≤ 2 roundings
+    (p − q, /q) and log1p(rel)'s sensitivity |rel|/(1 + rel) is ≤ |log1p(rel)| for
+    rel ≥ −1/2, so ≤ 2u·|r| + 2 ulps; below q/2, p/q rounds once and |log| > 0.69, so
+    ≤ 1.5u/0.69·|r| + 1 ulp. 8u·|r| (u = 2^-53) covers both."""
+    from rpmref.exact.measures import _log_ratio_block
+    rng = np.random.default_rng(11)
+    size = 4096
+    q = rng.uniform(1e-6, 1e-3, size)
+    rel = {"small": rng.uniform(-0.05, 0.05, size), "near": rng.uniform(-0.5, 0.5, size),
+           "wide": 10.0 ** rng.uniform(-3, 3, size),
+           "few_below": np.where(rng.random(size) < 0.1, -1 + 10.0 ** rng.uniform(-300, -1, size),
+                                 rng.uniform(-0.5, 2, size)),
+           "most_below": np.where(rng.random(size) < 0.9, -1 + 10.0 ** rng.uniform(-12, -0.4, size),
+                                  rng.uniform(-0.5, 2, size))}[regime]
+    p = np.maximum(q * (1 + rel), 2.0 ** -1022)
+    if regime.endswith("below"):
+        p[0], q[0] = 2.0 ** -1022, 0.5    # p − q rounds to −q: rel = −1 exactly
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = _log_ratio_block(p, q, np.empty(size), np.empty(size), np.empty(size)).copy()
+    with mpmath.workdps(40):
+        ref = np.array([float(mpmath.log(mpmath.mpf(a) / mpmath.mpf(b)))
+                        for a, b in zip(p.tolist(), q.tolist())])
+    assert np.all(np.abs(got - ref) <= 8 * 2.0 ** -53 * np.abs(ref))

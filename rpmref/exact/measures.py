@@ -216,7 +216,10 @@ def kl_divergence_of(p, q, log_q=None):
     xp = array_module(p, q)
     p_min = pv.min() if pv.size else 0.0
     if p_min > 0:
-        p_s, q_s = xp.reshape(p, (-1,)), xp.reshape(q, (-1,))
+        if xp is np:
+            p_s, q_s = pv.ravel(), np.asarray(q).ravel()
+        else:
+            p_s, q_s = xp.reshape(p, (-1,)), xp.reshape(q, (-1,))
         index = None
     else:
         index = np.flatnonzero(pv > 0)
@@ -238,37 +241,69 @@ def kl_divergence_of(p, q, log_q=None):
 
 
 #: The normal-range KL kernel works through its inputs in blocks of this many entries, so
-#: its temporaries stay in the CPU cache (three float64 blocks of 128 KiB).
+#: its temporaries stay in the CPU cache (four float64 blocks of 128 KiB).
 _KL_BLOCK = 1 << 14
 
+#: Below this |rel|, np.log1p is glibc's fastest route; above it, ``_log1p`` (measured
+#: 0.5-0.9x of np.log1p's time for |rel| up to 1/2, 0.5x beyond).
+_SMALL_REL = 1.0 / 16
 
-def _log_ratio_block(p, q, out, rel):
-    """log(p/q) for 1-D blocks with p, q in [2^-1022, 1]; ``out`` and ``rel`` are scratch
-    space of the same size (the result is one of them or a new array).
 
-    log1p((p − q)/q) where p ≥ q/2 (p − q is exact there, Sterbenz), log(p/q) elsewhere;
-    p/q lies in [2^-1022, 2^1022], so nothing overflows or loses precision.
+def _log1p(x, out, tmp):
+    """log1p(x) for x > −1 into ``out`` (same size; ``tmp`` scratch): log(u) − ((u − 1) − x)/u
+    with u = fl(1 + x). (u − 1) − x is exactly the rounding error of u, so the correction
+    restores what forming u lost: within 1 ulp of log1p (checked against mpmath), one log
+    and four cheap passes instead of glibc's slower log1p."""
+    np.add(x, 1.0, out=out)
+    np.subtract(out, 1.0, out=tmp)
+    tmp -= x
+    tmp /= out
+    np.log(out, out=out)
+    out -= tmp
+    return out
+
+
+def _log_ratio_block(p, q, out, rel, tmp):
+    """log(p/q) for 1-D blocks with p, q in [2^-1022, 1]; ``out``, ``rel`` and ``tmp`` are
+    scratch space of the same size (the result is ``out``). Call it with divide and
+    invalid floating-point errors ignored (one entry may pass through log(0)).
+
+    log1p((p − q)/q) where p ≥ q/2 (p − q is exact there, Sterbenz), so that terms near
+    p = q keep their relative precision; log(p/q) where p < q/2 (there (p − q)/q is not
+    exact, and |log(p/q)| > 0.69). p/q lies in [2^-1022, 2^1022], so nothing overflows
+    or loses precision. With few entries below q/2 the log1p rule runs on the whole
+    block and log(p/q) on those only; with many, the other way round.
     """
     np.subtract(p, q, out=rel)
     rel /= q
-    if rel.min() >= -0.5:                           # every term near q: no log(p/q)
+    low, high = rel.min(), rel.max()
+    if low >= -_SMALL_REL and high <= _SMALL_REL:
         return np.log1p(rel, out=out)
-    np.divide(p, q, out=out)
-    np.log(out, out=out)
-    up = rel >= -0.5
-    np.maximum(rel, -0.5, out=rel)
-    np.log1p(rel, out=rel)
-    return np.where(up, rel, out)                  # (a masked copyto is 4x slower)
+    if low >= -0.5:                                 # every term near q: no log(p/q)
+        return _log1p(rel, out, tmp)
+    down = np.flatnonzero(rel < -0.5)
+    if 2 * down.size > rel.size:                    # mostly far below q
+        np.divide(p, q, out=out)
+        np.log(out, out=out)
+        up = np.flatnonzero(rel >= -0.5)
+        x = rel[up]
+        out[up] = _log1p(x, np.empty_like(x), np.empty_like(x))
+        return out
+    _log1p(rel, out, tmp)  # u = 0 (−inf, nan) where p − q rounds to −q: overwritten below
+    out[down] = np.log(p[down] / q[down])
+    return out
 
 
 def _normal_log_ratio(p, q):
     """log(p/q) for flat p, q with entries in [2^-1022, 1] (see ``_log_ratio_block``)."""
     out = np.empty(p.shape)
-    rel = np.empty(min(p.size, _KL_BLOCK))
-    with np.errstate(under="ignore"):
+    size = min(p.size, _KL_BLOCK)
+    rel, tmp = np.empty(size), np.empty(size)
+    with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
         for start in range(0, p.size, _KL_BLOCK):
             block = slice(start, start + _KL_BLOCK)
-            out[block] = _log_ratio_block(p[block], q[block], out[block], rel[:out[block].size])
+            m = out[block].size
+            out[block] = _log_ratio_block(p[block], q[block], out[block], rel[:m], tmp[:m])
     return out
 
 
@@ -276,12 +311,13 @@ def _sum_p_log_ratio_value(p, q):
     """Σ p · log(p/q) for concrete flat p, q in [2^-1022, 1], block by block (no full-size
     temporaries; each block's products are summed pairwise)."""
     size = min(p.size, _KL_BLOCK)
-    out, rel = np.empty(size), np.empty(size)
+    out, rel, tmp = np.empty(size), np.empty(size), np.empty(size)
     total = 0.0
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
         for start in range(0, p.size, _KL_BLOCK):
             p_b, q_b = p[start:start + _KL_BLOCK], q[start:start + _KL_BLOCK]
-            terms = _log_ratio_block(p_b, q_b, out[:p_b.size], rel[:p_b.size])
+            m = p_b.size
+            terms = _log_ratio_block(p_b, q_b, out[:m], rel[:m], tmp[:m])
             terms *= p_b
             total += terms.sum()
     return total
