@@ -10,7 +10,11 @@ after warm-up (fewer, at least ``--min-steps``, where one framework exceeds the
 ``--budget`` seconds: PyTorch's float64 convolutions at 64 × 64 take up to a
 minute per step), as wall time and as the process's CPU time: on a busy machine
 the CPU time is the steadier number (with one thread it is close to the wall
-time on an idle machine).
+time on an idle machine). Two more readings of the ratio: "pair ratio", the median
+of the per-pair ratios (each NumPy step over the PyTorch step right after it), and
+"min ratio", the ratio of the fastest steps, which the load of a shared machine
+moves least (on one 2-core VM the plain ratio of one setting ranged 0.60-0.89
+between runs).
 
     python benchmarks/bench_train.py                    # full grid, 1 thread each
     python benchmarks/bench_train.py --quick            # default config only
@@ -189,9 +193,15 @@ def time_point(size, k, channels, batch, dtype):
         if (min(len(v) for v in times.values()) >= ARGS.min_steps
                 and max(spent.values()) > ARGS.budget):
             break
+    n = min(len(v) for v in times.values())
+    spread = {}
+    if "torch" in times:
+        pairs = np.array(times["numpy"][:n]) / np.array(times["torch"][:n])
+        spread = {"pair": float(np.median(pairs)),
+                  "min": min(times["numpy"]) / min(times["torch"])}
     return ({name: float(np.median(v)) for name, v in times.items()},
             {name: float(np.median(v)) for name, v in cpu.items()},
-            min(len(v) for v in times.values()))
+            n, spread)
 
 
 def main():
@@ -209,19 +219,21 @@ def main():
         print("# PyTorch not installed (pip install torch): NumPy timings only")
     else:
         print(f"# torch {torch.__version__}, numpy {np.__version__}")
-    print("size kernel channels batch | dtype   | numpy ms | torch ms | ratio | numpy cpu | "
-          "torch cpu | cpu ratio | numpy frames/s | torch frames/s | f64 check | steps timed")
+    print("size kernel channels batch | dtype   | numpy ms | torch ms | ratio | pair ratio | "
+          "min ratio | numpy cpu | torch cpu | cpu ratio | numpy frames/s | torch frames/s | "
+          "f64 check | steps timed")
     for size, k, channels, batch in grid:
         # the float64 agreement check uses 8 pairs: the batch size changes no code path, and
         # PyTorch's float64 step at 64 × 64 × 512 frames takes close to a minute
         check = f"{check_agreement(size, k, channels, 8):.1e}" if torch is not None else "-"
         for dtype in dtypes:
-            r, c, n_steps = time_point(size, k, channels, batch, dtype)
+            r, c, n_steps, spread = time_point(size, k, channels, batch, dtype)
             n_ms, n_cpu = 1e3 * r["numpy"], 1e3 * c["numpy"]
             t_ms = 1e3 * r["torch"] if "torch" in r else float("nan")
             t_cpu = 1e3 * c["torch"] if "torch" in c else float("nan")
             print(f"{size:4d} {k:6d} {channels:8d} {batch:5d} | {dtype:7s} | {n_ms:8.1f} | "
-                  f"{t_ms:8.1f} | {n_ms / t_ms:5.2f} | {n_cpu:9.1f} | {t_cpu:9.1f} | "
+                  f"{t_ms:8.1f} | {n_ms / t_ms:5.2f} | {spread.get('pair', float('nan')):10.2f} | "
+                  f"{spread.get('min', float('nan')):9.2f} | {n_cpu:9.1f} | {t_cpu:9.1f} | "
                   f"{n_cpu / t_cpu:9.2f} | {2 * batch / r['numpy']:14.0f} | "
                   f"{2 * batch / r.get('torch', float('nan')):14.0f} | {check} | {n_steps}", flush=True)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
