@@ -298,12 +298,9 @@ def _shifted_view(y, n, grid, c):
         y, (c, k, k, n), (k * k * row, k * row + wq * item, row + item, item), writeable=False)
 
 
-def _shifted_sum(y, n, grid, c, out, view=None):
+def _shifted_sum(view, out):
     """out (c, n) ← Σ_{di, dj} y[(o, di, dj), di·Wq + dj + t]: the k² shifted adds of the
-    matmul form of a correlation, as one reduction over a strided view of y (c·k², ≥ n + reach)
-    (``view``: that view, if the caller has it)."""
-    if view is None:
-        view = _shifted_view(y, n, grid, c)
+    matmul form of a correlation, as one reduction over ``view = _shifted_view(y, n, grid, c)``."""
     return np.sum(view, axis=(1, 2), out=out)
 
 
@@ -538,7 +535,7 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
         for a, b in _subs(s, e + reach, sub2):
             np.matmul(w2r, f2[:, a:b], out=y[:, a - s:b - s])
         view = ws.view(("shifted", id(ybuf), e - s), lambda: _shifted_view(ybuf, e - s, grid, c2))
-        out = _shifted_sum(y, e - s, grid, c2, h2[:, s:e], view)
+        out = _shifted_sum(view, h2[:, s:e])
         return _moments(out, valid[s:e], counts[e] - counts[s], tmps2[slot][:, :e - s])
 
     mean2, var2 = _merge_moments(ws.map_runs(conv2_run, runs2))

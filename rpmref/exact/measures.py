@@ -271,8 +271,9 @@ def _log_ratio_block(p, q, out, rel, tmp):
     log1p((p − q)/q) where p ≥ q/2 (p − q is exact there, Sterbenz), so that terms near
     p = q keep their relative precision; log(p/q) where p < q/2 (there (p − q)/q is not
     exact, and |log(p/q)| > 0.69). p/q lies in [2^-1022, 2^1022], so nothing overflows
-    or loses precision. With few entries below q/2 the log1p rule runs on the whole
-    block and log(p/q) on those only; with many, the other way round.
+    or loses precision. log1p is np.log1p where every |rel| ≤ ``_SMALL_REL`` (glibc's
+    fast range), ``_log1p`` elsewhere. With few entries below q/2 the log1p rule runs
+    on the whole block and log(p/q) on those only; with many, the other way round.
     """
     np.subtract(p, q, out=rel)
     rel /= q
@@ -286,8 +287,8 @@ def _log_ratio_block(p, q, out, rel, tmp):
         np.divide(p, q, out=out)
         np.log(out, out=out)
         up = np.flatnonzero(rel >= -0.5)
-        x = rel[up]
-        out[up] = _log1p(x, np.empty_like(x), np.empty_like(x))
+        x = rel[up]                                 # a copy: rel and tmp are free as scratch
+        out[up] = _log1p(x, rel[:up.size], tmp[:up.size])
         return out
     _log1p(rel, out, tmp)  # u = 0 (−inf, nan) where p − q rounds to −q: overwritten below
     out[down] = np.log(p[down] / q[down])
