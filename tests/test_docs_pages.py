@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 THEORY = (DOCS / "theory.md").read_text(encoding="utf-8")
-QUICKSTART = ['pip install -e ".[all]" && rpmref verify', 'pip install -e ".[test]" && pytest']
+QUICKSTART = ['pip install -e ".[all]" && rpmref verify', 'pip install -e ".[test]" && pytest -n auto --dist loadfile']
 DOCS_BUILD = 'pip install -e ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html'
 
 
