@@ -288,8 +288,13 @@ def test_load_rejects_other_config_and_bad_files(tmp_path):
         load_video(path, config=BallsConfig(n_frames=11))
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip file at all")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not a readable") as refused:
         load_video(corrupt)
+    assert "pickle" not in str(refused.value)  # np.load's advice to unpickle is not passed on
+    array = tmp_path / "array.npy"
+    np.save(array, frames)  # a NumPy file, but not an .npz archive
+    with pytest.raises(ValueError, match="not a .npz"):
+        load_video(array)
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(open(path, "rb").read()[:500])
     with pytest.raises(ValueError):

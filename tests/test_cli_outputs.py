@@ -6,6 +6,8 @@ import argparse
 import errno
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -148,8 +150,8 @@ def test_no_command_takes_abbreviated_flags():
 
 def test_seed_is_not_an_abbreviation_of_seeds(capsys, no_work):
     """`--seed 1` used to be taken as `--seeds 1`."""
-    err = exits_2(["balls", "compare", "--seed", "1"], capsys, "rpmref")  # argparse's top level
-    assert "unrecognized arguments: --seed 1" in err
+    err = exits_2(["balls", "compare", "--seed", "1"], capsys, "rpmref balls compare")
+    assert "unrecognized arguments: --seed 1 (see rpmref balls compare --help)" in err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -243,3 +245,38 @@ def test_a_finished_comparison_is_kept(tmp_path, capsys, monkeypatch):
     compare.run_compare(out_dir=out, overwrite=True, **tiny())
     assert trained == [1]
     assert (tmp_path / "results.json").read_text() != saved  # new wall times
+
+
+@pytest.mark.parametrize("argv, unknown, prog", [
+    (["balls", "train", "--out", "x", "--quick"], "--quick", "rpmref balls train"),
+    (["verify", "--bogus"], "--bogus", "rpmref verify"),
+    (["balls", "make", "--out", "v.npz", "--fps", "3"], "--fps 3", "rpmref balls make"),
+])
+def test_an_unknown_flag_is_reported_by_its_own_command(argv, unknown, prog, capsys, no_work):
+    err = exits_2(argv, capsys, prog)
+    assert err == f"{prog}: error: unrecognized arguments: {unknown} (see {prog} --help)\n", err
+
+
+def test_help_never_shows_a_meaningless_default():
+    """Every option has help text; a required option, a None default and a flag's False
+    are not printed as "(default: None)" / "(default: False)"."""
+    for parser in all_parsers():
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, parser.prog
+        for action in parser._actions:
+            if action.option_strings and action.help is not argparse.SUPPRESS:
+                assert action.help, (parser.prog, action.option_strings)
+
+
+def test_a_closed_output_pipe_exits_141_quietly():
+    """`rpmref verify --json | head -c 10`: the reader leaves; exit 128 + SIGPIPE, no message.
+    The command prints 1 MB, more than a pipe holds, so the write meets the closed pipe."""
+    code = ("import sys; from rpmref.cli.common import run_command; "
+            "sys.exit(run_command(lambda args: print('x' * 10 ** 6), None, 'rpmref'))")
+    proc = subprocess.Popen([sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait() == 141 and err == b"", err

@@ -116,7 +116,7 @@ def test_summary_reports_effective_batches_environment_and_session(videos, tmp_p
     assert summary["final_loss"] == rows[-1]["loss"]
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1
-    assert printed[0].startswith("critic rbf: 6 steps, 2 epochs; final loss")
+    assert printed[0].startswith("critic rbf: 6 steps, 2 full epochs; final loss")
     assert "3 batches of 5–6 pairs" in printed[0] and "log B = 1.6702" in printed[0]  # (1.7918 + 2·1.6094)/3
 
 

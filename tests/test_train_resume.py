@@ -278,7 +278,7 @@ def test_divergent_sgd_writes_no_checkpoint(videos, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "non-finite" in err
     assert "no checkpoint has been written yet" in err
-    assert not (out / T.CHECKPOINT).exists() and _temp_files(out) == []
+    assert not out.exists()  # the run created it and wrote nothing: no debris is left
 
 
 @pytest.mark.parametrize("what", ["parameter", "optimiser state", "batch-norm statistic"])
@@ -658,3 +658,21 @@ def test_checkpoint_of_another_config_or_video_names_the_flag(videos, partial_ru
     argv[argv.index("--video") + 1] = videos[1]
     assert main(argv) == 2
     assert "different video" in capsys.readouterr().err
+
+
+def test_a_run_directory_it_created_and_left_empty_is_removed(tmp_path):
+    """A run refused or failed before its first file leaves no directory behind (nor the
+    parents it created); a directory that existed before, or that holds a file, stays."""
+    fresh = tmp_path / "a" / "b" / "run"
+    with pytest.raises(RuntimeError):
+        with rundir.open_run_dir(fresh):
+            raise RuntimeError("failed before the first file")
+    assert os.listdir(tmp_path) == []
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with rundir.open_run_dir(existing):
+        pass
+    assert existing.is_dir()
+    with rundir.open_run_dir(fresh) as path:
+        (fresh / T.SUMMARY).write_text("{}")
+    assert sorted(os.listdir(path)) == sorted([rundir.LOCK_NAME, T.SUMMARY])

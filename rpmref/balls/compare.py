@@ -1258,7 +1258,7 @@ def _settings(train_config, balls_config, seeds, critics, radius):
 def _settings_line(settings):
     t = settings["train"]
     keys = [k for k in ("optimizer", "lr", "batch_size", "steps", "epochs", "orient_maps")
-            if k in t]
+            if t.get(k) is not None]  # steps None: the run is set by its epochs
     return ("Settings: " + ", ".join(f"{k} {t[k]}" for k in keys)
             + f"; training video seed {settings['video_seeds']['train']}, held-out video "
             f"seed {settings['video_seeds']['held_out']}; training seeds {settings['seeds']}.")

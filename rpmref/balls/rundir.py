@@ -152,7 +152,9 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     With neither ``resume`` nor ``overwrite``, a directory holding any RUN_FILE is
     refused. Nested calls on the same directory in one thread share the lock, and
     only the outermost applies the existing-run rule. Stale temporary files are
-    removed on entry.
+    removed on entry. A directory the call created is removed again on exit if
+    nothing but the lock was written in it (a run refused or failed before its
+    first file leaves no debris).
 
     Parameters
     ----------
@@ -204,6 +206,8 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
         raise ValueError("resume=True and overwrite=True contradict each other")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"out_dir {path} exists and is not a directory")
+    created = _missing_directories(path)
+    empty = False
     os.makedirs(path, exist_ok=True)
     locks = getattr(_held, "locks", None)
     if locks is None:
@@ -230,7 +234,35 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     finally:
         if outermost:
             del locks[key]
+            # a directory this call created and nothing was written to (the run failed
+            # before its first file): remove it and the lock, leaving no debris behind
+            with contextlib.suppress(OSError):
+                empty = bool(created) and os.listdir(path) == [LOCK_NAME]
+            if empty:
+                with contextlib.suppress(OSError):  # still ours: no one else can take it
+                    os.unlink(os.path.join(path, LOCK_NAME))
         lock.release()
+        if empty:
+            for directory in created:
+                try:
+                    os.rmdir(directory)
+                except OSError:  # someone wrote there meanwhile: keep it
+                    break
+
+
+def _missing_directories(path):
+    """The directories ``os.makedirs(path)`` would create, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
 
 
 def create_temp_file(directory, prefix, suffix=".tmp"):

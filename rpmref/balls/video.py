@@ -699,6 +699,9 @@ def load_video(path, config=None):
     """
     path = os.fspath(path)
     try:
+        with open(path, "rb") as fh:  # np.load would suggest unpickling anything else
+            if fh.read(2) != b"PK":
+                raise ValueError("not a .npz (zip) archive")
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
     except FileNotFoundError:

@@ -7,9 +7,12 @@ with ``add_parser(subparsers)`` that registers it and sets ``func``;
 return data and raise exceptions.
 
 Exit codes: 0 success, 1 a check failed or the run failed (an OSError, say),
-2 bad arguments or input, 130 interrupted; ``common.run_command`` turns the
+2 bad arguments or input, 130 interrupted, 141 a closed output pipe;
+``common.run_command`` turns the
 library's exceptions into one-line errors with these codes.
 """
+import argparse
+
 import rpmref
 from rpmref.cli.common import OneLineErrorParser, run_command
 
@@ -34,9 +37,22 @@ def build_parser():
 def main(argv=None):
     """Run ``rpmref`` with ``argv`` (default: the process arguments); returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    words = [getattr(args, name, None) for name in ("command", "balls_command")]
-    return run_command(args.func, args, " ".join(["rpmref"] + [w for w in words if w]))
+    args, unknown = parser.parse_known_args(argv)
+    words = [w for w in (getattr(args, name, None) for name in ("command", "balls_command")) if w]
+    if unknown:  # reported by the command's own parser, so that it names its own --help
+        _command_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return run_command(args.func, args, " ".join(["rpmref"] + words))
+
+
+def _command_parser(parser, words):
+    """The parser of the (sub)command that ``words`` name, e.g. ["balls", "train"]."""
+    for word in words:
+        choices = next((a.choices for a in parser._actions
+                        if isinstance(a, argparse._SubParsersAction)), {})
+        if word not in choices:
+            break
+        parser = choices[word]
+    return parser
 
 
 __all__ = ["build_parser", "main", "OneLineErrorParser"]

@@ -2,7 +2,8 @@
 output checks made before any work, and the one place errors become exit codes.
 
 Exit codes: 0 success, 1 a check failed or the run failed (e.g. an OSError
-while writing), 2 bad arguments or input, 130 interrupted.
+while writing), 2 bad arguments or input, 130 interrupted, 141 the reader of the
+output went away (``rpmref verify | head``: a closed pipe, as for shell tools).
 """
 import argparse
 import os
@@ -32,11 +33,23 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, unless the help already states its
+    default, the option is required, or the default is None or a flag's False."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.required or action.default is None
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def run_command(func, args, prog):
     """``func(args)`` as an exit code; every error the user can cause becomes one line
     ``PROG: error: ...`` on stderr: UsageError, ValueError and TypeError (bad
     arguments or input) exit 2, OSError and MemoryError (the run failed) exit 1,
-    Ctrl-C exits 130."""
+    Ctrl-C exits 130, a closed output pipe 141 (quietly)."""
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
@@ -47,7 +60,7 @@ def run_command(func, args, prog):
     except BrokenPipeError:  # e.g. `rpmref verify --json | head`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush is quiet too
-        return 1
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         return fail(prog, f"{where}{error.strerror or error}", 1)

@@ -14,7 +14,8 @@ import time
 from rpmref.balls.render import render_frames, save_gif, save_preview
 from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
 from rpmref.cli.common import (
-    check_output_file, flag_names, nonnegative_int, os_error_text, positive_int)
+    DefaultsHelpFormatter, check_output_file, flag_names, nonnegative_int, os_error_text,
+    positive_int)
 
 PROG = "rpmref balls make"
 #: BallsConfig field → the flag that sets it, for error messages
@@ -29,7 +30,7 @@ def add_parser(subparsers):
         "make", help="generate a bouncing-balls video (Appendix D)",
         description="Generate a bouncing-balls video (Sec. 5, Appendix D) and save frames, "
         "ball centres and the config to an .npz file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output .npz path")
     p.add_argument("--preview", help="also write a grid of frames with trajectories "
                    "(.png, .pdf, .svg, ...: any format matplotlib writes)")
@@ -43,7 +44,7 @@ def add_parser(subparsers):
     p.add_argument("--diameter", type=float, default=defaults.diameter,
                    help="ball diameter (= step per frame) in pixels")
     p.add_argument("--noise", type=float, default=defaults.noise,
-                   help="direction noise half-range a in radians")
+                   help="direction noise half-range a in radians (default: π/8)")
     p.add_argument("--gray", action="store_true",
                    help="one grayscale channel (balls differ by intensity) instead of RGB")
     p.set_defaults(func=_make_command)

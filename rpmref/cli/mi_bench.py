@@ -114,7 +114,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON object {environment, settings, rows}, rows one object "
-                   "per level (changed: earlier versions printed the bare list of rows)")
+                   "per level")
     p.add_argument("--figure", metavar="PATH",
                    help="also write the figure to PATH (.png, .pdf, .svg, ...; needs matplotlib)")
     p.set_defaults(func=run)

@@ -21,7 +21,8 @@ from rpmref.balls.trainer import (
     write_summary)
 from rpmref.balls.video import BallsConfig, load_video, make_video
 from rpmref.cli.common import (
-    check_input_file, flag_names, nonnegative_int, os_error_text, positive_float, positive_int)
+    DefaultsHelpFormatter, check_input_file, flag_names, nonnegative_int, os_error_text,
+    positive_float, positive_int)
 
 PROG = "rpmref balls train"
 #: TrainConfig field → the flag that sets it, for error messages
@@ -39,7 +40,7 @@ def add_parser(subparsers):
         description="Train the two-layer CNN encoder on a bouncing-balls video with in-batch "
         "InfoNCE and the chosen critic; write checkpoint.npz, metrics.jsonl and summary.json "
         "(including a linear readout's R² and RMSE on a held-out video) to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--critic", choices=CRITICS, default=d.critic, help="critic f(z, z')")
     p.add_argument("--out", required=True, help="output directory (locked while training)")
     p.add_argument("--video", help="training video (.npz from 'rpmref balls make'); "
@@ -54,13 +55,17 @@ def add_parser(subparsers):
     p.add_argument("--steps", type=positive_int, default=None,
                    help="stop after exactly this many updates (overrides --epochs)")
     p.add_argument("--batch", type=positive_int, default=d.batch_size,
-                   help="pairs per batch B (at least 2)")
+                   help="at most this many pairs per batch (at least 2); each epoch splits "
+                        "the P pairs of the video into ⌈P/B⌉ batches of near-equal size, "
+                        "all of them if B ≥ P")
     p.add_argument("--seed", type=nonnegative_int, default=d.seed,
                    help="seed of weights and batch order")
-    p.add_argument("--optimizer", choices=optim.OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--optimizer", choices=optim.OPTIMIZERS, default=d.optimizer,
+                   help="the update rule")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1)")
-    p.add_argument("--dtype", choices=DTYPES, default=d.dtype)
+    p.add_argument("--dtype", choices=DTYPES, default=d.dtype,
+                   help="floating-point type of training (the readout always uses float64)")
     p.add_argument("--channels", type=positive_int, default=d.hidden_channels,
                    help="hidden channels of the first conv layer")
     p.add_argument("--kernel", type=positive_int, default=d.kernel_size,
@@ -181,19 +186,25 @@ def _train_in(out, args, config):
 def _print_result(out, config, result, summary):
     heldout = summary["readout_heldout"]
     sizes = summary["effective_batch_sizes"]
-    batches = (f"{summary['batches_per_epoch']} batches of "
+    batches = (_count(summary['batches_per_epoch'], "batch", "batches") + " of "
                + (f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}") + " pairs")
     if result.steps_run == 0:
         speed = "nothing left to train (the checkpoint already holds every step)"
     else:
-        speed = f"{result.steps_run} steps in {result.wall_time:.1f} s ({result.steps_per_s:.1f} steps/s)"
+        speed = (f"{_count(result.steps_run, 'step')} in {result.wall_time:.1f} s "
+                 f"({result.steps_per_s:.1f} steps/s)")
     loss = summary["final_loss"]
     estimate = summary["final_estimate"]
-    print(f"critic {config.critic}: {result.steps} steps, "
-          f"{summary['epochs_completed']} epochs; final loss {_num(loss)}, estimate "
+    print(f"critic {config.critic}: {_count(result.steps, 'step')}, "
+          f"{_count(summary['epochs_completed'], 'full epoch')}; final loss {_num(loss)}, estimate "
           f"{_num(estimate)} nats (log B = {summary['log_batch']:.4f}, {batches}); held-out "
           f"readout R² {heldout['r2_overall']:.4f}, RMSE {heldout['rmse_px']:.3f} px; {speed}; "
           f"wrote {os.path.join(out, '')}{{{CHECKPOINT},{METRICS},{SUMMARY}}}")
+
+
+def _count(n, noun, plural=None):
+    """'1 step', '2 steps'; ``plural`` where adding an s is wrong ('batches')."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _num(value):

@@ -19,7 +19,7 @@ MAX_STATES = int((MEMORY_BUDGET / (8 * PEAK_ARRAYS)) ** 0.25)
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "verify", help="check every identity (E1-E9, N1, A1) on random problems",
+        "verify", help="check every identity (E1-E9, N1, A1, the Gaussian closed forms) on random problems",
         description="Draw random discrete problems (data pmfs with zeros, dense, one-hot and "
         "near-deterministic encoders, random priors and critics), compute both sides of every "
         "identity of the paper by independent routes, and print the largest error. Exits 1 if "
@@ -35,7 +35,7 @@ def add_parser(subparsers):
                         help=f"largest allowed absolute error (default: {DEFAULT_TOLERANCE:g})")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON object {environment, settings, rows} instead of a "
-                        "table (changed: earlier versions printed the bare list of rows)")
+                        "table")
     parser.set_defaults(func=run)
     return parser
 
