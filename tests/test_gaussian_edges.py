@@ -299,3 +299,24 @@ def test_fuzz_every_hostile_argument_in_every_slot():
             outcomes[_outcome(call)] += 1
     assert sum(outcomes.values()) == len(HOSTILE) * N_CALLS
     assert outcomes["error"] > outcomes["value"]   # nearly every hostile value is refused
+
+
+@pytest.mark.parametrize("mi", [8.0, 12.0, 15.0, 17.0])
+def test_infonce_limit_near_perfect_correlation_stays_at_or_below_the_mi(mi):
+    """1 − ρ² = e^{−2I} down to 1.7e-15: E[f] and E log Z, evaluated apart, hold terms of
+    size e^{2I} whose cancellation lost eps·e^{2I} nats (0.013 at I = 17). I_∞ of the
+    optimal critic must equal I (E4), to a few ulps of the O(I) terms they share, and I_∞
+    of the RBF critic its own closed form (a separate route, in log lengthscale)."""
+    rho = math.sqrt(-math.expm1(-2 * mi))
+    joint = unit_pair(rho)
+    info = g.mutual_information(joint)
+    assert info == pytest.approx(float(-mpmath.log(1 - mpmath.mpf(rho) ** 2) / 2), rel=1e-8)
+    tol = 64 * EPS * mi   # log det P ≈ 2I and ~10 roundings of size I
+    optimal = g.infonce_limit(joint, g.optimal_critic(joint))
+    assert abs(optimal - info) <= tol and optimal <= info + tol
+    # the RBF critic's P = 1 + 1/ℓ² meets Σ = C' − S²/C, whose subtraction is exact only
+    # to eps·C': its rounding, times P, is the difference from the other route
+    ell = g.optimal_rbf_lengthscale(joint)
+    rbf_tol = tol + 8 * EPS * (1 + 1 / ell**2)
+    assert g.infonce_limit(joint, g.rbf_critic(ell, 1)) == pytest.approx(
+        g.rbf_infonce_limit(joint, ell), abs=rbf_tol)

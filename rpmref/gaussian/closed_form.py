@@ -746,11 +746,17 @@ def _energy_precision(cp, Q):
 def infonce_limit(joint, critic):
     """The infinite-sample InfoNCE objective I_∞(f) (Eq. 7, 25) of a quadratic critic.
 
-    I_∞(f) = E_{P(z,z')}[f] − E_{P(z)}[log E_{P(z')} e^{f(z,z')}]; with
-    v(z) = C'⁻¹m' + b + Wᵀz and P = C'⁻¹ + Q,
+    I_∞(f) = E_{P(z,z')}[f] − E_{P(z)}[log E_{P(z')} e^{f(z,z')}]. The energy prior's
+    conditional is p_f(z'|z) = N(P⁻¹v(z), P⁻¹) with P = C'⁻¹ + Q and
+    v(z) = C'⁻¹m' + b + Wᵀz, so I_∞ = H(Z') − E_z CE(p(z'|z), p_f(z'|z)), evaluated as
 
-        E[f] = tr(W Sᵀ) + mᵀWm' − ½(tr(QC') + m'ᵀQm') + bᵀm',
-        E log Z(z) = −½ log det(C'P) + ½ E[vᵀP⁻¹v] − ½ m'ᵀC'⁻¹m'.
+        ½[log det C' + log det P + k' − tr(PΣ) − δ₀ᵀPδ₀ − tr(DᵀPDC)],
+
+    with p(z'|z) = N(m' + K(z − m), Σ), D = K − P⁻¹Wᵀ and δ₀ = m' − P⁻¹v(m). E[f] and
+    E log Z, evaluated apart, each carry a term of size ~e^{2I} near the optimal critic,
+    whose cancellation lost ~eps·e^{2I} nats (0.013 at I = 17 in one dimension); here
+    that cancellation is done in the algebra, and the result is as accurate as
+    ``mutual_information``.
 
     E6: I(Z; Z') − I_∞(f) = KL(P ‖ energy prior) ≥ 0. Differentiable by autograd with
     respect to the joint and the critic.
@@ -796,14 +802,19 @@ def infonce_limit(joint, critic):
 
 
 def _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec):
-    e_f = (anp.sum(W * s) + m @ W @ mp - 0.5 * (anp.sum(Q * cp) + mp @ Q @ mp)
-           + anp.sum(b * mp))
-    cp_inv_mp = _solve(cp, mp)
-    v_mean = cp_inv_mp + b + anp.transpose(W) @ m
-    e_vpv = (anp.trace(_solve(prec, anp.transpose(W) @ c @ W))
-             + v_mean @ _solve(prec, v_mean))
-    e_log_z = -0.5 * (_logdet(cp) + _logdet(prec)) + 0.5 * e_vpv - 0.5 * mp @ cp_inv_mp
-    return e_f - e_log_z
+    # E[f] − E log Z(z) rearranged as H(Z') − E_z CE(p(z'|z), p_f(z'|z)): with
+    # p(z'|z) = N(m' + K(z − m), Σ) and p_f(z'|z) = N(P⁻¹v(z), P⁻¹),
+    #   I_∞ = ½[log det C' + log det P + k' − tr(PΣ) − δ₀ᵀPδ₀ − tr(DᵀPDC)],
+    # D = K − P⁻¹Wᵀ, δ₀ = m' − P⁻¹v(m). E[f] and E log Z each hold a term of size
+    # ~e^{2I} near the optimal critic (W, Q ~ 1/(1 − ρ²)); here they cancel in algebra,
+    # not in floating point, and every term left is O(I) or a KL-sized quadratic form.
+    gain = anp.transpose(_solve(c, s))                          # K
+    cond_cov = _sym(cp - anp.transpose(s) @ _solve(c, s))      # Σ
+    d = gain - _solve(prec, anp.transpose(W))
+    delta0 = mp - _solve(prec, _solve(cp, mp) + b + anp.transpose(W) @ m)
+    quad = delta0 @ prec @ delta0 + anp.sum(d * (prec @ d @ c))
+    return 0.5 * (_logdet(cp) + _logdet(prec) + anp.shape(cp)[0] - anp.sum(prec * cond_cov)
+                  - quad)
 
 
 def rbf_infonce_limit(joint, lengthscale):
