@@ -38,6 +38,9 @@ def naive(scores):
 def broken(scores):
     raise ArithmeticError("no loss today")
 
+def words(scores):
+    return "hello"
+
 class Losses:
     @staticmethod
     def right(scores):
@@ -131,11 +134,41 @@ def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "importing" in err and "not_a_real_package_xyz" in err
 
 
-def test_a_loss_that_raises_exits_1(capsys, losses):
-    code, _, err = run(capsys, f"{losses}:broken", "--framework", "numpy")
-    assert code == 1 and "raised ArithmeticError: no loss today" in err
-    code, _, err = run(capsys, f"{losses}:tempered", "--framework", "numpy")   # no --temperature
-    assert code == 1 and "missing 1 required positional argument" in err
+@pytest.mark.parametrize("framework", ["numpy", "auto"])
+def test_a_loss_that_raises_exits_1_with_its_own_traceback(capsys, losses, framework):
+    """One line naming the function's own error (auto tries torch too: the same error),
+    then the traceback of the user's code and none of rpmref's frames."""
+    code, out, err = run(capsys, f"{losses}:broken", "--framework", framework)
+    first, *rest = err.splitlines()
+    assert code == 1 and out == ""
+    assert first.startswith(f"rpmref check-infonce: {losses}:broken raised ArithmeticError: "
+                            "no loss today"), first
+    assert "my_losses.py" in err and 'raise ArithmeticError("no loss today")' in err
+    assert "rpmref" not in "\n".join(rest), rest
+
+
+def test_a_loss_that_returns_no_number_is_one_line(capsys, losses):
+    code, _, err = run(capsys, f"{losses}:words")
+    assert code == 1 and err == (f"rpmref check-infonce: {losses}:words returned a str "
+                                 "('hello'), not a number\n"), err
+
+
+def test_json_of_a_loss_that_raises_is_json(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:broken", "--json")
+    report = json.loads(out)
+    assert code == 1 and report["passed"] is False
+    assert report["error"] == {"type": "ArithmeticError", "message": report["error"]["message"]}
+    assert report["error"]["message"].startswith("no loss today")
+
+
+@pytest.mark.parametrize("target, argv, hint", [
+    ("tempered", [], "add --temperature T"),
+    ("right", ["--temperature", "0.5"], "--temperature passes T as its last argument"),
+])
+def test_a_loss_that_cannot_take_its_arguments_is_a_usage_error(capsys, losses, target, argv,
+                                                                 hint):
+    code, _, err = run(capsys, f"{losses}:{target}", *argv)
+    assert code == 2 and err.count("\n") == 1 and hint in err, err
 
 
 def test_torch_cross_entropy_conforms_from_the_command_line(tmp_path):

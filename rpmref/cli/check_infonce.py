@@ -10,6 +10,7 @@ Exit codes: 0 the loss conforms; 1 it does not (the diagnosis is printed) or it 
 """
 import importlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -95,6 +96,7 @@ def run(args):
         if args.framework != "auto" and not adapters.installed(args.framework):
             raise UsageError(f"--framework {args.framework}: {args.framework} is not installed")
         fn = load_function(args.target)
+        _check_call_shape(fn, args)
     except UsageError as err:
         print(f"rpmref check-infonce: error: {err}", file=sys.stderr)
         return 2
@@ -102,15 +104,55 @@ def run(args):
         report = run_check(fn, kind=args.kind, critic=args.critic, temperature=args.temperature,
                            framework=args.framework, trials=args.trials, seed=args.seed)
     except Exception as err:
-        print(f"rpmref check-infonce: {args.target} raised {type(err).__name__}: {err}",
-              file=sys.stderr)
-        traceback.print_exception(err, file=sys.stderr)
-        return 1
+        return _report_failure(args, err)
     if args.json:
         print(json.dumps(_finite(report.to_dict()), indent=1))
     else:
         print(report)
     return 0 if report.passed else 1
+
+
+def _check_call_shape(fn, args):
+    """UsageError if FUNCTION cannot take the arguments it will be given."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: just call it
+        return
+    names = ["scores"] if args.kind == "scores" else ["z", "z_prime"]
+    if args.temperature is not None:
+        names.append("T")
+    try:
+        signature.bind(*names)
+    except TypeError as err:
+        hint = ("--temperature passes T as its last argument" if args.temperature is not None
+                else "add --temperature T if it takes a temperature")
+        raise UsageError(f"{args.target} is called as {args.target.rpartition(':')[2]}"
+                         f"({', '.join(names)}) but {err} ({hint})") from None
+
+
+def _report_failure(args, err):
+    """The checked function failed: one line, then the traceback of its own code (none of
+    rpmref's frames), exit 1; with --json a JSON object instead."""
+    own = err.__cause__ if isinstance(err, adapters.FunctionFailed) and err.__cause__ else err
+    verb = "" if isinstance(err, adapters.NotANumberError) else f"raised {type(own).__name__}: "
+    message = str(own)
+    if isinstance(err, adapters.FunctionFailed):
+        tried = {name: e for name, e in getattr(err, "errors", {}).items()
+                 if name != "numpy" and not isinstance(e, str)}
+        same = all(type(e) is type(own) and str(e) == str(own) for e in tried.values())
+        message += (f" (on NumPy inputs, and the same on {', '.join(tried)})" if same else
+                    f" (on NumPy inputs; {str(err)})")
+    if args.json:
+        print(json.dumps({"target": args.target, "passed": False,
+                          "error": {"type": type(own).__name__, "message": message}}, indent=1))
+    print(f"rpmref check-infonce: {args.target} {verb}{message}", file=sys.stderr)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frames = [f for f in traceback.extract_tb(own.__traceback__)
+              if not os.path.abspath(f.filename).startswith(package + os.sep)]
+    if frames and not isinstance(err, adapters.NotANumberError):
+        print("Traceback of the checked function (most recent call last):", file=sys.stderr)
+        print("".join(traceback.format_list(frames)).rstrip(), file=sys.stderr)
+    return 1
 
 
 def add_parser(subparsers):

@@ -44,6 +44,28 @@ class NotScalarError(ValueError):
         self.shape = tuple(shape)
 
 
+class NotANumberError(TypeError):
+    """The function returned something that is not a number (a string, None, an object).
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import NotANumberError
+    >>> str(NotANumberError("hello"))
+    "returned a str ('hello'), not a number"
+    """
+
+    def __init__(self, value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        super().__init__(f"returned a {type(value).__name__} ({shown}), not a number")
+
+
+class FunctionFailed(TypeError):
+    """The function raised on every framework tried; ``__cause__`` is what it raised on
+    NumPy inputs (its own error, with its own traceback), ``errors`` maps each framework
+    to its error (or to "not installed")."""
+
+
 class Outcome(NamedTuple):
     """The result of :func:`evaluate`.
 
@@ -169,6 +191,8 @@ def scalar(value):
     ------
     NotScalarError
         If it has more than one element.
+    NotANumberError
+        If it is not a number (a string, None, an object).
 
     Examples
     --------
@@ -180,7 +204,12 @@ def scalar(value):
     if hasattr(value, "detach"):                       # torch
         value = value.detach().cpu().numpy()
     value = getattr(value, "_value", value)            # an autograd box
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except Exception:
+        raise NotANumberError(value) from None
+    if array.dtype.kind not in "biuf":
+        raise NotANumberError(value)
     if array.size != 1:
         raise NotScalarError(array.shape)
     dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float64)
@@ -365,8 +394,10 @@ def detect(fn, inputs, extra=()):
 
     Raises
     ------
-    TypeError
-        If no framework can call it.
+    Exception
+        What the function raised on NumPy inputs, as it is, when no other framework is
+        installed; otherwise FunctionFailed (a TypeError) naming each framework's error,
+        with the NumPy one as its ``__cause__``.
 
     Examples
     --------
@@ -398,8 +429,13 @@ def detect(fn, inputs, extra=()):
             errors[framework] = err
         else:
             return framework, f"it fails on NumPy arrays ({type(errors['numpy']).__name__})"
+    if all(isinstance(err, str) for name, err in errors.items() if name != "numpy"):
+        raise errors["numpy"]   # NumPy was the only try: the function's own error, as it is
     described = "; ".join(f"{name}: {_describe(err)}" for name, err in errors.items())
-    raise TypeError(f"fn could not be called with NumPy, torch or jax inputs ({described})")
+    failure = FunctionFailed(f"fn could not be called with NumPy, torch or jax inputs "
+                             f"({described})")
+    failure.errors = errors
+    raise failure from errors["numpy"]
 
 
 def _describe(err):
@@ -408,5 +444,5 @@ def _describe(err):
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
-__all__ = ["FRAMEWORKS", "NotScalarError", "Outcome", "installed", "require", "detect",
+__all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome", "installed", "require", "detect",
            "evaluate", "scalar"]

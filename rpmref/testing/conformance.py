@@ -245,6 +245,8 @@ def _call(fn, framework, case, gradients):
     except adapters.NotScalarError as err:
         err.case = case
         raise
+    except adapters.NotANumberError:
+        raise
     except Exception as err:
         shapes = " and ".join(str(a.shape) for a in case.inputs)
         if hasattr(err, "add_note"):
@@ -303,9 +305,12 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
     Raises
     ------
     TypeError, ValueError
-        Bad arguments; TypeError when "auto" finds no framework fn accepts.
+        Bad arguments; with framework="auto", ``adapters.FunctionFailed`` (a TypeError)
+        when fn fails on every installed framework.
     ImportError
         framework="torch" or "jax" when that package is not installed.
+    adapters.NotANumberError
+        fn returned something that is not a number.
     Exception
         Whatever fn raises on a case (with a note naming the case).
 
