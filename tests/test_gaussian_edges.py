@@ -320,3 +320,13 @@ def test_infonce_limit_near_perfect_correlation_stays_at_or_below_the_mi(mi):
     rbf_tol = tol + 8 * EPS * (1 + 1 / ell**2)
     assert g.infonce_limit(joint, g.rbf_critic(ell, 1)) == pytest.approx(
         g.rbf_infonce_limit(joint, ell), abs=rbf_tol)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-165, 1e-100, 1e100, 1e155, 1e300])
+def test_optimal_rbf_lengthscale_scales_with_the_covariances(scale):
+    """ℓ* of the pair with every covariance times s is √s ℓ* (z → √s z): no NaN and no
+    warning where (λ + ℓ²)² would overflow (s = 1e155) or underflow (s = 1e-165)."""
+    reference = g.optimal_rbf_lengthscale(unit_pair(0.6))
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is harmless
+        ell = g.optimal_rbf_lengthscale(unit_pair(0.6, scale))
+    assert ell == pytest.approx(reference * math.sqrt(scale), rel=SCALED_RTOL)

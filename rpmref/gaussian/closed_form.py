@@ -1055,10 +1055,15 @@ def optimal_rbf_lengthscale(joint, grid=400):
     """
     c, cp, diff, sq_dist = (np.asarray(getval(a)) for a in _rbf_moments(joint))  # an argmax
     grid = check_int(grid, "grid", minimum=3)
-    lam, vec = np.linalg.eigh(cp)
-    second = np.diag(vec.T @ (c + np.outer(diff, diff)) @ vec)
-    scale = np.log(max(sq_dist, 1e-300))
-    log_u = np.linspace(scale - 8 * np.log(10), scale + 8 * np.log(10), int(grid))
+    # ℓ* scales as the square root of the covariances: solve the problem with every
+    # second moment divided by E‖z − z'‖² (> 0 for a non-degenerate pair), so that
+    # (λ + ℓ²)² in the slope neither overflows at scale 1e155 nor underflows at 1e-165
+    norm = float(sq_dist)
+    lam, vec = np.linalg.eigh(cp / norm)
+    second = np.diag(vec.T @ (c / norm + np.outer(diff / np.sqrt(norm), diff / np.sqrt(norm)))
+                     @ vec)
+    sq_dist = 1.0
+    log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
     values = _rbf_objective(log_u, sq_dist, lam, second)
     best = int(np.argmax(values))
     if best == log_u.size - 1 or values[best] <= 0:
@@ -1081,5 +1086,5 @@ def optimal_rbf_lengthscale(joint, grid=400):
         if abs(mid - previous) < 1e-14 * max(1.0, abs(mid)) or f_mid == 0:
             break
         previous = mid
-    return float(np.exp(0.5 * mid))     # ℓ = sqrt(u) = exp(log_u / 2)
+    return float(np.exp(0.5 * mid) * np.sqrt(norm))     # ℓ = sqrt(u) = exp(log_u / 2), rescaled
 
