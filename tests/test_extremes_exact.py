@@ -19,6 +19,7 @@ Tolerances (float64 against the correctly rounded 60-digit value):
   (log-space entries are exp(a sum of ≤ 5 logs): relative error ≤ 5·745·eps).
 """
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -400,3 +401,17 @@ def test_log_scaled_product_fast_path_and_its_fallbacks_match_mpmath(case):
     assert_log_close(log_scaled_product(a, alpha, m, beta, b), expected, scale)
     if fast is not None:
         assert_log_close(fast, expected, scale)
+
+
+def test_infonce_beyond_the_float64_range_is_minus_inf_without_a_warning():
+    """p = diag(½), f = ∓1e308 on/off the diagonal: I_∞ = E f − E log E_{z'} e^f =
+    −1e308 − (1e308 − log 2) = −2e308, below the float64 range: −inf, and no warning
+    (the intermediate halves stay finite; only the final doubling overflows)."""
+    p_zz = np.diag([0.5, 0.5])
+    f = np.array([[-1e308, 1e308], [1e308, -1e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rpmref.infonce_limit(p_zz, f) == -np.inf
+        # independent z and z': E f = 0 and log Σ_{z'} ½ e^{f(z,z')} = 1e308 − log 2 for
+        # each z, so I_∞ = −1e308 + log 2, which rounds to −1e308
+        assert rpmref.infonce_limit(np.full((2, 2), 0.25), f) == -1e308

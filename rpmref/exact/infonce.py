@@ -8,7 +8,8 @@ term j*(z) = argmax_{z'} log P(z') + f(z, z'), and the shift enters as the
 difference f(z, z') − f(z, j*) — formed before anything is added to it, so
 f = 1e16 loses nothing to the rounding of 1e16 + log P(z'). Differences of
 critic values are carried as halves, f/2 − f*/2, which never overflow, so
-f = ±1e308 gives the finite answer (e.g. I_∞ = −5e307) wherever it exists.
+f = ±1e308 gives the finite answer (e.g. I_∞ = −5e307) wherever it exists; a value
+beyond the float64 range (I_∞ = −2e308) is returned as −inf, without a warning.
 """
 import math
 from collections import namedtuple
@@ -167,7 +168,8 @@ def infonce_limit(p_zz, f):
 
     I_∞ = E_{P(z,z')}[f(z,z')] − E_{P(z)}[log Σ_{z'} P(z') e^{f(z,z')}],
     evaluated as 2 Σ P(z,z') (f(z,z') − log Z(z))/2 so that large |f| cancels
-    before summing and ±1e308 critics do not overflow.
+    before summing and ±1e308 critics do not overflow; only a result below the float64
+    range (e.g. −2e308) is returned as −inf.
 
     Parameters
     ----------
@@ -204,7 +206,8 @@ def infonce_limit(p_zz, f):
     True
     """
     _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
-    return scalar(2 * anp.sum(p_zz * _half_gap(f, f_top, log_p_top, log_z_rest)))
+    with np.errstate(over="ignore"):   # only a true value beyond −1.8e308 overflows: −inf
+        return scalar(2 * anp.sum(p_zz * _half_gap(f, f_top, log_p_top, log_z_rest)))
 
 
 @validate_params(**_JOINT, n=Integer(1, _INT64_MAX), method=Options("auto", "exact", "mc"),
@@ -396,7 +399,8 @@ def _infonce_exact(p_zz, f, n):
         if huge.any():
             term_half = anp.where(huge, -(half + log_sum[:, :, None] / 2), term_half)
         expected_half = expected_half + anp.tensordot(weight[start:start + step], term_half, axes=1)
-    return np.log(n) + 2 * anp.sum(p_zz * expected_half) / anp.sum(p_zz)
+    with np.errstate(over="ignore"):   # only a true value beyond −1.8e308 overflows: −inf
+        return np.log(n) + 2 * anp.sum(p_zz * expected_half) / anp.sum(p_zz)
 
 
 # --------------------------------------------------------------------------- Monte Carlo
