@@ -58,7 +58,8 @@ def render(results, max_size):
              METHOD, "| ID | identity | result | checks | seconds |", "|---|---|---|---|---|"]
     for r in results:
         flag = " (deliberately wrong)" if r.wrong else ""
-        lines.append(f"| {r.id} | {r.title}{flag} | **{r.status}** | {len(r.checks)} | {r.seconds:.2f} |")
+        title = r.title.replace("|", "\\|")   # a | in KL(q||p) or P(z|x) would end the cell
+        lines.append(f"| {r.id} | {title}{flag} | **{r.status}** | {len(r.checks)} | {r.seconds:.2f} |")
     for r in results:
         module = PROOFS[r.id].prove.__module__ if r.id in PROOFS else ""
         lines += ["", f"## {r.id}: {r.title}", "",

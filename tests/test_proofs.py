@@ -156,6 +156,12 @@ def test_report_lists_every_identity_with_latex_statement(results):
         assert f"| {pid} |" in text
     assert text.count("$$ ") >= len(results)
     assert "**FAILED**" in text and "**proved**" in text
+    # the summary table has 5 cells per row: a | inside a title (KL(q||p), P(z|x)) is escaped
+    lines = text.splitlines()
+    start = lines.index("|---|---|---|---|---|") + 1
+    rows = lines[start:start + len(results)]
+    assert all(row.startswith("| ") for row in rows) and not lines[start + len(results)].strip()
+    assert all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows), rows
 
 
 def test_cli_exit_codes(capsys, tmp_path):
