@@ -234,8 +234,14 @@ def test_symmetric_and_positive_definite_checks_are_relative():
                                              r"cov\[0, 1\] = "):
             V.check_symmetric(a * scale + np.array([[0, 1e-9], [0, 0]]) * scale, "cov")
         with pytest.raises(ValueError, match="cov must be positive definite; its smallest "
-                                             "eigenvalue is"):
+                                             "eigenvalue"):
             V.check_positive_definite(np.array([[1.0, 2.0], [2.0, 1.0]]) * scale, "cov")
+    # coordinates of very different scales are not a singular matrix (unit-diagonal test);
+    # a rank-one matrix is refused whatever the scales of its coordinates
+    V.check_positive_definite(np.diag([1.0, 1e-20]), "cov")
+    V.check_positive_definite(np.array([[1e10, 0.5], [0.5, 1e-10]]), "cov")   # correlation 0.5
+    with pytest.raises(ValueError, match="cov must be positive definite"):
+        V.check_positive_definite(np.array([[1e10, 1.0], [1.0, 1e-10]]), "cov")  # correlation 1
     V.check_positive_definite(np.array([[1.0, 1.0], [1.0, 1.0]]), "cov", semi=True)
     with pytest.raises(ValueError, match="cov must be positive definite"):
         V.check_positive_definite(np.array([[1.0, 1.0], [1.0, 1.0]]), "cov")

@@ -1465,7 +1465,9 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
     """A symmetric matrix whose eigenvalues are positive (semi=False) or ≥ 0 (semi=True).
 
     Judged relative to its largest |eigenvalue|, at the rounding level d·eps
-    (module docstring).
+    (module docstring), after scaling it to unit diagonal where its diagonal is
+    positive (D^-1/2 A D^-1/2 has the inertia of A), so that coordinates of very
+    different scales (diag([1, 1e-20])) are not mistaken for a singular matrix.
 
     Parameters
     ----------
@@ -1496,20 +1498,38 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
     >>> check_positive_definite([[1.0, 1.0], [1.0, 1.0]], "cov")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: cov must be positive definite; its smallest eigenvalue is ...
+    ValueError: cov must be positive definite; its smallest eigenvalue ...
     """
     use = value if _symmetry_checked else check_symmetric(value, name)
     arr = np.asarray(getval(use))
-    eig = np.linalg.eigvalsh(0.5 * arr + 0.5 * arr.T)
+    sym = 0.5 * arr + 0.5 * arr.T
+    scaled, what_of = _unit_diagonal(sym), ""
+    if scaled is not None:   # same inertia (Sylvester), judged free of the coordinates' scales
+        sym, what_of = scaled, " (scaled to unit diagonal)"
+    eig = np.linalg.eigvalsh(sym)
     scale = float(np.max(np.abs(eig)))
     level = arr.shape[0] * _EPS * scale
     smallest = float(eig[0])
     ok = smallest >= -level if semi else smallest > level
     if not ok:
         what = "positive semi-definite" if semi else "positive definite"
-        raise ValueError(f"{name} must be {what}; its smallest eigenvalue is {smallest!r} "
-                         f"(largest |eigenvalue| {scale!r}, tolerance d·eps·that = {level:.3g})")
+        raise ValueError(f"{name} must be {what}; its smallest eigenvalue{what_of} is "
+                         f"{smallest!r} (largest |eigenvalue| {scale!r}, tolerance d·eps·that "
+                         f"= {level:.3g})")
     return use
+
+
+def _unit_diagonal(sym):
+    """D^-1/2 A D^-1/2 for a symmetric A with a positive diagonal D (diag([1, 1e-20]) is
+    as definite as the identity), or None where the diagonal is not positive or the
+    scaling is not finite."""
+    diag = np.diag(sym)
+    if not np.all(diag > 0):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        root = 1.0 / np.sqrt(diag)
+        scaled = (sym * root[:, None]) * root[None, :]
+    return scaled if np.all(np.isfinite(scaled)) else None
 
 
 def check_rpm_inputs(p_xx, enc, enc_prime, prior=None):

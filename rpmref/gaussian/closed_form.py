@@ -267,7 +267,7 @@ def gaussian_pair(cov_z, cov_z_prime, cross_cov, mean_z=None, mean_z_prime=None)
     >>> gaussian_pair(1.0, 1.0, 1.0)
     Traceback (most recent call last):
         ...
-    ValueError: joint covariance of (z, z') must be positive definite; its smallest eigenvalue is 0.0 (largest |eigenvalue| 2.0, tolerance d·eps·that = 8.88e-16)
+    ValueError: joint covariance of (z, z') must be positive definite; its smallest eigenvalue (scaled to unit diagonal) is 0.0 (largest |eigenvalue| 2.0, tolerance d·eps·that = 8.88e-16)
     """
     cov_z = _covariance("cov_z", cov_z)
     cov_zp = _covariance("cov_z_prime", cov_z_prime)

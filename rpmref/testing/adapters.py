@@ -47,6 +47,11 @@ class NotScalarError(ValueError):
 class NotANumberError(TypeError):
     """The function returned something that is not a number (a string, None, an object).
 
+    Parameters
+    ----------
+    value : object
+        What it returned (shown, shortened, in the message).
+
     Examples
     --------
     >>> from rpmref.testing.adapters import NotANumberError
@@ -63,7 +68,27 @@ class NotANumberError(TypeError):
 class FunctionFailed(TypeError):
     """The function raised on every framework tried; ``__cause__`` is what it raised on
     NumPy inputs (its own error, with its own traceback), ``errors`` maps each framework
-    to its error (or to "not installed")."""
+    to its error (or to "not installed").
+
+    Parameters
+    ----------
+    message : str
+        Each framework's error, in one line.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import FunctionFailed, detect
+    >>> def broken(scores):
+    ...     raise ArithmeticError("no loss today")
+    >>> try:
+    ...     detect(broken, [np.eye(2)])
+    ... except FunctionFailed as failure:        # torch or jax installed: each was tried
+    ...     print(type(failure.__cause__).__name__)
+    ... except ArithmeticError as error:         # NumPy only: the function's own error
+    ...     print(type(error).__name__)
+    ArithmeticError
+    """
 
 
 class Outcome(NamedTuple):
