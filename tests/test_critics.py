@@ -78,8 +78,8 @@ def test_rbf_is_log_gaussian_up_to_a_constant():
 @pytest.mark.parametrize("b", [1, 2, 3, 6, 7, 11, 64, 299])
 @pytest.mark.parametrize("c", [3.7, -1e3, 0.0])
 def test_constant_critic_gives_log_b(b, c):
-    """The issue asks for loss = log B *exactly* for a constant critic, so this one test
-    compares floats with ==: every term is −log B, with no rounding on the way."""
+    """A constant critic carries no information: the loss is log B *exactly*, so this one
+    test compares floats with ==: every term is −log B, with no rounding on the way."""
     loss, estimate = C.infonce_loss(np.full((b, b), c))
     assert loss == math.log(b)
     assert estimate == 0.0

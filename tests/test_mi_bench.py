@@ -11,6 +11,7 @@ import pytest
 
 from rpmref import cli
 from rpmref.gaussian import staircase as mi_bench
+from rpmref.gaussian.staircase import largest_true_mi
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "mi_staircase.py"
 KEYS = {"true_mi", "log_k", "infonce_limit_optimal", "infonce_optimal", "infonce_optimal_stderr",
@@ -75,7 +76,7 @@ def test_optimal_critic_estimate_matches_independent_simulation(rows):
         assert abs(draws.mean() - row["infonce_optimal"]) < 4 * se
 
 
-def test_cli_json_has_issue_keys(capsys):
+def test_cli_json_has_environment_settings_and_rows(capsys):
     code = cli.main(["mi-bench", "--json", "--batches", "20", "--levels", "2,4", "--dim", "5"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
@@ -126,6 +127,18 @@ def test_staircase_joint_rejects_bad_levels():
         mi_bench.staircase_joint(0.0)
     with pytest.raises(ValueError, match="dim"):
         mi_bench.staircase_joint(2.0, dim=0)
+    top = largest_true_mi(1)   # 1 − ρ ≈ e^{−2I}/2 reaches the rounding of 1 near I ≈ 18
+    assert 15 < top < 19
+    mi_bench.staircase_joint(top, dim=1)
+    with pytest.raises(ValueError, match=f"at most {top:.4g} nats at dim = 1"):
+        mi_bench.staircase_joint(top * 1.01, dim=1)
+
+
+def test_a_level_beyond_float64_is_a_usage_error_naming_levels(capsys):
+    assert cli.main(["mi-bench", "--levels", "2,20", "--dim", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpmref mi-bench: error: --levels 20: ") and err.count("\n") == 1
+    assert "at most" in err and "--dim 1" in err
 
 
 def test_example_runs_quick(tmp_path, monkeypatch, capsys):

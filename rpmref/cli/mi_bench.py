@@ -5,7 +5,8 @@ import sys
 from rpmref.cli.common import (
     MEMORY_BUDGET, UsageError, check_output_file, gib, positive_int)
 from rpmref.environment import environment
-from rpmref.gaussian.staircase import BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot
+from rpmref.gaussian.staircase import (
+    BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot, staircase_joint)
 
 #: score-matrix entries per chunk of batches in rpmref.gaussian.monte_carlo
 SCORES_PER_CHUNK = 4_000_000
@@ -64,6 +65,11 @@ def run(args):
                          f"{gib(MEMORY_BUDGET)} limit: {limit}")
     if args.batches < 2:
         raise UsageError(f"--batches must be at least 2 (for a standard error); got {args.batches}")
+    for level in levels:
+        try:
+            staircase_joint(level, args.dim)
+        except ValueError as err:
+            raise UsageError(f"--levels {level:g}: {err}".replace("dim = ", "--dim ")) from None
     if args.figure:  # before the computation, not after
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
     rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)

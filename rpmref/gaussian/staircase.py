@@ -49,7 +49,8 @@ def staircase_joint(true_mi, dim=DIM):
     Raises
     ------
     ValueError
-        ``true_mi`` not a positive finite number, or ``dim`` < 1.
+        ``true_mi`` not a positive finite number or beyond ``largest_true_mi(dim)``
+        (a correlation float64 cannot hold), or ``dim`` < 1.
     TypeError
         ``true_mi`` or ``dim`` not convertible to a number.
 
@@ -69,10 +70,55 @@ def staircase_joint(true_mi, dim=DIM):
         raise ValueError(f"true_mi must be a positive number of nats; got {true_mi}")
     if dim < 1:
         raise ValueError(f"dim must be a positive integer; got {dim}")
+    try:
+        return _build(true_mi, dim)
+    except ValueError:
+        top = largest_true_mi(dim)
+        raise ValueError(f"true_mi = {true_mi:g} nats in {dim} dimension(s) needs a correlation "
+                         f"ρ = 1 − {0.5 * np.exp(-2 * true_mi / dim):.2g} per coordinate, too "
+                         f"close to 1 for float64: at most {top:.4g} nats at dim = {dim}"
+                         ) from None
+
+
+def _build(true_mi, dim):
     rho = float(np.sqrt(-np.expm1(-2.0 * true_mi / dim)))
     eye = np.eye(dim)
     cov_xy = np.block([[eye, rho * eye], [rho * eye, eye]])
     return g.recognition_joint(cov_xy, eye, eye), rho
+
+
+def largest_true_mi(dim=DIM):
+    """The largest ``true_mi`` that ``staircase_joint`` can build at ``dim`` (nats, to
+    about 1e-3 relative): beyond it 1 − ρ falls below float64's rounding and the joint
+    covariance is singular (about 17 nats per dimension).
+
+    Parameters
+    ----------
+    dim : int, default DIM (20)
+        The dimension d (≥ 1).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from rpmref.gaussian.staircase import largest_true_mi
+    >>> 15 < largest_true_mi(1) < 20
+    True
+    """
+    def builds(level):
+        try:
+            _build(level, dim)
+        except ValueError:
+            return False
+        return True
+
+    low, high = 1.0 * dim, 40.0 * dim     # builds at 1 nat per dimension, not at 40
+    while high - low > 1e-3 * low:
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if builds(mid) else (low, mid)
+    return low
 
 
 def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHES, seed=0):
@@ -244,4 +290,4 @@ def plot(rows, path):
     plt.close(fig)
 
 
-__all__ = ["staircase_joint", "benchmark_rows", "format_table", "plot"]
+__all__ = ["staircase_joint", "largest_true_mi", "benchmark_rows", "format_table", "plot"]
