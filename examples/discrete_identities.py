@@ -5,6 +5,8 @@ and a critic f. Prints the ELBO decomposition (E3), the optimal prior (E4), the
 energy prior and I_inf (E5, E6) and the finite-sample bound I_N (E7).
 Run: python examples/discrete_identities.py
 """
+import argparse
+
 import numpy as np
 
 import rpmref
@@ -44,4 +46,6 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

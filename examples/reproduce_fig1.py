@@ -23,7 +23,8 @@ import dataclasses
 
 from rpmref.balls import compare, trainer as train, video as balls
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")
 args = parser.parse_args()
 

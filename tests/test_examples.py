@@ -1,12 +1,18 @@
-"""The discrete worked example runs and its printed identities hold (examples cannot rot)."""
+"""The examples run, their printed identities hold (examples cannot rot), each explains itself
+with --help and refuses an unwritable --figure before its work."""
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_discrete_identities_example(capsys):
+def test_discrete_identities_example(capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["discrete_identities.py"])
     runpy.run_path(str(EXAMPLES / "discrete_identities.py"), run_name="__main__")
     out = capsys.readouterr().out
     numbers = lambda line: [float(v) for v in re.findall(r"-?\d+\.\d+(?:e[-+]\d+)?", line)]
@@ -29,3 +35,22 @@ def test_structure_example(capsys, monkeypatch):
     for kind in ("line", "ring", "grid"):
         assert rows[kind][7] == "1"     # rank of the identity labelling: first
     assert "topographic" in out and "identity" in out
+
+
+@pytest.mark.parametrize("script", ["mi_staircase.py", "structure.py"])
+def test_an_unwritable_figure_is_refused_before_the_work(script, tmp_path):
+    """One usage line and exit 2 at once, not a traceback after the whole run."""
+    missing = tmp_path / "no such dir" / "f.png"
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick",
+                           "--figure", str(missing)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines()[-1].endswith("does not exist") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("script", ["discrete_identities.py", "mi_staircase.py", "structure.py",
+                                    "reproduce_fig1.py"])
+def test_every_example_explains_itself_with_help(script):
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ") and "Run:" in done.stdout, done.stdout
