@@ -119,6 +119,8 @@ def implementations(o):
                      lambda s: math.log(s.shape[0]) + o.mean(o.diag(s) - lse(s, 1))),
         "bits": ("log2", scores, lambda s: rows(s) / math.log(2.0)),
         "negated": ("sign", scores, lambda s: o.mean(o.diag(s) - lse(s, 1))),
+        "mean in the denominator": ("log-mean-exp", scores,
+                                    lambda s: -o.mean(o.diag(s) - (lse(s, 1) - math.log(s.shape[0])))),
         "positive left out": ("negatives-only", scores, negatives_only),
         "both directions": ("symmetric", dict(embeddings_cos, temperature=0.2),
                             lambda z, zp, t: 0.5 * (rows(cosine(z, zp) / t)

@@ -17,6 +17,8 @@ DIAGNOSES = {
     "estimate-not-loss": "returns the InfoNCE estimate log B − loss(L) instead of the loss",
     "log2": "in bits, not nats: loss(L) / log 2",
     "sign": "the negated loss −loss(L) (the objective to maximise, without log B)",
+    "log-mean-exp": "the mean instead of the sum over j in the denominator, log-mean-exp for "
+                    "log-sum-exp: loss(L) − log B (the negated estimate)",
     "negatives-only": "denominator over the B − 1 negatives only, the positive left out: "
                       "−(1/B) Σ_i [L_ii − log Σ_{j≠i} e^{L_ij}]",
     "symmetric": "the average of both directions: (loss(L) + loss(Lᵀ)) / 2",
@@ -37,7 +39,7 @@ DIAGNOSES = {
 
 #: The transformations, in the order they are tried.
 TRANSFORMATIONS = ("transposed", "sum-reduction", "estimate-not-loss", "log2", "sign",
-                   "negatives-only", "symmetric", "temperature-positives",
+                   "log-mean-exp", "negatives-only", "symmetric", "temperature-positives",
                    "temperature-inverted", "temperature-ignored", "nt-xent")
 TEMPERATURE_CODES = ("temperature-positives", "temperature-inverted", "temperature-ignored")
 
@@ -137,6 +139,8 @@ def transformation_value(code, case):
         return infonce_loss(logits) / float(np.log(2.0))
     if code == "sign":
         return -infonce_loss(logits)
+    if code == "log-mean-exp":
+        return infonce_loss(logits) - float(np.log(b))
     if code == "negatives-only":
         return _negatives_only(logits)
     if code == "symmetric":
