@@ -107,7 +107,7 @@ def test_a_dotted_module_is_found_from_the_current_directory(capsys, losses, mon
     ("nowhere.py:right", "no such file: nowhere.py"),
     ("no_such_module_here:right", "no module named 'no_such_module_here'"),
     ("{losses}:wrong_name", "has no attribute 'wrong_name'"),
-    ("{losses}:NOT_A_FUNCTION", "is a int, not a function"),
+    ("{losses}:NOT_A_FUNCTION", "is an int, not a function"),
     ("{losses}", "expected MODULE:FUNCTION"),
 ])
 def test_missing_modules_and_functions_are_one_line_usage_errors(capsys, losses, target,

@@ -29,6 +29,8 @@ class UsageError(Exception):
 
 def _import_file(path_text):
     path = Path(path_text)
+    if path.is_dir():
+        raise UsageError(f"{path_text} is a directory, not a Python file")
     if not path.is_file():
         raise UsageError(f"no such file: {path_text}")
     name = f"_rpmref_checked_{path.stem}"
@@ -72,7 +74,9 @@ def load_function(target):
         except AttributeError:
             raise UsageError(f"{module_name} has no attribute {attribute!r}") from None
     if not callable(obj):
-        raise UsageError(f"{target} is a {type(obj).__name__}, not a function")
+        kind = type(obj).__name__
+        raise UsageError(f"{target} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
+                         "not a function")
     return obj
 
 
@@ -171,12 +175,14 @@ def add_parser(subparsers):
                    help="FUNCTION(scores[, T]) with scores (B, B), or FUNCTION(z, z_prime[, T]) "
                    "with embeddings (B, D) (default: %(default)s)")
     p.add_argument("--critic", choices=("cosine", "dot"),
-                   help="the critic of --kind embeddings: cosine (SimCLR) or dot (z^T z')")
+                   help="the critic of --kind embeddings, which needs one: cosine (SimCLR) or "
+                   "dot (z^T z')")
     p.add_argument("--framework", choices=("auto",) + adapters.FRAMEWORKS, default="auto",
                    help="hand over numpy arrays, torch tensors or jax arrays (default: "
                    "%(default)s, decided from what FUNCTION accepts and returns)")
     p.add_argument("--temperature", type=positive_float, metavar="T",
-                   help="pass T as FUNCTION's last argument; the logits are scores / T")
+                   help="pass T as FUNCTION's last argument; the logits are scores / T "
+                   "(default: no T passed, the logits are the scores)")
     p.add_argument("--trials", type=positive_int, default=50,
                    help="number of batches to try (default: %(default)s)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")

@@ -191,9 +191,13 @@ def positive_float(text):
     return _number(text, float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
-def bounded_int(low, high, why=""):
-    """argparse type: an integer in [low, high]; ``why`` explains the upper bound."""
+def bounded_int(low, high=None, why=""):
+    """argparse type: an integer in [low, high] (no upper bound if None); ``why`` explains
+    the bound."""
     reason = f" ({why})" if why else ""
+    if high is None:
+        return lambda text: _number(text, int, lambda v: v >= low,
+                                    f"an integer of at least {low}{reason}")
     return lambda text: _number(text, int, lambda v: low <= v <= high,
                                 f"an integer from {low} to {high}{reason}")
 

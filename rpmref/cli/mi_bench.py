@@ -3,7 +3,7 @@ import json
 import sys
 
 from rpmref.cli.common import (
-    MEMORY_BUDGET, UsageError, check_output_file, gib, positive_int)
+    MEMORY_BUDGET, UsageError, bounded_int, check_output_file, gib, positive_int)
 from rpmref.environment import environment
 from rpmref.gaussian.staircase import (
     BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot, staircase_joint)
@@ -111,8 +111,9 @@ def add_parser(subparsers):
     p.add_argument("--dim", type=positive_int, default=DIM,
                    help=f"dimension d (default: %(default)s; at most {DEFAULT_MAX_DIM} at the "
                    f"default --batch-size and --batches: memory, see --batch-size)")
-    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
-                   help="K, pairs per batch (default: %(default)s; at most "
+    p.add_argument("--batch-size", type=bounded_int(2, why="a batch needs a negative"),
+                   default=BATCH_SIZE,
+                   help="K ≥ 2, pairs per batch (default: %(default)s; at most "
                    f"{DEFAULT_MAX_BATCH} at the default --dim and --batches: the benchmark's "
                    f"arrays must fit in {gib(MEMORY_BUDGET)}; larger sizes are refused)")
     p.add_argument("--batches", type=positive_int, default=BATCHES,

@@ -14,9 +14,9 @@ def positive_size(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-size must be an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if not 1 <= value <= 4:
-        raise argparse.ArgumentTypeError(f"--max-size must be between 1 and 4, got {value}")
+        raise argparse.ArgumentTypeError(f"must be between 1 and 4, got {value}")
     return value
 
 
@@ -27,8 +27,8 @@ def configure(parser):
     parser.add_argument("--report", metavar="FILE.md",
                         help="also write a Markdown report: statements in LaTeX, assumptions, every step")
     parser.add_argument("--max-size", type=positive_size, default=3, metavar="N",
-                        help="bound of the finite-size checks: all sizes in {1..N-1}^d and (N,..,N) "
-                             "(default 3; 4 is much slower)")
+                        help="bound of the finite-size checks, 1 to 4: all sizes in {1..N-1}^d "
+                             "and (N,..,N) (default 3; 4 is much slower)")
     parser.add_argument("--check-wrong", action="store_true",
                         help="also run deliberately wrong identities, which must be reported FAILED "
                              "(demonstrates a failing proof; the exit code is then 1)")
@@ -40,8 +40,8 @@ def configure(parser):
 def add_parser(subparsers):
     """Register ``rpmref proofs``."""
     parser = subparsers.add_parser(
-        "proofs", help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1",
-        description="Prove every identity (E1-E9, N1, A1, G1) symbolically with sympy: pointwise log identities, "
+        "proofs", help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1 and lemma L1",
+        description="Prove every identity (E1-E9, N1, A1, G1 and the lemma L1) symbolically with sympy: pointwise log identities, "
         "finite sums with symbolic entries at every size up to a bound, and symbolic sizes where sympy can.")
     configure(parser)
 

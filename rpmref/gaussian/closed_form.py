@@ -585,7 +585,7 @@ def mutual_information(joint):
     True
     """
     sigma = anp.clip(canonical_correlations(joint), 0.0, 1.0)
-    return -0.5 * anp.sum(anp.log1p(-sigma**2))
+    return 0.0 - 0.5 * anp.sum(anp.log1p(-sigma**2))     # 0.0 − …: +0.0, not −0.0, at σ = 0
 
 
 def kl_divergence(p, q):

@@ -124,7 +124,7 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
         out["histogram"][kind] = {"i_inf": table["i_inf"], "mi": float(table["mi"][0])}
         runs = []
         for objective in OBJECTIVES:
-            say(f"{kind}: training {objective} × {seeds} seeds")
+            say(f"{kind}: training {objective} × {seeds} seed{'' if seeds == 1 else 's'}")
             runs += [train_encoder(data_geo, latent_geo, p_xx, objective, seed, config)
                      for seed in range(seeds)]
         reference = evaluate(data_geo, latent_geo, p_xx, topographic, config.baseline_samples)
