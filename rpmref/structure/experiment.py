@@ -167,20 +167,23 @@ def format_invariance(invariance):
     >>> s = invariance_summary(data_pmf(data), coarse_encoder(data, latent), latent, labellings(3))
     >>> lines = format_invariance({"line": s}).splitlines()
     >>> len(lines), lines[1].split()[:2]
-    (2, ['line', '6'])
+    (3, ['line', '6'])
     """
-    lines = [f"{'geometry':<8} {'labellings':>11} {MI_HEAD:>7} {'MI spread':>9} "
-             f"{'I_inf id':>8} {'I_inf min':>9} {'I_inf spread':>12} {'rank id':>7} "
-             f"{'tied':>4} {'symm.':>5} {'tied=symm.':>10} {'|ELBO-C-I_inf|':>14}"]
+    lines = [f"{'geometry':<8}  {'labellings':>10}  {MI_HEAD:>7}  {'MI spread':>9}  "
+             f"{'I_inf id':>8}  {'I_inf min':>9}  {'I_inf spread':>12}  {'rank id':>7}  "
+             f"{'tied':>4}  {'symm.':>5}  {'tied=symm.':>10}  {'|ELBO-C-I_inf|':>14}"]
     for kind, s in invariance.items():
         count = f"{s['labellings']}{'' if s['exhaustive'] else '*'}"
-        lines.append(f"{kind:<8} {count:>11} {s['mi']:>7.4f} {s['mi_spread']:>9.1e} "
-                     f"{s['i_inf_identity']:>8.4f} {s['i_inf_min']:>9.4f} "
-                     f"{s['i_inf_spread']:>12.4f} {s['identity_rank']:>7} {s['tied']:>4} "
-                     f"{s['symmetries']:>5} {str(s['tied_are_symmetries']):>10} "
+        lines.append(f"{kind:<8}  {count:>10}  {s['mi']:>7.4f}  {s['mi_spread']:>9.1e}  "
+                     f"{s['i_inf_identity']:>8.4f}  {s['i_inf_min']:>9.4f}  "
+                     f"{s['i_inf_spread']:>12.4f}  {s['identity_rank']:>7}  {s['tied']:>4}  "
+                     f"{s['symmetries']:>5}  {str(s['tied_are_symmetries']):>10}  "
                      f"{s['elbo_gap']:>14.1e}")
     if any(not s["exhaustive"] for s in invariance.values()):
         lines.append("* a random sample (the identity and the symmetries included)")
+    lines.append("rank id: the identity labelling's place by I_inf (1 = best); tied: labellings "
+                 "with its I_inf; symm.: symmetries of the geometry; tied=symm.: the tied "
+                 "ones are exactly the symmetries")
     return "\n".join(lines)
 
 
