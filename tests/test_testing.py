@@ -390,8 +390,15 @@ def test_not_callable_and_failing_functions():
 
     def broken(scores):
         raise RuntimeError("boom")
-    with pytest.raises(TypeError, match="could not be called with NumPy, torch or jax"):
-        check_infonce(broken)
+    if adapters.installed("torch") or adapters.installed("jax"):   # each was tried, and failed
+        with pytest.raises(adapters.FunctionFailed, match="could not be called with NumPy, "
+                                                          "torch or jax") as failed:
+            check_infonce(broken)
+        assert isinstance(failed.value.__cause__, RuntimeError)
+    with pytest.MonkeyPatch.context() as patch:       # NumPy alone: the function's own error
+        patch.setattr(adapters, "installed", lambda framework: False)
+        with pytest.raises(RuntimeError, match="boom"):
+            check_infonce(broken)
     with pytest.raises(RuntimeError, match="boom") as info:
         check_infonce(broken, framework="numpy")
     assert "case 0" in " ".join(getattr(info.value, "__notes__", ["case 0"]))
