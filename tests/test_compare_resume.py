@@ -107,12 +107,15 @@ def test_a_rerun_resumes_from_the_command_line(tmp_path, capsys, monkeypatch):
     argv = ["balls", "compare", "--quick", "--seeds", "2", "--critics", "rbf,cosine",
             "--jobs", "1", "--no-progress", "--out", str(tmp_path)]
     assert cli.main(argv) == 130
-    assert capsys.readouterr().err == "rpmref balls compare: interrupted\n"
+    assert capsys.readouterr().err == (
+        f"rpmref balls compare: interrupted; the finished runs are kept in {tmp_path} "
+        "(*.partial.json): run the same command again to train only the rest\n")
     assert len(stored_runs(tmp_path)) == 2
     monkeypatch.setattr(runstore, "save", real_save)
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "comparison: 4 runs, 2 to train on this process; 2 finished earlier" in out
+    assert "in this process (2 runs finished earlier); wrote" in out
     run_lines = [line for line in out.splitlines() if line.startswith("[")]
     assert [line[:16] for line in run_lines] == ["[3/4] cosine   s", "[4/4] cosine   s"]
 

@@ -96,7 +96,8 @@ def _coordinate_name(k, targets_ndim):
 
 
 def score_readout(readout, z, targets):
-    """R² and RMSE of the readout on (z, targets).
+    """R² and RMSE of the readout on (z, targets): the paper's evaluation of the encoder
+    (Sec. 5, Appendix D: a linear decoder from z to the ball coordinates).
 
     r2_per_coordinate[k] = 1 − Σ_t (y − ŷ)²_tk / Σ_t (y_tk − ȳ_k)²;
     r2_overall pools the sums over all coordinates (1 − SS_res / SS_tot);

@@ -445,7 +445,8 @@ def effective_batch_sizes(n_pairs, batch_size):
 
 
 def encode(params, bn_state, frames, config, batch=256):
-    """Latents z = (x1, y1, x2, y2, x3, y3): the centres of mass of the 3 maps.
+    """Latents z = (x1, y1, x2, y2, x3, y3): the centres of mass of the 3 maps (Sec. 5,
+    Appendix D: the encoder whose output the paper's readout decodes).
 
     Centres in pixel coordinates, with evaluation-mode batch norm (running
     statistics). Computed in float64 whatever ``config.dtype``, with
@@ -454,7 +455,8 @@ def encode(params, bn_state, frames, config, batch=256):
     Parameters
     ----------
     params : dict of ndarray
-        Encoder parameters (``TrainResult.params`` or :func:`initial_params`).
+        Encoder parameters (``rpmref.balls.trainer.TrainResult.params`` of :func:`train`,
+        or ``rpmref.balls.trainer.initial_params``).
     bn_state : dict of ndarray
         Running batch-norm statistics.
     frames : ndarray, shape (T, C, H, W)
@@ -912,7 +914,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     Returns
     -------
     TrainResult
-        Parameters, batch-norm state, per-epoch history and timings.
+        ``rpmref.balls.trainer.TrainResult``: ``params``, ``bn_state``, per-epoch
+        ``history``, ``steps`` and timings.
 
     Raises
     ------

@@ -2,6 +2,7 @@
 import argparse
 import contextlib
 import math
+import sys
 
 from rpmref.balls import parallel
 from rpmref.balls.compare import (
@@ -115,6 +116,19 @@ def _compare_command(args):
     # one Dask client (and LocalCluster) for the comparison and the sweep
     cluster = (parallel.dask_client(args.dask) if args.dask is not None
                else contextlib.nullcontext())
+    try:
+        return _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
+                            curve_every, optimisers, lrs)
+    except KeyboardInterrupt:
+        print(f"rpmref balls compare: interrupted; the finished runs are kept in {out} "
+              "(*.partial.json): run the same command again to train only the rest",
+              file=sys.stderr)
+        return 130
+
+
+def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config, curve_every,
+                 optimisers, lrs):
+    """The comparison and/or the sweep, with the checks done."""
     with cluster as client:
         where = {"jobs": args.jobs, "dask": client, "overwrite": args.overwrite,
                  "progress": not args.no_progress}
@@ -124,7 +138,9 @@ def _compare_command(args):
                                   curve_every=curve_every, figure_seed=args.figure_seed,
                                   title=title, **where)
             print(results_markdown(results["summary"], title, results["settings"]))
-            print(f"total {results['total_wall_time']:.1f} s; wrote {out}/results.json, "
+            earlier = results.get("execution", {}).get("resumed_runs", 0)
+            when = f" in this process ({earlier} runs finished earlier)" if earlier else ""
+            print(f"total {results['total_wall_time']:.1f} s{when}; wrote {out}/results.json, "
                   f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
         if args.sweep or args.sweep_only:
             title = ("Each critic at its best setting (chosen on the validation video)"
