@@ -474,11 +474,17 @@ def optimal_critic(joint):
     True
     """
     m, mp, c, cp, s = blocks(joint)
-    gain = anp.transpose(_solve(c, s))                     # K (k', k)
-    prec = _sym(anp.linalg.inv(_sym(cp - anp.transpose(s) @ _solve(c, s))))
+    gain, cond_cov = _conditional(c, cp, s)
+    prec = _sym(anp.linalg.inv(cond_cov))
     cp_inv = _sym(anp.linalg.inv(cp))
     return QuadraticCritic(anp.transpose(gain) @ prec, prec - cp_inv,
                            prec @ (mp - gain @ m) - cp_inv @ mp)
+
+
+def _conditional(c, cp, s):
+    """(K, Σ) of z'|z ~ N(m' + K(z − m), Σ): K = Sᵀ C⁻¹ (k', k), Σ = C' − Sᵀ C⁻¹ S (k', k')."""
+    c_inv_s = _solve(c, s)
+    return anp.transpose(c_inv_s), _sym(cp - anp.transpose(s) @ c_inv_s)
 
 
 def _check_critic(critic, joint):
@@ -808,8 +814,7 @@ def _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec):
     # D = K − P⁻¹Wᵀ, δ₀ = m' − P⁻¹v(m). E[f] and E log Z each hold a term of size
     # ~e^{2I} near the optimal critic (W, Q ~ 1/(1 − ρ²)); here they cancel in algebra,
     # not in floating point, and every term left is O(I) or a KL-sized quadratic form.
-    gain = anp.transpose(_solve(c, s))                          # K
-    cond_cov = _sym(cp - anp.transpose(s) @ _solve(c, s))      # Σ
+    gain, cond_cov = _conditional(c, cp, s)
     d = gain - _solve(prec, anp.transpose(W))
     delta0 = mp - _solve(prec, _solve(cp, mp) + b + anp.transpose(W) @ m)
     quad = delta0 @ prec @ delta0 + anp.sum(d * (prec @ d @ c))
@@ -1060,9 +1065,9 @@ def optimal_rbf_lengthscale(joint, grid=400):
     # (λ + ℓ²)² in the slope neither overflows at scale 1e155 nor underflows at 1e-165
     norm = float(sq_dist)
     lam, vec = np.linalg.eigh(cp / norm)
-    second = np.diag(vec.T @ (c / norm + np.outer(diff / np.sqrt(norm), diff / np.sqrt(norm)))
-                     @ vec)
-    sq_dist = 1.0
+    diff = diff / np.sqrt(norm)
+    second = np.diag(vec.T @ (c / norm + np.outer(diff, diff)) @ vec)
+    sq_dist = 1.0                       # E‖z − z'‖² of the normalised problem
     log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
     values = _rbf_objective(log_u, sq_dist, lam, second)
     best = int(np.argmax(values))
