@@ -15,9 +15,9 @@ Read next to the paper (and docs/theory.md, 'Gaussian latents'):
 Run:  python examples/mi_staircase.py [--quick] [--figure docs/mi_staircase.png]
 """
 import argparse
-import os
 
 from rpmref import gaussian
+from rpmref.cli.common import check_output_file
 from rpmref.gaussian import staircase as mi_bench
 
 parser = argparse.ArgumentParser(description=__doc__,
@@ -26,9 +26,10 @@ parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke
 parser.add_argument("--figure", metavar="PATH", help="write the figure (PNG) here")
 args = parser.parse_args()
 if args.figure:  # before the work, not after it
-    folder = os.path.dirname(os.path.abspath(args.figure))
-    if not os.path.isdir(folder):
-        parser.error(f"--figure {args.figure}: directory {folder} does not exist")
+    try:
+        check_output_file(args.figure, "--figure", needs_matplotlib=True)
+    except ValueError as error:
+        parser.error(str(error))
 batches = 20 if args.quick else mi_bench.BATCHES
 
 # 1–2. One level by hand: the joint, the three critics and their closed forms.

@@ -13,8 +13,8 @@ Read next to the paper's introduction (Tschannen et al. 2019) and docs/tutorials
 Run:  python examples/structure.py [--quick] [--figure structure.png]
 """
 import argparse
-import os
 
+from rpmref.cli.common import check_output_file
 from rpmref.structure.experiment import (
     format_gaussian, format_invariance, format_learning, plot, run_experiment)
 from rpmref.structure.learning import LearnConfig
@@ -25,9 +25,10 @@ parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke
 parser.add_argument("--figure", metavar="PATH", help="write the figure here (needs matplotlib)")
 args = parser.parse_args()
 if args.figure:  # before the work, not after it
-    folder = os.path.dirname(os.path.abspath(args.figure))
-    if not os.path.isdir(folder):
-        parser.error(f"--figure {args.figure}: directory {folder} does not exist")
+    try:
+        check_output_file(args.figure, "--figure", needs_matplotlib=True)
+    except ValueError as error:
+        parser.error(str(error))
 
 config = LearnConfig(steps=40, baseline_samples=10) if args.quick else LearnConfig()
 result = run_experiment(seeds=2 if args.quick else 5, config=config, quick=args.quick)

@@ -166,8 +166,8 @@ def add_parser(subparsers):
         "huge and masked logits) and compare it with the exact in-batch InfoNCE loss "
         "-(1/B) sum_i log softmax_j(L_ij)_i (a loss, in nats, mean over anchors, z -> z') and "
         "its gradient. If it differs, name the mistake (transposed, sum-reduction, "
-        "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, symmetric, temperature-*, nt-xent, "
-        "unstable, gradient, not-scalar, unknown). MODULE is a .py file or a dotted module "
+        "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, symmetric, temperature-*, "
+        "nt-xent, unstable, gradient, not-scalar, unknown). MODULE is a .py file or a dotted module "
         "(the current directory is searched first). Exit 0 conforming, 1 not, 2 usage error.")
     p.add_argument("target", metavar="MODULE:FUNCTION",
                    help="e.g. losses.py:infonce or mypackage.losses:infonce")

@@ -4,20 +4,10 @@ Exit codes: 0 every selected identity proved, 1 any FAILED (``--check-wrong``
 adds deliberately wrong identities, so it exits 1 by design), 2 bad arguments.
 sympy is imported only when the command runs, so ``rpmref --help`` stays fast.
 """
-import argparse
 import time
 
-from rpmref.cli.common import OneLineErrorParser, UsageError, check_output_file, run_command
-
-
-def positive_size(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 1 <= value <= 4:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 4, got {value}")
-    return value
+from rpmref.cli.common import (
+    OneLineErrorParser, UsageError, bounded_int, check_output_file, run_command)
 
 
 def configure(parser):
@@ -26,7 +16,7 @@ def configure(parser):
                              "see --list for the IDs")
     parser.add_argument("--report", metavar="FILE.md",
                         help="also write a Markdown report: statements in LaTeX, assumptions, every step")
-    parser.add_argument("--max-size", type=positive_size, default=3, metavar="N",
+    parser.add_argument("--max-size", type=bounded_int(1, 4), default=3, metavar="N",
                         help="bound of the finite-size checks, 1 to 4: all sizes in {1..N-1}^d "
                              "and (N,..,N) (default 3; 4 is much slower)")
     parser.add_argument("--check-wrong", action="store_true",
@@ -40,8 +30,10 @@ def configure(parser):
 def add_parser(subparsers):
     """Register ``rpmref proofs``."""
     parser = subparsers.add_parser(
-        "proofs", help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1 and lemma L1",
-        description="Prove every identity (E1-E9, N1, A1, G1 and the lemma L1) symbolically with sympy: pointwise log identities, "
+        "proofs",
+        help="symbolic (sympy) proofs of the identities E1-E9, N1, A1, G1 and lemma L1",
+        description="Prove every identity (E1-E9, N1, A1, G1 and the lemma L1) symbolically "
+        "with sympy: pointwise log identities, "
         "finite sums with symbolic entries at every size up to a bound, and symbolic sizes where sympy can.")
     configure(parser)
 

@@ -19,7 +19,8 @@ MAX_STATES = int((MEMORY_BUDGET / (8 * PEAK_ARRAYS)) ** 0.25)
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "verify", help="check every identity (E1-E9, N1, A1, the Gaussian closed forms) on random problems",
+        "verify",
+        help="check every identity (E1-E9, N1, A1, the Gaussian closed forms) on random problems",
         description="Draw random discrete problems (data pmfs with zeros, dense, one-hot and "
         "near-deterministic encoders, random priors and critics), compute both sides of every "
         "identity of the paper by independent routes, and print the largest error. Exits 1 if "

@@ -469,5 +469,5 @@ def _describe(err):
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
-__all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome", "installed", "require", "detect",
-           "evaluate", "scalar"]
+__all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome",
+           "installed", "require", "detect", "evaluate", "scalar"]
