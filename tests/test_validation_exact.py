@@ -233,8 +233,8 @@ def test_symmetric_and_positive_definite_checks_are_relative():
         with pytest.raises(ValueError, match=r"cov must be symmetric \(relative tolerance 1e-10\); "
                                              r"cov\[0, 1\] = "):
             V.check_symmetric(a * scale + np.array([[0, 1e-9], [0, 0]]) * scale, "cov")
-        with pytest.raises(ValueError, match="cov must be positive definite; its smallest "
-                                             "eigenvalue"):
+        with pytest.raises(ValueError, match=r"cov must be positive definite; its smallest "
+                                             r"eigenvalue \(scaled to unit diagonal\) is"):
             V.check_positive_definite(np.array([[1.0, 2.0], [2.0, 1.0]]) * scale, "cov")
     # coordinates of very different scales are not a singular matrix (unit-diagonal test);
     # a rank-one matrix is refused whatever the scales of its coordinates
