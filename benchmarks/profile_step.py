@@ -124,8 +124,11 @@ def grid_table(params, x, reps, threads):
     samples.clear()
     grid.Workspace.map_blocks, grid.Workspace.map_runs = timer(real_blocks), timer(real_runs)
     try:
-        for _ in range(reps):
-            run()
+        # as train_step: the step's threads each call single-threaded BLAS (with BLAS
+        # threads inside them too, every call oversubscribes the cores)
+        with trainer.blas_threads(1):
+            for _ in range(reps):
+                run()
     finally:
         grid.Workspace.map_blocks, grid.Workspace.map_runs = real_blocks, real_runs
     med = {name: np.median(np.array(v), axis=0) * 1e3 for name, v in samples.items()}
