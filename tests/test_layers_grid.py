@@ -205,3 +205,65 @@ def test_window_views_stay_inside_their_array():
     assert view[1, 2, 1, 3] == src[1, 5 + 2 * grid.wq + 1 + 3]
     with pytest.raises(IndexError):
         G._windows(src, grid.length - grid.reach, 1, grid)
+
+
+def _running(seed, c1, c2, dtype=np.float64):
+    """Running statistics unlike any batch's: means ≠ 0 (and ≠ the conv biases), variances ≠ 1."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=c1).astype(dtype), rng.uniform(0.5, 2.0, size=c1).astype(dtype),
+            rng.normal(size=c2).astype(dtype), rng.uniform(0.5, 2.0, size=c2).astype(dtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_eval_mode_matches_the_plain_composition(shape):
+    """encoder_z_eval equals layers.encoder_eval (plain NumPy: conv, affine, maximum,
+    sigmoid, centre of mass) with the same running statistics. float64: each output is a
+    sum of ≤ C·k² = 125 products and a COM ratio over ≤ 63 pixels on either side, so the
+    two differ by ~10³·ε ≈ 2e-13 relative; rtol 1e-11."""
+    x, params = _case(13, **shape)
+    running = _running(14, params["conv1_w"].shape[0], 3)
+    state = dict(zip(G.RUNNING, running))
+    for threads in (1, 2):
+        z = G.encoder_z_eval(*_args(x, params), *running, workspace=G.Workspace(threads))
+        np.testing.assert_allclose(z, L.encoder_eval(params, state, x), rtol=1e-11, atol=0)
+
+
+def test_eval_mode_at_the_batch_statistics_is_training_mode():
+    """With the batch's own statistics as the running ones, evaluation mode gives the
+    training-mode latents (the other route to the same numbers: encoder_z's moments)."""
+    x, params = _case(15, n=5)
+    ws = G.Workspace()
+    z = G.encoder_z(*_args(x, params), workspace=ws)
+    running = tuple(ws.stats[name] for name in G.RUNNING)
+    np.testing.assert_allclose(G.encoder_z_eval(*_args(x, params), *running), z, rtol=1e-12)
+
+
+def test_eval_mode_invalidates_a_pending_backward_pass_and_is_thread_blind(monkeypatch):
+    monkeypatch.setattr(G, "BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(G, "GEMM_MACS", 10 ** 3)
+    x, params = _case(16, n=6, dtype=np.float32)
+    running = _running(17, params["conv1_w"].shape[0], 3, np.float32)
+    ws = G.Workspace(2)
+    vjp, z = make_vjp(lambda *a: G.encoder_z(*a, workspace=ws), 1)(*_args(x, params))
+    two = G.encoder_z_eval(*_args(x, params), *running, workspace=ws)
+    with pytest.raises(RuntimeError, match="another forward pass"):
+        vjp(np.ones_like(z))
+    one = G.encoder_z_eval(*_args(x, params), *running, workspace=G.Workspace(1))
+    assert two.dtype == np.float32
+    np.testing.assert_array_equal(one, two)
+
+
+def test_eval_mode_bad_running_statistics():
+    x, params = _case(18)
+    args = _args(x, params)
+    running = list(_running(19, params["conv1_w"].shape[0], 3))
+    bad = list(running)
+    bad[1] = running[1][:2]
+    with pytest.raises(ValueError, match=r"bn1_var must have shape \(4,\)"):
+        G.encoder_z_eval(*args, *bad)
+    bad = list(running)
+    bad[2] = running[2].astype(np.float32)
+    with pytest.raises(TypeError, match="bn2_mean must have the dtype of x"):
+        G.encoder_z_eval(*args, *bad)
+    with pytest.raises(TypeError, match="dtype"):
+        G.encoder_z_eval(*((x.astype(np.float32),) + args[1:]), *running)

@@ -45,6 +45,7 @@ GEMM_MACS = 10 ** 6      # multiply-adds per BLAS call (OpenBLAS's small-matrix 
 BLOCK_BYTES = 1 << 21    # bytes of a block's largest scratch array (measured best of 512 KiB … 4 MiB)
 PARAMS = ("conv1_w", "conv1_b", "bn1_gamma", "bn1_beta",
           "conv2_w", "conv2_b", "bn2_gamma", "bn2_beta")
+RUNNING = ("bn1_mean", "bn1_var", "bn2_mean", "bn2_var")  # running statistics, as encoder_z_eval takes them
 
 
 def available_cores():
@@ -438,22 +439,101 @@ def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_ga
                       bn2_beta, ws, eps)
 
 
+def encoder_z_eval(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma,
+                   bn2_beta, bn1_mean, bn1_var, bn2_mean, bn2_var, workspace=None, eps=BN_EPS):
+    """Evaluation-mode encoder x (C₀, N, H, W) → z (N, 2·C₂) on the padded grid.
+
+    The function of ``layers.encoder_eval`` (batch norm with running statistics,
+    Sec. 5 / Appendix D), computed by the forward pass of :func:`encoder_z`
+    (its blocks and threads) without the batch statistics; no gradient.
+
+    Parameters
+    ----------
+    x : ndarray, shape (C₀, N, H, W)
+        The frames, channel first; its dtype is the dtype of the computation
+        (every array argument must have it).
+    conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta : ndarray
+        The encoder's parameters, as for :func:`encoder_z`.
+    bn1_mean, bn1_var : ndarray, shape (C₁,)
+        Running mean and variance of the first convolution's output (bias included).
+    bn2_mean, bn2_var : ndarray, shape (C₂,)
+        Those of the second.
+    workspace : Workspace, optional
+        Buffers and threads to reuse (None: a fresh one). A backward pass of
+        :func:`encoder_z` still pending on it then raises RuntimeError.
+    eps : float, default ``BN_EPS``
+        Batch norm's ε.
+
+    Returns
+    -------
+    ndarray, shape (N, 2·C₂)
+        The latents, in pixels.
+
+    Raises
+    ------
+    ValueError
+        If a shape does not fit (as :func:`encoder_z`; a running statistic of
+        another length than its layer's channels).
+    TypeError
+        If an argument's dtype is not the floating dtype of ``x``.
+
+    Examples
+    --------
+    The same numbers as the plain evaluation-mode composition:
+
+    >>> import numpy as np
+    >>> from rpmref.balls import layers
+    >>> from rpmref.balls.grid import PARAMS, RUNNING, encoder_z_eval
+    >>> rng = np.random.default_rng(0)
+    >>> params = layers.init_encoder_params(rng, in_channels=1, hidden_channels=4, kernel_size=3)
+    >>> x = rng.random((1, 4, 8, 8))
+    >>> state = {"bn1_mean": rng.normal(size=4), "bn1_var": rng.uniform(1, 2, size=4),
+    ...          "bn2_mean": rng.normal(size=3), "bn2_var": rng.uniform(1, 2, size=3)}
+    >>> z = encoder_z_eval(x, *(params[name] for name in PARAMS),
+    ...                    *(state[name] for name in RUNNING))
+    >>> float(np.abs(z - layers.encoder_eval(params, state, x)).max()) < 1e-12
+    True
+    """
+    args = (x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta)
+    _check_arrays(args)
+    running = (bn1_mean, bn1_var, bn2_mean, bn2_var)
+    c1, c2 = conv1_w.shape[0], conv2_w.shape[0]
+    for name, v, c in zip(RUNNING, running, (c1, c1, c2, c2)):
+        v = np.asarray(v)
+        if v.shape != (c,):
+            raise ValueError(f"{name} must have shape ({c},); got {v.shape}")
+        if v.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x ({x.dtype}); got {v.dtype}")
+    ws = workspace if workspace is not None else Workspace()
+    ws.generation += 1  # its buffers are overwritten: a pending backward pass must not read them
+    fixed = (np.asarray(bn1_mean, np.float64) - conv1_b, np.asarray(bn1_var, np.float64),
+             np.asarray(bn2_mean, np.float64) - conv2_b, np.asarray(bn2_var, np.float64))
+    return _forward(ws, *args, eps, running=fixed)["z"].copy()
+
+
+def _check_arrays(args):
+    """Shapes (``_check``) and one floating dtype for the nine arrays of the encoder."""
+    _check(*args)
+    dtype = args[0].dtype
+    if not np.issubdtype(dtype, np.floating) or any(np.asarray(a).dtype != dtype for a in args):
+        raise TypeError(f"encoder_z: every argument must have the floating dtype of x ({dtype}); "
+                        f"got {[str(np.asarray(a).dtype) for a in args]}")
+
+
 @primitive
 def _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta,
                ws, eps):
     args = (x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta)
-    _check(*args)
-    dtype = x.dtype
-    if not np.issubdtype(dtype, np.floating) or any(np.asarray(a).dtype != dtype for a in args):
-        raise TypeError(f"encoder_z: every argument must have the floating dtype of x ({dtype}); "
-                        f"got {[str(np.asarray(a).dtype) for a in args]}")
+    _check_arrays(args)
     ws.generation += 1
     ws.saved = _forward(ws, *args, eps)
     ws.saved["generation"] = ws.generation
     return ws.saved["z"].copy()
 
 
-def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
+def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps, running=None):
+    """The forward pass; ``running`` = (mean₁, var₁, mean₂, var₂) of the bias-free convolutions
+    (float64) normalises with those instead of the batch statistics (evaluation mode)."""
     c0, n, h, w = x.shape
     c1, c2, k = w1.shape[0], w2.shape[0], w1.shape[2]
     kk = k * k
@@ -480,9 +560,12 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
         for a, b, col in _sub_cols(ws, f1, s, e, sub1, grid, cols1[slot]):
             np.matmul(w1m, col, out=out[:, a - s:b - s])
         np.multiply(out[:, :e - s], valid[s:e], out=h1[:, s:e])  # junk → 0 (backward relies on it)
-        return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s], tmps1[slot][:, :e - s])
+        if running is None:
+            return _moments(h1[:, s:e], valid[s:e], counts[e] - counts[s], tmps1[slot][:, :e - s])
+        return None
 
-    mean1, var1 = _merge_moments(ws.map_blocks(conv1, blocks1))
+    moments1 = ws.map_blocks(conv1, blocks1)
+    mean1, var1 = _merge_moments(moments1) if running is None else running[:2]
     inv1 = 1.0 / np.sqrt(var1 + eps)
     scale1 = (g1 * inv1).astype(dt)[:, None]
     shift1 = (be1 - mean1 * g1 * inv1).astype(dt)[:, None]
@@ -536,9 +619,12 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
             np.matmul(w2r, f2[:, a:b], out=y[:, a - s:b - s])
         view = ws.view(("shifted", id(ybuf), e - s), lambda: _shifted_view(ybuf, e - s, grid, c2))
         out = _shifted_sum(view, h2[:, s:e])
-        return _moments(out, valid[s:e], counts[e] - counts[s], tmps2[slot][:, :e - s])
+        if running is None:
+            return _moments(out, valid[s:e], counts[e] - counts[s], tmps2[slot][:, :e - s])
+        return None
 
-    mean2, var2 = _merge_moments(ws.map_runs(conv2_run, runs2))
+    moments2 = ws.map_runs(conv2_run, runs2)
+    mean2, var2 = _merge_moments(moments2) if running is None else running[2:]
     inv2 = 1.0 / np.sqrt(var2 + eps)
 
     # batch norm + sigmoid: s = 1/(1 + e^{−y}) (e^{−y} = inf gives 0), then centres of mass
@@ -554,8 +640,9 @@ def _forward(ws, x, w1, b1, g1, be1, w2, b2, g2, be2, eps):
     cx, cy = sums[:, 1].reshape(c2, n) / mass, sums[:, 2].reshape(c2, n) / mass
     z = np.stack([cx, cy], axis=2).transpose(1, 0, 2).reshape(n, 2 * c2)
 
-    ws.stats = {"bn1_mean": (mean1 + b1).astype(dt), "bn1_var": var1.astype(dt),
-                "bn2_mean": (mean2 + b2).astype(dt), "bn2_var": var2.astype(dt)}
+    if running is None:
+        ws.stats = {"bn1_mean": (mean1 + b1).astype(dt), "bn1_var": var1.astype(dt),
+                    "bn2_mean": (mean2 + b2).astype(dt), "bn2_var": var2.astype(dt)}
     return {"z": z, "grid": grid, "mass": mass, "cx": cx, "cy": cy,
             "mean1": mean1, "inv1": inv1, "mean2": mean2, "inv2": inv2,
             "blocks1": blocks1, "sub1": sub1, "blocks2": blocks2, "sub2": sub2}

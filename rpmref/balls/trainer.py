@@ -444,13 +444,14 @@ def effective_batch_sizes(n_pairs, batch_size):
     return tuple(len(a) for a in np.array_split(np.arange(n_pairs), n_batches))
 
 
-def encode(params, bn_state, frames, config, batch=256):
+def encode(params, bn_state, frames, config, batch=64):
     """Latents z = (x1, y1, x2, y2, x3, y3): the centres of mass of the 3 maps (Sec. 5,
     Appendix D: the encoder whose output the paper's readout decodes).
 
     Centres in pixel coordinates, with evaluation-mode batch norm (running
-    statistics). Computed in float64 whatever ``config.dtype``, with
-    ``config.blas_threads`` BLAS threads; works on untrained parameters.
+    statistics). Computed in float64 whatever ``config.dtype``, by the fused
+    encoder's forward pass (``grid.encoder_z_eval``) on ``step_threads(config)``
+    threads; works on untrained parameters.
 
     Parameters
     ----------
@@ -463,7 +464,7 @@ def encode(params, bn_state, frames, config, batch=256):
         Floating-point frames in [0, 1].
     config : TrainConfig
         The settings the parameters were made with.
-    batch : int, default 256
+    batch : int, default 64
         Frames encoded at a time (≥ 1).
 
     Returns
@@ -491,13 +492,18 @@ def encode(params, bn_state, frames, config, batch=256):
     """
     _check_frames(frames)
     batch = check_positive_int(batch, "batch")
-    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    s64 = {k: np.asarray(v, dtype=np.float64) for k, v in bn_state.items()}
+    args = [np.asarray(params[name], dtype=np.float64) for name in grid.PARAMS]
+    args += [np.asarray(bn_state[name], dtype=np.float64) for name in grid.RUNNING]
     out = np.empty((frames.shape[0], 6))
-    with blas_threads(config.blas_threads):
-        for start in range(0, frames.shape[0], batch):
-            x = layers.to_channel_first(np.asarray(frames[start:start + batch], dtype=np.float64))
-            out[start:start + batch] = layers.encoder_eval(p64, s64, x)
+    ws = grid.Workspace(step_threads(config))
+    try:
+        with blas_threads(1):  # the workspace's threads each call single-threaded BLAS
+            for start in range(0, frames.shape[0], batch):
+                x = layers.to_channel_first(np.asarray(frames[start:start + batch],
+                                                       dtype=np.float64))
+                out[start:start + batch] = grid.encoder_z_eval(x, *args, workspace=ws)
+    finally:
+        ws.close()
     return out
 
 
@@ -669,7 +675,7 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
 
 # --------------------------------------------------------------------------
 # threads: a training step runs its blocks on its own threads (grid.Workspace) with
-# one BLAS thread each; encoding (encode) uses BLAS threads
+# one BLAS thread each; so does encoding (encode)
 
 
 def step_threads(config):
