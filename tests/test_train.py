@@ -291,3 +291,24 @@ def test_blas_threads_reach_every_openblas_once_scipy_has_loaded_its_own():
     if not counts:
         pytest.skip("NumPy is not linked against OpenBLAS")
     assert set(counts.values()) == {1}, counts
+
+
+def test_encode_refuses_what_it_cannot_encode():
+    """Frames of another channel count, non-finite frames, parameters or statistics:
+    a ValueError naming what is wrong, before any work (not NaN latents)."""
+    frames = make_video(SMALL_VIDEO, seed=0)[0]
+    config = T.TrainConfig(hidden_channels=2, kernel_size=3)
+    params, bn = T.init_params(config, 0), T.init_bn_state(config)
+    with pytest.raises(ValueError, match=r"frames have 1 channel\(s\); the encoder's conv1_w"):
+        T.encode(params, bn, frames[:, :1], config)
+    nan_frames = frames.copy()
+    nan_frames[7, 0, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="frames must be finite; frame 7 is not"):
+        T.encode(params, bn, nan_frames, config)
+    for group, name in (("params", "conv2_w"), ("bn", "bn2_var")):
+        p, b = dict(params), dict(bn)
+        target = p if group == "params" else b
+        target[name] = np.where(np.arange(target[name].size).reshape(target[name].shape) == 1,
+                                np.inf, target[name])
+        with pytest.raises(ValueError, match=f"{name} must be finite; it holds inf"):
+            T.encode(p, b, frames, config)

@@ -475,7 +475,9 @@ def encode(params, bn_state, frames, config, batch=64):
     Raises
     ------
     ValueError
-        If ``frames`` is not 4-D, or ``batch`` < 1.
+        If ``frames`` is not 4-D, has another channel count than the parameters,
+        or holds a value that is not finite; if a parameter or running statistic
+        is not finite or has the wrong shape; or if ``batch`` < 1.
     TypeError
         If ``frames`` is not floating point, or ``batch`` is not an integer.
 
@@ -494,6 +496,15 @@ def encode(params, bn_state, frames, config, batch=64):
     batch = check_positive_int(batch, "batch")
     args = [np.asarray(params[name], dtype=np.float64) for name in grid.PARAMS]
     args += [np.asarray(bn_state[name], dtype=np.float64) for name in grid.RUNNING]
+    for name, v in zip(grid.PARAMS + grid.RUNNING, args):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} must be finite; it holds {v[~np.isfinite(v)].flat[0]}")
+    if args[0].ndim == 4 and frames.shape[1] != args[0].shape[1]:
+        raise ValueError(f"frames have {frames.shape[1]} channel(s); the encoder's conv1_w "
+                         f"{args[0].shape} expects {args[0].shape[1]}")
+    bad = ~np.isfinite(frames).reshape(frames.shape[0], -1).all(axis=1)
+    if bad.any():
+        raise ValueError(f"frames must be finite; frame {int(np.argmax(bad))} is not")
     out = np.empty((frames.shape[0], 6))
     ws = grid.Workspace(step_threads(config))
     try:
