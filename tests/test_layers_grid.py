@@ -267,3 +267,42 @@ def test_eval_mode_bad_running_statistics():
         G.encoder_z_eval(*args, *bad)
     with pytest.raises(TypeError, match="dtype"):
         G.encoder_z_eval(*((x.astype(np.float32),) + args[1:]), *running)
+    with pytest.raises(TypeError, match="encoder_z_eval: x must be floating point; got dtype int64"):
+        G.encoder_z_eval(*((x.astype(np.int64),) + args[1:]), *running)
+    with pytest.raises(TypeError, match="encoder_z_eval: conv1_b must be a NumPy array; got list"):
+        G.encoder_z_eval(*(args[:2] + (list(args[2]),) + args[3:]), *running)
+    with pytest.raises(TypeError, match="bn1_mean must be a NumPy array"):
+        G.encoder_z_eval(*args, list(running[0]), *running[1:])
+    with pytest.raises(TypeError, match="workspace must be a grid.Workspace"):
+        G.encoder_z_eval(*args, *running, workspace="abc")
+    for eps, error in ((-1e-5, ValueError), (np.nan, ValueError), (np.ones(2), TypeError)):
+        with pytest.raises(error, match="eps"):
+            G.encoder_z_eval(*args, *running, eps=eps)
+    bad = list(running)
+    bad[3] = np.where(np.arange(3) == 1, -1.0, running[3])
+    with pytest.raises(ValueError, match=r"bn2_var \+ eps must be positive"):
+        G.encoder_z_eval(*args, *bad)
+    bad = list(running)
+    bad[0] = np.where(np.arange(4) == 2, np.nan, running[0])
+    with pytest.raises(ValueError, match="encoder_z_eval: bn1_mean must be finite; it holds nan"):
+        G.encoder_z_eval(*args, *bad)
+    inf_x = x.copy()
+    inf_x[0, 1, 2, 3] = np.inf
+    with pytest.raises(ValueError, match="encoder_z_eval: x must be finite; it holds inf"):
+        G.encoder_z_eval(*((inf_x,) + args[1:]), *running)
+    with pytest.raises(ValueError, match="at least one pixel"):
+        G.encoder_z_eval(*((x[:, :, :0],) + args[1:]), *running)
+
+
+def test_eval_mode_of_no_frames_is_empty_and_training_mode_refuses_them():
+    x, params = _case(20)
+    args = _args(x[:, :0], params)
+    running = _running(21, params["conv1_w"].shape[0], 3)
+    z = G.encoder_z_eval(*args, *running)
+    assert z.shape == (0, 6) and z.dtype == x.dtype
+    with pytest.raises(ValueError, match="at least one frame of at least one pixel"):
+        G.encoder_z(*args)
+    with pytest.raises(TypeError, match="workspace must be a grid.Workspace"):
+        G.encoder_z(*_args(x, params), workspace=object())
+    with pytest.raises(ValueError, match="eps"):
+        G.encoder_z(*_args(x, params), eps=-1.0)

@@ -310,5 +310,50 @@ def test_encode_refuses_what_it_cannot_encode():
         target = p if group == "params" else b
         target[name] = np.where(np.arange(target[name].size).reshape(target[name].shape) == 1,
                                 np.inf, target[name])
-        with pytest.raises(ValueError, match=f"{name} must be finite; it holds inf"):
+        with pytest.raises(ValueError, match=rf"\['{name}'\] must be finite; entry .* is inf"):
             T.encode(p, b, frames, config)
+
+
+def test_encode_names_what_is_missing_or_not_real():
+    frames = make_video(SMALL_VIDEO, seed=0)[0]
+    config = T.TrainConfig(hidden_channels=2, kernel_size=3)
+    params, bn = T.init_params(config, 0), T.init_bn_state(config)
+    without = {k: v for k, v in params.items() if k != "conv1_w"}
+    with pytest.raises(ValueError, match="params lacks conv1_w"):
+        T.encode(without, bn, frames, config)
+    with pytest.raises(ValueError, match="bn_state lacks bn2_var"):
+        T.encode(params, {k: v for k, v in bn.items() if k != "bn2_var"}, frames, config)
+    for bad, error, pattern in ((None, TypeError, r"params\['conv1_b'\] must be an array of real"),
+                                (params["conv1_b"] + 1j, TypeError, r"params\['conv1_b'\] must be real"),
+                                (params["conv1_b"] > 0, TypeError, "got dtype bool"),
+                                (np.array(["a", "b"], dtype=object), TypeError, "got dtype object")):
+        with pytest.raises(error, match=pattern):
+            T.encode({**params, "conv1_b": bad}, bn, frames, config)
+    with pytest.raises(ValueError, match=r"bn_state\['bn1_var'\] must be ≥ 0 \(a variance\)"):
+        T.encode(params, {**bn, "bn1_var": -np.ones(2)}, frames, config)
+    with pytest.raises(TypeError, match="params must be a dict"):
+        T.encode([params], bn, frames, config)
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        T.encode(params, bn, frames, None)
+    with pytest.raises(ValueError, match="at least one pixel"):
+        T.encode(params, bn, frames[:, :, :, :0], config)
+
+
+def test_encode_of_no_frames_is_empty_and_of_other_map_counts_is_wider():
+    frames = make_video(SMALL_VIDEO, seed=0)[0]
+    config = T.TrainConfig(hidden_channels=2, kernel_size=3)
+    params, bn = T.init_params(config, 0), T.init_bn_state(config)
+    empty = T.encode(params, bn, frames[:0], config)
+    assert empty.shape == (0, 6) and empty.dtype == np.float64
+    # the same encoder with its third map repeated as a fourth: the same centres, twice
+    four = dict(params, conv2_w=np.concatenate([params["conv2_w"], params["conv2_w"][2:]]))
+    for name in ("conv2_b", "bn2_gamma", "bn2_beta"):
+        four[name] = np.concatenate([params[name], params[name][2:]])
+    bn4 = dict(bn, bn2_mean=np.concatenate([bn["bn2_mean"], bn["bn2_mean"][2:]]),
+               bn2_var=np.concatenate([bn["bn2_var"], bn["bn2_var"][2:]]))
+    z3, z4 = T.encode(params, bn, frames, config), T.encode(four, bn4, frames, config)
+    assert z4.shape == (frames.shape[0], 8)
+    # the same sums; only BLAS blocking of the wider layer-2 product may reorder one of
+    # C₁ = 2 terms: ≤ a few ulps of coordinates ≤ 16 px
+    np.testing.assert_allclose(z4[:, :6], z3, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(z4[:, 6:], z3[:, 4:], rtol=0, atol=1e-12)

@@ -40,11 +40,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
+from rpmref.exact.validation import check_real
+
 BN_EPS = 1e-5
 GEMM_MACS = 10 ** 6      # multiply-adds per BLAS call (OpenBLAS's small-matrix kernels take ≤ 10⁶)
 BLOCK_BYTES = 1 << 21    # bytes of a block's largest scratch array (measured best of 512 KiB … 4 MiB)
 PARAMS = ("conv1_w", "conv1_b", "bn1_gamma", "bn1_beta",
           "conv2_w", "conv2_b", "bn2_gamma", "bn2_beta")
+ARGS = ("x",) + PARAMS  # the arrays encoder_z takes, in order
 RUNNING = ("bn1_mean", "bn1_var", "bn2_mean", "bn2_var")  # running statistics, as encoder_z_eval takes them
 
 
@@ -351,9 +354,12 @@ def _bn_coefficients(gamma, inv_std, mean, dbeta, sum_dy_h, count):
 # the primitive
 
 
-def _check(x, w1, b1, g1, be1, w2, b2, g2, be2):
+def _check(x, w1, b1, g1, be1, w2, b2, g2, be2, allow_empty=False):
     if x.ndim != 4:
         raise ValueError(f"x must be (C, N, H, W); got shape {x.shape}")
+    if x.shape[2] < 1 or x.shape[3] < 1 or (x.shape[1] < 1 and not allow_empty):
+        raise ValueError(f"x must hold {'' if allow_empty else 'at least one frame of '}"
+                         f"at least one pixel; got shape {x.shape}")
     c0 = x.shape[0]
     if w1.ndim != 4 or w2.ndim != 4 or w1.shape[1] != c0 or w2.shape[1] != w1.shape[0]:
         raise ValueError(f"conv weights must be (C1, {c0}, k, k) and (C2, C1, k, k); "
@@ -414,8 +420,12 @@ def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_ga
     Raises
     ------
     ValueError
-        If ``x`` is not 4-D, or a weight's shape does not fit (kernels square, odd
-        and of one size).
+        If ``x`` is not 4-D or holds no frame or no pixel, a weight's shape does not
+        fit (kernels square, odd and of one size), or ``eps`` is not a finite
+        number ≥ 0.
+    TypeError
+        If an array argument is not a NumPy array of the floating dtype of ``x``, or
+        ``workspace`` is not a :class:`Workspace`.
 
     Examples
     --------
@@ -434,7 +444,7 @@ def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_ga
     >>> float(np.abs(z - reference).max()) < 1e-12
     True
     """
-    ws = workspace if workspace is not None else Workspace()
+    ws, eps = _check_options(workspace, eps)
     return _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma,
                       bn2_beta, ws, eps)
 
@@ -467,15 +477,19 @@ def encoder_z_eval(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, b
     Returns
     -------
     ndarray, shape (N, 2·C₂)
-        The latents, in pixels.
+        The latents, in pixels (empty for N = 0). A map whose sigmoid underflows to
+        0 on every pixel of a frame (pre-activations below about −710) has no
+        centre there: NaN.
 
     Raises
     ------
     ValueError
-        If a shape does not fit (as :func:`encoder_z`; a running statistic of
-        another length than its layer's channels).
+        If a shape does not fit (as :func:`encoder_z`, but N = 0 is allowed; a
+        running statistic of another length than its layer's channels), an array
+        holds NaN or ±inf, a running variance plus ``eps`` is not positive, or
+        ``eps`` is not a finite number ≥ 0.
     TypeError
-        If an argument's dtype is not the floating dtype of ``x``.
+        As :func:`encoder_z`, for the running statistics too.
 
     Examples
     --------
@@ -495,36 +509,60 @@ def encoder_z_eval(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, b
     True
     """
     args = (x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta)
-    _check_arrays(args)
     running = (bn1_mean, bn1_var, bn2_mean, bn2_var)
+    _check_arrays(args + running, "encoder_z_eval", allow_empty=True)
+    ws, eps = _check_options(workspace, eps)
     c1, c2 = conv1_w.shape[0], conv2_w.shape[0]
     for name, v, c in zip(RUNNING, running, (c1, c1, c2, c2)):
-        v = np.asarray(v)
         if v.shape != (c,):
             raise ValueError(f"{name} must have shape ({c},); got {v.shape}")
-        if v.dtype != x.dtype:
-            raise TypeError(f"{name} must have the dtype of x ({x.dtype}); got {v.dtype}")
-    ws = workspace if workspace is not None else Workspace()
+    for name, v in zip(ARGS + RUNNING, args + running):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"encoder_z_eval: {name} must be finite; it holds "
+                             f"{v[~np.isfinite(v)].flat[0]}")
+    for name, v in (("bn1_var", bn1_var), ("bn2_var", bn2_var)):
+        if not np.all(v + eps > 0):
+            raise ValueError(f"encoder_z_eval: {name} + eps must be positive (a variance); "
+                             f"{name} holds {v.min()}, eps is {eps}")
+    if x.shape[1] == 0:
+        return np.empty((0, 2 * c2), dtype=x.dtype)
     ws.generation += 1  # its buffers are overwritten: a pending backward pass must not read them
     fixed = (np.asarray(bn1_mean, np.float64) - conv1_b, np.asarray(bn1_var, np.float64),
              np.asarray(bn2_mean, np.float64) - conv2_b, np.asarray(bn2_var, np.float64))
     return _forward(ws, *args, eps, running=fixed)["z"].copy()
 
 
-def _check_arrays(args):
-    """Shapes (``_check``) and one floating dtype for the nine arrays of the encoder."""
-    _check(*args)
+def _check_arrays(args, caller, allow_empty=False):
+    """NumPy arrays of one floating dtype, that of x (TypeError naming the first that is
+    not), then the shapes of the nine arrays of the encoder (``_check``)."""
+    names = ARGS + RUNNING
+    for name, a in zip(names, args):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{caller}: {name} must be a NumPy array; got {type(a).__name__}")
     dtype = args[0].dtype
-    if not np.issubdtype(dtype, np.floating) or any(np.asarray(a).dtype != dtype for a in args):
-        raise TypeError(f"encoder_z: every argument must have the floating dtype of x ({dtype}); "
-                        f"got {[str(np.asarray(a).dtype) for a in args]}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{caller}: x must be floating point; got dtype {dtype}")
+    for name, a in zip(names, args):
+        if a.dtype != dtype:
+            raise TypeError(f"{caller}: {name} must have the dtype of x ({dtype}); "
+                            f"got {a.dtype}")
+    _check(*args[:9], allow_empty=allow_empty)
+
+
+def _check_options(workspace, eps):
+    """(the workspace to use, eps as a float): a Workspace or None, a finite eps ≥ 0."""
+    if workspace is not None and not isinstance(workspace, Workspace):
+        raise TypeError(f"workspace must be a grid.Workspace or None; "
+                        f"got {type(workspace).__name__}")
+    eps = check_real(eps, "eps", 0, None)
+    return (workspace if workspace is not None else Workspace()), eps
 
 
 @primitive
 def _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta,
                ws, eps):
     args = (x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma, bn2_beta)
-    _check_arrays(args)
+    _check_arrays(args, "encoder_z")
     ws.generation += 1
     ws.saved = _forward(ws, *args, eps)
     ws.saved["generation"] = ws.generation

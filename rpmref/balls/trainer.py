@@ -32,6 +32,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,7 +47,8 @@ from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_
 from rpmref.balls.readout import fit_linear_readout, score_readout
 from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
 from rpmref.environment import environment
-from rpmref.exact.validation import check_bool, check_choice, check_positive_int, check_real
+from rpmref.exact.validation import (as_real_array, check_bool, check_choice, check_positive_int,
+                                     check_real)
 
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
@@ -469,17 +471,21 @@ def encode(params, bn_state, frames, config, batch=64):
 
     Returns
     -------
-    ndarray of float64, shape (T, 6)
-        The latents.
+    ndarray of float64, shape (T, 2·C₂)
+        The latents (C₂ = 3 maps: (T, 6)). A map whose sigmoid underflows to 0 on
+        every pixel of a frame has no centre there: NaN.
 
     Raises
     ------
     ValueError
-        If ``frames`` is not 4-D, has another channel count than the parameters,
-        or holds a value that is not finite; if a parameter or running statistic
-        is not finite or has the wrong shape; or if ``batch`` < 1.
+        If ``frames`` is not 4-D, has no pixel, has another channel count than the
+        parameters, or holds a value that is not finite; if ``params`` or
+        ``bn_state`` lacks an array, or one is empty, not finite, of the wrong shape
+        or (a variance) negative; or if ``batch`` < 1.
     TypeError
-        If ``frames`` is not floating point, or ``batch`` is not an integer.
+        If ``frames`` is not floating point, ``params`` or ``bn_state`` is not a
+        dict of real arrays, ``config`` is not a :class:`TrainConfig`, or ``batch``
+        is not an integer.
 
     Examples
     --------
@@ -493,29 +499,46 @@ def encode(params, bn_state, frames, config, batch=64):
     ((24, 6), dtype('float64'))
     """
     _check_frames(frames)
+    if frames.shape[2] < 1 or frames.shape[3] < 1:
+        raise ValueError(f"frames must have at least one pixel; got shape {frames.shape}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     batch = check_positive_int(batch, "batch")
-    args = [np.asarray(params[name], dtype=np.float64) for name in grid.PARAMS]
-    args += [np.asarray(bn_state[name], dtype=np.float64) for name in grid.RUNNING]
-    for name, v in zip(grid.PARAMS + grid.RUNNING, args):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name} must be finite; it holds {v[~np.isfinite(v)].flat[0]}")
+    args = _encoder_arrays(params, bn_state)
     if args[0].ndim == 4 and frames.shape[1] != args[0].shape[1]:
         raise ValueError(f"frames have {frames.shape[1]} channel(s); the encoder's conv1_w "
                          f"{args[0].shape} expects {args[0].shape[1]}")
-    bad = ~np.isfinite(frames).reshape(frames.shape[0], -1).all(axis=1)
+    bad = ~np.isfinite(frames).all(axis=(1, 2, 3))
     if bad.any():
         raise ValueError(f"frames must be finite; frame {int(np.argmax(bad))} is not")
-    out = np.empty((frames.shape[0], 6))
     ws = grid.Workspace(step_threads(config))
     try:
         with blas_threads(1):  # the workspace's threads each call single-threaded BLAS
-            for start in range(0, frames.shape[0], batch):
-                x = layers.to_channel_first(np.asarray(frames[start:start + batch],
-                                                       dtype=np.float64))
-                out[start:start + batch] = grid.encoder_z_eval(x, *args, workspace=ws)
+            chunks = [grid.encoder_z_eval(layers.to_channel_first(np.asarray(
+                frames[start:start + batch], dtype=np.float64)), *args, workspace=ws)
+                for start in range(0, max(frames.shape[0], 1), batch)]  # T = 0: one empty
     finally:
         ws.close()
-    return out
+    return np.concatenate(chunks)
+
+
+def _encoder_arrays(params, bn_state):
+    """The encoder's parameters (``grid.PARAMS``) and running statistics (``grid.RUNNING``)
+    as float64 arrays: real, finite, non-empty, variances ≥ 0 (the shapes are
+    ``grid.encoder_z_eval``'s to check)."""
+    arrays = []
+    for group, d, names in (("params", params, grid.PARAMS), ("bn_state", bn_state, grid.RUNNING)):
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{group} must be a dict of arrays; got {type(d).__name__}")
+        missing = [name for name in names if name not in d]
+        if missing:
+            raise ValueError(f"{group} lacks {', '.join(missing)} (the encoder needs "
+                             f"{', '.join(names)})")
+        arrays += [as_real_array(d[name], f"{group}['{name}']") for name in names]
+    for name, v in (("bn1_var", arrays[9]), ("bn2_var", arrays[11])):
+        if np.any(v < 0):
+            raise ValueError(f"bn_state['{name}'] must be ≥ 0 (a variance); it holds {v.min()}")
+    return arrays
 
 
 def coordinate_scale(height, width, dtype=np.float64):
