@@ -303,7 +303,7 @@ def test_encode_refuses_what_it_cannot_encode():
         T.encode(params, bn, frames[:, :1], config)
     nan_frames = frames.copy()
     nan_frames[7, 0, 2, 3] = np.nan
-    with pytest.raises(ValueError, match="frames must be finite; frame 7 is not"):
+    with pytest.raises(ValueError, match=r"frames must be finite; entry \(7, 0, 2, 3\) is nan"):
         T.encode(params, bn, nan_frames, config)
     for group, name in (("params", "conv2_w"), ("bn", "bn2_var")):
         p, b = dict(params), dict(bn)

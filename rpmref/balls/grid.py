@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
-from rpmref.exact.validation import check_real
+from rpmref.exact.validation import check_finite, check_real
 
 BN_EPS = 1e-5
 GEMM_MACS = 10 ** 6      # multiply-adds per BLAS call (OpenBLAS's small-matrix kernels take ≤ 10⁶)
@@ -517,9 +517,7 @@ def encoder_z_eval(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, b
         if v.shape != (c,):
             raise ValueError(f"{name} must have shape ({c},); got {v.shape}")
     for name, v in zip(ARGS + RUNNING, args + running):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"encoder_z_eval: {name} must be finite; it holds "
-                             f"{v[~np.isfinite(v)].flat[0]}")
+        check_finite(v, f"encoder_z_eval: {name}")
     for name, v in (("bn1_var", bn1_var), ("bn2_var", bn2_var)):
         if not np.all(v + eps > 0):
             raise ValueError(f"encoder_z_eval: {name} + eps must be positive (a variance); "

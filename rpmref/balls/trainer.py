@@ -47,8 +47,8 @@ from rpmref.balls.critics import CRITICS, get_critic, infonce_loss, init_critic_
 from rpmref.balls.readout import fit_linear_readout, score_readout
 from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
 from rpmref.environment import environment
-from rpmref.exact.validation import (as_real_array, check_bool, check_choice, check_positive_int,
-                                     check_real)
+from rpmref.exact.validation import (as_real_array, check_bool, check_choice, check_finite,
+                                     check_positive_int, check_real)
 
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
@@ -508,9 +508,7 @@ def encode(params, bn_state, frames, config, batch=64):
     if args[0].ndim == 4 and frames.shape[1] != args[0].shape[1]:
         raise ValueError(f"frames have {frames.shape[1]} channel(s); the encoder's conv1_w "
                          f"{args[0].shape} expects {args[0].shape[1]}")
-    bad = ~np.isfinite(frames).all(axis=(1, 2, 3))
-    if bad.any():
-        raise ValueError(f"frames must be finite; frame {int(np.argmax(bad))} is not")
+    check_finite(frames, "frames")
     ws = grid.Workspace(step_threads(config))
     try:
         with blas_threads(1):  # the workspace's threads each call single-threaded BLAS
