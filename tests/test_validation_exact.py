@@ -33,6 +33,24 @@ def test_prior_none_is_refused_not_nan(func):
         func(U, EYE, EYE, None)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: rpmref.entropy([1e308, 1e308]), "p must sum to 1.*it sums to inf"),
+    (lambda: rpmref.kl_divergence([0.5, 0.5], [1e308, 1e308]), "q must sum to 1.*it sums to inf"),
+    (lambda: rpmref.recognition_joint(np.array([[1e308, 1e308]]), EYE[:1], EYE),
+     "p_xx must sum to 1.*it sums to inf"),
+    (lambda: rpmref.recognition_joint(P_XX, np.array([[1e308, 1e308], [0.5, 0.5]]), EYE),
+     r"enc rows must sum to 1.*row 0 sums to inf"),
+])
+def test_huge_entries_are_a_value_error_without_overflow_warnings(call, message):
+    """Bug: tables whose sum overflows emitted NumPy's 'overflow encountered in reduce'
+    RuntimeWarning (an error under -W error) before the ValueError."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.array([[0.5, -0.1], [0.3, 0.3]]), r"p_xx must be non-negative; entry \(0, 1\) is -0.1"),
     (np.array([[0.5, 0.1], [0.3, 0.3]]), r"p_xx must sum to 1"),

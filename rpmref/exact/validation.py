@@ -150,8 +150,10 @@ def _require_finite(arr, name):
 
 def _require_nonnegative_finite(arr, name):
     """One reduction in the common case: min ≥ 0 and a finite sum imply finite, ≥ 0 entries."""
-    if arr.size and arr.min() >= 0 and np.isfinite(arr.sum()):
-        return
+    if arr.size and arr.min() >= 0:
+        with np.errstate(over="ignore"):  # a sum past 1.8e308 is not itself an error
+            if np.isfinite(arr.sum()):
+                return
     _require_finite(arr, name)
     neg = arr < 0
     if neg.any() and arr.ndim == 0:
@@ -302,18 +304,21 @@ class Array(Spec):
             # One min and the sums the subclass needs anyway: min ≥ 0 and finite sums imply
             # finite, non-negative entries; only a failure looks for the offending entry.
             # Sums within 1 ± tol are finite, so min ≥ 0 and good sums settle every check.
-            sums = self.sums(arr)
-            total = sums if sums is not None else (arr.sum() if arr.size else 0.0)
-            if arr.size and arr.min() >= 0:
-                if sums is not None and self.sums_ok(arr, sums):
+            # Entries near the float64 maximum overflow a sum: that is the finding to
+            # report (as a ValueError), not a RuntimeWarning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                sums = self.sums(arr)
+                total = sums if sums is not None else (arr.sum() if arr.size else 0.0)
+                if arr.size and arr.min() >= 0:
+                    if sums is not None and self.sums_ok(arr, sums):
+                        return use
+                    if sums is None and np.isfinite(total).all():
+                        self.check_values(arr, name, value)
+                        return use
+                _require_nonnegative_finite(arr, name)
+                if sums is not None:
+                    self.check_sums(arr, name, value, sums)
                     return use
-                if sums is None and np.isfinite(total).all():
-                    self.check_values(arr, name, value)
-                    return use
-            _require_nonnegative_finite(arr, name)
-            if sums is not None:
-                self.check_sums(arr, name, value, sums)
-                return use
         elif self.finite:
             _require_finite(arr, name)
         self.check_values(arr, name, value)
