@@ -341,8 +341,16 @@ def mp_log_partition(p_zz, f):
     with mpmath.workdps(dps_for(f)):
         J, F = _mp_table(p_zz), _mp_table(f)
         cols = [mpmath.fsum(c) for c in zip(*J)]
-        return [float(mpmath.log(mpmath.fsum(cols[j] * mpmath.exp(F[z][j]) for j in range(len(cols)))))
+        return [float(_mp_log_sum([cols[j] * mpmath.exp(F[z][j]) for j in range(len(cols))]))
                 for z in range(len(F))]
+
+
+def _mp_log_sum(terms):
+    """log Σ terms as log(top) + log1p(others / top): exact whatever the working precision
+    (log of 1 + 5e-324 at 60 digits would round to log 1 = 0)."""
+    top = max(range(len(terms)), key=lambda j: terms[j])
+    others = mpmath.fsum(t for j, t in enumerate(terms) if j != top)
+    return mpmath.log(terms[top]) + mpmath.log1p(others / terms[top])
 
 
 def mp_infonce_limit(p_zz, f):
@@ -354,7 +362,7 @@ def mp_infonce_limit(p_zz, f):
         for z in range(len(J)):
             if mpmath.fsum(J[z]) == 0:
                 continue
-            log_z = mpmath.log(mpmath.fsum(cols[j] * mpmath.exp(F[z][j]) for j in range(len(cols))))
+            log_z = _mp_log_sum([cols[j] * mpmath.exp(F[z][j]) for j in range(len(cols))])
             total += mpmath.fsum(J[z][j] * (F[z][j] - log_z) for j in range(len(cols)))
         return float(total)
 

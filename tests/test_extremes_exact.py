@@ -162,6 +162,30 @@ def test_infonce_limit_with_1e308_critic_is_finite():
     assert_log_close(rpmref.infonce_limit(U, F_1E308), expected)
 
 
+@pytest.mark.parametrize("p_zz, f", [
+    ([[1.0, 5e-324], [0.0, 0.0]], [[0.0, 700.0], [0.0, 0.0]]),          # 5e-324 · e^700 = 5.0e-20
+    ([[0.5, 1e-300], [0.0, 0.5]], [[10.0, 640.0], [-3.0, 2.0]]),         # 2e-300 · e^630 ≈ 5e-27
+    ([[0.7, 0.1, 0.0], [1e-30, 0.0, 0.2]], [[50.0, 5.0, 1.0], [1.0, -9.0, 60.0]]),
+], ids=["subnormal", "1e-300", "3x3"])
+def test_log_partition_keeps_terms_below_one_ulp_of_the_top_term(p_zz, f):
+    """Bug: log Z(z) summed the terms shifted by the top one as 1 + rest and took the log,
+    so rest < 1.1e-16 was lost: log_partition([[1, 5e-324], [0, 0]], [[0, 700], [0, 0]])
+    gave [0, 0] (true [5.01e-20, 4.94e-324]) and infonce_limit +3.5e-321 > I(Z; Z') = 0
+    (true −5.01e-20). mpmath: log Σ_z' P(z') e^{f(z,z')} (ref.mp_log_partition).
+
+    Relative tolerance: the small terms are e^{f − f* − log P(j*) + log P(z')}, whose
+    exponent carries an absolute rounding ≤ 2 eps (|f|max + L) (L ≤ 745 the largest
+    |log P|); we allow 4 eps (|f|max + L)."""
+    p_zz, f = np.array(p_zz), np.array(f)
+    L = max(abs(math.log(x)) for x in p_zz.sum(axis=0) if x > 0)
+    rtol = 4 * np.finfo(float).eps * (np.abs(f).max() + L)
+    expected = np.array(ref.mp_log_partition(p_zz, f), dtype=float)
+    np.testing.assert_allclose(rpmref.log_partition(p_zz, f), expected, rtol=rtol, atol=0)
+    limit = ref.mp_infonce_limit(p_zz, f)
+    assert rpmref.infonce_limit(p_zz, f) == pytest.approx(limit, rel=rtol, abs=0)
+    assert rpmref.infonce_limit(p_zz, f) <= rpmref.mutual_information(p_zz) + 1e-300
+
+
 def test_infonce_bound_exact_with_1e308_critic_is_finite():
     """Bug: the exact I_N was −inf there too. mpmath: the sum over all 4^3 batches of 3 pairs
     (ref.mp_infonce_enumerated), about −7.5e307."""

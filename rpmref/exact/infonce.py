@@ -60,8 +60,11 @@ def _shifted_rows(p_zz, f):
     """The pieces of Z(z) = Σ_{z'} P(z') e^{f(z,z')} (Eq. 22), shifted at each row's top term.
 
     Returns p_z (k,), p_z' (k',), f* = f(z, j*) (k,), log P(j*) (k,), the shifted
-    log-weights c(z, z') = f(z,z') − f* − log P(j*) (k, k') and log Z̃ (k,) with
+    log-weights c(z, z') = f(z,z') − f* − log P(j*) (k, k'), the mask of the entries
+    z' ≠ j*(z) (k, k') and log Z̃ (k,) with
     Z̃(z) = Σ_{z'} P(z') e^{c(z,z')} ∈ [1, k'], so that log Z(z) = f* + log P(j*) + log Z̃.
+    Z̃ = 1 + (the terms z' ≠ j*): the top term is exactly 1, so log Z̃ is log1p of the
+    others, which keeps a contribution of 1e-20 that fl(1 + 1e-20) = 1 would drop.
     """
     p_z, p_z_prime = anp.sum(p_zz, axis=1), anp.sum(p_zz, axis=0)
     reach = _value(p_z_prime) > 0
@@ -73,8 +76,9 @@ def _shifted_rows(p_zz, f):
     log_p_top = anp.log(p_z_prime[top])
     with np.errstate(over="ignore", invalid="ignore"):
         shifted = f - f_top[:, None] - log_p_top[:, None]         # ≤ −log P(z') where reachable
-    z_rest = anp.sum(prod_exp(shifted, p_z_prime[None, :]), axis=1)
-    return p_z, p_z_prime, f_top, log_p_top, shifted, anp.log(z_rest)
+    others = np.arange(shifted.shape[1])[None, :] != top[:, None]
+    rest = anp.sum(anp.where(others, prod_exp(shifted, p_z_prime[None, :]), 0.0), axis=1)
+    return p_z, p_z_prime, f_top, log_p_top, shifted, others, anp.log1p(rest)
 
 
 @validate_params(**_JOINT)
@@ -112,7 +116,7 @@ def log_partition(p_zz, f):
     >>> round(float(np.log(0.5 * np.exp(2) + 0.5)), 6)
     1.433781
     """
-    _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
+    _, _, f_top, log_p_top, _, _, log_z_rest = _shifted_rows(p_zz, f)
     return f_top + log_p_top + log_z_rest
 
 
@@ -121,7 +125,8 @@ def energy_prior(p_zz, f):
     """The energy prior P_θ(z, z') = P(z) P(z') e^{f(z,z')} / Z(z) (Eq. 21–22).
 
     Each entry is P(z) P(z') e^{c(z,z')} / Z̃(z) with the shifted critic c of the
-    module docstring, so f = 1e16 · I gives the exact prior (not one that sums to 0.27).
+    module docstring, so f = 1e16 · I gives the exact prior (not one that sums to 0.27);
+    on each row's top term, where P(z') e^{c} = 1, it is P(z) / Z̃(z).
 
     Parameters
     ----------
@@ -153,8 +158,9 @@ def energy_prior(p_zz, f):
     array([[0.440399, 0.059601],
            [0.059601, 0.440399]])
     """
-    p_z, p_z_prime, _, _, shifted, log_z_rest = _shifted_rows(p_zz, f)
-    return prod_exp(shifted - log_z_rest[:, None], p_z[:, None], p_z_prime[None, :])
+    p_z, p_z_prime, _, _, shifted, others, log_z_rest = _shifted_rows(p_zz, f)
+    return anp.where(others, prod_exp(shifted - log_z_rest[:, None], p_z[:, None], p_z_prime[None, :]),
+                     prod_exp(-log_z_rest[:, None], p_z[:, None]))
 
 
 def _half_gap(f, f_top, log_p_top, log_z_rest):
@@ -205,7 +211,7 @@ def infonce_limit(p_zz, f):
     >>> abs(infonce_limit(p_zz, best) - mutual_information(p_zz)) < 1e-15
     True
     """
-    _, _, f_top, log_p_top, _, log_z_rest = _shifted_rows(p_zz, f)
+    _, _, f_top, log_p_top, _, _, log_z_rest = _shifted_rows(p_zz, f)
     with np.errstate(over="ignore"):   # only a true value beyond −1.8e308 overflows: −inf
         return scalar(2 * anp.sum(p_zz * _half_gap(f, f_top, log_p_top, log_z_rest)))
 
