@@ -130,3 +130,18 @@ def test_infonce_bound_n1_with_critic_near_the_float_maximum_is_zero_without_ove
         warnings.simplefilter("error")
         bound = rpmref.infonce_bound(p_zz, np.full((2, 2), 1.79769313e308), 1)
     assert bound.estimate == 0.0 and bound.method == "exact"
+
+
+@pytest.mark.parametrize("p_zz", [[[0.1], [0.2], [0.7]], [[1.0]], [[0.5, 0.0], [0.25, 0.0], [0.25, 0.0]]],
+                         ids=["3x1", "1x1", "3x2, one column reached"])
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_infonce_bound_with_one_reachable_z_prime_is_exactly_zero(p_zz, n):
+    """Bug: with one reachable z' every negative has the positive's z', so each term is
+    f − log(N e^f) = −log N and I_N = log N − log N = 0 for any critic; the exact route
+    returned log N − softplus(log(N − 1)), an ulp of log N off (2.2e-16 for N = 3), above
+    I(Z; Z') = 0, which I_N may not exceed."""
+    p_zz = np.array(p_zz)
+    f = np.arange(p_zz.size, dtype=float).reshape(p_zz.shape) * 1.7 - 2.0
+    bound = rpmref.infonce_bound(p_zz, f, n, method="exact")
+    assert bound.estimate == 0.0
+    assert bound.estimate <= rpmref.mutual_information(p_zz)

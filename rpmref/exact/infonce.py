@@ -380,14 +380,15 @@ def _infonce_exact(p_zz, f, n):
         return anp.sum(0.0 * p_zz * f)  # every term is log(e^f / e^f) = 0 (0·f first: |f| ≤ 1e308)
     p_z_prime = anp.sum(p_zz, axis=0)
     reach = np.flatnonzero(_value(p_z_prime) > 0)
+    if reach.size == 1:
+        # every negative has the positive's z': each term is f − log(N e^f) = −log N, I_N = 0
+        # (log N − softplus(log(N − 1)) would leave an ulp of log N)
+        return anp.sum(0.0 * p_zz * f)
     counts = _compositions(n - 1, reach.size)                       # (M, m)
     negatives_pmf = p_z_prime[reach] / anp.sum(p_z_prime[reach])
-    if reach.size == 1:
-        log_weight = anp.zeros(1) + 0.0 * anp.sum(negatives_pmf)   # one count vector, weight 1
-    else:
-        log_fact = _log_factorials(n - 1)
-        log_weight = (log_fact[n - 1] - log_fact[counts].sum(axis=1)
-                      + anp.matmul(counts.astype(float), anp.log(negatives_pmf)))  # multinomial
+    log_fact = _log_factorials(n - 1)
+    log_weight = (log_fact[n - 1] - log_fact[counts].sum(axis=1)
+                  + anp.matmul(counts.astype(float), anp.log(negatives_pmf)))  # multinomial
     weight = anp.exp(log_weight)
     f_cols = f[:, reach]
     k, k_prime = np.shape(_value(f))
