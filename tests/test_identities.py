@@ -212,6 +212,23 @@ def test_E8_elbo_is_below_log_likelihood_with_kl_to_posterior_as_gap(problem, da
                 assert abs((log_lik[x, xp] - bound[x, xp]) - gap) <= ATOL
 
 
+@given(rpm_problems())
+def test_E8_the_model_posterior_closes_the_gap(problem):
+    """E8 at Q = P_θ(z,z'|x,x'): ELBO = log P_θ(x,x'). rpm_posterior's output goes back into
+    elbo as it is, including the all-zero slices of pairs with P_θ(x,x') = 0 (bug: they were
+    refused as 'posterior[1, 0] sums to 0.0'), whose ELBO is −inf like their log-likelihood."""
+    p_xx, enc, enc_prime, prior = problem
+    lik_loops = np.array(ref.rpm_likelihood(p_xx.tolist(), enc.tolist(), enc_prime.tolist(),
+                                            prior.tolist()))
+    post = rpmref.rpm_posterior(p_xx, enc, enc_prime, prior)
+    bound = rpmref.elbo(p_xx, enc, enc_prime, prior, posterior=post)
+    for x, xp in np.ndindex(*p_xx.shape):
+        if lik_loops[x, xp] == 0:
+            assert bound[x, xp] == -math.inf
+        else:
+            assert abs(bound[x, xp] - math.log(lik_loops[x, xp])) <= ATOL
+
+
 @given(rpm_problems(kind="deterministic"))
 def test_E9_deterministic_encoders_make_elbo_equal_log_likelihood(problem):
     """E9 (Appendix C): with one-hot encoder rows, ELBO(x,x') = log P_θ(x,x') exactly."""

@@ -71,6 +71,11 @@ def test_posterior_shape_and_normalisation():
     with pytest.raises(ValueError, match=r"posterior\[1, 0\] sums to 0.9"):
         rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=bad)
     bad = q.copy()
+    bad[1, 0] = 0.0   # all zero: allowed only where P_θ(x, x') = 0, and here it is not
+    with pytest.raises(ValueError, match=r"posterior\[1, 0\] sums to 0.0, which only a pair "
+                                         r"the model gives no mass may have"):
+        rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=bad)
+    bad = q.copy()
     bad[0, 1, 0, 0] = -0.5
     with pytest.raises(ValueError, match=r"posterior must be non-negative; entry \(0, 1, 0, 0\)"):
         rpmref.elbo(P_XX, ENC, ENC_P, PRIOR, posterior=bad)

@@ -323,7 +323,8 @@ def _tensor_budget():
 
 
 @validate_params(**_MODEL, posterior=Optional(Conditional(
-    dims=("n", "n'", "k", "k'"), ndim=4, event_axes=2, max_elements=_tensor_budget)))
+    dims=("n", "n'", "k", "k'"), ndim=4, event_axes=2, max_elements=_tensor_budget,
+    allow_zero_slices=True)))
 def elbo(p_xx, enc, enc_prime, prior, posterior=None):
     """ELBO(x, x') for every data pair (Eq. 12), in nats.
 
@@ -339,7 +340,9 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
         The prior P_θ(z, z'), a pmf.
     posterior : array_like, shape (n, n', k, k'), optional
         Q(z, z' | x, x'), each (x, x') slice a pmf (at most ``MAX_TENSOR_ELEMENTS``
-        entries). With it, Eq. 12 is evaluated term by term:
+        entries), or all zero for a pair the model gives no mass (P_θ(x, x') = 0, where
+        :func:`rpm_posterior` leaves its slice zero; the ELBO is −inf there). With it,
+        Eq. 12 is evaluated term by term:
         E_Q[log P_θ(z,z') + log P(x|z) + log P(x'|z') − log Q], with the Bayes
         likelihoods of Eq. 10 taken as log P(z|x) + log P(x) − log P(z). ``None``
         (default) means the recognition posterior Q = P(z|x) P(z'|x') of Eq. 14, for
@@ -362,7 +365,8 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
         pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
         ``prior`` is not a pmf of shape (k, k'). Also if ``posterior`` is not
         4-D of shape (n, n', k, k'), a slice is not normalised over its last two
-        axes, or it has more than ``MAX_TENSOR_ELEMENTS`` entries.
+        axes (or is all zero where P_θ(x, x') > 0), or it has more than
+        ``MAX_TENSOR_ELEMENTS`` entries.
 
     Examples
     --------
@@ -386,8 +390,14 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
     _, log_p_z_prime, beta, reach_prime = _latent(p_x_prime, enc_prime)
     log_p_x, log_p_x_prime = safe_log(p_x), safe_log(p_x_prime)
     if posterior is not None:
-        return _elbo_with_posterior(posterior, enc, enc_prime, prior, log_p_x, log_p_x_prime,
-                                    alpha, beta)
+        value = _elbo_with_posterior(posterior, enc, enc_prime, prior, log_p_x, log_p_x_prime,
+                                     alpha, beta)
+        empty = _value(posterior).sum(axis=(2, 3)) == 0
+        if empty.any():
+            _check_empty_slices_have_no_model_mass(empty, enc, alpha, prior, beta, enc_prime,
+                                                   log_p_x, log_p_x_prime)
+            value = anp.where(empty, -np.inf, value)
+        return value
     prior_v = _value(prior)
     reachable = reach[:, None] & reach_prime[None, :]
     finite = reachable & (prior_v > 0)
@@ -402,6 +412,20 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
                          (_value(enc_prime) > 0).astype(float).T) > 0
         expected = anp.where(hits, -np.inf, expected)
     return expected + log_p_x[:, None] + log_p_x_prime[None, :]
+
+
+def _check_empty_slices_have_no_model_mass(empty, enc, alpha, prior, beta, enc_prime,
+                                           log_p_x, log_p_x_prime):
+    """ValueError if an all-zero posterior slice (n, n') sits where P_θ(x, x') > 0."""
+    no_mass = (~np.isfinite(_value(_log_likelihood_sum(enc, alpha, prior, beta, enc_prime)))
+               | ~np.isfinite(_value(log_p_x))[:, None] | ~np.isfinite(_value(log_p_x_prime))[None, :])
+    bad = np.argwhere(empty & ~no_mass)
+    if bad.size:
+        i, j = bad[0]
+        raise ValueError(
+            f"posterior must be normalised over its last 2 axes; posterior[{i}, {j}] sums to "
+            f"0.0, which only a pair the model gives no mass may have (P_θ(x, x') = 0, where "
+            f"rpm_posterior leaves the slice zero); here P_θ(x, x') > 0")
 
 
 def _elbo_with_posterior(q, enc, enc_prime, prior, log_p_x, log_p_x_prime, alpha, beta):

@@ -401,6 +401,10 @@ class Conditional(Array):
         Required number of axes.
     event_axes : int, default 1
         How many trailing axes each pmf spans.
+    allow_zero_slices : bool, default False
+        Also accept slices that are all zero (a conditional left undefined where its
+        condition has no mass, as :func:`rpmref.rpm_posterior` returns them); the
+        caller decides what they mean.
     **kwargs
         Further options of :class:`Array`.
 
@@ -421,23 +425,32 @@ class Conditional(Array):
     """
     rows_message = True
 
-    def __init__(self, dims=None, ndim=2, event_axes=1, **kwargs):
+    def __init__(self, dims=None, ndim=2, event_axes=1, allow_zero_slices=False, **kwargs):
         super().__init__(ndim=ndim, dims=dims, nonnegative=True, **kwargs)
         self.event_axes = event_axes
+        self.allow_zero_slices = allow_zero_slices
 
     def sums(self, arr):
         return arr.sum(axis=tuple(range(arr.ndim - self.event_axes, arr.ndim)))
 
     def sums_ok(self, arr, sums):
         tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
+        if self.allow_zero_slices:
+            return not self._bad_sums(sums, tol).any()
         return bool(sums.size == 0 or (sums.min() >= 1.0 - tol and sums.max() <= 1.0 + tol))
+
+    def _bad_sums(self, sums, tol):
+        good = np.abs(sums - 1.0) <= tol
+        if self.allow_zero_slices:  # entries are ≥ 0 here, so a zero sum is an all-zero slice
+            good |= sums == 0
+        return ~good
 
     def check_values(self, arr, name, raw):
         self.check_sums(arr, name, raw, self.sums(arr))
 
     def check_sums(self, arr, name, raw, sums):
         tol = sum_tolerance(math.prod(arr.shape[arr.ndim - self.event_axes:]))
-        bad = ~(np.abs(sums - 1.0) <= tol)
+        bad = self._bad_sums(sums, tol)
         if not bad.any():
             return
         i = _first(bad)
