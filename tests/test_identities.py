@@ -271,6 +271,9 @@ def test_A1_empirical_rpm_pmf_matches_eq34_loops(n, data):
     loops = np.array(ref.rpm_likelihood(p_xx.tolist(), enc.tolist(), enc_prime.tolist(),
                                         prior.tolist()))
     np.testing.assert_allclose(pmf, loops, rtol=POSITIVE_RTOL, atol=0)
+    # N1 for the batch: the table sums to the prior mass on the pairs the rows reach
+    reached = np.outer(enc.max(axis=0) > 0, enc_prime.max(axis=0) > 0)
+    assert abs(pmf.sum() - prior[reached].sum()) <= ATOL
 
 
 @given(st.integers(1, 8), st.data())

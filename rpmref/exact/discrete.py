@@ -685,7 +685,7 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
 def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
     """The RPM over index pairs (n, m) with empirical data marginals (Eq. 28–34, A1).
 
-    With P(z) = (1/N) Σ_n P(z | x_n) (Eq. 29), returns the (N, N) pmf
+    With P(z) = (1/N) Σ_n P(z | x_n) (Eq. 29), returns the (N, N) table
     P_θ(n, m) = (1/N²) Σ_{z,z'} P_θ(z,z') P(z|x_n) P(z'|x'_m) / (P(z) P(z')),
     as L · P_θ · L'ᵀ with the Bayes likelihoods L(n, z) = P(z|x_n) / (N P(z)) ≤ 1
     formed in log space (so P(z) = 1e-200 is no obstacle).
@@ -702,7 +702,9 @@ def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
     Returns
     -------
     ndarray, shape (N, N)
-        P_θ(n, m), a pmf over the index pairs.
+        P_θ(n, m) ≥ 0. It sums to the prior mass on the latent pairs the encoders
+        reach (P(z) P(z') > 0; N1): a pmf when the prior lives on those, less when
+        it puts mass on a state no row reaches (that mass has no data to go to).
 
     Raises
     ------
