@@ -330,3 +330,195 @@ def test_optimal_rbf_lengthscale_scales_with_the_covariances(scale):
     with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is harmless
         ell = g.optimal_rbf_lengthscale(unit_pair(0.6, scale))
     assert ell == pytest.approx(reference * math.sqrt(scale), rel=SCALED_RTOL)
+
+
+# ------------------------------------------------------------------ KL and cross-entropy at any ratio
+
+def _kl_1d_mpmath(var_p, var_q, mean_p=0.0, mean_q=0.0):
+    """½(λ − 1 − log λ) + ½ δ²/σq² at 50 digits, λ = σp²/σq², from the float64 inputs."""
+    vp, vq = mpmath.mpf(var_p), mpmath.mpf(var_q)
+    lam, delta = vp / vq, mpmath.mpf(mean_q) - mpmath.mpf(mean_p)
+    return (lam - 1 - mpmath.log(lam)) / 2 + delta**2 / (2 * vq)
+
+
+#: Relative tolerance of one term ½(λ − 1 − log λ) of the KL. For |λ − 1| ≤ ¼ the series
+#: t²(½ − t(⅓ − …)) rounds in each bracket, damped by |t| ≤ ¼: ≲ 3 eps. For λ in [½, 2],
+#: t − log1p(t) with t exact carries eps/2·|log1p t| / (t − log1p t) ≤ 4.2 eps (at |t| = ¼).
+#: Elsewhere λ/2 − ½ − ½ log λ carries eps/2·(λ + 1 + |log λ|)/(λ − 1 − log λ) ≤ 6 eps (at
+#: λ = 2 and ½). The 1-D whitening is exact (Cholesky of 1, or of a power of two). 8 eps.
+KL_TERM_RTOL = 8 * EPS
+
+
+@pytest.mark.parametrize("lam", [
+    1e-300, 1e-200, 1e-17, 1e-16, 1e-15, 1e-3, 0.3, 0.5, 0.6, 0.74, 0.75, 0.76, 0.9,
+    1 - 1e-6, 1 - 1e-10, 1 - 2 * EPS, 1 + 2 * EPS, 1 + 1e-10, 1 + 1e-6, 1.1, 1.24, 1.25, 1.26,
+    1.5, 1.99, 2.0, 2.01, 3.0, 1e3, 1e17, 1e200, 1e300])
+def test_kl_divergence_of_a_variance_ratio_matches_mpmath(lam):
+    """KL(N(0, λ) ‖ N(0, 1)) = ½(λ − 1 − log λ) to a few ulps relative for every λ: λ − 1
+    formed first and then log1p(λ − 1) lost all digits at λ = 1e-17 (inf instead of 19.07),
+    and t − log1p(t) lost ~t relative digits next to 1 (1e-6 relative at t = 1e-10)."""
+    true = _kl_1d_mpmath(lam, 1.0)
+    got = g.kl_divergence((np.zeros(1), lam * np.eye(1)), (np.zeros(1), np.eye(1)))
+    assert abs(got - float(true)) <= KL_TERM_RTOL * float(true)
+
+
+@pytest.mark.parametrize("var_p, var_q", [
+    (1e-200, 1e200), (1e-300, 1e300), (1e-300, 1e-100), (5e-324, 1.0), (5e-324, 1e308),
+    (1e150, 1e-150), (1e300, 1e150), (1.5e-323, 5e-324), (1e308, 1.7e308)])
+def test_kl_divergence_beyond_the_float64_range_of_the_ratio_matches_mpmath(var_p, var_q):
+    """λ = 1e-400 or 1e-632 underflows, 1e300 fits but 1/λ does not: the KL itself is
+    ½(λ − 1 − log λ), finite; it needs log λ, not λ. The formula's terms do not cancel
+    (λ far from 1) and log λ = log μ + n·log 4 adds ~|log λ|·eps: 8 eps relative."""
+    true = float(_kl_1d_mpmath(var_p, var_q))
+    got = g.kl_divergence((np.zeros(1), [[var_p]]), (np.zeros(1), [[var_q]]))
+    assert np.isfinite(got)
+    assert abs(got - true) <= KL_TERM_RTOL * true
+
+
+@pytest.mark.parametrize("p, q", [
+    ((np.zeros(1), [[1e200]]), (np.zeros(1), [[1e-200]])),            # λ = 1e400
+    ((np.zeros(1), [[1e308]]), (np.zeros(1), [[5e-324]])),            # λ = 2e631
+    ((np.zeros(2), np.diag([1.0, 1e300])), (np.zeros(2), np.diag([1.0, 1e-300]))),
+    ((np.zeros(1), [[1.0]]), (np.full(1, 1e200), [[1e-200]])),        # δ²/σq² = 1e600
+    ((np.full(1, -1e308), [[1e-10]]), (np.full(1, 1e308), [[1e-10]])),  # δ = 2e308 overflows
+])
+def test_kl_divergence_that_overflows_is_inf_without_a_warning(p, q):
+    """The exact KL exceeds 1.8e308: +inf, never NaN (λ = inf met −log λ = −inf, and
+    λ − 1 − log1p(λ − 1) was inf − inf), and no RuntimeWarning."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert g.kl_divergence(p, q) == np.inf
+        assert g.cross_entropy(p, q) == np.inf
+
+
+def test_kl_divergence_near_the_top_of_the_range_is_finite_when_the_true_value_is():
+    """½λ with λ in (1.8e308, 3.6e308), and ½δ²/σq² with δ = 2e308 (μq − μp overflows, the
+    KL is 1.18e308): finite. Both are single products of exact powers of two and two
+    roundings: 4 eps relative."""
+    true = float(_kl_1d_mpmath(1e308, 0.4))                         # ½·2.5e308 − …
+    got = g.kl_divergence((np.zeros(1), [[1e308]]), (np.zeros(1), [[0.4]]))
+    assert abs(got - true) <= 4 * EPS * true
+    true = float(_kl_1d_mpmath(1.0, 1.7e308, -1e308, 1e308))
+    got = g.kl_divergence((np.full(1, -1e308), [[1.0]]), (np.full(1, 1e308), [[1.7e308]]))
+    assert abs(got - true) <= 4 * EPS * true
+    # equal huge means over a tiny variance: μ·F would overflow, μq − μp = 0 does not
+    same = (np.full(1, 1e300), [[1e-300]])
+    assert g.kl_divergence(same, same) == 0.0
+
+
+def test_kl_divergence_of_a_rotated_pair_matches_the_eigenvalue_formula_in_mpmath():
+    """2-D, Σq correlated and Σp rotated: whitening is a genuine Cholesky/solve/eigh, and
+    one λ sits at 1 + 1e-6 (where λ − 1 − log λ ≈ ½t² = 5e-13 cancels ~12 digits in the log
+    form). Reference: Σq⁻¹Σp's eigenvalues and δᵀΣq⁻¹δ in mpmath at 50 digits.
+    An eigen-decomposition resolves eigenvalues to ~d·eps·λmax absolute (λmax ≈ 2 with
+    cond Σq ≈ 3), so log λmin (λmin ≈ 0.005) is off by ≲ 10·2·eps·2/0.005 ≈ 1.8e-12; the
+    near-1 term is off by t·δt ≈ 1e-6·1e-15, nothing. Tolerance 1e-11 absolute (5×)."""
+    angle = 0.3
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    cov_q = np.array([[2.0, 0.5], [0.5, 1.0]])
+    low = np.linalg.cholesky(cov_q)
+    cov_p = low @ rot @ np.diag([0.01, 1 + 1e-6]) @ rot.T @ low.T
+    cov_p = 0.5 * (cov_p + cov_p.T)
+    mean_p, mean_q = np.array([0.1, -0.2]), np.array([0.3, 0.4])
+    P, Q = mpmath.matrix(cov_p.tolist()), mpmath.matrix(cov_q.tolist())
+    inv_low = mpmath.cholesky(Q) ** -1
+    eig = mpmath.eigsy(inv_low * P * inv_low.T)[0]
+    assert abs(eig[1] - 1) < 2e-6                      # the near-1 eigenvalue is exercised
+    delta = mpmath.matrix((mean_q - mean_p).tolist())
+    true = (sum(e - 1 - mpmath.log(e) for e in eig) + (delta.T * Q ** -1 * delta)[0]) / 2
+    got = g.kl_divergence((mean_p, cov_p), (mean_q, cov_q))
+    assert abs(got - float(true)) <= 1e-11
+
+
+def test_cross_entropy_at_extreme_scales_matches_mpmath():
+    """½[log 2π + log σq² + σp²/σq² + δ²/σq²]: no overflow of tr(Σq⁻¹Σp) at 1e-200/1e200,
+    subnormal σ² accepted. Terms of size ≤ 370 with a few roundings each: 8 eps × 370."""
+    for var_p, var_q, mean_q in [(1e-200, 1e200, 1e100), (1.5e-323, 5e-324, 5e-324),
+                                 (1e300, 1e200, 0.0)]:
+        vp, vq, mq = mpmath.mpf(var_p), mpmath.mpf(var_q), mpmath.mpf(mean_q)
+        true = float((mpmath.log(2 * mpmath.pi) + mpmath.log(vq) + vp / vq + mq**2 / vq) / 2)
+        got = g.cross_entropy((np.zeros(1), [[var_p]]), (np.full(1, mean_q), [[var_q]]))
+        assert abs(got - true) <= 8 * EPS * max(abs(true), 370.0)
+
+
+# ------------------------------------------------------------------ subnormal and huge covariances
+
+@pytest.mark.parametrize("var", [5e-324, 1.5e-323, 1e-320, 2.2250738585072014e-308, 1e308,
+                                 1.7976931348623157e308])
+def test_entropy_of_a_subnormal_or_huge_variance_is_exact(var):
+    """h = ½ log(2πe σ²) for σ² = 5e-324 (refused as 'smallest eigenvalue 0.0': ½·5e-324
+    rounds to 0 when symmetrising) and 1.5e-323 (computed for 2e-323). The power-of-two
+    equilibration is exact; ½(log 2πe + 2 log l + 2h log 2) rounds ~4 times on terms ≤ 745:
+    4 eps × 745 absolute."""
+    true = float(mpmath.log(2 * mpmath.pi * mpmath.e * mpmath.mpf(var)) / 2)
+    assert abs(g.entropy(np.array([[var]])) - true) <= 4 * EPS * 745
+    assert abs(g.entropy(var) - true) <= 4 * EPS * 745
+
+
+def test_a_subnormal_pair_is_accepted_and_kept_exact():
+    """gaussian_pair(5e-324, 5e-324, 0) was refused; the pair's entries are returned
+    unchanged, and a correlated subnormal pair (integer multiples of 2^-1074, so every
+    power-of-two rescaling is exact) has the correlation and MI of the unit pair."""
+    tiny = 5e-324
+    joint = g.gaussian_pair(tiny, tiny, 0.0)
+    assert np.array_equal(joint.cov, [[tiny, 0.0], [0.0, tiny]])
+    assert g.mutual_information(joint) == 0.0
+    true_h = float(mpmath.log(2 * mpmath.pi * mpmath.e * mpmath.mpf(tiny)))   # two coordinates
+    assert abs(g.entropy(joint) - true_h) <= 8 * EPS * 745
+    # C = C' = 8·2^-1074, S = 4·2^-1074: ρ = ½, I = −½ log ¾ (mpmath); one Cholesky, svd,
+    # log1p: a few ulps of 0.14
+    pair = g.gaussian_pair(8 * tiny, 8 * tiny, 4 * tiny)
+    true_mi = float(-mpmath.log(mpmath.mpf(3) / 4) / 2)
+    assert abs(g.mutual_information(pair) - true_mi) <= 8 * EPS * true_mi
+    assert abs(g.canonical_correlations(pair)[0] - 0.5) <= 4 * EPS    # a Cholesky and an svd
+
+
+def test_check_positive_definite_keeps_subnormal_and_huge_symmetric_entries():
+    from rpmref.exact.validation import check_positive_definite
+    tiny = np.array([[5e-324]])
+    assert np.array_equal(check_positive_definite(tiny, "cov"), tiny)
+    huge = np.array([[1.7e308, 1.6e308], [1.6e308, 1.7e308]])     # no overflow in (A + Aᵀ)/2
+    assert np.array_equal(check_positive_definite(huge, "cov"), huge)
+    with pytest.raises(ValueError, match="cov must be positive definite"):
+        check_positive_definite(np.array([[1.7e308, 1.7e308], [1.7e308, 1.7e308]]), "cov")
+
+
+def test_entropy_of_a_huge_correlated_covariance_matches_mpmath():
+    """[[1e308, ½e308], [½e308, 1e308]]: log det = log(0.75e616), beyond float64 as a
+    determinant, fine as a log. Terms ≤ 1420 with a few roundings: 8 eps × 1420."""
+    cov = np.array([[1e308, 0.5e308], [0.5e308, 1e308]])
+    M = mpmath.matrix(cov.tolist())
+    true = float(mpmath.log(2 * mpmath.pi * mpmath.e) + mpmath.log(mpmath.det(M)) / 2)
+    assert abs(g.entropy(cov) - true) <= 8 * EPS * 1420
+
+
+def test_kl_and_mi_at_subnormal_scale_equal_the_unit_scale_values():
+    """Covariances of small integers times 2^-1070 (exact subnormals), means times 2^-535:
+    KL and MI are invariant under z → 2^-535 z, and the power-of-two equilibration makes the
+    computation the same one as at scale 1, to rounding: SCALED_RTOL."""
+    joint = g.GaussianPair(np.array([1.0, -2.0, 0.0]),
+                           np.array([[4.0, 1.0, 2.0], [1.0, 3.0, 1.0], [2.0, 1.0, 5.0]]), 1)
+    other = g.GaussianPair(np.array([0.0, 1.0, 1.0]),
+                           np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]]), 1)
+    s, r = 2.0 ** -1070, 2.0 ** -535
+
+    def shrink(j):
+        return g.GaussianPair(j.mean * r, j.cov * s, j.k)
+    assert np.all(shrink(joint).cov[shrink(joint).cov != 0] < 2.2e-308)      # subnormal
+    pairs = [(g.kl_divergence(shrink(joint), shrink(other)), g.kl_divergence(joint, other)),
+             (g.mutual_information(shrink(joint)), g.mutual_information(joint))]
+    for got, want in pairs:
+        assert abs(got - want) <= SCALED_RTOL * abs(want)
+
+
+def test_rbf_limit_of_a_pair_near_the_largest_double_is_finite():
+    """C = C' = 1e308, S = ½e308: tr C + tr C' overflowed to inf, giving −inf. At ℓ = 0.7·√s
+    the value is the unit-variance formula at ℓ = 0.7 (z → √s z), evaluated in mpmath; the
+    two routes differ by the rounding of ℓ/√s and a few operations: SCALED_RTOL."""
+    s, rho, ell = 1e308, 0.5, 0.7
+    L = mpmath.mpf(ell)
+    true = float(-(1 - mpmath.mpf(rho)) / L**2 - mpmath.log(L) + mpmath.log1p(L**2) / 2
+                 + 1 / (2 * (1 + L**2)))
+    got = g.rbf_infonce_limit(unit_pair(rho, s), ell * math.sqrt(s))
+    assert abs(got - true) <= SCALED_RTOL * abs(true)

@@ -1520,7 +1520,9 @@ def check_positive_definite(value, name, semi=False, _symmetry_checked=False):
     """
     use = value if _symmetry_checked else check_symmetric(value, name)
     arr = np.asarray(getval(use))
-    sym = 0.5 * arr + 0.5 * arr.T
+    # (A + Aᵀ)/2 without overflow, and without halving entries that are already symmetric:
+    # ½x + ½x rounds a subnormal x (½·5e-324 is 0, and a valid variance would look singular)
+    sym = np.where(arr == arr.T, arr, 0.5 * arr + 0.5 * arr.T)
     scaled, what_of = _unit_diagonal(sym), ""
     if scaled is not None:   # same inertia (Sylvester), judged free of the coordinates' scales
         sym, what_of = scaled, " (scaled to unit diagonal)"

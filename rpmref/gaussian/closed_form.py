@@ -146,8 +146,11 @@ def _check_pair(joint, name="joint"):
 # ---------------------------------------------------------------- linear algebra
 
 def _logdet(a):
-    """log det of a symmetric positive definite matrix (via Cholesky)."""
-    return 2.0 * anp.sum(anp.log(anp.diag(anp.linalg.cholesky(a))))
+    """log det of a symmetric positive definite matrix (via Cholesky of its power-of-two
+    equilibration, so that subnormal and huge scales lose nothing)."""
+    scaled, half = _equilibrate(a)
+    return (2.0 * anp.sum(anp.log(anp.diag(anp.linalg.cholesky(scaled))))
+            + (2.0 * np.log(2.0)) * float(np.sum(half)))
 
 
 def _solve(a, b):
@@ -156,7 +159,44 @@ def _solve(a, b):
 
 
 def _sym(a):
-    return 0.5 * a + 0.5 * anp.transpose(a)     # no overflow at |a| near the largest double
+    """(a + aᵀ)/2 without overflow at |a| near the largest double, leaving entries that are
+    already symmetric untouched: ½x + ½x rounds a subnormal x (½·5e-324 is 0). The
+    gradient is that of ½a + ½aᵀ; only the value of such entries is corrected."""
+    raw = np.asarray(getval(a))
+    half = 0.5 * a + 0.5 * anp.transpose(a)
+    raw_half = 0.5 * raw + 0.5 * raw.T
+    with np.errstate(invalid="ignore"):                  # inf − inf where a overflowed
+        fix = np.where(raw == raw.T, raw - raw_half, 0.0)   # exact: both are subnormal
+    fix = np.where(np.isfinite(fix), fix, 0.0)
+    return half + fix if np.any(fix) else half
+
+
+def _half_exponents(a):
+    """Integers h with 2^(−2hᵢ) aᵢᵢ in [0.5, 2) for a positive diagonal (concrete values)."""
+    _, exponent = np.frexp(np.diag(np.asarray(getval(a))))   # aᵢᵢ = m·2^e, m in [0.5, 1)
+    return exponent // 2
+
+
+def _scale_pow2(x, exponent):
+    """x · 2^exponent (integer array ``exponent`` broadcast against x), exact wherever the
+    result is a normal double: four factors of the same sign, each a representable power of
+    two, so every intermediate lies between x and the result (|exponent| up to ~4000)."""
+    exponent = np.asarray(exponent, dtype=np.int64)
+    if not np.any(exponent):
+        return x
+    quarter = np.sign(exponent) * (np.abs(exponent) // 4)
+    for part in (quarter, quarter, quarter, exponent - 3 * quarter):
+        x = x * np.ldexp(1.0, part)
+    return x
+
+
+def _equilibrate(a):
+    """(F a F, h) with F = diag(2^(−h)): the power-of-two scaling of a symmetric positive
+    definite ``a`` whose diagonal lies in [0.5, 2). Exact (no rounding) wherever F a F is
+    normal, so Cholesky factors, solves and eigenvalues of subnormal or huge covariances are
+    those of a well-scaled matrix; log det a = log det(F a F) + 2 log 2 Σ hᵢ."""
+    half = _half_exponents(a)
+    return _scale_pow2(a, -(half[:, None] + half[None, :])), half
 
 
 def _block(a, b, c, d):
@@ -555,7 +595,11 @@ def canonical_correlations(joint):
     >>> canonical_correlations(gaussian_pair(np.eye(2), np.eye(2), np.diag([0.3, -0.6])))
     array([0.6, 0.3])
     """
-    _, _, c, cp, s = blocks(joint)
+    joint = _check_pair(joint)
+    # invariant under z → Fz, z' → F'z': equilibrate by powers of two (exact), so that
+    # subnormal or huge variances meet Cholesky at unit scale
+    cov, k = _equilibrate(joint.cov)[0], joint.k
+    c, cp, s = cov[:k, :k], cov[k:, k:], cov[:k, k:]
     lc, lcp = anp.linalg.cholesky(c), anp.linalg.cholesky(cp)
     whitened = anp.linalg.solve(lc, anp.transpose(anp.linalg.solve(lcp, anp.transpose(s))))
     return anp.linalg.svd(whitened, full_matrices=False, compute_uv=False)
@@ -597,8 +641,13 @@ def mutual_information(joint):
 def kl_divergence(p, q):
     """KL(p ‖ q) between two Gaussians of the same dimension, in nats.
 
-    ½ [tr(Σq⁻¹Σp) − d − log det(Σq⁻¹Σp) + δᵀΣq⁻¹δ], evaluated on the eigenvalues λ
-    of the whitened Σp as Σ (λ − 1) − log1p(λ − 1): accurate as p → q.
+    ½ [tr(Σq⁻¹Σp) − d − log det(Σq⁻¹Σp) + δᵀΣq⁻¹δ] = ½ Σᵢ (λᵢ − 1 − log λᵢ) + ½ δᵀΣq⁻¹δ
+    over the eigenvalues λᵢ of the whitened Σp. Each term is evaluated without
+    cancellation: by its Taylor series Σₙ₌₂ (−t)ⁿ/n (t = λ − 1) for |t| ≤ ¼, as
+    t − log1p(t) (t exact) for λ in [½, 2], and as λ − 1 − log λ elsewhere; the covariances
+    and δ are scaled by powers of two (exactly), so λ and δᵀΣq⁻¹δ far outside the float64
+    range give a finite KL where it is representable (λ = 1e-400: ½(920.3 − 1) nats) and
+    +inf, without a warning, where it overflows.
 
     Parameters
     ----------
@@ -626,11 +675,76 @@ def kl_divergence(p, q):
     0.5
     """
     (mp, cp), (mq, cq) = _same_dimension(p, q)
-    low = anp.linalg.cholesky(cq)
-    white = anp.linalg.solve(low, anp.transpose(anp.linalg.solve(low, cp)))   # Lq⁻¹ Σp Lq⁻ᵀ
-    lam_minus_one = _eigenvalues(_sym(white)) - 1.0
-    delta = anp.linalg.solve(low, mq - mp)
-    return 0.5 * (anp.sum(lam_minus_one - anp.log1p(lam_minus_one)) + anp.sum(delta * delta))
+    low, white, power, half_maha = _whitened(mp, cp, mq, cq)
+    mu = _eigenvalues(_sym(white))                      # λ = 4^power · μ
+    resolved = np.asarray(getval(mu)) > 0    # else underflowed or lost to rounding (below)
+    mu = anp.where(resolved, mu, 1.0)
+    with np.errstate(over="ignore", under="ignore"):
+        lam = _scale_pow2(mu, 2 * power)
+        half_lam = _scale_pow2(0.5 * mu, 2 * power)
+    raw = np.asarray(getval(lam))
+    t = lam - 1.0
+    near = np.abs(raw - 1.0) <= 0.25
+    middle = ~near & (raw >= 0.5) & (raw <= 2.0)
+    normal = np.isfinite(raw) & (raw >= np.finfo(np.float64).tiny)
+    # log λ: directly where λ is a normal double, else log μ + power·log 4 (no over/underflow)
+    log_lam = anp.where(normal, anp.log(anp.where(normal, lam, 1.0)),
+                        anp.log(mu) + (2.0 * power) * np.log(2.0))
+    terms = anp.where(near, 0.5 * _t_minus_log1p_series(anp.where(near, t, 0.0)),
+                      anp.where(middle, 0.5 * (t - anp.log1p(anp.where(middle, t, 0.0))),
+                                half_lam - 0.5 - 0.5 * log_lam))
+    total = anp.sum(anp.where(resolved, terms, 0.0)) + half_maha
+    # An eigenvalue μ ≤ 0 is one below eps·μmax: its term ½(λ − 1 − log λ) is unknown but
+    # at most ½ log(1/λ) ≤ 728 (λ ≥ 5e-324/1.8e308). Left out, it is below half an ulp of a
+    # total above 2^63; below that the KL is not resolved in float64.
+    if not np.all(resolved) and not getval(total) > 2.0 ** 63:
+        raise ValueError("p covariance is singular relative to q covariance at float64 "
+                         "precision (an eigenvalue of Σq⁻¹Σp is below eps times the largest), "
+                         "so KL(p ‖ q) is not resolved")
+    return total
+
+
+#: The last n of the series t − log1p(t) = Σₙ₌₂ (−t)ⁿ/n, used for |t| ≤ ¼: the first term
+#: left out, |t|³¹/31, is below 3e-19 (< eps/700) of the sum, which is ≥ t²/3 there.
+_SERIES_TERMS = 30
+
+
+def _t_minus_log1p_series(t):
+    """t − log1p(t) = t²(½ − t(⅓ − t(¼ − …))) for |t| ≤ ¼, by Horner (no cancellation:
+    each bracket stays within [0.42, 0.59] of its first term)."""
+    inner = 1.0 / _SERIES_TERMS
+    for n in range(_SERIES_TERMS - 1, 1, -1):
+        inner = 1.0 / n - t * inner
+    return t * t * inner
+
+
+def _whitened(mp, cp, mq, cq):
+    """The pieces of KL(p ‖ q) and the cross-entropy at any scale of the covariances.
+
+    Returns (L, W, power, half_maha): Σq = F⁻¹ L Lᵀ F⁻¹ with F = diag(2^−h) a power-of-two
+    equilibration (L the Cholesky factor of F Σq F), W = 4^−power · L⁻¹ F Σp F L⁻ᵀ (the
+    whitened Σp, rescaled by a power of four so that its largest diagonal entry is O(1):
+    λ = 4^power · eig(W)), and half_maha = ½ δᵀΣq⁻¹δ (δ = μq − μp), +inf where it overflows.
+    Every scaling is by a power of two, exact for normal doubles.
+    """
+    aq, h = _equilibrate(cq)
+    low = anp.linalg.cholesky(aq)
+    power = int(np.max(_half_exponents(cp) - h))        # 4^power ≈ the largest Σp,ii/Σq,ii
+    shift = h + power
+    rescaled = _scale_pow2(cp, -(shift[:, None] + shift[None, :]))   # 4^−power · F Σp F
+    white = anp.linalg.solve(low, anp.transpose(anp.linalg.solve(low, rescaled)))
+    # δ, scaled by F and by 2^−top so that its largest entry is O(1): no overflow of μq − μp
+    # (1e308 − (−1e308)) nor of F δ (δ ≫ √Σq), and no halving of subnormal means
+    with np.errstate(over="ignore"):
+        finite = np.all(np.isfinite(np.asarray(getval(mq)) - np.asarray(getval(mp))))
+    delta, extra = (mq - mp, 0) if finite else (0.5 * mq - 0.5 * mp, 1)
+    raw = np.asarray(getval(delta))
+    exponent = np.frexp(raw)[1] + extra - h
+    top = int(np.max(exponent[raw != 0])) if np.any(raw != 0) else 0
+    solved = anp.linalg.solve(low, _scale_pow2(delta, extra - h - top))
+    with np.errstate(over="ignore"):
+        half_maha = _scale_pow2(0.5 * anp.sum(solved * solved), 2 * top)
+    return low, white, power, half_maha
 
 
 def _mean_cov(name, p):
@@ -686,8 +800,10 @@ def cross_entropy(p, q):
     """
     (mp, cp), (mq, cq) = _same_dimension(p, q)
     d = anp.size(mp)
-    maha = (mq - mp) @ _solve(cq, mq - mp)
-    return 0.5 * (d * np.log(2 * np.pi) + _logdet(cq) + anp.trace(_solve(cq, cp)) + maha)
+    low, white, power, half_maha = _whitened(mp, cp, mq, cq)
+    with np.errstate(over="ignore"):                    # ½ tr(Σq⁻¹Σp) = ½ 4^power tr W
+        half_trace = _scale_pow2(0.5 * anp.trace(white), 2 * power)
+    return 0.5 * (d * np.log(2 * np.pi) + _logdet(cq)) + half_trace + half_maha
 
 
 # ---------------------------------------------------------------- energy prior, InfoNCE
@@ -889,7 +1005,9 @@ def _rbf_moments(joint):
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {anp.size(m)} and "
                          f"{anp.size(mp)}")
     diff = m - mp
-    return c, cp, diff, anp.trace(c) + anp.trace(cp) - 2 * anp.trace(s) + anp.sum(diff * diff)
+    # Σᵢ (Cᵢᵢ − Sᵢᵢ) + (C'ᵢᵢ − Sᵢᵢ): no overflow of tr C + tr C' when both are near 1e308
+    spread = anp.sum((anp.diag(c) - anp.diag(s)) + (anp.diag(cp) - anp.diag(s)))
+    return c, cp, diff, spread + anp.sum(diff * diff)
 
 
 def _rbf_objective(log_u, sq_dist, lam, second):
