@@ -11,8 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rpmref.balls.video import (BallsConfig, ball_colours, draw_direction, load_video,
-                          make_video, save_video, simulate, valid_directions)
+from rpmref.balls.video import (BallsConfig, ball_colours, draw_direction, is_valid_move,
+                                load_video, make_video, render_nbytes, save_video, simulate,
+                                step, valid_directions)
 from rpmref.cli import OneLineErrorParser, main
 from rpmref.cli.make import add_parser as add_make_parser
 from rpmref.balls.render import disc_coverage, quarter_disc_area, render_frames
@@ -337,6 +338,174 @@ def test_bad_config_is_a_clear_error(kwargs, message):
 
 def test_ball_colours_are_distinct_primaries_by_default():
     np.testing.assert_array_equal(ball_colours(DEFAULT), np.eye(3))
+
+
+# ---------------------------------------------------------------- argument checks
+
+SMALL = BallsConfig(n_frames=6, size=16, diameter=3.0)
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(n_frames="3"), TypeError, r"n_frames must be an integer, got '3' \(str\)"),
+    (dict(n_balls=3.0), TypeError, r"n_balls must be an integer, got 3.0 \(float\)"),
+    (dict(size=True), TypeError, r"size must be an integer, got a bool"),
+    (dict(n_frames=0), ValueError, r"n_frames must be >= 1, got 0"),
+    (dict(diameter=True), TypeError, r"diameter must be a real number, got True \(bool\)"),
+    (dict(diameter="5"), TypeError, r"diameter must be a real number, got '5' \(str\)"),
+    (dict(diameter=math.nan), ValueError, r"diameter must be a finite real number, got nan"),
+    (dict(diameter=math.inf), ValueError, r"diameter must be a finite real number, got inf"),
+    (dict(diameter=0), ValueError, r"diameter must be a positive number; got 0.0"),
+    (dict(noise=np.bool_(True)), TypeError, r"noise must be a real number"),
+    (dict(noise=math.nan), ValueError, r"noise must be a finite real number, got nan"),
+    (dict(noise=-0.1), ValueError, r"noise must be in \(0, pi\] radians; got -0.1"),
+    (dict(channels=None), TypeError, r"channels must be one of 'rgb', 'gray', got None"),
+    (dict(channels="RGB"), ValueError, r"channels must be one of 'rgb', 'gray', got 'RGB'"),
+    (dict(colours="rgb"), TypeError, r"colours must be an array of real numbers, got str"),
+    (dict(colours=(("1", "0", "0"),) * 3), TypeError, r"colours must be an array of real numbers"),
+    (dict(colours=((1, 0, 0), (0, 1, 0), (0, 0, math.nan))), ValueError,
+     r"colours must be finite; entry \(2, 2\) is nan"),
+    (dict(channels="gray", intensities=(True, True, True)), TypeError,
+     r"intensities must be an array of real numbers, got dtype bool"),
+    (dict(channels="gray", intensities=((1.0,), (0.5,), (0.2,))), ValueError,
+     r"intensities must be 1-dimensional"),
+])
+def test_config_types_and_values_are_checked_by_name(kwargs, error, message):
+    """Wrong types are TypeErrors (n_frames="3" was a ValueError, diameter=True was taken
+    as 1, strings in colours were converted with float())."""
+    with pytest.raises(error, match=message):
+        BallsConfig(**kwargs)
+
+
+def test_config_takes_numpy_numbers_and_stores_python_ones(tmp_path):
+    """np.float32 diameter and noise were refused although NumPy integer counts were
+    accepted; the counts were stored as np.int64, which then failed in save_video
+    (json.dumps cannot write them)."""
+    config = BallsConfig(n_frames=np.int64(6), n_balls=np.int32(2), size=np.uint8(16),
+                         diameter=np.float32(3), noise=np.float32(0.25))
+    assert [type(getattr(config, f)) for f in ("n_frames", "n_balls", "size")] == [int] * 3
+    assert type(config.diameter) is float and type(config.noise) is float
+    assert config == BallsConfig(n_frames=6, n_balls=2, size=16, diameter=3.0,
+                                 noise=float(np.float32(0.25)))
+    assert hash(config) == hash(BallsConfig(n_frames=6, n_balls=2, size=16, diameter=3,
+                                            noise=float(np.float32(0.25))))
+    path = save_video(tmp_path / "v.npz", *make_video(config, seed=0), config)
+    assert load_video(path, config)[2] == config
+    gray = BallsConfig(channels="gray", intensities=np.array([1.0, 0.5, 0.25]))
+    assert gray.intensities == (1.0, 0.5, 0.25) and hash(gray)
+
+
+@pytest.mark.parametrize("seed,error,message", [
+    (-1, ValueError, r"seed must be a non-negative integer.*got -1"),
+    (1.5, TypeError, r"seed must be a non-negative integer.*got 1.5 \(float\)"),
+    (True, TypeError, r"seed must be a non-negative integer.*got True \(bool\)"),
+    ("0", TypeError, r"seed must be a non-negative integer.*got '0' \(str\)"),
+])
+def test_make_video_and_simulate_check_the_seed_by_name(seed, error, message):
+    """seed=-1 gave NumPy's "expected non-negative integer" and 1.5 a SeedSequence
+    TypeError, neither naming seed. The checks are exact.validation's (check_seed)."""
+    with pytest.raises(error, match=message):
+        make_video(SMALL, seed=seed)
+    with pytest.raises(error, match=message):
+        simulate(SMALL, seed=seed)
+
+
+def test_seeds_numpy_accepts_are_still_accepted():
+    _, from_int = make_video(SMALL, seed=5)
+    _, from_numpy_int = make_video(SMALL, seed=np.int64(5))
+    _, from_sequence = make_video(SMALL, seed=np.random.SeedSequence(5))
+    assert np.array_equal(from_int, from_numpy_int) and np.array_equal(from_int, from_sequence)
+    assert make_video(SMALL, seed=[1, 2])[1].shape == (6, 3, 2)
+
+
+@pytest.mark.parametrize("config", [{"n_frames": 6}, None, "default", DEFAULT.__dict__])
+def test_functions_taking_a_config_refuse_anything_else_by_name(config, tmp_path):
+    """config={...} raised AttributeError: 'dict' object has no attribute 'n_frames'."""
+    message = r"config must be a BallsConfig; got " + type(config).__name__
+    frames, positions = make_video(SMALL, seed=0)
+    save_video(tmp_path / "v.npz", frames, positions, SMALL)
+    calls = [lambda: make_video(config), lambda: simulate(config), lambda: ball_colours(config),
+             lambda: render_nbytes(config),
+             lambda: save_video(tmp_path / "w.npz", frames, positions, config),
+             lambda: draw_direction((8.0, 8.0), 0.0, np.zeros((0, 2)), config,
+                                    np.random.default_rng(0))]
+    if config is not None:
+        calls.append(lambda: load_video(tmp_path / "v.npz", config))
+    for call in calls:
+        with pytest.raises(TypeError, match=message):
+            call()
+    if isinstance(config, dict):
+        with pytest.raises(TypeError, match=r"build one with BallsConfig\(\*\*config\)"):
+            make_video(config)
+
+
+def test_simulate_checks_max_dead_ends():
+    with pytest.raises(TypeError, match=r"max_dead_ends must be an integer, got 2.5"):
+        simulate(SMALL, max_dead_ends=2.5)
+    with pytest.raises(ValueError, match=r"max_dead_ends must be >= 0, got -1"):
+        simulate(SMALL, max_dead_ends=-1)
+    assert simulate(SMALL, max_dead_ends=np.int64(0)).n_dead_ends == 0
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: step((1.0, 2.0), "0", 3.0), TypeError, r"theta must be a real number, got '0'"),
+    (lambda: step((1.0, 2.0, 3.0), 0.0, 3.0), ValueError,
+     r"position must have shape \(2,\) \(the centre \(x, y\)\), got \(3,\)"),
+    (lambda: step((1.0, 2.0), 0.0, -3.0), ValueError, r"diameter must be a positive number"),
+    (lambda: step((1.0, 2.0), math.nan, 3.0), ValueError, r"theta must be a finite real number"),
+    (lambda: step((1j, 2.0), 0.0, 3.0), TypeError, r"position must be real, got complex"),
+    (lambda: is_valid_move((math.nan, 8.0), 0.0, [], 3.0, 16), ValueError,
+     r"position must be finite; entry 0 is nan"),
+    (lambda: is_valid_move((8.0, 8.0), 0.0, [1.0, 2.0], 3.0, 16), ValueError,
+     r"others must have shape \(m, 2\)"),
+    (lambda: is_valid_move((8.0, 8.0), 0.0, [[1.0, np.inf]], 3.0, 16), ValueError,
+     r"others must be finite; entry \(0, 1\) is inf"),
+    (lambda: is_valid_move((8.0, 8.0), 0.0, [], 3.0, "16"), TypeError,
+     r"size must be a real number, got '16'"),
+    (lambda: valid_directions((8.0, 8.0), [], 0.0, 16), ValueError,
+     r"diameter must be a positive number; got 0.0"),              # was ZeroDivisionError
+    (lambda: valid_directions((math.nan, 8.0), [], 3.0, 16), ValueError,
+     r"position must be finite"),                                  # was NaN intervals
+    (lambda: valid_directions((8.0, 8.0), [[True, False]], 3.0, 16), TypeError,
+     r"others must be an array of real numbers, got dtype bool"),
+    (lambda: draw_direction((8.0, 8.0), 0.0, [], SMALL, 0), TypeError,
+     r"rng must be a numpy.random.Generator, got int"),
+    (lambda: draw_direction((8.0, 8.0), None, [], SMALL, np.random.default_rng(0)), TypeError,
+     r"previous must be a real number, got None"),
+])
+def test_motion_helpers_check_their_arguments_by_name(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_motion_helpers_take_arrays_lists_and_numpy_numbers():
+    assert step(np.array([1, 2]), np.float32(0), np.int64(3)) == (4.0, 2.0)
+    assert type(step(np.array([1.0, 2.0]), 0.0, 3.0)[0]) is float
+    assert is_valid_move([8, 8], 0.0, [], 3, 16) is True
+    assert valid_directions((1.5, 8.0), [], 3.0, 16) == valid_directions(
+        (1.5, 8.0), np.zeros((0, 2)), 3.0, 16)
+
+
+def test_save_and_load_video_check_path_and_arrays_by_name(tmp_path):
+    frames, positions = make_video(SMALL, seed=0)
+    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike, got NoneType"):
+        save_video(None, frames, positions, SMALL)
+    with pytest.raises(ValueError, match=r"path must not be empty"):
+        save_video("", frames, positions, SMALL)
+    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike, got int"):
+        load_video(3)
+    with pytest.raises(TypeError, match=r"frames must be real, got complex"):  # was a
+        save_video(tmp_path / "v.npz", frames + 0j, positions, SMALL)        # ComplexWarning
+    with pytest.raises(TypeError, match=r"frames must be an array of real numbers, got dtype bool"):
+        save_video(tmp_path / "v.npz", frames > 0.5, positions, SMALL)
+    with pytest.raises(TypeError, match=r"positions must be an array of real numbers, got dtype <U"):
+        save_video(tmp_path / "v.npz", frames, positions.astype(str), SMALL)
+    spoiled = frames.astype(np.float64)
+    spoiled[1, 0, 2, 3] = 1e300  # refused as given, not as float32's inf
+    with pytest.raises(ValueError, match=r"frames must lie in \[0, 1\]; entry \(1, 0, 2, 3\) is 1e\+300"):
+        save_video(tmp_path / "v.npz", spoiled, positions, SMALL)
+    assert list(tmp_path.iterdir()) == []
+    path = save_video(str(tmp_path / "v").encode(), frames.astype(np.float64), positions, SMALL)
+    assert path == str(tmp_path / "v.npz") and load_video(path.encode())[2] == SMALL
 
 
 # ---------------------------------------------------------------- command line

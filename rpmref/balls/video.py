@@ -41,7 +41,8 @@ import numpy as np
 
 from rpmref.balls.render import render_frames
 from rpmref.balls.rundir import create_temp_file
-from rpmref.exact.validation import check_finite
+from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
+                                     check_finite, check_int, check_real, check_shape)
 
 FORMAT = "rpmref-balls-v1"
 
@@ -55,6 +56,10 @@ class BallsConfig:
     across), so a ball meets a wall every few frames and ~40 % of moves need a
     redraw; three balls are distinguishable by colour (identical balls would
     make "which map is which ball" unidentifiable for a linear readout).
+
+    Counts are stored as Python ints, ``diameter`` and ``noise`` as Python floats and
+    ``colours`` / ``intensities`` as tuples of floats, whatever (NumPy) types were
+    passed, so a config compares, hashes and saves as JSON alike.
 
     Parameters
     ----------
@@ -77,8 +82,12 @@ class BallsConfig:
 
     Raises
     ------
+    TypeError
+        If a count is not an integer (bool and floats such as 3.0 included),
+        ``diameter`` or ``noise`` is not a real number (bool included), ``channels``
+        is not a string, or ``colours`` / ``intensities`` are not arrays of real numbers.
     ValueError
-        If a count is not a positive integer, ``diameter`` is not positive, ``size``
+        If a count is below 1, ``diameter`` is not positive and finite, ``size``
         is below two diameters, ``noise`` is outside (0, π], ``channels`` is not
         "rgb" or "gray", or ``colours`` / ``intensities`` have the wrong shape or range.
 
@@ -102,30 +111,38 @@ class BallsConfig:
     intensities: Optional[tuple] = None  # gray: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4
 
     def __post_init__(self):
+        # Python ints and floats whatever was passed (NumPy scalars too), so the config
+        # compares, hashes and saves as JSON the same way
         for name in ("n_frames", "n_balls", "size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not (isinstance(self.diameter, (int, float)) and 0 < self.diameter < math.inf):
-            raise ValueError(f"diameter must be a positive number; got {self.diameter!r}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=1))
+        diameter = check_real(self.diameter, "diameter")  # bool, str: TypeError; nan: ValueError
+        if diameter <= 0:
+            raise ValueError(f"diameter must be a positive number; got {diameter!r}")
+        object.__setattr__(self, "diameter", diameter)
         if self.size - self.diameter < self.diameter:
             raise ValueError(f"size must be at least two diameters so a ball can move; "
                              f"got size={self.size}, diameter={self.diameter}")
-        if not (isinstance(self.noise, (int, float)) and 0 < self.noise <= math.pi):
-            raise ValueError(f"noise must be in (0, pi] radians; got {self.noise!r}")
-        if self.channels not in ("rgb", "gray"):
-            raise ValueError(f"channels must be 'rgb' or 'gray'; got {self.channels!r}")
+        noise = check_real(self.noise, "noise")
+        if not 0 < noise <= math.pi:
+            raise ValueError(f"noise must be in (0, pi] radians; got {noise!r}")
+        object.__setattr__(self, "noise", noise)
+        check_choice(self.channels, "channels", ("rgb", "gray"))
         # freeze list-valued fields (e.g. from JSON) into tuples so the config stays hashable
-        try:
-            if self.colours is not None:
-                object.__setattr__(self, "colours",
-                                   tuple(tuple(float(v) for v in c) for c in self.colours))
-            if self.intensities is not None:
-                object.__setattr__(self, "intensities", tuple(float(v) for v in self.intensities))
-        except (TypeError, ValueError):
-            raise ValueError(f"colours must be rows of 3 numbers and intensities numbers; got "
-                             f"colours={self.colours!r}, intensities={self.intensities!r}") from None
+        if self.colours is not None:
+            colours = as_real_array(self.colours, "colours", ndim=2)
+            object.__setattr__(self, "colours", tuple(tuple(row) for row in colours.tolist()))
+        if self.intensities is not None:
+            intensities = as_real_array(self.intensities, "intensities", ndim=1)
+            object.__setattr__(self, "intensities", tuple(intensities.tolist()))
         ball_colours(self)  # validates colours / intensities against n_balls
+
+
+def _check_config(config, name="config"):
+    """``config`` if it is a BallsConfig, else TypeError naming ``name``."""
+    if not isinstance(config, BallsConfig):
+        hint = f" (build one with BallsConfig(**{name}))" if isinstance(config, dict) else ""
+        raise TypeError(f"{name} must be a BallsConfig; got {type(config).__name__}{hint}")
+    return config
 
 
 def ball_colours(config):
@@ -146,6 +163,8 @@ def ball_colours(config):
 
     Raises
     ------
+    TypeError
+        If ``config`` is not a BallsConfig.
     ValueError
         For more than 3 rgb balls without ``colours``, or colours / intensities of
         the wrong shape or range (black balls included).
@@ -159,7 +178,7 @@ def ball_colours(config):
            [0.7],
            [0.4]])
     """
-    n = config.n_balls
+    n = _check_config(config).n_balls
     if config.channels == "rgb":
         if config.colours is None:
             if n > 3:
@@ -201,13 +220,53 @@ def step(position, theta, diameter):
     tuple of float
         The new (x, y).
 
+    Raises
+    ------
+    TypeError
+        If ``position`` is not an array of real numbers, or ``theta`` or ``diameter``
+        is not a real number.
+    ValueError
+        If ``position`` is not (x, y) or not finite, ``theta`` is not finite, or
+        ``diameter`` is not positive and finite.
+
     Examples
     --------
     >>> from rpmref.balls.video import step
     >>> step((1.0, 2.0), 0.0, 3.0)
     (4.0, 2.0)
     """
+    position = _check_position(position)
+    return _step(position, check_real(theta, "theta"), _check_length(diameter, "diameter"))
+
+
+def _step(position, theta, diameter):
     return (position[0] + diameter * math.cos(theta), position[1] + diameter * math.sin(theta))
+
+
+def _check_position(position, name="position"):
+    """(x, y) as a tuple of finite Python floats."""
+    arr = as_real_array(position, name, ndim=1)
+    check_shape(arr, name, (2,), "the centre (x, y)")
+    return float(arr[0]), float(arr[1])
+
+
+def _check_others(others):
+    """The other balls' centres as a finite (m, 2) float64 array (m = 0 for an empty one)."""
+    arr = as_real_array(others, "others", allow_empty=True)
+    if arr.size == 0:
+        return arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"others must have shape (m, 2) (the centres of the other balls), "
+                         f"got {arr.shape}")
+    return arr
+
+
+def _check_length(value, name):
+    """A positive finite length as a Python float."""
+    value = check_real(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}")
+    return value
 
 
 def is_valid_move(position, theta, others, diameter, size):
@@ -234,6 +293,15 @@ def is_valid_move(position, theta, others, diameter, size):
     bool
         True if the move is valid.
 
+    Raises
+    ------
+    TypeError
+        If ``position`` or ``others`` is not an array of real numbers, or ``theta``,
+        ``diameter`` or ``size`` is not a real number.
+    ValueError
+        If ``position`` is not (x, y), ``others`` not (m, 2), a value is not finite,
+        or ``diameter`` or ``size`` is not positive.
+
     Examples
     --------
     >>> import numpy as np
@@ -242,8 +310,14 @@ def is_valid_move(position, theta, others, diameter, size):
     >>> is_valid_move((8.0, 8.0), 0.0, no_others, 3.0, 16), is_valid_move((14.0, 8.0), 0.0, no_others, 3.0, 16)
     (True, False)
     """
+    return _is_valid_move(_check_position(position), check_real(theta, "theta"),
+                          _check_others(others), _check_length(diameter, "diameter"),
+                          _check_length(size, "size"))
+
+
+def _is_valid_move(position, theta, others, diameter, size):
     r = 0.5 * diameter
-    x, y = step(position, theta, diameter)
+    x, y = _step(position, theta, diameter)
     if not (r <= x <= size - r and r <= y <= size - r):
         return False
     d2 = diameter * diameter
@@ -275,6 +349,15 @@ def valid_directions(position, others, diameter, size):
     list of tuple of float
         Disjoint intervals (lo, hi), sorted; empty if no move is valid.
 
+    Raises
+    ------
+    TypeError
+        If ``position`` or ``others`` is not an array of real numbers, or
+        ``diameter`` or ``size`` is not a real number.
+    ValueError
+        If ``position`` is not (x, y), ``others`` not (m, 2), a value is not finite,
+        or ``diameter`` or ``size`` is not positive.
+
     Examples
     --------
     A ball touching the left wall may move anywhere to the right:
@@ -286,6 +369,11 @@ def valid_directions(position, others, diameter, size):
     >>> [(round(lo / math.pi, 12), round(hi / math.pi, 12)) for lo, hi in intervals]
     [(0.0, 0.5), (1.5, 2.0)]
     """
+    return _valid_directions(_check_position(position), _check_others(others),
+                             _check_length(diameter, "diameter"), _check_length(size, "size"))
+
+
+def _valid_directions(position, others, diameter, size):
     px, py = position
     r = 0.5 * diameter
     constraints = [(math.pi, (px - r) / diameter), (0.0, (size - r - px) / diameter),
@@ -356,6 +444,15 @@ def draw_direction(position, previous, others, config, rng):
         (h, direction drawn, wrapped to [−π, π]) in order; all but an accepted
         last collide.
 
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a BallsConfig, ``rng`` not a numpy.random.Generator,
+        ``position`` or ``others`` not an array of real numbers, or ``previous``
+        not a real number.
+    ValueError
+        If ``position`` is not (x, y), ``others`` not (m, 2), or a value is not finite.
+
     Examples
     --------
     In open space the first draw is accepted, within a = π/8 of the previous direction:
@@ -370,20 +467,26 @@ def draw_direction(position, previous, others, config, rng):
     >>> len(attempts), abs(theta) < math.pi / 8
     (1, True)
     """
+    return _draw_direction(_check_position(position), check_real(previous, "previous"),
+                           _check_others(others), _check_config(config),
+                           GeneratorSpec().validate(rng, "rng", {}))
+
+
+def _draw_direction(position, previous, others, config, rng):
     d, size = config.diameter, config.size
     half, attempts = config.noise, []
     while half < math.pi:
         theta = math.remainder(previous + rng.uniform(-half, half), 2.0 * math.pi)
         attempts.append((half, theta))
-        if is_valid_move(position, theta, others, d, size):
+        if _is_valid_move(position, theta, others, d, size):
             return theta, attempts
         half *= 2.0
-    intervals = valid_directions(position, others, d, size)
+    intervals = _valid_directions(position, others, d, size)
     if sum(hi - lo for lo, hi in intervals) > 1e-12:
         for _ in range(100):  # guards against rounding at interval ends
             theta = math.remainder(_uniform_from_intervals(intervals, rng), 2.0 * math.pi)
             attempts.append((math.pi, theta))
-            if is_valid_move(position, theta, others, d, size):
+            if _is_valid_move(position, theta, others, d, size):
                 return theta, attempts
     return None, attempts
 
@@ -443,10 +546,11 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
     ----------
     config : BallsConfig, default ``BallsConfig()``
         The video's settings.
-    seed : int or numpy.random.Generator, default 0
-        Seed of the motion.
+    seed : int, SeedSequence, numpy.random.Generator or None, default 0
+        Seed of the motion, or a sequence of ints (a Generator is used as it is and advanced; None: fresh entropy).
     max_dead_ends : int, optional
-        Give up (RuntimeError) after this many dead ends (no valid direction).
+        Give up (RuntimeError) after this many dead ends (no valid direction);
+        default 10 · n_frames + 1000.
 
     Returns
     -------
@@ -456,8 +560,12 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
 
     Raises
     ------
+    TypeError
+        If ``config`` is not a BallsConfig, ``seed`` is not a seed or Generator
+        (bool, float, str), or ``max_dead_ends`` is not an integer.
     ValueError
-        If the balls cannot be placed without overlap.
+        If ``seed`` is negative, ``max_dead_ends`` is negative, or the balls cannot
+        be placed without overlap.
     RuntimeError
         After more than ``max_dead_ends`` dead ends.
 
@@ -468,9 +576,11 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
     >>> trajectory.positions.shape
     (24, 3, 2)
     """
-    rng = np.random.default_rng(seed)
+    _check_config(config)
+    rng = as_generator(seed, "seed")
     if max_dead_ends is None:
         max_dead_ends = 10 * config.n_frames + 1000
+    max_dead_ends = check_int(max_dead_ends, "max_dead_ends", minimum=0)
     n, d = config.n_balls, config.diameter
     pos0, dir0 = _initial_state(config, rng)
     positions, directions = [pos0], [dir0]
@@ -479,12 +589,12 @@ def simulate(config=BallsConfig(), seed=0, max_dead_ends=None):
         pos, dirs = positions[-1].copy(), directions[-1].copy()
         for b in range(n):
             others = np.delete(pos, b, axis=0)  # balls < b already moved this frame
-            theta, attempts = draw_direction(pos[b], dirs[b], others, config, rng)
+            theta, attempts = _draw_direction(pos[b], dirs[b], others, config, rng)
             n_moves += 1
             n_redrawn += len(attempts) > 1
             if theta is None:
                 break
-            pos[b] = step(pos[b], theta, d)  # the centre is_valid_move accepted
+            pos[b] = _step(pos[b], theta, d)  # the centre is_valid_move accepted
             dirs[b] = theta
         else:
             positions.append(pos)
@@ -514,8 +624,9 @@ def make_video(config=BallsConfig(), seed=0):
     ----------
     config : BallsConfig, default ``BallsConfig()``
         The video's settings.
-    seed : int or numpy.random.Generator, default 0
-        Seed of the motion; the same seed gives the same video.
+    seed : int, SeedSequence, numpy.random.Generator or None, default 0
+        Seed of the motion, or a sequence of ints; the same seed gives the same video (a Generator is used
+        as it is and advanced; None: fresh entropy).
 
     Returns
     -------
@@ -526,8 +637,11 @@ def make_video(config=BallsConfig(), seed=0):
 
     Raises
     ------
+    TypeError
+        If ``config`` is not a BallsConfig or ``seed`` is not a seed or Generator
+        (bool, float, str).
     ValueError
-        If the balls cannot be placed without overlap.
+        If ``seed`` is negative or the balls cannot be placed without overlap.
     RuntimeError
         If the box is too crowded for the balls to keep moving.
 
@@ -540,7 +654,7 @@ def make_video(config=BallsConfig(), seed=0):
     >>> bool(frames.min() >= 0 and frames.max() <= 1)
     True
     """
-    trajectory = simulate(config, seed)
+    trajectory = simulate(_check_config(config), seed)
     frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
                            config.size, ball_colours(config))
     return frames, trajectory.positions
@@ -562,6 +676,11 @@ def render_nbytes(config):
     int
         The estimate, in bytes.
 
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a BallsConfig.
+
     Examples
     --------
     >>> from rpmref.balls import BallsConfig
@@ -569,7 +688,7 @@ def render_nbytes(config):
     >>> render_nbytes(BallsConfig()) / 2 ** 20     # the default video: about 74 MiB
     73.828125
     """
-    pixels = config.n_frames * config.size * config.size
+    pixels = _check_config(config).n_frames * config.size * config.size
     channels = 3 if config.channels == "rgb" else 1
     return pixels * (8 * config.n_balls + (8 + 8 + 4) * channels)
 
@@ -594,6 +713,18 @@ def _check_video_arrays(frames, positions, config):
     if positions.shape != (T, n, 2):
         raise ValueError(f"positions must have shape {(T, n, 2)} for this config; "
                          f"got {positions.shape}")
+
+
+def _check_path(path):
+    """``path`` as a non-empty str (TypeError naming it for None, numbers and the like)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+    path = os.fsdecode(path) if isinstance(path, bytes) else path
+    if not path:
+        raise ValueError("path must not be empty")
+    return path
 
 
 def save_video(path, frames, positions, config):
@@ -621,10 +752,12 @@ def save_video(path, frames, positions, config):
     Raises
     ------
     TypeError
-        If ``config`` is not a BallsConfig.
+        If ``config`` is not a BallsConfig, ``path`` is not a path, or ``frames`` or
+        ``positions`` is not an array of real numbers (bool, complex, strings, ragged).
     ValueError
-        If the arrays do not have the shapes ``config`` implies, are not finite,
-        or frames leave [0, 1] (nothing is written that ``load_video`` would refuse).
+        If ``path`` is empty, the arrays do not have the shapes ``config`` implies,
+        are not finite, or frames leave [0, 1] (nothing is written that
+        ``load_video`` would refuse).
 
     Examples
     --------
@@ -637,13 +770,13 @@ def save_video(path, frames, positions, config):
     ...     print(os.path.basename(path), load_video(path, config)[2] == config)
     video.npz True
     """
-    if not isinstance(config, BallsConfig):
-        raise TypeError(f"config must be a BallsConfig; got {type(config).__name__}")
-    frames = np.asarray(frames, dtype=np.float32)
-    positions = np.asarray(positions, dtype=np.float64)
+    _check_config(config)
+    path = _check_path(path)
+    frames = as_real_array(frames, "frames", finite=False, allow_empty=True)
+    positions = as_real_array(positions, "positions", finite=False, allow_empty=True)
     _check_video_arrays(frames, positions, config)
-    _check_video_values(frames, positions)
-    path = os.fspath(path)
+    _check_video_values(frames, positions)  # on the values given, before rounding to float32
+    frames = frames.astype(np.float32)
     path = path if path.endswith(".npz") else path + ".npz"
     fd, tmp = create_temp_file(os.path.dirname(os.path.abspath(path)),
                                f".{os.path.basename(path)}-")
@@ -681,10 +814,14 @@ def load_video(path, config=None):
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a path or ``config`` is neither None nor a BallsConfig.
     ValueError
         If the file is not such a video (unreadable, wrong format, missing or
         corrupt entries, an invalid config) or was written with another ``config``;
         the message says why.
+    FileNotFoundError
+        If there is no file at ``path``.
 
     Examples
     --------
@@ -697,7 +834,9 @@ def load_video(path, config=None):
     >>> frames.shape, stored.n_frames
     ((24, 3, 16, 16), 24)
     """
-    path = os.fspath(path)
+    path = _check_path(path)
+    if config is not None:
+        _check_config(config)
     try:
         with open(path, "rb") as fh:  # np.load would suggest unpickling anything else
             if fh.read(2) != b"PK":
