@@ -124,6 +124,30 @@ def test_elbo_decomposition_with_subnormal_prior_entries_satisfies_e3():
                      scale=737)
 
 
+@pytest.mark.parametrize("p_xx, enc", [
+    ([[1.0]], [[1e-200, 1.0]]),                                   # joint (0, 0) is 1e-400
+    ([[0.5, 0.0], [0.0, 0.5]], [[1e-170, 0.25, 0.75], [1e-170, 0.5, 0.5]]),
+], ids=["1x1 data", "2x2 data"])
+def test_optimal_prior_keeps_joint_mass_below_the_float64_range(p_xx, enc):
+    """Bug: optimal_prior returned the joint with its 1e-400 entry rounded to 0, and
+    elbo_decomposition (which reasons in exact arithmetic: the joint has mass there, the
+    prior none) gave kl = inf, elbo = −inf for the optimal prior, against E4 (KL = 0,
+    L = I + C). Such entries are now the smallest subnormal; every other entry is the
+    recognition joint's, bit for bit. mpmath: L at 50 digits with that prior
+    (ref.mp_expected_elbo), where the 1e-400 entry contributes 1e-400 · log 5e-324."""
+    p_xx, enc = np.array(p_xx), np.array(enc)
+    joint = rpmref.recognition_joint(p_xx, enc, enc)
+    prior = rpmref.optimal_prior(p_xx, enc, enc)
+    below = (joint == 0) & (np.outer((enc > 0).any(axis=0), (enc > 0).any(axis=0)))
+    assert below.any()
+    assert np.all(prior[below] == 5e-324)
+    np.testing.assert_array_equal(prior[~below], joint[~below])
+    d = rpmref.elbo_decomposition(p_xx, enc, enc, prior)
+    assert d.kl == 0.0
+    assert_log_close(d.elbo, ref.mp_expected_elbo(p_xx, enc, enc, prior), scale=745)
+    assert abs(d.elbo - (d.mutual_information + d.constant)) <= 1e-13 * (1 + abs(d.elbo))
+
+
 def test_energy_prior_with_critic_1e10_is_exact():
     """Bug: log P(z) + log P(z') + f was formed before subtracting log Z, losing ulp(1e10)
     ≈ 2e-6 of the small terms (error 3e-7). Now the shift f − f* is taken first."""

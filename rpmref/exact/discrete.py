@@ -33,6 +33,10 @@ from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
 #: as ``posterior``: 2^25 float64 = 256 MiB, a few times that with temporaries.
 MAX_TENSOR_ELEMENTS = 2 ** 25
 
+#: 2^-1074 ≈ 4.9e-324, the smallest positive float64: ``optimal_prior``'s value for joint
+#: entries that are positive but below the float64 range.
+SMALLEST_SUBNORMAL = float(np.nextafter(0.0, 1.0))
+
 ElboDecomposition = namedtuple("ElboDecomposition", "elbo mutual_information kl constant")
 ElboDecomposition.__doc__ = """L = I(Z; Z') − KL(P(z, z') ‖ P_θ(z, z')) + C  (Eq. 17–18, E3).
 
@@ -228,8 +232,12 @@ def optimal_prior(p_xx, enc, enc_prime):
     Returns
     -------
     ndarray, shape (k, k')
-        The optimal prior P_θ*(z, z') = P(z, z') (the same values as
-        :func:`recognition_joint`).
+        The optimal prior P_θ*(z, z') = P(z, z'): the values of
+        :func:`recognition_joint`, except where an entry is positive but below the
+        float64 range (under 2^-1074, so the joint rounds it to 0): there it is the
+        smallest subnormal, 5e-324. A prior of 0 would deny the joint mass it has and
+        make the KL of Eq. 17 infinite (:func:`elbo_decomposition` reasons in exact
+        arithmetic); 5e-324 changes that KL by less than float64 can show.
 
     Raises
     ------
@@ -252,7 +260,24 @@ def optimal_prior(p_xx, enc, enc_prime):
     >>> elbo_decomposition(p_xx, enc, enc, optimal_prior(p_xx, enc, enc)).kl
     0.0
     """
-    return _joint(p_xx, enc, enc_prime)
+    p_zz = _joint(p_xx, enc, enc_prime)
+    underflowed = _underflowed(p_xx, enc, enc_prime, p_zz)
+    if underflowed is None:
+        return p_zz
+    return anp.where(underflowed, SMALLEST_SUBNORMAL, p_zz)
+
+
+def _underflowed(p_xx, enc, enc_prime, p_zz):
+    """Mask (k, k') of the joint's entries that are positive in exact arithmetic but rounded
+    to 0 (products below 2^-1074), or None if there are none."""
+    p_zz_v = _value(p_zz)
+    if p_zz_v.min() > 0:
+        return None
+    support = np.matmul(np.matmul((_value(enc) > 0).astype(float).T,
+                                  (_value(p_xx) > 0).astype(float)),
+                        (_value(enc_prime) > 0).astype(float)) > 0
+    mask = support & (p_zz_v == 0)
+    return mask if mask.any() else None
 
 
 def _log_likelihood_sum(enc, alpha, prior, beta, enc_prime):
@@ -555,13 +580,8 @@ def _hidden_mass_on_zeros(p_xx, enc, enc_prime, p_zz, prior):
     prior_v = _value(prior)
     if prior_v.min() > 0:
         return False
-    candidates = (prior_v == 0) & (_value(p_zz) == 0)
-    if not candidates.any():
-        return False
-    support = np.matmul(np.matmul((_value(enc) > 0).astype(float).T,
-                                  (_value(p_xx) > 0).astype(float)),
-                        (_value(enc_prime) > 0).astype(float)) > 0
-    return bool((support & candidates).any())
+    underflowed = _underflowed(p_xx, enc, enc_prime, p_zz)
+    return underflowed is not None and bool((underflowed & (prior_v == 0)).any())
 
 
 def _expected_elbo(p_zz, prior, hidden, constant, marginals):
