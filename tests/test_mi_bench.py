@@ -189,9 +189,10 @@ def test_sizes_too_large_for_memory_are_refused_at_once(argv, message, capsys):
     limit = int(err.split("must be at most ")[1].split()[0])
     flag_values = dict(zip(argv[::2], argv[1::2]))
     dim = int(flag_values.get("--dim", mi_bench.DIM))
-    if "--batch-size" in message:  # the limit is the largest K that fits
+    if "--batch-size" in message:  # the limit is the largest K that fits (and K² scores)
         assert command.peak_bytes(dim, limit, mi_bench.BATCHES) <= MEMORY_BUDGET
-        assert command.peak_bytes(dim, limit + 1, mi_bench.BATCHES) > MEMORY_BUDGET
+        assert limit == command.MAX_BATCH_SIZE or \
+            command.peak_bytes(dim, limit + 1, mi_bench.BATCHES) > MEMORY_BUDGET
     else:
         assert command.peak_bytes(limit, mi_bench.BATCH_SIZE, mi_bench.BATCHES) <= MEMORY_BUDGET
         assert command.peak_bytes(limit + 1, mi_bench.BATCH_SIZE, mi_bench.BATCHES) > MEMORY_BUDGET
@@ -229,3 +230,32 @@ def test_figure_write_failure_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
                      "--figure", str(path)]) == 1
     err = capsys.readouterr().err
     assert err == f"rpmref mi-bench: error: {path}: No space left on device\n"
+
+
+def test_batch_size_beyond_the_score_matrix_limit_is_a_usage_error(capsys):
+    """--batch-size 8300 fits the memory budget at the default --dim, but its 8300²
+    score matrix is beyond MAX_SCORE_ELEMENTS = 2^26 (K ≤ 8192): it was refused only at
+    run time, naming the library's n and constant; --help promised 8740."""
+    from rpmref.cli import mi_bench as command
+    from rpmref.gaussian.monte_carlo import MAX_SCORE_ELEMENTS
+    assert command.MAX_BATCH_SIZE ** 2 <= MAX_SCORE_ELEMENTS < (command.MAX_BATCH_SIZE + 1) ** 2
+    assert cli.main(["mi-bench", "--batch-size", "8300", "--levels", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--batch-size must be at most 8192" in err
+    assert command.DEFAULT_MAX_BATCH <= command.MAX_BATCH_SIZE
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    (["--levels", "1e-300"], "--levels 1e-300: so small an MI makes the best RBF lengthscale"),
+])
+def test_seed_and_tiny_levels_are_usage_errors_naming_the_option(argv, message, capsys):
+    """--seed -1 gave NumPy's 'expected non-negative integer' and --levels 1e-300
+    'lengthscale must be a finite real number, got inf', neither naming the option."""
+    try:
+        code = cli.main(["mi-bench", *argv])
+    except SystemExit as exit_:   # argparse's own usage errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -2,9 +2,13 @@
 import json
 import sys
 
+import math
+
 from rpmref.cli.common import (
-    MEMORY_BUDGET, UsageError, bounded_int, check_output_file, gib, positive_int)
+    MEMORY_BUDGET, UsageError, bounded_int, check_output_file, gib, nonnegative_int, positive_int)
 from rpmref.environment import environment
+from rpmref.gaussian import optimal_rbf_lengthscale
+from rpmref.gaussian.monte_carlo import MAX_SCORE_ELEMENTS
 from rpmref.gaussian.staircase import (
     BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot, staircase_joint)
 
@@ -19,18 +23,22 @@ def peak_bytes(dim, batch_size, batches):
     Carlo works on chunks of c = min(batches, max(1, 4e6 // K²)) batches; per
     chunk it holds ~3.5 float64 arrays of c·K² scores (score matrix, its
     logsumexp temporaries) and ~3 of c·K·2d draws (noise, pairs, products);
-    the closed forms hold ~8 (2d × 2d) matrices (covariance, Cholesky factor,
-    critic matrices, and the temporaries of the symmetry and definiteness checks:
-    7.25 measured at d = 400).
+    the closed forms hold ~9.5 (2d × 2d) matrices (covariance, Cholesky factor,
+    critic matrices, the temporaries of the symmetry and definiteness checks and
+    the power-of-two rescaled copies: 8.88 measured at d = 400 and 600).
     """
     k, two_d = int(batch_size), 2 * int(dim)
     chunk = min(int(batches), max(1, SCORES_PER_CHUNK // (k * k)))
-    return 8 * (3.5 * chunk * k * k + 3.0 * chunk * k * two_d + 8.0 * two_d * two_d)
+    return 8 * (3.5 * chunk * k * k + 3.0 * chunk * k * two_d + 9.5 * two_d * two_d)
+
+
+#: the largest K: a batch's K × K score matrix may hold MAX_SCORE_ELEMENTS entries
+MAX_BATCH_SIZE = math.isqrt(MAX_SCORE_ELEMENTS)
 
 
 def largest_batch_size(dim, batches):
-    """The largest K whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
-    return _largest(lambda k: peak_bytes(dim, k, batches) <= MEMORY_BUDGET)
+    """The largest K ≤ MAX_BATCH_SIZE whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
+    return min(MAX_BATCH_SIZE, _largest(lambda k: peak_bytes(dim, k, batches) <= MEMORY_BUDGET))
 
 
 def largest_dim(batch_size, batches):
@@ -63,13 +71,19 @@ def run(args):
         raise UsageError(f"{sizes} need about {gib(needed)} of memory (K × K score matrices, "
                          f"K × 2d draws, 2d × 2d covariances), more than the "
                          f"{gib(MEMORY_BUDGET)} limit: {limit}")
+    if args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} (a batch's K × K score "
+                         f"matrix is limited to {MAX_SCORE_ELEMENTS} entries); got {args.batch_size}")
     if args.batches < 2:
         raise UsageError(f"--batches must be at least 2 (for a standard error); got {args.batches}")
     for level in levels:
         try:
-            staircase_joint(level, args.dim)
+            joint, _ = staircase_joint(level, args.dim)
         except ValueError as err:
             raise UsageError(f"--levels {level:g}: {err}".replace("dim = ", "--dim ")) from None
+        if not math.isfinite(optimal_rbf_lengthscale(joint)):
+            raise UsageError(f"--levels {level:g}: so small an MI makes the best RBF lengthscale "
+                             f"larger than float64 can hold; use a larger level")
     if args.figure:  # before the computation, not after
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
     rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
@@ -118,7 +132,8 @@ def add_parser(subparsers):
                    f"arrays must fit in {gib(MEMORY_BUDGET)}; larger sizes are refused)")
     p.add_argument("--batches", type=positive_int, default=BATCHES,
                    help="Monte Carlo batches per cell, at least 2 (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="random seed, a non-negative integer (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON object {environment, settings, rows}, rows one object "
                    "per level")
