@@ -80,6 +80,7 @@ def test_temperature_kind_and_critic_reach_the_check(capsys, losses):
     data = json.loads(out)
     assert code == 0 and data["passed"] and data["kind"] == "embeddings"
     assert data["critic"] == "cosine" and data["temperature"] == 0.1 and data["cases"] == 10
+    assert data["environment"]["numpy"]   # versions recorded, as in every JSON output
 
 
 def test_json_of_a_failing_loss_is_strict_json(capsys, losses):
@@ -206,3 +207,23 @@ def test_jax_losses_from_the_command_line(capsys, tmp_path):
     assert code == 0 and "gradient: matches" in out
     code, out, _ = run(capsys, f"{path}:symmetric", "--trials", 5)
     assert code == 1 and "FAILED: symmetric" in out and "framework jax" in out
+
+
+@pytest.mark.parametrize("code_in_loss", [0, 3, None])
+def test_a_loss_that_calls_sys_exit_fails_instead_of_ending_the_check(capsys, tmp_path,
+                                                                       code_in_loss):
+    """Bug: a loss calling sys.exit(0) ended the process with status 0, which reads as
+    'conforming'; sys.exit(3) exited 3 without a word."""
+    path = tmp_path / "exits.py"
+    path.write_text(f"import sys\ndef loss(scores):\n    sys.exit({code_in_loss!r})\n")
+    code, out, err = run(capsys, f"{path}:loss")
+    assert code == 1 and f"called sys.exit({code_in_loss!r}) instead of returning a loss" in err
+    code, out, _ = run(capsys, f"{path}:loss", "--json")
+    assert code == 1 and json.loads(out)["passed"] is False
+
+
+def test_a_module_that_calls_sys_exit_on_import_is_a_usage_error(capsys, tmp_path):
+    path = tmp_path / "exits_on_import.py"
+    path.write_text("import sys\nsys.exit(0)\ndef loss(scores):\n    return 0.0\n")
+    code, _, err = run(capsys, f"{path}:loss")
+    assert code == 2 and err.count("\n") == 1 and "it called sys.exit(0)" in err, err

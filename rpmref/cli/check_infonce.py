@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from rpmref.cli.common import nonnegative_int, positive_float, positive_int
+from rpmref.environment import environment
 from rpmref.testing import check_infonce as run_check
 from rpmref.testing import adapters
 
@@ -39,10 +40,16 @@ def _import_file(path_text):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         del sys.modules[name]
-        raise UsageError(f"importing {path_text} failed: {type(err).__name__}: {err}") from None
+        raise UsageError(f"importing {path_text} failed: {_describe_error(err)}") from None
     return module
+
+
+def _describe_error(err):
+    if isinstance(err, SystemExit):  # sys.exit() in the user's code must not end the check
+        return f"it called sys.exit({err.code!r})"
+    return f"{type(err).__name__}: {err}"
 
 
 def _import_dotted(name):
@@ -56,8 +63,8 @@ def _import_dotted(name):
                              "sys.path or the current directory, or a path to a .py file)") \
                 from None
         raise UsageError(f"importing {name} failed: {err}") from None
-    except Exception as err:
-        raise UsageError(f"importing {name} failed: {type(err).__name__}: {err}") from None
+    except (Exception, SystemExit) as err:
+        raise UsageError(f"importing {name} failed: {_describe_error(err)}") from None
 
 
 def load_function(target):
@@ -107,10 +114,10 @@ def run(args):
     try:
         report = run_check(fn, kind=args.kind, critic=args.critic, temperature=args.temperature,
                            framework=args.framework, trials=args.trials, seed=args.seed)
-    except Exception as err:
+    except (Exception, SystemExit) as err:   # sys.exit(0) in the loss is no pass
         return _report_failure(args, err)
     if args.json:
-        print(json.dumps(_finite(report.to_dict()), indent=1))
+        print(json.dumps(_finite({**report.to_dict(), "environment": environment()}), indent=1))
     else:
         print(report)
     return 0 if report.passed else 1
@@ -140,6 +147,8 @@ def _report_failure(args, err):
     own = err.__cause__ if isinstance(err, adapters.FunctionFailed) and err.__cause__ else err
     verb = "" if isinstance(err, adapters.NotANumberError) else f"raised {type(own).__name__}: "
     message = str(own)
+    if isinstance(own, SystemExit):
+        verb, message = "", f"called sys.exit({own.code!r}) instead of returning a loss"
     if isinstance(err, adapters.FunctionFailed):
         tried = {name: e for name, e in getattr(err, "errors", {}).items()
                  if name != "numpy" and not isinstance(e, str)}
