@@ -280,3 +280,36 @@ def test_a_closed_output_pipe_exits_141_quietly():
     err = proc.stderr.read()
     proc.stderr.close()
     assert proc.wait() == 141 and err == b"", err
+
+
+@pytest.mark.parametrize("argv", [
+    ["mi-bench", "--figure", ""],
+    ["proofs", "--report", ""],
+    ["structure", "--figure", ""],
+    ["structure", "--json", ""],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_an_empty_output_path_is_refused_not_skipped(argv, capsys, no_work, monkeypatch):
+    """Bug: '' is false, so `--json ''` and the like ran the whole command and wrote nothing."""
+    import rpmref.cli.structure
+    monkeypatch.setattr(rpmref.cli.structure, "run_experiment",
+                        lambda *a, **k: pytest.fail("structure ran before checking its outputs"))
+    assert cli.main(argv) == 2
+    err = one_line_error(capsys, f"rpmref {argv[0]}")
+    assert f"{argv[1]} must be a file name" in err
+
+
+def test_input_and_output_messages_say_what_the_path_is(tmp_path):
+    """Bug: a directory given as an input file was 'no such file', a dangling symbolic link
+    likewise, and an output under a regular file 'directory ... does not exist'."""
+    from rpmref.cli.common import check_input_file
+    (tmp_path / "afile").write_text("")
+    os.symlink(tmp_path / "gone", tmp_path / "link")
+    for path, message in [(tmp_path, "is a directory, not a file"),
+                          (tmp_path / "link", "a symbolic link to .*gone.*, which does not exist"),
+                          (tmp_path / "missing.npz", "no such file")]:
+        with pytest.raises(ValueError, match=f"--video '.*': {message}"):
+            check_input_file(str(path), "--video")
+    with pytest.raises(UsageError, match="afile is a file, not a directory"):
+        check_output_file(str(tmp_path / "afile" / "x.npz"), "--out")
+    with pytest.raises(UsageError, match="--out .*link is a symbolic link to .*gone.*, which does not exist"):
+        check_output_dir(str(tmp_path / "link"), "--out")

@@ -105,7 +105,8 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} {path} is a directory")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"{flag} {path}: directory {folder} does not exist")
+        what = "is a file, not a directory" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"{flag} {path}: {folder} {what}")
     _try_writing_in(folder, flag, path)
     return path
 
@@ -115,6 +116,9 @@ def check_output_dir(path, flag):
     can be written in it; UsageError naming ``flag`` if not. Returns ``path``."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{flag} {path} exists and is not a directory")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise UsageError(f"{flag} {path} is a symbolic link to {os.readlink(path)!r}, which does "
+                         f"not exist")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
@@ -235,8 +239,18 @@ def os_error_text(error):
 
 
 def check_input_file(path, flag):
-    """ValueError unless ``path`` is an existing regular file."""
+    """ValueError unless ``path`` is an existing regular file (the message says what it is)."""
     if not path or not os.path.isfile(path):
-        raise ValueError(f"{flag} {path!r}: no such file")
+        raise ValueError(f"{flag} {path!r}: {_not_a_file(path)}")
     return path
+
+
+def _not_a_file(path):
+    if path and os.path.isdir(path):
+        return "is a directory, not a file"
+    if path and os.path.islink(path):
+        return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+    if path and os.path.exists(path):
+        return "not a regular file"
+    return "no such file"
 

@@ -84,7 +84,7 @@ def run(args):
         if not math.isfinite(optimal_rbf_lengthscale(joint)):
             raise UsageError(f"--levels {level:g}: so small an MI makes the best RBF lengthscale "
                              f"larger than float64 can hold; use a larger level")
-    if args.figure:  # before the computation, not after
+    if args.figure is not None:  # before the computation, not after ('' is refused)
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
     rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)
     if args.json:
@@ -97,7 +97,7 @@ def run(args):
         print(f"Poole et al. (2019) staircase: d = {args.dim}, K = {args.batch_size}, "
               f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
         print(format_table(rows))
-    if args.figure:
+    if args.figure is not None:
         plot(rows, args.figure)  # an OSError here: one line and exit 1 (cli.common)
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0

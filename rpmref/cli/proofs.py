@@ -52,7 +52,7 @@ def main_from_args(args):
     if args.only is not None and not [i for item in args.only for i in item.split(",")
                                       if i.strip()]:
         raise UsageError("--only names no proof ID (see --list for the IDs)")
-    if args.report:  # before the proofs run, not after
+    if args.report is not None:  # before the proofs run, not after ('' is refused)
         check_output_file(args.report, "--report", suffixes=(".md",))
     try:
         entries = select(args.only, include_wrong=args.check_wrong)
@@ -67,7 +67,7 @@ def main_from_args(args):
     failed = [r for r in results if r.status != "proved"]
     print(f"{len(results) - len(failed)} proved, {len(failed)} FAILED in "
           f"{time.perf_counter() - start:.1f} s (finite sizes up to {args.max_size})")
-    if args.report:
+    if args.report is not None:
         from rpmref.proofs.report import write_report
         write_report(args.report, results, args.max_size)
         print(f"report written to {args.report}")

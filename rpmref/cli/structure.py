@@ -16,10 +16,10 @@ QUICK_STEPS = 60
 
 
 def run(args):
-    if args.figure:  # before the computation, not after
+    if args.figure is not None:  # before the computation, not after ('' is refused)
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
     to_stdout = args.json == "-"
-    if args.json and not to_stdout:
+    if args.json is not None and not to_stdout:
         check_output_file(args.json, "--json")
     out = sys.stderr if to_stdout else sys.stdout   # stdout carries only the JSON then
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else
@@ -43,7 +43,7 @@ def run(args):
           "the RBF I_inf at its best l is not", file=out)
     print(format_gaussian(result["gaussian"]), file=out)
     print(f"\n({seconds:.1f} s)", file=sys.stderr)
-    if args.json:
+    if args.json is not None:
         record = {"environment": environment(),
                   "settings": {"geometries": list(geometries), "seeds": args.seeds,
                                "steps": steps, "learning_rate": args.learning_rate,
@@ -56,7 +56,7 @@ def run(args):
         else:
             write_json(args.json, record)
             print(f"wrote {args.json}", file=sys.stderr)
-    if args.figure:
+    if args.figure is not None:
         plot(result, args.figure)
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0
