@@ -292,3 +292,26 @@ def test_objective_gradients_match_central_differences(kind):
     x = rng.integers(0, 8, 16)
     value = _objective(kind, p_xx, latent_geo.distance ** 2, lambda step: (x, (x + 1) % 8))
     check_grads(lambda w: value(unflatten(w), 0), modes=["rev"], order=1)(flat)
+
+
+@pytest.mark.parametrize("rate", ["1e3", "1e308"])
+def test_cli_divergent_training_is_one_line_exit_1_naming_the_learning_rate(rate, capsys):
+    """Bug: --learning-rate 1e3 ended in a FloatingPointError traceback; 1e308 printed NumPy
+    overflow warnings and then 'enc rows must sum to 1 ... row 2 sums to 2.0' (exit 2):
+    softmax of logits near 1e308 had lost its log 2."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(["structure", "--quick", "--seeds", "1", "--steps", "20", "--geometry",
+                     "line", "--learning-rate", rate])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err and "Warning" not in err
+    assert last.startswith("rpmref structure: error: training diverged") and "--learning-rate" in last
+
+
+def test_softmax_encoder_rows_are_pmfs_for_logits_near_the_float64_maximum():
+    """exp(log_softmax) of [1e308, 1e308] is [1/2, 1/2] (it was [1, 1])."""
+    from rpmref.structure.learning import encoder
+    rows = encoder(np.array([[1e308, 1e308, -1e308], [1.7e308, -1.7e308, 0.0]]))
+    np.testing.assert_array_equal(rows, [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])

@@ -531,3 +531,48 @@ def test_embedding_loss_is_the_loss_of_the_critic_scores_and_checks_its_inputs()
         embedding_loss(z, z_prime, "rbf")
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         embedding_loss(z, z_prime, "dot", -1.0)
+
+
+def mp_infonce_loss_shifted(logits, dps=50):
+    """(1/B) Σ_i log Σ_j e^{L_ij − L_ii}: only differences of scores, so 50 digits suffice at
+    any magnitude (L_ii − log Σ e^{L_ij} at |L| = 1e308 would need 330)."""
+    with mpmath.workdps(dps):
+        b = logits.shape[0]
+        total = mpmath.mpf(0)
+        for i in range(b):
+            diag = mpmath.mpf(logits[i, i])
+            total += mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v) - diag)
+                                            for v in logits[i] if np.isfinite(v)))
+        return float(total / b)
+
+
+@pytest.mark.parametrize("magnitude", [1e16, 1e200, 1e308])
+@pytest.mark.parametrize("b", [2, 3, 7])
+def test_reference_loss_keeps_log_b_at_scores_near_the_float64_maximum(magnitude, b):
+    """Bug: log_softmax was a − logsumexp(a), which adds log Σ e^{a − max} ≤ log B to the
+    maximum and takes it back: at |a| ≥ 1e16 the log is rounded away, so
+    infonce_loss([[1e308, 1e308], [1e308, 1e308]]) was 0 instead of log 2.
+
+    Tolerance: each row term log Σ_j e^{s_j} − s_ii (s = L − max L ≤ 0) carries the
+    rounding of s_ii (≤ ε |s_ii| ≤ ε · term) and of a log-sum-exp of B terms in [0, log B]
+    ((B + 2) ε (1 + log B)); so 4 ε (B + 2) (loss + log B + 1) in all."""
+    rng = np.random.default_rng(b)
+    logits = magnitude * rng.uniform(-0.5, 1.0, size=(b, b))
+    logits[np.arange(b), (np.arange(b) + 1) % b] = logits[np.arange(b), np.arange(b)]  # ties
+    logits[0] = magnitude                                                            # a flat row
+    expected = mp_infonce_loss_shifted(logits)
+    tol = 4 * EPS * (b + 2) * (abs(expected) + math.log(b) + 1)
+    assert abs(infonce_loss(logits) - expected) <= tol
+    assert infonce_loss(np.full((2, 2), 1.7976931348623157e308)) == pytest.approx(math.log(2),
+                                                                                    rel=4 * EPS)
+
+
+def test_reference_loss_is_finite_when_one_row_term_is_beyond_float64():
+    """A row whose positive is −1e308 beside a negative at +1e308 has −log softmax = 2e308,
+    beyond float64, but the mean over B = 4 rows, 5e307, is not: the loss is summed from
+    halved row terms, each divided by B (a plain mean overflowed to inf)."""
+    logits = np.zeros((4, 4))
+    logits[0, 0], logits[0, 1] = -1e308, 1e308
+    expected = mp_infonce_loss_shifted(logits)
+    assert expected == pytest.approx(5e307, rel=1e-15)
+    assert abs(infonce_loss(logits) - expected) <= 4 * EPS * 6 * (expected + math.log(4) + 1)

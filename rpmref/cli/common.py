@@ -22,6 +22,10 @@ class UsageError(ValueError):
     """A bad argument found after parsing: reported as one line, exit code 2."""
 
 
+class RunFailed(RuntimeError):
+    """The work itself failed (e.g. a training run diverged): one line, exit code 1."""
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are a single line and exit code 2, and
     which takes no abbreviations (``--seed`` is not ``--seeds``)."""
@@ -48,8 +52,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def run_command(func, args, prog):
     """``func(args)`` as an exit code; every error the user can cause becomes one line
     ``PROG: error: ...`` on stderr: UsageError, ValueError and TypeError (bad
-    arguments or input) exit 2, OSError and MemoryError (the run failed) exit 1,
-    Ctrl-C exits 130, a closed output pipe 141 (quietly)."""
+    arguments or input) exit 2, RunFailed, OSError and MemoryError (the run failed)
+    exit 1, Ctrl-C exits 130, a closed output pipe 141 (quietly)."""
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
@@ -57,6 +61,8 @@ def run_command(func, args, prog):
         return 130
     except (UsageError, ValueError, TypeError) as error:
         return fail(prog, error, 2)
+    except RunFailed as error:
+        return fail(prog, error, 1)
     except BrokenPipeError:  # e.g. `rpmref verify --json | head`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush is quiet too

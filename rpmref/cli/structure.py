@@ -5,7 +5,7 @@ import sys
 import time
 
 from rpmref.balls.runstore import jsonable, write_json
-from rpmref.cli.common import check_output_file, positive_float, positive_int
+from rpmref.cli.common import RunFailed, check_output_file, positive_float, positive_int
 from rpmref.environment import environment
 from rpmref.structure.experiment import (
     QUICK_SIZES, SIZES, format_gaussian, format_invariance, format_learning, plot, run_experiment)
@@ -28,8 +28,12 @@ def run(args):
                          baseline_samples=20 if args.quick else LearnConfig().baseline_samples)
     geometries = GEOMETRIES if args.geometry == "all" else (args.geometry,)
     started = time.perf_counter()
-    result = run_experiment(geometries, args.seeds, config, quick=args.quick,
-                            progress=lambda text: print(text, file=sys.stderr))
+    try:
+        result = run_experiment(geometries, args.seeds, config, quick=args.quick,
+                                progress=lambda text: print(text, file=sys.stderr))
+    except FloatingPointError as error:   # a run diverged: the run failed, exit 1
+        raise RunFailed(f"training diverged ({error}); try a smaller --learning-rate "
+                        f"than {args.learning_rate:g}") from None
     seconds = time.perf_counter() - started
     sizes = QUICK_SIZES if args.quick else SIZES
     print("Relabellings of the topographic (contiguous-block) encoder: I(Z;Z') and I_inf with "

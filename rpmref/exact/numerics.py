@@ -364,6 +364,12 @@ defvjp(logsumexp, _logsumexp_vjp)
 def log_softmax(a, axis=-1):
     """``a − logsumexp(a)`` along ``axis``: never ``log(softmax(a))``.
 
+    Computed as s − logsumexp(s) with s = a − max(a) ≤ 0, so the log of the sum
+    (at most log of the axis length) is not added to and taken back from the
+    maximum: at |a| = 1e308 that would round it away ([1e308, 1e308] would give
+    [0, 0] instead of [−log 2, −log 2]). The shift is a constant for autograd; the
+    result does not depend on it.
+
     Parameters
     ----------
     a : array_like
@@ -382,8 +388,14 @@ def log_softmax(a, axis=-1):
     >>> from rpmref.exact.numerics import log_softmax
     >>> np.exp(log_softmax(np.array([0.0, np.log(3.0)])))
     array([0.25, 0.75])
+    >>> log_softmax(np.array([1e308, 1e308]))
+    array([-0.69314718, -0.69314718])
     """
-    return a - logsumexp(a, axis=axis, keepdims=True)
+    top = np.max(getval(a), axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(over="ignore"):   # a − top below −1.8e308 is −inf: e^{−inf} = 0 exactly
+        shifted = a - top
+    return shifted - logsumexp(shifted, axis=axis, keepdims=True)
 
 
 def softplus(v):

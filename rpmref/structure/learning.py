@@ -141,14 +141,20 @@ def _adam(value_and_gradient, params, steps, rate, b1=0.9, b2=0.999, eps=1e-8):
     m, v = np.zeros_like(params), np.zeros_like(params)
     trace = []
     for t in range(steps):
-        value, g = value_and_gradient(params, t)
+        # Overflow on the way is judged by its result (a non-finite value, gradient or
+        # parameter is an error below), not announced by NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            value, g = value_and_gradient(params, t)
         if not (np.isfinite(value) and np.all(np.isfinite(g))):
             raise FloatingPointError(f"non-finite objective or gradient at step {t}: {value}")
         trace.append(float(value))
-        m = b1 * m + (1 - b1) * g                       # first moment
-        v = b2 * v + (1 - b2) * g ** 2                  # second moment
-        m_hat, v_hat = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))  # bias corrections
-        params = params + rate * m_hat / (np.sqrt(v_hat) + eps)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = b1 * m + (1 - b1) * g                       # first moment
+            v = b2 * v + (1 - b2) * g ** 2                  # second moment
+            m_hat, v_hat = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))  # bias corrections
+            params = params + rate * m_hat / (np.sqrt(v_hat) + eps)
+        if not np.all(np.isfinite(params)):
+            raise FloatingPointError(f"the parameters overflowed at step {t} (rate {rate:g})")
     return params, trace
 
 

@@ -19,7 +19,7 @@ Critics for embedding batches z (B, D), z' (B, D) (docs/theory.md, 'Critics'):
 """
 import numpy as np
 
-from rpmref.exact.numerics import log_softmax
+from rpmref.exact.numerics import log_softmax, logsumexp
 from rpmref.exact.validation import as_float_array, check_finite
 from rpmref.gaussian import bilinear_critic
 from rpmref.gaussian.monte_carlo import critic_scores as _quadratic_scores
@@ -101,7 +101,15 @@ def infonce_loss(logits):
     0.0
     """
     logits = check_logits(logits)
-    return -float(np.mean(np.diagonal(log_softmax(logits, axis=1))))
+    b = logits.shape[0]
+    top = logits.max(axis=1)                                  # finite: the diagonal is
+    with np.errstate(over="ignore"):   # L − top below −1.8e308 is −inf: a term e^{−inf} = 0
+        lse = logsumexp(logits - top[:, None], axis=1)        # in [0, log B]
+    # each row's −log softmax = lse − (L_ii − top), halved so that it cannot overflow
+    # (L_ii − top can be −3.6e308); the loss is inf only beyond float64 itself
+    half_terms = lse / 2 - (np.diagonal(logits) / 2 - top / 2)
+    with np.errstate(over="ignore"):
+        return float(2 * np.sum(half_terms / b))
 
 
 def infonce_loss_gradient(logits):
