@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from rpmref import exact
-from rpmref.exact.numerics import logsumexp
+from rpmref.exact.numerics import log_softmax
 from rpmref.exact.validation import Integer, Real, validate_params
 from rpmref.gaussian.checks import verify_checks as gaussian_checks
 
@@ -324,7 +324,7 @@ def _infonce_by_enumeration(p_zz, f, n):
     z, z_prime = cells[batches, 0], cells[batches, 1]                           # (B, n)
     weights = np.prod(p_zz[z, z_prime], axis=1)
     scores = f[z[:, :, None], z_prime[:, None, :]]                               # (B, n, n)
-    values = np.mean(np.diagonal(scores, axis1=1, axis2=2) - logsumexp(scores, axis=2), axis=1)
+    values = np.mean(np.diagonal(log_softmax(scores, axis=2), axis1=1, axis2=2), axis=1)
     return float(np.log(n) + np.sum(weights * values))
 
 
@@ -523,7 +523,7 @@ def check_a1(rng, max_states):
     p_zz = exact.recognition_joint(np.eye(n) / n, enc, enc_prime)
     pmf = exact.empirical_rpm_pmf(enc, enc_prime, exact.energy_prior(p_zz, f))
     scores = f[enc.argmax(axis=1)][:, enc_prime.argmax(axis=1)]     # f(z_n, z'_m), (N, N)
-    softmax = np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
+    softmax = np.exp(log_softmax(scores, axis=1))
     return _difference(pmf, softmax / n), f"N={n} k={k} k'={k_prime} |f|<=50"
 
 

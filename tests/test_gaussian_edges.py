@@ -522,3 +522,24 @@ def test_rbf_limit_of_a_pair_near_the_largest_double_is_finite():
                  + 1 / (2 * (1 + L**2)))
     got = g.rbf_infonce_limit(unit_pair(rho, s), ell * math.sqrt(s))
     assert abs(got - true) <= SCALED_RTOL * abs(true)
+
+
+@pytest.mark.parametrize("magnitude", [1e16, 1e200, 1e308])
+def test_infonce_per_batch_keeps_log_n_at_scores_near_the_float64_maximum(magnitude):
+    """Bug: f_ii − logsumexp(f_i·) rounded log Σ e^{f − max} (≤ log N) away at |f| ≥ 1e16: a
+    constant critic of 1e308 gave I_N = log N instead of 0. mpmath: log-softmax from the
+    differences f_ij − f_ii at 50 digits; tolerance 4 ε (N + 2)(|true| + log N + 1)."""
+    from rpmref.gaussian.monte_carlo import infonce_per_batch
+    rng = np.random.default_rng(0)
+    scores = magnitude * rng.uniform(-0.5, 1.0, size=(2, 5, 5))
+    scores[1] = magnitude                                       # constant critic: I_N = 0
+    with mpmath.workdps(50):
+        expected = []
+        for batch in scores:
+            terms = [-mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v) - mpmath.mpf(row[i]))
+                                             for v in row)) for i, row in enumerate(batch)]
+            expected.append(float(mpmath.fsum(terms) / 5 + mpmath.log(5)))
+    got = infonce_per_batch(scores)
+    assert got[1] == 0.0 or abs(got[1]) <= 4 * np.finfo(float).eps * 7 * (np.log(5) + 1)
+    for g, e in zip(got, expected):
+        assert abs(g - e) <= 4 * np.finfo(float).eps * 7 * (abs(e) + np.log(5) + 1)

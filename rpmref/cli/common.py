@@ -111,8 +111,9 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} {path} is a directory")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        what = "is a file, not a directory" if os.path.exists(folder) else "does not exist"
-        raise UsageError(f"{flag} {path}: {folder} {what}")
+        what = (f"{folder} is a file, not a directory" if os.path.exists(folder)
+                else f"directory {folder} does not exist")
+        raise UsageError(f"{flag} {path}: {what}")
     _try_writing_in(folder, flag, path)
     return path
 

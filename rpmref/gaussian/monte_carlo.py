@@ -10,7 +10,6 @@ its standard error is their standard deviation / sqrt(batches). Every draw is
 """
 import numpy as np
 
-from rpmref.exact.numerics import logsumexp
 from rpmref.exact.validation import as_generator, as_real_array, check_int, check_positive_int
 from rpmref.gaussian.closed_form import QuadraticCritic, _check_critic, _check_pair
 
@@ -132,7 +131,7 @@ def critic_scores(critic, z, z_prime):
 def infonce_per_batch(scores):
     """One draw of I_N (Eq. 6) per batch from its score matrix, positives on the diagonal.
 
-    (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}] + log N, with ``logsumexp``; each
+    (1/N) Σ_i [f(z_i, z'_i) − log Σ_j e^{f(z_i, z'_j)}] + log N, computed as log-softmax; each
     term is a log-softmax entry (≤ 0), so every draw is ≤ log N (E7).
 
     Parameters
@@ -156,8 +155,15 @@ def infonce_per_batch(scores):
     True
     """
     n = scores.shape[-1]
-    diag = np.diagonal(scores, axis1=-2, axis2=-1)
-    return np.mean(diag - logsumexp(scores, axis=-1), axis=-1) + np.log(n)
+    top = scores.max(axis=-1)
+    # log_softmax at the positives as (f_ii − top) − log Σ_j e^{f_ij − top}, not
+    # f_ii − logsumexp: that adds the log (≤ log n) to top and takes it back, rounding it
+    # away at |f| ≥ 1e16. One (…, n, n) temporary, exponentiated in place (entries ≤ 0).
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = scores - top[..., None]
+        np.exp(shifted, out=shifted)
+        positives = (np.diagonal(scores, axis1=-2, axis2=-1) - top) - np.log(shifted.sum(axis=-1))
+    return np.mean(positives, axis=-1) + np.log(n)
 
 
 def infonce_bound(joint, critic, n, batches=1000, rng=0):
