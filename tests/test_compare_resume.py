@@ -108,13 +108,14 @@ def test_a_rerun_resumes_from_the_command_line(tmp_path, capsys, monkeypatch):
             "--jobs", "1", "--no-progress", "--out", str(tmp_path)]
     assert cli.main(argv) == 130
     assert capsys.readouterr().err == (
-        f"rpmref balls compare: interrupted; the finished runs are kept in {tmp_path} "
-        "(*.partial.json): run the same command again to train only the rest\n")
+        f"rpmref balls compare: interrupted; 2 finished runs are kept in "
+        f"{tmp_path / 'results.partial.json'}: run the same command again to train only "
+        "the rest\n")
     assert len(stored_runs(tmp_path)) == 2
     monkeypatch.setattr(runstore, "save", real_save)
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "comparison: 4 runs, 2 to train on this process; 2 finished earlier" in out
+    assert "comparison: 4 runs, 2 to train in this process; 2 finished earlier" in out
     assert "in this process (2 runs finished earlier); wrote" in out
     run_lines = [line for line in out.splitlines() if line.startswith("[")]
     assert [line[:16] for line in run_lines] == ["[3/4] cosine   s", "[4/4] cosine   s"]
@@ -129,7 +130,7 @@ def test_runs_of_other_settings_stay_in_the_partial_files(reference, tmp_path):
     log = Interrupt()
     subset = dict(settings(), critics=("cosine",), seeds=(0,))
     results = compare.run_compare(out_dir=out, jobs=1, log=log, **subset)
-    assert "1 runs, 0 to train" in log.lines[0] and log.finished() == []
+    assert "1 run, 0 to train" in log.lines[0] and log.finished() == []
     assert without_times(results["runs"]) == without_times(
         {"cosine": reference[0]["runs"]["cosine"][:1]})
     assert stored_runs(out) == [("rbf", 0), ("rbf", 1)]  # kept for the comparison they belong to

@@ -416,14 +416,18 @@ def _run_all(tasks, videos, balls_config, radius, out_dir, stem, execution, prog
     records, arrays = {}, {}
     for i, key in enumerate(keys):
         stored = store.get(key)
+        if stored is not None:
+            _check_stored_record(stored["record"], tasks[i], out_dir, stem)
         if stored is not None and (not keep_arrays[i] or _has_z(stored["arrays"], tasks[i])):
             records[i] = stored["record"]
             arrays[i] = _unpack_z(stored["arrays"]) if keep_arrays[i] else None
     todo = [i for i in range(len(tasks)) if i not in records]
     where = parallel.describe(min(execution["jobs"], max(len(todo), 1)), execution["client"])
+    where = ("in " if where == parallel.describe() else "on ") + where
     resumed = (f"; {len(records)} finished earlier, resumed from "
                f"{runstore.partial_paths(out_dir, stem)[0]}" if records else "")
-    log(f"{STEM_NAMES[stem]}: {len(tasks)} runs, {len(todo)} to train on {where}{resumed}")
+    log(f"{STEM_NAMES[stem]}: {plural(len(tasks), 'run')}, {len(todo)} to train {where}"
+        f"{resumed}")
     execution["record"]["resumed_runs"] = len(records)
     if not todo:
         return records, arrays, keys
@@ -455,6 +459,48 @@ def _run_all(tasks, videos, balls_config, radius, out_dir, stem, execution, prog
     finally:
         bar.close()
     return records, arrays, keys
+
+
+#: keys of a run's record (:func:`run_one`) that the summaries and the figure read
+RECORD_KEYS = ("critic", "seed", "scores", "untrained", "final_estimate", "lengthscale_px",
+               "wall_time", "history", "r2_per_epoch")
+
+
+def _check_stored_record(record, task, out_dir, stem):
+    """ValueError naming the partial file if a stored run of this task's settings lacks
+    what the summaries read (a damaged or hand-edited file)."""
+    ok = all(key in record for key in RECORD_KEYS) and all(
+        isinstance(record[kind], dict) and isinstance(record[kind].get(name), dict)
+        for kind in ("scores", "untrained") for name in task["eval_names"])
+    if not ok:
+        path = runstore.partial_paths(out_dir, stem)[0]
+        raise ValueError(f"cannot read {path}: it is corrupt (the run {task['critic']} seed "
+                         f"{task['seed']} lacks its scores); move it away to start afresh "
+                         f"(its finished runs are then trained again)")
+
+
+def plural(count, noun):
+    """'1 run', '2 runs'.
+
+    Parameters
+    ----------
+    count : int
+        How many.
+    noun : str
+        The singular.
+
+    Returns
+    -------
+    str
+        The count and the noun.
+
+    Examples
+    --------
+    >>> from rpmref.balls.compare import plural
+    >>> plural(1, "run"), plural(3, "run")
+    ('1 run', '3 runs')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _run_task(task, shared):
@@ -590,11 +636,18 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
         If ``train_config`` is not a TrainConfig.
     ValueError
         If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
-        ``jobs`` is not a positive integer within ``max_jobs()``.
+        ``jobs`` is not a positive integer within ``max_jobs()``; before any run,
+        naming the file, if an output file in ``out_dir`` is a directory
+        (:func:`check_output_files`), or its finished result or partial files
+        are unreadable or corrupt.
+    OSError
+        Naming the file, if writing fails (a full disk, say); the runs finished
+        until then are kept in the partial files.
     FileExistsError
         If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
     RuntimeError
-        If the Dask cluster has no workers. Also ValueError if ``figure_seed`` is not one of ``seeds``.
+        If the Dask cluster has no workers. Also ValueError if ``figure_seed`` is
+        not one of ``seeds``.
 
     Examples
     --------
@@ -615,6 +668,7 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     settings = compare_settings(seeds, critics, train_config, balls_config, curve_every,
                                 figure_seed)
     with runstore.locked(out_dir):
+        _prepare_out_dir(out_dir, "results")
         finished = _finished(out_dir, "results", settings, overwrite, log)
         if finished is not None:
             return finished
@@ -717,7 +771,13 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
         If ``train_config`` is not a TrainConfig.
     ValueError
         If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
-        ``jobs`` is not a positive integer within ``max_jobs()``.
+        ``jobs`` is not a positive integer within ``max_jobs()``; before any run,
+        naming the file, if an output file in ``out_dir`` is a directory
+        (:func:`check_output_files`), or its finished result or partial files
+        are unreadable or corrupt.
+    OSError
+        Naming the file, if writing fails (a full disk, say); the runs finished
+        until then are kept in the partial files.
     FileExistsError
         If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
     RuntimeError
@@ -742,6 +802,7 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     settings = sweep_settings(seeds, critics, train_config, balls_config, optimisers,
                               learning_rates)
     with runstore.locked(out_dir):
+        _prepare_out_dir(out_dir, "sweep")
         finished = _finished(out_dir, "sweep", settings, overwrite, log)
         if finished is not None:
             return finished
@@ -891,6 +952,84 @@ def sweep_settings(seeds, critics, train_config, balls_config, optimisers, learn
                 optimizers=list(optimisers), learning_rates=[float(lr) for lr in learning_rates])
 
 
+def output_files(out_dir, stem):
+    """Every file a comparison ("results") or a sweep ("sweep") writes in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        "results" or "sweep".
+
+    Returns
+    -------
+    list of str
+        ``stem``.json, ``stem``.md, the partial files and, for "results", fig1.png.
+
+    Examples
+    --------
+    >>> from rpmref.balls.compare import output_files
+    >>> output_files("out", "sweep")
+    ['out/sweep.json', 'out/sweep.md', 'out/sweep.partial.json', 'out/sweep.partial.npz']
+    """
+    names = [f"{stem}.json", f"{stem}.md"]
+    paths = [os.path.join(out_dir, name) for name in names] + list(
+        runstore.partial_paths(out_dir, stem))
+    if stem == "results":
+        paths.append(os.path.join(out_dir, "fig1.png"))
+    return paths
+
+
+def check_output_files(out_dir, stem):
+    """ValueError naming the first of :func:`output_files` that could not be written.
+
+    That is, one that is a directory (or a link to one): checked before the
+    first run, not after the last.
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        "results" or "sweep".
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        "PATH is a directory, not a file ...".
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.compare import check_output_files
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     os.mkdir(os.path.join(tmp, "fig1.png"))
+    ...     try:
+    ...         check_output_files(tmp, "results")
+    ...     except ValueError as error:
+    ...         print(str(error).replace(tmp, "OUT").split(";")[0])
+    OUT/fig1.png is a directory, not a file the comparison can write
+    """
+    for path in output_files(out_dir, stem):
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a directory, not a file the {STEM_NAMES[stem]} can "
+                             f"write; move it away or choose another directory")
+
+
+def _prepare_out_dir(out_dir, stem):
+    """With ``out_dir``'s lock held: refuse unwritable outputs, remove stale temporary files."""
+    if out_dir is None:
+        return
+    check_output_files(out_dir, stem)
+    runstore.remove_stale_temp_files(out_dir, [os.path.basename(path)
+                                               for path in output_files(out_dir, stem)])
+
+
 def finished_state(out_dir, stem, settings):
     """Is ``out_dir``/``stem``.json a finished result, and of which settings?
 
@@ -905,9 +1044,10 @@ def finished_state(out_dir, stem, settings):
 
     Returns
     -------
-    {None, "same", "other"}
-        None (no such file), "same" (of these settings) or "other" (of other
-        settings, or unreadable).
+    {None, "same", "other", "corrupt"}
+        None (no such file), "same" (of these settings), "other" (of other
+        settings) or "corrupt" (unreadable, or not a finished result:
+        :func:`read_finished` says why).
 
     Examples
     --------
@@ -916,39 +1056,88 @@ def finished_state(out_dir, stem, settings):
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     before = finished_state(tmp, "results", {"seeds": [0]})
     ...     with open(os.path.join(tmp, "results.json"), "w") as f:
-    ...         json.dump({"settings": {"seeds": [0]}}, f)
+    ...         json.dump({"settings": {"seeds": [0]}, "runs": {}, "summary": {}}, f)
     ...     print(before, finished_state(tmp, "results", {"seeds": [0]}),
     ...           finished_state(tmp, "results", {"seeds": [1]}))
+    ...     with open(os.path.join(tmp, "results.json"), "w") as f:
+    ...         _ = f.write('{"settings": {"se')
+    ...     print(finished_state(tmp, "results", {"seeds": [0]}))
     None same other
+    corrupt
+    """
+    saved, _ = read_finished(out_dir, stem)
+    if saved is None:
+        return "corrupt" if os.path.lexists(os.path.join(out_dir, f"{stem}.json")) else None
+    return "same" if saved["settings"] == runstore.jsonable(settings) else "other"
+
+
+#: what a finished result holds besides "settings"
+FINISHED_KEYS = {"results": ("runs", "summary"), "sweep": ("grid", "best_setting", "summary")}
+
+
+def read_finished(out_dir, stem):
+    """(the finished result ``out_dir``/``stem``.json, None) or (None, why it is unusable).
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    stem : str
+        "results" or "sweep".
+
+    Returns
+    -------
+    saved : dict or None
+        The result, if the file is one (a JSON object with its settings,
+        summary, ...).
+    reason : str or None
+        Else why not: "no such file", a JSON or I/O error, or the missing key.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.compare import read_finished
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(read_finished(tmp, "sweep"))
+    (None, 'no such file')
     """
     path = os.path.join(out_dir, f"{stem}.json")
-    if not os.path.exists(path):
-        return None
+    if not os.path.lexists(path):
+        return None, "no such file"
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)
-    except (OSError, json.JSONDecodeError):
-        return "other"
-    same = isinstance(saved, dict) and saved.get("settings") == runstore.jsonable(settings)
-    return "same" if same else "other"
+    except OSError as error:
+        return None, error.strerror or str(error)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return None, f"not JSON: {error}"
+    if not isinstance(saved, dict):
+        return None, "not a JSON object"
+    missing = [key for key in ("settings",) + FINISHED_KEYS[stem] if key not in saved]
+    if missing:
+        return None, f"it has no {', '.join(repr(key) for key in missing)}"
+    return saved, None
 
 
 def _finished(out_dir, stem, settings, overwrite, log):
     """The finished results in ``out_dir`` if they have these settings (None if there
-    are none, or ``overwrite``); FileExistsError if they have other settings."""
+    are none, or ``overwrite``); FileExistsError if they have other settings,
+    ValueError if the file is not a readable result."""
     if out_dir is None or overwrite:
         return None
-    state = finished_state(out_dir, stem, settings)
     path = os.path.join(out_dir, f"{stem}.json")
-    if state == "other":
+    saved, reason = read_finished(out_dir, stem)
+    if saved is None:
+        if not os.path.lexists(path):
+            return None
+        raise ValueError(f"{path} is unreadable or corrupt ({reason}); move it away, or pass "
+                         f"overwrite=True to replace it")
+    if saved["settings"] != runstore.jsonable(settings):
         raise FileExistsError(errno.EEXIST, f"{path} holds a finished result with other "
                               f"settings; pass overwrite=True to replace it", path)
-    if state is None:
-        return None
     log(f"{STEM_NAMES[stem]}: {path} is finished with these settings; nothing to train "
         f"(overwrite to train it again)")
-    with open(path) as fh:
-        return json.load(fh)
+    return saved
 
 
 # --------------------------------------------------------------------------
@@ -1106,9 +1295,7 @@ def _write_final(out_dir, stem, results, markdown, keys):
     """Write ``stem``.json and ``stem``.md, then drop the runs ``keys`` (now in
     ``stem``.json) from the partial files; runs of other settings stay there."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"{stem}.md") + ".tmp", "w") as fh:
-        fh.write(markdown)
-    os.replace(os.path.join(out_dir, f"{stem}.md") + ".tmp", os.path.join(out_dir, f"{stem}.md"))
+    runstore.write_text(os.path.join(out_dir, f"{stem}.md"), markdown)
     write_json(os.path.join(out_dir, f"{stem}.json"), results)  # last: marks the result finished
     store = runstore.load(out_dir, stem)
     runstore.save(out_dir, stem, {k: v for k, v in store.items() if k not in set(keys)})
@@ -1162,7 +1349,10 @@ def draw_fig1(path, videos, figure_runs, radius):
     record, extras = first
     panels["untrained"] = _panel(record["untrained"]["held_out"], extras["z_untrained"],
                                  pos_train, pos_ho, t_frame, None, None)
-    return figures.fig1(path, frames, pos_train, frames_ho[t_frame], pos_ho[t_frame], panels)
+    suffix = ".tmp" + os.path.splitext(path)[1]  # savefig picks the format by the name
+    with runstore.replacing(path, suffix=suffix) as target:
+        figures.fig1(target, frames, pos_train, frames_ho[t_frame], pos_ho[t_frame], panels)
+    return path
 
 
 # --------------------------------------------------------------------------

@@ -103,7 +103,9 @@ def describe(jobs=1, client=None):
     ('this process', '2 worker processes')
     """
     if client is not None:
-        return f"Dask cluster {client.scheduler.address} ({len(dask_workers(client))} workers)"
+        n_workers = len(dask_workers(client))
+        return (f"Dask cluster {client.scheduler.address} ({n_workers} "
+                f"worker{'' if n_workers == 1 else 's'})")
     return "this process" if jobs == 1 else f"{jobs} worker processes"
 
 

@@ -8,20 +8,27 @@ only the runs still missing. Every run is stored under its full *settings*
 only by a task with exactly the same settings, and runs of other settings in
 the same files are kept, never dropped.
 
-Both files are replaced atomically (written beside, then ``os.replace``), the
-arrays first: an interruption at any moment leaves the previous state whole,
+Both files are replaced atomically (written beside, then ``os.replace``:
+:func:`replacing`), the arrays first: an interruption at any moment leaves the previous state whole,
 and a record whose arrays are missing is simply trained again. One process at a
 time writes a directory (``locked``).
 """
 import contextlib
 import errno
+import glob
 import hashlib
 import io
 import json
 import os
+import stat
+import sys
+import zipfile
+import zlib
 
 import filelock
 import numpy as np
+
+from rpmref.balls.rundir import create_temp_file
 
 FORMAT = "rpmref.balls runs, format 1"
 LOCK_NAME = ".rpmref-compare.lock"
@@ -152,7 +159,9 @@ def load(out_dir, stem):
     Raises
     ------
     ValueError
-        Naming the file if it is not a partial file of this format.
+        Naming the file if it is not a partial file of this format or is corrupt
+        (truncated, not JSON or not an .npz archive, runs missing their settings,
+        arrays of object dtype, ...): "... is corrupt ...; move it away to start afresh".
 
     Examples
     --------
@@ -172,27 +181,65 @@ def load(out_dir, stem):
     if not os.path.exists(json_path):
         return {}
     try:
-        with open(json_path) as fh:
+        with open(json_path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"cannot read {json_path} ({error}); move it away to start afresh") \
-            from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _corrupt(json_path, error) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{json_path} was not written by this version of rpmref (its runs are "
                          f"not stored by their settings, so they cannot be resumed); move it "
                          f"away to start afresh")
-    arrays = {}
-    if os.path.exists(npz_path):
-        with np.load(npz_path, allow_pickle=False) as npz:
-            for name in npz.files:
-                run_id, _, array_name = name.partition(":")
-                arrays.setdefault(run_id, {})[array_name] = npz[name]
+    runs = data.get("runs")
+    if not isinstance(runs, list):
+        raise _corrupt(json_path, "its 'runs' is not a list" if "runs" in data
+                       else "it has no 'runs'")
+    for number, run in enumerate(runs, start=1):
+        if not (isinstance(run, dict) and isinstance(run.get("settings"), dict)
+                and isinstance(run.get("record"), dict)):
+            raise _corrupt(json_path, f"run {number} is not a {{settings, record}} pair")
+    arrays = _load_arrays(npz_path) if os.path.exists(npz_path) else {}
     entries = {}
-    for run in data["runs"]:
+    for run in runs:
         key = settings_key(run["settings"])
         entries[key] = {"settings": run["settings"], "record": run["record"],
                         "arrays": arrays.get(_run_id(key), {})}
     return entries
+
+
+def _load_arrays(npz_path):
+    """{run id: {name: array}} of a partial .npz; ValueError naming it if it is corrupt."""
+    arrays = {}
+    try:
+        npz = np.load(npz_path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy
+            raise ValueError("it is an .npy array, not an .npz archive")
+        with npz:
+            for name in npz.files:
+                run_id, _, array_name = name.partition(":")
+                value = npz[name]
+                if not isinstance(value, np.ndarray):  # NumPy returns a non-.npy member's bytes
+                    raise ValueError(f"its member {name!r} is not an array")
+                arrays.setdefault(run_id, {})[array_name] = value
+    except (ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        raise _corrupt(npz_path, error) from None
+    except OSError as error:
+        if error.errno is not None:  # unreadable (permissions, I/O): the OSError says so
+            raise
+        raise _corrupt(npz_path, error) from None  # NumPy's "cannot load file ..."
+    return arrays
+
+
+def _corrupt(path, reason):
+    """The ValueError for a partial file that cannot be read."""
+    reason = " ".join(str(reason).split())
+    if "file contains pickled" in reason:  # NumPy's advice to load it unsafely is not ours
+        reason = "not an .npz archive"
+    elif "allow_pickle" in reason:
+        reason = "it holds object arrays, which are never loaded"
+    arrays = (" (then only the runs whose arrays it held are trained again)"
+              if path.endswith(".npz") else "")
+    return ValueError(f"cannot read {path}: it is corrupt ({reason}); move it away to start "
+                      f"afresh{arrays}")
 
 
 def save(out_dir, stem, entries):
@@ -282,8 +329,9 @@ def _run_id(key):
 def write_json(path, obj):
     """JSON with NaN written as null (strict JSON) and numpy values converted.
 
-    Written to a temporary file first, so a Ctrl-C during the write leaves the
-    previous file whole.
+    Written to a temporary file first, so a Ctrl-C or a full disk during the write
+    leaves the previous file whole (:func:`replacing`: a symbolic link is written
+    through, a device or a pipe such as /dev/stdout directly).
 
     Parameters
     ----------
@@ -308,6 +356,32 @@ def write_json(path, obj):
     ['{', '"r2":', 'null,', '"n":', '3', '}']
     """
     _write_atomic(path, json.dumps(jsonable(obj), indent=1, allow_nan=False))
+
+
+def write_text(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`replacing`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    text : str
+        Its contents.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.runstore import write_text
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_text(os.path.join(tmp, "results.md"), "± 0.1")
+    ...     print(os.listdir(tmp), open(os.path.join(tmp, "results.md"), encoding="utf-8").read())
+    ['results.md'] ± 0.1
+    """
+    _write_atomic(path, text)
 
 
 def jsonable(obj):
@@ -349,11 +423,165 @@ def jsonable(obj):
 
 
 def _write_atomic(path, content, binary=False):
-    """Write beside ``path``, flush to disk, rename over it: a reader (or a crash)
-    sees the old file or the new one, never a part."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb" if binary else "w") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``content`` to ``path`` with :func:`replacing`: all of it or nothing."""
+    data = content if binary else content.encode("utf-8")
+    with replacing(path) as target:
+        direct = target == os.fspath(path)  # a pipe, a device, this process's stdout
+        if direct:  # what this process printed before comes first
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+        with open(target, "ab" if direct else "wb") as fh:
+            fh.write(data)
+
+
+@contextlib.contextmanager
+def replacing(path, suffix=".tmp"):
+    """Context manager: yields the path to write instead of ``path``, which then replaces it.
+
+    The yielded path is a new temporary file beside the file ``path`` points to
+    (symbolic links resolved, so a link is written through and stays a link);
+    when the block ends it is flushed to disk and renamed over that file: a
+    reader, a crash or a full disk sees the old file or the new one, never a
+    part. On any error the temporary file is removed and an OSError names
+    ``path``. A ``path`` that is not a regular file (a character device, a FIFO,
+    a pipe such as /dev/stdout's target), or that is reached through /proc
+    (/dev/stdout, /dev/fd/N: this process's own open file), is not replaced:
+    ``path`` itself is yielded, to be written directly.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    suffix : str, default ".tmp"
+        End of the temporary file's name (".tmp.png" for a writer that picks its
+        format by the name).
+
+    Yields
+    ------
+    str
+        Where to write.
+
+    Raises
+    ------
+    OSError
+        Naming ``path`` (not the temporary file) if it cannot be written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.runstore import replacing
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "notes.txt")
+    ...     with replacing(path) as target:
+    ...         with open(target, "w") as fh:
+    ...             _ = fh.write("done")
+    ...     print(os.listdir(tmp), open(path).read())
+    ['notes.txt'] done
+    """
+    path = os.fspath(path)
+    if _is_stream(path):
+        try:
+            yield path
+        except OSError as error:
+            raise _named(error, path) from None
+        return
+    final = os.path.realpath(path)
+    try:
+        fd, tmp = create_temp_file(os.path.dirname(final), f".{os.path.basename(final)}-",
+                                   suffix)
+        os.close(fd)
+    except OSError as error:
+        raise _named(error, path) from None
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)  # the writer may have closed it: flush it to disk
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise _named(error, path) from None
+        raise
+
+
+def remove_stale_temp_files(out_dir, names):
+    """Delete temporary files a killed writer of ``names`` (in ``out_dir``) left behind.
+
+    Those of :func:`replacing` (``.NAME-*.tmp*``) and of earlier versions
+    (``NAME.tmp``, if a regular file). Call only while holding the directory's
+    lock (:func:`locked`). Returns the names removed.
+
+    Parameters
+    ----------
+    out_dir : str
+        The directory.
+    names : sequence of str
+        The output files' names.
+
+    Returns
+    -------
+    list of str
+        The names removed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.runstore import remove_stale_temp_files
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name in (".results.json-0a1b2c.tmp", "results.md.tmp", "notes.tmp"):
+    ...         open(os.path.join(tmp, name), "w").close()
+    ...     print(remove_stale_temp_files(tmp, ["results.json", "results.md"]), os.listdir(tmp))
+    ['.results.json-0a1b2c.tmp', 'results.md.tmp'] ['notes.tmp']
+    """
+    removed = []
+    folder = glob.escape(out_dir)
+    for name in names:
+        paths = sorted(glob.glob(os.path.join(folder, f".{glob.escape(name)}-*.tmp*")))
+        legacy = os.path.join(out_dir, f"{name}.tmp")
+        if os.path.isfile(legacy) and not os.path.islink(legacy):
+            paths.append(legacy)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed.append(os.path.basename(path))
+    return removed
+
+
+def _is_stream(path):
+    """Is ``path`` something to write directly, not to replace by a rename?
+
+    True if it exists and is not a regular file or a directory (a device, a FIFO),
+    if it is reached through a link in /proc (/dev/stdout, /dev/fd/N,
+    /proc/self/fd/N: this process's own open files, which may be a pipe), or if
+    its resolved path is not the file itself (a deleted file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # missing (or a dangling link): created at the link's target
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return True
+    link = os.path.abspath(path)
+    for _ in range(40):  # the links followed to the file, as the kernel does
+        folder = os.path.realpath(os.path.dirname(link))
+        if folder == "/proc" or folder.startswith("/proc/"):
+            return True
+        link = os.path.join(folder, os.path.basename(link))
+        if not os.path.islink(link):
+            break
+        link = os.path.join(folder, os.readlink(link))
+    try:
+        real = os.stat(os.path.realpath(path))
+    except OSError:
+        return True
+    return (real.st_dev, real.st_ino) != (st.st_dev, st.st_ino)
+
+
+def _named(error, path):
+    """``error`` as an OSError naming ``path`` (not a temporary file, or nothing)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return OSError(error.errno, reason, path)

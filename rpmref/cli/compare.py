@@ -2,14 +2,17 @@
 import argparse
 import contextlib
 import math
+import os
 import sys
 
-from rpmref.balls import parallel
+from rpmref.balls import parallel, runstore
 from rpmref.balls.compare import (
-    SWEEP_LEARNING_RATES, SWEEP_OPTIMISERS, _config_for, _default_train_config, _have_matplotlib,
-    compare_settings, default_jobs, finished_state, max_jobs, quick_configs, results_markdown,
-    run_compare, run_sweep, sweep_markdown, sweep_settings)
+    STEM_NAMES, SWEEP_LEARNING_RATES, SWEEP_OPTIMISERS, _config_for, _default_train_config,
+    _have_matplotlib, check_output_files, compare_settings, default_jobs, max_jobs, plural,
+    quick_configs, read_finished, results_markdown, run_compare, run_sweep, sweep_markdown,
+    sweep_settings)
 from rpmref.balls.critics import CRITICS
+from rpmref.balls.rundir import _missing_directories
 from rpmref.balls.video import BallsConfig
 from rpmref.cli.common import (
     UsageError, check_output_dir, nonnegative_int, positive_float, positive_int)
@@ -32,14 +35,17 @@ def add_parser(subparsers):
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
                    help="comma-separated critics, each once (default rbf,bilinear,cosine)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
-                   help="override the trainer's default optimiser (adam) for the comparison")
+                   help="override the trainer's default optimiser (adam) for the comparison "
+                   "(not with --sweep-only: the sweep trains every optimiser of --optimizers)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="override the trainer's default learning rate (3e-3) for the comparison")
+                   help="override the trainer's default learning rate (3e-3) for the "
+                   "comparison (not with --sweep-only: the sweep trains every rate of --lrs)")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="start from the raw random second-layer filters (the ablation: maps "
                    "may start dark on the balls; see docs/tutorials/balls.md, 'Why the maps are oriented')")
-    p.add_argument("--figure-seed", type=nonnegative_int, default=0,
-                   help="the seed drawn in fig1.png, with per-epoch R² (default 0)")
+    p.add_argument("--figure-seed", type=nonnegative_int, default=None,
+                   help="the seed drawn in fig1.png, with per-epoch R² (default 0; not with "
+                   "--sweep-only, which draws no figure)")
     p.add_argument("--out", default=None,
                    help=f"output directory (default {DEFAULT_OUT}; with --quick {QUICK_OUT})")
     p.add_argument("--overwrite", action="store_true",
@@ -53,9 +59,11 @@ def add_parser(subparsers):
     p.add_argument("--sweep-only", action="store_true",
                    help="run only the sweep (skip the default comparison)")
     p.add_argument("--optimizers", type=_name_list(("sgd", "adam")), default=None,
-                   help="sweep optimisers, comma-separated (default sgd,adam)")
+                   help="sweep optimisers, comma-separated (default sgd,adam; needs --sweep "
+                   "or --sweep-only)")
     p.add_argument("--lrs", type=_lr_list, default=None,
-                   help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2)")
+                   help="sweep learning rates, comma-separated (default 1e-3,3e-3,1e-2,3e-2; "
+                   "needs --sweep or --sweep-only)")
     p.add_argument("--jobs", type=_jobs, default=None,
                    help="training runs at once, in worker processes of 1 BLAS thread each; "
                    "the results do not depend on it (default: min(2, cores) = "
@@ -73,15 +81,19 @@ def _compare_command(args):
     if args.jobs is not None and args.dask is not None:
         raise UsageError("--jobs and --dask are exclusive (with --dask the cluster's workers "
                          "run the jobs)")
+    if args.out == "":
+        raise UsageError("--out must be a directory path; got ''")
+    _refuse_options_without_effect(args)
     if args.dask is not None:
         try:
             parallel.import_distributed()
         except ImportError as error:
             raise UsageError(f"--dask: {error}") from None
     seeds = tuple(range(args.seeds))
-    if args.figure_seed not in seeds:
+    figure_seed = 0 if args.figure_seed is None else args.figure_seed
+    if figure_seed not in seeds:
         raise UsageError(f"--figure-seed must be one of the seeds 0..{len(seeds) - 1}; "
-                         f"got {args.figure_seed}")
+                         f"got {figure_seed}")
     train_config, balls_config, curve_every = _default_train_config(), BallsConfig(), 2
     optimisers, lrs = SWEEP_OPTIMISERS, SWEEP_LEARNING_RATES
     if args.quick:
@@ -94,52 +106,146 @@ def _compare_command(args):
     train_config = _config_for(train_config, **overrides)
     optimisers, lrs = tuple(args.optimizers or optimisers), tuple(args.lrs or lrs)
     critics = tuple(args.critics)
-    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
-
-    # every output checked before the first run
-    check_output_dir(out, "--out")
+    out = args.out if args.out is not None else (QUICK_OUT if args.quick else DEFAULT_OUT)
     planned = []
     if not args.sweep_only:
-        planned.append(("results", "comparison", compare_settings(
-            seeds, critics, train_config, balls_config, curve_every, args.figure_seed)))
+        planned.append(("results", compare_settings(
+            seeds, critics, train_config, balls_config, curve_every, figure_seed)))
     if args.sweep or args.sweep_only:
-        planned.append(("sweep", "sweep", sweep_settings(seeds, critics, train_config,
-                                                         balls_config, optimisers, lrs)))
-    for stem, what, settings in planned:
-        if finished_state(out, stem, settings) == "other" and not args.overwrite:
-            raise UsageError(f"--out {out} holds a finished {what} ({stem}.json) of other "
-                             f"settings; pass --overwrite to replace it, or choose another --out")
-    if not args.sweep_only and not _have_matplotlib():
-        print("note: matplotlib is not installed, so fig1.png will not be drawn "
-              "(pip install rpmref[plot])")
+        planned.append(("sweep", sweep_settings(seeds, critics, train_config, balls_config,
+                                                optimisers, lrs)))
 
-    # one Dask client (and LocalCluster) for the comparison and the sweep
-    cluster = (parallel.dask_client(args.dask) if args.dask is not None
-               else contextlib.nullcontext())
+    created = _missing_directories(out)  # removed again if the command leaves them empty
     try:
-        return _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
-                            curve_every, optimisers, lrs)
-    except KeyboardInterrupt:
-        print(f"rpmref balls compare: interrupted; the finished runs are kept in {out} "
-              "(*.partial.json): run the same command again to train only the rest",
-              file=sys.stderr)
-        return 130
+        check_output_dir(out, "--out")
+        _check_outputs(out, planned, args.overwrite)
+        if not args.sweep_only and not _have_matplotlib():
+            print("note: matplotlib is not installed, so fig1.png will not be drawn "
+                  "(pip install rpmref[plot])")
+        # one Dask client (and LocalCluster) for the comparison and the sweep
+        cluster = (parallel.dask_client(args.dask) if args.dask is not None
+                   else contextlib.nullcontext())
+        stems = [stem for stem, _ in planned]
+        try:
+            return _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
+                                curve_every, figure_seed, optimisers, lrs)
+        except KeyboardInterrupt:
+            kept = _kept(out, stems)
+            print("rpmref balls compare: interrupted; " + (
+                f"{kept}: run the same command again to train only the rest" if kept
+                else "no run had finished, so none is kept"), file=sys.stderr)
+            return 130
+        except runstore.StoreLockedError:
+            raise
+        except OSError as error:  # a full disk, say: name what is kept
+            kept = _kept(out, stems)
+            if not kept:
+                raise
+            raise OSError(error.errno, f"{error.strerror or error}; {kept}: run the same "
+                          f"command again once this is fixed to train only the rest",
+                          error.filename) from None
+    finally:
+        _remove_if_left_empty(created, out)
+
+
+def _refuse_options_without_effect(args):
+    """UsageError for an option that the other options make meaningless."""
+    sweeping = args.sweep or args.sweep_only
+    for flag, value in (("--optimizers", args.optimizers), ("--lrs", args.lrs)):
+        if value is not None and not sweeping:
+            raise UsageError(f"{flag} sets the sweep's grid, but no sweep runs: add --sweep "
+                             f"(or --sweep-only)")
+    if args.sweep_only:
+        for flag, what, grid in (("--optimizer", "optimiser", "--optimizers"),
+                                 ("--lr", "learning rate", "--lrs")):
+            if getattr(args, flag[2:]) is not None:
+                raise UsageError(f"{flag} sets the comparison's {what}, but --sweep-only "
+                                 f"runs no comparison and the sweep trains every value of "
+                                 f"{grid}: use {grid}, or --sweep to run both")
+        if args.figure_seed is not None:
+            raise UsageError("--figure-seed chooses the seed drawn in fig1.png, but "
+                             "--sweep-only runs no comparison and draws no figure")
+
+
+def _check_outputs(out, planned, overwrite):
+    """Every output file in ``out`` writable, a finished result not replaced without
+    --overwrite, the partial files readable: UsageError/ValueError naming the file."""
+    for stem, settings in planned:
+        try:
+            check_output_files(out, stem)
+        except ValueError as error:
+            raise UsageError(f"--out {out}: {error}") from None
+        path = os.path.join(out, f"{stem}.json")
+        saved, reason = read_finished(out, stem)
+        if saved is None and os.path.lexists(path) and not overwrite:
+            raise UsageError(f"--out {out}: {path} is unreadable or corrupt ({reason}); move "
+                             f"it away, or pass --overwrite to replace it")
+        same = saved is not None and saved["settings"] == runstore.jsonable(settings)
+        if saved is not None and not same and not overwrite:
+            raise UsageError(f"--out {out} holds a finished {STEM_NAMES[stem]} ({stem}.json) "
+                             f"of other settings; pass --overwrite to replace it, or choose "
+                             f"another --out")
+        if overwrite or not same:  # the runs will be trained: their partial files are read
+            runstore.load(out, stem)  # ValueError naming a corrupt one
+
+
+def _kept(out, stems):
+    """'N finished runs are kept in OUT/x.partial.json', or '' if none are."""
+    count, files = 0, []
+    for stem in stems:
+        try:
+            n = len(runstore.load(out, stem))
+        except (ValueError, OSError):
+            continue
+        if n:
+            count += n
+            files.append(runstore.partial_paths(out, stem)[0])
+    if not count:
+        return ""
+    return f"{plural(count, 'finished run')} {'is' if count == 1 else 'are'} kept in " \
+        + " and ".join(files)
+
+
+def _remove_if_left_empty(created, out):
+    """Remove the directories this command created for --out (``created``, deepest first)
+    if nothing but the lock file is in them: a run that failed before its first file
+    leaves no debris."""
+    if not created:
+        return
+    try:
+        if not set(os.listdir(out)) <= {runstore.LOCK_NAME}:
+            return
+        if os.path.exists(os.path.join(out, runstore.LOCK_NAME)):
+            os.unlink(os.path.join(out, runstore.LOCK_NAME))
+    except OSError:
+        return
+    for directory in created:
+        try:
+            os.rmdir(directory)
+        except OSError:  # someone wrote there meanwhile: keep it
+            break
 
 
 def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config, curve_every,
-                 optimisers, lrs):
+                 figure_seed, optimisers, lrs):
     """The comparison and/or the sweep, with the checks done."""
-    with cluster as client:
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(cluster)
+        except OSError as error:  # e.g. no scheduler at the address: name the option
+            raise OSError(error.errno, f"--dask {args.dask}: {error.strerror or error}") \
+                from None
         where = {"jobs": args.jobs, "dask": client, "overwrite": args.overwrite,
                  "progress": not args.no_progress}
         if not args.sweep_only:
             title = QUICK_TITLE if args.quick else "Default settings"
             results = run_compare(seeds, critics, train_config, balls_config, out,
-                                  curve_every=curve_every, figure_seed=args.figure_seed,
+                                  curve_every=curve_every, figure_seed=figure_seed,
                                   title=title, **where)
             print(results_markdown(results["summary"], title, results["settings"]))
             earlier = results.get("execution", {}).get("resumed_runs", 0)
-            when = f" in this process ({earlier} runs finished earlier)" if earlier else ""
+            when = (f" in this process ({plural(earlier, 'run')} finished earlier)"
+                    if earlier else "")
             print(f"total {results['total_wall_time']:.1f} s{when}; wrote {out}/results.json, "
                   f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
         if args.sweep or args.sweep_only:
