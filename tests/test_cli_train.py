@@ -110,7 +110,8 @@ def test_summary_reports_effective_batches_environment_and_session(videos, tmp_p
     assert summary["effective_batch_sizes"] == [5, 6]
     assert summary["log_batch"] == pytest.approx((math.log(6) + 2 * math.log(5)) / 3, rel=1e-15)
     assert set(summary["environment"]) == set(environment())
-    assert set(summary["session"]) == {"wall_time_s", "steps_per_s", "steps_run"}
+    assert set(summary["session"]) == {"wall_time_s", "steps_per_s", "steps_run",
+                                       "step_threads", "blas_threads_per_step_thread"}
     assert summary["session"]["steps_run"] == 6 and summary["steps"] == 6
     rows = [json.loads(line) for line in (out / T.METRICS).read_text().splitlines()]
     assert summary["final_loss"] == rows[-1]["loss"]

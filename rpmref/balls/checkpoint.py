@@ -6,7 +6,9 @@ training config, epoch / step counters, the numpy Generator state, the history
 and a fingerprint of the training video). Writing goes to a temporary file
 (TEMP_PREFIX…``.tmp``) in the same directory, fsync, then ``os.replace``, so a
 crash never leaves a half-written checkpoint behind, and a checkpoint never
-holds a NaN or an infinity (``save_checkpoint`` refuses).
+holds a NaN or an infinity (``save_checkpoint`` refuses). In a run directory
+opened with ``overwrite`` the old run's other files are removed just before the
+rename (``rundir.discard_replaced_run``), not earlier.
 
 Reading back checks the file's structure (``load_checkpoint``); the checks of
 what the values must be for one run (``check_arrays``, ``check_permutation``,
@@ -22,7 +24,7 @@ import zipfile
 import numpy as np
 
 from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
-from rpmref.balls.rundir import create_temp_file
+from rpmref.balls.rundir import create_temp_file, discard_replaced_run
 
 FORMAT = "rpmref-checkpoint-v2"
 #: formats ``load_checkpoint`` reads. v1 kept the finished epoch's sums in the epoch
@@ -143,6 +145,8 @@ def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
             f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
+        # an overwritten run's metrics and summary go only now that this file is on disk
+        discard_replaced_run(directory, keep=(os.path.basename(path),))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -8,8 +8,10 @@ A run directory holds ``checkpoint.npz``, ``metrics.jsonl`` and ``summary.json``
   metrics rows and overwriting the first one's checkpoint; the operating
   system drops the lock when the process ends, however it ends;
 - it refuses (``RunExistsError``) a directory that already holds a run unless
-  the caller resumes it or asks for it to be overwritten (then the RUN_FILES
-  are deleted first);
+  the caller resumes it or asks for it to be overwritten; an overwritten run's
+  files stay until the new run has a checkpoint to put in their place
+  (``save_checkpoint`` calls ``discard_replaced_run`` just before its rename),
+  so a new run refused or interrupted before that leaves the old one intact;
 - it removes temporary files a killed writer left behind (TEMP_PATTERNS) —
   safe because nobody else holds the lock.
 
@@ -84,7 +86,8 @@ class RunExistsError(ValueError):
                          f"to continue it or overwrite=True to replace it")
 
 
-_held = threading.local()  # .locks: realpath -> FileLock held by this thread
+_held = threading.local()  # .locks: realpath -> FileLock held by this thread;
+#   .replacing: realpath -> the old run's files an overwrite has yet to replace
 
 
 def remove_stale_temp_files(out_dir):
@@ -150,7 +153,11 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     """Context manager: create ``out_dir`` if needed, lock it for this process and yield its path.
 
     With neither ``resume`` nor ``overwrite``, a directory holding any RUN_FILE is
-    refused. Nested calls on the same directory in one thread share the lock, and
+    refused. With ``overwrite`` the old run's files are kept until
+    :func:`discard_replaced_run` (called by ``checkpoint.save_checkpoint`` once the
+    new checkpoint is on disk, just before it takes the old one's place), so a new
+    run that fails or is interrupted before its first checkpoint leaves the old run
+    as it was. Nested calls on the same directory in one thread share the lock, and
     only the outermost applies the existing-run rule. Stale temporary files are
     removed on entry. A directory the call created is removed again on exit if
     nothing but the lock was written in it (a run refused or failed before its
@@ -163,7 +170,7 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     resume : bool, default False
         The caller continues the run in it.
     overwrite : bool, default False
-        Delete the RUN_FILES first (a fresh run).
+        A fresh run replaces the RUN_FILES (when it writes its first checkpoint).
 
     Yields
     ------
@@ -184,7 +191,7 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     Examples
     --------
     >>> import os, tempfile
-    >>> from rpmref.balls.rundir import RunExistsError, open_run_dir
+    >>> from rpmref.balls.rundir import RunExistsError, discard_replaced_run, open_run_dir
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     run = os.path.join(tmp, "run")
     ...     with open_run_dir(run) as path:
@@ -195,9 +202,11 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     ...     except RunExistsError as error:
     ...         print(error.files)
     ...     with open_run_dir(run, overwrite=True) as path:
-    ...         print(os.listdir(path))
+    ...         print(sorted(os.listdir(path)))   # kept until a new checkpoint replaces it
+    ...         print(discard_replaced_run(path), sorted(os.listdir(path)))
     ('summary.json',)
-    ['.rpmref-run.lock']
+    ['.rpmref-run.lock', 'summary.json']
+    ['summary.json'] ['.rpmref-run.lock']
     """
     path = os.fspath(out_dir)
     if not path:
@@ -221,19 +230,22 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
         raise RunLockedError(path) from None
     if outermost:
         locks[key] = lock
+    replacing = getattr(_held, "replacing", None)
+    if replacing is None:
+        replacing = _held.replacing = {}
     try:
         if outermost:
             remove_stale_temp_files(path)
             existing = existing_run_files(path)
             if existing and not (resume or overwrite):
                 raise RunExistsError(path, existing)
-            if overwrite:
-                for name in existing:
-                    os.unlink(os.path.join(path, name))
+            if overwrite and existing:
+                replacing[key] = tuple(existing)  # removed by discard_replaced_run
         yield path
     finally:
         if outermost:
             del locks[key]
+            replacing.pop(key, None)
             # a directory this call created and nothing was written to (the run failed
             # before its first file): remove it and the lock, leaving no debris behind
             with contextlib.suppress(OSError):
@@ -248,6 +260,76 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
                     os.rmdir(directory)
                 except OSError:  # someone wrote there meanwhile: keep it
                     break
+
+
+def replacing_run(out_dir):
+    """Whether ``out_dir`` is held by this thread with ``overwrite`` and still holds the old run.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run directory.
+
+    Returns
+    -------
+    bool
+        True until :func:`discard_replaced_run` has removed the old run's files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import open_run_dir, replacing_run
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, "metrics.jsonl"), "w").close()
+    ...     with open_run_dir(tmp, overwrite=True):
+    ...         print(replacing_run(tmp))
+    ...     print(replacing_run(tmp))
+    True
+    False
+    """
+    key = os.path.realpath(os.fspath(out_dir))
+    return bool(getattr(_held, "replacing", {}).get(key))
+
+
+def discard_replaced_run(out_dir, keep=()):
+    """Delete the old run's files that an ``overwrite`` of ``out_dir`` is replacing.
+
+    A no-op (returning []) unless this thread holds ``out_dir`` through
+    ``open_run_dir(..., overwrite=True)`` and has not discarded them yet.
+    ``checkpoint.save_checkpoint`` calls it with ``keep=("checkpoint.npz",)`` once the
+    new checkpoint is written and synced, just before renaming it over the old
+    one: the old metrics and summary never sit beside the new checkpoint, and
+    until then the old run is complete.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run directory.
+    keep : sequence of str, default ()
+        Names not to delete (a file the caller replaces atomically itself).
+
+    Returns
+    -------
+    list of str
+        The names removed.
+
+    Examples
+    --------
+    See :func:`open_run_dir`.
+    """
+    key = os.path.realpath(os.fspath(out_dir))
+    replacing = getattr(_held, "replacing", {})
+    old = replacing.get(key)
+    if not old:
+        return []
+    removed = []
+    for name in old:
+        if name not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out_dir, name))
+            removed.append(name)
+    replacing[key] = ()
+    return removed
 
 
 def _missing_directories(path):

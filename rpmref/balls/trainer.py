@@ -944,7 +944,9 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         ``on_epoch(epoch, params, bn_state)``: called after every epoch (and after
         a final partial one), once its checkpoint is written.
     overwrite : bool, default False
-        Start afresh in ``out_dir``, deleting the old run's files.
+        Start afresh in ``out_dir``; the old run's files are replaced when the first
+        new checkpoint is written (a run that fails or is interrupted before its first
+        update leaves them as they were).
     on_step : callable, optional
         ``on_step(step, params, bn_state)``: called after every update, before that
         update's checkpoint or metrics are written.
@@ -971,7 +973,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     rpmref.balls.trainer.NonFiniteLossError
         A divergent step (nothing of it is kept).
     rpmref.balls.trainer.TrainingInterrupted
-        On Ctrl-C, after writing a checkpoint of the last completed step.
+        On Ctrl-C, after writing a checkpoint of the last completed step (none if an
+        ``overwrite`` had made no update yet: the old run stays).
     rpmref.balls.trainer.RunWriteError
         If a file cannot be written.
 
@@ -1032,6 +1035,8 @@ def _advance(st, x_all, n_pairs, n_batches, total, config, critic, scale):
 def _kept(out_dir, saved):
     """What is on disk; saved = the checkpointed state (None: no checkpoint yet)."""
     if saved is None:
+        if rundir.replacing_run(out_dir):
+            return f"nothing of it was written; the run it was to replace is kept in {out_dir}"
         return "no checkpoint has been written yet"
     where = (f"after epoch {saved['epoch']}" if saved["batch_in_epoch"] == 0 else
              f"epoch {saved['epoch'] + 1}, batch {saved['batch_in_epoch']}")
@@ -1091,7 +1096,8 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
                     on_epoch(row["epoch"], st["params"], st["bn_state"])
     except KeyboardInterrupt:
         written, step = None, st["step"]
-        if out_dir is not None:
+        # an overwrite that has not made one update yet keeps the old run instead
+        if out_dir is not None and not (step == 0 and rundir.replacing_run(out_dir)):
             try:
                 _write_run(out_dir, st, config, fp, saved)
                 written = os.path.join(out_dir, CHECKPOINT)
@@ -1190,8 +1196,10 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
     estimate (nats); the effective batch sizes and ``log_batch`` = the mean over
     an epoch's batches of log B_b, the bound on the epoch-mean estimate (Eq. 6:
     each batch's estimate is at most log B_b); ``environment()``. The fields in
-    SUMMARY_VOLATILE (``session``: this call's wall time, steps/s and updates;
-    ``environment``) are the only ones that differ between a run interrupted and
+    SUMMARY_VOLATILE (``session``: this call's wall time, steps/s, updates and threads
+    — ``step_threads`` of :func:`step_threads`, each calling BLAS with
+    ``blas_threads_per_step_thread`` = 1; ``environment``, whose ``blas`` threads are
+    that one thread) are the only ones that differ between a run interrupted and
     resumed and the uninterrupted run.
 
     Parameters
@@ -1255,8 +1263,16 @@ def run_summary(config, result, frames, positions, heldout_frames, heldout_posit
             "video": video, "heldout_video": heldout_video,
             "session": {"wall_time_s": result.wall_time,
                         "steps_per_s": None if math.isnan(result.steps_per_s)
-                        else result.steps_per_s, "steps_run": result.steps_run},
-            "environment": environment()}
+                        else result.steps_per_s, "steps_run": result.steps_run,
+                        "step_threads": step_threads(config), "blas_threads_per_step_thread": 1},
+            "environment": _training_environment()}
+
+
+def _training_environment():
+    """``environment()`` with BLAS as training and encoding run it: one thread inside each
+    step thread (``train``), not the process default."""
+    with blas_threads(1):
+        return environment()
 
 
 def write_summary(out_dir, summary):

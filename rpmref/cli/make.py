@@ -14,13 +14,16 @@ import time
 from rpmref.balls.render import render_frames, save_gif, save_preview
 from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
 from rpmref.cli.common import (
-    DefaultsHelpFormatter, check_output_file, flag_names, nonnegative_int, os_error_text,
-    positive_int)
+    DefaultsHelpFormatter, bounded_int, check_output_file, flag_names, nonnegative_int,
+    os_error_text, positive_int)
 
 PROG = "rpmref balls make"
 #: BallsConfig field → the flag that sets it, for error messages
 FLAGS = {"n_frames": "--frames", "n_balls": "--balls", "size": "--size",
          "diameter": "--diameter", "noise": "--noise", "channels": "--gray"}
+#: the fewest frames a video may have: ``balls train`` and ``compare`` learn from pairs of
+#: consecutive frames and InfoNCE needs at least two pairs (a positive and a negative)
+MIN_FRAMES = 3
 
 
 def add_parser(subparsers):
@@ -36,8 +39,11 @@ def add_parser(subparsers):
                    "(.png, .pdf, .svg, ...: any format matplotlib writes)")
     p.add_argument("--gif", help="also write an animated GIF (.gif)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
-    p.add_argument("--frames", type=positive_int, default=defaults.n_frames,
-                   help="number of frames")
+    p.add_argument("--frames", default=defaults.n_frames,
+                   type=bounded_int(MIN_FRAMES, why="training needs 2 pairs of consecutive "
+                                    "frames"),
+                   help=f"number of frames, at least {MIN_FRAMES} (training needs two pairs "
+                        "of consecutive frames)")
     p.add_argument("--balls", type=positive_int, default=defaults.n_balls, help="number of balls")
     p.add_argument("--size", type=positive_int, default=defaults.size,
                    help="frame side in pixels")
@@ -53,6 +59,11 @@ def add_parser(subparsers):
 def _fail(message, code):
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
+
+
+def _count(n, noun):
+    """'1 frame', '2 frames'."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
 
 
 def available_memory():
@@ -116,12 +127,14 @@ def _make_command(args):
     except OSError as e:
         return _fail(f"cannot write {args.out} ({os_error_text(e)})", 1)
     kind = "RGB" if config.channels == "rgb" else "gray"
-    print(f"wrote {written}: {config.n_frames} frames, {config.n_balls} balls, "
+    print(f"wrote {written}: {_count(config.n_frames, 'frame')}, "
+          f"{_count(config.n_balls, 'ball')}, "
           f"{config.size}x{config.size} {kind}, diameter {config.diameter:g} px, "
           f"noise ±{config.noise:.4f} rad, seed {args.seed}")
-    print(f"generated in {elapsed:.3f} s; {trajectory.n_redrawn} of {trajectory.n_moves} moves "
-          f"redrawn ({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
-          f"{trajectory.n_dead_ends} dead ends (backtracked)")
+    print(f"generated in {elapsed:.3f} s; {trajectory.n_redrawn} of "
+          f"{_count(trajectory.n_moves, 'move')} redrawn "
+          f"({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
+          f"{_count(trajectory.n_dead_ends, 'dead end')} (backtracked)")
     for flag, path in (("--preview", args.preview), ("--gif", args.gif)):
         if not path:
             continue

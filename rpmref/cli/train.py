@@ -1,28 +1,36 @@
 """``rpmref balls train``: train the CNN encoder with an InfoNCE critic (Sec. 5).
 
-Everything is checked before any work: the settings (exit 2), the videos
-(exit 2), the output directory — created, locked against a second writer
-(exit 1 at once) and refused if it already holds a run, unless ``--resume`` or
-``--overwrite`` (exit 2). A failure while training (a divergent step, a full
-disk) is one line with exit 1; Ctrl-C writes a checkpoint and exits 130.
+Everything is checked before any work, in this order: the settings (exit 2),
+the videos and what the settings need of them — frames, kernel size, memory
+(exit 2) — and then the output directory: created, locked against a second
+writer (exit 1 at once) and refused if it already holds a run, unless
+``--resume`` or ``--overwrite`` (exit 2). ``--overwrite`` keeps the old run's
+files until the new run writes its first checkpoint, so a refused or
+interrupted overwrite leaves the old run as it was. A failure while training (a
+divergent step, a full disk) is one line with exit 1; Ctrl-C writes a
+checkpoint and exits 130.
 """
 import argparse
 import math
 import os
 import sys
 
-from rpmref.balls import optim
+import re
+
+import numpy as np
+
+from rpmref.balls import grid, optim
 from rpmref.balls.checkpoint import CorruptCheckpointError
 from rpmref.balls.critics import CRITICS
 from rpmref.balls.rundir import RunExistsError, RunLockedError, open_run_dir
 from rpmref.balls.trainer import (
-    CHECKPOINT, DTYPES, METRICS, SUMMARY, NonFiniteLossError, RunWriteError, TrainConfig,
-    TrainingInterrupted, check_frames_for_config, check_readout_videos, run_summary, train,
-    write_summary)
+    CHECKPOINT, DTYPES, METRICS, PROBE_FRAMES, SUMMARY, NonFiniteLossError, RunWriteError,
+    TrainConfig, TrainingInterrupted, check_frames_for_config, check_readout_videos,
+    effective_batch_sizes, run_summary, step_threads, train, write_summary)
 from rpmref.balls.video import BallsConfig, load_video, make_video
 from rpmref.cli.common import (
-    DefaultsHelpFormatter, check_input_file, flag_names, nonnegative_int, os_error_text,
-    positive_float, positive_int)
+    MEMORY_BUDGET, DefaultsHelpFormatter, UsageError, bounded_int, check_input_file, flag_names,
+    gib, nonnegative_int, os_error_text, positive_float, positive_int)
 
 PROG = "rpmref balls train"
 #: TrainConfig field → the flag that sets it, for error messages
@@ -30,6 +38,14 @@ FLAGS = {"critic": "--critic", "epochs": "--epochs", "steps": "--steps", "batch_
          "optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum", "seed": "--seed",
          "dtype": "--dtype", "hidden_channels": "--channels", "kernel_size": "--kernel",
          "orient_maps": "--no-orient-maps", "blas_threads": "--threads", "out_dir": "--out"}
+#: the most --threads: 4 per available core, as ``balls compare --jobs`` (more threads than
+#: cores only wait for each other, and each holds its own scratch buffers)
+MAX_THREADS = 4 * grid.available_cores()
+#: frames a video needs: training uses pairs of consecutive frames and InfoNCE needs at
+#: least 2 pairs (a positive and a negative)
+MIN_FRAMES = 3
+ENCODE_BATCH = 64  # frames ``trainer.encode`` takes at a time (the readout)
+OVERHEAD = 16 * 2**20  # bytes of everything else: first imports and caches, autograd's tape
 
 
 def add_parser(subparsers):
@@ -67,16 +83,18 @@ def add_parser(subparsers):
     p.add_argument("--dtype", choices=DTYPES, default=d.dtype,
                    help="floating-point type of training (the readout always uses float64)")
     p.add_argument("--channels", type=positive_int, default=d.hidden_channels,
-                   help="hidden channels of the first conv layer")
+                   help="hidden channels of the first conv layer (refused if training would "
+                        f"need more than {gib(MEMORY_BUDGET)} of memory)")
     p.add_argument("--kernel", type=positive_int, default=d.kernel_size,
                    help="odd conv kernel size, at most the frame side")
     p.add_argument("--no-orient-maps", action="store_true",
                    help="keep the raw random second-layer filters instead of flipping maps "
                         "that start dark on the balls (see docs/tutorials/balls.md, 'Why the maps are oriented')")
-    p.add_argument("--threads", type=nonnegative_int, default=0,
+    p.add_argument("--threads", type=bounded_int(0, MAX_THREADS, "4 per available core"),
+                   default=0,
                    help="threads of each training step and of the readout's encoding "
-                        "(default 0 = every available core; the result is the same for any "
-                        "count)")
+                        f"(default 0 = every available core; at most 4 per core = "
+                        f"{MAX_THREADS}; the result is the same for any count)")
     run = p.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint (same settings)")
@@ -93,7 +111,15 @@ def _fail(message, code):
 
 def _message(error):
     """An exception's text with TrainConfig's field names replaced by the flags."""
-    return flag_names(str(error), FLAGS)
+    text = re.sub(r"\borient_maps: checkpoint (True|False) vs now (True|False)",
+                  lambda m: f"--no-orient-maps: {_given(m[1])} for the checkpoint's run, "
+                            f"{_given(m[2])} now", str(error))
+    return flag_names(text, FLAGS)
+
+
+def _given(orient_maps):
+    """How --no-orient-maps stood for a run with this orient_maps value ('True'/'False')."""
+    return "not given" if orient_maps == "True" else "given"
 
 
 def _config(args):
@@ -104,55 +130,173 @@ def _config(args):
                        orient_maps=not args.no_orient_maps, blas_threads=args.threads or None)
 
 
+def _load(flag, path):
+    try:
+        return load_video(path)
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {path!r}: no such file") from None
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
 def _load_videos(args):
     if args.video:
-        frames, positions, vconfig = load_video(args.video)
+        frames, positions, vconfig = _load("--video", args.video)
     else:
         vconfig = BallsConfig()
         frames, positions = make_video(vconfig, seed=args.video_seed)
     if args.heldout_video:
-        h_frames, h_positions, _ = load_video(args.heldout_video)
+        h_frames, h_positions, _ = _load("--heldout-video", args.heldout_video)
     else:
         h_frames, h_positions = make_video(vconfig, seed=args.heldout_seed)
     return frames, positions, h_frames, h_positions
 
 
+def _check_videos(args, config, frames, positions, h_frames, h_positions):
+    """UsageError naming the option unless the videos fit the settings and each other."""
+    video = f"--video {args.video}" if args.video else "the generated training video"
+    if getattr(frames, "ndim", 0) == 4 and frames.shape[0] < MIN_FRAMES:
+        raise UsageError(f"{video} holds {_count(frames.shape[0], 'frame')}; training needs "
+                         f"at least {MIN_FRAMES} (2 pairs of consecutive frames: a positive "
+                         f"and a negative)")
+    try:
+        check_frames_for_config(config, frames)
+    except (ValueError, TypeError) as e:
+        raise UsageError(_message(e)) from None
+    try:
+        check_readout_videos(frames, positions, h_frames, h_positions)
+    except (ValueError, TypeError) as e:
+        which = "--heldout-video" if "held-out" in str(e) else "--video"
+        path = args.heldout_video if which == "--heldout-video" else args.video
+        raise UsageError(f"{which} {path}: {e}" if path else str(e)) from None
+    check_memory(config, frames.shape)
+
+
+# --------------------------------------------------------------------------
+# memory: refused before any work, like ``balls make`` and ``mi-bench``
+
+
+def peak_bytes(n_frames, in_channels, height, width, channels, kernel, batch, dtype, threads):
+    """Upper bound (bytes) on what ``balls train`` allocates for these sizes.
+
+    The video and its training copy, the larger of the first two phases and the
+    third (whose buffers stay while the readout encodes): a training step (``grid.encoder_z`` on 2B' frames, B' the largest effective
+    batch: its full-grid activations and gradients, each thread's scratch blocks,
+    the per-block weight-gradient partial sums, ~14 copies of the weights in
+    parameters, gradients and optimiser state); the map orientation at the start
+    (float64 activations of the first PROBE_FRAMES frames); the readout's encoding
+    (float64, ENCODE_BATCH frames at a time); taken 10% larger, plus OVERHEAD.
+    tests/test_cli_train_overwrite.py checks that it bounds tracemalloc's peak
+    and is at most 3× it (measured 1.0–1.7× from 2 to 256 channels and kernels
+    from 3 to 31 before the margin).
+    """
+    c0, c1, c2, k = int(in_channels), int(channels), 3, int(kernel)
+    kk, p = k * k, k // 2
+    s = np.dtype(dtype).itemsize
+    n = 2 * max(effective_batch_sizes(n_frames - 1, batch))
+
+    def encoder(n, s, train):
+        g = grid.Grid(n, height, width, k)
+        m, length, reach = g.m, g.length, g.reach
+        full = c0 * length + c1 * (m + length) + c2 * 2 * m
+        b1, sub1 = g.blocks(max(c0 * kk, c1), s, c0 * kk * c1)
+        b2, _ = g.blocks(c2 * kk, s, c1 * c2 * kk)
+        nb1, nb2 = b1[0][1], b2[0][1]
+        scratch = 2 * c1 * nb1 + c0 * kk * sub1 + (c1 + c2 * kk) * (nb2 + reach) + c2 * nb2
+        parts = 0
+        if train:
+            full += c1 * m + c2 * (2 * m + reach + length)
+            bb, subb = g.blocks(max(c2 * kk, c1), s, c1 * c2 * kk)
+            scratch += 2 * c2 * kk * c1 + 2 * c1 * bb[0][1] + c2 * kk * subb + c1 * c0 * kk
+            parts = len(bb) * c2 * kk * c1 + len(b1) * c1 * c0 * kk
+        return s * (full + threads * scratch + parts) + m * (2 * s + 8)
+
+    weights = c1 * (c0 + c2) * kk + 4 * c1
+    step = encoder(n, s, True) + 14 * s * weights
+    probe = 8 * min(n_frames, PROBE_FRAMES) * (height + 2 * p) * (width + 2 * p) \
+        * (2 * c0 + 2.5 * c1)
+    encode = encoder(min(n_frames, ENCODE_BATCH), 8, False) + 16 * weights
+    video = s * c0 * width * height * (2 * n_frames + n)
+    # the step's buffers stay (its thread's workspace) while the readout encodes
+    return int(1.1 * (video + max(step, probe) + encode) + OVERHEAD)
+
+
+def check_memory(config, shape):
+    """UsageError naming the option to change if training ``config`` on frames of ``shape``
+    (T, C, H, W) would need more than MEMORY_BUDGET."""
+    t, c, h, w = shape
+    threads = step_threads(config)
+
+    def need(channels=config.hidden_channels, batch=config.batch_size):
+        return peak_bytes(t, c, h, w, channels, config.kernel_size, batch, config.dtype, threads)
+
+    needed = need()
+    if needed <= MEMORY_BUDGET:
+        return
+    sizes = (f"--channels {config.hidden_channels}, --kernel {config.kernel_size} and "
+             f"--batch {config.batch_size} on {t} frames of {h}×{w} px")
+    channels = _largest(lambda n: need(channels=n) <= MEMORY_BUDGET, config.hidden_channels)
+    batch = _largest(lambda b: need(batch=b) <= MEMORY_BUDGET, config.batch_size)
+    if channels >= 1:
+        limit = f"--channels must be at most {channels} at this --kernel and --batch"
+    elif batch >= 2:
+        limit = f"--batch must be at most {batch} at this --channels and --kernel"
+    else:
+        limit = "use a smaller --kernel, --channels or --batch"
+    raise UsageError(f"{sizes} need about {gib(needed)} of memory, more than the "
+                     f"{gib(MEMORY_BUDGET)} limit: {limit}")
+
+
+def _largest(fits, high):
+    """The largest n in 0..high with fits(n) (fits is monotone: true up to some n)."""
+    low = 0
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
+
+
+# --------------------------------------------------------------------------
+# the command
+
+
 def _train_command(args):
     try:
         config = _config(args)
-        for flag, path in (("--video", args.video), ("--heldout-video", args.heldout_video)):
-            if path is not None:
-                check_input_file(path, flag)
     except (ValueError, TypeError) as e:
-        return _fail(_message(e), 2)
+        raise UsageError(_message(e)) from None
+    for flag, path in (("--video", args.video), ("--heldout-video", args.heldout_video)):
+        if path is not None:
+            check_input_file(path, flag)
+    videos = _load_videos(args)
+    _check_videos(args, config, *videos)
+    # only now the output directory: nothing in it is touched before the inputs are known good
     try:
         with open_run_dir(args.out, resume=args.resume, overwrite=args.overwrite) as out:
-            return _train_in(out, args, config)
+            return _train_in(out, args, config, *videos)
     except RunLockedError as e:
         return _fail(str(e), 1)
     except RunExistsError as e:
-        return _fail(f"--out {e.out_dir} already holds a run ({', '.join(e.files)}); add "
-                     f"--resume to continue it or --overwrite to replace it", 2)
+        raise UsageError(f"--out {e.out_dir} already holds a run ({', '.join(e.files)}); add "
+                         f"--resume to continue it or --overwrite to replace it") from None
     except (ValueError, TypeError) as e:
-        return _fail(_message(e), 2)
+        raise UsageError(_message(e)) from None
     except OSError as e:  # the directory or its lock file cannot be created
-        return _fail(f"--out {args.out}: cannot write there ({os_error_text(e)})", 2)
+        raise UsageError(f"--out {args.out}: cannot write there ({os_error_text(e)})") from None
 
 
-def _train_in(out, args, config):
+def _train_in(out, args, config, frames, positions, h_frames, h_positions):
     """The work, with ``out`` created and locked."""
-    try:
-        frames, positions, h_frames, h_positions = _load_videos(args)
-        check_frames_for_config(config, frames)
-        check_readout_videos(frames, positions, h_frames, h_positions)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return _fail(_message(e), 2)
     try:
         result = train(config, frames, out_dir=out, resume=args.resume,
                        progress=not args.no_progress)
     except TrainingInterrupted as e:
-        where = (f"checkpoint {e.checkpoint} holds step {e.step}; continue with --resume"
-                 if e.checkpoint else "nothing was written")
+        if e.checkpoint:
+            where = f"checkpoint {e.checkpoint} holds step {e.step}; continue with --resume"
+        elif args.overwrite:
+            where = f"nothing was written; the run already in {out} is kept"
+        else:
+            where = "nothing was written"
         print(f"{PROG}: interrupted: {where}", file=sys.stderr)
         return 130
     except CorruptCheckpointError as e:
@@ -170,8 +314,9 @@ def _train_in(out, args, config):
                               or f"generated, seed {args.heldout_seed}")
         write_summary(out, summary)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted before {SUMMARY} was written; the checkpoint holds all "
-              f"{result.steps} steps; --resume writes the summary", file=sys.stderr)
+        print(f"{PROG}: interrupted before {SUMMARY} was written; the checkpoint holds "
+              f"{'the' if result.steps == 1 else 'all'} {_count(result.steps, 'step')}; "
+              f"--resume writes the summary", file=sys.stderr)
         return 130
     except (ValueError, TypeError) as e:  # e.g. a held-out coordinate that never changes
         return _fail(_message(e), 2)
