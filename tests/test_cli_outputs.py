@@ -313,3 +313,31 @@ def test_input_and_output_messages_say_what_the_path_is(tmp_path):
         check_output_file(str(tmp_path / "afile" / "x.npz"), "--out")
     with pytest.raises(UsageError, match="--out .*link is a symbolic link to .*gone.*, which does not exist"):
         check_output_dir(str(tmp_path / "link"), "--out")
+
+
+@pytest.mark.parametrize("argv, flag, name", [
+    (["proofs", "--only", "E2", "--max-size", "1"], "--report", "r.md"),
+    (["mi-bench", "--levels", "2", "--batches", "2", "--dim", "2"], "--figure", "f.png"),
+], ids=["proofs --report", "mi-bench --figure"])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_part(argv, flag, name, tmp_path, capsys,
+                                                              monkeypatch):
+    """Bug: the report and figures were written in place, so a full disk left an empty or
+    truncated file (and a failing report write truncated the previous one). Now they are
+    written beside and renamed: an error names the file, exits 1 and leaves the old one."""
+    import rpmref.cli.mi_bench
+    import rpmref.proofs.report
+    path = tmp_path / name
+    path.write_bytes(b"the previous version")
+
+    def full_disk(*args, **kwargs):
+        target = args[0] if flag == "--report" else args[1]
+        with open(target, "wb") as handle:
+            handle.write(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+    monkeypatch.setattr(rpmref.proofs.report, "write_report", full_disk)
+    monkeypatch.setattr(rpmref.cli.mi_bench, "plot", full_disk)
+    assert cli.main([*argv, flag, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: No space left on device" in err.splitlines()[-1]
+    assert path.read_bytes() == b"the previous version"
+    assert sorted(os.listdir(tmp_path)) == [name]

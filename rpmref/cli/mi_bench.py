@@ -1,9 +1,10 @@
 """``rpmref mi-bench``: the MI staircase of Poole et al. (2019) (``rpmref.gaussian.staircase``)."""
 import json
+import math
+import os
 import sys
 
-import math
-
+from rpmref.balls.runstore import replacing
 from rpmref.cli.common import (
     MEMORY_BUDGET, UsageError, bounded_int, check_output_file, gib, nonnegative_int, positive_int)
 from rpmref.environment import environment
@@ -98,7 +99,9 @@ def run(args):
               f"{args.batches} batches per cell, seed {args.seed}; nats, I_K ± 1 s.e.")
         print(format_table(rows))
     if args.figure is not None:
-        plot(rows, args.figure)  # an OSError here: one line and exit 1 (cli.common)
+        suffix = ".tmp" + os.path.splitext(args.figure)[1]   # matplotlib picks the format by it
+        with replacing(args.figure, suffix=suffix) as target:  # a failed write leaves no part
+            plot(rows, target)  # an OSError here: one line and exit 1 (cli.common)
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0
 

@@ -68,8 +68,10 @@ def main_from_args(args):
     print(f"{len(results) - len(failed)} proved, {len(failed)} FAILED in "
           f"{time.perf_counter() - start:.1f} s (finite sizes up to {args.max_size})")
     if args.report is not None:
+        from rpmref.balls.runstore import replacing
         from rpmref.proofs.report import write_report
-        write_report(args.report, results, args.max_size)
+        with replacing(args.report) as target:   # all of it or nothing; a link written through
+            write_report(target, results, args.max_size)
         print(f"report written to {args.report}")
     return 1 if failed else 0
 

@@ -1,10 +1,11 @@
 """``rpmref structure``: MI is blind to relabellings of the latents, the InfoNCE prior is not
 (``rpmref.structure.experiment``)."""
 import json
+import os
 import sys
 import time
 
-from rpmref.balls.runstore import jsonable, write_json
+from rpmref.balls.runstore import jsonable, replacing, write_json
 from rpmref.cli.common import RunFailed, check_output_file, positive_float, positive_int
 from rpmref.environment import environment
 from rpmref.structure.experiment import (
@@ -61,7 +62,9 @@ def run(args):
             write_json(args.json, record)
             print(f"wrote {args.json}", file=sys.stderr)
     if args.figure is not None:
-        plot(result, args.figure)
+        suffix = ".tmp" + os.path.splitext(args.figure)[1]   # matplotlib picks the format by it
+        with replacing(args.figure, suffix=suffix) as target:  # a failed write leaves no part
+            plot(result, target)
         print(f"wrote {args.figure}", file=sys.stderr)
     return 0
 
