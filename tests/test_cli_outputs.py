@@ -341,3 +341,36 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_part(argv, flag, name, 
     assert f"{path}: No space left on device" in err.splitlines()[-1]
     assert path.read_bytes() == b"the previous version"
     assert sorted(os.listdir(tmp_path)) == [name]
+
+
+@pytest.mark.parametrize("flag", ["--gif", "--preview"])
+def test_make_refuses_an_empty_image_path_and_never_leaves_part_of_one(flag, tmp_path, capsys,
+                                                                       monkeypatch):
+    """Bug: `--gif ''` was skipped silently, and a failed GIF write left a truncated file."""
+    import rpmref.cli.make
+    out = str(tmp_path / "v.npz")
+    base = ["balls", "make", "--out", out, "--frames", "20", "--size", "16"]
+    assert cli.main([*base, flag, ""]) == 2
+    assert "must be a file name" in one_line_error(capsys, "rpmref balls make")
+    assert not os.path.exists(out)
+    image = tmp_path / ("a.gif" if flag == "--gif" else "a.png")
+
+    def full_disk(path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"GIF8")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(rpmref.cli.make, "save_gif", full_disk)
+    monkeypatch.setattr(rpmref.cli.make, "save_preview", full_disk)
+    assert cli.main([*base, flag, str(image)]) == 1
+    assert f"{image}: No space left on device" in one_line_error(capsys, "rpmref balls make")
+    assert sorted(os.listdir(tmp_path)) == ["v.npz"]   # the video is written, no part of the image
+
+
+def test_train_out_that_is_a_dangling_link_says_so(tmp_path, capsys):
+    os.symlink(tmp_path / "gone", tmp_path / "out")
+    video = str(tmp_path / "v.npz")
+    assert cli.main(["balls", "make", "--out", video, "--frames", "20", "--size", "16"]) == 0
+    capsys.readouterr()
+    assert cli.main(["balls", "train", "--out", str(tmp_path / "out"), "--video", video,
+                     "--steps", "1"]) == 2
+    assert "is a symbolic link to" in one_line_error(capsys, "rpmref balls train")

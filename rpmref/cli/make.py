@@ -12,6 +12,7 @@ import sys
 import time
 
 from rpmref.balls.render import render_frames, save_gif, save_preview
+from rpmref.balls.runstore import replacing
 from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
 from rpmref.cli.common import (
     DefaultsHelpFormatter, bounded_int, check_output_file, flag_names, nonnegative_int,
@@ -87,13 +88,13 @@ def _gib(n_bytes):
 
 def _check_outputs(args, config):
     check_output_file(args.out, "--out", (".npz",))
-    if args.preview:
+    if args.preview is not None:   # '' is refused below, not skipped
         if importlib.util.find_spec("matplotlib") is None:
             raise ValueError("--preview needs matplotlib: pip install 'rpmref[plot]'")
         from matplotlib.backend_bases import FigureCanvasBase
         formats = sorted(FigureCanvasBase.get_supported_filetypes())
         check_output_file(args.preview, "--preview", tuple("." + f for f in formats))
-    if args.gif:
+    if args.gif is not None:
         if importlib.util.find_spec("PIL") is None:
             raise ValueError("--gif needs Pillow: pip install 'rpmref[plot]'")
         check_output_file(args.gif, "--gif", (".gif",))
@@ -136,14 +137,15 @@ def _make_command(args):
           f"({100.0 * trajectory.n_redrawn / max(trajectory.n_moves, 1):.1f}%); "
           f"{_count(trajectory.n_dead_ends, 'dead end')} (backtracked)")
     for flag, path in (("--preview", args.preview), ("--gif", args.gif)):
-        if not path:
+        if path is None:
             continue
-        try:
-            if flag == "--preview":
-                colours = ball_colours(config) if config.channels == "rgb" else None
-                save_preview(path, frames, trajectory.positions, colours=colours)
-            else:
-                save_gif(path, frames)
+        try:   # written beside and renamed: a failure leaves no truncated image
+            with replacing(path, suffix=".tmp" + os.path.splitext(path)[1]) as target:
+                if flag == "--preview":
+                    colours = ball_colours(config) if config.channels == "rgb" else None
+                    save_preview(target, frames, trajectory.positions, colours=colours)
+                else:
+                    save_gif(target, frames)
         except OSError as e:
             return _fail(f"cannot write {flag} {path} ({os_error_text(e)}); {written} is written", 1)
         except MemoryError:

@@ -282,6 +282,9 @@ def _train_command(args):
     except (ValueError, TypeError) as e:
         raise UsageError(_message(e)) from None
     except OSError as e:  # the directory or its lock file cannot be created
+        if os.path.islink(args.out) and not os.path.exists(args.out):
+            raise UsageError(f"--out {args.out} is a symbolic link to {os.readlink(args.out)!r}, "
+                             f"which does not exist") from None
         raise UsageError(f"--out {args.out}: cannot write there ({os_error_text(e)})") from None
 
 
