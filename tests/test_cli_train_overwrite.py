@@ -230,3 +230,17 @@ def test_counts_are_singular_for_one(videos, tmp_path, capsys, monkeypatch):
     assert main(args(videos, tmp_path / "run", "--steps", "1")) == 130
     err = capsys.readouterr().err
     assert "the checkpoint holds the 1 step;" in err and "1 steps" not in err
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_diverging_run_reports_it_without_numpy_warnings(videos, tmp_path, capsys, threads):
+    """A learning rate of 1e30 makes the second step's loss NaN: the trainer says so in one
+    line (exit 1); the overflow on the way, in this thread or the step's worker threads,
+    printed a page of RuntimeWarnings before it."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(args(videos, str(tmp_path / "run"), "--lr", "1e30", "--threads", threads))
+    err = capsys.readouterr().err
+    assert code == 1 and "Warning" not in err and "Traceback" not in err
+    assert "non-finite loss" in err.strip().splitlines()[-1]

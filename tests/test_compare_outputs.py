@@ -432,3 +432,16 @@ def test_workers_are_counted_in_the_singular_too():
             return {"workers": {"tcp://127.0.0.1:4000": {"nthreads": 1}}}
 
     assert parallel.describe(client=Client()) == "Dask cluster tcp://127.0.0.1:8786 (1 worker)"
+
+
+def test_a_diverging_run_is_one_line_naming_it_without_warnings(tmp_path, capsys):
+    """Bug: a run whose loss became NaN ended the comparison in a NonFiniteLossError
+    traceback after a page of NumPy overflow warnings; now one line, exit 1, naming the
+    critic, seed, optimiser and learning rate."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = cli.main([*QUICK, "--lr", "1e30", "--out", str(tmp_path / "out")])
+    err = one_line_error(capsys)
+    assert code == 1 and "Warning" not in err
+    assert "the rbf run of seed 0 (adam, lr 1e+30) diverged" in err and "--lr" in err

@@ -509,8 +509,14 @@ def _run_task(task, shared):
     cache = _UNTRAINED_CACHES.setdefault(shared["videos_id"], {})
     while len(_UNTRAINED_CACHES) > 4:  # a long-lived (Dask) worker: keep the newest videos
         del _UNTRAINED_CACHES[next(iter(_UNTRAINED_CACHES))]
-    return run_one(videos=shared["videos"], radius=shared["radius"], untrained_cache=cache,
-                   progress=shared["progress"], **task)
+    try:
+        return run_one(videos=shared["videos"], radius=shared["radius"], untrained_cache=cache,
+                       progress=shared["progress"], **task)
+    except trainer.NonFiniteLossError as error:   # say which run diverged
+        config = task["train_config"]
+        raise trainer.NonFiniteLossError(
+            f"the {task['critic']} run of seed {task['seed']} ({config.optimizer}, lr "
+            f"{config.lr:g}) diverged: {error}") from None
 
 
 _UNTRAINED_CACHES = {}  # videos id -> untrained_cache of run_one, in this process
@@ -554,8 +560,8 @@ def _dask_warnings(execution, log):
         return
     workers = parallel.dask_workers(execution["client"])
     if not workers:
-        raise RuntimeError(f"the Dask cluster at {execution['record']['scheduler']} has no "
-                           f"workers")
+        raise parallel.NoWorkersError(f"the Dask cluster at {execution['record']['scheduler']} "
+                                      f"has no workers")
     threaded = sorted(address for address, n in workers.items() if n > 1)
     if threaded:
         log(f"warning: Dask workers with more than one thread ({', '.join(threaded)}): "
@@ -646,7 +652,8 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     FileExistsError
         If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
     RuntimeError
-        If the Dask cluster has no workers. Also ValueError if ``figure_seed`` is
+        ``parallel.NoWorkersError`` if the Dask cluster has no workers;
+        ``trainer.NonFiniteLossError`` naming the run if a training run diverges. Also ValueError if ``figure_seed`` is
         not one of ``seeds``.
 
     Examples
@@ -781,7 +788,8 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     FileExistsError
         If ``out_dir`` holds a finished result of other settings and not ``overwrite``.
     RuntimeError
-        If the Dask cluster has no workers.
+        ``parallel.NoWorkersError`` if the Dask cluster has no workers;
+        ``trainer.NonFiniteLossError`` naming the run if a training run diverges.
 
     Examples
     --------

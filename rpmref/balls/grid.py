@@ -34,6 +34,7 @@ a training step makes few passes over memory and allocates nothing large:
 
 All large arrays live in a ``Workspace`` and are reused by the next step.
 """
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -164,7 +165,10 @@ class Workspace:
             return fn(runs[0], 0)
         if self._pool is None or self._pool._max_workers != self.threads:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rpmref-grid")
-        futures = [self._pool.submit(fn, run, slot) for slot, run in enumerate(runs)]
+        # each thread runs in a copy of the caller's context, so np.errstate (a context
+        # variable) holds there too: a caller that checks results itself sees no warnings
+        futures = [self._pool.submit(contextvars.copy_context().run, fn, run, slot)
+                   for slot, run in enumerate(runs)]
         return [r for f in futures for r in f.result()]
 
     def map_blocks(self, fn, blocks):

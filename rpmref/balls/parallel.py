@@ -25,6 +25,10 @@ import time
 
 from threadpoolctl import threadpool_limits
 
+class NoWorkersError(RuntimeError):
+    """The Dask cluster has no worker to run the tasks."""
+
+
 #: seconds between the parent's checks for finished tasks (and progress refreshes)
 POLL_SECONDS = 0.25
 #: seconds between a worker's checks that its parent is still alive

@@ -683,11 +683,14 @@ def train_step(params, bn_state, opt_state, x, config, critic, scale):
     threads = step_threads(config)
     _LOCAL.active = _thread_workspace(threads)  # objective's workspace during this step only
     try:
-        if threads > 1:  # the step's threads each call single-threaded BLAS (train() sets
-            with blas_threads(1):  # that for a whole run; here for callers of train_step)
+        # a diverging step overflows on its way to a non-finite loss or gradient: that is
+        # reported just below (NonFiniteLossError), not by NumPy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if threads > 1:  # the step's threads each call single-threaded BLAS (train() sets
+                with blas_threads(1):  # that for a whole run; here for callers of train_step)
+                    g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
+            else:
                 g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
-        else:
-            g, (loss, estimate, stats) = _GRAD(params, x, critic, scale)
     finally:
         _LOCAL.active = None
     if not np.isfinite(loss) or _first_non_finite([("gradient", g)]):

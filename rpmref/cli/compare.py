@@ -13,9 +13,10 @@ from rpmref.balls.compare import (
     sweep_settings)
 from rpmref.balls.critics import CRITICS
 from rpmref.balls.rundir import _missing_directories
+from rpmref.balls.trainer import NonFiniteLossError
 from rpmref.balls.video import BallsConfig
 from rpmref.cli.common import (
-    UsageError, check_output_dir, nonnegative_int, positive_float, positive_int)
+    RunFailed, UsageError, check_output_dir, nonnegative_int, positive_float, positive_int)
 
 DEFAULT_OUT, QUICK_OUT = "compare_out", "compare_quick_out"
 QUICK_TITLE = "Quick settings (a smoke test, not a result)"
@@ -137,6 +138,12 @@ def _compare_command(args):
             return 130
         except runstore.StoreLockedError:
             raise
+        except (NonFiniteLossError, parallel.NoWorkersError) as error:   # the run failed: exit 1
+            kept = _kept(out, stems)
+            hint = "; try a smaller --lr or --lrs" if isinstance(error, NonFiniteLossError) else ""
+            raise RunFailed(f"{error}{hint}" + (f"; {kept}: run the same command again once this "
+                                                f"is fixed to train only the rest" if kept else "")
+                            ) from None
         except OSError as error:  # a full disk, say: name what is kept
             kept = _kept(out, stems)
             if not kept:
