@@ -942,7 +942,7 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         Continue from ``out_dir``'s checkpoint (same config apart from epochs /
         steps; every array, counter and history row is checked).
     progress : bool, default True
-        Show a progress bar.
+        Show a progress bar when stderr is a terminal (a log file gets none).
     on_epoch : callable, optional
         ``on_epoch(epoch, params, bn_state)``: called after every epoch (and after
         a final partial one), once its checkpoint is written.
@@ -1073,7 +1073,7 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
         saved = None
 
     from tqdm import tqdm
-    bar = tqdm(total=total, initial=st["step"], disable=not progress,
+    bar = tqdm(total=total, initial=st["step"], disable=None if progress else True,
                desc=f"train {config.critic}", unit="step", leave=False)
     start_step, t0 = st["step"], time.perf_counter()
     try:
