@@ -130,9 +130,14 @@ def test_batch_larger_than_the_video_is_reported(videos, tmp_path):
     assert summary["log_batch"] == pytest.approx(math.log(16), rel=1e-15)
 
 
-def test_progress_bar_and_final_line(videos, tmp_path, capsys):
+def test_progress_bar_and_final_line(videos, tmp_path, capsys, monkeypatch):
+    """A bar on a terminal's stderr, none in a log file (it got every carriage-return frame)."""
     argv = [a for a in args(videos, tmp_path / "run") if a != "--no-progress"]
     assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "train rbf" not in captured.err and captured.out.count("\n") == 1
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main([*argv, "--overwrite"]) == 0
     captured = capsys.readouterr()
     assert re.search(r"train rbf: .*\| \d/6 \[", captured.err)  # tqdm's bar
     assert captured.out.count("\n") == 1

@@ -26,7 +26,14 @@ import time
 from threadpoolctl import threadpool_limits
 
 class NoWorkersError(RuntimeError):
-    """The Dask cluster has no worker to run the tasks."""
+    """The Dask cluster has no worker to run the tasks (a RuntimeError).
+
+    Examples
+    --------
+    >>> from rpmref.balls.parallel import NoWorkersError
+    >>> issubclass(NoWorkersError, RuntimeError)
+    True
+    """
 
 
 #: seconds between the parent's checks for finished tasks (and progress refreshes)

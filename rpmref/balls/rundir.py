@@ -315,7 +315,18 @@ def discard_replaced_run(out_dir, keep=()):
 
     Examples
     --------
-    See :func:`open_run_dir`.
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import discard_replaced_run, open_run_dir
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = os.path.join(tmp, "run")
+    ...     with open_run_dir(run) as path:
+    ...         for name in ("checkpoint.npz", "summary.json"):
+    ...             open(os.path.join(path, name), "w").close()
+    ...     with open_run_dir(run, overwrite=True) as path:
+    ...         print(discard_replaced_run(path, keep=("checkpoint.npz",)))
+    ...         print(discard_replaced_run(path))   # once only
+    ['summary.json']
+    []
     """
     key = os.path.realpath(os.fspath(out_dir))
     replacing = getattr(_held, "replacing", {})
