@@ -16,7 +16,7 @@ from rpmref.structure import (
     LearnConfig, coarse_encoder, data_pmf, distance_correlation, geometry, labellings,
     linear_map_table, local_critic, neighbour_fraction, neighbour_kernel, one_hot,
     position_correlation, relabel_encoder, relabelling_baseline, relabelling_table,
-    symmetries, topography_scores, train_encoder)
+    spearman, symmetries, topography_scores, train_encoder)
 from rpmref.structure.experiment import problem
 
 SMALL = [("line", 8, 4), ("ring", 8, 4), ("grid", 4, 2), ("line", 10, 5), ("ring", 10, 5)]
@@ -256,6 +256,24 @@ def test_cli_unwritable_json_is_refused_before_work(tmp_path, capsys):
     (lambda: train_encoder(*problem("line", True)[:3], "mi", -1), ValueError, "seed"),
     (lambda: relabelling_table(data_pmf(geometry("line", 4)), np.eye(4), geometry("line", 3),
                                labellings(3)), ValueError, "latent_geo"),
+    # a geometry that is not a Geometry was an AttributeError from inside the function
+    (lambda: neighbour_kernel(None), TypeError, "geo must be a Geometry"),
+    (lambda: data_pmf("line"), TypeError, "geo must be a Geometry"),
+    (lambda: coarse_encoder(geometry("line", 4), 2), TypeError, "latent_geo must be a Geometry"),
+    (lambda: local_critic(3, 1.0), TypeError, "latent_geo must be a Geometry"),
+    (lambda: topography_scores("line", geometry("line", 2), np.eye(2)), TypeError,
+     "data_geo must be a Geometry"),
+    (lambda: train_encoder(geometry("line", 4), "line", data_pmf(geometry("line", 4)), "mi", 0),
+     TypeError, "latent_geo must be a Geometry"),
+    (lambda: train_encoder(*problem("line", True)[:3], "mi", 0, config={"steps": 2}), TypeError,
+     "config must be a LearnConfig"),
+    # unused arguments were not checked at all (k ≤ MAX_EXHAUSTIVE)
+    (lambda: labellings(3, -1), ValueError, "max_count"),
+    (lambda: labellings(3, seed=-1), ValueError, "seed"),
+    # spearman: NumPy's broadcasting error, or a NaN silently ranked
+    (lambda: spearman([1, 2], [1, 2, 3]), ValueError, "a and b must have the same length"),
+    (lambda: spearman([1, np.nan, 3], [1, 2, 3]), ValueError, "a must be finite"),
+    (lambda: spearman(["x", "y"], [1, 2]), TypeError, "a must be an array of real numbers"),
 ])
 def test_bad_input_names_the_argument(call, error, words):
     with pytest.raises(error, match=words):

@@ -72,6 +72,42 @@ class Geometry:
         return np.abs(self.distance - 1.0) < 1e-12
 
 
+def check_geometry(value, name):
+    """``value`` if it is a ``Geometry``; TypeError naming ``name`` otherwise.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name, for the message.
+
+    Returns
+    -------
+    Geometry
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a ``Geometry`` (build one with :func:`geometry`).
+
+    Examples
+    --------
+    >>> from rpmref.structure.geometry import check_geometry, geometry
+    >>> check_geometry(geometry("line", 3), "data_geo").n
+    3
+    >>> check_geometry("line", "data_geo")
+    Traceback (most recent call last):
+    ...
+    TypeError: data_geo must be a Geometry (from rpmref.structure.geometry(kind, size)), got str
+    """
+    if not isinstance(value, Geometry):
+        raise TypeError(f"{name} must be a Geometry (from rpmref.structure.geometry(kind, size)), "
+                        f"got {type(value).__name__}")
+    return value
+
+
 def geometry(kind, size):
     """The ``kind`` geometry with ``size`` states (line, ring) or size × size states (grid).
 
@@ -149,6 +185,7 @@ def neighbour_kernel(geo, stay=0.5):
            [0.25, 0.5 , 0.25],
            [0.  , 0.25, 0.75]])
     """
+    geo = check_geometry(geo, "geo")
     stay = check_real(stay, "stay", minimum=0.0, maximum=1.0)
     adjacent = geo.neighbours.astype(float)
     step = (1.0 - stay) / adjacent.sum(axis=1).max()
@@ -190,6 +227,7 @@ def data_pmf(geo, stay=0.5):
     >>> bool(np.allclose(p, p.T)), bool(np.isclose(p.sum(), 1.0))
     (True, True)
     """
+    geo = check_geometry(geo, "geo")
     return neighbour_kernel(geo, stay) / geo.n
 
 
@@ -224,6 +262,7 @@ def coarse_labels(data_geo, latent_geo):
     >>> coarse_labels(geometry("grid", 4), geometry("grid", 2)).reshape(4, 4).tolist()
     [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
     """
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
     if latent_geo.kind != data_geo.kind:
         raise ValueError(f"latent_geo must be a {data_geo.kind} like data_geo, got a "
                          f"{latent_geo.kind}")
@@ -266,6 +305,7 @@ def symmetries(geo):
     >>> len(symmetries(geometry("grid", 3)))
     8
     """
+    geo = check_geometry(geo, "geo")
     n, s = geo.n, geo.size
     idx = np.arange(n)
     if geo.kind == "line":

@@ -32,6 +32,7 @@ from autograd.misc.flatten import flatten
 from rpmref.exact import infonce_limit, mutual_information, recognition_joint
 from rpmref.exact.numerics import log_softmax, logsumexp
 from rpmref.exact.validation import check_choice, check_int, check_pmf, check_real, check_seed
+from rpmref.structure.geometry import check_geometry
 from rpmref.structure.relabel import LENGTHSCALES, _best_lengthscales
 from rpmref.structure.topography import relabelling_baseline, topography_scores
 
@@ -211,8 +212,11 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     >>> np.array_equal(run["enc"], again["enc"])     # reproducible from the seed
     True
     """
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
     objective = check_choice(objective, "objective", OBJECTIVES)
     seed = check_seed(seed, "seed")
+    if not isinstance(config, LearnConfig):
+        raise TypeError(f"config must be a LearnConfig, got {type(config).__name__}")
     p_xx = np.asarray(check_pmf(p_xx, "p_xx", ndim=2))
     if p_xx.shape != (data_geo.n, data_geo.n):
         raise ValueError(f"p_xx must be ({data_geo.n}, {data_geo.n}) for data_geo, got {p_xx.shape}")
@@ -279,6 +283,7 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     >>> result["scores"]["neighbour_fraction"]
     1.0
     """
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
     best, _ = _best_lengthscales(p_zz, sq_dist, np.arange(latent_geo.n)[None, :], LENGTHSCALES)

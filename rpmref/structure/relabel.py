@@ -30,8 +30,8 @@ from rpmref.exact import (
     recognition_joint)
 from rpmref.exact.validation import (
     as_real_array, check_conditional, check_index_array, check_int, check_permutation, check_pmf,
-    check_real)
-from rpmref.structure.geometry import coarse_labels, symmetries
+    check_real, check_seed)
+from rpmref.structure.geometry import check_geometry, coarse_labels, symmetries
 
 #: ℓ values over which each labelling's I_∞ is maximised.
 LENGTHSCALES = np.geomspace(0.1, 10.0, 21)
@@ -109,7 +109,7 @@ def coarse_encoder(data_geo, latent_geo):
            [0., 1.],
            [0., 1.]])
     """
-    return one_hot(coarse_labels(data_geo, latent_geo), latent_geo.n)
+    return one_hot(coarse_labels(data_geo, latent_geo), check_geometry(latent_geo, "latent_geo").n)
 
 
 def local_critic(latent_geo, lengthscale):
@@ -142,6 +142,7 @@ def local_critic(latent_geo, lengthscale):
            [-0.5, -0. , -0.5],
            [-2. , -0.5, -0. ]])
     """
+    latent_geo = check_geometry(latent_geo, "latent_geo")
     ell = check_real(lengthscale, "lengthscale", minimum=0.0, inclusive=(False, True))
     return -latent_geo.distance ** 2 / (2.0 * ell ** 2)
 
@@ -224,9 +225,10 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     5
     """
     k = check_int(k, "k", minimum=1)
+    max_count = check_int(max_count, "max_count", minimum=1)   # checked even where unused
+    seed = check_seed(seed, "seed")
     if k <= MAX_EXHAUSTIVE:
         return np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
-    max_count = check_int(max_count, "max_count", minimum=1)
     fixed = [np.arange(k)] + ([] if include is None else [check_permutation(p, "include", k) for p in include])
     rng = np.random.default_rng(seed)
     seen, out = set(), []
@@ -342,6 +344,7 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     """
     p_xx = check_pmf(p_xx, "p_xx", ndim=2)
     enc = check_conditional(enc, "enc", n_rows=np.shape(p_xx)[0])
+    latent_geo = check_geometry(latent_geo, "latent_geo")
     k = enc.shape[1]
     if latent_geo.n != k:
         raise ValueError(f"latent_geo has {latent_geo.n} states but enc has k = {k} columns")
@@ -458,6 +461,7 @@ def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings
     >>> s["mi_spread"] < 1e-12, s["elbo_gap"] < 1e-12, s["i_inf_spread"] > 0.1
     (True, True, True)
     """
+    latent_geo = check_geometry(latent_geo, "latent_geo")
     perms = np.asarray(perms)
     table = relabelling_table(p_xx, enc, latent_geo, perms) if table is None else table
     mi, limit = table["mi"], table["i_inf"]

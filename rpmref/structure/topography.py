@@ -24,13 +24,15 @@ the correlations.
 """
 import numpy as np
 
-from rpmref.exact.validation import check_conditional, check_int, make_generator
+from rpmref.exact.validation import as_real_array, check_conditional, check_int, make_generator
+from rpmref.structure.geometry import check_geometry
 
 #: Random relabellings averaged by ``relabelling_baseline`` for the correlations.
 BASELINE_SAMPLES = 500
 
 
 def _check(data_geo, latent_geo, enc):
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
     enc = np.asarray(check_conditional(enc, "enc", n_rows=data_geo.n))
     if enc.shape[1] != latent_geo.n:
         raise ValueError(f"enc has {enc.shape[1]} columns but latent_geo has {latent_geo.n} "
@@ -79,8 +81,11 @@ def spearman(a, b):
 
     Raises
     ------
+    TypeError
+        ``a`` or ``b`` not an array of real numbers.
     ValueError
-        ``a`` and ``b`` of different lengths (numpy's broadcasting error).
+        ``a`` or ``b`` not 1-D, empty, of different lengths, or not finite (a NaN
+        has no rank).
 
     Examples
     --------
@@ -92,6 +97,10 @@ def spearman(a, b):
     >>> spearman([1, 2, 3], [7, 7, 7])
     0.0
     """
+    a = as_real_array(a, "a", ndim=1)
+    b = as_real_array(b, "b", ndim=1)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same length; got {a.size} and {b.size}")
     ra, rb = rank(a), rank(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     norm = np.sqrt(np.sum(ra ** 2) * np.sum(rb ** 2))
@@ -252,7 +261,7 @@ def topography_scores(data_geo, latent_geo, enc):
     >>> topography_scores(line, line, one_hot([3, 2, 1, 0], 4))   # reversed: still topographic
     {'neighbour_fraction': 1.0, 'distance_correlation': 1.0, 'position_correlation': 1.0}
     """
-    line = data_geo.kind == "line"
+    line = check_geometry(data_geo, "data_geo").kind == "line"
     return {"neighbour_fraction": neighbour_fraction(data_geo, latent_geo, enc),
             "distance_correlation": distance_correlation(data_geo, latent_geo, enc),
             "position_correlation":
