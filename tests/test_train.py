@@ -199,6 +199,38 @@ def test_bad_config_and_frames():
         T.train(T.TrainConfig(), np.zeros((10, 16, 16)), progress=False)
 
 
+@pytest.mark.parametrize("change, error, message", [
+    # NaN frames trained (and gave NaN latents) as long as no batch happened to hold them
+    (lambda f: np.where(np.arange(f.size).reshape(f.shape) == 5, np.nan, f), ValueError,
+     r"frames must be finite; entry \(0, 0, 0, 5\) is nan"),
+    (lambda f: f * 255.0, ValueError, r"frames must be in \[0, 1\].*divide them by 255"),
+    (lambda f: f - 0.5, ValueError, r"frames must be in \[0, 1\]; got values from -0.5"),
+])
+def test_train_encode_and_initial_params_refuse_frames_they_cannot_use(video, change, error,
+                                                                       message):
+    frames = change(video[0].astype(np.float64))
+    config = T.TrainConfig(steps=1, batch_size=8, hidden_channels=4, kernel_size=3)
+    for call in (lambda: T.train(config, frames, progress=False),
+                 lambda: T.initial_params(config, frames),
+                 lambda: T.encode(T.init_params(config, 0), T.init_bn_state(config), frames,
+                                  config)):
+        with pytest.raises(error, match=message):
+            call()
+
+
+def test_train_and_initial_params_check_their_other_arguments(video):
+    frames = video[0]
+    config = T.TrainConfig(steps=1, batch_size=8, hidden_channels=4, kernel_size=3)
+    with pytest.raises(TypeError, match="on_epoch must be callable or None; got int"):
+        T.train(config, frames, progress=False, on_epoch=5)   # was raised after an epoch
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        T.train(config, frames, progress="yes")
+    with pytest.raises(TypeError, match="config must be a TrainConfig; got dict"):
+        T.initial_params({"seed": 0}, frames)                  # was an AttributeError
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        T.initial_params(config, frames, rng=0)
+
+
 def test_cli_train_and_resume(video, tmp_path, capsys):
     from rpmref.cli import main
     train_path = save_video(str(tmp_path / "train.npz"), *video, SMALL_VIDEO)

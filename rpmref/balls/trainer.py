@@ -333,7 +333,11 @@ def initial_params(config, frames, rng=None):
     >>> params["conv1_w"].shape[0], "critic_log_lengthscale" in params
     (4, True)
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     _check_frames(frames)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
     rng = np.random.default_rng(config.seed) if rng is None else rng
     params = init_params(config, rng, frames.shape[1])
     if config.orient_maps:
@@ -372,6 +376,12 @@ def _check_frames(frames):
                          f"{getattr(frames, 'shape', type(frames).__name__)}")
     if not np.issubdtype(frames.dtype, np.floating):
         raise TypeError(f"frames must be floating point in [0, 1]; got dtype {frames.dtype}")
+    if frames.size:
+        check_finite(frames, "frames")
+        low, high = float(frames.min()), float(frames.max())
+        if low < 0.0 or high > 1.0:
+            hint = " (8-bit frames? divide them by 255)" if high > 1.5 else ""
+            raise ValueError(f"frames must be in [0, 1]; got values from {low:g} to {high:g}{hint}")
 
 
 def check_frames_for_config(config, frames):
@@ -996,6 +1006,10 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     check_frames_for_config(config, frames)
     check_bool(resume, "resume")
     check_bool(overwrite, "overwrite")
+    check_bool(progress, "progress")
+    for name, hook in (("on_epoch", on_epoch), ("on_step", on_step)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be callable or None; got {type(hook).__name__}")
     if (resume or overwrite) and out_dir is None:
         raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
     if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
