@@ -489,7 +489,7 @@ def encode(params, bn_state, frames, config, batch=64):
     ------
     ValueError
         If ``frames`` is not 4-D, has no pixel, has another channel count than the
-        parameters, or holds a value that is not finite; if ``params`` or
+        parameters, or holds a value that is not finite or outside [0, 1]; if ``params`` or
         ``bn_state`` lacks an array, or one is empty, not finite, of the wrong shape
         or (a variance) negative; or if ``batch`` < 1.
     TypeError
@@ -973,11 +973,13 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     Raises
     ------
     TypeError
-        If ``config`` is not a TrainConfig, ``frames`` is not floating point, or
-        ``resume`` / ``overwrite`` is not a bool.
+        If ``config`` is not a TrainConfig, ``frames`` is not floating point,
+        ``resume`` / ``overwrite`` / ``progress`` is not a bool, or ``on_epoch`` /
+        ``on_step`` is not callable.
     ValueError
-        If ``frames`` cannot be used (not (T, C, H, W), T < 3, kernel larger than a
-        frame), ``resume`` or ``overwrite`` is given without ``out_dir``, or a
+        If ``frames`` cannot be used (not (T, C, H, W), not finite, outside [0, 1],
+        T < 3, kernel larger than a frame), ``resume`` or ``overwrite`` is given
+        without ``out_dir``, or a
         checkpoint does not fit (CorruptCheckpointError for a damaged one).
     FileNotFoundError
         If ``resume`` finds no checkpoint.
