@@ -7,14 +7,19 @@ and brings back the value as a float, the dtype it was computed in, and the
 gradient with respect to every input array:
 
 * torch: ``torch.autograd.grad``; an output not attached to the inputs' graph is a
-  broken gradient (a loss you cannot train with);
+  broken gradient (a loss you cannot train with). The function gets clones of leaf
+  tensors (real logits are not leaves), so in-place operations on its inputs work;
 * jax: ``jax.grad``; a function ``jax.grad`` cannot trace has a broken gradient;
 * numpy: autograd, for functions written with ``autograd.numpy``; a plain NumPy
   function simply has no gradient to check.
+
+Half-precision results (float16, bfloat16) are brought back exactly, as float64 numbers,
+with the dtype they were computed in.
 """
 import importlib
 import importlib.util
 import inspect
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -91,6 +96,21 @@ class FunctionFailed(TypeError):
     """
 
 
+class _NamedDtype(str):
+    """A floating dtype NumPy has no dtype for (bfloat16): a str of its name, with the
+    ``name``, ``kind`` and ``itemsize`` of a numpy.dtype (``numpy.finfo`` does not take it)."""
+    kind = "f"
+
+    def __new__(cls, name, itemsize):
+        dtype = super().__new__(cls, name)
+        dtype.itemsize = itemsize
+        return dtype
+
+    @property
+    def name(self):
+        return str(self)
+
+
 class Outcome(NamedTuple):
     """The result of :func:`evaluate`.
 
@@ -98,8 +118,9 @@ class Outcome(NamedTuple):
     ----------
     value : float
         The function's value.
-    dtype : numpy.dtype
-        The dtype the value was computed in.
+    dtype : numpy.dtype or str
+        The dtype the value was computed in; for a dtype NumPy lacks (bfloat16) a str
+        of its name that also has the ``name``, ``kind`` and ``itemsize`` of a dtype.
     gradients : tuple of ndarray or None
         One array per input, or None.
     gradient_status : {"ok", "unavailable", "broken"}
@@ -185,7 +206,8 @@ def framework_of_value(value):
 
 
 def framework_of_annotations(fn):
-    """"torch" or "jax" if ``fn``'s parameter annotations name one of their types, else None."""
+    """"torch" or "jax" if ``fn``'s parameter annotations name one of their types and that
+    framework is installed, else None (an annotation cannot make an absent framework work)."""
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -194,7 +216,7 @@ def framework_of_annotations(fn):
         note = parameter.annotation
         text = note if isinstance(note, str) else f"{getattr(note, '__module__', '')}.{note!r}"
         for framework in ("torch", "jax"):
-            if framework in text:
+            if framework in text and installed(framework):
                 return framework
     return None
 
@@ -211,6 +233,8 @@ def scalar(value):
     -------
     tuple
         (the value as a float, the floating dtype it was computed in; float64 for integers).
+        A float16 or bfloat16 tensor's value is exact; its dtype is ``float16``, or
+        ``"bfloat16"`` (a str: NumPy has no bfloat16).
 
     Raises
     ------
@@ -226,25 +250,52 @@ def scalar(value):
     >>> scalar(np.float32(2.5))
     (2.5, dtype('float32'))
     """
+    returned, dtype = value, None
     if hasattr(value, "detach"):                       # torch
-        value = value.detach().cpu().numpy()
+        try:
+            value, dtype = _torch_to_numpy(value)
+        except Exception:
+            raise NotANumberError(returned) from None
     value = getattr(value, "_value", value)            # an autograd box
     try:
         array = np.asarray(value)
     except Exception:
-        raise NotANumberError(value) from None
+        raise NotANumberError(returned) from None
     if array.dtype.kind not in "biuf":
-        raise NotANumberError(value)
+        raise NotANumberError(returned)
     if array.size != 1:
         raise NotScalarError(array.shape)
-    dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float64)
+    if dtype is None:
+        dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float64)
     return float(array.reshape(())), dtype
 
 
+def _torch_to_numpy(tensor):
+    """(ndarray, its dtype as computed or None) of a torch tensor: float16 and bfloat16,
+    which NumPy cannot take (bfloat16) or would keep in half precision, come back as exact
+    float64 values with their own dtype."""
+    tensor = tensor.detach().cpu()
+    if tensor.is_complex():
+        tensor = tensor.resolve_conj()
+    tensor = tensor.resolve_neg()
+    if not tensor.is_floating_point() or tensor.element_size() >= 4:
+        return tensor.numpy(), None
+    name = str(tensor.dtype).removeprefix("torch.")
+    dtype = (np.dtype(np.float16) if name == "float16" else
+             _NamedDtype(name, tensor.element_size()))  # bfloat16, the float8 types
+    return tensor.double().numpy(), dtype
+
+
 def _numpy(fn, inputs, extra, gradients):
-    value, dtype = scalar(fn(*(a.copy() for a in inputs), *extra))
+    out = fn(*(a.copy() for a in inputs), *extra)
+    value, dtype = scalar(out)
     if not gradients:
         return Outcome(value, dtype, None, "unavailable", "not requested")
+    returned = framework_of_value(out)
+    if returned is not None:    # e.g. torch.from_numpy(scores): no path back to the inputs
+        return Outcome(value, dtype, None, "unavailable",
+                       f"it takes NumPy arrays and returns a {returned} array made from them, "
+                       "which has no gradient with respect to them")
     import autograd
     from autograd.tracer import isbox
 
@@ -269,19 +320,34 @@ def _numpy(fn, inputs, extra, gradients):
     return Outcome(value, dtype, tuple(np.asarray(g, dtype=float) for g in grads), "ok", None)
 
 
-def _torch(fn, inputs, extra, gradients):
+def _torch(fn, inputs, extra, gradients, track=None):
+    """``track`` (default: ``gradients``): hand over tensors that require grad, as when
+    gradients are taken, even if they are not (``detect`` tries the call that will run)."""
     torch = require("torch")
-    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=gradients) for a in inputs]
+    track = gradients if track is None else track
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=track) for a in inputs]
+    # clones, not the leaves: in-place operations (scores /= t) work on them as on real
+    # logits, and the gradient still reaches the leaves
+    tensors = [leaf.clone() for leaf in leaves] if track else leaves
     out = fn(*tensors, *extra)
     value, dtype = scalar(out)
     if not gradients:
         return Outcome(value, dtype, None, "unavailable", "not requested")
-    if not (torch.is_tensor(out) and out.requires_grad):
+    if not torch.is_tensor(out):
+        return Outcome(value, dtype, None, "broken",
+                       f"the loss is a {type(out).__name__}, not a tensor: no gradient reaches "
+                       "its inputs (.item() or float() on the loss?)")
+    if not out.requires_grad:
         return Outcome(value, dtype, None, "broken",
                        "the loss is detached from its inputs (no grad_fn)")
-    grads = torch.autograd.grad(out.reshape(()), tensors, allow_unused=True)
-    grads = tuple(np.zeros(a.shape) if g is None else g.detach().cpu().numpy().astype(float)
-                  for a, g in zip(inputs, grads))
+    try:
+        grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    except Exception as err:    # a backward that raises: a loss torch cannot train
+        return Outcome(value, dtype, None, "broken",
+                       f"torch.autograd.grad cannot differentiate it ({type(err).__name__}: "
+                       f"{err})".splitlines()[0])
+    grads = tuple(np.zeros(a.shape) if g is None else
+                  np.asarray(_torch_to_numpy(g)[0], dtype=float) for a, g in zip(inputs, grads))
     return Outcome(value, dtype, grads, "ok", None)
 
 
@@ -399,9 +465,12 @@ def evaluate(fn, framework, inputs, extra=(), gradients=True):
 def detect(fn, inputs, extra=()):
     """Choose the framework for ``fn`` ("auto"): returns (framework, how it was chosen).
 
-    In order: parameter annotations naming torch or jax; a call with NumPy arrays
-    that returns a torch tensor or jax array (that framework) or a number (numpy);
-    if that call raises, torch, then jax (those installed), the first that works.
+    In order: parameter annotations naming torch or jax (when installed); a call with
+    NumPy arrays that returns a torch tensor or jax array (that framework, if it also
+    takes its own arrays; else numpy), or a number (numpy, or torch when the call ran
+    torch functions and torch tensors work too: a torch loss converting its input);
+    if that call raises, torch, then jax (those installed): the first that works, else
+    the first that takes the inputs but returns no scalar (that result is reported).
 
     Parameters
     ----------
@@ -422,7 +491,8 @@ def detect(fn, inputs, extra=()):
     Exception
         What the function raised on NumPy inputs, as it is, when no other framework is
         installed; otherwise FunctionFailed (a TypeError) naming each framework's error,
-        with the NumPy one as its ``__cause__``.
+        with the NumPy one as its ``__cause__``; a TypeError saying so when ``fn`` is a
+        method taken from its class (it needs an instance).
 
     Examples
     --------
@@ -436,24 +506,36 @@ def detect(fn, inputs, extra=()):
         return hinted, "its parameter annotations"
     errors = {}
     try:
-        out = fn(*(a.copy() for a in inputs), *extra)
+        out, used_torch = _numpy_call_watching_torch(fn, inputs, extra)
     except Exception as err:
         errors["numpy"] = err
     else:
         returned = framework_of_value(out)
         if returned is not None:
-            return returned, f"it returns a {returned} array"
+            err = _try(fn, returned, inputs, extra)
+            if err is None or isinstance(err, (NotScalarError, NotANumberError)):
+                return returned, f"it returns a {returned} array"
+            return "numpy", (f"it returns a {returned} array but takes NumPy arrays only "
+                             f"({returned} inputs: {type(err).__name__})")
+        if used_torch and _try(fn, "torch", inputs, extra) is None:
+            return "torch", "it computes in torch, and takes torch tensors"
         return "numpy", "it accepts NumPy arrays"
+    accepted = None     # a framework whose arrays it takes, returning no scalar
     for framework in ("torch", "jax"):
         if not installed(framework):
             errors[framework] = "not installed"
             continue
-        try:
-            evaluate(fn, framework, inputs, extra, gradients=False)
-        except Exception as err:
-            errors[framework] = err
-        else:
+        err = _try(fn, framework, inputs, extra)
+        if err is None:
             return framework, f"it fails on NumPy arrays ({type(errors['numpy']).__name__})"
+        errors[framework] = err
+        if isinstance(err, (NotScalarError, NotANumberError)) and accepted is None:
+            accepted = framework
+    if accepted is not None:
+        return accepted, f"it fails on NumPy arrays ({type(errors['numpy']).__name__})"
+    method = _unbound_method(fn)
+    if method is not None:
+        raise TypeError(method) from errors["numpy"]
     if all(isinstance(err, str) for name, err in errors.items() if name != "numpy"):
         raise errors["numpy"]   # NumPy was the only try: the function's own error, as it is
     described = "; ".join(f"{name}: {_describe(err)}" for name, err in errors.items())
@@ -461,6 +543,61 @@ def detect(fn, inputs, extra=()):
                              f"({described})")
     failure.errors = errors
     raise failure from errors["numpy"]
+
+
+def _try(fn, framework, inputs, extra):
+    """None if ``fn`` gives a scalar on ``framework``'s arrays (torch's requiring grad,
+    as in a gradient check), else what it raised."""
+    try:
+        if framework == "torch":
+            _torch(fn, inputs, extra, gradients=False, track=True)
+        else:
+            evaluate(fn, framework, inputs, extra, gradients=False)
+    except Exception as err:
+        return err
+    return None
+
+
+def _numpy_call_watching_torch(fn, inputs, extra):
+    """(fn's result on copies of the NumPy inputs, whether torch functions ran in the call).
+
+    Only a call made once torch is imported can be watched (a torch function mode): a
+    function that imports torch itself is called a second time, watched."""
+    def call():
+        return fn(*(a.copy() for a in inputs), *extra)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        out = call()
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return out, False
+    from torch.overrides import TorchFunctionMode
+
+    class Watch(TorchFunctionMode):
+        used = False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.used = True
+            return func(*args, **(kwargs or {}))
+    with Watch() as watch:
+        out = call()
+    return out, watch.used
+
+
+def _unbound_method(fn):
+    """A message if ``fn`` is a method taken from its class (``Loss.forward``), else None."""
+    if not inspect.isfunction(fn):
+        return None
+    owner, _, name = fn.__qualname__.rpartition(".")
+    try:
+        first = next(iter(inspect.signature(fn).parameters), None)
+    except (TypeError, ValueError):
+        return None
+    if not owner or owner.endswith("<locals>") or first != "self":
+        return None
+    cls = owner.rpartition(".")[2]
+    return (f"{fn.__qualname__} is a method: it needs an instance, e.g. {cls}(...).{name} "
+            "(taken from the class, its first input became self)")
 
 
 def _describe(err):
