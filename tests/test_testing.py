@@ -40,6 +40,7 @@ def numpy_ops():
         mean=anp.mean, log=anp.log, exp=anp.exp, sqrt=anp.sqrt,
         cat=lambda a, b: anp.concatenate([a, b], axis=0), stop=getval,
         float32=lambda a: np.asarray(getval(a), dtype=np.float32),
+        float16=lambda a: np.asarray(getval(a), dtype=np.float16),
         to_float64=lambda v: np.float64(v), const=np.asarray)
 
 
@@ -51,7 +52,7 @@ def torch_ops():
         squeeze=lambda a, axis: a.squeeze(axis), diag=torch.diagonal,
         eye=lambda n: torch.eye(n, dtype=torch.bool), where=torch.where, mean=torch.mean,
         log=torch.log, exp=torch.exp, sqrt=torch.sqrt, cat=lambda a, b: torch.cat([a, b], 0),
-        stop=lambda a: a.detach(), float32=lambda a: a.float(),
+        stop=lambda a: a.detach(), float32=lambda a: a.float(), float16=lambda a: a.half(),
         to_float64=lambda v: v.double(), const=torch.as_tensor)
 
 
@@ -64,8 +65,8 @@ def jax_ops():
         diag=jnp.diagonal, eye=lambda n: jnp.eye(n, dtype=bool), where=jnp.where,
         mean=jnp.mean, log=jnp.log, exp=jnp.exp, sqrt=jnp.sqrt,
         cat=lambda a, b: jnp.concatenate([a, b], axis=0), stop=jax.lax.stop_gradient,
-        float32=lambda a: a.astype(jnp.float32), to_float64=lambda v: v.astype(jnp.float64),
-        const=jnp.asarray)
+        float32=lambda a: a.astype(jnp.float32), float16=lambda a: a.astype(jnp.float16),
+        to_float64=lambda v: v.astype(jnp.float64), const=jnp.asarray)
 
 
 OPS = {"numpy": numpy_ops, "torch": torch_ops, "jax": jax_ops}
@@ -100,6 +101,18 @@ def implementations(o):
         off = o.where(o.eye(s.shape[0]), -inf, s)
         return -o.mean(o.diag(s) - lse(off, 1))
 
+    def positive_twice(s):                     # the positive's logit prepended to its row
+        return -o.mean(o.diag(s) - lse(o.cat(o.diag(s)[None, :], s.T).T, 1))
+
+    def shifted_labels(s):                     # cross-entropy with labels (arange(B) + 1) % B
+        b = s.shape[0]
+        at_labels = o.const(np.roll(np.eye(b, dtype=bool), 1, axis=1))
+        return -o.mean(o.sum(o.where(at_labels, s, 0.0), 1) - lse(s, 1))
+
+    def mask_multiplied(s):                    # SupCon style: a 0/1 mask times log-probabilities
+        log_prob = s - lse(s, 1)[:, None]
+        return -o.mean(o.sum(o.const(np.eye(s.shape[0])) * log_prob, 1))
+
     def temperature_positives(z, z_prime, t):
         positives = o.sum(unit(z) * unit(z_prime), 1)
         return -o.mean(positives - lse(cosine(z, z_prime) / t, 1))
@@ -122,6 +135,8 @@ def implementations(o):
         "mean in the denominator": ("log-mean-exp", scores,
                                     lambda s: -o.mean(o.diag(s) - (lse(s, 1) - math.log(s.shape[0])))),
         "positive left out": ("negatives-only", scores, negatives_only),
+        "positive counted twice": ("positive-twice", scores, positive_twice),
+        "labels shifted by one": ("shifted-labels", scores, shifted_labels),
         "both directions": ("symmetric", dict(embeddings_cos, temperature=0.2),
                             lambda z, zp, t: 0.5 * (rows(cosine(z, zp) / t)
                                                     + rows(cosine(z, zp).T / t))),
@@ -134,6 +149,9 @@ def implementations(o):
         "simclr": ("nt-xent", dict(embeddings_cos, temperature=0.5), nt_xent),
         "no max shift": ("unstable", scores,
                          lambda s: -o.mean(o.diag(s) - o.log(o.sum(o.exp(s), 1)))),
+        "mask multiplied": ("masked-nan", scores, mask_multiplied),
+        "square root of a negative": ("not-finite", scores, lambda s: o.sqrt(-rows(s))),
+        "half precision": ("half-precision", scores, lambda s: rows(o.float16(s))),
         "detached normaliser": ("gradient", scores, lambda s: -o.mean(o.diag(s) - o.stop(lse(s, 1)))),
         "per anchor": ("not-scalar", scores, lambda s: -(o.diag(s) - lse(s, 1))),
         "float32 inside": ("unknown", scores, lambda s: o.to_float64(rows(o.float32(s)))),
@@ -576,3 +594,143 @@ def test_reference_loss_is_finite_when_one_row_term_is_beyond_float64():
     expected = mp_infonce_loss_shifted(logits)
     assert expected == pytest.approx(5e307, rel=1e-15)
     assert abs(infonce_loss(logits) - expected) <= 4 * EPS * 6 * (expected + math.log(4) + 1)
+
+
+# ------------------------------------------------------------------ review fixes
+
+def right_torch_loss():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    return torch, F, lambda s: F.cross_entropy(s, torch.arange(s.shape[0]))
+
+
+def test_a_float16_loss_is_not_passed_even_with_an_epsilon_inside():
+    """Bug: the tolerance took float16's ε, 2.97 nats at B = 16, and this loss, 0.02 off
+    inside the log, PASSED. A float16 value cannot tell the mistakes apart: no pass, no
+    'unstable' or 'gradient', but 'half-precision' with the numbers behind it."""
+    torch, F, _ = right_torch_loss()
+
+    def half_eps(scores):
+        s = scores.half()
+        m = s.max(1, keepdim=True).values
+        return (torch.log(torch.exp(s - m).sum(1) + 0.02) + m[:, 0] - s.diag()).mean()
+    report = check_infonce(half_eps)
+    assert not report.passed and report.diagnosis == "half-precision"
+    assert report.eps == 2.0 ** -10 and report.gradient == "not checked"
+    note = next(n for n in report.notes if n.startswith("float16"))
+    assert "differs from the exact loss by at most" in note and "float32 or float64" in note
+    lab = lambda s: torch.arange(len(s))                                     # noqa: E731
+    symmetric = check_infonce(lambda s: (F.cross_entropy(s.half(), lab(s))
+                                         + F.cross_entropy(s.half().T, lab(s))) / 2, trials=20)
+    assert symmetric.diagnosis == "half-precision"
+
+
+def test_a_bfloat16_result_is_half_precision(monkeypatch):
+    """A result whose dtype is reported as 'bfloat16' (NumPy has none) gets its ε, 2^-7."""
+    real = adapters.evaluate
+
+    def as_bfloat16(*args, **kwargs):
+        return real(*args, **kwargs)._replace(dtype="bfloat16")
+    monkeypatch.setattr(adapters, "evaluate", as_bfloat16)
+    report = check_infonce(right_numpy, trials=10)
+    assert report.diagnosis == "half-precision" and report.eps == 2.0 ** -7
+    assert any(n.startswith("bfloat16 (ε = 0.0078)") for n in report.notes)
+
+
+def test_an_additive_epsilon_in_the_norm_is_not_the_exact_loss_and_the_note_says_so():
+    """z / (‖z‖ + 1e-8) moves the loss by ~1e-9 relative: not rounding, so not accepted;
+    the note names it (the old note advised an eps= the command line does not have)."""
+    def additive(z, z_prime, t):
+        u = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-8)
+        v = z_prime / (np.linalg.norm(z_prime, axis=1, keepdims=True) + 1e-8)
+        return right_numpy(u @ v.T / t)
+
+    def clamped(z, z_prime, t):                      # F.normalize's max(‖z‖, ε): exact here
+        u = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-8)
+        v = z_prime / np.maximum(np.linalg.norm(z_prime, axis=1, keepdims=True), 1e-8)
+        return right_numpy(u @ v.T / t)
+    options = dict(kind="embeddings", critic="cosine", temperature=0.1, trials=10)
+    report = check_infonce(additive, **options)
+    assert report.diagnosis == "unknown" and 1e-10 < report.max_error < 1e-7
+    note = next(n for n in report.notes if "float32's precision" in n)
+    assert "additive ε" in note and "not the exact loss" in note and "eps=" not in note
+    assert "not .item(), float() or .double()" in note
+    assert check_infonce(clamped, **options).passed
+
+
+def test_nan_on_ordinary_inputs_is_named_with_its_case():
+    def nan_from_b_8(scores):
+        return right_numpy(scores) if len(scores) < 8 else float("nan")
+    report = check_infonce(nan_from_b_8, trials=10)
+    assert report.diagnosis == "not-finite"
+    assert "it returned nan on case 3 (ordinary, B = 8) and NaN or ±inf on 2 other " \
+           "ordinary cases" in report.notes
+    assert check_infonce(lambda s: np.inf, trials=3).diagnosis == "not-finite"
+
+
+def test_nan_only_on_masked_cases_is_not_called_a_missing_max_shift():
+    def mask_multiplied(scores):        # shifted, so stable; NaN from 0 · (−inf) when masked
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -np.mean(np.sum(np.eye(len(scores)) * log_prob, axis=1))
+    report = check_infonce(mask_multiplied, trials=20)
+    assert report.diagnosis == "masked-nan" and "0 · (−inf) = NaN" in report.explanation
+    assert "max shift" not in report.explanation
+
+    def transposed_and_masked(scores):
+        return mask_multiplied(scores.T)
+    report = check_infonce(transposed_and_masked, trials=20)
+    assert report.diagnosis == "transposed"
+    assert any("gives NaN where negatives are −inf" in n for n in report.notes)
+
+
+def test_the_temperature_goes_to_a_parameter_named_for_it():
+    """Bug: T went to the next positional parameter, here ``normalize``."""
+    def unit(a):
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    def keyword(z, z_prime, normalize=True, temperature=0.1):
+        if normalize:
+            z, z_prime = unit(z), unit(z_prime)
+        return right_numpy(z @ z_prime.T / temperature)
+
+    def keyword_only(z, z_prime, *, tau=0.1):
+        return right_numpy(unit(z) @ unit(z_prime).T / tau)
+    options = dict(kind="embeddings", critic="cosine", temperature=0.5, trials=10)
+    for fn, name in ((keyword, "temperature"), (keyword_only, "tau")):
+        report = check_infonce(fn, **options)
+        assert report.passed, str(report)
+        assert f"the temperature is passed by name: {name}=T" in report.notes
+    positional = check_infonce(lambda s, scale: right_numpy(s / scale), temperature=0.5,
+                               trials=10)
+    assert positional.passed and not any("by name" in n for n in positional.notes)
+
+
+@pytest.mark.parametrize("signature, kind, expected", [
+    ("scores, t", "scores", "t"), ("scores, T=1.0", "scores", "T"),
+    ("scores, *, _temp", "scores", "_temp"), ("z, z_prime, scale, tau=0.1", "embeddings", "tau"),
+    ("t, scale", "scores", None),                 # the input itself is called t
+    ("z, t, temperature", "embeddings", "temperature"), ("scores, scale", "scores", None),
+    ("scores, *args, **kwargs", "scores", None),
+])
+def test_temperature_parameter_names(signature, kind, expected):
+    from rpmref.testing.conformance import temperature_parameter
+    namespace = {}
+    exec(f"def fn({signature}):\n    pass", namespace)
+    assert temperature_parameter(namespace["fn"], kind) == expected
+
+
+def test_a_temperature_fixed_inside_is_recognised():
+    """Values that are loss(S / τ') for a τ' other than the one checked get a note with τ'
+    (one parameter fitted to every ordinary case, each within its tolerance)."""
+    baked = check_infonce(lambda s: right_numpy(s / 0.2))
+    assert baked.diagnosis == "unknown"
+    assert any(n.startswith("the values match the loss at temperature τ ≈ 0.2 (checked with "
+                            "no temperature)") for n in baked.notes), baked.notes
+    other = check_infonce(lambda s, t: right_numpy(s / 0.07), temperature=0.5, trials=20)
+    assert any("τ ≈ 0.07 (checked with temperature 0.5)" in n for n in other.notes)
+    float32 = check_infonce(implementations(numpy_ops())["float32 inside"][2], trials=10)
+    assert not any("match the loss at temperature" in n for n in float32.notes)
+    assert not any("match the loss at temperature" in n for n in check_infonce(
+        lambda s: right_numpy(s / 0.2), trials=2).notes)        # one parameter, two cases
+

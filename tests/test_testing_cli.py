@@ -46,6 +46,41 @@ class Losses:
     def right(scores):
         return right(scores)
 
+    def method(self, scores):
+        return right(scores)
+
+def named_temperature(z, z_prime, normalize=True, temperature=0.1):
+    if normalize:
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+        z_prime = z_prime / np.linalg.norm(z_prime, axis=1, keepdims=True)
+    return right(z @ z_prime.T / temperature)
+
+def scaled(scores, scale):
+    return right(scores / scale)
+
+def chatty(scores):
+    print("computing the loss")
+    return right(scores)
+
+def fails_at_16(scores):
+    if len(scores) == 16:
+        raise ValueError("boom")
+    return right(scores)
+
+def nan_loss(scores):
+    return float("nan")
+
+def half(scores):
+    return np.float16(right(scores))
+
+class Fixed:
+    temperature = 0.2
+
+    def __call__(self, scores):
+        return right(scores / self.temperature)
+
+fixed = Fixed()
+
 NOT_A_FUNCTION = 3
 '''
 
@@ -151,7 +186,8 @@ def test_a_loss_that_raises_exits_1_with_its_own_traceback(capsys, losses, frame
 def test_a_loss_that_returns_no_number_is_one_line(capsys, losses):
     code, _, err = run(capsys, f"{losses}:words")
     assert code == 1 and err == (f"rpmref check-infonce: {losses}:words returned a str "
-                                 "('hello'), not a number\n"), err
+                                 "('hello'), not a number (on case 0, inputs of shape "
+                                 "(3, 3))\n"), err
 
 
 def test_json_of_a_loss_that_raises_is_json(capsys, losses):
@@ -227,3 +263,51 @@ def test_a_module_that_calls_sys_exit_on_import_is_a_usage_error(capsys, tmp_pat
     path.write_text("import sys\nsys.exit(0)\ndef loss(scores):\n    return 0.0\n")
     code, _, err = run(capsys, f"{path}:loss")
     assert code == 2 and err.count("\n") == 1 and "it called sys.exit(0)" in err, err
+
+
+def test_the_temperature_goes_by_name_or_last(capsys, losses):
+    """Bug: --temperature went to the next positional parameter (normalize, here)."""
+    code, out, _ = run(capsys, f"{losses}:named_temperature", "--kind", "embeddings",
+                       "--critic", "cosine", "--temperature", 0.5, "--trials", 10)
+    assert code == 0 and "passed by name: temperature=T" in out, out
+    code, out, _ = run(capsys, f"{losses}:scaled", "--temperature", 0.5, "--trials", 10)
+    assert code == 0 and "by name" not in out
+
+
+def test_json_stays_json_when_the_loss_prints(capsys, losses):
+    code, out, err = run(capsys, f"{losses}:chatty", "--json", "--trials", 5)
+    assert code == 0 and json.loads(out)["passed"] and "computing the loss" in err
+
+
+def test_a_failure_on_a_later_case_names_the_case(capsys, losses):
+    code, _, err = run(capsys, f"{losses}:fails_at_16", "--trials", 10)
+    assert code == 1 and err.splitlines()[0].endswith(
+        "raised ValueError: boom (on case 7, inputs of shape (16, 16))"), err
+
+
+def test_nan_and_half_precision_are_named(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:nan_loss", "--trials", 5)
+    assert code == 1 and "FAILED: not-finite" in out and "it returned nan on case 0" in out
+    code, out, _ = run(capsys, f"{losses}:half")
+    assert code == 1 and "FAILED: half-precision" in out and "float32 or float64" in out
+
+
+def test_a_temperature_fixed_inside_is_pointed_out_and_can_be_checked(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:fixed", "--trials", 10)
+    assert code == 1 and "temperature τ ≈ 0.2" in out and "--fixed-temperature 0.2" in out
+    code, out, _ = run(capsys, f"{losses}:fixed", "--fixed-temperature", 0.2, "--trials", 10)
+    assert code == 0 and "fixed inside FUNCTION" in out, out
+    code, _, err = run(capsys, f"{losses}:fixed", "--fixed-temperature", 0.2,
+                       "--temperature", 0.2)
+    assert code == 2 and "give one of them" in err
+
+
+@pytest.mark.parametrize("target, message", [
+    ("Losses.method", "is a method of the class Losses: it needs an instance (e.g. loss = "
+                      "Losses() in"),
+    ("Fixed", "is a class: check an instance"),
+])
+def test_a_method_or_class_without_an_instance_is_a_usage_error(capsys, losses, target,
+                                                                message):
+    code, _, err = run(capsys, f"{losses}:{target}")
+    assert code == 2 and err.count("\n") == 1 and message in err, err

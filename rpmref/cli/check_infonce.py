@@ -3,17 +3,27 @@
 MODULE is either a path to a Python file (anything ending in ``.py``, relative to the
 current directory or absolute) or a dotted module name, imported with the current
 directory first on ``sys.path`` (as ``python -m`` does). FUNCTION may be dotted
-(``Class.method``, ``losses.infonce``) to reach an attribute of an attribute.
+(``Class.staticmethod``, ``loss_object.method``, ``losses.infonce``) to reach an
+attribute of an attribute; a method defined on a class needs an instance.
+
+``--temperature T`` passes T by name to a parameter named temperature, tau, temp, t, T
+or τ (``rpmref.testing.conformance.temperature_parameter``), else as the last positional
+argument; ``--fixed-temperature T`` is for a loss with T fixed inside (it is called
+without it). What the checked code prints goes to stderr, so stdout holds the report.
 
 Exit codes: 0 the loss conforms; 1 it does not (the diagnosis is printed) or it raised;
 2 usage errors, including a module or function that cannot be found (one line).
 """
+import contextlib
+import dataclasses
+import functools
 import importlib
 import importlib.util
 import inspect
 import json
 import math
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -22,6 +32,7 @@ from rpmref.cli.common import nonnegative_int, positive_float, positive_int
 from rpmref.environment import environment
 from rpmref.testing import check_infonce as run_check
 from rpmref.testing import adapters
+from rpmref.testing.conformance import temperature_parameter
 
 
 class UsageError(Exception):
@@ -76,6 +87,7 @@ def load_function(target):
               else _import_dotted(module_name))
     obj = module
     for part in attribute.split("."):
+        parent = obj
         try:
             obj = getattr(obj, part)
         except AttributeError:
@@ -84,7 +96,25 @@ def load_function(target):
         kind = type(obj).__name__
         raise UsageError(f"{target} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
                          "not a function")
+    _refuse_unbound(target, parent, obj)
     return obj
+
+
+def _refuse_unbound(target, parent, obj):
+    """UsageError for a method taken from its class, or a class: they need an instance."""
+    module_name, _, attribute = target.rpartition(":")
+    static = inspect.getattr_static(parent, attribute.rpartition(".")[2], None)
+    if (inspect.isclass(parent) and inspect.isfunction(static)
+            and next(iter(inspect.signature(static).parameters), None) == "self"):
+        owner = attribute.rpartition(".")[0]
+        raise UsageError(f"{target} is a method of the class {owner}: it needs an instance "
+                         f"(e.g. loss = {owner}() in {module_name}, then check "
+                         f"{module_name}:loss.{attribute.rpartition('.')[2]}), or check a "
+                         "module-level function")
+    if inspect.isclass(obj):
+        raise UsageError(f"{target} is a class: check an instance (e.g. loss = {attribute}() "
+                         f"in {module_name}, then check {module_name}:loss) or a module-level "
+                         "function")
 
 
 def _finite(value):
@@ -99,28 +129,48 @@ def _finite(value):
 
 
 def run(args):
+    fixed = getattr(args, "fixed_temperature", None)
     try:
         if args.kind == "embeddings" and args.critic is None:
             raise UsageError("--kind embeddings needs --critic cosine or --critic dot")
         if args.kind == "scores" and args.critic is not None:
             raise UsageError("--critic is only used with --kind embeddings")
+        if args.temperature is not None and fixed is not None:
+            raise UsageError("--temperature passes T to FUNCTION and --fixed-temperature says "
+                             "it takes none: give one of them")
         if args.framework != "auto" and not adapters.installed(args.framework):
             raise UsageError(f"--framework {args.framework}: {args.framework} is not installed")
-        fn = load_function(args.target)
+        with contextlib.redirect_stdout(sys.stderr):     # its prints must not mix with --json
+            fn = load_function(args.target)
         _check_call_shape(fn, args)
     except UsageError as err:
         print(f"rpmref check-infonce: error: {err}", file=sys.stderr)
         return 2
     try:
-        report = run_check(fn, kind=args.kind, critic=args.critic, temperature=args.temperature,
-                           framework=args.framework, trials=args.trials, seed=args.seed)
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run_check(_without_temperature(fn) if fixed is not None else fn,
+                               kind=args.kind, critic=args.critic,
+                               temperature=fixed if fixed is not None else args.temperature,
+                               framework=args.framework, trials=args.trials, seed=args.seed)
     except (Exception, SystemExit) as err:   # sys.exit(0) in the loss is no pass
         return _report_failure(args, err)
+    if fixed is not None:
+        report = dataclasses.replace(report, notes=(
+            f"the temperature {fixed:g} is fixed inside FUNCTION (--fixed-temperature): it "
+            "is called without one",) + report.notes)
     if args.json:
         print(json.dumps(_finite({**report.to_dict(), "environment": environment()}), indent=1))
     else:
         print(report)
     return 0 if report.passed else 1
+
+
+def _without_temperature(fn):
+    """fn with a temperature fixed inside, called by the check as fn(inputs, T): T dropped."""
+    @functools.wraps(fn, updated=())
+    def fixed_temperature(*arguments):
+        return fn(*arguments[:-1])
+    return fixed_temperature
 
 
 def _check_call_shape(fn, args):
@@ -130,15 +180,22 @@ def _check_call_shape(fn, args):
     except (TypeError, ValueError):  # a builtin without a signature: just call it
         return
     names = ["scores"] if args.kind == "scores" else ["z", "z_prime"]
+    named = None
     if args.temperature is not None:
-        names.append("T")
+        named = temperature_parameter(fn, args.kind)
+        if named is None:
+            names.append("T")
+    shown = ", ".join(names + ([f"{named}=T"] if named else []))
     try:
-        signature.bind(*names)
+        signature.bind(*names, **({named: "T"} if named else {}))
     except TypeError as err:
-        hint = ("--temperature passes T as its last argument" if args.temperature is not None
-                else "add --temperature T if it takes a temperature")
+        hint = (f"--temperature passes T as {named}=" if named else
+                "--temperature passes T as its last argument, or by name to a parameter "
+                "named temperature, tau, temp or t" if args.temperature is not None else
+                "add --temperature T if it takes a temperature, or --fixed-temperature T if "
+                "T is fixed inside")
         raise UsageError(f"{args.target} is called as {args.target.rpartition(':')[2]}"
-                         f"({', '.join(names)}) but {err} ({hint})") from None
+                         f"({shown}) but {err} ({hint})") from None
 
 
 def _report_failure(args, err):
@@ -149,6 +206,10 @@ def _report_failure(args, err):
     message = str(own)
     if isinstance(own, SystemExit):
         verb, message = "", f"called sys.exit({own.code!r}) instead of returning a loss"
+    where = next((m for note in getattr(own, "__notes__", ())
+                  if (m := re.search(r"on case (\d+) \(inputs of shape (.*)\)", note))), None)
+    if where is not None:                  # the case it failed on (check_infonce's note)
+        message += f" (on case {where.group(1)}, inputs of shape {where.group(2)})"
     if isinstance(err, adapters.FunctionFailed):
         tried = {name: e for name, e in getattr(err, "errors", {}).items()
                  if name != "numpy" and not isinstance(e, str)}
@@ -175,9 +236,11 @@ def add_parser(subparsers):
         "huge and masked logits) and compare it with the exact in-batch InfoNCE loss "
         "-(1/B) sum_i log softmax_j(L_ij)_i (a loss, in nats, mean over anchors, z -> z') and "
         "its gradient. If it differs, name the mistake (transposed, sum-reduction, "
-        "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, symmetric, temperature-*, "
-        "nt-xent, unstable, gradient, not-scalar, unknown). MODULE is a .py file or a dotted module "
-        "(the current directory is searched first). Exit 0 conforming, 1 not, 2 usage error.")
+        "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, positive-twice, "
+        "shifted-labels, symmetric, temperature-*, nt-xent, unstable, masked-nan, not-finite, "
+        "half-precision, gradient, not-scalar, unknown). MODULE is a .py file or a dotted "
+        "module (the current directory is searched first). What FUNCTION prints goes to "
+        "stderr. Exit 0 conforming, 1 not, 2 usage error.")
     p.add_argument("target", metavar="MODULE:FUNCTION",
                    help="e.g. losses.py:infonce or mypackage.losses:infonce")
     p.add_argument("--kind", choices=("scores", "embeddings"), default="scores",
@@ -190,8 +253,12 @@ def add_parser(subparsers):
                    help="hand over numpy arrays, torch tensors or jax arrays (default: "
                    "%(default)s, decided from what FUNCTION accepts and returns)")
     p.add_argument("--temperature", type=positive_float, metavar="T",
-                   help="pass T as FUNCTION's last argument; the logits are scores / T "
+                   help="pass T to FUNCTION: by name to a parameter named temperature, tau, "
+                   "temp, t or T, else as its last argument; the logits are scores / T "
                    "(default: no T passed, the logits are the scores)")
+    p.add_argument("--fixed-temperature", type=positive_float, metavar="T",
+                   help="FUNCTION has the temperature T fixed inside (e.g. self.temperature): "
+                   "it is called without one, and the logits are scores / T")
     p.add_argument("--trials", type=positive_int, default=50,
                    help="number of batches to try (default: %(default)s)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")

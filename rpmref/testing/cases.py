@@ -11,9 +11,14 @@ off-diagonal −inf entries (masked negatives; every row keeps one finite negati
 For embeddings, extreme cases need the "dot" critic (the cosine critic's logits are
 bounded by 1/τ); other critics get ordinary cases only.
 
-Cosine embeddings have norms in [8, 40]: an ε-regularised norm such as
-sqrt(‖z‖² + 1e-12) then differs from ‖z‖ by < 1e-14 relatively, below the check's
-float64 tolerance, so the usual ε conventions all conform.
+Cosine embeddings have norms in [8, 40], so a norm clamped from below, max(‖z‖, ε)
+(``F.normalize``, ``F.cosine_similarity``), is ‖z‖ exactly, and sqrt(‖z‖² + 1e-12)
+differs from it by < 1e-14 relatively, below the check's float64 tolerance: these
+conform. An additive ε does not: z / (‖z‖ + 1e-8) scales every cosine by about
+1 − 1e-8 (1/‖z‖ + 1/‖z'‖), which moves the loss by ~1e-9 relative (6e-9 nats at τ = 0.1),
+far above float64's tolerance (~1e-13 nats). That loss is not the exact one, and the
+check reports it ('unknown', with a note naming additive ε) rather than widening the
+tolerance, which is derived from rounding alone.
 """
 from dataclasses import dataclass
 

@@ -8,6 +8,9 @@ case and, where the framework differentiates it, its gradient matches
 
 Tolerance, per case: |yours − exact| ≤ 8 ε (B + D + 1) max(1, max |L|), with ε the
 machine epsilon of the dtype the function returned (float32 results get float32's).
+A float16 or bfloat16 result is not checked: with their ε (9.8e-4, 7.8e-3) that bound
+reaches nats at B = 16, more than several mistakes differ from the exact loss, so it
+is diagnosed "half-precision" instead of passed.
 Why: each log-sum-exp of B terms is accurate to about (B + 1) ε relative, rounding
 the inputs and logits costs ε max|L| (the loss is 2-Lipschitz in max-norm of L), a
 D-term dot product D ε, and 8 is headroom. For float64 at B = 16, |L| = 1000 that is
@@ -16,6 +19,8 @@ some ordinary case (tests/test_testing.py checks this).
 Gradients are compared relative to their natural scale (1/(Bτ) times the critic's
 Jacobian size) with the same tolerance.
 """
+import functools
+import inspect
 import numbers
 from dataclasses import dataclass, field
 
@@ -29,6 +34,11 @@ from rpmref.testing.reference import CRITICS, critic_vjp, infonce_loss, infonce_
 
 KINDS = ("scores", "embeddings")
 TOLERANCE_FACTOR = 8.0
+#: Parameter names (compared without surrounding underscores, case-insensitively) that
+#: receive the temperature by name.
+TEMPERATURE_NAMES = ("temperature", "tau", "temp", "t", "τ")
+#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
+HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
 
 
 @dataclass(frozen=True)
@@ -185,9 +195,73 @@ class ConformanceReport:
         return "\n".join(lines)
 
 
-def _tolerance(case, eps):
-    finite = np.abs(case.logits[np.isfinite(case.logits)])
+def _tolerance(case, eps, logits=None):
+    logits = case.logits if logits is None else logits
+    finite = np.abs(logits[np.isfinite(logits)])
     return TOLERANCE_FACTOR * eps * (case.batch_size + case.dim + 1) * max(1.0, finite.max())
+
+
+def _dtype_name(dtype):
+    """"float16", "bfloat16", "float32", ... of a NumPy dtype or a dtype's name."""
+    return str(getattr(dtype, "name", None) or dtype).rpartition(".")[2]
+
+
+def _machine_eps(dtype):
+    name = _dtype_name(dtype)
+    return HALF_PRECISION_EPS[name] if name in HALF_PRECISION_EPS else float(np.finfo(dtype).eps)
+
+
+def temperature_parameter(fn, kind="scores"):
+    """The name of ``fn``'s temperature parameter, or None (then it goes last, positionally).
+
+    A parameter after the inputs (scores, or z and z_prime) named temperature, tau, temp,
+    t, T or τ (surrounding underscores ignored) receives the temperature by name, so
+    ``fn(z, z_prime, normalize=True, temperature=0.1)`` gets it in ``temperature``, not
+    in ``normalize``.
+
+    Parameters
+    ----------
+    fn : callable
+        The loss.
+    kind : {"scores", "embeddings"}, default "scores"
+        How many inputs come first: one (scores) or two (z, z_prime).
+
+    Returns
+    -------
+    str or None
+        The parameter's name; None when fn has none of these names (or no signature).
+
+    Examples
+    --------
+    >>> from rpmref.testing.conformance import temperature_parameter
+    >>> def loss(z, z_prime, normalize=True, temperature=0.1):
+    ...     pass
+    >>> temperature_parameter(loss, "embeddings")
+    'temperature'
+    >>> temperature_parameter(lambda scores, scale: scores, "scores") is None
+    True
+    """
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    inputs = {p.name for p in positional[:1 if kind == "scores" else 2]}
+    for p in parameters:
+        if (p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in inputs
+                and p.name.strip("_").lower() in TEMPERATURE_NAMES):
+            return p.name
+    return None
+
+
+def _by_name(fn, name):
+    """fn called with its last positional argument (the temperature) passed as ``name=``."""
+    @functools.wraps(fn, updated=())         # keeps fn's signature for framework detection
+    def with_named_temperature(*arguments):
+        *inputs, temperature = arguments
+        return fn(*inputs, **{name: temperature})
+    return with_named_temperature
 
 
 def _close(value, expected, tolerance):
@@ -245,12 +319,11 @@ def _call(fn, framework, case, gradients):
     except adapters.NotScalarError as err:
         err.case = case
         raise
-    except adapters.NotANumberError:
-        raise
     except Exception as err:
         shapes = " and ".join(str(a.shape) for a in case.inputs)
+        verb = "returned" if isinstance(err, adapters.NotANumberError) else "raised"
         if hasattr(err, "add_note"):
-            err.add_note(f"raised by the checked function on case {case.index} "
+            err.add_note(f"{verb} by the checked function on case {case.index} "
                          f"(inputs of shape {shapes})")
         raise
 
@@ -271,15 +344,18 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         scores (B, B) with scores[i, j] = f(z_i, z'_j); the logits are scores / τ.
         kind="embeddings": ``fn(z, z_prime)`` or ``fn(z, z_prime, temperature)``, z and
         z_prime (B, D) with (z_i, z'_i) the positive pairs; the logits are
-        critic(z, z') / τ. Returns the loss as a scalar (a float, 0-d array or tensor).
-        A loss with a fixed temperature inside can be checked as
+        critic(z, z') / τ. Returns the loss as a scalar (a float, 0-d array or tensor)
+        in float32 or float64 (a float16 or bfloat16 value is diagnosed
+        "half-precision"). A loss with a fixed temperature inside can be checked as
         ``lambda s, t: my_loss(s)`` with ``temperature=`` that value.
     kind : "scores" or "embeddings"
     critic : "cosine", "dot" or callable, for kind="embeddings" only
         "dot" f = zᵀz' (Eq. 8 with W = I); "cosine" f = zᵀz'/(‖z‖‖z'‖) (SimCLR); a
         callable ``critic(z, z_prime) -> (B, B')`` (its gradients are not checked).
     temperature : positive float or None
-        None: fn takes no temperature. Otherwise passed to fn as its last argument.
+        None: fn takes no temperature. Otherwise passed to fn by name when fn has a
+        parameter after its inputs named temperature, tau, temp, t, T or τ
+        (:func:`temperature_parameter`), else as its last positional argument.
         τ ≠ 1 is needed to see the temperature mistakes.
     framework : "auto", "numpy", "torch" or "jax"
         How inputs are handed over: NumPy float64 arrays, torch.float64 tensors
@@ -294,7 +370,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         Check gradients where the framework gives them (torch autograd, jax.grad,
         autograd for functions written with ``autograd.numpy``).
     eps : float or None
-        Machine epsilon for the tolerance; default: that of the dtype fn returns.
+        Machine epsilon for the tolerance; default: that of the dtype fn returns (a
+        float16 or bfloat16 result is diagnosed "half-precision" whatever eps is).
 
     Returns
     -------
@@ -328,6 +405,9 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
     """
     temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps)
     cases = make_cases(kind, trials, seed, temperature, critic)
+    named = None if temperature is None else temperature_parameter(fn, kind)
+    if named is not None:
+        fn = _by_name(fn, named)
     if framework == "auto":
         with np.errstate(all="ignore"):
             framework, reason = adapters.detect(fn, cases[0].inputs, _extra(cases[0]))
@@ -344,10 +424,16 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         return ConformanceReport(False, "not-scalar", float("nan"), notes=(
             f"on case {err.case.index} (B = {err.case.batch_size}) fn {err}; the InfoNCE "
             "loss is the mean over the anchors, one number",), **common)
-    if eps is None:
-        eps = max(float(np.finfo(o.dtype).eps) for o in outcomes)
+    half = next((_dtype_name(o.dtype) for o in outcomes
+                 if _dtype_name(o.dtype) in HALF_PRECISION_EPS), None)
+    if half is not None:
+        eps = HALF_PRECISION_EPS[half]
+    elif eps is None:
+        eps = max(_machine_eps(o.dtype) for o in outcomes)
     values = np.array([o.value for o in outcomes])
-    judged = _judge(values, cases, eps, kind, temperature)
+    judged = _judge(values, cases, eps, kind, temperature, half)
+    if named is not None:
+        judged["notes"].insert(0, f"the temperature is passed by name: {named}=T")
     diagnosis = judged["diagnosis"]
     gradient_text, gradient_errors, max_gradient_error = "not checked", [None] * len(cases), None
     if diagnosis is None and gradients:
@@ -379,12 +465,12 @@ def _critic_name(critic):
     return getattr(critic, "__name__", "callable")
 
 
-def _judge(values, cases, eps, kind, temperature):
+def _judge(values, cases, eps, kind, temperature, half=None):
     """Compare the values with the exact loss and, if they differ, with each mistake.
 
-    Returns a dict: diagnosis (None, a transformation's code, "unstable" or "unknown"),
-    references, tolerances, errors, max_error, diagnosed (the diagnosed mistake's values
-    or None) and notes."""
+    Returns a dict: diagnosis (None, a transformation's code, "half-precision",
+    "unstable", "masked-nan", "not-finite" or "unknown"), references, tolerances, errors,
+    max_error, diagnosed (the diagnosed mistake's values or None) and notes."""
     references = np.array([infonce_loss(c.logits) for c in cases])
     tolerances = np.array([_tolerance(c, eps) for c in cases])
     errors = np.abs(values - references)
@@ -392,8 +478,11 @@ def _judge(values, cases, eps, kind, temperature):
     max_error = float(np.max(errors)) if not np.isnan(errors).any() else float("nan")
     ordinary = np.array([not c.extreme for c in cases])
 
+    def close_to(expected, tolerances=tolerances):
+        return np.array([_close(v, e, t) for v, e, t in zip(values, expected, tolerances)])
+
     def matches(expected):
-        close = np.array([_close(v, e, t) for v, e, t in zip(values, expected, tolerances)])
+        close = close_to(expected)
         return bool(close[ordinary].all()), bool(close.all())
 
     notes = []
@@ -402,47 +491,144 @@ def _judge(values, cases, eps, kind, temperature):
     if ordinary.all():
         notes.append("no extreme cases were run (trials < 5, or a critic that bounds the "
                      "logits), so 'unstable' cannot be diagnosed")
-    on_ordinary, on_all = matches(references)
-    diagnosed = None
-    if on_all:
-        diagnosis = None
-    elif on_ordinary:
-        diagnosis = "unstable"
-    else:
-        diagnosis, diagnosed = _diagnose(values, cases, kind, temperature, matches, notes)
-        if diagnosis == "unknown":
-            _note_near_miss(notes, errors, references)
-    return dict(diagnosis=diagnosis, references=references, tolerances=tolerances,
-                errors=errors, max_error=max_error, diagnosed=diagnosed, notes=notes)
+    result = dict(references=references, tolerances=tolerances, errors=errors,
+                  max_error=max_error, diagnosed=None, notes=notes)
+    if half is not None:
+        notes.append(_half_precision_note(half, eps, cases, references, tolerances, kind,
+                                          temperature))
+        return dict(result, diagnosis="half-precision")
+    close = close_to(references)
+    if close.all():
+        return dict(result, diagnosis=None)
+    if close[ordinary].all():
+        return dict(result, diagnosis="masked-nan" if _nan_where_masked(values, cases, close)
+                    else "unstable")
+    not_finite = [i for i in np.flatnonzero(ordinary) if not np.isfinite(values[i])]
+    if not_finite:
+        first = cases[not_finite[0]]
+        others = len(not_finite) - 1
+        notes.append(f"it returned {values[not_finite[0]]} on case {first.index} (ordinary, "
+                     f"B = {first.batch_size})"
+                     + (f" and NaN or ±inf on {others} other ordinary case"
+                        f"{'s' if others > 1 else ''}" if others else ""))
+        return dict(result, diagnosis="not-finite")
+    diagnosis, diagnosed = _diagnose(values, cases, kind, temperature, close_to, notes)
+    if diagnosis == "unknown":
+        _note_near_miss(notes, values, references, tolerances, close_to, eps)
+        _note_implied_temperature(notes, values, cases, eps, temperature)
+    return dict(result, diagnosis=diagnosis, diagnosed=diagnosed)
 
 
-def _diagnose(values, cases, kind, temperature, matches, notes):
+def _nan_where_masked(values, cases, close):
+    """Whether every case that fails is a masked one on which the value is NaN."""
+    failing = np.flatnonzero(~close)
+    return all(cases[i].label == "masked" and np.isnan(values[i]) for i in failing)
+
+
+def _diagnose(values, cases, kind, temperature, close_to, notes):
     """The first transformation matching every case; else one matching the ordinary
     cases (also noted as unstable); else "unknown"."""
+    ordinary = np.array([not c.extreme for c in cases])
     ordinary_only = None
     for code in TRANSFORMATIONS:
         if not applicable(code, kind, temperature):
             continue
         expected = np.array([transformation_value(code, c) for c in cases])
-        on_ordinary, on_all = matches(expected)
-        if on_all:
+        close = close_to(expected)
+        if close.all():
             return code, expected
-        if on_ordinary and ordinary_only is None:
-            ordinary_only = code, expected
+        if close[ordinary].all() and ordinary_only is None:
+            ordinary_only = code, expected, close
     if ordinary_only is not None:
-        notes.append(f"it matches {ordinary_only[0]!r} on the ordinary cases and is also "
-                     "unstable on the extreme ones")
-        return ordinary_only
+        code, expected, close = ordinary_only
+        if _nan_where_masked(values, cases, close):
+            notes.append(f"it matches {code!r} on the ordinary cases and gives NaN where "
+                         "negatives are −inf (masked): 0 · (−inf) = NaN, e.g. a mask "
+                         "multiplied into log-probabilities")
+        else:
+            notes.append(f"it matches {code!r} on the ordinary cases and is also "
+                         "unstable on the extreme ones")
+        return code, expected
     return "unknown", None
 
 
-def _note_near_miss(notes, errors, references):
-    scale = np.maximum(1.0, np.abs(references))
-    relative = np.nanmax(errors / scale) if not np.isnan(errors).all() else np.nan
-    if relative < 1e-5:
-        notes.append(f"the errors are small (≤ {relative:.1g} relative): float32 arithmetic "
-                     "behind a float64 result, or an epsilon in a log or a norm? "
-                     "eps=np.finfo(np.float32).eps loosens the tolerance")
+def _half_precision_note(name, eps, cases, references, tolerances, kind, temperature):
+    """Numbers behind "half-precision": the rounding bound on these cases and the mistake
+    closest to the exact loss."""
+    ordinary = [i for i, c in enumerate(cases) if not c.extreme] or list(range(len(cases)))
+    worst = max(ordinary, key=lambda i: tolerances[i])
+    text = (f"{name} (ε = {eps:.2g}): the rounding bound 8 ε (B + D + 1) max|L| reaches "
+            f"{tolerances[worst]:.2g} nats (case {cases[worst].index}, {cases[worst].label}, "
+            f"B = {cases[worst].batch_size})")
+    closest = None                    # (separation in tolerances, code, largest difference)
+    for code in TRANSFORMATIONS:
+        if not applicable(code, kind, temperature):
+            continue
+        differences = np.array([abs(transformation_value(code, cases[i]) - references[i])
+                                for i in ordinary])
+        separation = float(np.max(differences / tolerances[ordinary]))
+        if closest is None or separation < closest[0]:
+            closest = separation, code, float(np.max(differences))
+    if closest is not None and closest[0] < 2.0:
+        text += (f", while {closest[1]!r} differs from the exact loss by at most "
+                 f"{closest[2]:.2g} nats on these cases")
+    return text + "; compute the loss in float32 or float64"
+
+
+def _note_near_miss(notes, values, references, tolerances, close_to, eps):
+    """Values that agree to float32's precision but not to float64's."""
+    eps32 = float(np.finfo(np.float32).eps)
+    if eps >= eps32 or not close_to(references, tolerances * (eps32 / eps)).all():
+        return
+    errors = np.abs(values - references)
+    relative = float(np.nanmax(errors / np.maximum(1.0, np.abs(references))))
+    notes.append(f"the values agree with the exact loss to float32's precision (errors ≤ "
+                 f"{relative:.1g} relative) but not to float64's: float32 arithmetic returned "
+                 "as float64 (return the float32 value itself, not .item(), float() or "
+                 ".double(): it is then held to float32's tolerance), or an additive ε "
+                 "(‖z‖ + 1e-8, log(x + 1e-8)), which changes the loss by about ε relative "
+                 "and is not the exact loss (max(‖z‖, ε), as F.normalize does, leaves these "
+                 "inputs' norms unchanged)")
+
+
+def _implied_scale(values, cases, eps):
+    """c > 0 with loss(c L) = value within the tolerance on every ordinary case (at least
+    three), or None. loss(c L) is convex in c: the best point of a log grid (on ten
+    cases) is refined by Gauss–Newton on the squared residuals of all of them."""
+    use = [i for i, c in enumerate(cases) if not c.extreme]
+    if len(use) < 3 or not np.all(np.isfinite(values[use])):
+        return None
+    logits, target = [cases[i].logits for i in use], values[use]
+
+    def residuals(c, count=None):
+        return (np.array([infonce_loss(c * L) for L in logits[:count]]) - target[:count])
+    grid = np.geomspace(1e-3, 1e3, 61)
+    c = float(grid[np.argmin([np.sum(residuals(g, 10) ** 2) for g in grid])])
+    for _ in range(50):
+        slopes = np.array([np.sum(infonce_loss_gradient(c * L) * L) for L in logits])
+        if not slopes @ slopes > 0:
+            return None
+        step = float(slopes @ residuals(c) / (slopes @ slopes))
+        updated = c - step if c - step > 0 else c / 2
+        converged = abs(updated - c) <= 1e-15 * c
+        c = updated
+        if converged:
+            break
+    tolerances = np.array([_tolerance(cases[i], eps, c * cases[i].logits) for i in use])
+    return c if np.all(np.abs(residuals(c)) <= tolerances) else None
+
+
+def _note_implied_temperature(notes, values, cases, eps, temperature):
+    """A temperature fixed inside the loss: the values are loss(S / τ') for another τ'."""
+    c = _implied_scale(values, cases, eps)
+    if c is None or abs(c - 1.0) <= 1e-6:
+        return
+    implied = (1.0 if temperature is None else temperature) / c
+    checked = "no temperature" if temperature is None else f"temperature {temperature:g}"
+    notes.append(f"the values match the loss at temperature τ ≈ {implied:.4g} (checked with "
+                 f"{checked}): a temperature fixed inside? check it at that temperature "
+                 f"(temperature={implied:.4g}; on the command line --temperature "
+                 f"{implied:.4g}, or --fixed-temperature {implied:.4g} if the loss takes none)")
 
 
 def _check_gradients(outcomes, cases, critic, tolerances):
@@ -470,4 +656,5 @@ def _check_gradients(outcomes, cases, critic, tolerances):
     return f"matches (softmax − I)/B (relative error ≤ {max(errors):.2g})", errors, False
 
 
-__all__ = ["check_infonce", "ConformanceReport", "CaseResult", "KINDS"]
+__all__ = ["check_infonce", "ConformanceReport", "CaseResult", "KINDS",
+           "temperature_parameter"]

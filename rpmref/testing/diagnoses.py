@@ -21,6 +21,11 @@ DIAGNOSES = {
                     "log-sum-exp: loss(L) − log B (the negated estimate)",
     "negatives-only": "denominator over the B − 1 negatives only, the positive left out: "
                       "−(1/B) Σ_i [L_ii − log Σ_{j≠i} e^{L_ij}]",
+    "positive-twice": "the positive counted twice in the denominator (e.g. its logit "
+                      "concatenated to the full row): −(1/B) Σ_i [L_ii − log(e^{L_ii} + "
+                      "Σ_j e^{L_ij})]",
+    "shifted-labels": "the positives taken at j = i + 1 (mod B), e.g. labels (arange(B) + 1) "
+                      "% B: −(1/B) Σ_i [L_{i,i+1} − log Σ_j e^{L_ij}]",
     "symmetric": "the average of both directions: (loss(L) + loss(Lᵀ)) / 2",
     "temperature-positives": "temperature not applied to the positive logits: "
                              "−(1/B) Σ_i [S_ii − log Σ_j e^{S_ij / τ}]",
@@ -30,6 +35,13 @@ DIAGNOSES = {
                "against its 2B − 1 others (self excluded), averaged over 2B anchors",
     "unstable": "agrees on ordinary inputs but not on extreme ones (logits ~1e3, where e^s "
                 "overflows, or −inf masked negatives): log Σ e^s without the max shift?",
+    "masked-nan": "agrees except NaN where negatives are −inf (masked): 0 · (−inf) = NaN, e.g. "
+                  "a mask multiplied into log-probabilities; select the positives (diagonal, "
+                  "where, masked_fill) instead of multiplying by a mask",
+    "not-finite": "returns NaN or ±inf on ordinary inputs, where the exact loss is finite",
+    "half-precision": "returns a float16 or bfloat16 value: its rounding is larger than the "
+                      "differences between the exact loss and the mistakes the check names; "
+                      "compute the loss in float32 or float64",
     "gradient": "the values agree but the gradient does not, or the loss is detached from "
                 "its inputs (no gradient at all)",
     "not-scalar": "returns an array of per-anchor losses (or another shape) instead of "
@@ -39,8 +51,9 @@ DIAGNOSES = {
 
 #: The transformations, in the order they are tried.
 TRANSFORMATIONS = ("transposed", "sum-reduction", "estimate-not-loss", "log2", "sign",
-                   "log-mean-exp", "negatives-only", "symmetric", "temperature-positives",
-                   "temperature-inverted", "temperature-ignored", "nt-xent")
+                   "log-mean-exp", "negatives-only", "positive-twice", "shifted-labels",
+                   "symmetric", "temperature-positives", "temperature-inverted",
+                   "temperature-ignored", "nt-xent")
 TEMPERATURE_CODES = ("temperature-positives", "temperature-inverted", "temperature-ignored")
 
 
@@ -50,6 +63,17 @@ def _negatives_only(logits):
         return np.inf
     off = np.where(np.eye(b, dtype=bool), -np.inf, logits)
     return -float(np.mean(np.diagonal(logits) - logsumexp(off, axis=1)))
+
+
+def _positive_twice(logits):
+    doubled = np.hstack([np.diagonal(logits)[:, None], logits])
+    return -float(np.mean(np.diagonal(logits) - logsumexp(doubled, axis=1)))
+
+
+def _shifted_labels(logits):
+    b = logits.shape[0]
+    shifted = logits[np.arange(b), (np.arange(b) + 1) % b]
+    return -float(np.mean(shifted - logsumexp(logits, axis=1)))
 
 
 def _temperature_positives(scores, temperature):
@@ -143,6 +167,10 @@ def transformation_value(code, case):
         return infonce_loss(logits) - float(np.log(b))
     if code == "negatives-only":
         return _negatives_only(logits)
+    if code == "positive-twice":
+        return _positive_twice(logits)
+    if code == "shifted-labels":
+        return _shifted_labels(logits)
     if code == "symmetric":
         return 0.5 * (infonce_loss(logits) + infonce_loss(logits.T))
     if code == "temperature-positives":
