@@ -235,9 +235,15 @@ def kl_divergence_of(p, q, log_q=None):
         if isbox(p_s) or isbox(q_s):
             return _sum_p_log_ratio(p_s, q_s, _normal_log_ratio(np.asarray(getval(p_s)), qsv))
         return _sum_p_log_ratio_value(p_s, q_s)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        rel = (p_s - q_s) / q_s
-    return _kl_terms_general(p_s, q_s, rel, index, log_q)
+    pv_s = np.asarray(getval(p_s))
+    log_ratio = _general_log_ratio(pv_s, qsv, index, log_q)
+    if log_ratio is None:
+        return float("inf")
+    if isbox(p_s) or isbox(q_s):
+        # the gradients in closed form (log(p/q) + 1, −p/q), not autograd's chain through
+        # the masked regimes: its (p − q)/q² underflows to inf below q = 1e-154
+        return _sum_p_log_ratio_exact(p_s, q_s, log_ratio)
+    return np.sum(pv_s * log_ratio)
 
 
 #: The normal-range KL kernel works through its inputs in blocks of this many entries, so
@@ -337,34 +343,58 @@ defvjp(_sum_p_log_ratio,
        lambda ans, p, q, log_ratio: lambda g: -g * (p / q))
 
 
-def _kl_terms_general(p_s, q_s, rel, index, log_q):
-    """Σ p log(p/q) over the support (flat p_s, q_s > 0 unless log_q is given), every regime."""
-    pv, qv, relv = (np.asarray(getval(t)) for t in (p_s, q_s, rel))
-    usable = qv > 0
-    up = usable & (relv >= -0.5)
-    q_safe = anp.where(usable, q_s, 1.0)
-    log_ratio = anp.log1p(anp.where(up, rel, 0.0))
+def _general_log_ratio(p, q, index, log_q):
+    """log(p/q) for concrete flat p > 0 and q (> 0 unless ``log_q`` is given), every regime;
+    None if ``log_q`` shows a q of exactly 0 (KL = inf).
+
+    log1p((p − q)/q) where p ≥ q/2, log(p/q) below, and log p − log q where either of
+    those leaves the normal range (with ``log_q`` for q whose linear value underflowed)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        rel = (p - q) / q
+    usable = q > 0
+    up = usable & (rel >= -0.5)
+    q_safe = np.where(usable, q, 1.0)
+    log_ratio = np.log1p(np.where(up, rel, 0.0))
     down = usable & ~up
     redo = ~usable
     if down.any():
         with np.errstate(over="ignore", under="ignore"):
-            ratio = p_s / q_safe
-        log_ratio = anp.where(up, log_ratio, anp.log(anp.where(up, 1.0, ratio)))
-        redo = redo | (down & (np.asarray(getval(ratio)) < TINY))
-    redo = redo | ~np.isfinite(getval(log_ratio))
+            ratio = p / q_safe
+        log_ratio = np.where(up, log_ratio, np.log(np.where(up, 1.0, ratio)))
+        redo = redo | (down & (ratio < TINY))
+    redo = redo | ~np.isfinite(log_ratio)
     if log_q is not None:
-        redo = redo | (qv < TINY)
+        redo = redo | (q < TINY)
     if redo.any():
         if log_q is not None:
-            lq = anp.reshape(log_q(), (-1,))
+            lq = np.reshape(np.asarray(getval(log_q())), (-1,))
             lq = lq if index is None else lq[index]
-            if np.any(np.asarray(getval(lq)) == -np.inf):
-                return float("inf")
+            if np.any(lq == -np.inf):
+                return None
         else:
-            lq = anp.log(q_safe)
-        exact = anp.log(p_s) - anp.where(redo, lq, 0.0)
-        log_ratio = anp.where(redo, exact, log_ratio)
-    return anp.sum(p_s * log_ratio)
+            lq = np.log(q_safe)
+        log_ratio = np.where(redo, np.log(p) - np.where(redo, lq, 0.0), log_ratio)
+    return log_ratio
+
+
+def _p_over_q(p, q):
+    """p/q for flat p > 0, q ≥ 0: IEEE division is correctly rounded for subnormal q too,
+    and overflows to inf only where p/q itself exceeds float64 (q = 0: inf)."""
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        return p / q
+
+
+@primitive
+def _sum_p_log_ratio_exact(p, q, log_ratio):
+    """Σ p · log_ratio, log_ratio = log(p/q) computed exactly (``_general_log_ratio``);
+    ∂/∂p = log(p/q) + 1, ∂/∂q = −p/q, each formed directly (no chain through a
+    quotient that underflows on the way)."""
+    return np.sum(p * log_ratio)
+
+
+defvjp(_sum_p_log_ratio_exact,
+       lambda ans, p, q, log_ratio: lambda g: g * (log_ratio + 1.0),
+       lambda ans, p, q, log_ratio: lambda g: -g * _p_over_q(p, q))
 
 
 def mutual_information_of(p_joint, marginals=None):
@@ -392,11 +422,37 @@ def mutual_information_of(p_joint, marginals=None):
     >>> abs(float(mutual_information_of(np.eye(3) / 3)) - float(np.log(3))) < 1e-15   # a few ulps of 1.1
     True
     """
+    if isbox(p_joint):
+        return _traced_mutual_information(p_joint)
     p_a, p_b = marginals if marginals is not None else (anp.sum(p_joint, axis=1),
                                                          anp.sum(p_joint, axis=0))
     product = p_a[:, None] * p_b[None, :]
     return kl_divergence_of(p_joint, product,
                             log_q=lambda: safe_log(p_a)[:, None] + safe_log(p_b)[None, :])
+
+
+@primitive
+def _traced_mutual_information(p_joint):
+    """I(A; B) of a concrete joint, for autograd: the gradient comes from ``_mi_vjp``."""
+    return mutual_information_of(p_joint)
+
+
+def _mi_vjp(ans, p_joint):
+    """∂I/∂p(a, b) = log p(a, b) − log P(a) − log P(b) − 1 on the support, in log space (the
+    chain through P(a) P(b) overflows where that product underflows); off the support the
+    slope of p log p at 0 is taken as 0, leaving −[P(a) > 0] − [P(b) > 0]."""
+    p = np.asarray(p_joint, dtype=float)
+    p_a, p_b = p.sum(axis=1), p.sum(axis=0)
+    support = p > 0
+    with np.errstate(divide="ignore"):
+        log_p = np.log(np.where(support, p, 1.0))
+        log_a, log_b = np.log(np.where(p_a > 0, p_a, 1.0)), np.log(np.where(p_b > 0, p_b, 1.0))
+    slope = np.where(support, log_p - log_a[:, None] - log_b[None, :] + 1.0, 0.0)
+    slope = slope - (p_a > 0)[:, None] - (p_b > 0)[None, :]
+    return lambda g: g * slope
+
+
+defvjp(_traced_mutual_information, _mi_vjp)
 
 
 __all__ = ["entropy", "kl_divergence", "mutual_information", "entropy_of", "kl_divergence_of",
