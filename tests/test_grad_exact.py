@@ -328,3 +328,28 @@ def test_mi_gradient_is_finite_where_the_product_of_marginals_underflows():
     enc = np.array([[1 - 1e-160, 1e-160], [1.0, 0.0]])
     g = grad(lambda e: rpmref.elbo_decomposition(pxx, e, e, prior).mutual_information)(enc)
     assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("p_zz, f, n", [
+    ([[.5, 0.], [.5, 0.]], [[1., 0.], [0., 1.]], 2),
+    ([[.3, 0., .2], [.1, 0., .4]], [[1., -.5, .2], [.3, .8, -1.]], 2),
+    ([[.3, 0., .2], [.1, 0., .4]], [[1., -.5, .2], [.3, .8, -1.]], 4),
+], ids=["one column reached", "3 columns, N=2", "3 columns, N=4"])
+def test_exact_infonce_bound_gradient_into_an_unreached_column(p_zz, f, n):
+    """Bug: the exact I_N enumerated only the reached columns, so moving mass into a column
+    with P(z') = 0 had slope 0 (one column reached) or a wrong one; I_N is smooth there.
+    Reference: the one-sided second-order difference (−3 F(0) + 4 F(t) − F(2t)) / (2t) of the
+    exact value along d = (+1 at (0, 1), −1 at (0, 0)), t = 1e-5 (truncation t² |F'''|
+    ≈ 1e-10); and for the first case the closed form 2 log 2 + 1/2 − 2 log(1 + e)."""
+    p_zz, f = np.array(p_zz), np.array(f)
+    d = np.zeros_like(p_zz)
+    d[0, 1], d[0, 0] = 1.0, -1.0
+    value = lambda p: rpmref.infonce_bound(p, f, n, method="exact").estimate  # noqa: E731
+    g = grad(value)(p_zz)
+    t = 1e-5
+    one_sided = (-3 * value(p_zz) + 4 * value(p_zz + t * d) - value(p_zz + 2 * t * d)) / (2 * t)
+    assert np.all(np.isfinite(g))
+    assert abs(np.sum(g * d) - one_sided) <= RTOL * abs(one_sided) + ATOL
+    if p_zz.shape == (2, 2):
+        assert np.sum(g * d) == pytest.approx(2 * np.log(2) + 0.5 - 2 * np.log(1 + np.e),
+                                              rel=1e-13)

@@ -16,7 +16,7 @@ from collections import namedtuple
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from rpmref.exact.measures import scalar
 from rpmref.exact.numerics import CHUNK_ELEMENTS, prod_exp, softplus
@@ -126,7 +126,11 @@ def energy_prior(p_zz, f):
 
     Each entry is P(z) P(z') e^{c(z,z')} / Z̃(z) with the shifted critic c of the
     module docstring, so f = 1e16 · I gives the exact prior (not one that sums to 0.27);
-    on each row's top term, where P(z') e^{c} = 1, it is P(z) / Z̃(z).
+    on each row's top term, where P(z') e^{c} = 1, it is P(z) / Z̃(z). Its gradient in
+    ``p_zz`` is exact where every partial derivative is a float64 number; at a column
+    with P(z') = 0 and a critic of ~1e3 on it, the partial derivative e^{f} overflows and
+    reverse mode returns NaN, even for a combination (such as a row sum) whose
+    derivative is finite.
 
     Parameters
     ----------
@@ -289,7 +293,8 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
     (0.1357, 0.0114)
     """
     p_zz_v = _value(p_zz)
-    reachable = int(np.count_nonzero(p_zz_v.sum(axis=0)))
+    # traced, every column is enumerated (see _infonce_exact), so every column counts
+    reachable = p_zz_v.shape[1] if isbox(p_zz) else int(np.count_nonzero(p_zz_v.sum(axis=0)))
     exact_terms = _exact_size(reachable, p_zz_v.size, n)
     if method == "exact" and exact_terms > max_terms:
         raise ValueError(
@@ -379,7 +384,10 @@ def _infonce_exact(p_zz, f, n):
     if n == 1:
         return anp.sum(0.0 * p_zz * f)  # every term is log(e^f / e^f) = 0 (0·f first: |f| ≤ 1e308)
     p_z_prime = anp.sum(p_zz, axis=0)
-    reach = np.flatnonzero(_value(p_z_prime) > 0)
+    traced = isbox(p_zz)
+    # Traced, every column takes part: a column with P(z') = 0 adds nothing to the value,
+    # but its first-order weight (one negative there) is in the gradient.
+    reach = np.arange(p_z_prime.shape[0]) if traced else np.flatnonzero(_value(p_z_prime) > 0)
     if reach.size == 1:
         # every negative has the positive's z': each term is f − log(N e^f) = −log N, I_N = 0
         # (log N − softplus(log(N − 1)) would leave an ulp of log N)
@@ -387,9 +395,15 @@ def _infonce_exact(p_zz, f, n):
     counts = _compositions(n - 1, reach.size)                       # (M, m)
     negatives_pmf = p_z_prime[reach] / anp.sum(p_z_prime[reach])
     log_fact = _log_factorials(n - 1)
-    log_weight = (log_fact[n - 1] - log_fact[counts].sum(axis=1)
-                  + anp.matmul(counts.astype(float), anp.log(negatives_pmf)))  # multinomial
-    weight = anp.exp(log_weight)
+    if traced:   # Π pmf^c, pmf^0 = 1 even at pmf = 0, as products (prod's slope divides by 0)
+        weight = np.exp(log_fact[n - 1] - log_fact[counts].sum(axis=1))
+        for j in range(reach.size):
+            c = counts[:, j]
+            weight = weight * (1.0 + (c > 0) * (negatives_pmf[j] - 1.0)) ** c
+    else:
+        log_weight = (log_fact[n - 1] - log_fact[counts].sum(axis=1)
+                      + anp.matmul(counts.astype(float), anp.log(negatives_pmf)))  # multinomial
+        weight = anp.exp(log_weight)
     f_cols = f[:, reach]
     k, k_prime = np.shape(_value(f))
     expected_half = 0.0
