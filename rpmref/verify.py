@@ -595,15 +595,15 @@ def run_checks(trials=200, seed=0, max_states=8, tolerance=DEFAULT_TOLERANCE):
                 worst, worst_case = error, f"trial {trial}: {case}"
         rows.append(dict(id=identity, equation=equation, statement=statement,
                          max_error=worst, worst_case=worst_case, tolerance=tolerance))
-    rows.extend(_gaussian_rows(np.random.default_rng([seed, len(rows)]), trials))
+    rows.extend(_gaussian_rows(np.random.default_rng([seed, len(rows)]), trials, tolerance))
     for row in rows:
         row["passed"] = bool(row["max_error"] <= row["tolerance"])
     return rows
 
 
-def _gaussian_rows(rng, trials):
-    """The closed-form Gaussian checks (``rpmref.gaussian.checks``)."""
-    return [dict(row) for row in gaussian_checks(rng, trials)]
+def _gaussian_rows(rng, trials, tolerance):
+    """The closed-form Gaussian checks (``rpmref.gaussian.checks``), judged at ``tolerance``."""
+    return [dict(row, tolerance=tolerance) for row in gaussian_checks(rng, trials)]
 
 
 # --------------------------------------------------------------------------- report

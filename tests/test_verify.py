@@ -88,10 +88,31 @@ def test_max_states_too_large_for_memory_is_refused(capsys):
     """--max-states 1000000 used to end in a MemoryError traceback."""
     from rpmref.cli import verify as command
     from rpmref.cli.common import MEMORY_BUDGET
+    from rpmref.verify import MAX_STATES_LIMIT
     assert command.PEAK_ARRAYS * 8 * command.MAX_STATES**4 <= MEMORY_BUDGET
-    assert command.PEAK_ARRAYS * 8 * (command.MAX_STATES + 1)**4 > MEMORY_BUDGET
+    # the largest that fits in memory, or the library's limit if that is lower (--help
+    # promised 83, which fits, while run_checks refused anything above 32)
+    assert (command.MAX_STATES == MAX_STATES_LIMIT
+            or command.PEAK_ARRAYS * 8 * (command.MAX_STATES + 1)**4 > MEMORY_BUDGET)
+    assert command.MAX_STATES <= MAX_STATES_LIMIT
+    for value in ("1000000", str(command.MAX_STATES + 1)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["verify", "--max-states", value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--max-states: expected an integer from 1 to {command.MAX_STATES}" in err
+
+
+def test_tolerance_applies_to_the_gaussian_rows_too(capsys):
+    """Bug: --tolerance 1e-300 failed the E rows but the eight Gaussian rows kept their own
+    1e-10 (and passed), while the summary and settings claimed 1e-300."""
+    from rpmref.verify import run_checks
+    rows = run_checks(trials=2, max_states=3, tolerance=1e-300)
+    gaussian = [row for row in rows if row["id"].startswith("G-")]
+    assert len(gaussian) == 8
+    assert all(row["tolerance"] == 1e-300 and row["passed"] == (row["max_error"] <= 1e-300)
+               for row in gaussian)
+    assert not all(row["passed"] for row in gaussian)   # their errors are ~1e-16, not 0
     with pytest.raises(SystemExit) as exit_info:
-        main(["verify", "--max-states", "1000000"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"from 1 to {command.MAX_STATES} (memory)" in err
+        main(["verify", "--trials", "200000"])
+    assert exit_info.value.code == 2 and "--trials" in capsys.readouterr().err
