@@ -11,6 +11,10 @@ def select(ids=None, include_wrong=False):
     ``include_wrong`` adds the deliberately wrong identities. Raises ValueError
     naming any unknown ID and listing the known ones.
     """
+    if isinstance(ids, str):   # "E3" or "E3,N1": not the characters 'E', '3'
+        ids = [ids]
+    if ids is not None and not all(isinstance(item, str) for item in ids):
+        raise TypeError(f"ids must be proof IDs (strings such as 'E3'), got {ids!r}")
     if ids:
         wanted = [pid.strip() for item in ids for pid in item.split(",") if pid.strip()]
         unknown = [pid for pid in wanted if pid.upper() not in PROOFS]
@@ -28,8 +32,15 @@ def select(ids=None, include_wrong=False):
 
 def run_proofs(entries, max_size=DEFAULT_MAX_SIZE, on_result=None):
     """Run each entry; ``on_result(result)`` is called as each finishes. Returns the results."""
-    if not isinstance(max_size, int) or max_size < 1:
+    if not isinstance(max_size, int) or isinstance(max_size, bool):
+        raise TypeError(f"max_size must be an integer, got {max_size!r}")
+    if max_size < 1:
         raise ValueError(f"max_size must be an integer >= 1, got {max_size!r}")
+    entries = list(entries)
+    strays = [e for e in entries if not hasattr(e, "wrong")]
+    if strays:
+        raise TypeError(f"entries must come from select() (registry entries), got {strays[0]!r}; "
+                        f"run_proofs(select(['E3'])) runs E3")
     results = []
     for entry in entries:
         result = run_entry(entry, max_size)

@@ -197,3 +197,17 @@ def test_python_m_proofs_exits_1_on_a_wrong_identity():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert re.search(r"^WRONG-N1 +FAILED", done.stdout, re.M)
+
+
+def test_select_and_run_proofs_take_ids_and_entries_as_documented():
+    """Bug: select("E3") iterated the string ('unknown proof ID 'E', '3''), select([3]) and
+    run_proofs(["E3"]) were AttributeErrors, max_size=True ran as 1."""
+    from rpmref.proofs.run import run_proofs, select
+    assert [e.id for e in select("E3")] == ["E3"]
+    assert sorted(e.id for e in select("E3,N1")) == ["E3", "N1"]
+    with pytest.raises(TypeError, match="ids must be proof IDs"):
+        select([3])
+    with pytest.raises(TypeError, match=r"entries must come from select\(\)"):
+        run_proofs(["E3"])
+    with pytest.raises(TypeError, match="max_size must be an integer, got True"):
+        run_proofs(select("L1"), max_size=True)
