@@ -9,9 +9,13 @@ in nats::
 z (N, k) and z_prime (N, k') are float64 arrays (torch tensors or jax arrays with
 ``framework=``), row i of each a pair (z_i, z'_i) drawn i.i.d. from the problem's
 joint P(z, z'). Discrete latents arrive one-hot. ``critic`` is the problem's optimal
-critic f*(z, z') = log p(z' | z) − log p(z') (E6) as a NumPy function
-``critic(z, z_prime) -> (N, N')`` score matrix, for estimators that take a critic
-(the InfoNCE estimate log N − loss of ``critic(z, z_prime)`` is one).
+critic as a NumPy function ``critic(z, z_prime) -> (N, N')`` score matrix, for
+estimators that take a critic (the InfoNCE estimate log N − loss of
+``critic(z, z_prime)`` is one). On the discrete problems it is
+f*(z, z') = log p(z' | z) − log p(z') (E6); on the Gaussian problems it is that only
+up to an additive function of z (``critic_scores`` drops the terms that depend on z
+alone), which leaves InfoNCE and I_N(f*) unchanged (a row's softmax over z' does not
+see it) but not a direct estimate of log p(z' | z) − log p(z').
 
 The problems (``problems``): three discrete joints with full support, where
 I(Z; Z'), I_∞(f*) (Eq. 7, 25) and I_N(f*) (Eq. 6, by enumeration) are exact; and the
@@ -23,22 +27,43 @@ What is reported per problem: the mean of ``batches`` estimates, its standard er
 (sample sd / √batches), the bias against I and, with a critic, against I_N(f*).
 What is *checked* is what the estimator claims: with ``infonce=True``, that no
 estimate exceeds log N (E7: every batch's InfoNCE value is ≤ log N), that the mean
-does not exceed I by more than 4 standard errors (E7: I_N ≤ I), and, when it is given
-the critic, that its mean equals I_N(f*) within 4 combined standard errors (an
-InfoNCE estimator with critic f is unbiased for I_N(f)). Without claims, ``passed``
-is None and the table is for information.
+does not exceed I by more than k standard errors (E7: I_N ≤ I), and, when it is given
+the critic, that its mean equals I_N(f*) within k combined standard errors (an
+InfoNCE estimator with critic f is unbiased for I_N(f)).
+
+k is the Student-t quantile with the standard error's degrees of freedom (batches − 1;
+Welch–Satterthwaite with a Monte Carlo reference) whose upper tail is that of 4
+standard deviations of a normal, Φ(−4) = 3.2e-5: since the standard error is itself
+estimated from the batches, a fixed 4 would fail a correct estimator far more often
+with few batches (measured for a right InfoNCE estimator on all problems: 47% of runs
+with batches=2, 6% with 5). With k, each claim of a right estimator with normally
+distributed estimates fails with probability 3.2e-5 (one-sided) or 6.3e-5 (two-sided)
+per problem, whatever ``batches`` is; the price of few batches is a large k (10050 at 2 batches, 17.4 at 5,
+7.0 at 10, 4.7 at 30), i.e. a weak check.
+
+The ceiling log N is allowed a rounding of 8 ε (N + 1000) with ε that of float64, or of
+float32 for float32 results. Half-precision results (float16, bfloat16) are too coarse
+for these claims (ε·N alone is of the order of the effects checked): with claims,
+a problem whose estimates come back in half precision fails with the reason
+"half-precision". A NaN or infinite estimate fails the check on its problem whether
+or not anything is claimed (its batch is named). Without claims and without such
+estimates, ``passed`` is None and the table is for information.
 """
+import functools
+import math
 from dataclasses import dataclass, field
 
+import mpmath
 import numpy as np
 
 from rpmref.exact.infonce import infonce_bound, infonce_limit
 from rpmref.exact.measures import mutual_information
-from rpmref.exact.validation import check_pmf, check_positive_int
+from rpmref.exact.validation import (as_real_array, check_bool, check_int, check_pmf,
+                                     check_positive_int)
 from rpmref.gaussian import closed_form as gaussian_forms
 from rpmref.gaussian.monte_carlo import critic_scores, infonce_bound as gaussian_infonce_bound
 from rpmref.gaussian.monte_carlo import sample_pairs
-from rpmref.gaussian.staircase import DIM, LEVELS, staircase_joint
+from rpmref.gaussian.staircase import DIM, LEVELS, largest_true_mi, staircase_joint
 from rpmref.testing import adapters
 
 #: The discrete problems: full support, so the optimal critic is finite.
@@ -53,7 +78,45 @@ DISCRETE_JOINTS = {
                              [0.15, 0.05],
                              [0.05, 0.15]]),
 }
-SIGMAS = 4.0            # claims are tested at 4 standard errors
+SIGMAS = 4.0            # claims are tested at the tail of 4 normal standard deviations
+#: The upper tail probability of each one-sided claim, Φ(−4) (two-sided claims: twice it).
+TAIL = 0.5 * math.erfc(SIGMAS / math.sqrt(2))
+#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
+HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+
+
+@functools.lru_cache(maxsize=256)
+def student_quantile(dof):
+    """k with P(T > k) = ``TAIL`` for Student's t with ``dof`` degrees of freedom.
+
+    Parameters
+    ----------
+    dof : float
+        Degrees of freedom (> 0; above 10⁴ taken as 10⁴, which only makes k larger
+        than the exact value, by less than 2e-3).
+
+    Returns
+    -------
+    float
+        The quantile, rounded up (bisection on the regularized incomplete beta
+        function, P(T > k) = I_{ν/(ν+k²)}(ν/2, 1/2) / 2, in mpmath).
+
+    Examples
+    --------
+    >>> from rpmref.testing.estimators import student_quantile
+    >>> round(student_quantile(1), 1), round(student_quantile(29), 3)
+    (10050.4, 4.67)
+    """
+    nu = min(float(dof), 1e4)
+    low, high = SIGMAS, 1e7                      # P(T > 4) > TAIL; P(T > 1e7) < TAIL
+    for _ in range(100):
+        middle = math.sqrt(low * high)
+        upper = float(mpmath.betainc(nu / 2, 0.5, 0, nu / (nu + middle * middle),
+                                     regularized=True)) / 2
+        low, high = (middle, high) if upper > TAIL else (low, middle)
+        if high / low < 1 + 1e-12:
+            break
+    return high
 
 
 @dataclass(frozen=True)
@@ -366,36 +429,53 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
         ``fn(z, z_prime)`` or, with ``critic=True``, ``fn(z, z_prime, critic)``; z (N, k),
         z_prime (N, k') one batch of pairs (one-hot for discrete problems); returns an MI
         estimate in nats from that batch.
-    critic : bool
-        Pass the problem's optimal critic f* = log p(z'|z) − log p(z') (a NumPy function
-        (z, z') -> (N, N') scores) as the third argument.
-    infonce : bool
+    critic : bool, default False
+        Pass the problem's optimal critic (a NumPy function (z, z') -> (N, N') scores) as
+        the third argument: log p(z'|z) − log p(z') on the discrete problems, that up to
+        an additive function of z on the Gaussian ones (module docstring).
+    infonce : bool, default False
         fn claims to be an InfoNCE estimator: check estimates ≤ log N, mean ≤ I, and
-        (with ``critic``) mean = I_N(f*), within 4 standard errors.
-    batch_size : int
+        (with ``critic``) mean = I_N(f*), within a Student-t multiple of the standard
+        error (module docstring).
+    batch_size : int, default 64
         N, pairs per batch (≥ 2).
-    batches : int
-        Estimates per problem (≥ 2, for a standard error).
-    problems : "all", "discrete" or "gaussian"
-    levels, dim : the staircase's MI levels (nats) and dimension.
-    reference_batches : int
-        Monte Carlo batches for the Gaussian I_N(f*) reference.
-    framework : "numpy", "torch" or "jax"
-        The type of z and z_prime handed to fn.
-    seed : int
+    batches : int, default 30
+        Estimates per problem (≥ 2, for a standard error; with few batches the Student-t
+        multiple is large and the check weak: 10050 s.e. at 2, 17.4 at 5, 4.7 at 30).
+    problems : {"all", "discrete", "gaussian"}, default "all"
+        Which problems.
+    levels : sequence of float, default ``LEVELS``
+        The staircase's MI levels, in nats, each in (0, ``largest_true_mi(dim)``];
+        not empty with ``problems="gaussian"``.
+    dim : int, default ``DIM``
+        The staircase's dimension (≥ 1).
+    reference_batches : int, default 1000
+        Monte Carlo batches for the Gaussian I_N(f*) reference (≥ 2).
+    framework : {"numpy", "torch", "jax", "auto"}, default "numpy"
+        The type of z and z_prime handed to fn; "auto" decides on the first batch as
+        ``check_infonce`` does (``rpmref.testing.adapters.detect``).
+    seed : int, default 0
+        Seed of the batches and of the Monte Carlo references.
 
     Returns
     -------
     EstimatorReport
-        ``passed`` (None without claims), ``results`` per problem; ``print(report)``.
+        ``passed`` (None without claims and without non-finite estimates), ``results``
+        per problem; ``print(report)``.
 
     Raises
     ------
     TypeError
-        If ``fn`` is not callable.
+        If ``fn`` is not callable, ``critic`` or ``infonce`` is not a bool, a count or
+        ``dim`` is not an integer, or ``levels`` is not a sequence of numbers.
     ValueError
-        If ``problems`` or ``framework`` is not one of the names above, or a count
-        is below its minimum.
+        If ``problems`` or ``framework`` is not one of the names above, a count is below
+        its minimum, a level is outside (0, ``largest_true_mi(dim)``] or ``levels`` is
+        empty with ``problems="gaussian"``.
+    Exception
+        What fn raises, or NotANumberError (a TypeError; also for a bool) /
+        NotScalarError (a ValueError) for what it returns, with a note naming fn, the
+        problem, the batch and N.
 
     Examples
     --------
@@ -409,62 +489,145 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    critic = check_bool(critic, "critic")
+    infonce = check_bool(infonce, "infonce")
     batch_size = check_positive_int(batch_size, "batch_size", minimum=2)
     batches = check_positive_int(batches, "batches", minimum=2)
     check_positive_int(seed, "seed", minimum=0)
     if problems not in ("all", "discrete", "gaussian"):
         raise ValueError(f"problems must be 'all', 'discrete' or 'gaussian'; got {problems!r}")
-    if framework not in adapters.FRAMEWORKS:
-        raise ValueError(f"framework must be 'numpy', 'torch' or 'jax'; got {framework!r}")
-    adapters.require(framework)
+    if framework != "auto" and framework not in adapters.FRAMEWORKS:
+        raise ValueError("framework must be 'auto', 'numpy', 'torch' or 'jax'; "
+                         f"got {framework!r}")
+    if framework != "auto":
+        adapters.require(framework)
+    reference_batches = check_positive_int(reference_batches, "reference_batches", minimum=2)
+    levels, dim = _check_staircase(problems, levels, dim)
     claims = []
     if infonce:
-        claims += ["every estimate <= log N (E7)", "mean <= I + 4 s.e. (E7: I_N <= I)"]
+        k = student_quantile(batches - 1)
+        claims += ["every estimate <= log N (E7)",
+                   f"mean <= I + {k:.4g} s.e. (E7: I_N <= I; Student-t, {batches - 1} d.f.)"]
         if critic:
-            claims.append("mean = I_N(f*) within 4 combined s.e. (unbiased for Eq. 6)")
+            claims.append("mean = I_N(f*) within the Student-t multiple of the combined "
+                          "s.e. (unbiased for Eq. 6)")
     results = []
     log_n = float(np.log(batch_size))
-    reference_batches = check_positive_int(reference_batches, "reference_batches", minimum=2)
+    checked = _refusing_bools(fn)
     for index, problem in enumerate(make_problems(problems, batch_size, levels, dim,
                                                   reference_batches if critic else 0, seed)):
         rng = np.random.default_rng([seed, 2, index])
-        values, eps = [], 0.0
-        for _ in range(batches):
+        values, dtypes = [], []
+        for batch in range(batches):
             z, z_prime = problem.sample(batch_size, rng)
             extra = (problem.critic,) if critic else ()
-            outcome = adapters.evaluate(fn, framework, (z, z_prime), extra, gradients=False)
+            if framework == "auto":
+                framework, _ = adapters.detect(checked, (z, z_prime), extra)
+            outcome = _call(checked, framework, problem, batch, batches, batch_size,
+                            (z, z_prime), extra)
             values.append(outcome.value)
-            eps = max(eps, float(np.finfo(outcome.dtype).eps))
-        results.append(_summarise(problem, np.array(values), batch_size, log_n, eps, critic,
-                                  infonce))
-    passed = None if not claims else all(not r.failures for r in results)
+            dtypes.append(_dtype_name(outcome.dtype))
+        results.append(_summarise(problem, np.array(values), dtypes, batch_size, log_n, critic,
+                                  infonce, reference_batches))
+    failed = any(r.failures for r in results)
+    passed = False if failed else (None if not claims else True)
     return EstimatorReport(passed, tuple(claims), tuple(results), batch_size, batches)
 
 
-def _summarise(problem, values, n, log_n, eps, critic, infonce):
-    mean = float(np.mean(values))
-    stderr = float(np.std(values, ddof=1) / np.sqrt(values.size))
+def _check_staircase(problems, levels, dim):
+    """(levels as a tuple of floats, dim) checked; a ValueError if no problem is left."""
+    dim = check_int(dim, "dim", minimum=1)
+    if isinstance(levels, (str, bytes)) or np.ndim(levels) != 1:
+        raise TypeError(f"levels must be a sequence of MI levels in nats, got "
+                        f"{type(levels).__name__} {levels!r:.40}")
+    levels = as_real_array(levels, "levels", ndim=1, allow_empty=True)
+    if problems == "gaussian" and levels.size == 0:
+        raise ValueError("levels is empty and problems='gaussian': no problem would be run")
+    top = largest_true_mi(dim)
+    bad = np.flatnonzero(~((levels > 0) & (levels <= top)))
+    if bad.size:
+        raise ValueError(f"levels must be in (0, {top:.6g}] nats (the largest MI of the "
+                         f"staircase at dim = {dim}); entry {bad[0]} is {levels[bad[0]]!r}")
+    return tuple(float(level) for level in levels), dim
+
+
+def _refusing_bools(fn):
+    """``fn`` with a bool result (Python, NumPy or torch) refused as not a number."""
+    @functools.wraps(fn)
+    def checked(*arguments):
+        out = fn(*arguments)
+        dtype = getattr(out, "dtype", None)
+        if isinstance(out, (bool, np.bool_)) or str(dtype) in ("bool", "torch.bool"):
+            raise adapters.NotANumberError(out)
+        return out
+    return checked
+
+
+def _call(fn, framework, problem, batch, batches, n, inputs, extra):
+    """One estimate; what fn raises or returns wrong gets a note naming the problem."""
+    try:
+        with np.errstate(all="ignore"):
+            return adapters.evaluate(fn, framework, inputs, extra, gradients=False)
+    except Exception as err:
+        verb = ("returned" if isinstance(err, (adapters.NotANumberError,
+                                               adapters.NotScalarError)) else "raised")
+        name = getattr(fn, "__name__", type(fn).__name__)
+        err.add_note(f"{verb} by fn ({name}) on problem {problem.name!r}, batch {batch + 1} "
+                     f"of {batches}, N = {n} ({framework} inputs of shapes "
+                     f"{inputs[0].shape} and {inputs[1].shape})")
+        raise
+
+
+def _dtype_name(dtype):
+    """"float16", "bfloat16", "float32", ... of a NumPy dtype or a dtype's name."""
+    return str(getattr(dtype, "name", None) or dtype).rpartition(".")[2]
+
+
+def _summarise(problem, values, dtypes, n, log_n, critic, infonce, reference_batches):
+    with np.errstate(all="ignore"):             # a non-finite estimate is a failure below
+        mean = float(np.mean(values))
+        stderr = float(np.std(values, ddof=1) / np.sqrt(values.size))
+    half = sorted({name for name in dtypes if name in HALF_PRECISION_EPS})
     # rounding allowance: a log-sum-exp over N candidates of logits up to ~1000 is
-    # accurate to ~(N + 1000) ε; a real violation is far larger
+    # accurate to ~(N + 1000) ε; a real violation is far larger. ε of float32 for
+    # float32 results, else float64's (half precision is refused below, not allowed for)
+    eps = float(np.finfo(np.float32 if "float32" in dtypes else np.float64).eps)
     rounding = 8 * eps * (n + 1000)
     above = int(np.sum(values > log_n + rounding))
     failures = []
-    if infonce:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        failures.append(f"fn returned {float(values[bad[0]])!r} on batch {bad[0] + 1} (of "
+                        f"{values.size}; {bad.size} not finite): an estimate must be a "
+                        "finite number")
+    if infonce and half:
+        failures.append(f"half-precision: fn returned {' and '.join(half)} estimates "
+                        f"(ε = {max(HALF_PRECISION_EPS[h] for h in half):.2g}; 8 ε (N + 1000) "
+                        f"= {8 * max(HALF_PRECISION_EPS[h] for h in half) * (n + 1000):.3g} "
+                        "nats), too coarse to check the claims; return float32 or float64")
+    k = student_quantile(values.size - 1)
+    if infonce and not half:
         if above:
             failures.append(f"{above} of {values.size} estimates exceed log N = {log_n:.4f} "
                             f"(largest {values.max():.4f}): not an InfoNCE bound (E7)")
         excess = mean - problem.mutual_information
-        if excess > SIGMAS * stderr + rounding:
+        if excess > k * stderr + rounding:
             spread = f"{excess / stderr:.1f} s.e." if stderr > 0 else "s.e. 0"
             failures.append(f"mean {mean:.4f} exceeds I = {problem.mutual_information:.4f} by "
-                            f"{excess:.4f} nats ({spread}): InfoNCE is at most I (E7)")
+                            f"{excess:.4f} nats ({spread} > {k:.4g}): InfoNCE is at most I (E7)")
     bias_n = None
     if critic:
         bias_n = mean - problem.infonce_n
-        spread = float(np.hypot(stderr, problem.infonce_n_stderr))
-        if infonce and abs(bias_n) > SIGMAS * spread + rounding:
+        reference = problem.infonce_n_stderr
+        spread = float(np.hypot(stderr, reference))
+        # Welch–Satterthwaite degrees of freedom of the combined standard error
+        terms = stderr ** 4 / (values.size - 1) + (
+            reference ** 4 / (reference_batches - 1) if reference else 0.0)
+        dof = spread ** 4 / terms if terms > 0 else values.size - 1
+        k_n = student_quantile(dof)
+        if infonce and not half and abs(bias_n) > k_n * spread + rounding:
             failures.append(f"mean {mean:.4f} differs from I_N(f*) = {problem.infonce_n:.4f} by "
-                            f"{bias_n:+.4f} (> {SIGMAS:g} s.e. = {SIGMAS * spread:.4f}): "
+                            f"{bias_n:+.4f} (> {k_n:.4g} s.e. = {k_n * spread:.4f}): "
                             "biased for the N-sample InfoNCE objective (Eq. 6)")
     return ProblemResult(problem.name, n, problem.mutual_information, problem.infonce_limit,
                          problem.infonce_n, problem.infonce_n_stderr, log_n, mean, stderr,
@@ -473,4 +636,5 @@ def _summarise(problem, values, n, log_n, eps, critic, infonce):
 
 
 __all__ = ["check_mi_estimator", "EstimatorReport", "ProblemResult", "Problem",
-           "DISCRETE_JOINTS", "discrete_problem", "gaussian_problem", "make_problems"]
+           "DISCRETE_JOINTS", "discrete_problem", "gaussian_problem", "make_problems",
+           "student_quantile"]
