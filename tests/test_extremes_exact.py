@@ -210,6 +210,22 @@ def test_log_partition_keeps_terms_below_one_ulp_of_the_top_term(p_zz, f):
     assert rpmref.infonce_limit(p_zz, f) <= rpmref.mutual_information(p_zz) + 1e-300
 
 
+@pytest.mark.parametrize("p_zz, f", [
+    ([[5e-324, 1.0]], [[1e300, 1e300]]),
+    ([[0.5, 1e-300], [0.25, 0.25]], [[1e300, 1e300 + 1e284], [-1e300, -1e300]]),
+], ids=["subnormal column", "1e-300 column"])
+def test_critic_functions_pick_the_top_term_exactly_at_huge_critics(p_zz, f):
+    """Bug (found by the fuzz test with another seed): the top term j* maximised
+    f + log P(z'), which rounds log P (≥ −745) away at |f| = 1e300 and tied the columns;
+    with the subnormal column chosen, the other term overflowed: energy_prior gave
+    [[0, 0]] (true [[5e-324, 1]]) and log Z inf. j* now maximises (f − max f) + log P."""
+    p_zz, f = np.array(p_zz), np.array(f)
+    assert_prob_close(rpmref.energy_prior(p_zz, f), ref.mp_energy_prior(p_zz, f))
+    scale = float(np.abs(f).max())
+    assert_log_close(rpmref.log_partition(p_zz, f), ref.mp_log_partition(p_zz, f), scale)
+    assert_log_close(rpmref.infonce_limit(p_zz, f), ref.mp_infonce_limit(p_zz, f), scale)
+
+
 def test_infonce_bound_exact_with_1e308_critic_is_finite():
     """Bug: the exact I_N was −inf there too. mpmath: the sum over all 4^3 batches of 3 pairs
     (ref.mp_infonce_enumerated), about −7.5e307."""

@@ -68,9 +68,14 @@ def _shifted_rows(p_zz, f):
     """
     p_z, p_z_prime = anp.sum(p_zz, axis=1), anp.sum(p_zz, axis=0)
     reach = _value(p_z_prime) > 0
-    with np.errstate(divide="ignore"):
-        score = np.where(reach[None, :], np.log(np.where(reach, _value(p_z_prime), 1.0))[None, :]
-                         + _value(f), -np.inf)
+    fv = _value(f)
+    # j* maximises f + log P(z') over the reachable z'. Formed as (f − max f) + log P: at
+    # |f| = 1e300, f + log P rounds log P (≥ −745) away and ties the columns, and a wrong
+    # j* makes the other terms overflow. f − max f is exact near the maximum (Sterbenz).
+    f_max = np.max(np.where(reach[None, :], fv, -np.inf), axis=1, keepdims=True)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        score = np.where(reach[None, :], (fv - f_max)
+                         + np.log(np.where(reach, _value(p_z_prime), 1.0))[None, :], -np.inf)
     top = np.argmax(score, axis=1)                                # j*(z), (k,)
     f_top = f[np.arange(top.size), top]
     log_p_top = anp.log(p_z_prime[top])
