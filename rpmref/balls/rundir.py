@@ -248,18 +248,75 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
             replacing.pop(key, None)
             # a directory this call created and nothing was written to (the run failed
             # before its first file): remove it and the lock, leaving no debris behind
-            with contextlib.suppress(OSError):
-                empty = bool(created) and os.listdir(path) == [LOCK_NAME]
-            if empty:
-                with contextlib.suppress(OSError):  # still ours: no one else can take it
-                    os.unlink(os.path.join(path, LOCK_NAME))
+            empty = bool(created) and drop_lone_lock(path, LOCK_NAME)  # still ours
         lock.release()
         if empty:
-            for directory in created:
-                try:
-                    os.rmdir(directory)
-                except OSError:  # someone wrote there meanwhile: keep it
-                    break
+            remove_directories(created)
+
+
+def drop_lone_lock(path, lock_name):
+    """Delete ``path``/``lock_name`` if nothing else is in ``path``; True if ``path`` is
+    then empty (a lock file that is missing counts as deleted).
+
+    Parameters
+    ----------
+    path : str
+        The directory.
+    lock_name : str
+        The lock file's name in it.
+
+    Returns
+    -------
+    bool
+        Whether ``path`` is now empty (False too if it cannot be listed).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import drop_lone_lock
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, ".lock"), "w").close()
+    ...     print(drop_lone_lock(tmp, ".lock"), os.listdir(tmp))
+    True []
+    """
+    try:
+        if not set(os.listdir(path)) <= {lock_name}:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, lock_name))
+    except OSError:
+        return False
+    return True
+
+
+def remove_directories(created):
+    """``os.rmdir`` each of ``created`` (deepest first), stopping at the first that is not
+    empty: someone wrote there meanwhile, so it and its parents are kept.
+
+    Parameters
+    ----------
+    created : sequence of str
+        Directories, each inside the next.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import remove_directories
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     os.makedirs(os.path.join(tmp, "a", "b"))
+    ...     remove_directories([os.path.join(tmp, "a", "b"), os.path.join(tmp, "a")])
+    ...     print(os.listdir(tmp))
+    []
+    """
+    for directory in created:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
 
 
 def replacing_run(out_dir):

@@ -12,7 +12,7 @@ from rpmref.balls.compare import (
     quick_configs, read_finished, results_markdown, run_compare, run_sweep, sweep_markdown,
     sweep_settings)
 from rpmref.balls.critics import CRITICS
-from rpmref.balls.rundir import _missing_directories
+from rpmref.balls.rundir import _missing_directories, drop_lone_lock, remove_directories
 from rpmref.balls.trainer import NonFiniteLossError
 from rpmref.balls.video import BallsConfig
 from rpmref.cli.common import (
@@ -217,20 +217,8 @@ def _remove_if_left_empty(created, out):
     """Remove the directories this command created for --out (``created``, deepest first)
     if nothing but the lock file is in them: a run that failed before its first file
     leaves no debris."""
-    if not created:
-        return
-    try:
-        if not set(os.listdir(out)) <= {runstore.LOCK_NAME}:
-            return
-        if os.path.exists(os.path.join(out, runstore.LOCK_NAME)):
-            os.unlink(os.path.join(out, runstore.LOCK_NAME))
-    except OSError:
-        return
-    for directory in created:
-        try:
-            os.rmdir(directory)
-        except OSError:  # someone wrote there meanwhile: keep it
-            break
+    if created and drop_lone_lock(out, runstore.LOCK_NAME):
+        remove_directories(created)
 
 
 def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config, curve_every,
