@@ -227,3 +227,31 @@ def test_workers_end_with_a_killed_parent(tmp_path):
     for pid in left:  # do not leave them behind if the test fails
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+WORKER_INTERRUPTED_AT_START = '''
+import os, signal, sys
+if __name__ == "__mp_main__":  # a worker importing the main module: Ctrl-C now
+    os.kill(os.getpid(), signal.SIGINT)
+from rpmref.balls import parallel
+
+def double(task, shared):
+    return 2 * task
+
+if __name__ == "__main__":
+    print(sorted(r for batch in parallel.run_tasks(double, [1, 2, 3], None, jobs=2)
+                 for _, r in batch))
+'''
+
+
+def test_a_ctrl_c_while_a_worker_starts_breaks_nothing(tmp_path):
+    """A Ctrl-C reaches every process of the terminal's group, the workers too, and a
+    worker may still be importing (before its initializer ignores SIGINT): it must not
+    die with a KeyboardInterrupt traceback and break the pool."""
+    script = tmp_path / "interrupted_worker.py"
+    script.write_text(WORKER_INTERRUPTED_AT_START)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[2, 4, 6]\n", "")

@@ -125,19 +125,50 @@ def describe(jobs=1, client=None):
 
 
 def _run_in_processes(function, tasks, shared, jobs, on_wait):
-    pool = concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker, initargs=(shared, os.getpid()))
+    # the workers are started (by the submits) with Ctrl-C held back: they inherit the
+    # blocked SIGINT, so one pressed while they import is dropped by _start_worker instead
+    # of breaking them with a traceback, and the parent sees it only once every worker it
+    # started is in the pool's list (so _stop_workers reaches each of them)
+    with _ctrl_c_held():
+        pool = concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker, initargs=(shared, os.getpid()))
     finished = False
     try:
-        futures = {pool.submit(_call_with_shared, function, task): index
-                   for index, task in enumerate(tasks)}
+        with _ctrl_c_held():
+            futures = {pool.submit(_call_with_shared, function, task): index
+                       for index, task in enumerate(tasks)}
         yield from _collect(futures, _wait_concurrent, on_wait)
         finished = True
     finally:
-        if not finished:  # Ctrl-C, a failed task or the caller stopped: stop now
-            _stop_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        with _ctrl_c_held():  # a second Ctrl-C does not cut the clean-up short
+            if not finished:  # Ctrl-C, a failed task or the caller stopped: stop now
+                _stop_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """Hold SIGINT back while the block runs; a Ctrl-C pressed meanwhile raises
+    KeyboardInterrupt when it ends. Processes started in the block begin with SIGINT
+    blocked. A no-op outside the main thread or without ``pthread_sigmask``."""
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    pressed = []
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # another thread may still take the signal: note it, raise later
+        signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending Ctrl-C arrives here
+    if pressed and callable(handler):
+        handler(signal.SIGINT, None)
 
 
 _SHARED = {}  # a worker process's shared data (set by _start_worker)
@@ -146,6 +177,8 @@ _SHARED = {}  # a worker process's shared data (set by _start_worker)
 def _start_worker(shared, parent_pid):
     """Initializer of a worker process: shared data, 1 BLAS thread, no Ctrl-C, watchdog."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if hasattr(signal, "pthread_sigmask"):  # started with it blocked (_ctrl_c_held): a
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # pending one is dropped
     watch_parent(parent_pid)
     threadpool_limits(limits=1, user_api="blas")
     # tqdm's default lock is a multiprocessing semaphore, which a worker terminated
