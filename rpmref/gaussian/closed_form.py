@@ -946,7 +946,9 @@ def rbf_infonce_limit(joint, lengthscale):
         I_∞(ℓ) = −E‖z − z'‖²/(2ℓ²) + ½ log det(I + C'/ℓ²) + ½ tr((C' + ℓ²I)⁻¹ B)
 
     with B = C + (m − m')(m − m')ᵀ, evaluated without cancellation at large ℓ and
-    without overflow of ℓ² or 1/ℓ². For 1-D unit variances and correlation ρ it is
+    without overflow of ℓ² or 1/ℓ²; the parts in m − m' = d are combined into
+    −½ dᵀ(C' + ℓ²I)⁻¹C'd/ℓ² (they cancel when |d| ≫ √C'), so means far apart (up to
+    ±1.8e308) lose nothing. For 1-D unit variances and correlation ρ it is
     −(1−ρ)/ℓ² − log ℓ + ½ log(1+ℓ²) + 1/(2(1+ℓ²)) (docs/theory.md, "Gaussian latents").
     Differentiable by autograd with respect to ℓ and the joint (also at repeated
     eigenvalues of C').
@@ -979,51 +981,100 @@ def rbf_infonce_limit(joint, lengthscale):
     >>> bool(np.isclose(rbf_infonce_limit(gaussian_pair(1.0, 1.0, rho), ell), closed))
     True
     """
-    c, cp, diff, sq_dist = _rbf_moments(joint)
+    c, cp, (unit, a), spread = _rbf_moments(joint)
     ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True),
                      finite=False)
     if np.isinf(ell):
         return 0.0
     with np.errstate(over="ignore"):
-        first = -0.5 * (sq_dist / lengthscale) / lengthscale
+        first = -0.5 * (spread / lengthscale) / lengthscale
     if np.isinf(getval(first)):
-        return -np.inf      # −E‖z − z'‖²/(2ℓ²) is below −1.8e308: the true value overflows
-    eye = np.eye(anp.size(diff))
-    second = c + anp.outer(diff, diff)
+        return -np.inf      # −tr(C + C' − 2S)/(2ℓ²) is below −1.8e308: so is the true value
+    eye = np.eye(anp.size(unit))
     if ell >= 1:        # (C' + ℓ²I)⁻¹ = ℓ⁻² (C'/ℓ² + I)⁻¹: ℓ² may overflow, 1/ℓ² only underflows
         inv_u = 1.0 / lengthscale / lengthscale
-        trace_term = inv_u * anp.trace(_solve(cp * inv_u + eye, second))
+        trace_term = inv_u * anp.trace(_solve(cp * inv_u + eye, c))
     else:
-        trace_term = anp.trace(_solve(cp + (lengthscale * lengthscale) * eye, second))
-    return first + 0.5 * _log1p_det_rbf(cp, lengthscale) + 0.5 * trace_term
+        trace_term = anp.trace(_solve(cp + (lengthscale * lengthscale) * eye, c))
+    return (first + 0.5 * _log1p_det_rbf(cp, lengthscale) + 0.5 * trace_term
+            + _rbf_mean_term(cp, unit, a, lengthscale))
+
+
+def _rbf_mean_term(cp, unit, a, lengthscale):
+    """−½ dᵀ (C' + ℓ²I)⁻¹C' d / ℓ², d = m − m' = 2^a·``unit`` (its largest entry in [½, 1)):
+    what the mean difference adds to I_∞ of the RBF critic. It is −|d|²/(2ℓ²) +
+    ½ dᵀ(C' + ℓ²I)⁻¹d combined into one quadratic form: the two cancel when |d| is large
+    against √C' (at |d| = 1e6, ℓ = 1e3 they lost 10 digits). With ℓ = 2^b·ℓ₀ (ℓ₀ in [½, 1))
+    and C' = 4^h·Ĉ' (Ĉ' of unit scale), M = (C' + ℓ²I)⁻¹C' is 4^e·M̃ with e = min(0, h − b)
+    and M̃ formed from Ĉ' and ℓ₀ alone (M ≈ C'/ℓ² can lie below the float64 range while
+    dᵀMd/ℓ² does not); everything is exact powers of two until the final scaling by
+    4^(a − b + e). A value below −1.8e308 is −inf (I_∞ is then below it too: the other
+    terms add at most I(Z; Z'))."""
+    if a is None:
+        return 0.0
+    b = int(np.frexp(float(getval(lengthscale)))[1])
+    ell0 = _scale_pow2(lengthscale, -b)
+    h = int(np.max(_half_exponents(cp)))
+    unit_cp = _scale_pow2(cp, -2 * h)
+    eye = np.eye(anp.size(unit))
+    e = h - b
+    with np.errstate(over="ignore", under="ignore"):
+        if e >= 0:     # C' ≳ ℓ²: M = (Ĉ' + 4^−e ℓ₀² I)⁻¹ Ĉ' ≤ I
+            shrink = _solve(unit_cp + _scale_pow2(ell0 * ell0, -2 * e) * eye, unit_cp)
+            e = 0
+        else:          # C' ≪ ℓ²: M = 4^e (4^e Ĉ'/ℓ₀² + I)⁻¹ Ĉ'/ℓ₀²
+            scaled = unit_cp / ell0 / ell0
+            shrink = _solve(_scale_pow2(scaled, 2 * e) + eye, scaled)
+        return _scale_pow2(-0.5 * (unit @ shrink @ unit) / ell0 / ell0, 2 * (a - b + e))
 
 
 def _rbf_moments(joint):
-    """(C, C', m − m', E‖z − z'‖²) of a pair with dim z = dim z' (the RBF critic's inputs)."""
+    """(C, C', (u, a), tr(C + C' − 2S)) of a pair with dim z = dim z' (the RBF critic's
+    inputs): m − m' = 2^a·u with u's largest entry in [½, 1) (a None when m = m'), so that
+    means up to ±1.8e308 apart are no obstacle. E‖z − z'‖² = tr(C + C' − 2S) + |m − m'|²;
+    the two are kept apart."""
     m, mp, c, cp, s = blocks(joint)
     if anp.size(m) != anp.size(mp):
         raise ValueError(f"the RBF critic needs dim z == dim z'; got {anp.size(m)} and "
                          f"{anp.size(mp)}")
-    diff = m - mp
+    with np.errstate(over="ignore"):
+        finite = np.all(np.isfinite(np.asarray(getval(m)) - np.asarray(getval(mp))))
+    diff, extra = (m - mp, 0) if finite else (0.5 * m - 0.5 * mp, 1)
+    raw = np.asarray(getval(diff))
+    if np.any(raw):
+        a = int(np.max(np.frexp(raw[raw != 0])[1]))
+        unit, a = _scale_pow2(diff, -a), a + extra
+    else:
+        unit, a = diff, None
     # Σᵢ (Cᵢᵢ − Sᵢᵢ) + (C'ᵢᵢ − Sᵢᵢ): no overflow of tr C + tr C' when both are near 1e308
     spread = anp.sum((anp.diag(c) - anp.diag(s)) + (anp.diag(cp) - anp.diag(s)))
-    return c, cp, diff, spread + anp.sum(diff * diff)
+    return c, cp, (unit, a), spread
 
 
-def _rbf_objective(log_u, sq_dist, lam, second):
-    """I_∞ as a function of log ℓ² (see rbf_infonce_limit), vectorised over log_u."""
-    log_u = np.asarray(log_u, dtype=float)[..., None]
-    u = np.exp(log_u)
-    # −(k/2) log u + ½ Σ log(λ + u) = ½ Σ log1p(λ/u): no cancellation at large ℓ
-    return (-sq_dist / (2 * u[..., 0]) + 0.5 * np.sum(np.log1p(lam / u), axis=-1)
-            + 0.5 * np.sum(second / (lam + u), axis=-1))
+def _rbf_objective(log_v, kappa, spread, lam, second, mean_sq):
+    """I_∞ of the RBF critic over κ as a function of log v, v = ℓ²/N, vectorised over log_v.
+
+    In the units of ``optimal_rbf_lengthscale`` (u = ℓ² = N v, covariances λs·(ŝ, λ̂, ĉ),
+    e = Vᵀ(m − m') = √N ê, κ = λs/N), I_∞/κ =
+    −ŝ/(2v) + ½ Σ log1p(κλ̂/v)/κ + ½ Σ ĉ/(κλ̂ + v) − ½ Σ ê² λ̂/(v(κλ̂ + v)):
+    rbf_infonce_limit's terms with the mean part as one quadratic form (no cancellation of
+    |d|²/(2ℓ²) against itself) and log1p(x)/κ = (λ̂/v)·log1p(x)/x (1 at x = 0), so that κ
+    may underflow to 0 (means far apart against the spread of z and z')."""
+    v = np.exp(np.asarray(log_v, dtype=float)[..., None])
+    x = kappa * lam / v
+    ratio = np.where(x > 0, np.log1p(x) / np.where(x > 0, x, 1.0), 1.0)     # log1p(x)/x
+    return (-spread / (2 * v[..., 0]) + 0.5 * np.sum(lam / v * ratio, axis=-1)
+            + 0.5 * np.sum(second / (kappa * lam + v), axis=-1)
+            - 0.5 * np.sum(mean_sq * lam / (v * (kappa * lam + v)), axis=-1))
 
 
-def _rbf_slope(log_u, sq_dist, lam, second):
-    """d I_∞ / d log ℓ² (the derivative of _rbf_objective)."""
-    u = np.exp(log_u)
-    return (sq_dist / (2 * u) - 0.5 * lam.size + 0.5 * np.sum(u / (lam + u))
-            - 0.5 * np.sum(second * u / (lam + u) ** 2))
+def _rbf_slope(log_v, kappa, spread, lam, second, mean_sq):
+    """d/d log v of _rbf_objective: ŝ/(2v) − ½ Σ λ̂/(κλ̂ + v) − ½ Σ ĉ v/(κλ̂ + v)²
+    + ½ Σ ê² λ̂ (κλ̂ + 2v)/(v (κλ̂ + v)²)."""
+    v = np.exp(log_v)
+    w = kappa * lam + v
+    return (spread / (2 * v) - 0.5 * np.sum(lam / w) - 0.5 * np.sum(second * v / w**2)
+            + 0.5 * np.sum(mean_sq * lam * (w + v) / (v * w**2)))
 
 
 def elbo_decomposition(joint, prior):
@@ -1164,7 +1215,8 @@ def optimal_rbf_lengthscale(joint, grid=400):
     TypeError
         ``grid`` not an integer.
     ValueError
-        dim z ≠ dim z', ``grid`` < 3, or a malformed joint.
+        dim z ≠ dim z', ``grid`` < 3, a malformed joint, or an ℓ* beyond the float64 range
+        (means about 1.8e308 apart).
 
     Examples
     --------
@@ -1176,23 +1228,32 @@ def optimal_rbf_lengthscale(joint, grid=400):
     >>> optimal_rbf_lengthscale(gaussian_pair(1.0, 1.0, -0.6))
     inf
     """
-    c, cp, diff, sq_dist = (np.asarray(getval(a)) for a in _rbf_moments(joint))  # an argmax
+    c, cp, (unit, a), spread = _rbf_moments(joint)
+    c, cp, unit, spread = (np.asarray(getval(x), dtype=float) for x in (c, cp, unit, spread))
     grid = check_int(grid, "grid", minimum=3)
-    # ℓ* scales as the square root of the covariances: solve the problem with every
-    # second moment divided by E‖z − z'‖² (> 0 for a non-degenerate pair), so that
-    # (λ + ℓ²)² in the slope neither overflows at scale 1e155 nor underflows at 1e-165
-    norm = float(sq_dist)
-    lam, vec = np.linalg.eigh(cp / norm)
-    diff = diff / np.sqrt(norm)
-    second = np.diag(vec.T @ (c / norm + np.outer(diff, diff)) @ vec)
-    sq_dist = 1.0                       # E‖z − z'‖² of the normalised problem
+    # ℓ* scales as the square root of the covariances and of |m − m'|: solve the problem in
+    # v = ℓ²/N, N = E‖z − z'‖² = spread + |m − m'|² (> 0 for a non-degenerate pair), so that
+    # (λ + ℓ²)² in the slope neither overflows at scale 1e155 nor underflows at 1e-165. N =
+    # 4^t Ñ and the covariances λs·(ŝ, λ̂, ĉ) with λs = 4^h are split by powers of two (exact),
+    # the objective is divided by κ = λs/N (see _rbf_objective): |m − m'| may be 1e300 times
+    # the spread, or 1e308 (where N and ℓ*² overflow) without loss.
+    def half(x):                                   # an integer with 4^half(x) > x > 0
+        return int(np.frexp(x)[1]) // 2 + 1
+    h = max(half(spread), max(half(x) for x in np.diag(cp)), max(half(x) for x in np.diag(c)))
+    t = h if a is None else max(a, half(spread))
+    mean = np.zeros_like(unit) if a is None else _scale_pow2(unit, a - t)
+    n_tilde = _scale_pow2(spread, -2 * t) + float(np.sum(mean * mean))
+    kappa = _scale_pow2(1.0 / n_tilde, 2 * (h - t))
+    lam, vec = np.linalg.eigh(_scale_pow2(cp, -2 * h))
+    lam = np.maximum(lam, 0.0)
+    args = (kappa, _scale_pow2(spread, -2 * h), lam,
+            np.diag(vec.T @ _scale_pow2(c, -2 * h) @ vec), (vec.T @ mean) ** 2 / n_tilde)
     log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
-    values = _rbf_objective(log_u, sq_dist, lam, second)
+    values = _rbf_objective(log_u, *args)
     best = int(np.argmax(values))
     if best == log_u.size - 1 or values[best] <= 0:
         return np.inf
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
-    args = (sq_dist, lam, second)
     f_lo, f_hi = _rbf_slope(lo, *args), _rbf_slope(hi, *args)
     side, previous = 0, np.inf
     for _ in range(200):   # Illinois (modified regula falsi) on the slope: stays bracketed
@@ -1209,5 +1270,10 @@ def optimal_rbf_lengthscale(joint, grid=400):
         if abs(mid - previous) < 1e-14 * max(1.0, abs(mid)) or f_mid == 0:
             break
         previous = mid
-    return float(np.exp(0.5 * mid) * np.sqrt(norm))     # ℓ = sqrt(u) = exp(log_u / 2), rescaled
+    with np.errstate(over="ignore"):
+        ell = float(_scale_pow2(np.exp(0.5 * mid) * np.sqrt(n_tilde), t))   # ℓ = √(v Ñ) 2^t
+    if not np.isfinite(ell):
+        raise ValueError("the best RBF lengthscale is beyond the float64 range (it scales with "
+                         "|m − m'|, here near 1.8e308); rescale z and z'")
+    return ell
 
