@@ -134,3 +134,90 @@ def test_rbf_limit_gradient_with_far_apart_means_matches_mpmath(d, ell):
         size = abs(D) / L**2 + 1 / L + (1 + D**2) / L**3
     assert abs(autograd.grad(at_mean)(d) - want_d) <= 64 * EPS * (abs(D) / L**2)
     assert abs(autograd.grad(at_ell)(ell) - want_l) <= 64 * EPS * size
+
+
+# ------------------------------------------------------------------ quadratic critics: means, scales
+
+@pytest.mark.parametrize("scale, mean", [(1.0, 1e10), (1e-20, 1e10), (1e-20, 1e-5), (1e20, 1e25),
+                                         (1e-300, 1e-140), (1e300, 1e160), (1.0, -1e15)])
+def test_a_zero_critic_has_infonce_limit_zero_and_the_product_of_marginals_as_energy_prior(
+        scale, mean):
+    """f ≡ 0: I_∞ = E[0] − E log E e^0 = 0 and P_θ = p(z) p(z') exactly, whatever the means.
+    Bug: δ₀ = m' − P⁻¹(C'⁻¹m' + b + Wᵀm) subtracted m' from its own rounding, and δ₀ᵀPδ₀
+    made that eps·|m'| an error of eps²m'²/C': I_∞ = −4.5e7 at C' = 1e-20, |m'| = 7e9.
+    With δ₀ = P⁻¹(Qm' − b − Wᵀm) the mean part is exactly 0 here; what is left are log
+    determinants and traces of O(|log s| + 1) with a few roundings each: 32 eps·(1 + |log s|)
+    per dimension (k' = 2). The energy prior's means are m and m' exactly, its cross
+    covariance exactly 0, and its C' block C' to a few roundings of inv(inv(C'))."""
+    rng = np.random.default_rng(3)
+    root = rng.normal(size=(4, 4))
+    cov = (root @ root.T / 4 + 0.5 * np.eye(4)) * scale
+    m = rng.normal(size=4) * mean
+    joint = g.GaussianPair(m, cov, 2)
+    zero = g.QuadraticCritic(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros(2))
+    value = g.infonce_limit(joint, zero)
+    assert abs(value) <= 2 * 32 * EPS * (1 + abs(math.log(scale)))
+    prior = g.energy_prior(joint, zero)
+    assert np.array_equal(prior.mean, m)
+    assert np.array_equal(prior.cov[:2, 2:], np.zeros((2, 2)))
+    assert np.array_equal(prior.cov[:2, :2], cov[:2, :2])
+    cond = np.linalg.cond(cov[2:, 2:])
+    assert np.allclose(prior.cov[2:, 2:], cov[2:, 2:], rtol=0, atol=16 * EPS * cond * scale * 4)
+
+
+#: A joint and a critic of small dyadic numbers: multiplying covariances by 2^-1030, means by
+#: 2^-515 and the critic's W, Q by 2^1030 and b by 2^515 (z → 2^-515 z) is exact, and leaves
+#: I_∞, the energy prior (rescaled back) and the optimal critic's I_∞ unchanged.
+_DYADIC_COV = np.array([[4.0, 1.0, 2.0, 0.5], [1.0, 3.0, 1.0, 0.25],
+                        [2.0, 1.0, 5.0, 1.0], [0.5, 0.25, 1.0, 2.0]])
+_DYADIC_MEAN = np.array([1.0, -2.0, 0.5, 0.75])
+_DYADIC_CRITIC = g.QuadraticCritic(np.array([[0.5, 0.25], [-0.125, 0.375]]) / 64,
+                                   np.array([[0.25, 0.0625], [0.0625, 0.5]]) / 64,
+                                   np.array([0.125, -0.25]) / 64)
+
+
+def _shrunk(e):
+    """The dyadic joint and critic under z → 2^e z."""
+    joint = g.GaussianPair(np.ldexp(_DYADIC_MEAN, e), np.ldexp(_DYADIC_COV, 2 * e), 2)
+    W, Q, b = _DYADIC_CRITIC
+    return joint, g.QuadraticCritic(np.ldexp(W, -2 * e), np.ldexp(Q, -2 * e), np.ldexp(b, -e))
+
+
+@pytest.mark.parametrize("e", [-515, -514, -512, 500, 505])
+def test_quadratic_critics_on_a_subnormal_or_huge_joint_equal_the_unit_scale_values(e):
+    """Covariances of 2^-1030 (subnormal: C'⁻¹ overflows) were refused with 'critic.Q is too
+    negative' by infonce_limit and energy_prior, even for Q = 0. The closed forms are
+    invariant under z → 2^e z; both sides are the same few 2 × 2 Cholesky/solve steps on
+    well-conditioned (cond < 20) matrices: 64·eps·cond relative to the O(1) terms. The
+    energy prior, mapped back by 2^-e, equals the unit-scale one (entries of O(1) to
+    64·eps·cond; the subnormal ones to within their spacing, 2^-1074, as well)."""
+    joint, critic = _shrunk(e)
+    unit_joint, unit_critic = _shrunk(0)
+    want = g.infonce_limit(unit_joint, unit_critic)
+    tol = 64 * EPS * 20
+    assert abs(g.infonce_limit(joint, critic) - want) <= tol * max(1.0, abs(want))
+    prior, unit_prior = g.energy_prior(joint, critic), g.energy_prior(unit_joint, unit_critic)
+    assert np.all(np.abs(np.ldexp(prior.mean, -e) - unit_prior.mean)
+                  <= tol + np.ldexp(2.0**-1074, -e))
+    assert np.all(np.abs(np.ldexp(prior.cov, -2 * e) - unit_prior.cov)
+                  <= tol + np.ldexp(2.0**-1074, -2 * e))
+    # the Gaussian pair's own invariants: MI of the energy prior, and KL to the joint
+    assert abs(g.kl_divergence(joint, prior) - g.kl_divergence(unit_joint, unit_prior)) <= tol
+
+
+def test_optimal_critic_of_a_subnormal_joint_is_refused_by_name_when_it_overflows():
+    """At covariances ~2^-1030 the optimal critic's W and Q are ~2^1030: beyond float64.
+    Bug: optimal_critic returned W = inf, Q = nan, b = nan (and optimal_bilinear_critic
+    complained that 'W must be finite', an argument the caller never passed). At 2^-1000
+    both are finite and the optimal critic's I_∞ is the MI (E4, to 64·eps·cond)."""
+    joint, _ = _shrunk(-515)
+    with pytest.raises(ValueError, match="optimal critic.*float64"):
+        g.optimal_critic(joint)
+    with pytest.raises(ValueError, match="optimal bilinear critic.*float64"):
+        g.optimal_bilinear_critic(joint)
+    joint, _ = _shrunk(-500)
+    info = g.mutual_information(_shrunk(0)[0])
+    assert abs(g.infonce_limit(joint, g.optimal_critic(joint)) - info) <= 64 * EPS * 20
+    W = g.optimal_bilinear_critic(joint)
+    want = g.infonce_limit(_shrunk(0)[0], g.optimal_bilinear_critic(_shrunk(0)[0]))
+    assert abs(g.infonce_limit(joint, W) - want) <= 64 * EPS * 20

@@ -504,7 +504,8 @@ def optimal_critic(joint):
     Raises
     ------
     TypeError, ValueError
-        As for every function taking a GaussianPair.
+        As for every function taking a GaussianPair; ValueError also when W or Q, which
+        scale as 1/covariance, lie beyond the float64 range (covariances below ~1e-308).
 
     Examples
     --------
@@ -513,12 +514,21 @@ def optimal_critic(joint):
     >>> bool(abs(infonce_limit(joint, optimal_critic(joint)) - mutual_information(joint)) < 1e-15)
     True
     """
-    m, mp, c, cp, s = blocks(joint)
-    gain, cond_cov = _conditional(c, cp, s)
+    joint = _check_pair(joint)
+    k = joint.k
+    cov, h = _equilibrate(joint.cov)     # in z̃ = F z, z̃' = F'z' (see _scaled_problem)
+    gain, cond_cov = _conditional(cov[:k, :k], cov[k:, k:], cov[:k, k:])
     prec = _sym(anp.linalg.inv(cond_cov))
-    cp_inv = _sym(anp.linalg.inv(cp))
-    return QuadraticCritic(anp.transpose(gain) @ prec, prec - cp_inv,
-                           prec @ (mp - gain @ m) - cp_inv @ mp)
+    hz, hp = h[:k], h[k:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        W = _scale_pow2(anp.transpose(gain) @ prec, -(hz[:, None] + hp[None, :]))
+        Q = _scale_pow2(prec - _sym(anp.linalg.inv(cov[k:, k:])), -(hp[:, None] + hp[None, :]))
+        b = Q @ joint.mean[k:] - anp.transpose(W) @ joint.mean[:k]   # Σ⁻¹(m' − Km) − C'⁻¹m'
+    if not all(np.all(np.isfinite(getval(x))) for x in (W, Q, b)):
+        raise ValueError("the optimal critic is beyond the float64 range: W and Q scale as "
+                         "1/covariance (covariances down to "
+                         f"{float(np.min(np.diag(getval(joint.cov)))):.3g} here); rescale z and z'")
+    return QuadraticCritic(W, Q, b)
 
 
 def _conditional(c, cp, s):
@@ -830,8 +840,9 @@ def energy_prior(joint, critic):
     TypeError
         ``critic`` not a QuadraticCritic.
     ValueError
-        Wrong shapes, non-finite entries, an asymmetric Q, or C'⁻¹ + Q not positive
-        definite (then Z(z) is infinite).
+        Wrong shapes, non-finite entries, an asymmetric Q, C'⁻¹ + Q not positive
+        definite (then Z(z) is infinite), or a critic so large against the joint's scale
+        that the prior's moments overflow float64.
 
     Examples
     --------
@@ -843,15 +854,54 @@ def energy_prior(joint, critic):
     True
     """
     joint = _check_pair(joint)
-    W, Q, b = _check_critic(critic, joint)
-    m, mp, c, cp, _ = blocks(joint)
+    (c, cp, _), W, Q, r, h = _scaled_problem(joint, _check_critic(critic, joint))
+    k = joint.k
     post = _sym(anp.linalg.inv(_energy_precision(cp, Q)))
     gain = post @ anp.transpose(W)                   # (k', k): d mean(z'|z) / dz
-    offset = post @ (_solve(cp, mp) + b)
-    mean = anp.concatenate([m, gain @ m + offset])
     cross = c @ anp.transpose(gain)
-    cov = _block(c, cross, anp.transpose(cross), _sym(gain @ cross + post))
-    return GaussianPair(mean, cov, joint.k)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cov = _scale_pow2(_block(c, cross, anp.transpose(cross), _sym(gain @ cross + post)),
+                          h[:, None] + h[None, :])
+        # E z' = P⁻¹v(m) = m' − δ₀, δ₀ = P⁻¹(Qm' − b − Wᵀm): exactly m' for a zero critic
+        mean = anp.concatenate([joint.mean[:k],
+                                joint.mean[k:] - _scale_pow2(post @ r, h[k:])])
+    if not (np.all(np.isfinite(getval(cov))) and np.all(np.isfinite(getval(mean)))):
+        raise ValueError("the energy prior's covariance or mean overflows float64 (the critic's "
+                         f"W up to {float(np.max(np.abs(getval(critic.W)))):.3g} against the "
+                         "joint's scale); rescale the critic")
+    return GaussianPair(mean, cov, k)
+
+
+def _scaled_problem(joint, critic):
+    """A checked joint and critic (W, Q, b) in the coordinates z̃ = F z, z̃' = F' z' with
+    diag(F, F') = 2^−h the power-of-two equilibration of the joint covariance (``_equilibrate``).
+
+    Returns ((C̃, C̃', S̃), W̃, Q̃, r̃, h): the covariance blocks (unit diagonal scale), the
+    critic W̃ = F⁻¹WF'⁻¹, Q̃ = F'⁻¹QF'⁻¹ and r̃ = F'⁻¹r with r = Qm' − b − Wᵀm (= P δ₀, the
+    only place the means enter the energy prior and I_∞), formed before the scaling so that
+    a zero critic gives exactly r = 0 however far the means lie from 0. The energy prior, I_∞
+    and the optimal critic are covariant under this change of coordinates, and in it C'⁻¹
+    is finite even for subnormal or huge covariances. ValueError if the rescaled critic
+    leaves the float64 range (its quadratic terms overflow)."""
+    W, Q, b = critic
+    k = joint.k
+    m, mp = joint.mean[:k], joint.mean[k:]
+    cov, h = _equilibrate(joint.cov)
+    hz, hp = h[:k], h[k:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        r, extra = Q @ mp - b - anp.transpose(W) @ m, 0
+        if not np.all(np.isfinite(getval(r))):     # each term finite, their sum not: halve
+            r, extra = (0.5 * Q) @ mp - 0.5 * b - (0.5 * anp.transpose(W)) @ m, 1
+        scaled = (_scale_pow2(W, hz[:, None] + hp[None, :]),
+                  _scale_pow2(Q, hp[:, None] + hp[None, :]), _scale_pow2(r, hp + extra))
+    if not all(np.all(np.isfinite(getval(x))) for x in scaled):
+        raise ValueError(
+            "critic is too large for the closed form in float64: its quadratic terms overflow "
+            f"(largest |W| entry {float(np.max(np.abs(getval(W)))):.3g}, |Q| "
+            f"{float(np.max(np.abs(getval(Q)))):.3g}, against covariances up to "
+            f"{float(np.max(np.diag(getval(joint.cov)))):.3g}); rescale the critic"
+            " (for the RBF critic use rbf_infonce_limit, which works in log lengthscale)")
+    return (cov[:k, :k], cov[k:, k:], cov[:k, k:]), *scaled, h
 
 
 def _energy_precision(cp, Q):
@@ -910,11 +960,10 @@ def infonce_limit(joint, critic):
     0.175
     """
     joint = _check_pair(joint)
-    W, Q, b = _check_critic(critic, joint)
-    m, mp, c, cp, s = blocks(joint)
+    (c, cp, s), W, Q, r, _ = _scaled_problem(joint, _check_critic(critic, joint))
     prec = _energy_precision(cp, Q)
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
-        value = _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec)
+        value = _infonce_limit_terms(W, r, c, cp, s, prec)
     if not np.isfinite(getval(value)):
         raise ValueError(
             "critic is too large for the closed form in float64: its quadratic terms overflow "
@@ -923,17 +972,18 @@ def infonce_limit(joint, critic):
     return value
 
 
-def _infonce_limit_terms(W, Q, b, m, mp, c, cp, s, prec):
+def _infonce_limit_terms(W, r, c, cp, s, prec):
     # E[f] − E log Z(z) rearranged as H(Z') − E_z CE(p(z'|z), p_f(z'|z)): with
     # p(z'|z) = N(m' + K(z − m), Σ) and p_f(z'|z) = N(P⁻¹v(z), P⁻¹),
     #   I_∞ = ½[log det C' + log det P + k' − tr(PΣ) − δ₀ᵀPδ₀ − tr(DᵀPDC)],
-    # D = K − P⁻¹Wᵀ, δ₀ = m' − P⁻¹v(m). E[f] and E log Z each hold a term of size
-    # ~e^{2I} near the optimal critic (W, Q ~ 1/(1 − ρ²)); here they cancel in algebra,
-    # not in floating point, and every term left is O(I) or a KL-sized quadratic form.
+    # D = K − P⁻¹Wᵀ, δ₀ = m' − P⁻¹v(m) = P⁻¹r with r = Qm' − b − Wᵀm (P m' − v(m), in which
+    # C'⁻¹m' cancels in the algebra: m' − P⁻¹(C'⁻¹m' + …) lost eps·|m'| to rounding, which
+    # δ₀ᵀPδ₀ magnified by |m'|²/C'). E[f] and E log Z each hold a term of size ~e^{2I} near
+    # the optimal critic (W, Q ~ 1/(1 − ρ²)); here they cancel in algebra, not in floating
+    # point, and every term left is O(I) or a KL-sized quadratic form.
     gain, cond_cov = _conditional(c, cp, s)
     d = gain - _solve(prec, anp.transpose(W))
-    delta0 = mp - _solve(prec, _solve(cp, mp) + b + anp.transpose(W) @ m)
-    quad = delta0 @ prec @ delta0 + anp.sum(d * (prec @ d @ c))
+    quad = r @ _solve(prec, r) + anp.sum(d * (prec @ d @ c))
     return 0.5 * (_logdet(cp) + _logdet(prec) + anp.shape(cp)[0] - anp.sum(prec * cond_cov)
                   - quad)
 
@@ -1177,7 +1227,8 @@ def optimal_bilinear_critic(joint):
     Raises
     ------
     TypeError, ValueError
-        As for every function taking a GaussianPair.
+        As for every function taking a GaussianPair; ValueError also when W*, which scales
+        as 1/covariance, lies beyond the float64 range.
 
     Examples
     --------
@@ -1187,7 +1238,13 @@ def optimal_bilinear_critic(joint):
     """
     m, _, c, cp, s = blocks(joint)
     second_moment = c + anp.outer(m, m)
-    return bilinear_critic(_solve(second_moment, anp.transpose(_solve(cp, anp.transpose(s)))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        W = _solve(second_moment, anp.transpose(_solve(cp, anp.transpose(s))))
+    if not np.all(np.isfinite(getval(W))):
+        raise ValueError("the optimal bilinear critic is beyond the float64 range: W* scales "
+                         "as 1/covariance (covariances down to "
+                         f"{float(np.min(np.diag(getval(joint.cov)))):.3g} here); rescale z and z'")
+    return bilinear_critic(W)
 
 
 def optimal_rbf_lengthscale(joint, grid=400):
