@@ -221,3 +221,55 @@ def test_optimal_critic_of_a_subnormal_joint_is_refused_by_name_when_it_overflow
     W = g.optimal_bilinear_critic(joint)
     want = g.infonce_limit(_shrunk(0)[0], g.optimal_bilinear_critic(_shrunk(0)[0]))
     assert abs(g.infonce_limit(joint, W) - want) <= 64 * EPS * 20
+
+
+# ------------------------------------------------------------------ Monte Carlo I_N
+
+def _scores_shape(z):
+    return z.shape[:-1] + (z.shape[-2],)
+
+
+def test_monte_carlo_refuses_quadratic_scores_beyond_float64_instead_of_returning_nan():
+    """W = 1e308 passes the critic's own checks, but zᵢᵀWz'ⱼ overflows for |zᵢ z'ⱼ| > 1.8:
+    the estimate was (nan, nan). The scores are not float64 numbers, so the estimate is
+    refused by name."""
+    joint = unit_pair(0.6)
+    with pytest.raises(ValueError, match="scores.*float64"):
+        mc.infonce_bound(joint, g.bilinear_critic(1e308), 4, 10, 0)
+    with pytest.raises(ValueError, match="scores.*float64"):
+        mc.critic_scores(g.bilinear_critic(1e308), np.array([[2.0]]), np.array([[1.0]]))
+
+
+def test_monte_carlo_refuses_a_callable_critic_that_masks_a_whole_row():
+    """The message promised it: −inf (a masked pair) is allowed, but not on every candidate
+    of a row (the softmax is 0/0). Such a critic gave (nan, nan)."""
+    def all_masked(z, z_prime):
+        return np.full(_scores_shape(z), -np.inf)
+    with pytest.raises(ValueError, match="every candidate of a row"):
+        mc.infonce_bound(unit_pair(0.6), all_masked, 4, 10, 0)
+
+
+@pytest.mark.parametrize("scores, error, words", [
+    ([[0.0, 1.0], [1.0, 0.0]], None, None),                  # a list is an array
+    (np.array([[0, 1], [1, 0]]), None, None),                # integers are numbers
+    (np.zeros((2, 3)), ValueError, "square"),                # was 0.0, silently
+    (np.zeros(3), ValueError, "scores"),
+    (np.zeros((0, 0)), ValueError, "scores"),
+    (np.array([[np.nan, 0.0], [0.0, 0.0]]), ValueError, "nan"),
+    (np.array([[np.inf, 0.0], [0.0, 0.0]]), ValueError, r"\+inf"),
+    (np.array([[-np.inf, -np.inf], [0.0, 0.0]]), ValueError, "every candidate of a row"),
+    (np.array([[1 + 0j]]), TypeError, "scores"),
+    (np.array([[True]]), TypeError, "scores"),
+    (np.ma.array([[0.0]]), TypeError, "scores"),
+    ("ab", TypeError, "scores"),
+])
+def test_infonce_per_batch_checks_its_scores(scores, error, words):
+    """infonce_per_batch took anything: a list was an AttributeError, integers a
+    UFuncTypeError from inside exp, a (2, 3) table gave 0.0, NaN gave NaN. The value of
+    the accepted ones: two pairs with positives 0 and negatives 1, log 2 − log(1 + e) (mpmath)."""
+    if error is None:
+        want = float(mpmath.log(2) - mpmath.log(1 + mpmath.e))
+        assert abs(mc.infonce_per_batch(scores) - want) <= 4 * EPS
+        return
+    with pytest.raises(error, match=words):
+        mc.infonce_per_batch(scores)

@@ -95,7 +95,8 @@ def critic_scores(critic, z, z_prime):
     TypeError
         ``critic`` neither a QuadraticCritic nor callable, or a callable's scores not real.
     ValueError
-        A callable's scores of the wrong shape, or containing nan or +inf.
+        A callable's scores of the wrong shape, or containing nan or +inf, or −inf on every
+        candidate of a row; a QuadraticCritic's scores beyond the float64 range.
 
     Examples
     --------
@@ -112,18 +113,23 @@ def critic_scores(critic, z, z_prime):
     """
     if isinstance(critic, QuadraticCritic):
         W, Q, b = (np.asarray(a, dtype=float) for a in critic)
-        pairwise = (z @ W) @ np.swapaxes(z_prime, -1, -2)         # (..., N, N)
-        own = -0.5 * np.sum((z_prime @ Q) * z_prime, axis=-1) + z_prime @ b     # (..., N)
-        return pairwise + own[..., None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            pairwise = (z @ W) @ np.swapaxes(z_prime, -1, -2)         # (..., N, N)
+            own = -0.5 * np.sum((z_prime @ Q) * z_prime, axis=-1) + z_prime @ b     # (..., N)
+            scores = pairwise + own[..., None, :]
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(
+                "the critic's scores zᵀWz' − ½z'ᵀQz' + bᵀz' leave the float64 range (largest "
+                f"|W| entry {float(np.max(np.abs(W))):.3g}, |Q| {float(np.max(np.abs(Q))):.3g}, "
+                f"|b| {float(np.max(np.abs(b), initial=0.0)):.3g}); rescale the critic")
+        return scores
     if callable(critic):
         scores = as_real_array(critic(z, z_prime), "the critic's scores", finite=False)
         n = z.shape[-2]
         if scores.shape != z.shape[:-2] + (n, n):
             raise ValueError(f"critic must return scores of shape {z.shape[:-2] + (n, n)}; "
                              f"got {scores.shape}")
-        if np.isnan(scores).any() or (scores == np.inf).any():
-            raise ValueError("critic returned nan or +inf scores (−inf, a masked pair, is "
-                             "allowed, but not on every candidate of a row)")
+        _check_scores(scores, "critic returned")
         return scores
     raise TypeError(f"critic must be a QuadraticCritic or a callable; got {type(critic).__name__}")
 
@@ -144,6 +150,14 @@ def infonce_per_batch(scores):
     ndarray, shape (...)
         The I_N draw of each batch, in nats (a 0-d array for one batch).
 
+    Raises
+    ------
+    TypeError
+        ``scores`` not an array of real numbers (bool, complex, object, strings, masked).
+    ValueError
+        ``scores`` not (..., N, N) with N ≥ 1, or holding nan or +inf, or −inf (a masked
+        pair) on every candidate of a row.
+
     Examples
     --------
     >>> import numpy as np
@@ -154,6 +168,26 @@ def infonce_per_batch(scores):
     >>> bool(np.isclose(infonce_per_batch(50.0 * np.eye(4)), np.log(4), rtol=0, atol=1e-15))
     True
     """
+    scores = as_real_array(scores, "scores", finite=False)
+    if scores.ndim < 2 or scores.shape[-1] != scores.shape[-2] or scores.shape[-1] == 0:
+        raise ValueError("scores must be square in its last two axes, (..., N, N) with N ≥ 1 "
+                         f"(f(z_i, z'_j), positives on the diagonal); got shape {scores.shape}")
+    _check_scores(scores, "scores hold")
+    return _per_batch(scores)
+
+
+def _check_scores(scores, what):
+    """ValueError if ``scores`` hold nan or +inf, or a row that is −inf throughout."""
+    if np.isnan(scores).any() or (scores == np.inf).any():
+        raise ValueError(f"{what} nan or +inf scores (−inf, a masked pair, is allowed, but not "
+                         "on every candidate of a row)")
+    if (scores.max(axis=-1) == -np.inf).any():
+        raise ValueError(f"{what} −inf on every candidate of a row: its softmax is 0/0 (−inf, "
+                         "a masked pair, is allowed, but not on every candidate of a row)")
+
+
+def _per_batch(scores):
+    """infonce_per_batch for checked scores."""
     n = scores.shape[-1]
     top = scores.max(axis=-1)
     # log_softmax at the positives as (f_ii − top) − log Σ_j e^{f_ij − top}, not
@@ -342,7 +376,7 @@ def _draws(joint, critics, n, batches, rng):
     out = []
     for start in range(0, batches, chunk):
         z, zp = sample_pairs(joint, (min(chunk, batches - start), n), rng)
-        out.append([infonce_per_batch(critic_scores(critic, z, zp)) for critic in critics])
+        out.append([_per_batch(critic_scores(critic, z, zp)) for critic in critics])
     return np.concatenate(out, axis=1)
 
 
