@@ -155,6 +155,9 @@ def implementations(o):
         "detached normaliser": ("gradient", scores, lambda s: -o.mean(o.diag(s) - o.stop(lse(s, 1)))),
         "per anchor": ("not-scalar", scores, lambda s: -(o.diag(s) - lse(s, 1))),
         "float32 inside": ("unknown", scores, lambda s: o.to_float64(rows(o.float32(s)))),
+        # an unseeded generator, as dropout in training mode: a new value on every call
+        "noisy": ("non-deterministic", scores,
+                  lambda s, noise=np.random.default_rng(): rows(s) + noise.uniform(0.01, 0.1)),
     }
 
 

@@ -32,7 +32,7 @@ from rpmref.cli.common import nonnegative_int, positive_float, positive_int
 from rpmref.environment import environment
 from rpmref.testing import check_infonce as run_check
 from rpmref.testing import adapters
-from rpmref.testing.conformance import temperature_parameter
+from rpmref.testing.conformance import TEMPERATURE_NAMES, temperature_parameter
 
 
 class UsageError(Exception):
@@ -174,9 +174,10 @@ def _without_temperature(fn):
 
 
 def _check_call_shape(fn, args):
-    """UsageError if FUNCTION cannot take the arguments it will be given."""
+    """UsageError if FUNCTION cannot take the arguments it will be given (a torch.nn.Module
+    by its forward's parameters); the hint names --kind when the other kind's inputs fit."""
     try:
-        signature = inspect.signature(fn)
+        signature = adapters.call_signature(fn)
     except (TypeError, ValueError):  # a builtin without a signature: just call it
         return
     names = ["scores"] if args.kind == "scores" else ["z", "z_prime"]
@@ -189,13 +190,37 @@ def _check_call_shape(fn, args):
     try:
         signature.bind(*names, **({named: "T"} if named else {}))
     except TypeError as err:
-        hint = (f"--temperature passes T as {named}=" if named else
-                "--temperature passes T as its last argument, or by name to a parameter "
-                "named temperature, tau, temp or t" if args.temperature is not None else
-                "add --temperature T if it takes a temperature, or --fixed-temperature T if "
-                "T is fixed inside")
+        hint = _kind_hint(signature, args) or (
+            f"--temperature passes T as {named}=" if named else
+            "--temperature passes T as its last argument, or by name to a parameter "
+            "named temperature, tau, temp or t" if args.temperature is not None else
+            "add --temperature T if it takes a temperature, or --fixed-temperature T if "
+            "T is fixed inside")
         raise UsageError(f"{args.target} is called as {args.target.rpartition(':')[2]}"
                          f"({shown}) but {err} ({hint})") from None
+
+
+def _kind_hint(signature, args):
+    """How to check FUNCTION when its parameters fit the other --kind's inputs (none of
+    them a temperature's name: (scores, tau) is no loss of embeddings), else None."""
+    other = ["z", "z_prime"] if args.kind == "scores" else ["scores"]
+
+    def fits(arguments):
+        try:
+            bound = signature.bind(*arguments)
+        except TypeError:
+            return False
+        inputs = list(bound.arguments)[:len(other)]
+        return not any(name.strip("_").lower() in TEMPERATURE_NAMES for name in inputs)
+    alone, with_t = fits(other), fits(other + ["T"])
+    if not (alone or with_t):
+        return None
+    given = args.temperature is not None or getattr(args, "fixed_temperature", None) is not None
+    then = " and --temperature T (or --fixed-temperature T)" if not alone and not given else ""
+    if args.kind == "scores":
+        return ("it takes two inputs: a loss of two embedding batches (z, z_prime) is "
+                f"checked with --kind embeddings --critic cosine or dot{then}")
+    return f"it takes one input: a loss of a score matrix is checked with --kind scores{then}"
 
 
 def _report_failure(args, err):
@@ -238,7 +263,7 @@ def add_parser(subparsers):
         "its gradient. If it differs, name the mistake (transposed, sum-reduction, "
         "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, positive-twice, "
         "shifted-labels, symmetric, temperature-*, nt-xent, unstable, masked-nan, not-finite, "
-        "half-precision, gradient, not-scalar, unknown). MODULE is a .py file or a dotted "
+        "non-deterministic, half-precision, gradient, not-scalar, unknown). MODULE is a .py file or a dotted "
         "module (the current directory is searched first). What FUNCTION prints goes to "
         "stderr. Exit 0 conforming, 1 not, 2 usage error.")
     p.add_argument("target", metavar="MODULE:FUNCTION",

@@ -199,6 +199,51 @@ def require(framework):
                           f"({hint})") from err
 
 
+def call_signature(fn):
+    """The signature of what calling ``fn`` runs: ``inspect.signature(fn)``, except for an
+    object whose ``__call__`` only passes ``*args, **kwargs`` on to its ``forward`` method
+    (a ``torch.nn.Module``, a Keras-style layer), which is described by ``forward``'s
+    signature (without self).
+
+    Parameters
+    ----------
+    fn : callable
+        The user's function, an instance with ``forward``, or a ``functools.wraps``
+        wrapper of either.
+
+    Returns
+    -------
+    inspect.Signature
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``inspect.signature`` does, for a callable without a signature.
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import call_signature
+    >>> class Loss:
+    ...     def __call__(self, *args, **kwargs):
+    ...         return self.forward(*args, **kwargs)
+    ...     def forward(self, z, z_prime, temperature=0.1):
+    ...         pass
+    >>> str(call_signature(Loss()))
+    '(z, z_prime, temperature=0.1)'
+    """
+    signature = inspect.signature(fn)
+    if not all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in signature.parameters.values()):
+        return signature
+    forward = getattr(inspect.unwrap(fn), "forward", None)
+    if not inspect.ismethod(forward):
+        return signature
+    try:
+        return inspect.signature(forward)
+    except (TypeError, ValueError):
+        return signature
+
+
 def framework_of_value(value):
     """"torch" or "jax" if ``value`` is one of their arrays, else None (no imports)."""
     top = type(value).__module__.split(".")[0]
@@ -209,7 +254,7 @@ def framework_of_annotations(fn):
     """"torch" or "jax" if ``fn``'s parameter annotations name one of their types and that
     framework is installed, else None (an annotation cannot make an absent framework work)."""
     try:
-        parameters = inspect.signature(fn).parameters.values()
+        parameters = call_signature(fn).parameters.values()
     except (TypeError, ValueError):
         return None
     for parameter in parameters:
@@ -607,4 +652,4 @@ def _describe(err):
 
 
 __all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome",
-           "installed", "require", "detect", "evaluate", "scalar"]
+           "call_signature", "installed", "require", "detect", "evaluate", "scalar"]

@@ -218,6 +218,8 @@ def temperature_parameter(fn, kind="scores"):
     t, T or τ (surrounding underscores ignored) receives the temperature by name, so
     ``fn(z, z_prime, normalize=True, temperature=0.1)`` gets it in ``temperature``, not
     in ``normalize``.
+    A ``torch.nn.Module`` (whose ``__call__`` takes ``*args, **kwargs``) is described by
+    its ``forward`` (``adapters.call_signature``).
 
     Parameters
     ----------
@@ -242,7 +244,7 @@ def temperature_parameter(fn, kind="scores"):
     True
     """
     try:
-        parameters = list(inspect.signature(fn).parameters.values())
+        parameters = list(adapters.call_signature(fn).parameters.values())
     except (TypeError, ValueError):
         return None
     positional = [p for p in parameters
@@ -432,6 +434,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         eps = max(_machine_eps(o.dtype) for o in outcomes)
     values = np.array([o.value for o in outcomes])
     judged = _judge(values, cases, eps, kind, temperature, half)
+    if judged["diagnosis"] is not None and half is None:
+        _check_repeatable(fn, framework, cases, values, judged)
     if named is not None:
         judged["notes"].insert(0, f"the temperature is passed by name: {named}=T")
     diagnosis = judged["diagnosis"]
@@ -517,6 +521,32 @@ def _judge(values, cases, eps, kind, temperature, half=None):
         _note_near_miss(notes, values, references, tolerances, close_to, eps)
         _note_implied_temperature(notes, values, cases, eps, temperature)
     return dict(result, diagnosis=diagnosis, diagnosed=diagnosed)
+
+
+#: How many failing cases are called a second time to see whether the values repeat.
+REPEATED_CASES = 5
+
+
+def _check_repeatable(fn, framework, cases, values, judged):
+    """Call fn again on the first few cases it failed (``REPEATED_CASES``; dropout on a
+    small batch can repeat its mask): a different value makes the diagnosis
+    "non-deterministic", since no mistake can be named from values that change."""
+    failing = np.flatnonzero(~(judged["errors"] <= judged["tolerances"]))
+    for i in failing[:REPEATED_CASES]:
+        try:
+            again = _call(fn, framework, cases[i], gradients=False).value
+        except Exception:           # raising only the second time: left to the first report
+            return
+        first = values[i]
+        if (np.isnan(first) and np.isnan(again)) or _close(again, first,
+                                                           judged["tolerances"][i]):
+            continue
+        judged["notes"].append(
+            f"on case {cases[i].index} (B = {cases[i].batch_size}) it returned "
+            f"{float(first)!r}, then {float(again)!r} on the same input: values that change "
+            "from call to call cannot be compared with the exact loss or a mistake")
+        judged.update(diagnosis="non-deterministic", diagnosed=None)
+        return
 
 
 def _nan_where_masked(values, cases, close):

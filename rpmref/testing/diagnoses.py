@@ -39,6 +39,10 @@ DIAGNOSES = {
                   "a mask multiplied into log-probabilities; select the positives (diagonal, "
                   "where, masked_fill) instead of multiplying by a mask",
     "not-finite": "returns NaN or ±inf on ordinary inputs, where the exact loss is finite",
+    "non-deterministic": "returns a different value when called again on the same input "
+                         "(dropout or another layer in training mode, random sampling, state "
+                         "kept between calls), so no value can be checked; call .eval(), fix "
+                         "the randomness, or check the deterministic part",
     "half-precision": "returns a float16 or bfloat16 value: its rounding is larger than the "
                       "differences between the exact loss and the mistakes the check names; "
                       "compute the loss in float32 or float64",

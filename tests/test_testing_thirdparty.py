@@ -1,0 +1,158 @@
+"""``check_infonce`` and ``rpmref check-infonce`` on losses written the way users write them:
+``torch.nn.Module`` subclasses (whose ``__call__`` takes ``*args, **kwargs``), losses of
+embeddings checked without ``--kind embeddings``, and losses in training mode (dropout),
+whose values change from call to call."""
+import numpy as np
+import pytest
+
+from rpmref.cli import main
+from rpmref.testing import check_infonce
+
+
+def _rows(logits):
+    m = logits.max(axis=1, keepdims=True)
+    return -np.mean(np.diag(logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))))
+
+
+def _unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+class ModuleLike:
+    """What torch.nn.Module does: ``__call__(*args, **kwargs)`` runs ``forward``."""
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, z, z_prime, normalize=True, temperature=0.1):
+        if normalize:
+            z, z_prime = _unit(z), _unit(z_prime)
+        return _rows(z @ z_prime.T / temperature)
+
+
+def test_a_module_is_described_by_its_forward():
+    from rpmref.testing.adapters import call_signature
+    assert list(call_signature(ModuleLike()).parameters) == ["z", "z_prime", "normalize",
+                                                             "temperature"]
+
+
+def test_a_module_gets_the_temperature_in_its_forwards_parameter():
+    """Given positionally, τ = 0.2 would land in ``normalize`` and the default 0.1 be used."""
+    report = check_infonce(ModuleLike(), kind="embeddings", critic="cosine", temperature=0.2,
+                           trials=10)
+    assert report.passed, str(report)
+    assert "the temperature is passed by name: temperature=T" in report.notes
+
+
+def test_a_torch_module_gets_the_temperature_in_its_forwards_parameter():
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+
+    class InfoNCE(torch.nn.Module):
+        def forward(self, z, z_prime, normalize=True, temperature=0.1):
+            if normalize:
+                z, z_prime = functional.normalize(z, dim=-1), functional.normalize(z_prime, dim=-1)
+            return functional.cross_entropy(z @ z_prime.T / temperature,
+                                            torch.arange(z.shape[0]))
+    report = check_infonce(InfoNCE(), kind="embeddings", critic="cosine", temperature=0.2,
+                           trials=10)
+    assert report.passed and report.framework == "torch", str(report)
+
+
+def test_a_loss_in_training_mode_is_diagnosed_non_deterministic():
+    rng = np.random.default_rng()       # unseeded on purpose: a new mask on every call
+
+    def dropout_loss(scores):
+        keep = rng.random(scores.shape) >= 0.1
+        return _rows(np.where(keep, scores / 0.9, 0.0))
+    report = check_infonce(dropout_loss, trials=10)
+    assert report.diagnosis == "non-deterministic", str(report)
+    assert any("on the same input" in note for note in report.notes)
+
+
+def test_a_deterministic_wrong_loss_is_not_called_non_deterministic():
+    report = check_infonce(lambda s: _rows(s.T), trials=10)
+    assert report.diagnosis == "transposed"
+
+
+def test_a_torch_module_with_dropout_is_diagnosed_non_deterministic(tmp_path, capsys):
+    pytest.importorskip("torch")
+    path = tmp_path / "dropout_loss.py"
+    path.write_text(
+        "import torch\n"
+        "import torch.nn.functional as F\n\n"
+        "class Loss(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.drop = torch.nn.Dropout(0.1)   # modules start in training mode\n\n"
+        "    def forward(self, scores):\n"
+        "        return F.cross_entropy(self.drop(scores), torch.arange(scores.shape[0]))\n\n"
+        "loss = Loss()\n")
+    code = main(["check-infonce", f"{path}:loss", "--trials", "10"])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED: non-deterministic" in out
+
+
+LOSSES = '''
+import numpy as np
+
+def _rows(logits):
+    m = logits.max(axis=1, keepdims=True)
+    return -np.mean(np.diag(logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))))
+
+def dot(z1, z2):
+    return _rows(z1 @ z2.T)
+
+def dot_tempered(z1, z2, temperature):
+    return _rows(z1 @ z2.T / temperature)
+
+def scores_loss(scores):
+    return _rows(scores)
+
+def tempered_scores(scores, tau):
+    return _rows(scores / tau)
+
+class Module:
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, z1, z2):
+        return dot(z1, z2)
+
+module = Module()
+'''
+
+
+@pytest.fixture
+def losses(tmp_path):
+    path = tmp_path / "user_losses.py"
+    path.write_text(LOSSES)
+    return path
+
+
+def run(capsys, *argv):
+    code = main(["check-infonce", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("target,options,hint", [
+    ("dot", [], "--kind embeddings --critic cosine or dot)"),
+    ("dot_tempered", [], "--kind embeddings --critic cosine or dot and --temperature T"),
+    ("dot_tempered", ["--temperature", 0.5], "--kind embeddings --critic cosine or dot)"),
+    ("module", [], "--kind embeddings --critic cosine or dot)"),
+    ("scores_loss", ["--kind", "embeddings", "--critic", "dot"], "--kind scores)"),
+    ("tempered_scores", [], "add --temperature T if it takes a temperature"),
+])
+def test_a_loss_of_the_other_kind_is_a_usage_error_naming_kind(capsys, losses, target, options,
+                                                               hint):
+    """(scores, tau) without --temperature is told about --temperature, not --kind."""
+    code, out, err = run(capsys, f"{losses}:{target}", *options, "--trials", 5)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert hint in err
+
+
+def test_the_hinted_command_runs(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:module", "--kind", "embeddings", "--critic", "dot",
+                       "--trials", 5)
+    assert code == 0 and out.startswith("InfoNCE conformance PASSED")
