@@ -176,7 +176,7 @@ def entropy_of(p):
     >>> abs(float(entropy_of(np.array([0.5, 0.5]))) - float(np.log(2))) < 1e-15   # a few ulps
     True
     """
-    return -sum_xlogy(p, p)
+    return 0.0 - sum_xlogy(p, p)     # 0.0 − …: +0.0, not −0.0, for a point mass
 
 
 def kl_divergence_of(p, q, log_q=None):
