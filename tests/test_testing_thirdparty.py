@@ -156,3 +156,17 @@ def test_the_hinted_command_runs(capsys, losses):
     code, out, _ = run(capsys, f"{losses}:module", "--kind", "embeddings", "--critic", "dot",
                        "--trials", 5)
     assert code == 0 and out.startswith("InfoNCE conformance PASSED")
+
+
+def test_a_torch_loss_rebuilt_from_its_value_has_no_gradient_path():
+    """A new leaf tensor requires grad but no gradient reaches the inputs: said so, not
+    reported as a gradient that is wrong by 100%."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+
+    def rebuilt(scores):
+        value = functional.cross_entropy(scores, torch.arange(scores.shape[0])).item()
+        return torch.tensor(value, dtype=torch.float64, requires_grad=True)
+    report = check_infonce(rebuilt, trials=5)
+    assert report.diagnosis == "gradient"
+    assert "no gradient reaches its inputs" in report.gradient, report.gradient

@@ -391,6 +391,11 @@ def _torch(fn, inputs, extra, gradients, track=None):
         return Outcome(value, dtype, None, "broken",
                        f"torch.autograd.grad cannot differentiate it ({type(err).__name__}: "
                        f"{err})".splitlines()[0])
+    if all(g is None for g in grads):   # no path in the graph (not a gradient that is zero)
+        return Outcome(value, dtype, None, "broken",
+                       "no gradient reaches its inputs: the loss is a tensor that requires "
+                       "grad but is not computed from them (a new tensor made from its value, "
+                       "torch.tensor(loss.item(), requires_grad=True)?)")
     grads = tuple(np.zeros(a.shape) if g is None else
                   np.asarray(_torch_to_numpy(g)[0], dtype=float) for a, g in zip(inputs, grads))
     return Outcome(value, dtype, grads, "ok", None)
