@@ -273,3 +273,32 @@ def test_infonce_per_batch_checks_its_scores(scores, error, words):
         return
     with pytest.raises(error, match=words):
         mc.infonce_per_batch(scores)
+
+
+@pytest.mark.parametrize("e", [-530, -515, -512, 500, 510])
+@pytest.mark.parametrize("ell, d", [(1.5, 0.0), (0.01, 0.0), (100.0, 0.0), (0.7, 3.0), (100.0, 1e6)])
+def test_rbf_limit_on_a_subnormal_or_huge_pair_matches_mpmath(e, ell, d):
+    """z, z' → 2^e (z, z') with ℓ → 2^e ℓ leaves ‖z − z'‖²/ℓ² and so I_∞ unchanged. Bug: at
+    covariances ~2^-1030 (subnormal) and ℓ < 1 the result was NaN (solve of C' + ℓ²I with
+    subnormal entries), and at 2^1020 with ℓ = 100·2^510 it lost 3 digits (1/ℓ² subnormal).
+    Unit variances, ρ = 0.625 and d dyadic or small: every entry scales exactly; the value
+    is _rbf_1d at ℓ, d (tolerance as there)."""
+    joint = g.GaussianPair(np.ldexp([d, 0.0], e), np.ldexp([[1.0, 0.625], [0.625, 1.0]], 2 * e), 1)
+    want, size = _rbf_1d(0.625, d, ell)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # underflow is harmless
+        got = g.rbf_infonce_limit(joint, np.ldexp(ell, e))
+    assert abs(got - want) <= 16 * EPS * size + 16 * 2.0**-1074, (got, float(want))
+
+
+@pytest.mark.parametrize("e", [-515, -512, 505, 510])
+@pytest.mark.parametrize("ell", [1.5, 0.01, 100.0])
+def test_rbf_limit_of_the_dyadic_pair_is_scale_invariant(e, ell):
+    """The 2 + 2-dimensional dyadic pair at 2^2e (e = −515: I_∞ was NaN for ℓ = 1.5·2^e)
+    against itself at scale 1 (checked against mpmath above in one dimension): the same
+    steps on the same unit-scale matrices once the scale is taken out, 64 eps·cond (< 20)
+    of the O(1) terms."""
+    joint, _ = _shrunk(e)
+    want = g.rbf_infonce_limit(_shrunk(0)[0], ell)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = g.rbf_infonce_limit(joint, np.ldexp(ell, e))
+    assert abs(got - want) <= 64 * EPS * 20 * max(1.0, abs(want))

@@ -1036,6 +1036,19 @@ def rbf_infonce_limit(joint, lengthscale):
                      finite=False)
     if np.isinf(ell):
         return 0.0
+    # (z, z', ℓ) → 2^−t (z, z', ℓ) leaves ‖z − z'‖²/ℓ² and so I_∞ unchanged: take the
+    # covariances to unit scale (exact powers of two), so that subnormal or huge ones meet
+    # the solves below at scale 1 (C' + ℓ²I with subnormal entries gave NaN)
+    t = int(max(np.max(_half_exponents(c)), np.max(_half_exponents(cp))))
+    c, cp, spread = _scale_pow2(c, -2 * t), _scale_pow2(cp, -2 * t), _scale_pow2(spread, -2 * t)
+    a = None if a is None else a - t
+    with np.errstate(over="ignore", under="ignore"):
+        lengthscale = _scale_pow2(lengthscale, -t)
+    ell = float(getval(lengthscale))
+    if np.isinf(ell):
+        return 0.0          # ℓ/σ > 1.8e308: I_∞ ~ tr S/ℓ² is below the float64 range
+    if ell == 0:
+        return -np.inf      # ℓ/σ < 5e-324: −tr(C + C' − 2S)/(2ℓ²) is below −1.8e308
     with np.errstate(over="ignore"):
         first = -0.5 * (spread / lengthscale) / lengthscale
     if np.isinf(getval(first)):
