@@ -302,3 +302,20 @@ def test_rbf_limit_of_the_dyadic_pair_is_scale_invariant(e, ell):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         got = g.rbf_infonce_limit(joint, np.ldexp(ell, e))
     assert abs(got - want) <= 64 * EPS * 20 * max(1.0, abs(want))
+
+
+def test_sample_pairs_refuses_a_size_beyond_its_budget_by_name(monkeypatch):
+    """size = 1e12 was a MemoryError from inside numpy's standard_normal (14.6 TiB). The
+    draws (size…, k + k') are refused beyond MAX_SAMPLE_ELEMENTS, naming size; the budget
+    itself is accepted (shown with a budget of 8, and a size-0 batch axis costs nothing)."""
+    joint = unit_pair(0.6)
+    with pytest.raises(ValueError, match=r"size.*MAX_SAMPLE_ELEMENTS"):
+        mc.sample_pairs(joint, (10**12,), 0)
+    with pytest.raises(ValueError, match=r"size.*MAX_SAMPLE_ELEMENTS"):
+        mc.sample_pairs(joint, (2**40, 2**40), 0)     # no int64 overflow in the count
+    z, z_prime = mc.sample_pairs(joint, (0, 10**12), 0)
+    assert z.shape == (0, 10**12, 1) and z_prime.shape == (0, 10**12, 1)
+    monkeypatch.setattr(mc, "MAX_SAMPLE_ELEMENTS", 8)
+    assert mc.sample_pairs(joint, (4,), 0)[0].shape == (4, 1)      # 4 × 2 coordinates = 8
+    with pytest.raises(ValueError, match=r"size.*MAX_SAMPLE_ELEMENTS"):
+        mc.sample_pairs(joint, (5,), 0)

@@ -8,6 +8,8 @@ one unbiased draw of I_N; the estimate is the mean over ``batches`` draws and
 its standard error is their standard deviation / sqrt(batches). Every draw is
 ≤ log N exactly (each term is a log-softmax entry, ≤ 0, plus log N).
 """
+import math
+
 import numpy as np
 
 from rpmref.exact.validation import as_generator, as_real_array, check_int, check_positive_int
@@ -17,6 +19,8 @@ _MAX_SCORES = 4_000_000  # score-matrix entries per chunk of batches (~32 MB)
 #: The largest score matrix one batch may need: n × n float64 entries ≤ this (512 MiB), so
 #: n ≤ 8192. A batch's n × n scores are intrinsic to the estimator (every z_i against every z'_j).
 MAX_SCORE_ELEMENTS = 2**26
+#: The largest draw ``sample_pairs`` makes: (size…, k + k') float64 entries ≤ this (512 MiB).
+MAX_SAMPLE_ELEMENTS = 2**26
 
 
 def sample_pairs(joint, size, rng):
@@ -46,8 +50,8 @@ def sample_pairs(joint, size, rng):
         ``joint`` not a GaussianPair, ``size`` not an int or a tuple of ints, or ``rng``
         not a Generator or a valid seed.
     ValueError
-        ``joint`` malformed (see ``GaussianPair``), a negative entry of ``size`` or a
-        negative seed.
+        ``joint`` malformed (see ``GaussianPair``), a negative entry of ``size``, more
+        than ``MAX_SAMPLE_ELEMENTS`` draws in all, or a negative seed.
 
     Examples
     --------
@@ -64,6 +68,12 @@ def sample_pairs(joint, size, rng):
     rng = as_generator(rng)
     joint = _check_pair(joint)
     size = _size(size)
+    elements = math.prod(size) * joint.mean.size           # Python ints: no overflow
+    if elements > MAX_SAMPLE_ELEMENTS:
+        raise ValueError(
+            f"size = {size} asks for {elements:.3g} float64 draws (× {joint.mean.size} "
+            f"coordinates), more than MAX_SAMPLE_ELEMENTS = {MAX_SAMPLE_ELEMENTS} "
+            "(rpmref.gaussian.monte_carlo); draw in smaller batches")
     low = np.linalg.cholesky(joint.cov)
     eps = rng.standard_normal(size + (joint.mean.size,))
     draws = joint.mean + eps @ low.T
