@@ -170,3 +170,26 @@ def test_a_torch_loss_rebuilt_from_its_value_has_no_gradient_path():
     report = check_infonce(rebuilt, trials=5)
     assert report.diagnosis == "gradient"
     assert "no gradient reaches its inputs" in report.gradient, report.gradient
+
+
+@pytest.mark.parametrize("mistake,named", [
+    (lambda estimate, log_n: estimate - log_n, "log N left out"),
+    (lambda estimate, log_n: log_n - estimate, "the loss (log N − estimate) instead"),
+    (lambda estimate, log_n: estimate / np.log(2.0), "in bits"),
+    (lambda estimate, log_n: estimate + 0.5, None),
+])
+def test_an_mi_estimator_with_a_classic_mistake_is_told_which(mistake, named):
+    from rpmref.testing import check_mi_estimator
+
+    def estimator(z, z_prime, critic):
+        s = critic(z, z_prime)
+        log_n = np.log(len(z))
+        return mistake(log_n - _rows(s), log_n)
+    report = check_mi_estimator(estimator, critic=True, infonce=True, problems="discrete",
+                                batches=30)
+    text = " ".join(f for r in report.results for f in r.failures)
+    assert report.passed is False and "biased for the N-sample InfoNCE objective" in text
+    if named is None:                   # a bias no mistake explains gets no name
+        assert "it matches the mean of" not in text
+    else:
+        assert all(named in " ".join(r.failures) for r in report.results), text

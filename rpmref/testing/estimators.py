@@ -46,7 +46,9 @@ float32 for float32 results. Half-precision results (float16, bfloat16) are too 
 for these claims (ε·N alone is of the order of the effects checked): with claims,
 a problem whose estimates come back in half precision fails with the reason
 "half-precision". A NaN or infinite estimate fails the check on its problem whether
-or not anything is claimed (its batch is named). Without claims and without such
+or not anything is claimed (its batch is named). When the mean misses I_N(f*) but is,
+within the same multiple of its standard error, what a classic mistake gives (−loss,
+log N left out; the loss itself; the estimate in bits), the failure says so. Without claims and without such
 estimates, ``passed`` is None and the table is for information.
 """
 import functools
@@ -628,11 +630,33 @@ def _summarise(problem, values, dtypes, n, log_n, critic, infonce, reference_bat
         if infonce and not half and abs(bias_n) > k_n * spread + rounding:
             failures.append(f"mean {mean:.4f} differs from I_N(f*) = {problem.infonce_n:.4f} by "
                             f"{bias_n:+.4f} (> {k_n:.4g} s.e. = {k_n * spread:.4f}): "
-                            "biased for the N-sample InfoNCE objective (Eq. 6)")
+                            "biased for the N-sample InfoNCE objective (Eq. 6)"
+                            + _mistake_hint(mean, stderr, problem, log_n, k_n, rounding))
     return ProblemResult(problem.name, n, problem.mutual_information, problem.infonce_limit,
                          problem.infonce_n, problem.infonce_n_stderr, log_n, mean, stderr,
                          mean - problem.mutual_information, bias_n, float(values.max()), above,
                          tuple(failures))
+
+
+#: Estimates an InfoNCE estimator with a classic mistake returns, as functions of
+#: (I_N(f*), log N), and what the mistake is.
+MISTAKES = (
+    (lambda i_n, log_n: i_n - log_n, 1.0, "−loss (log N left out of the estimate log N − loss)"),
+    (lambda i_n, log_n: log_n - i_n, 1.0, "the loss (log N − estimate) instead of the estimate"),
+    (lambda i_n, log_n: i_n / math.log(2.0), 1.0 / math.log(2.0),
+     "the estimate in bits (divided by log 2)"),
+)
+
+
+def _mistake_hint(mean, stderr, problem, log_n, k, rounding):
+    """"; it matches the mean of <mistake>, <value>" when one of ``MISTAKES`` explains the
+    mean within k combined standard errors, else ""."""
+    for expected, scale, what in MISTAKES:
+        target = expected(problem.infonce_n, log_n)
+        spread = float(np.hypot(stderr, scale * problem.infonce_n_stderr))
+        if abs(mean - target) <= k * spread + rounding:
+            return f"; it matches the mean of {what}, {target:.4f}"
+    return ""
 
 
 __all__ = ["check_mi_estimator", "EstimatorReport", "ProblemResult", "Problem",
