@@ -8,8 +8,8 @@ they are dropped from every sum (docs/theory.md, 'The model').
 
 Every data-sized quantity is one or two matrix products through the (k, k')
 tables — never an (n, n', k, k') tensor — except where the caller passes such
-a tensor (an explicit posterior) or asks for one (``rpm_posterior``); those are
-refused beyond ``MAX_TENSOR_ELEMENTS``.
+a tensor (an explicit posterior) or asks for one (``rpm_posterior``, or the (N, N) table of
+``empirical_rpm_pmf``); those are refused beyond ``MAX_TENSOR_ELEMENTS``.
 
 Ratios of small numbers are formed from logarithms: the density ratio
 P_θ(z, z') / (P(z) P(z')) enters as log P_θ − log P(z) − log P(z'), with
@@ -30,7 +30,8 @@ from rpmref.exact.numerics import (
 from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
 
 #: Largest (n, n', k, k') tensor (elements) that ``rpm_posterior`` builds or ``elbo`` accepts
-#: as ``posterior``: 2^25 float64 = 256 MiB, a few times that with temporaries.
+#: as ``posterior``, and largest (N, N) table of ``empirical_rpm_pmf``: 2^25 float64 = 256 MiB,
+#: a few times that with temporaries.
 MAX_TENSOR_ELEMENTS = 2 ** 25
 
 #: 2^-1074 ≈ 4.9e-324, the smallest positive float64: ``optimal_prior``'s value for joint
@@ -732,7 +733,8 @@ def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
         If an argument is not an array of real numbers.
     ValueError
         If a row of ``enc_rows`` / ``enc_prime_rows`` is not a pmf, their row counts
-        differ, or ``prior`` is not a pmf of shape (k, k').
+        differ, or ``prior`` is not a pmf of shape (k, k'). Also if N² exceeds
+        ``MAX_TENSOR_ELEMENTS``.
 
     Examples
     --------
@@ -746,6 +748,11 @@ def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
            [0.        , 0.        , 0.33333333]])
     """
     n = np.shape(getval(enc_rows))[0]
+    if n * n > MAX_TENSOR_ELEMENTS:
+        raise ValueError(
+            f"empirical_rpm_pmf: enc_rows and enc_prime_rows have N = {n} rows, which make an "
+            f"(N, N) table of {n * n:.3g} elements, more than MAX_TENSOR_ELEMENTS = "
+            f"{MAX_TENSOR_ELEMENTS} (rpmref.exact.discrete)")
     uniform = np.full(n, 1.0 / n)
     _, _, alpha, _ = _latent(uniform, enc_rows)
     _, _, beta, _ = _latent(uniform, enc_prime_rows)
