@@ -319,3 +319,18 @@ def test_sample_pairs_refuses_a_size_beyond_its_budget_by_name(monkeypatch):
     assert mc.sample_pairs(joint, (4,), 0)[0].shape == (4, 1)      # 4 × 2 coordinates = 8
     with pytest.raises(ValueError, match=r"size.*MAX_SAMPLE_ELEMENTS"):
         mc.sample_pairs(joint, (5,), 0)
+
+
+@pytest.mark.parametrize("a", [1e-170, 1e-200])
+def test_recognition_joint_that_underflows_says_so(a):
+    """Encoders of 1e-170 make A Σ Aᵀ ~ 1e-340: below float64, so it rounds to 0 and fails
+    the definiteness check. The message blamed the encoders' rank ('I(Z;Z') would be
+    infinite; add encoder noise or use full-rank encoders'), which is not the problem:
+    a rescaled A (1e-150) gives the joint of MI −½ log(1 − ½²) (mpmath)."""
+    cov_xx = np.array([[1.0, 0.5], [0.5, 1.0]])
+    with pytest.raises(ValueError, match="underflow") as info:
+        g.recognition_joint(cov_xx, [[a]], [[a]])
+    assert "full-rank" not in str(info.value)
+    want = float(-mpmath.log(1 - mpmath.mpf(0.5)**2) / 2)
+    assert abs(g.mutual_information(g.recognition_joint(cov_xx, [[1e-150]], [[1e-150]])) - want) \
+        <= 8 * EPS * want

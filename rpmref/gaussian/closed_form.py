@@ -356,7 +356,7 @@ def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=No
     ValueError
         Non-finite entries, inconsistent shapes, a covariance that is not symmetric or
         not (semi-)definite, a singular joint covariance of (z, z'), or one that
-        overflows float64.
+        overflows or underflows float64.
 
     Examples
     --------
@@ -396,6 +396,12 @@ def recognition_joint(cov_xx, enc, enc_prime, noise_cov=None, noise_cov_prime=No
     try:
         cov = _covariance("recognition joint covariance of (z, z')", cov)
     except ValueError as err:
+        diag = np.diag(np.asarray(getval(cov)))
+        if np.any(diag < np.finfo(np.float64).tiny):   # rounded into or below the subnormals
+            raise ValueError(
+                f"{err}: the covariance of (z, z') = A Σ Aᵀ + noise underflows float64 "
+                f"(diagonal entries down to {float(np.min(diag)):.3g}); rescale the encoders "
+                "or the data") from None
         raise ValueError(f"{err}: I(Z;Z') would be infinite; add encoder noise or "
                          "use full-rank encoders") from None
     return GaussianPair(big @ mean_xx, cov, k)
