@@ -112,6 +112,9 @@ def scores_loss(scores):
 def tempered_scores(scores, tau):
     return _rows(scores / tau)
 
+def default_temperature(scores, temperature=0.2):
+    return _rows(scores / temperature)
+
 class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -193,3 +196,12 @@ def test_an_mi_estimator_with_a_classic_mistake_is_told_which(mistake, named):
         assert "it matches the mean of" not in text
     else:
         assert all(named in " ".join(r.failures) for r in report.results), text
+
+
+def test_a_fixed_temperature_loss_with_a_temperature_parameter(capsys, losses):
+    """--fixed-temperature on def loss(scores, temperature=0.2): called without T, whatever
+    its parameter is named (the wrapper that drops T was handed temperature=T)."""
+    code, out, err = run(capsys, f"{losses}:default_temperature", "--fixed-temperature", 0.2,
+                         "--trials", 5)
+    assert code == 0 and out.startswith("InfoNCE conformance PASSED"), err
+    assert "passed by name" not in out and "--fixed-temperature" in out

@@ -157,7 +157,9 @@ def run(args):
     if fixed is not None:
         report = dataclasses.replace(report, notes=(
             f"the temperature {fixed:g} is fixed inside FUNCTION (--fixed-temperature): it "
-            "is called without one",) + report.notes)
+            "is called without one",) + tuple(
+                note for note in report.notes
+                if not note.startswith("the temperature is passed by name")))
     if args.json:
         print(json.dumps(_finite({**report.to_dict(), "environment": environment()}), indent=1))
     else:
@@ -166,10 +168,12 @@ def run(args):
 
 
 def _without_temperature(fn):
-    """fn with a temperature fixed inside, called by the check as fn(inputs, T): T dropped."""
+    """fn with a temperature fixed inside, called by the check as fn(inputs, T), or as
+    fn(inputs, tau=T) when fn has a parameter of a temperature's name (its default, as in
+    ``def loss(scores, tau=0.2)``, is the fixed one): T dropped either way."""
     @functools.wraps(fn, updated=())
-    def fixed_temperature(*arguments):
-        return fn(*arguments[:-1])
+    def fixed_temperature(*arguments, **named_temperature):
+        return fn(*arguments) if named_temperature else fn(*arguments[:-1])
     return fixed_temperature
 
 
