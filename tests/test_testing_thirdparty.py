@@ -205,3 +205,18 @@ def test_a_fixed_temperature_loss_with_a_temperature_parameter(capsys, losses):
                          "--trials", 5)
     assert code == 0 and out.startswith("InfoNCE conformance PASSED"), err
     assert "passed by name" not in out and "--fixed-temperature" in out
+
+
+def test_a_nan_gradient_is_named_as_such():
+    """Right values, NaN gradient (0 · ∂sqrt(0)): said to be NaN, with the case, not
+    'relative error up to nan'."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+
+    def loss(scores):
+        value = functional.cross_entropy(scores, torch.arange(scores.shape[0]))
+        return value + 0 * torch.sqrt(scores - scores).sum()
+    report = check_infonce(loss, trials=4)             # ordinary cases: the values are right
+    assert report.diagnosis == "gradient"
+    assert "NaN or ±inf in the gradient on 4 of 4 cases, the first case 0" in report.gradient
+    assert np.isnan(report.max_gradient_error)

@@ -446,7 +446,7 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         gradient_text, gradient_errors, broken = _check_gradients(
             differentiated, cases, critic, judged["tolerances"])
         if any(e is not None for e in gradient_errors):
-            max_gradient_error = float(max(e for e in gradient_errors if e is not None))
+            max_gradient_error = float(np.max([e for e in gradient_errors if e is not None]))
         diagnosis = "gradient" if broken else None
     diagnosed = judged["diagnosed"]
     results = tuple(
@@ -676,10 +676,17 @@ def _check_gradients(outcomes, cases, critic, tolerances):
         if expected is None:
             return "not checked (a callable critic's Jacobian is unknown)", [None] * len(cases), \
                 False
-        error = max(float(np.max(np.abs(np.asarray(g) - e))) for g, e in
-                    zip(outcome.gradients, expected)) / scale
+        error = float(np.max([np.max(np.abs(np.asarray(g) - e)) for g, e in
+                              zip(outcome.gradients, expected)])) / scale   # nan stays nan
         errors.append(error)
         failed |= not error <= tolerance
+    not_finite = [i for i, error in enumerate(errors) if not np.isfinite(error)]
+    if not_finite:
+        first = cases[not_finite[0]]
+        return (f"FAILED: NaN or ±inf in the gradient on {len(not_finite)} of {len(cases)} "
+                f"cases, the first case {first.index} ({first.label}, B = {first.batch_size}), "
+                "where the value is right: a sqrt, log or division at 0 inside the loss?",
+                errors, True)
     if failed:
         return (f"FAILED: relative error up to {max(errors):.3g} against (softmax − I)/B",
                 errors, True)
