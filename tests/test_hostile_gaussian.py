@@ -334,3 +334,35 @@ def test_recognition_joint_that_underflows_says_so(a):
     want = float(-mpmath.log(1 - mpmath.mpf(0.5)**2) / 2)
     assert abs(g.mutual_information(g.recognition_joint(cov_xx, [[1e-150]], [[1e-150]])) - want) \
         <= 8 * EPS * want
+
+
+# ------------------------------------------------------------------ the staircase's arguments
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda st: st.staircase_joint(2.0, 2.5), TypeError, "dim"),        # was truncated to 2
+    (lambda st: st.staircase_joint(2.0, True), TypeError, "dim"),       # was dim 1
+    (lambda st: st.staircase_joint(True, 2), TypeError, "true_mi"),     # was 1 nat
+    (lambda st: st.staircase_joint("2", 2), TypeError, "true_mi"),
+    (lambda st: st.staircase_joint(2 + 0j, 2), TypeError, "true_mi"),   # float()'s own message
+    (lambda st: st.staircase_joint([2.0], 2), TypeError, "true_mi"),
+    (lambda st: st.staircase_joint(2.0, 10**6), ValueError, "dim"),     # a 7 TiB MemoryError
+    (lambda st: st.largest_true_mi(0), ValueError, "dim"),              # was 0.0
+    (lambda st: st.largest_true_mi(-1), ValueError, "dim"),             # was -1.0
+    (lambda st: st.largest_true_mi(2.5), TypeError, "dim"),
+    (lambda st: st.benchmark_rows(levels=(1.0,), dim=2, batch_size=0, batches=2), ValueError,
+     "batch_size"),                                                     # after a log(0) warning
+    (lambda st: st.benchmark_rows(levels=(1.0,), dim=2, batches=2, seed=-1), ValueError, "seed"),
+    (lambda st: st.benchmark_rows(levels=(1.0,), dim=2, batches=2, seed=1.5), TypeError, "seed"),
+    (lambda st: st.benchmark_rows(levels="2", dim=2, batches=2), TypeError, "levels"),
+    (lambda st: st.benchmark_rows(levels=2.0, dim=2, batches=2), TypeError, "levels"),
+    (lambda st: st.benchmark_rows(levels=(1.0, "x"), dim=2, batches=2), TypeError, r"levels\[1\]"),
+])
+def test_the_staircase_checks_its_arguments_by_name(call, error, words):
+    """The staircase converted with float()/int(): True, "2" and 2.5 dimensions were taken
+    (as 1, 2 and 2), complex and lists failed with Python's own messages, 1e6 dimensions
+    tried to allocate 7 TiB, largest_true_mi(0) was 0.0, and benchmark_rows named neither
+    batch_size nor seed. Every call fails before any work, naming the argument."""
+    from rpmref.gaussian import staircase
+    with np.errstate(all="raise"):
+        with pytest.raises(error, match=words):
+            call(staircase)

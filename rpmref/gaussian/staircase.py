@@ -16,6 +16,7 @@ numbers), so their differences are sharper than their standard errors suggest.
 """
 import numpy as np
 
+from rpmref.exact.validation import check_int, check_positive_int, check_real
 from rpmref.gaussian import closed_form as g
 from rpmref.gaussian.monte_carlo import infonce_bounds
 
@@ -23,6 +24,13 @@ LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig.
 DIM = 20
 BATCH_SIZE = 64
 BATCHES = 2000                        # Monte Carlo batches per (level, critic)
+#: The largest dimension d the staircase builds: its joint covariance is (2d, 2d), at most
+#: 2^26 float64 entries (512 MiB, the budget of the Monte Carlo score matrices).
+MAX_DIM = 4096
+
+
+def _check_dim(dim):
+    return check_int(dim, "dim", minimum=1, maximum=MAX_DIM)
 
 
 def staircase_joint(true_mi, dim=DIM):
@@ -50,9 +58,10 @@ def staircase_joint(true_mi, dim=DIM):
     ------
     ValueError
         ``true_mi`` not a positive finite number or beyond ``largest_true_mi(dim)``
-        (a correlation float64 cannot hold), or ``dim`` < 1.
+        (a correlation float64 cannot hold), or ``dim`` not in [1, ``MAX_DIM``].
     TypeError
-        ``true_mi`` or ``dim`` not convertible to a number.
+        ``true_mi`` not a real number (bool, complex, strings and arrays are refused) or
+        ``dim`` not an integer (bool and floats are refused).
 
     Examples
     --------
@@ -65,11 +74,8 @@ def staircase_joint(true_mi, dim=DIM):
     >>> bool(np.isclose(mutual_information(joint), 2.0))
     True
     """
-    true_mi, dim = float(true_mi), int(dim)
-    if not (np.isfinite(true_mi) and true_mi > 0):
-        raise ValueError(f"true_mi must be a positive number of nats; got {true_mi}")
-    if dim < 1:
-        raise ValueError(f"dim must be a positive integer; got {dim}")
+    true_mi = check_real(true_mi, "true_mi", minimum=0, inclusive=(False, True))
+    dim = _check_dim(dim)
     try:
         return _build(true_mi, dim)
     except ValueError:
@@ -101,12 +107,19 @@ def largest_true_mi(dim=DIM):
     -------
     float
 
+    Raises
+    ------
+    TypeError, ValueError
+        ``dim`` not an integer in [1, ``MAX_DIM``].
+
     Examples
     --------
     >>> from rpmref.gaussian.staircase import largest_true_mi
     >>> 15 < largest_true_mi(1) < 20
     True
     """
+    dim = _check_dim(dim)
+
     def builds(level):
         try:
             _build(level, dim)
@@ -151,9 +164,11 @@ def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHE
     Raises
     ------
     ValueError
-        As for ``staircase_joint`` and ``infonce_bounds``.
+        As for ``staircase_joint`` on each level and ``dim``; ``batch_size`` < 1,
+        ``batches`` < 2 or ``seed`` < 0.
     TypeError
-        As for ``staircase_joint`` and ``infonce_bounds``.
+        ``levels`` not a sequence of real numbers, or as for ``staircase_joint``;
+        ``batch_size``, ``batches`` or ``seed`` not an integer.
 
     Examples
     --------
@@ -168,6 +183,14 @@ def benchmark_rows(levels=LEVELS, dim=DIM, batch_size=BATCH_SIZE, batches=BATCHE
     >>> all(row[f"infonce_{name}"] <= row["log_k"] for name in ("optimal", "bilinear", "rbf"))
     True
     """
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+        raise TypeError(f"levels must be a sequence of MI levels in nats; got {levels!r}")
+    levels = [check_real(level, f"levels[{i}]", minimum=0, inclusive=(False, True))
+              for i, level in enumerate(levels)]
+    dim = _check_dim(dim)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    batches = check_positive_int(batches, "batches", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
     rows = []
     for index, level in enumerate(levels):
         joint, rho = staircase_joint(level, dim)
