@@ -220,3 +220,21 @@ def test_a_nan_gradient_is_named_as_such():
     assert report.diagnosis == "gradient"
     assert "NaN or ±inf in the gradient on 4 of 4 cases, the first case 0" in report.gradient
     assert np.isnan(report.max_gradient_error)
+
+
+def test_framework_auto_hands_an_mi_estimator_what_framework_torch_does():
+    """No gradient is taken of an MI estimate, so torch inputs do not require grad: a torch
+    estimator calling z.numpy() works with framework="auto" as with "torch" (detection
+    tried it on tensors that required grad, and it failed on every framework)."""
+    torch = pytest.importorskip("torch")
+    from rpmref.testing import check_mi_estimator
+
+    def estimator(z, z_prime, critic):
+        scores = torch.as_tensor(critic(z.numpy(), z_prime.numpy()))
+        return np.log(len(z)) - torch.nn.functional.cross_entropy(scores,
+                                                                  torch.arange(len(z)))
+    options = dict(critic=True, infonce=True, problems="discrete", batches=5)
+    auto = check_mi_estimator(estimator, framework="auto", **options)
+    torch_inputs = check_mi_estimator(estimator, framework="torch", **options)
+    assert auto.passed and [r.mean for r in auto.results] == [r.mean for r in
+                                                              torch_inputs.results]

@@ -512,7 +512,7 @@ def evaluate(fn, framework, inputs, extra=(), gradients=True):
     return _ADAPTERS[framework](fn, inputs, extra, gradients)
 
 
-def detect(fn, inputs, extra=()):
+def detect(fn, inputs, extra=(), gradients=True):
     """Choose the framework for ``fn`` ("auto"): returns (framework, how it was chosen).
 
     In order: parameter annotations naming torch or jax (when installed); a call with
@@ -530,6 +530,10 @@ def detect(fn, inputs, extra=()):
         Example inputs.
     extra : tuple, default ()
         Further arguments.
+    gradients : bool, default True
+        Whether the calls that follow take gradients: torch is tried with tensors that
+        require grad if so (as ``check_infonce`` hands them over), plain tensors if not
+        (as ``check_mi_estimator`` does), so that ``z.numpy()`` works where it will.
 
     Returns
     -------
@@ -562,12 +566,12 @@ def detect(fn, inputs, extra=()):
     else:
         returned = framework_of_value(out)
         if returned is not None:
-            err = _try(fn, returned, inputs, extra)
+            err = _try(fn, returned, inputs, extra, gradients)
             if err is None or isinstance(err, (NotScalarError, NotANumberError)):
                 return returned, f"it returns a {returned} array"
             return "numpy", (f"it returns a {returned} array but takes NumPy arrays only "
                              f"({returned} inputs: {type(err).__name__})")
-        if used_torch and _try(fn, "torch", inputs, extra) is None:
+        if used_torch and _try(fn, "torch", inputs, extra, gradients) is None:
             return "torch", "it computes in torch, and takes torch tensors"
         return "numpy", "it accepts NumPy arrays"
     accepted = None     # a framework whose arrays it takes, returning no scalar
@@ -575,7 +579,7 @@ def detect(fn, inputs, extra=()):
         if not installed(framework):
             errors[framework] = "not installed"
             continue
-        err = _try(fn, framework, inputs, extra)
+        err = _try(fn, framework, inputs, extra, gradients)
         if err is None:
             return framework, f"it fails on NumPy arrays ({type(errors['numpy']).__name__})"
         errors[framework] = err
@@ -595,12 +599,12 @@ def detect(fn, inputs, extra=()):
     raise failure from errors["numpy"]
 
 
-def _try(fn, framework, inputs, extra):
-    """None if ``fn`` gives a scalar on ``framework``'s arrays (torch's requiring grad,
-    as in a gradient check), else what it raised."""
+def _try(fn, framework, inputs, extra, gradients=True):
+    """None if ``fn`` gives a scalar on ``framework``'s arrays (torch's requiring grad
+    when ``gradients``, as in a gradient check), else what it raised."""
     try:
         if framework == "torch":
-            _torch(fn, inputs, extra, gradients=False, track=True)
+            _torch(fn, inputs, extra, gradients=False, track=gradients)
         else:
             evaluate(fn, framework, inputs, extra, gradients=False)
     except Exception as err:

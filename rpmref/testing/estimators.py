@@ -524,7 +524,8 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
             z, z_prime = problem.sample(batch_size, rng)
             extra = (problem.critic,) if critic else ()
             if framework == "auto":
-                framework, _ = adapters.detect(checked, (z, z_prime), extra)
+                framework, _ = adapters.detect(checked, (z, z_prime), extra,
+                                               gradients=False)
             outcome = _call(checked, framework, problem, batch, batches, batch_size,
                             (z, z_prime), extra)
             values.append(outcome.value)
