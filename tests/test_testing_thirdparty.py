@@ -238,3 +238,13 @@ def test_framework_auto_hands_an_mi_estimator_what_framework_torch_does():
     torch_inputs = check_mi_estimator(estimator, framework="torch", **options)
     assert auto.passed and [r.mean for r in auto.results] == [r.mean for r in
                                                               torch_inputs.results]
+
+
+def test_gradients_false_detects_torch_with_the_tensors_it_will_get():
+    """With gradients=False the tensors do not require grad, in detection as in the check."""
+    torch = pytest.importorskip("torch")
+
+    def loss(scores):
+        return _rows(scores.numpy())      # fails on NumPy arrays and on tensors needing grad
+    report = check_infonce(loss, gradients=False, trials=5)
+    assert report.passed and report.framework == "torch"

@@ -412,7 +412,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         fn = _by_name(fn, named)
     if framework == "auto":
         with np.errstate(all="ignore"):
-            framework, reason = adapters.detect(fn, cases[0].inputs, _extra(cases[0]))
+            framework, reason = adapters.detect(fn, cases[0].inputs, _extra(cases[0]),
+                                                gradients=gradients)
     else:
         reason = "as asked"
     common = dict(cases=len(cases), kind=kind, framework=framework, framework_reason=reason,
