@@ -257,3 +257,27 @@ def test_runs_are_reported_in_task_order_whatever_finished_first():
     runs = compare._by_critic(("rbf", "cosine"), finished, tasks)
     assert list(runs) == ["rbf", "cosine"]
     assert [[r["seed"] for r in runs[c]] for c in runs] == [[0, 1], [0, 1]]
+
+
+class ComparedInt(int):
+    """An int that counts the equality tests made on it (in ``comparisons``)."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        ComparedInt.comparisons += 1
+        return int(self) == int(other)
+
+    __hash__ = int.__hash__
+
+
+def test_the_seed_check_looks_at_each_seed_a_bounded_number_of_times():
+    """`--seeds 1000000` must reach its first run: the repeat check compares a seed with a
+    bounded number of others, not with every other seed (a million squared comparisons
+    held the command before its first line for hours)."""
+    seeds = [ComparedInt(s) for s in range(2000)]
+    ComparedInt.comparisons = 0
+    compare._check_choices(seeds, ("rbf",))
+    assert ComparedInt.comparisons <= 4 * len(seeds)
+    with pytest.raises(ValueError, match="repeated: 7"):
+        compare._check_choices(seeds + [ComparedInt(7)], ("rbf",))

@@ -22,6 +22,7 @@ single-video setting.
 The runs go to worker processes or a Dask cluster (``parallel``) and are kept
 on disk as they finish (``runstore``): an interrupted comparison resumes.
 """
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -1555,7 +1556,8 @@ def _check_choices(seeds, critics):
 
 
 def _check_distinct(name, values):
-    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    counts = collections.Counter(values)  # one pass: --seeds 1000000 is checked at once
+    repeated = sorted(str(v) for v, n in counts.items() if n > 1)
     if repeated:
         raise ValueError(f"{name} must not repeat (a repeated run adds nothing but a false "
                          f"count of seeds); repeated: {', '.join(repeated)}")
