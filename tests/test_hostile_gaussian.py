@@ -366,3 +366,39 @@ def test_the_staircase_checks_its_arguments_by_name(call, error, words):
     with np.errstate(all="raise"):
         with pytest.raises(error, match=words):
             call(staircase)
+
+
+@pytest.mark.parametrize("critic, z, z_prime, error, words", [
+    (g.bilinear_critic(1.0), np.ones((2, 3)), np.ones((2, 1)), ValueError, "critic.W"),
+    (g.bilinear_critic(1.0), np.ones(2), np.ones(2), ValueError, "z"),
+    (g.bilinear_critic(1.0), np.ones((2, 2, 1)), np.ones((3, 2, 1)), ValueError, "z_prime"),
+    (g.bilinear_critic(1.0), np.ones((2, 1)) + 0j, np.ones((2, 1)), TypeError, "z"),
+    (g.bilinear_critic(1.0), np.array([[np.nan], [0.0]]), np.ones((2, 1)), ValueError, "z"),
+    (g.QuadraticCritic("a", [[0.0]], [0.0]), np.ones((2, 1)), np.ones((2, 1)), TypeError,
+     "critic.W"),
+    (g.QuadraticCritic(np.ones((1, 1)), np.ones((2, 2)), [0.0]), np.ones((2, 1)),
+     np.ones((2, 1)), ValueError, "critic.Q"),
+    (g.QuadraticCritic(np.ones((1, 1)), [[0.0]], [0.0, 1.0]), np.ones((2, 1)), np.ones((2, 1)),
+     ValueError, "critic.b"),
+    (lambda a, b: a @ np.swapaxes(a, -1, -2), np.ones((2, 1)), np.ones((3, 1)), ValueError,
+     r"shape \(2, 3\)"),
+])
+def test_critic_scores_checks_the_batch_and_the_critic_by_name(critic, z, z_prime, error, words):
+    """critic_scores took its batch unchecked: mismatched dimensions were numpy's matmul
+    errors, z and z' of different batch shapes met numpy's broadcasting, complex z gave
+    complex scores, a
+    NaN in z was reported as scores 'beyond the float64 range', a string W as numpy's
+    'could not convert string to float'."""
+    with pytest.raises(error, match=words):
+        mc.critic_scores(critic, z, z_prime)
+
+
+def test_critic_scores_still_takes_lists_batches_and_other_candidates():
+    """Lists are arrays; a (batches, N, k) batch gives (batches, N, N) scores: 0.5 z_i z'_j;
+    N anchors against N' ≠ N candidates give (N, N') (rpmref.testing relies on it)."""
+    got = mc.critic_scores(g.bilinear_critic(0.5), [[[1.0], [2.0]]], [[[3.0], [-1.0]]])
+    assert np.array_equal(got, [[[1.5, -0.5], [3.0, -1.0]]])
+    got = mc.critic_scores(g.bilinear_critic(0.5), [[1.0], [2.0]], [[3.0], [-1.0], [4.0]])
+    assert np.array_equal(got, [[1.5, -0.5, 2.0], [3.0, -1.0, 4.0]])
+    got = mc.critic_scores(lambda a, b: a @ np.swapaxes(b, -1, -2), [[1.0], [2.0]], [[3.0]])
+    assert np.array_equal(got, [[3.0], [6.0]])

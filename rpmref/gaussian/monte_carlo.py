@@ -92,21 +92,25 @@ def critic_scores(critic, z, z_prime):
     ----------
     critic : QuadraticCritic or callable
         The critic f(z, z').
-    z : ndarray, shape (..., N, k)
-    z_prime : ndarray, shape (..., N, k')
+    z : array_like, shape (..., N, k)
+    z_prime : array_like, shape (..., N', k')
+        N' = N for a batch of pairs (I_N); other N' score N anchors against N' candidates.
 
     Returns
     -------
-    ndarray, shape (..., N, N)
-        Entry [..., i, j] is f(z_i, z'_j); the positives are on the diagonal.
+    ndarray, shape (..., N, N')
+        Entry [..., i, j] is f(z_i, z'_j); for N' = N the positives are on the diagonal.
 
     Raises
     ------
     TypeError
-        ``critic`` neither a QuadraticCritic nor callable, or a callable's scores not real.
+        ``critic`` neither a QuadraticCritic nor callable, a callable's scores not real,
+        or ``z``, ``z_prime`` or the critic's W, Q, b not arrays of real numbers.
     ValueError
-        A callable's scores of the wrong shape, or containing nan or +inf, or −inf on every
-        candidate of a row; a QuadraticCritic's scores beyond the float64 range.
+        ``z`` or ``z_prime`` not finite or not (..., N, k) and (..., N', k') with the same
+        batch shape; W, Q, b not of shapes (k, k'), (k', k'), (k',); a callable's scores
+        of the wrong shape, or containing nan or +inf, or −inf on every candidate of a row;
+        a QuadraticCritic's scores beyond the float64 range.
 
     Examples
     --------
@@ -121,6 +125,24 @@ def critic_scores(critic, z, z_prime):
     array([[-4., -4.],
            [-1., -9.]])
     """
+    z = as_real_array(z, "z", allow_empty=True)
+    z_prime = as_real_array(z_prime, "z_prime", allow_empty=True)
+    if z.ndim < 2 or z_prime.ndim < 2 or z.shape[:-2] != z_prime.shape[:-2]:
+        raise ValueError("z and z_prime must be (..., N, k) and (..., N', k') with the same "
+                         f"batch shape (...); got z {z.shape} and z_prime {z_prime.shape}")
+    if isinstance(critic, QuadraticCritic):
+        k, k_prime = z.shape[-1], z_prime.shape[-1]
+        critic = QuadraticCritic(*(as_real_array(a, f"critic.{name}", dims=dims)
+                                   for a, name, dims in zip(critic, "WQb", [
+                                       (k, k_prime), (k_prime, k_prime), (k_prime,)])))
+    elif not callable(critic):
+        raise TypeError("critic must be a QuadraticCritic or a callable; got "
+                        f"{type(critic).__name__}")
+    return _scores(critic, z, z_prime)
+
+
+def _scores(critic, z, z_prime):
+    """critic_scores for a checked batch and critic."""
     if isinstance(critic, QuadraticCritic):
         W, Q, b = (np.asarray(a, dtype=float) for a in critic)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -135,10 +157,9 @@ def critic_scores(critic, z, z_prime):
         return scores
     if callable(critic):
         scores = as_real_array(critic(z, z_prime), "the critic's scores", finite=False)
-        n = z.shape[-2]
-        if scores.shape != z.shape[:-2] + (n, n):
-            raise ValueError(f"critic must return scores of shape {z.shape[:-2] + (n, n)}; "
-                             f"got {scores.shape}")
+        shape = z.shape[:-1] + z_prime.shape[-2:-1]
+        if scores.shape != shape:
+            raise ValueError(f"critic must return scores of shape {shape}; got {scores.shape}")
         _check_scores(scores, "critic returned")
         return scores
     raise TypeError(f"critic must be a QuadraticCritic or a callable; got {type(critic).__name__}")
@@ -386,7 +407,7 @@ def _draws(joint, critics, n, batches, rng):
     out = []
     for start in range(0, batches, chunk):
         z, zp = sample_pairs(joint, (min(chunk, batches - start), n), rng)
-        out.append([_per_batch(critic_scores(critic, z, zp)) for critic in critics])
+        out.append([_per_batch(_scores(critic, z, zp)) for critic in critics])
     return np.concatenate(out, axis=1)
 
 
