@@ -1,4 +1,4 @@
-"""A worked example of the exact discrete core (README "API overview").
+"""A worked example of the exact discrete core (see docs/tutorials/discrete.md).
 
 Four data states in pairs (x, x'), a 3-state recognition model for each side,
 and a critic f. Prints the ELBO decomposition (E3), the optimal prior (E4), the

@@ -13,7 +13,7 @@ Read next to the paper:
    the cosine/temperature critic common in SSL.
 3. Appendix D: a linear decoder, fit on training frames, maps z to the 6 ball
    coordinates; we report held-out R². We add a stricter score: does each of
-   the 3 maps follow one ball (``rpmref.tracking``)? And the untrained
+   the 3 maps follow one ball (``rpmref.balls.tracking``)? And the untrained
    encoder, which every trained critic has to beat.
 
 Run:  python examples/reproduce_fig1.py [--quick]
