@@ -402,3 +402,19 @@ def test_critic_scores_still_takes_lists_batches_and_other_candidates():
     assert np.array_equal(got, [[1.5, -0.5, 2.0], [3.0, -1.0, 4.0]])
     got = mc.critic_scores(lambda a, b: a @ np.swapaxes(b, -1, -2), [[1.0], [2.0]], [[3.0]])
     assert np.array_equal(got, [[3.0], [6.0]])
+
+
+@pytest.mark.parametrize("e", [-515, -500, -300, 300, 500, 505])
+def test_gaussian_elbo_decomposition_holds_at_subnormal_and_huge_scales(e):
+    """E3: −CE(P, P_θ) + h(Z) + h(Z') = I(Z; Z') − KL(P ‖ P_θ). The left side was formed from
+    entropies of size (d/2)|log s| (≈ 1400 at s = 2^-1000) that cancel to the ELBO, 0.0156
+    here: it was off by 4e-14 to 2.7e-13. Once the scale is out, each side is ~10 roundings
+    of terms of size ≤ d = 4 (traces, log determinants, the MI and KL, all < 4 here):
+    10·d·eps, doubled; the right side also at unit scale, the same identity."""
+    joint, critic = _shrunk(e)
+    d = g.elbo_decomposition(joint, g.energy_prior(joint, critic))
+    unit_joint, unit_critic = _shrunk(0)
+    unit = g.elbo_decomposition(unit_joint, g.energy_prior(unit_joint, unit_critic))
+    tol = 20 * 4 * EPS
+    assert abs(d["elbo_minus_constant"] - (d["mutual_information"] - d["kl"])) <= tol
+    assert abs(d["elbo_minus_constant"] - (unit["mutual_information"] - unit["kl"])) <= tol
