@@ -13,6 +13,7 @@ a 6-epoch run is 18 steps and takes about 0.3 s.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,6 +199,31 @@ def test_ctrl_c_while_summarising_then_resume_writes_the_summary(videos, referen
     assert not (out / T.SUMMARY).exists()
     assert main(train_args(videos, out, "--resume")) == 0
     assert_same_run(out, reference)
+
+
+
+def test_a_resumed_run_that_goes_further_does_not_keep_the_old_summary(
+        videos, reference, tmp_path, monkeypatch, capsys):
+    """A finished run resumed with more epochs: once a checkpoint of a later step is
+    written, the summary.json of the earlier end is gone (it would describe a checkpoint
+    that no longer exists); interrupted before any new update, it stays."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    old_summary = (out / T.SUMMARY).read_bytes()
+    more = ["--resume", "--epochs", str(EPOCHS + 2)]
+    with monkeypatch.context() as m:
+        _interrupt_in_step(m, 1)  # Ctrl-C in the first new update: nothing new is written
+        assert main(train_args(videos, out, *more)) == 130
+    assert f"holds step {TOTAL};" in capsys.readouterr().err
+    assert (out / T.SUMMARY).read_bytes() == old_summary
+    with monkeypatch.context() as m:
+        _interrupt_after_commit(m, TOTAL + 1)
+        assert main(train_args(videos, out, *more)) == 130
+    assert f"holds step {TOTAL + 1};" in capsys.readouterr().err
+    assert ckpt.load_checkpoint(out / T.CHECKPOINT)["meta"]["step"] == TOTAL + 1
+    assert not (out / T.SUMMARY).exists()
+    assert main(train_args(videos, out, *more)) == 0
+    assert json.loads((out / T.SUMMARY).read_text())["steps"] == TOTAL + 2 * BATCHES
 
 
 # ---------------------------------------------------------------- SIGKILL

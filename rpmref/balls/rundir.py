@@ -12,6 +12,8 @@ A run directory holds ``checkpoint.npz``, ``metrics.jsonl`` and ``summary.json``
   files stay until the new run has a checkpoint to put in their place
   (``save_checkpoint`` calls ``discard_replaced_run`` just before its rename),
   so a new run refused or interrupted before that leaves the old one intact;
+  likewise a resumed run that goes further drops the old summary at its first
+  new checkpoint (``retire_at_next_checkpoint``);
 - it removes temporary files a killed writer left behind (TEMP_PATTERNS) —
   safe because nobody else holds the lock.
 
@@ -87,7 +89,8 @@ class RunExistsError(ValueError):
 
 
 _held = threading.local()  # .locks: realpath -> FileLock held by this thread;
-#   .replacing: realpath -> the old run's files an overwrite has yet to replace
+#   .replacing: realpath -> the old run's files an overwrite has yet to replace;
+#   .retiring: realpath -> files the next checkpoint makes stale (retire_at_next_checkpoint)
 
 
 def remove_stale_temp_files(out_dir):
@@ -246,6 +249,7 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
         if outermost:
             del locks[key]
             replacing.pop(key, None)
+            getattr(_held, "retiring", {}).pop(key, None)
             # a directory this call created and nothing was written to (the run failed
             # before its first file): remove it and the lock, leaving no debris behind
             empty = bool(created) and drop_lone_lock(path, LOCK_NAME)  # still ours
@@ -352,7 +356,8 @@ def discard_replaced_run(out_dir, keep=()):
     """Delete the old run's files that an ``overwrite`` of ``out_dir`` is replacing.
 
     A no-op (returning []) unless this thread holds ``out_dir`` through
-    ``open_run_dir(..., overwrite=True)`` and has not discarded them yet.
+    ``open_run_dir(..., overwrite=True)`` and has not discarded them yet, or
+    :func:`retire_at_next_checkpoint` named files (deleted too, once).
     ``checkpoint.save_checkpoint`` calls it with ``keep=("checkpoint.npz",)`` once the
     new checkpoint is written and synced, just before renaming it over the old
     one: the old metrics and summary never sit beside the new checkpoint, and
@@ -387,17 +392,64 @@ def discard_replaced_run(out_dir, keep=()):
     """
     key = os.path.realpath(os.fspath(out_dir))
     replacing = getattr(_held, "replacing", {})
-    old = replacing.get(key)
+    retiring = getattr(_held, "retiring", {})
+    old = tuple(replacing.get(key) or ()) + tuple(retiring.pop(key, ()))
     if not old:
         return []
     removed = []
-    for name in old:
+    for name in dict.fromkeys(old):
         if name not in keep:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(out_dir, name))
             removed.append(name)
-    replacing[key] = ()
+    if key in replacing:
+        replacing[key] = ()
     return removed
+
+
+def retire_at_next_checkpoint(out_dir, names):
+    """Have the next ``discard_replaced_run`` of ``out_dir`` (the next checkpoint's rename)
+    delete ``names`` too: files the new checkpoint makes stale, such as the summary of a
+    finished run that is resumed to go further.
+
+    Only while this thread holds ``out_dir`` (``open_run_dir``); the mark ends with it.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run directory.
+    names : sequence of str
+        File names in it.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If this thread does not hold ``out_dir``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import (discard_replaced_run, open_run_dir,
+    ...                                  retire_at_next_checkpoint)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     open(os.path.join(tmp, "summary.json"), "w").close()
+    ...     with open_run_dir(tmp, resume=True) as path:
+    ...         retire_at_next_checkpoint(path, ["summary.json"])
+    ...         print(discard_replaced_run(path, keep=("checkpoint.npz",)))
+    ...         print(discard_replaced_run(path))   # once only
+    ['summary.json']
+    []
+    """
+    key = os.path.realpath(os.fspath(out_dir))
+    if key not in getattr(_held, "locks", {}):
+        raise ValueError(f"{out_dir} is not held by this thread (open_run_dir)")
+    if not hasattr(_held, "retiring"):
+        _held.retiring = {}
+    _held.retiring[key] = tuple(names)
 
 
 def _missing_directories(path):

@@ -950,7 +950,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         unless ``resume`` or ``overwrite``.
     resume : bool, default False
         Continue from ``out_dir``'s checkpoint (same config apart from epochs /
-        steps; every array, counter and history row is checked).
+        steps; every array, counter and history row is checked). A summary.json
+        there is deleted when the first checkpoint of a later step replaces it.
     progress : bool, default True
         Show a progress bar when stderr is a terminal (a log file gets none).
     on_epoch : callable, optional
@@ -1079,6 +1080,9 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
                              f"{st['step']}, beyond the {total} steps asked for")
         saved = st
         _write_metrics(out_dir, st["history"])  # drop rows a killed run wrote after it
+        # a finished run resumed to go further: its summary describes this checkpoint only,
+        # so it goes when the first checkpoint of a later step takes this one's place
+        stale_summary = st["step"] < total and os.path.exists(os.path.join(out_dir, SUMMARY))
     else:
         rng = np.random.default_rng(config.seed)
         params = initial_params(config, frames, rng)
@@ -1086,7 +1090,7 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
               "opt_state": optim.init_state(params, config.optimizer),
               "perm": np.arange(n_pairs), "rng_state": rng.bit_generator.state, "epoch": 0,
               "step": 0, "batch_in_epoch": 0, "acc": [0.0, 0.0, 0], "history": []}
-        saved = None
+        saved, stale_summary = None, False
 
     from tqdm import tqdm
     bar = tqdm(total=total, initial=st["step"], disable=None if progress else True,
@@ -1101,6 +1105,9 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
                 kept = f"; {_kept(out_dir, saved)}" if out_dir is not None else ""
                 raise NonFiniteLossError(f"training stopped at step {st['step'] + 1} "
                                          f"(epoch {st['epoch'] + 1}): {e}{kept}") from None
+            if stale_summary:  # every checkpoint from now on is of a later step
+                rundir.retire_at_next_checkpoint(out_dir, (SUMMARY,))
+                stale_summary = False
             st = new  # the one place the state changes
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", estimate=f"{est:.4f}", refresh=False)
