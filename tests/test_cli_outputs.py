@@ -374,3 +374,17 @@ def test_train_out_that_is_a_dangling_link_says_so(tmp_path, capsys):
     assert cli.main(["balls", "train", "--out", str(tmp_path / "out"), "--video", video,
                      "--steps", "1"]) == 2
     assert "is a symbolic link to" in one_line_error(capsys, "rpmref balls train")
+
+
+@pytest.mark.parametrize("where", ["build_parser", "parse"])
+def test_ctrl_c_while_the_arguments_are_read_is_one_line_and_130(where, capsys, monkeypatch):
+    """Ctrl-C before the command starts (building the parser imports every command's
+    modules) is reported like one during the work: one line, exit code 130."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    if where == "build_parser":
+        monkeypatch.setattr(cli, "build_parser", interrupted)
+    else:
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", interrupted)
+    assert cli.main(["verify", "--trials", "1"]) == 130
+    assert capsys.readouterr().err == "rpmref: interrupted\n"

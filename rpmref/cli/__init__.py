@@ -12,6 +12,7 @@ Exit codes: 0 success, 1 a check failed or the run failed (an OSError, say),
 library's exceptions into one-line errors with these codes.
 """
 import argparse
+import sys
 
 import rpmref
 from rpmref.cli.common import OneLineErrorParser, run_command
@@ -36,8 +37,12 @@ def build_parser():
 
 def main(argv=None):
     """Run ``rpmref`` with ``argv`` (default: the process arguments); returns the exit code."""
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    try:  # building the parser imports every command's modules: Ctrl-C may come now
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+    except KeyboardInterrupt:
+        print("rpmref: interrupted", file=sys.stderr)
+        return 130
     words = [w for w in (getattr(args, name, None) for name in ("command", "balls_command")) if w]
     if unknown:  # reported by the command's own parser, so that it names its own --help
         _command_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
