@@ -418,3 +418,19 @@ def test_gaussian_elbo_decomposition_holds_at_subnormal_and_huge_scales(e):
     tol = 20 * 4 * EPS
     assert abs(d["elbo_minus_constant"] - (d["mutual_information"] - d["kl"])) <= tol
     assert abs(d["elbo_minus_constant"] - (unit["mutual_information"] - unit["kl"])) <= tol
+
+
+# ------------------------------------------------------------------ the Gaussian verify rows
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda ch: ch.verify_checks(0, trials=2.5), TypeError, "trials"),     # ran 2 trials
+    (lambda ch: ch.verify_checks(0, trials=True), TypeError, "trials"),    # ran 1 trial
+    (lambda ch: ch.verify_checks(0, trials="3"), TypeError, "trials"),     # ran 3 trials
+    (lambda ch: ch.random_joint(np.random.default_rng(0), 10**6), ValueError, "max_dim"),
+])
+def test_the_gaussian_verify_rows_check_their_arguments_by_name(call, error, words):
+    """verify_checks converted trials with int() (its docstring promised a TypeError for a
+    float); random_joint(max_dim=1e6) tried to allocate 16 TiB."""
+    from rpmref.gaussian import checks
+    with pytest.raises(error, match=words):
+        call(checks)

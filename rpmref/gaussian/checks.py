@@ -16,6 +16,11 @@ GRID_TRIALS = 20     # the discretisation check is the slow one: cap its trials
 GRID_POINTS = 161    # nodes per axis (see _grid_joint)
 
 
+#: The largest ``max_dim`` of ``random_joint``: its data covariance is at most
+#: (2·MAX_RANDOM_DIM + 2)² entries, checked by eigendecompositions.
+MAX_RANDOM_DIM = 256
+
+
 def random_joint(rng, max_dim=3, square=False):
     """A random Gaussian recognition joint (Eq. 3, 11), built through ``recognition_joint``.
 
@@ -45,7 +50,7 @@ def random_joint(rng, max_dim=3, square=False):
     TypeError
         ``rng`` not a numpy Generator, ``max_dim`` not an integer.
     ValueError
-        ``max_dim`` < 1.
+        ``max_dim`` < 1 or > ``MAX_RANDOM_DIM``.
 
     Examples
     --------
@@ -59,7 +64,7 @@ def random_joint(rng, max_dim=3, square=False):
     True
     """
     rng = GeneratorSpec().validate(rng, "rng", {})
-    max_dim = check_int(max_dim, "max_dim", minimum=1)
+    max_dim = check_int(max_dim, "max_dim", minimum=1, maximum=MAX_RANDOM_DIM)
     k, kp = rng.integers(1, max_dim + 1, size=2)
     kp = k if square else kp
     d, dp = k + rng.integers(0, 2), kp + rng.integers(0, 2)
@@ -288,9 +293,10 @@ def verify_checks(rng, trials=200):
     Raises
     ------
     ValueError
-        ``trials`` < 1 (or not convertible to int), or a negative seed (``check_seed``).
+        ``trials`` < 1, or a negative seed (``check_seed``).
     TypeError
-        ``trials``, or ``rng`` neither a Generator nor a seed (a float, a string, ...).
+        ``trials`` not an integer (bools and floats are refused), or ``rng`` neither a
+        Generator nor a seed (a float, a string, ...).
 
     Examples
     --------
@@ -302,9 +308,7 @@ def verify_checks(rng, trials=200):
     True
     """
     rng = as_generator(rng)
-    trials = int(trials)
-    if trials < 1:
-        raise ValueError(f"trials must be a positive integer; got {trials}")
+    trials = check_int(trials, "trials", minimum=1)
     pool = [random_joint(rng, square=(i % 3 == 0)) for i in range(trials)]
     checks = [_check_mi, _check_rbf_routes, _check_grid, _check_gap, _check_optimal,
               _check_elbo, _check_bilinear_optimum, _check_rbf_optimum]
