@@ -434,3 +434,16 @@ def test_the_gaussian_verify_rows_check_their_arguments_by_name(call, error, wor
     from rpmref.gaussian import checks
     with pytest.raises(error, match=words):
         call(checks)
+
+
+def test_a_too_negative_q_is_reported_in_the_coordinates_its_eigenvalues_come_from():
+    """Since the energy prior and I_∞ work with z' rescaled to unit variance, the smallest
+    eigenvalue quoted for C'⁻¹ + Q at C' = 1e-300 is that of the rescaled matrix (−1.49,
+    not −1e300): the message says so; at unit variances nothing is rescaled."""
+    for f in (g.energy_prior, g.infonce_limit):
+        with pytest.raises(ValueError, match="critic.Q is too negative.*rescaled"):
+            f(unit_pair(0.5, scale=1e-300),
+              g.QuadraticCritic(np.zeros((1, 1)), np.array([[-2e300]]), np.zeros(1)))
+        with pytest.raises(ValueError, match="critic.Q is too negative") as info:
+            f(unit_pair(0.5), g.QuadraticCritic(np.zeros((1, 1)), np.array([[-2.0]]), np.zeros(1)))
+        assert "rescaled" not in str(info.value)

@@ -862,7 +862,7 @@ def energy_prior(joint, critic):
     joint = _check_pair(joint)
     (c, cp, _), W, Q, r, h = _scaled_problem(joint, _check_critic(critic, joint))
     k = joint.k
-    post = _sym(anp.linalg.inv(_energy_precision(cp, Q)))
+    post = _sym(anp.linalg.inv(_energy_precision(cp, Q, h[k:])))
     gain = post @ anp.transpose(W)                   # (k', k): d mean(z'|z) / dz
     cross = c @ anp.transpose(gain)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -910,14 +910,17 @@ def _scaled_problem(joint, critic):
     return (cov[:k, :k], cov[k:, k:], cov[:k, k:]), *scaled, h
 
 
-def _energy_precision(cp, Q):
-    """P = C'⁻¹ + Q, checked positive definite (relative to its largest eigenvalue)."""
+def _energy_precision(cp, Q, h=None):
+    """P = C'⁻¹ + Q, checked positive definite (relative to its largest eigenvalue); ``h``
+    the exponents of ``_scaled_problem`` when cp and Q are its rescaled C' and Q."""
     prec = _sym(anp.linalg.inv(cp) + Q)
     try:
         return check_positive_definite(prec, "C'^-1 + Q", _symmetry_checked=True)
     except ValueError as err:
+        where = ("" if h is None or not np.any(h) else
+                 "; the eigenvalues are those with z' rescaled by powers of two to unit variance")
         raise ValueError("critic.Q is too negative: C'^-1 + Q must be positive definite, "
-                         f"otherwise the energy prior's normaliser Z(z) is infinite ({err})"
+                         f"otherwise the energy prior's normaliser Z(z) is infinite ({err}{where})"
                          ) from None
 
 
@@ -966,8 +969,8 @@ def infonce_limit(joint, critic):
     0.175
     """
     joint = _check_pair(joint)
-    (c, cp, s), W, Q, r, _ = _scaled_problem(joint, _check_critic(critic, joint))
-    prec = _energy_precision(cp, Q)
+    (c, cp, s), W, Q, r, h = _scaled_problem(joint, _check_critic(critic, joint))
+    prec = _energy_precision(cp, Q, h[joint.k:])
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
         value = _infonce_limit_terms(W, r, c, cp, s, prec)
     if not np.isfinite(getval(value)):
