@@ -78,7 +78,7 @@ def _rbf_1d_argmax(rho, d):
             return ((2 * (1 - rho) + d**2) / 2 - u / (2 * (1 + u))
                     - (1 + d**2) * u**2 / (2 * (1 + u)**2)) / (1 + d**2)
         centre = 2 * mpmath.log(1 + abs(d))
-        grid = [centre + mpmath.mpf(i) / 8 for i in range(-200, 200)]
+        grid = [centre + mpmath.mpf(i) / 8 for i in range(-200, 800)]
         for a, b in zip(grid, grid[1:]):
             if slope(a) > 0 >= slope(b):
                 return mpmath.sqrt(mpmath.exp(mpmath.findroot(slope, (a, b), solver="anderson")))
@@ -447,3 +447,17 @@ def test_a_too_negative_q_is_reported_in_the_coordinates_its_eigenvalues_come_fr
         with pytest.raises(ValueError, match="critic.Q is too negative") as info:
             f(unit_pair(0.5), g.QuadraticCritic(np.zeros((1, 1)), np.array([[-2.0]]), np.zeros(1)))
         assert "rescaled" not in str(info.value)
+
+
+@pytest.mark.parametrize("rho, d", [(1e-9, 0.0), (1e-8, 1e10), (1e-12, 3.0)])
+def test_optimal_rbf_lengthscale_of_a_weak_correlation_is_finite(rho, d):
+    """ρ > 0 gives I_∞(ℓ) ≈ tr S/ℓ² > 0 at large ℓ, so the supremum is a finite maximum,
+    at u* ≈ (1.5 + d²)/ρ. The grid stopped 8 decades above E‖z − z'‖², so ρ = 1e-9 (u* ≈
+    1.5e9) and ρ = 1e-8 at d = 1e10 returned inf ('the ℓ → ∞ limit'). The slope's terms
+    cancel to a fraction ~ρ of their size, so the root is resolved to ~eps/ρ in u: a
+    tolerance of 100 eps/ρ relative on ℓ (half of that in u, doubled, with margin)."""
+    want = _rbf_1d_argmax(rho, d)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = g.optimal_rbf_lengthscale(unit_pair(rho, mean_z=d))
+    assert np.isfinite(got)
+    assert abs(got - want) <= 100 * EPS / rho * want, (got, float(want))

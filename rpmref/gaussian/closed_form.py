@@ -1293,7 +1293,8 @@ def optimal_rbf_lengthscale(joint, grid=400):
     """The best RBF lengthscale ℓ* = argmax_ℓ I_∞ for the critic of Eq. 27.
 
     I_∞(ℓ) → −∞ as ℓ → 0 and → 0 as ℓ → ∞. A log-spaced grid of ``grid`` values of ℓ²
-    over 16 decades around the covariance scale brackets the maximum, then the
+    over 16 decades around the covariance scale (continued upwards, 16 decades at a time,
+    while I_∞ still rises at its top) brackets the maximum, then the
     Illinois variant of regula falsi on the analytic derivative refines it. Not
     differentiable (an argmax): the joint's concrete values are used.
 
@@ -1350,6 +1351,13 @@ def optimal_rbf_lengthscale(joint, grid=400):
     log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
     values = _rbf_objective(log_u, *args)
     best = int(np.argmax(values))
+    while best == log_u.size - 1 and log_u[-1] < 300:
+        # highest at the top (a weak correlation puts ℓ*² near E‖z − z'‖²/ρ): the next 16
+        # decades, from the point below the top, while v² stays finite (v < e^340); a
+        # supremum at ℓ → ∞ (no positive correlation) climbs to 0 through all of them
+        log_u = log_u[-2] + (log_u - log_u[0])
+        values = _rbf_objective(log_u, *args)
+        best = int(np.argmax(values))
     if best == log_u.size - 1 or values[best] <= 0:
         return np.inf
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
