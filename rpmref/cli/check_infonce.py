@@ -197,7 +197,8 @@ def _check_call_shape(fn, args):
         hint = _kind_hint(signature, args) or (
             f"--temperature passes T as {named}=" if named else
             "--temperature passes T as its last argument, or by name to a parameter "
-            "named temperature, tau, temp or t" if args.temperature is not None else
+            f"named {' or '.join(TEMPERATURE_NAMES)} (any case, leading or trailing _)"
+            if args.temperature is not None else
             "add --temperature T if it takes a temperature, or --fixed-temperature T if "
             "T is fixed inside")
         raise UsageError(f"{args.target} is called as {args.target.rpartition(':')[2]}"
