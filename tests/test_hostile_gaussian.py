@@ -449,15 +449,40 @@ def test_a_too_negative_q_is_reported_in_the_coordinates_its_eigenvalues_come_fr
         assert "rescaled" not in str(info.value)
 
 
-@pytest.mark.parametrize("rho, d", [(1e-9, 0.0), (1e-8, 1e10), (1e-12, 3.0)])
+@pytest.mark.parametrize("rho, d", [(1e-9, 0.0), (1e-8, 1e10), (1e-12, 3.0), (1e-16, 3.0)])
 def test_optimal_rbf_lengthscale_of_a_weak_correlation_is_finite(rho, d):
     """ρ > 0 gives I_∞(ℓ) ≈ tr S/ℓ² > 0 at large ℓ, so the supremum is a finite maximum,
     at u* ≈ (1.5 + d²)/ρ. The grid stopped 8 decades above E‖z − z'‖², so ρ = 1e-9 (u* ≈
-    1.5e9) and ρ = 1e-8 at d = 1e10 returned inf ('the ℓ → ∞ limit'). The slope's terms
-    cancel to a fraction ~ρ of their size, so the root is resolved to ~eps/ρ in u: a
-    tolerance of 100 eps/ρ relative on ℓ (half of that in u, doubled, with margin)."""
+    1.5e9) and ρ = 1e-8 at d = 1e10 returned inf ('the ℓ → ∞ limit'). The objective's 1/ℓ²
+    terms are collected into tr S/ℓ² before rounding, so no term cancels against another;
+    the root in log u is found to ~1e-14 (the stopping rule): 1e-12 relative on ℓ."""
     want = _rbf_1d_argmax(rho, d)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         got = g.optimal_rbf_lengthscale(unit_pair(rho, mean_z=d))
     assert np.isfinite(got)
-    assert abs(got - want) <= 100 * EPS / rho * want, (got, float(want))
+    assert abs(got - want) <= 1e-12 * want, (got, float(want))
+
+
+@pytest.mark.parametrize("rho", [1e-13, 1e-16, 1e-20, 1e-50, 1e-100, 1e-130])
+def test_optimal_rbf_lengthscale_of_a_tiny_correlation_is_the_quadratic_root(rho):
+    """Bug: below ρ ≈ 1e-13 the objective's −tr(C + C' − 2S)/(2ℓ²), ½ Σ log1p(λ/ℓ²) and
+    ½ Σ c/(λ + ℓ²) cancelled to their 1/ℓ² sum 2ρ/(2ℓ²) ~ ρ times their size, so ρ = 1e-16
+    gave ℓ* = 9.2e7 for 1.22e8, and the staircase at 1e-300 nats 1.3e8 for ~1e75. For unit
+    variances the stationarity condition is the quadratic 2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0
+    in u = ℓ² (its positive root, at 60 digits: no cancellation either); the root in log u
+    is found to ~1e-14: 1e-12 relative on ℓ."""
+    with mpmath.workdps(60):
+        r = mpmath.mpf(rho)
+        u = ((3 - 4 * r) + mpmath.sqrt((3 - 4 * r) ** 2 + 16 * r * (1 - r))) / (4 * r)
+        want = mpmath.sqrt(u)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = g.optimal_rbf_lengthscale(unit_pair(rho))
+    assert abs(got - want) <= 1e-12 * want, (got, float(want))
+
+
+@pytest.mark.parametrize("rho", [1e-140, 1e-300, 5e-324])
+def test_optimal_rbf_lengthscale_beyond_the_search_is_a_value_error(rho):
+    """ℓ*² ≈ 1.5/ρ lies above the search's e^312 (ρ < 1e-135), or tr S/λs underflows: a
+    ValueError naming the weak correlation, not inf (the supremum is a finite maximum)."""
+    with pytest.raises(ValueError, match="correlation is too weak"):
+        g.optimal_rbf_lengthscale(unit_pair(rho))

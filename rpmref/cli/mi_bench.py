@@ -82,9 +82,12 @@ def run(args):
             joint, _ = staircase_joint(level, args.dim)
         except ValueError as err:
             raise UsageError(f"--levels {level:g}: {err}".replace("dim = ", "--dim ")) from None
-        if not math.isfinite(optimal_rbf_lengthscale(joint)):
+        try:
+            optimal_rbf_lengthscale(joint)
+        except ValueError:
             raise UsageError(f"--levels {level:g}: so small an MI makes the best RBF lengthscale "
-                             f"larger than float64 can hold; use a larger level")
+                             f"too large to place (it grows as 1/correlation); use a larger "
+                             f"level") from None
     if args.figure is not None:  # before the computation, not after ('' is refused)
         check_output_file(args.figure, "--figure", needs_matplotlib=True)
     rows = benchmark_rows(levels, args.dim, args.batch_size, args.batches, args.seed)

@@ -1123,30 +1123,51 @@ def _rbf_moments(joint):
     return c, cp, (unit, a), spread
 
 
-def _rbf_objective(log_v, kappa, spread, lam, second, mean_sq):
+def _log1p_minus_x_over_x(x):
+    """(log1p(x) − x)/x for x ≥ 0 (0 at x = 0), to a few ulps: for x ≤ 1 with
+    s = x/(2 + x), log1p(x) = 2 atanh(s), so log1p(x) − x = −x²/(2 + x) + 2(s³/3 + s⁵/5 + …)
+    (s ≤ ⅓: 18 terms reach 2^-60), without the cancellation of log1p(x) − x near 0;
+    above 1 the two differ by more than a third of x and are subtracted directly."""
+    x = np.asarray(x, dtype=float)
+    small = x <= 1.0
+    xs = np.where(small, x, 0.0)
+    s = xs / (2.0 + xs)
+    s2 = s * s
+    tail = np.zeros_like(s)
+    for k in range(37, 1, -2):          # Horner in s² for Σ_{k odd ≥ 3} s^k / k, highest first
+        tail = (tail + 1.0 / k) * s2
+    series = (-xs * xs / (2.0 + xs) + 2.0 * s * tail) / np.where(small, np.where(xs > 0, xs, 1.0), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = (np.log1p(x) - x) / x
+    return np.where(small, series, direct)
+
+
+def _rbf_objective(log_v, kappa, sigma, lam, second, mean_sq):
     """I_∞ of the RBF critic over κ as a function of log v, v = ℓ²/N, vectorised over log_v.
 
-    In the units of ``optimal_rbf_lengthscale`` (u = ℓ² = N v, covariances λs·(ŝ, λ̂, ĉ),
-    e = Vᵀ(m − m') = √N ê, κ = λs/N), I_∞/κ =
-    −ŝ/(2v) + ½ Σ log1p(κλ̂/v)/κ + ½ Σ ĉ/(κλ̂ + v) − ½ Σ ê² λ̂/(v(κλ̂ + v)):
-    rbf_infonce_limit's terms with the mean part as one quadratic form (no cancellation of
-    |d|²/(2ℓ²) against itself) and log1p(x)/κ = (λ̂/v)·log1p(x)/x (1 at x = 0), so that κ
-    may underflow to 0 (means far apart against the spread of z and z')."""
+    In the units of ``optimal_rbf_lengthscale`` (u = ℓ² = N v, covariances λs·(λ̂, ĉ),
+    e = Vᵀ(m − m') = √N ê, κ = λs/N, σ = tr S/λs), I_∞/κ =
+    σ/v + ½ Σ (λ̂/v)·(log1p(x) − x)/x − ½ Σ ĉκλ̂/(v(κλ̂ + v)) − ½ Σ ê² λ̂/(v(κλ̂ + v)),
+    x = κλ̂/v: rbf_infonce_limit's terms −tr(C + C' − 2S)/(2ℓ²) + ½ Σ log1p(λ/ℓ²) +
+    ½ Σ c/(λ + ℓ²) with their 1/ℓ² parts collected exactly into tr S/ℓ² (for a weak
+    correlation the parts are ~1/ρ times their sum, which was lost to rounding below
+    ρ ≈ 1e-13), and the mean part as one quadratic form (no cancellation of |d|²/(2ℓ²)
+    against itself); κ may underflow to 0 (means far apart against the spread)."""
     v = np.exp(np.asarray(log_v, dtype=float)[..., None])
-    x = kappa * lam / v
-    ratio = np.where(x > 0, np.log1p(x) / np.where(x > 0, x, 1.0), 1.0)     # log1p(x)/x
-    return (-spread / (2 * v[..., 0]) + 0.5 * np.sum(lam / v * ratio, axis=-1)
-            + 0.5 * np.sum(second / (kappa * lam + v), axis=-1)
-            - 0.5 * np.sum(mean_sq * lam / (v * (kappa * lam + v)), axis=-1))
+    w = kappa * lam + v
+    q = _log1p_minus_x_over_x(kappa * lam / v)
+    return (sigma / v[..., 0] + 0.5 * np.sum(lam / v * q, axis=-1)
+            - 0.5 * np.sum(second * kappa * lam / (v * w), axis=-1)
+            - 0.5 * np.sum(mean_sq * lam / (v * w), axis=-1))
 
 
-def _rbf_slope(log_v, kappa, spread, lam, second, mean_sq):
-    """d/d log v of _rbf_objective: ŝ/(2v) − ½ Σ λ̂/(κλ̂ + v) − ½ Σ ĉ v/(κλ̂ + v)²
-    + ½ Σ ê² λ̂ (κλ̂ + 2v)/(v (κλ̂ + v)²)."""
+def _rbf_slope(log_v, kappa, sigma, lam, second, mean_sq):
+    """d/d log v of _rbf_objective: −σ/v + ½ Σ κλ̂²/(v w) + ½ Σ ĉκλ̂ (w + v)/(v w²)
+    + ½ Σ ê² λ̂ (w + v)/(v w²), w = κλ̂ + v (every term but the first ≥ 0)."""
     v = np.exp(log_v)
     w = kappa * lam + v
-    return (spread / (2 * v) - 0.5 * np.sum(lam / w) - 0.5 * np.sum(second * v / w**2)
-            + 0.5 * np.sum(mean_sq * lam * (w + v) / (v * w**2)))
+    return (-sigma / v + 0.5 * np.sum(kappa * lam * lam / (v * w))
+            + 0.5 * np.sum((second * kappa * lam + mean_sq * lam) * ((w + v) / w) / (v * w)))
 
 
 def elbo_decomposition(joint, prior):
@@ -1308,15 +1329,18 @@ def optimal_rbf_lengthscale(joint, grid=400):
     Returns
     -------
     float
-        ℓ*, or ``inf`` when the supremum is the ℓ → ∞ limit (e.g. non-positive correlation).
+        ℓ*, or ``inf`` when the supremum is the ℓ → ∞ limit: tr S ≤ 0 (no positive
+        correlation). Any tr S > 0 has a finite maximum, near ℓ*² ≈ 1.5/ρ for unit
+        variances and a small correlation ρ.
 
     Raises
     ------
     TypeError
         ``grid`` not an integer.
     ValueError
-        dim z ≠ dim z', ``grid`` < 3, a malformed joint, or an ℓ* beyond the float64 range
-        (means about 1.8e308 apart).
+        dim z ≠ dim z', ``grid`` < 3, a malformed joint, an ℓ* beyond the float64 range
+        (means about 1.8e308 apart), or beyond the search (ℓ*² above about 1e135 times
+        E‖z − z'‖²: a correlation below about 1e-135 of the variances).
 
     Examples
     --------
@@ -1346,20 +1370,32 @@ def optimal_rbf_lengthscale(joint, grid=400):
     kappa = _scale_pow2(1.0 / n_tilde, 2 * (h - t))
     lam, vec = np.linalg.eigh(_scale_pow2(cp, -2 * h))
     lam = np.maximum(lam, 0.0)
-    args = (kappa, _scale_pow2(spread, -2 * h), lam,
+    s_diag = np.diag(np.asarray(getval(blocks(joint)[4]), dtype=float))
+    sigma = float(np.sum(_scale_pow2(s_diag, -2 * h)))   # tr S/λs, each term scaled exactly
+    top = float(np.max(np.abs(s_diag)))
+    # the sign of tr S, with its largest term scaled to [½, 1) (no overflow, no underflow)
+    trace_sign = 0.0 if top == 0 else float(np.sum(np.ldexp(s_diag, -int(np.frexp(top)[1]))))
+    args = (kappa, sigma, lam,
             np.diag(vec.T @ _scale_pow2(c, -2 * h) @ vec), (vec.T @ mean) ** 2 / n_tilde)
     log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
     values = _rbf_objective(log_u, *args)
     best = int(np.argmax(values))
-    while best == log_u.size - 1 and log_u[-1] < 300:
+    if trace_sign <= 0:
+        # every term of I_∞ but tr S/ℓ² is ≤ 0 (see _rbf_objective): with tr S ≤ 0 the
+        # critic only loses at finite ℓ, and the supremum, 0, is the limit ℓ → ∞
+        return np.inf
+    while sigma > 0 and best == log_u.size - 1 and log_u[-1] < 300:
         # highest at the top (a weak correlation puts ℓ*² near E‖z − z'‖²/ρ): the next 16
-        # decades, from the point below the top, while v² stays finite (v < e^340); a
-        # supremum at ℓ → ∞ (no positive correlation) climbs to 0 through all of them
+        # decades, from the point below the top, while (v w)² stays finite (v < e^340)
         log_u = log_u[-2] + (log_u - log_u[0])
         values = _rbf_objective(log_u, *args)
         best = int(np.argmax(values))
-    if best == log_u.size - 1 or values[best] <= 0:
-        return np.inf
+    if sigma == 0 or best == log_u.size - 1:     # (σ = 0: tr S/λs below 2^-1074)
+        raise ValueError(
+            f"the correlation is too weak to place the best RBF lengthscale (tr S = "
+            f"{float(np.sum(s_diag)):.3g} against variances up to "
+            f"{float(max(np.max(np.diag(c)), np.max(np.diag(cp)))):.3g}; ℓ*² grows as "
+            "E‖z − z'‖²/tr S, and this search ends at e^312 E‖z − z'‖²)")
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
     f_lo, f_hi = _rbf_slope(lo, *args), _rbf_slope(hi, *args)
     side, previous = 0, np.inf

@@ -245,7 +245,8 @@ def format_table(rows):
         for name in ("optimal", "bilinear", "rbf"):
             cells.append(f"{r[f'infonce_limit_{name}']:9.3f} "
                          f"{r[f'infonce_{name}']:7.3f} ± {r[f'infonce_{name}_stderr']:.3f}")
-        lines.append(" | ".join(cells) + f" {r['rbf_lengthscale']:6.3f}")
+        ell = r["rbf_lengthscale"]
+        lines.append(" | ".join(cells) + (f" {ell:6.3f}" if ell < 1e4 else f" {ell:6.3g}"))
     return "\n".join(lines)
 
 
