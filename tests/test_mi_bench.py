@@ -175,11 +175,14 @@ def test_memory_model_bounds_the_measured_peak(dim, batch_size, batches):
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "100000"], "--batch-size must be at most"),
     (["--dim", "100000"], "--dim must be at most"),
-    (["--dim", "1000"], "--batch-size must be at most"),   # K × 2d draws at K = 64
+    (["--dim", "1000"], "--dim must be at most"),   # K × 2d draws at K = 64
+    (["--dim", "638"], "--dim must be at most 637"),
 ])
 def test_sizes_too_large_for_memory_are_refused_at_once(argv, message, capsys):
     """A size whose arrays would not fit in the memory budget: one line, exit 2, before
-    any work (it used to end in a MemoryError traceback)."""
+    any work (it used to end in a MemoryError traceback). The limit named is one that
+    fits: --dim 638 at K = 64 was told '--batch-size must be at most 7972' (the need is not
+    monotone in K: a larger K takes fewer batches per chunk), which K = 64 already is."""
     from rpmref.cli import mi_bench as command
     from rpmref.cli.common import gib, MEMORY_BUDGET
     assert cli.main(["mi-bench", *argv]) == 2

@@ -65,10 +65,12 @@ def run(args):
     needed = peak_bytes(args.dim, args.batch_size, args.batches)
     if needed > MEMORY_BUDGET:
         sizes = f"--dim {args.dim}, --batch-size {args.batch_size} and --batches {args.batches}"
-        k_max = largest_batch_size(args.dim, args.batches)
-        limit = (f"--batch-size must be at most {k_max} at this --dim" if k_max else
-                 f"--dim must be at most {largest_dim(args.batch_size, args.batches)} at this "
-                 f"--batch-size and --batches")
+        # the need grows with --dim at any --batch-size, but not always with --batch-size
+        # (a larger K takes fewer batches per chunk): name --dim unless no --dim fits
+        d_max = largest_dim(args.batch_size, args.batches)
+        limit = (f"--dim must be at most {d_max} at this --batch-size and --batches" if d_max
+                 else f"--batch-size must be at most "
+                      f"{largest_batch_size(args.dim, args.batches)} at this --dim")
         raise UsageError(f"{sizes} need about {gib(needed)} of memory (K × K score matrices, "
                          f"K × 2d draws, 2d × 2d covariances), more than the "
                          f"{gib(MEMORY_BUDGET)} limit: {limit}")
