@@ -8,7 +8,7 @@ information is known by construction (docs/theory.md, 'Objects' and 'Gaussian
 latents').
 
 This module needs `hypothesis <https://hypothesis.readthedocs.io>`_
-(``pip install hypothesis``, or ``pip install "rpmref[test]"``); nothing else in
+(``pip install hypothesis``; the ``strategies`` and ``test`` extras have it); nothing else in
 rpmref does.
 
 Raw non-negative arrays are drawn entry by entry from a mix of exact zeros, tiny
@@ -51,8 +51,7 @@ try:
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 except ImportError as err:  # pragma: no cover - exercised only without hypothesis
-    raise ImportError("rpmref.strategies needs hypothesis: pip install hypothesis "
-                      "(or pip install 'rpmref[test]')") from err
+    raise ImportError("rpmref.strategies needs hypothesis: pip install hypothesis") from err
 
 MAX_STATES = 8
 _entries = st.one_of(st.just(0.0), st.just(1e-12), st.floats(0.01, 1.0))

@@ -575,7 +575,7 @@ def no_work(monkeypatch):
     (["--out", "v.npz", "--preview", "p.xyz"], "--preview must be a file name ending in"),
     (["--out", "v.npz", "--gif", "g.png"], "--gif must be a file name ending in .gif"),
     (["--out", "v.npz", "--gif", "missing/g.gif"], "does not exist"),
-    (["--out", "v.npz", "--balls", "4"], "colours must be given"),
+    (["--out", "v.npz", "--balls", "4"], "rgb balls need colours"),
 ])
 def test_cli_make_checks_every_output_before_work(tmp_path, capsys, monkeypatch, no_work,
                                                   argv, message):

@@ -189,7 +189,7 @@ def test_dask_without_distributed_says_how_to_install(capsys, monkeypatch, no_wo
     monkeypatch.setattr(parallel, "import_distributed", missing)
     assert cli.main(["balls", "compare", "--quick", "--dask", "local:2"]) == 2
     err = one_line_error(capsys, "rpmref balls compare")
-    assert "--dask" in err and "pip install rpmref[cluster]" in err
+    assert "--dask" in err and "pip install distributed" in err
 
 
 # --------------------------------------------------------------------------

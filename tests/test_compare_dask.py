@@ -5,7 +5,7 @@ import json
 import pytest
 
 distributed = pytest.importorskip(
-    "distributed", reason="Dask's distributed is not installed (pip install rpmref[cluster])")
+    "distributed", reason="Dask's distributed is not installed (pip install distributed)")
 
 from rpmref import cli  # noqa: E402
 from rpmref.balls import compare, runstore  # noqa: E402

@@ -148,3 +148,12 @@ def test_best_matching_agrees_with_scipy_assignment(score):
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("radius, error", [("2.5", TypeError), (True, TypeError),
+                                           (float("nan"), ValueError), (-1.0, ValueError)])
+def test_radius_is_checked_by_name(radius, error):
+    """radius='2.5' was NumPy's "ufunc 'isfinite' not supported for the input types"."""
+    z, pos = np.zeros((9, 6)), np.zeros((9, 3, 2))
+    with pytest.raises(error, match="radius"):
+        tracking.tracking_metrics(z, pos, z, pos, radius)

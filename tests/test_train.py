@@ -205,6 +205,8 @@ def test_bad_config_and_frames():
      r"frames must be finite; entry \(0, 0, 0, 5\) is nan"),
     (lambda f: f * 255.0, ValueError, r"frames must be in \[0, 1\].*divide them by 255"),
     (lambda f: f - 0.5, ValueError, r"frames must be in \[0, 1\]; got values from -0.5"),
+    # channels last was 'kernel_size 5 is larger than the 32×3 frames'
+    (lambda f: f.transpose(0, 2, 3, 1), ValueError, r"looks like \(T, H, W, C\).*transpose"),
 ])
 def test_train_encode_and_initial_params_refuse_frames_they_cannot_use(video, change, error,
                                                                        message):

@@ -719,7 +719,7 @@ def _run_compare(seeds, critics, train_config, balls_config, out_dir, curve_ever
         _write_final(out_dir, "results", results, results_markdown(
             results["summary"], title=title, settings=results["settings"]), keys)
         if figure is None:
-            log("fig1.png not drawn: matplotlib is not installed (pip install rpmref[plot])")
+            log("fig1.png not drawn: matplotlib is not installed (pip install matplotlib)")
     return results
 
 
@@ -1145,7 +1145,7 @@ def _finished(out_dir, stem, settings, overwrite, log):
         raise FileExistsError(errno.EEXIST, f"{path} holds a finished result with other "
                               f"settings; pass overwrite=True to replace it", path)
     log(f"{STEM_NAMES[stem]}: {path} is finished with these settings; nothing to train "
-        f"(overwrite to train it again)")
+        f"(--overwrite, or overwrite=True, trains it again)")
     return saved
 
 

@@ -12,7 +12,7 @@ process started here also watches its parent and exits when the parent is gone
 (killed with SIGKILL, say), so no worker outlives the run. Dask's own workers
 (``dask worker`` or a ``LocalCluster``) end with their nanny or scheduler.
 
-``distributed`` is optional (``pip install rpmref[cluster]``); it is imported
+``distributed`` is optional (``pip install distributed``, the ``cluster`` extra); it is imported
 only when a Dask client is asked for.
 """
 import concurrent.futures
@@ -41,7 +41,7 @@ POLL_SECONDS = 0.25
 #: seconds between a worker's checks that its parent is still alive
 PARENT_CHECK_SECONDS = 0.5
 #: how ``rpmref`` with Dask is installed, for error messages
-CLUSTER_INSTALL = "pip install rpmref[cluster]"
+CLUSTER_INSTALL = "pip install distributed"
 
 
 def run_tasks(function, tasks, shared, jobs=1, client=None, on_wait=None):

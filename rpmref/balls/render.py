@@ -259,7 +259,7 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - matplotlib is in the [plot] extra
-        raise RuntimeError("--preview needs matplotlib: pip install 'rpmref[plot]'") from e
+        raise RuntimeError("--preview needs matplotlib: pip install matplotlib") from e
     frames = np.asarray(frames)
     positions = np.asarray(positions)
     T, C, H, W = frames.shape
@@ -327,7 +327,7 @@ def save_gif(path, frames, scale=4, fps=10):
     try:
         from PIL import Image
     except ImportError as e:  # pragma: no cover - Pillow comes with matplotlib
-        raise RuntimeError("--gif needs Pillow: pip install 'rpmref[plot]'") from e
+        raise RuntimeError("--gif needs Pillow: pip install pillow") from e
     rgb = frames_to_rgb_uint8(frames, scale=scale)
     images = [Image.fromarray(frame) for frame in rgb]
     images[0].save(path, save_all=True, append_images=images[1:],

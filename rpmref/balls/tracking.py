@@ -26,6 +26,8 @@ import itertools
 
 import numpy as np
 
+from rpmref.exact.validation import check_real
+
 
 def split_maps(z):
     """(T, 2K) centres of mass (x1, y1, x2, y2, ...) → (T, K, 2).
@@ -304,7 +306,8 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     Raises
     ------
     TypeError, ValueError
-        As for :func:`map_ball_r2`; ValueError for a radius that is not a positive number.
+        As for :func:`map_ball_r2`; ValueError for a radius that is not a positive finite
+        number, TypeError for one that is not a real number.
 
     Examples
     --------
@@ -318,8 +321,7 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     >>> scores["map_for_ball"], round(scores["min_matched_r2"], 12), scores["mean_within_radius"]
     ([1, 2, 0], 1.0, 1.0)
     """
-    if not np.isfinite(radius) or radius <= 0:
-        raise ValueError(f"radius must be a positive number of pixels; got {radius}")
+    radius = check_real(radius, "radius (pixels)", minimum=0, inclusive=(False, True))
     r2_train, coefs = map_ball_r2(z_train, pos_train)
     r2_test, _ = map_ball_r2(z_train, pos_train, z_test, pos_test)
     perm = best_matching(r2_train)

@@ -376,6 +376,10 @@ def _check_frames(frames):
                          f"{getattr(frames, 'shape', type(frames).__name__)}")
     if not np.issubdtype(frames.dtype, np.floating):
         raise TypeError(f"frames must be floating point in [0, 1]; got dtype {frames.dtype}")
+    if frames.shape[1] > 4 and frames.shape[3] in (1, 3):
+        raise ValueError(f"frames must be (T, C, H, W), channels second; got shape "
+                         f"{frames.shape}, which looks like (T, H, W, C): pass "
+                         f"frames.transpose(0, 3, 1, 2)")
     if frames.size:
         check_finite(frames, "frames")
         low, high = float(frames.min()), float(frames.max())

@@ -182,8 +182,9 @@ def ball_colours(config):
     if config.channels == "rgb":
         if config.colours is None:
             if n > 3:
-                raise ValueError(f"colours must be given for more than 3 rgb balls (or use "
-                                 f"channels='gray', --gray); n_balls={n}")
+                raise ValueError(f"n_balls={n} rgb balls need colours (BallsConfig(colours=...): "
+                                 f"the default colours cover 3); or use channels='gray' "
+                                 f"(--gray on the command line)")
             return np.eye(3)[:n]
         colours = np.asarray(config.colours, dtype=np.float64)
         if colours.shape != (n, 3):

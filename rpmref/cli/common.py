@@ -139,7 +139,7 @@ def require_matplotlib(flag):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UsageError(f"{flag} needs matplotlib: pip install rpmref[plot]") from None
+        raise UsageError(f"{flag} needs matplotlib: pip install matplotlib") from None
 
 
 def matplotlib_suffixes():

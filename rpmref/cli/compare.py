@@ -48,7 +48,8 @@ def add_parser(subparsers):
                    help="the seed drawn in fig1.png, with per-epoch R² (default 0; not with "
                    "--sweep-only, which draws no figure)")
     p.add_argument("--out", default=None,
-                   help=f"output directory (default {DEFAULT_OUT}; with --quick {QUICK_OUT})")
+                   help=f"output directory, created with its parents if missing (default "
+                        f"{DEFAULT_OUT}; with --quick {QUICK_OUT})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a finished results.json / sweep.json of other settings in "
                    "--out, or train a finished one again (without it a finished result is "
@@ -73,7 +74,7 @@ def add_parser(subparsers):
                    help="submit every run to a Dask cluster instead of --jobs: a scheduler "
                    "address (tcp://HOST:8786, from 'dask scheduler'; start workers with "
                    "'dask worker ADDRESS --nthreads 1') or local:N (N local worker "
-                   "processes); needs pip install rpmref[cluster]; same results as --jobs")
+                   "processes); needs Dask's distributed (pip install distributed); same results as --jobs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_compare_command)
 
@@ -122,7 +123,7 @@ def _compare_command(args):
         _check_outputs(out, planned, args.overwrite)
         if not args.sweep_only and not _have_matplotlib():
             print("note: matplotlib is not installed, so fig1.png will not be drawn "
-                  "(pip install rpmref[plot])")
+                  "(pip install matplotlib)")
         # one Dask client (and LocalCluster) for the comparison and the sweep
         cluster = (parallel.dask_client(args.dask) if args.dask is not None
                    else contextlib.nullcontext())

@@ -37,8 +37,8 @@ def add_parser(subparsers):
         formatter_class=DefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="output .npz path")
     p.add_argument("--preview", help="also write a grid of frames with trajectories "
-                   "(.png, .pdf, .svg, ...: any format matplotlib writes)")
-    p.add_argument("--gif", help="also write an animated GIF (.gif)")
+                   "(.png, .pdf, .svg, ...: any format matplotlib writes; needs matplotlib)")
+    p.add_argument("--gif", help="also write an animated GIF (.gif; needs Pillow)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
     p.add_argument("--frames", default=defaults.n_frames,
                    type=bounded_int(MIN_FRAMES, why="training needs 2 pairs of consecutive "
@@ -90,13 +90,13 @@ def _check_outputs(args, config):
     check_output_file(args.out, "--out", (".npz",))
     if args.preview is not None:   # '' is refused below, not skipped
         if importlib.util.find_spec("matplotlib") is None:
-            raise ValueError("--preview needs matplotlib: pip install 'rpmref[plot]'")
+            raise ValueError("--preview needs matplotlib: pip install matplotlib")
         from matplotlib.backend_bases import FigureCanvasBase
         formats = sorted(FigureCanvasBase.get_supported_filetypes())
         check_output_file(args.preview, "--preview", tuple("." + f for f in formats))
     if args.gif is not None:
         if importlib.util.find_spec("PIL") is None:
-            raise ValueError("--gif needs Pillow: pip install 'rpmref[plot]'")
+            raise ValueError("--gif needs Pillow: pip install pillow")
         check_output_file(args.gif, "--gif", (".gif",))
     need, available = render_nbytes(config), available_memory()
     if available is not None and need > available:

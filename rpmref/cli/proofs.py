@@ -77,7 +77,7 @@ def main_from_args(args):
 
 
 def main(argv=None):
-    """Entry point of ``python -m proofs``."""
-    parser = configure(OneLineErrorParser(prog="python -m proofs", description=__doc__.splitlines()[0]))
+    """Entry point of ``python -m rpmref.proofs`` (``python -m proofs`` in a checkout)."""
+    parser = configure(OneLineErrorParser(prog="python -m rpmref.proofs", description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     return run_command(main_from_args, args, parser.prog)

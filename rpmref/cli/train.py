@@ -58,7 +58,8 @@ def add_parser(subparsers):
         "(including a linear readout's R² and RMSE on a held-out video) to --out.",
         formatter_class=DefaultsHelpFormatter)
     p.add_argument("--critic", choices=CRITICS, default=d.critic, help="critic f(z, z')")
-    p.add_argument("--out", required=True, help="output directory (locked while training)")
+    p.add_argument("--out", required=True, help="output directory, created with its parents if missing (locked while "
+                   "training)")
     p.add_argument("--video", help="training video (.npz from 'rpmref balls make'); "
                    "default: generated with --video-seed")
     p.add_argument("--video-seed", type=nonnegative_int, default=0,
