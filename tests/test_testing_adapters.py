@@ -115,7 +115,10 @@ def test_per_anchor_losses_in_torch_are_diagnosed_not_scalar(torch):
 @pytest.mark.parametrize("returned,shown", [
     (lambda torch, loss: (loss, loss * 0), "returned a tuple ("),
     (lambda torch, loss: {"loss": loss}, "returned a dict ({'loss': tensor("),
-    (lambda torch, loss: loss.to(torch.complex128), "returned a Tensor (tensor(")])
+    (lambda torch, loss: loss.to(torch.complex128), "returned a Tensor (tensor("),
+    # a bool was taken as the loss 1.0 (check_mi_estimator already refused it)
+    (lambda torch, loss: bool(loss > 0), "returned a bool (True)"),
+    (lambda torch, loss: loss > 0, "returned a Tensor (tensor(True")])
 def test_a_torch_loss_returning_no_number_says_what_it_returned(torch, returned, shown):
     def loss(scores):
         return returned(torch, cross_entropy(torch, scores))

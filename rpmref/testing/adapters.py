@@ -306,7 +306,7 @@ def scalar(value):
         array = np.asarray(value)
     except Exception:
         raise NotANumberError(returned) from None
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "iuf":               # a bool is a verdict, not a loss
         raise NotANumberError(returned)
     if array.size != 1:
         raise NotScalarError(array.shape)
