@@ -76,9 +76,9 @@ class BallsConfig:
     channels : {"rgb", "gray"}, default "rgb"
         "rgb": one colour per ball; "gray": one channel.
     colours : tuple, optional
-        rgb: (n_balls, 3) in [0, 1], no ball black; None = red, green, blue.
+        rgb only: (n_balls, 3) in [0, 1], no ball black; None = red, green, blue.
     intensities : tuple, optional
-        gray: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4.
+        gray only: (n_balls,) in (0, 1]; None = evenly 1.0 .. 0.4.
 
     Raises
     ------
@@ -89,7 +89,8 @@ class BallsConfig:
     ValueError
         If a count is below 1, ``diameter`` is not positive and finite, ``size``
         is below two diameters, ``noise`` is outside (0, π], ``channels`` is not
-        "rgb" or "gray", or ``colours`` / ``intensities`` have the wrong shape or range.
+        "rgb" or "gray", ``colours`` / ``intensities`` have the wrong shape or range, or
+        ``colours`` are given for "gray" (``intensities`` for "rgb").
 
     Examples
     --------
@@ -127,6 +128,13 @@ class BallsConfig:
             raise ValueError(f"noise must be in (0, pi] radians; got {noise!r}")
         object.__setattr__(self, "noise", noise)
         check_choice(self.channels, "channels", ("rgb", "gray"))
+        # a setting of the other channels would be ignored: refuse it rather than drop it
+        if self.channels == "gray" and self.colours is not None:
+            raise ValueError("colours are for channels='rgb'; a gray video takes intensities "
+                             "(BallsConfig(channels='gray', intensities=...))")
+        if self.channels == "rgb" and self.intensities is not None:
+            raise ValueError("intensities are for channels='gray'; an rgb video takes colours "
+                             "(BallsConfig(channels='rgb', colours=...))")
         # freeze list-valued fields (e.g. from JSON) into tuples so the config stays hashable
         if self.colours is not None:
             colours = as_real_array(self.colours, "colours", ndim=2)
