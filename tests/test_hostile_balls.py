@@ -36,3 +36,25 @@ def test_balls_config_refuses_the_other_channels_setting(kwargs, field):
     """colours of a gray video (or intensities of an rgb one) were silently ignored."""
     with pytest.raises(ValueError, match=rf"{field} .*channels="):
         BallsConfig(n_frames=12, size=12, diameter=3.0, **kwargs)
+
+
+# ---------------------------------------------------------------- trainer
+
+def test_initial_params_refuses_a_video_train_would_refuse(video):
+    """No frames gave "range() arg 3 must not be zero" from deep in orient_maps."""
+    frames, _ = video
+    with pytest.raises(ValueError, match="frames must hold at least 3 frames"):
+        initial_params(tiny_config(), frames[:0])
+    with pytest.raises(ValueError, match="kernel_size 13 is larger"):
+        initial_params(tiny_config(kernel_size=13), frames)
+
+
+def test_train_out_dir_is_checked_by_name(video, tmp_path, monkeypatch):
+    """out_dir=3 was "expected str, bytes or os.PathLike object, not int"; bytes made the
+    directory, then failed with "Can't mix strings and bytes in path components"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="out_dir must be a str, os.PathLike or None; got int"):
+        train(tiny_config(), video[0], out_dir=3, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert train(tiny_config(), video[0], out_dir=b"run", progress=False).steps == 1
+    assert (tmp_path / "run" / "checkpoint.npz").is_file()

@@ -307,7 +307,8 @@ def initial_params(config, frames, rng=None):
     config : TrainConfig
         The training settings.
     frames : ndarray, shape (T, C, H, W)
-        Floating-point frames in [0, 1].
+        Floating-point frames in [0, 1] that ``train`` accepts: T ≥ 3, the kernel
+        fits in a frame.
     rng : numpy.random.Generator, optional
         The generator of the draw (default ``default_rng(config.seed)``).
 
@@ -319,9 +320,11 @@ def initial_params(config, frames, rng=None):
     Raises
     ------
     ValueError
-        If ``frames`` is not a 4-D array.
+        If ``frames`` is not a 4-D array, is not finite or outside [0, 1], has fewer
+        than 3 frames or is smaller than the kernel (as :func:`train`).
     TypeError
-        If ``frames`` is not floating point.
+        If ``config`` is not a TrainConfig, ``frames`` is not floating point or
+        ``rng`` is not a Generator.
 
     Examples
     --------
@@ -335,7 +338,7 @@ def initial_params(config, frames, rng=None):
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
-    _check_frames(frames)
+    check_frames_for_config(config, frames)  # the frames train would take, no others
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -948,7 +951,7 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         The training settings.
     frames : ndarray, shape (T, C, H, W)
         Floats in [0, 1], T ≥ 3; the kernel must fit in the frame.
-    out_dir : str or os.PathLike, optional
+    out_dir : str, bytes or os.PathLike, optional
         The run directory for checkpoint.npz and metrics.jsonl (None: nothing
         written). It is locked while training and must not hold a run already,
         unless ``resume`` or ``overwrite``.
@@ -979,8 +982,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
     ------
     TypeError
         If ``config`` is not a TrainConfig, ``frames`` is not floating point,
-        ``resume`` / ``overwrite`` / ``progress`` is not a bool, or ``on_epoch`` /
-        ``on_step`` is not callable.
+        ``resume`` / ``overwrite`` / ``progress`` is not a bool, ``on_epoch`` /
+        ``on_step`` is not callable, or ``out_dir`` is not a path.
     ValueError
         If ``frames`` cannot be used (not (T, C, H, W), not finite, outside [0, 1],
         T < 3, kernel larger than a frame), ``resume`` or ``overwrite`` is given
@@ -1019,6 +1022,13 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
             raise TypeError(f"{name} must be callable or None; got {type(hook).__name__}")
     if (resume or overwrite) and out_dir is None:
         raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
+    if out_dir is not None:
+        try:
+            out_dir = os.fspath(out_dir)
+        except TypeError:
+            raise TypeError(f"out_dir must be a str, os.PathLike or None; got "
+                            f"{type(out_dir).__name__}") from None
+        out_dir = os.fsdecode(out_dir)  # bytes: the run's own file names are str
     if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
         raise FileNotFoundError(f"cannot resume: no checkpoint at {os.path.join(out_dir, CHECKPOINT)}")
     # the step's own threads share its work; BLAS inside them runs single-threaded
