@@ -58,3 +58,16 @@ def test_train_out_dir_is_checked_by_name(video, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     assert train(tiny_config(), video[0], out_dir=b"run", progress=False).steps == 1
     assert (tmp_path / "run" / "checkpoint.npz").is_file()
+
+
+# ---------------------------------------------------------------- readout
+
+def test_readout_of_no_frames_names_the_problem(video):
+    """(0, n_balls, 2) positions gave NumPy's "cannot reshape array of size 0"."""
+    _, positions = video
+    z = positions.reshape(len(positions), -1)
+    fitted = R.fit_linear_readout(z, positions)
+    with pytest.raises(ValueError, match="score_readout needs at least 2 frames"):
+        R.score_readout(fitted, z[:0], positions[:0])
+    with pytest.raises(ValueError, match="fit_linear_readout needs at least 2 frames"):
+        R.fit_linear_readout(z[:0], positions[:0])

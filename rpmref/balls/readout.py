@@ -18,7 +18,7 @@ def _as_2d(name, a, *, min_columns=0):
     ndim = a.ndim
     if ndim == 3:
         check_shape(a, name, (a.shape[0], a.shape[1], 2), "T, n_balls, (x, y)")
-        a = a.reshape(a.shape[0], -1)
+        a = a.reshape(a.shape[0], 2 * a.shape[1])    # not -1: T may be 0
     if a.ndim != 2:
         raise ValueError(f"{name} must be (T, D) or (T, n_balls, 2); got shape {a.shape}")
     if a.shape[1] < min_columns:
