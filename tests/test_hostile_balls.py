@@ -71,3 +71,31 @@ def test_readout_of_no_frames_names_the_problem(video):
         R.score_readout(fitted, z[:0], positions[:0])
     with pytest.raises(ValueError, match="fit_linear_readout needs at least 2 frames"):
         R.fit_linear_readout(z[:0], positions[:0])
+
+
+# ---------------------------------------------------------------- tracking
+
+def _maps(positions):
+    return positions[:, [2, 0, 1]].reshape(len(positions), 6) * 0.5 + 3.0
+
+
+@pytest.mark.parametrize("convert", [lambda z: z.astype(str), lambda z: z > 5])
+def test_tracking_refuses_strings_and_bools(video, convert):
+    """Strings were parsed as numbers and bools scored as 0/1."""
+    _, positions = video
+    z = convert(_maps(positions))
+    with pytest.raises(TypeError, match="z_train must be an array of real numbers"):
+        tracking.tracking_metrics(z[:8], positions[:8], z[8:], positions[8:], radius=1.5)
+
+
+def test_tracking_names_the_argument_with_too_few_maps(video):
+    """Two maps for three balls said "score must be (K, n_balls) ...", an argument the
+    caller never passed; a NaN in z_test was reported as "z"."""
+    _, positions = video
+    z = _maps(positions)
+    with pytest.raises(ValueError, match=r"z_train has 2 maps .* pos_train has 3 balls"):
+        tracking.tracking_metrics(z[:8, :4], positions[:8], z[8:, :4], positions[8:], 1.5)
+    z_test = z[8:].copy()
+    z_test[0, 0] = np.nan
+    with pytest.raises(ValueError, match="z_test contains NaN"):
+        tracking.tracking_metrics(z[:8], positions[:8], z_test, positions[8:], 1.5)

@@ -26,16 +26,18 @@ import itertools
 
 import numpy as np
 
-from rpmref.exact.validation import check_real
+from rpmref.exact.validation import as_real_array, check_real
 
 
-def split_maps(z):
+def split_maps(z, name="z"):
     """(T, 2K) centres of mass (x1, y1, x2, y2, ...) → (T, K, 2).
 
     Parameters
     ----------
     z : array_like, shape (T, 2K)
         Latents.
+    name : str, default "z"
+        The argument's name, for messages.
 
     Returns
     -------
@@ -45,7 +47,7 @@ def split_maps(z):
     Raises
     ------
     TypeError
-        If ``z`` is not numeric.
+        If ``z`` is not an array of real numbers (bool, complex, strings, ragged).
     ValueError
         If it is not finite or not (T, 2K).
 
@@ -58,9 +60,10 @@ def split_maps(z):
             [2., 3.],
             [4., 5.]]])
     """
-    z = _as_float_array(z, "z")
+    z = _as_float_array(z, name)
     if z.ndim != 2 or z.shape[1] % 2:
-        raise ValueError(f"z must have shape (T, 2K) as (x1, y1, x2, y2, ...); got {z.shape}")
+        raise ValueError(f"{name} must have shape (T, 2K) as (x1, y1, x2, y2, ...); "
+                         f"got {z.shape}")
     return z.reshape(z.shape[0], z.shape[1] // 2, 2)  # (T, 2K) -> (T, K, 2)
 
 
@@ -212,11 +215,12 @@ def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
     >>> r2.argmax(axis=1).tolist(), r2.max(axis=1).round(12).tolist()
     ([2, 0, 1], [1.0, 1.0, 1.0])
     """
-    maps_fit, pos_fit = split_maps(z_fit), _positions(pos_fit, "pos_fit")
+    maps_fit, pos_fit = split_maps(z_fit, "z_fit"), _positions(pos_fit, "pos_fit")
     if z_score is None:
         maps_score, pos_score = maps_fit, pos_fit
     else:
-        maps_score, pos_score = split_maps(z_score), _positions(pos_score, "pos_score")
+        maps_score, pos_score = (split_maps(z_score, "z_score"),
+                                 _positions(pos_score, "pos_score"))
     for name, maps, pos in (("fit", maps_fit, pos_fit), ("score", maps_score, pos_score)):
         if maps.shape[0] != pos.shape[0]:
             raise ValueError(f"z_{name} has {maps.shape[0]} frames but pos_{name} has "
@@ -307,7 +311,8 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     ------
     TypeError, ValueError
         As for :func:`map_ball_r2`; ValueError for a radius that is not a positive finite
-        number, TypeError for one that is not a real number.
+        number, TypeError for one that is not a real number; ValueError if there are
+        fewer maps than balls, or the held-out arrays have other counts of maps or balls.
 
     Examples
     --------
@@ -322,10 +327,19 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     ([1, 2, 0], 1.0, 1.0)
     """
     radius = check_real(radius, "radius (pixels)", minimum=0, inclusive=(False, True))
+    # checked here under the caller's names (map_ball_r2 would say z_fit, z_score)
+    maps_train, maps_test = split_maps(z_train, "z_train"), split_maps(z_test, "z_test")
+    pos_train, pos_test = _positions(pos_train, "pos_train"), _positions(pos_test, "pos_test")
+    if maps_train.shape[1] < pos_train.shape[1]:
+        raise ValueError(f"z_train has {maps_train.shape[1]} maps but pos_train has "
+                         f"{pos_train.shape[1]} balls; every ball needs a map of its own")
+    if maps_test.shape[1:] != maps_train.shape[1:] or pos_test.shape[1:] != pos_train.shape[1:]:
+        raise ValueError(f"z_test has {maps_test.shape[1]} maps and pos_test {pos_test.shape[1]} "
+                         f"balls; z_train and pos_train have {maps_train.shape[1]} and "
+                         f"{pos_train.shape[1]}")
     r2_train, coefs = map_ball_r2(z_train, pos_train)
     r2_test, _ = map_ball_r2(z_train, pos_train, z_test, pos_test)
     perm = best_matching(r2_train)
-    maps_test, pos_test = split_maps(z_test), _positions(pos_test, "pos_test")
     within, rmse = [], []
     for b, k in enumerate(perm):
         pred = apply_affine(coefs[k][b], maps_test[:, k])  # (T', 2)
@@ -354,10 +368,8 @@ def _positions(pos, name):
 
 
 def _as_float_array(a, name):
-    try:
-        a = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a numeric array; {err}") from None
+    # TypeError for bool, complex, strings ("1.5" is not parsed) and ragged lists
+    a = as_real_array(a, name, finite=False, allow_empty=True)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
