@@ -99,3 +99,38 @@ def test_tracking_names_the_argument_with_too_few_maps(video):
     z_test[0, 0] = np.nan
     with pytest.raises(ValueError, match="z_test contains NaN"):
         tracking.tracking_metrics(z[:8], positions[:8], z_test, positions[8:], 1.5)
+
+
+# ---------------------------------------------------------------- critics
+
+@pytest.mark.parametrize("dim, error", [(True, TypeError), (2.0, TypeError), ("6", TypeError),
+                                        (0, ValueError), (-1, ValueError)])
+def test_init_critic_params_checks_dim(dim, error):
+    """dim=True gave a 1 × 1 W; 2.0 NumPy's "'float' object cannot be interpreted as an
+    integer"; 0 an empty W."""
+    with pytest.raises(error, match="dim"):
+        C.init_critic_params("bilinear", dim=dim)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(dtype=np.int64), ValueError, "dtype"), (dict(dtype="banana"), TypeError, "dtype"),
+    (dict(rng=0), TypeError, "rng"),
+])
+def test_init_critic_params_checks_dtype_and_rng(kwargs, error, message):
+    """An integer dtype rounded log 0.1 to -2; rng=0 was accepted."""
+    with pytest.raises(error, match=message):
+        C.init_critic_params("rbf", **kwargs)
+
+
+def test_infonce_loss_of_a_minus_infinite_positive_is_infinite():
+    """A positive pair scored -inf has probability 0: the loss is +inf, not NaN."""
+    loss, estimate = C.infonce_loss(np.array([[-np.inf, 0.0], [0.0, 0.0]]))
+    assert loss == np.inf and estimate == -np.inf
+    # the other rows stay exact: row 1 alone gives log 2
+    loss, _ = C.infonce_loss(np.array([[0.0, -np.inf], [0.0, 0.0]]))
+    assert loss == pytest.approx(math.log(2) / 2, abs=1e-15)  # one rounding of log 2 / 2
+
+
+def test_infonce_loss_refuses_bool_scores():
+    with pytest.raises(TypeError, match="scores"):
+        C.infonce_loss(np.eye(2, dtype=bool))

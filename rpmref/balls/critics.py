@@ -14,6 +14,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from rpmref.exact.numerics import logsumexp
+from rpmref.exact.validation import check_int
 
 CRITICS = ("rbf", "bilinear", "cosine")
 CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),
@@ -156,11 +157,11 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     name : {"rbf", "bilinear", "cosine"}
         The critic.
     dim : int, default 6
-        D, the latent dimension (bilinear's W is D × D).
+        D ≥ 1, the latent dimension (bilinear's W is D × D).
     rng : numpy.random.Generator, optional
         Accepted for symmetry and unused: these initial values are deterministic.
     dtype : numpy dtype, default float64
-        The parameters' dtype.
+        The parameters' dtype, a floating-point one.
 
     Returns
     -------
@@ -170,7 +171,10 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     Raises
     ------
     ValueError
-        For an unknown critic.
+        For an unknown critic, ``dim`` < 1 or a ``dtype`` that is not floating point.
+    TypeError
+        If ``dim`` is not an integer (bool and 6.0 included), ``rng`` is neither None
+        nor a Generator, or ``dtype`` is not a dtype.
 
     Examples
     --------
@@ -181,6 +185,16 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     0.1
     """
     get_critic(name)
+    dim = check_int(dim, "dim", minimum=1)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a NumPy dtype such as 'float64'; got {dtype!r}") from None
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be floating point (log 0.1 and 4·I are not integers); "
+                         f"got {dtype}")
     if name == "rbf":
         return {"critic_log_lengthscale": np.asarray(np.log(0.1), dtype=dtype)}
     if name == "bilinear":
@@ -197,8 +211,9 @@ def infonce_loss(scores):
 
     Parameters
     ----------
-    scores : array_like, shape (B, B)
-        scores[i, j] = f(z_i, z'_j), B ≥ 1.
+    scores : ndarray or autograd box, shape (B, B)
+        Real scores[i, j] = f(z_i, z'_j), B ≥ 1. A positive scored −∞ makes the
+        loss +∞; NaN scores give a NaN loss (the trainer stops on it).
 
     Returns
     -------
@@ -211,6 +226,8 @@ def infonce_loss(scores):
     ------
     ValueError
         If ``scores`` is not a square matrix with B ≥ 1.
+    TypeError
+        If ``scores`` is not real (bool, complex, strings).
 
     Examples
     --------
@@ -223,6 +240,9 @@ def infonce_loss(scores):
     shape = getattr(scores, "shape", None)
     if shape is None or len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:
         raise ValueError(f"scores must be a square (B, B) matrix with B ≥ 1; got shape {shape}")
+    kind = np.asarray(getval(scores)).dtype.kind
+    if kind not in "iuf":
+        raise TypeError(f"scores must be real numbers; got dtype {np.asarray(getval(scores)).dtype}")
     b = shape[0]
     # shift each row by its (finite) maximum first, so that s_ii − logsumexp_j s_ij is formed
     # from O(1) numbers without cancellation; a constant row gives exactly −log B
@@ -231,5 +251,7 @@ def infonce_loss(scores):
     d = anp.diagonal(shifted, 0, -1, -2) - logsumexp(shifted, axis=1)  # (B,) log-softmax of positives
     # averaging d − d₀ rather than d: for a constant critic every d_i is exactly −log B,
     # so the loss is then exactly log B (a plain mean of B copies can be off by an ulp)
-    loss = -(anp.mean(d - d[0]) + d[0])
+    # (only when d₀ is finite: a positive scored −∞ has d₀ = −∞, and d − d₀ would be NaN)
+    ref = d[0] if np.isfinite(getval(d[0])) else 0.0
+    loss = -(anp.mean(d - ref) + ref)
     return loss, np.log(b) - loss
