@@ -134,3 +134,34 @@ def test_infonce_loss_of_a_minus_infinite_positive_is_infinite():
 def test_infonce_loss_refuses_bool_scores():
     with pytest.raises(TypeError, match="scores"):
         C.infonce_loss(np.eye(2, dtype=bool))
+
+
+# ---------------------------------------------------------------- optim
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(lr=True), TypeError, "lr"), (dict(lr="0.1"), TypeError, "lr"),
+    (dict(lr=math.nan), ValueError, "lr"), (dict(lr=-1.0), ValueError, "lr"),
+    (dict(lr=0.1, beta1=1.0), ValueError, "beta1"), (dict(lr=0.1, beta2=1.0), ValueError, "beta2"),
+    (dict(lr=0.1, eps=-1.0), ValueError, "eps"),
+])
+def test_optim_step_checks_its_numbers(kwargs, error, message):
+    """lr=True stepped by 1, lr=nan made every parameter NaN, beta1=1 divided by 0."""
+    params = {"w": np.ones(3)}
+    with pytest.raises(error, match=message):
+        optim.step(params, {"w": np.ones(3)}, optim.init_state(params, "adam"), "adam", **kwargs)
+
+
+def test_optim_step_checks_its_dicts():
+    """Missing gradients or state were a bare KeyError; a list of params an AttributeError."""
+    params = {"w": np.ones(3)}
+    state = optim.init_state(params, "adam")
+    with pytest.raises(ValueError, match="grads lacks 'w'"):
+        optim.step(params, {}, state, "adam", 0.1)
+    with pytest.raises(ValueError, match="grads\\['w'\\] has shape"):
+        optim.step(params, {"w": np.ones(2)}, state, "adam", 0.1)
+    with pytest.raises(ValueError, match="state lacks"):
+        optim.step(params, {"w": np.ones(3)}, {}, "adam", 0.1)
+    with pytest.raises(ValueError, match="state lacks 'v/w'"):
+        optim.step(params, {"w": np.ones(3)}, optim.init_state(params, "sgd"), "adam", 0.1)
+    with pytest.raises(TypeError, match="params must be a dict"):
+        optim.init_state([np.ones(3)], "adam")

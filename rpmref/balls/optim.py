@@ -4,9 +4,41 @@ Written out (rather than autograd.misc.optimizers) because the optimiser state
 must be checkpointed and restored exactly for ``--resume``. ``init_state`` and
 ``step`` are pure: they return new dicts and never modify their arguments.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
+from rpmref.exact.validation import check_real
+
 OPTIMIZERS = ("adam", "sgd")
+
+
+def _check_name(name):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+
+
+def _check_dict(value, name):
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of arrays by name; got {type(value).__name__}")
+
+
+def _check_step_dicts(params, grads, state, name):
+    """Every parameter has a gradient of its shape and the state ``name`` keeps for it."""
+    for arg, value in (("params", params), ("grads", grads), ("state", state)):
+        _check_dict(value, arg)
+    if "t" not in state:
+        raise ValueError("state lacks 't' (the step count); make it with init_state")
+    for k, p in params.items():
+        if k not in grads:
+            raise ValueError(f"grads lacks {k!r}: every parameter needs a gradient")
+        if np.shape(grads[k]) != np.shape(p):
+            raise ValueError(f"grads[{k!r}] has shape {np.shape(grads[k])}; params[{k!r}] "
+                             f"has {np.shape(p)}")
+        for moment in ("m/", "v/") if name == "adam" else ("m/",):
+            if moment + k not in state:
+                raise ValueError(f"state lacks {moment + k!r}; make it with "
+                                 f"init_state(params, {name!r})")
 
 
 def init_state(params, name):
@@ -29,6 +61,8 @@ def init_state(params, name):
     ------
     ValueError
         For an unknown optimiser.
+    TypeError
+        If ``params`` is not a dict.
 
     Examples
     --------
@@ -37,8 +71,8 @@ def init_state(params, name):
     >>> sorted(init_state({"w": np.ones(2)}, "adam"))
     ['m/w', 't', 'v/w']
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+    _check_name(name)
+    _check_dict(params, "params")
     state = {"t": np.zeros((), dtype=np.int64)}
     for k, v in params.items():
         state["m/" + k] = np.zeros_like(v)
@@ -65,15 +99,15 @@ def step(params, grads, state, name, lr, momentum=0.9, beta1=0.9, beta2=0.999, e
     name : {"adam", "sgd"}
         The optimiser.
     lr : float
-        η.
+        η > 0.
     momentum : float, default 0.9
-        μ (sgd).
+        μ ∈ [0, 1) (sgd).
     beta1 : float, default 0.9
-        β₁ (adam).
+        β₁ ∈ [0, 1) (adam; 1 would divide by 1 − β₁ᵗ = 0).
     beta2 : float, default 0.999
-        β₂ (adam).
+        β₂ ∈ [0, 1) (adam).
     eps : float, default 1e-8
-        ε (adam).
+        ε > 0 (adam; 0 makes the step of a zero gradient 0/0).
 
     Returns
     -------
@@ -85,7 +119,10 @@ def step(params, grads, state, name, lr, momentum=0.9, beta1=0.9, beta2=0.999, e
     Raises
     ------
     ValueError
-        For an unknown optimiser.
+        For an unknown optimiser, a number outside its interval or not finite, a
+        parameter without a gradient of its shape, or ``state`` without its moments.
+    TypeError
+        If a number is not real (bool and strings included) or a dict is not a dict.
 
     Examples
     --------
@@ -98,6 +135,13 @@ def step(params, grads, state, name, lr, momentum=0.9, beta1=0.9, beta2=0.999, e
     >>> new["w"], int(state["t"])
     (array([0.9]), 1)
     """
+    _check_name(name)
+    lr = check_real(lr, "lr", minimum=0, inclusive=(False, True))
+    momentum = check_real(momentum, "momentum", minimum=0, maximum=1, inclusive=(True, False))
+    beta1 = check_real(beta1, "beta1", minimum=0, maximum=1, inclusive=(True, False))
+    beta2 = check_real(beta2, "beta2", minimum=0, maximum=1, inclusive=(True, False))
+    eps = check_real(eps, "eps", minimum=0, inclusive=(False, True))
+    _check_step_dicts(params, grads, state, name)
     t = int(state["t"]) + 1
     new_params, new_state = {}, {"t": np.asarray(t, dtype=np.int64)}
     for k, p in params.items():
@@ -114,6 +158,4 @@ def step(params, grads, state, name, lr, momentum=0.9, beta1=0.9, beta2=0.999, e
             new_params[k] = (p - lr * m_hat / (np.sqrt(v_hat) + eps)).astype(p.dtype)
             new_state["m/" + k] = m.astype(p.dtype)
             new_state["v/" + k] = v.astype(p.dtype)
-        else:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
     return new_params, new_state
