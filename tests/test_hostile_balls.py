@@ -9,6 +9,7 @@ import pytest
 
 from rpmref.balls import BallsConfig, TrainConfig, initial_params, make_video, train
 from rpmref.balls import critics as C
+from rpmref.balls import layers as L
 from rpmref.balls import optim
 from rpmref.balls import readout as R
 from rpmref.balls import tracking
@@ -165,3 +166,74 @@ def test_optim_step_checks_its_dicts():
         optim.step(params, {"w": np.ones(3)}, optim.init_state(params, "sgd"), "adam", 0.1)
     with pytest.raises(TypeError, match="params must be a dict"):
         optim.init_state([np.ones(3)], "adam")
+
+
+# ---------------------------------------------------------------- layers
+
+def _conv_args(n=2):
+    rng = np.random.default_rng(0)
+    return rng.random((3, n, 6, 6)), rng.normal(size=(2, 3, 3, 3)), rng.normal(size=2)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda x, w, b: (x.tolist(), w, b), TypeError, "x must be an ndarray"),
+    (lambda x, w, b: (x > 0.5, w, b), TypeError, "x must be real"),
+    (lambda x, w, b: (x, w + 0j, b), TypeError, "w must be real"),
+    (lambda x, w, b: (x[:, :0], w, b), ValueError, "x must hold at least one image"),
+])
+def test_conv2d_refuses_what_it_cannot_convolve(change, error, message):
+    """A list was "'list' object has no attribute 'ndim'", no images "range() arg 3 must
+    not be zero"; bool images were convolved as 0/1 and complex kernels accepted."""
+    with pytest.raises(error, match=message):
+        L.conv2d(*change(*_conv_args()))
+
+
+@pytest.mark.parametrize("eps, error", [(-1.0, ValueError), (0.0, ValueError),
+                                        (math.nan, ValueError), (True, TypeError)])
+def test_batchnorm_checks_eps(eps, error):
+    """eps=0 on a constant channel gave NaN; eps=True was 1; eps=-1 a NaN when σ² < 1."""
+    h = np.random.default_rng(0).normal(size=(2, 2, 4, 4))
+    for layer in (L.batchnorm_relu, L.batchnorm_sigmoid_com):
+        with pytest.raises(error, match="eps"):
+            layer(h, np.ones(2), np.zeros(2), eps=eps)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: L.init_encoder_params(0), TypeError, "rng must be a numpy.random.Generator"),
+    (lambda: L.init_encoder_params(np.random.default_rng(0), kernel_size=4), ValueError,
+     "kernel_size must be odd"),
+    (lambda: L.init_encoder_params(np.random.default_rng(0), hidden_channels=0), ValueError,
+     "hidden_channels must be >= 1"),
+    (lambda: L.init_encoder_params(np.random.default_rng(0), in_channels=True), TypeError,
+     "in_channels must be an integer"),
+    (lambda: L.init_encoder_params(np.random.default_rng(0), dtype=np.int64), ValueError,
+     "dtype must be floating point"),
+    (lambda: L.init_bn_state(0), ValueError, "hidden_channels must be >= 1"),
+    (lambda: L.init_bn_state(2.0), TypeError, "hidden_channels must be an integer"),
+    (lambda: L.init_bn_state(2, n_maps=True), TypeError, "n_maps must be an integer"),
+    (lambda: L.init_bn_state(2, dtype=np.int64), ValueError, "dtype must be floating point"),
+    (lambda: L.pixel_centres(-1, 3), ValueError, "h must be >= 1"),
+    (lambda: L.pixel_centres(True, 3), TypeError, "h must be an integer"),
+    (lambda: L.pixel_centres(2, 2.5), TypeError, "w must be an integer"),
+    (lambda: L.to_channel_first(np.ones((2, 3, 4))), ValueError, r"frames must be \(N, C, H, W\)"),
+])
+def test_layer_constructors_check_their_arguments(call, error, message):
+    """An int rng was "'int' object has no attribute 'uniform'", an even kernel made
+    weights conv2d refuses, 0 channels an OverflowError, 2.5 pixels 3 centres, and an
+    integer dtype running variances that round."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(n_per_channel=0), ValueError, "n_per_channel must be >= 1"),
+    (dict(n_per_channel=True), TypeError, "n_per_channel must be an integer"),
+    (dict(n_per_channel=10, momentum=2.0), ValueError, "momentum"),
+    (dict(n_per_channel=10, momentum=math.nan), ValueError, "momentum"),
+])
+def test_update_bn_state_checks_its_numbers(kwargs, error, message):
+    state = L.init_bn_state(2, 3)
+    stats = {"bn1_mean": np.zeros(2), "bn1_var": np.ones(2),
+             "bn2_mean": np.zeros(3), "bn2_var": np.ones(3)}
+    with pytest.raises(error, match=message):
+        L.update_bn_state(state, stats, **kwargs)

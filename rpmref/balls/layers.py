@@ -37,6 +37,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
 from rpmref.balls import grid
+from rpmref.exact.validation import check_int, check_real
 
 BN_EPS = 1e-5
 _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best of 128 KiB … 4 MiB)
@@ -47,6 +48,12 @@ _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best o
 
 
 def _check_conv_args(x, w, b):
+    for name, a in (("x", x), ("w", w), ("b", b)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"conv2d: {name} must be an ndarray; got {type(a).__name__}")
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"conv2d: {name} must be real (integer or floating point); "
+                            f"got dtype {a.dtype}")
     if x.ndim != 4 or w.ndim != 4 or b.ndim != 1:
         raise ValueError(f"conv2d expects x (C_in, N, H, W), w (C_out, C_in, k, k), b (C_out,); "
                          f"got shapes {x.shape}, {w.shape}, {b.shape}")
@@ -56,6 +63,9 @@ def _check_conv_args(x, w, b):
     if x.shape[0] != c_in or b.shape[0] != c_out:
         raise ValueError(f"conv2d channel mismatch: x has {x.shape[0]} channels, w expects "
                          f"{c_in}; w has {c_out} outputs, b has {b.shape[0]}")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"conv2d: x must hold at least one image of at least one pixel; "
+                         f"got shape {x.shape}")
 
 
 def _padded_flat(x, k):
@@ -182,6 +192,14 @@ def conv2d(x, w, b, workspace=None):
     -------
     ndarray, shape (C_out, N, H, W)
         The output.
+
+    Raises
+    ------
+    TypeError
+        If ``x``, ``w`` or ``b`` is not a real ndarray (lists, bool, complex).
+    ValueError
+        For other shapes, an even or non-square kernel, mismatched channels, or no
+        image (N, H or W = 0).
 
     Examples
     --------
@@ -370,12 +388,29 @@ def _per_channel(v):
     return v.reshape(-1, 1, 1, 1)
 
 
+def _check_eps(eps):
+    """ε > 0 and finite: ε = 0 divides a constant channel by 0 (NaN); True is not 1."""
+    return check_real(eps, "eps", minimum=0, inclusive=(False, True))
+
+
+def _check_dtype(dtype):
+    """A floating-point dtype (an integer one would round the weights and statistics)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a NumPy dtype such as 'float64'; got {dtype!r}") from None
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be floating point; got {dtype}")
+    return dtype
+
+
 def _bn_affine(h, gamma, beta, eps, workspace=None):
     """γ·x̂ + β = scale·h + shift per channel; returns (scale, shift, μ, 1/√(σ² + ε)), each (C,).
 
     ``workspace``: optional dict; the batch statistics are stored in it under
     "mean" and "var" (or read from it when already there).
     """
+    _check_eps(eps)
     if workspace is not None and "mean" in workspace:
         mean, var = workspace["mean"], workspace["var"]
     else:
@@ -433,6 +468,13 @@ def batchnorm_relu(h, gamma, beta, eps=BN_EPS, workspace=None):
     -------
     ndarray, shape (C, N, H, W)
         The normalised, rectified activations.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive and finite (0 makes a constant channel NaN).
+    TypeError
+        If ``eps`` is not a real number (bool included).
 
     Examples
     --------
@@ -558,12 +600,20 @@ def pixel_centres(h, w, dtype=float):
     x : ndarray, shape (W,)
     y : ndarray, shape (H,)
 
+    Raises
+    ------
+    TypeError
+        If ``h`` or ``w`` is not an integer (bool and 2.5 included).
+    ValueError
+        If one is below 1.
+
     Examples
     --------
     >>> from rpmref.balls.layers import pixel_centres
     >>> pixel_centres(2, 3)
     (array([0.5, 1.5, 2.5]), array([0.5, 1.5]))
     """
+    h, w = check_int(h, "h", minimum=1), check_int(w, "w", minimum=1)
     return np.arange(w, dtype=dtype) + 0.5, np.arange(h, dtype=dtype) + 0.5
 
 
@@ -653,6 +703,13 @@ def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS, workspace=None):
     -------
     ndarray, shape (N, 2C)
         The centres of mass, in pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive and finite (0 makes a constant channel NaN).
+    TypeError
+        If ``eps`` is not a real number (bool included).
 
     Examples
     --------
@@ -775,6 +832,14 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
         conv1_w (C_h, C_in, k, k), conv1_b (C_h,), bn1_gamma, bn1_beta (C_h,),
         conv2_w (n_maps, C_h, k, k), conv2_b, bn2_gamma, bn2_beta (n_maps,).
 
+    Raises
+    ------
+    TypeError
+        If ``rng`` is not a Generator, a count is not an integer (bool included) or
+        ``dtype`` is not a dtype.
+    ValueError
+        If a count is below 1, ``kernel_size`` is even or ``dtype`` is not floating point.
+
     Examples
     --------
     >>> import numpy as np
@@ -786,7 +851,15 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
     >>> bool(np.abs(params["conv1_w"]).max() <= 1 / 3)   # bound 1/√(1·3·3)
     True
     """
-    k = kernel_size
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    in_channels, hidden_channels, n_maps, k = (
+        check_int(v, name, minimum=1) for v, name in
+        ((in_channels, "in_channels"), (hidden_channels, "hidden_channels"), (n_maps, "n_maps"),
+         (kernel_size, "kernel_size")))
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size must be odd ('same' padding); got {k}")
+    dtype = _check_dtype(dtype)
 
     def uniform(shape, fan_in):
         bound = 1.0 / np.sqrt(fan_in)
@@ -882,12 +955,22 @@ def init_bn_state(hidden_channels=16, n_maps=3, dtype=np.float64):
     dict of ndarray
         bn1_mean, bn1_var (hidden_channels,), bn2_mean, bn2_var (n_maps,).
 
+    Raises
+    ------
+    TypeError
+        If a count is not an integer (bool and 2.0 included) or ``dtype`` is not a dtype.
+    ValueError
+        If a count is below 1 or ``dtype`` is not floating point.
+
     Examples
     --------
     >>> from rpmref.balls.layers import init_bn_state
     >>> {name: a.tolist() for name, a in init_bn_state(2, 1).items()}
     {'bn1_mean': [0.0, 0.0], 'bn1_var': [1.0, 1.0], 'bn2_mean': [0.0], 'bn2_var': [1.0]}
     """
+    hidden_channels = check_int(hidden_channels, "hidden_channels", minimum=1)
+    n_maps = check_int(n_maps, "n_maps", minimum=1)
+    dtype = _check_dtype(dtype)
     return {"bn1_mean": np.zeros(hidden_channels, dtype), "bn1_var": np.ones(hidden_channels, dtype),
             "bn2_mean": np.zeros(n_maps, dtype), "bn2_var": np.ones(n_maps, dtype)}
 
@@ -905,6 +988,11 @@ def to_channel_first(frames):
     ndarray, shape (C, N, H, W)
         A C-contiguous copy.
 
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not 4-D.
+
     Examples
     --------
     >>> import numpy as np
@@ -913,6 +1001,8 @@ def to_channel_first(frames):
     >>> out.shape, out.flags["C_CONTIGUOUS"]
     ((3, 5, 2, 2), True)
     """
+    if np.ndim(frames) != 4:
+        raise ValueError(f"frames must be (N, C, H, W); got shape {np.shape(frames)}")
     return np.ascontiguousarray(np.transpose(frames, (1, 0, 2, 3)))
 
 
@@ -986,6 +1076,13 @@ def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):
     dict of ndarray
         The new running statistics, in the dtypes of ``bn_state``.
 
+    Raises
+    ------
+    TypeError
+        If ``n_per_channel`` is not an integer or ``momentum`` not a real number.
+    ValueError
+        If ``n_per_channel`` < 1 or ``momentum`` is outside [0, 1].
+
     Examples
     --------
     >>> import numpy as np
@@ -996,6 +1093,8 @@ def update_bn_state(bn_state, stats, n_per_channel, momentum=0.1):
     >>> new["bn1_mean"], new["bn2_var"]
     (array([0.1]), array([1.]))
     """
+    n_per_channel = check_int(n_per_channel, "n_per_channel", minimum=1)
+    momentum = check_real(momentum, "momentum", minimum=0, maximum=1)
     new = {}
     for name in ("bn1", "bn2"):
         unbiased = stats[name + "_var"] * n_per_channel / max(n_per_channel - 1, 1)
