@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from rpmref.balls import BallsConfig, TrainConfig, initial_params, make_video, train
+from rpmref.balls import (BallsConfig, TrainConfig, initial_params, make_video, save_video,
+                          train)
+from rpmref.balls import checkpoint as ckpt
 from rpmref.balls import critics as C
 from rpmref.balls import layers as L
 from rpmref.balls import optim
@@ -237,3 +239,49 @@ def test_update_bn_state_checks_its_numbers(kwargs, error, message):
              "bn2_mean": np.zeros(3), "bn2_var": np.ones(3)}
     with pytest.raises(error, match=message):
         L.update_bn_state(state, stats, **kwargs)
+
+
+# ---------------------------------------------------------------- checkpoint
+
+def _save(path, **change):
+    args = dict(params={"w": np.ones(2)}, bn_state={"m": np.zeros(2)},
+                opt_state={"t": np.array(1)}, perm=[1, 0, 2], meta={"step": 1})
+    args.update(change)
+    ckpt.save_checkpoint(path, **args)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (dict(perm=[0.5, 1.5, 2.0]), TypeError, "perm must be integers"),
+    (dict(perm=np.arange(6).reshape(2, 3)), ValueError, "perm must be 1-D"),
+    (dict(params=[np.ones(2)]), TypeError, "params must be a dict"),
+    (dict(params={"w": np.array([None])}), TypeError, r"params\['w'\] must be an array of real"),
+    (dict(bn_state={"m": np.array(["a"])}), TypeError, r"bn_state\['m'\] must be an array of real"),
+    (dict(meta=[1]), TypeError, "meta must be a dict"),
+    (dict(meta={"x": object()}), TypeError, "meta must be JSON"),
+    (dict(meta={"x": math.nan}), ValueError, "meta must be JSON"),
+])
+def test_save_checkpoint_refuses_what_it_cannot_store(tmp_path, change, error, message):
+    """perm [0.5, 1.5] was truncated to [0, 1]; an object array was pickled (and then
+    unreadable); a NaN in meta was written as the non-JSON 'NaN'; the rest were errors
+    from inside json or dict."""
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(error, match=message):
+        _save(str(path), **change)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("path", [3, None])
+def test_checkpoint_paths_are_checked_by_name(tmp_path, path):
+    """load_checkpoint(3) looked at file descriptor 3; None was a TypeError from os.stat."""
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        ckpt.load_checkpoint(path)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        _save(path)
+
+
+def test_load_checkpoint_of_a_video_says_so(tmp_path):
+    """A video .npz was "not a readable rpmref checkpoint ('meta')"."""
+    config = BallsConfig(n_frames=4, size=6, diameter=2.0)
+    path = save_video(str(tmp_path / "video.npz"), *make_video(config), config)
+    with pytest.raises(ckpt.CorruptCheckpointError, match=r"video\.npz .*no 'meta' entry"):
+        ckpt.load_checkpoint(path)

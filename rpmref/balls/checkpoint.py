@@ -20,6 +20,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -32,6 +33,23 @@ FORMAT = "rpmref-checkpoint-v2"
 #: first step had already drawn that epoch's pair order, so it continues with another one.
 READABLE_FORMATS = ("rpmref-checkpoint-v1", FORMAT)
 GROUPS = ("params", "bn", "opt")
+
+
+def _check_path(path):
+    """``path`` as a str (TypeError naming it for None, numbers and the like)."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}") from None
+
+
+def _real_array(value, name):
+    """``value`` as an array of integers or floats, unconverted (TypeError otherwise)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers (integer or floating "
+                        f"point); got dtype {a.dtype}")
+    return a
 
 
 class CorruptCheckpointError(ValueError):
@@ -109,8 +127,13 @@ def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a path, a group or ``meta`` is not a dict, an array is not
+        real (bool, strings, objects), ``perm`` is not integers, or ``meta`` is not
+        JSON-serialisable.
     ValueError
-        If any floating-point array holds a NaN or an infinity (nothing is written).
+        If any floating-point array holds a NaN or an infinity, ``perm`` is not 1-D,
+        or ``meta`` holds a NaN or an infinity (nothing is written).
     OSError
         If writing fails (e.g. a full disk); the previous file at ``path`` is left
         untouched and no temporary file behind.
@@ -127,11 +150,27 @@ def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
     >>> loaded["params"]["w"], loaded["perm"].tolist(), loaded["meta"]["step"]
     (array([1., 1.]), [1, 0], 3)
     """
-    arrays = {"perm": np.asarray(perm, dtype=np.int64),
-              "meta": np.asarray(json.dumps(dict(meta, format=FORMAT)))}
-    for group, d in zip(GROUPS, (params, bn_state, opt_state)):
+    path = _check_path(path)
+    perm = np.asarray(perm)
+    if perm.dtype.kind not in "iu":  # not cast: 0.5 would become 0
+        raise TypeError(f"perm must be integers (the pair order); got dtype {perm.dtype}")
+    if perm.ndim != 1:
+        raise ValueError(f"perm must be 1-D (the pair order); got shape {perm.shape}")
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict; got {type(meta).__name__}")
+    try:
+        header = json.dumps(dict(meta, format=FORMAT), allow_nan=False)
+    except TypeError as e:
+        raise TypeError(f"meta must be JSON-serialisable: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"meta must be JSON-serialisable (no NaN or infinity): {e}") from None
+    arrays = {"perm": perm.astype(np.int64), "meta": np.asarray(header)}
+    for group, name, d in zip(GROUPS, ("params", "bn_state", "opt_state"),
+                              (params, bn_state, opt_state)):
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{name} must be a dict of arrays; got {type(d).__name__}")
         for k, v in d.items():
-            a = np.asarray(v)
+            a = _real_array(v, f"{name}[{k!r}]")
             if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
                 raise ValueError(f"refusing to write checkpoint {path}: {group}/{k} holds "
                                  f"non-finite values")
@@ -185,6 +224,8 @@ def load_checkpoint(path):
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a path.
     FileNotFoundError
         If there is no file.
     CorruptCheckpointError
@@ -205,12 +246,17 @@ def load_checkpoint(path):
     ...         print(type(error).__name__)
     CorruptCheckpointError
     """
+    path = _check_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
+        if "meta" not in data:
+            raise CorruptCheckpointError(path, "no 'meta' entry: not an rpmref checkpoint")
         meta = json.loads(str(data.pop("meta")))
+    except CorruptCheckpointError:
+        raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
     if not isinstance(meta, dict):
