@@ -8,6 +8,8 @@ while I_∞ of the RBF critic −‖z − z'‖²/(2ℓ²) (Eq. 27) at its best 
 a scaled orthogonal map — the RBF prior's own symmetries, as reflections and rotations
 are for the discrete geometries.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from rpmref.exact.validation import as_real_array
@@ -55,7 +57,8 @@ def mapped_pair(A, rho=RHO):
     Parameters
     ----------
     A : array_like, shape (2, 2)
-        An invertible map (|det A| > 1e-12 · max(1, max|A|)²).
+        An invertible map: its singular values s_min/s_max > 1e-12 (a condition that does
+        not depend on the scale of A), with AAᵀ within the normal float64 range.
     rho : array_like, shape (2,), default RHO (0.9, 0.5)
         The correlations, each in (−1, 1).
 
@@ -67,7 +70,8 @@ def mapped_pair(A, rho=RHO):
     Raises
     ------
     ValueError
-        ``A`` not (2, 2), finite and invertible, or ``rho`` not two entries in (−1, 1).
+        ``A`` not (2, 2), finite and invertible, AAᵀ overflowing or underflowing
+        float64, or ``rho`` not two entries in (−1, 1).
     TypeError
         Arguments of a non-real dtype.
 
@@ -86,8 +90,15 @@ def mapped_pair(A, rho=RHO):
     rho = as_real_array(rho, "rho", dims=(2,))
     if np.any(np.abs(rho) >= 1):
         raise ValueError(f"rho entries must be in (-1, 1), got {rho}")
-    if abs(np.linalg.det(A)) <= 1e-12 * max(1.0, float(np.max(np.abs(A)))) ** 2:
-        raise ValueError(f"A must be invertible, got det(A) = {np.linalg.det(A):.3g}")
+    singular = np.linalg.svd(A, compute_uv=False)                     # descending
+    if not singular[1] > 1e-12 * singular[0]:
+        raise ValueError(f"A must be invertible, got singular values {singular[0]:.3g} and "
+                         f"{singular[1]:.3g} (ratio at most 1e-12)")
+    with np.errstate(over="ignore", under="ignore"):
+        big, small = singular[0] ** 2, singular[1] ** 2
+    if not (np.isfinite(big) and small >= np.finfo(float).tiny):
+        raise ValueError(f"A must have A Aᵀ within the float64 range, got singular values "
+                         f"{singular[0]:.3g} and {singular[1]:.3g}")
     return gaussian_pair(A @ A.T, A @ A.T, A @ np.diag(rho) @ A.T)
 
 
@@ -114,6 +125,8 @@ def linear_map_table(maps=None, rho=RHO):
     ------
     ValueError
         As for ``mapped_pair``.
+    TypeError
+        ``maps`` not a dict (name → A).
 
     Examples
     --------
@@ -132,6 +145,8 @@ def linear_map_table(maps=None, rho=RHO):
     True
     """
     maps = default_maps() if maps is None else maps
+    if not isinstance(maps, Mapping):
+        raise TypeError(f"maps must be a dict of name -> (2, 2) matrix, got {type(maps).__name__}")
     rows = []
     for name, A in maps.items():
         joint = mapped_pair(A, rho)

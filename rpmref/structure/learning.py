@@ -34,7 +34,8 @@ from rpmref.exact.numerics import log_softmax, logsumexp
 from rpmref.exact.validation import check_choice, check_int, check_pmf, check_real, check_seed
 from rpmref.structure.geometry import check_geometry
 from rpmref.structure.relabel import LENGTHSCALES, _best_lengthscales
-from rpmref.structure.topography import relabelling_baseline, topography_scores
+from rpmref.structure.topography import (
+    _check as check_scored, check_kinds, relabelling_baseline, topography_scores)
 
 OBJECTIVES = ("mi", "local", "table", "sampled")
 
@@ -191,7 +192,8 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     Raises
     ------
     ValueError
-        ``objective`` unknown, ``p_xx`` not a pmf of shape (n, n), or an invalid seed.
+        ``objective`` unknown, ``p_xx`` not a pmf of shape (n, n), an invalid seed, or
+        ``data_geo`` a line and ``latent_geo`` not (checked before training).
     TypeError
         ``objective`` not a string or ``seed`` of the wrong type.
     FloatingPointError
@@ -213,6 +215,7 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     True
     """
     data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
+    check_kinds(data_geo, latent_geo)
     objective = check_choice(objective, "objective", OBJECTIVES)
     seed = check_seed(seed, "seed")
     if not isinstance(config, LearnConfig):
@@ -226,7 +229,9 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     start = {"logits": config.init_scale * start_rng.standard_normal((n, k)),
              "log_l": np.array(0.0), "table": np.zeros((k, k))}
     flat, unflatten = flatten(start)
-    pairs = batch_rng.choice(n * n, size=(config.steps, config.batch_size), p=p_xx.ravel())
+    # Batches only for the sampled objective: the others would hold steps × N unused draws.
+    pairs = (batch_rng.choice(n * n, size=(config.steps, config.batch_size), p=p_xx.ravel())
+             if objective == "sampled" else None)
 
     def batches(step):
         return np.divmod(pairs[step], n)             # (x_i), (x'_i), N each
@@ -268,7 +273,8 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     Raises
     ------
     ValueError
-        ``p_xx`` or ``enc`` not valid tables of matching shapes.
+        ``p_xx`` or ``enc`` not valid tables of matching shapes (``enc`` (n, k) for the
+        two geometries), or ``data_geo`` a line and ``latent_geo`` not.
 
     Examples
     --------
@@ -283,7 +289,8 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     >>> result["scores"]["neighbour_fraction"]
     1.0
     """
-    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
+    check_kinds(data_geo, latent_geo)
+    enc = check_scored(data_geo, latent_geo, enc)
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
     best, _ = _best_lengthscales(p_zz, sq_dist, np.arange(latent_geo.n)[None, :], LENGTHSCALES)

@@ -134,6 +134,12 @@ def local_critic(latent_geo, lengthscale):
     TypeError
         ``lengthscale`` not a real number.
 
+    Notes
+    -----
+    Computed as −(d/ℓ)²/2, so every ℓ > 0 gives the correctly rounded value: 0 on the
+    diagonal, −inf where d²/(2ℓ²) exceeds the float64 range (tiny ℓ), −0 where it
+    underflows (huge ℓ).
+
     Examples
     --------
     >>> from rpmref.structure import geometry, local_critic
@@ -144,7 +150,8 @@ def local_critic(latent_geo, lengthscale):
     """
     latent_geo = check_geometry(latent_geo, "latent_geo")
     ell = check_real(lengthscale, "lengthscale", minimum=0.0, inclusive=(False, True))
-    return -latent_geo.distance ** 2 / (2.0 * ell ** 2)
+    with np.errstate(over="ignore"):            # d/ℓ beyond the float range: f = −inf, exactly
+        return -0.5 * (latent_geo.distance / ell) ** 2
 
 
 def relabel_encoder(enc, perm):
@@ -165,9 +172,10 @@ def relabel_encoder(enc, perm):
     Raises
     ------
     ValueError
+        ``enc`` not a conditional table (2-D, finite, non-negative rows summing to 1), or
         ``perm`` not a permutation of 0..k−1.
     TypeError
-        ``perm`` not integers.
+        ``enc`` not real numbers, or ``perm`` not integers.
 
     Examples
     --------
@@ -178,8 +186,9 @@ def relabel_encoder(enc, perm):
     >>> np.array_equal(relabel_encoder(one_hot(labels, 3), perm), one_hot(perm[labels], 3))
     True
     """
-    perm = check_permutation(perm, "perm", np.shape(enc)[1])
-    return np.asarray(enc)[:, np.argsort(perm)]
+    enc = np.asarray(check_conditional(enc, "enc"))
+    perm = check_permutation(perm, "perm", enc.shape[1])
+    return enc[:, np.argsort(perm)]
 
 
 def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
@@ -208,9 +217,10 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     Raises
     ------
     ValueError
-        ``k`` or ``max_count`` < 1, or a row of ``include`` not a permutation of 0..k−1.
+        ``k`` or ``max_count`` < 1, ``include`` not 2-D (m, k), or a row of it not a
+        permutation of 0..k−1.
     TypeError
-        ``k`` or ``max_count`` not an integer.
+        ``k`` or ``max_count`` not an integer, or ``include`` not a sequence of rows.
 
     Examples
     --------
@@ -229,7 +239,16 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     seed = check_seed(seed, "seed")
     if k <= MAX_EXHAUSTIVE:
         return np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
-    fixed = [np.arange(k)] + ([] if include is None else [check_permutation(p, "include", k) for p in include])
+    fixed = [np.arange(k)]
+    if include is not None:
+        if not np.iterable(include) or isinstance(include, (str, bytes)):
+            raise TypeError(f"include must be a sequence of permutations (rows of length {k}), "
+                            f"got {type(include).__name__}")
+        rows = np.asarray(include)
+        if rows.ndim != 2 or rows.shape[1] != k:
+            raise ValueError(f"include must be (m, {k}) permutations, one per row, got shape "
+                             f"{rows.shape}")
+        fixed += [check_permutation(p, "include row", k) for p in rows]
     rng = np.random.default_rng(seed)
     seen, out = set(), []
     for perm in fixed:
@@ -285,6 +304,14 @@ def _best_lengthscales(p_zz, sq_dist, perms, lengthscales):
     return best, value
 
 
+def _check_perms(perms, k):
+    """``perms`` as an (m, k) int64 array of permutations, m ≥ 1."""
+    rows = np.asarray(perms)
+    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] != k:
+        raise ValueError(f"perms must be (m, {k}) permutations with m >= 1, got shape {rows.shape}")
+    return np.array([check_permutation(p, "perms row", k) for p in rows])
+
+
 def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     """I(Z; Z') and I_∞ with the local critic for every labelling of the shared encoder ``enc``.
 
@@ -304,7 +331,8 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     perms : array_like of int, shape (m, k)
         Permutations, e.g. from ``labellings``.
     lengthscales : array_like, shape (L,), default LENGTHSCALES
-        The ℓ grid of the search.
+        The ℓ grid of the search (sorted here), each ℓ > 0 and not so small that
+        −d²/(2ℓ²) overflows.
 
     Returns
     -------
@@ -317,7 +345,8 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     ------
     ValueError
         ``p_xx`` not a pmf, ``enc`` not a conditional table with n rows, ``latent_geo``
-        without k states, ``perms`` not (m, k) permutations, or ``lengthscales`` not 1-D.
+        without k states, ``perms`` not (m, k) permutations (m ≥ 1), or ``lengthscales``
+        not 1-D, not positive or small enough for the critic to overflow.
     TypeError
         Arguments of a non-real dtype.
 
@@ -348,11 +377,15 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     k = enc.shape[1]
     if latent_geo.n != k:
         raise ValueError(f"latent_geo has {latent_geo.n} states but enc has k = {k} columns")
-    perms = np.asarray(perms)
-    if perms.ndim != 2:
-        raise ValueError(f"perms must be (m, {k}) permutations, got shape {perms.shape}")
-    perms = np.array([check_permutation(p, "perms row", k) for p in perms])
-    lengthscales = as_real_array(lengthscales, "lengthscales", ndim=1)
+    perms = _check_perms(perms, k)
+    lengthscales = np.sort(as_real_array(lengthscales, "lengthscales", ndim=1))
+    if lengthscales[0] <= 0:
+        raise ValueError(f"lengthscales must be positive, got {lengthscales[0]:g}")
+    with np.errstate(over="ignore"):
+        max_f = 0.5 * (np.max(latent_geo.distance) / lengthscales[0]) ** 2
+    if not np.isfinite(max_f):
+        raise ValueError(f"lengthscales: ℓ = {lengthscales[0]:g} makes the critic "
+                         "−d²/(2ℓ²) overflow float64")
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
     best, searched = _best_lengthscales(p_zz, sq_dist, perms, lengthscales)
@@ -389,8 +422,10 @@ def tie_tolerance(k, max_abs_f):
 
     Raises
     ------
+    ValueError
+        ``k`` < 1, or ``max_abs_f`` negative or not finite.
     TypeError
-        ``max_abs_f`` not convertible to float.
+        ``k`` not an integer, or ``max_abs_f`` not a real number.
 
     Examples
     --------
@@ -399,7 +434,9 @@ def tie_tolerance(k, max_abs_f):
     >>> bool(np.isclose(tie_tolerance(3, 2.0), 1e-14 * 9 * 52))
     True
     """
-    return 1e-14 * k ** 2 * (float(max_abs_f) + 50.0)
+    k = check_int(k, "k", minimum=1)
+    max_abs_f = check_real(max_abs_f, "max_abs_f", minimum=0.0)
+    return 1e-14 * k ** 2 * (max_abs_f + 50.0)
 
 
 def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings=100):
@@ -445,9 +482,10 @@ def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings
     Raises
     ------
     ValueError
-        As for ``relabelling_table``.
-    IndexError
-        ``perms`` without the identity.
+        As for ``relabelling_table``; ``perms`` without the identity, ``elbo_labellings``
+        < 0, or ``table`` not of m labellings.
+    TypeError
+        ``elbo_labellings`` not an integer, or ``table`` not a dict.
 
     Examples
     --------
@@ -462,10 +500,24 @@ def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings
     (True, True, True)
     """
     latent_geo = check_geometry(latent_geo, "latent_geo")
-    perms = np.asarray(perms)
-    table = relabelling_table(p_xx, enc, latent_geo, perms) if table is None else table
-    mi, limit = table["mi"], table["i_inf"]
-    identity = int(np.flatnonzero((perms == np.arange(perms.shape[1])).all(axis=1))[0])
+    elbo_labellings = check_int(elbo_labellings, "elbo_labellings", minimum=0)
+    perms = _check_perms(perms, latent_geo.n)
+    is_identity = (perms == np.arange(perms.shape[1])).all(axis=1)
+    if not is_identity.any():
+        raise ValueError("perms must include the identity labelling (e.g. from labellings)")
+    if table is None:
+        table = relabelling_table(p_xx, enc, latent_geo, perms)
+    elif not isinstance(table, dict):
+        raise TypeError(f"table must be the dict of relabelling_table, got {type(table).__name__}")
+    else:
+        missing = [key for key in ("mi", "i_inf", "lengthscale", "grid_gap") if key not in table]
+        if missing:
+            raise ValueError(f"table must be the dict of relabelling_table; it lacks {missing}")
+        if any(np.shape(table[key]) != (len(perms),) for key in ("mi", "i_inf", "lengthscale")):
+            raise ValueError(f"table must be of the {len(perms)} labellings of perms, got "
+                             f"{np.shape(table['i_inf'])[0] if np.ndim(table['i_inf']) else 0}")
+    mi, limit = np.asarray(table["mi"]), np.asarray(table["i_inf"])
+    identity = int(np.flatnonzero(is_identity)[0])
     max_f = float(np.max(latent_geo.distance) ** 2 / (2.0 * np.min(table["lengthscale"]) ** 2))
     tol = tie_tolerance(perms.shape[1], max_f)
     sym = {tuple(s) for s in symmetries(latent_geo)}

@@ -40,6 +40,40 @@ def _check(data_geo, latent_geo, enc):
     return enc
 
 
+def check_kinds(data_geo, latent_geo):
+    """ValueError unless ``topography_scores`` can score codes from ``data_geo`` to
+    ``latent_geo``: a line of data needs a line of latents (``position_correlation``).
+
+    Parameters
+    ----------
+    data_geo, latent_geo : Geometry
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        ``data_geo`` a line and ``latent_geo`` not.
+    TypeError
+        Either not a ``Geometry``.
+
+    Examples
+    --------
+    >>> from rpmref.structure import geometry
+    >>> from rpmref.structure.topography import check_kinds
+    >>> check_kinds(geometry("line", 4), geometry("ring", 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: latent_geo must be a line like data_geo (for position_correlation), got a ring
+    """
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
+    if data_geo.kind == "line" and latent_geo.kind != "line":
+        raise ValueError(f"latent_geo must be a line like data_geo (for position_correlation), "
+                         f"got a {latent_geo.kind}")
+
+
 def rank(values):
     """Ranks 1..m of ``values``, tied values sharing their average rank.
 
@@ -51,13 +85,20 @@ def rank(values):
     -------
     ndarray of float, shape (m,)
 
+    Raises
+    ------
+    TypeError
+        ``values`` not an array of real numbers.
+    ValueError
+        ``values`` not 1-D, empty, or not finite (a NaN has no rank).
+
     Examples
     --------
     >>> from rpmref.structure.topography import rank
     >>> rank([10, 20, 20, 5])          # 5 → 1, 10 → 2, the two 20s share (3 + 4)/2
     array([2. , 3.5, 3.5, 1. ])
     """
-    values = np.asarray(values, dtype=float)
+    values = as_real_array(values, "values", ndim=1)
     order = np.argsort(values, kind="stable")
     ranks = np.empty(values.size)
     ranks[order] = np.arange(1, values.size + 1)
@@ -213,6 +254,8 @@ def position_correlation(data_geo, latent_geo, enc):
     ------
     ValueError
         Either geometry not a line, or as for ``neighbour_fraction``.
+    TypeError
+        Either geometry not a ``Geometry``, or as for ``neighbour_fraction``.
 
     Examples
     --------
@@ -223,6 +266,7 @@ def position_correlation(data_geo, latent_geo, enc):
     >>> position_correlation(line, line, one_hot([3, 2, 1, 0], 4))
     -1.0
     """
+    data_geo, latent_geo = check_geometry(data_geo, "data_geo"), check_geometry(latent_geo, "latent_geo")
     if data_geo.kind != "line" or latent_geo.kind != "line":
         raise ValueError(f"position_correlation needs line geometries, got {data_geo.kind} "
                          f"and {latent_geo.kind} (use distance_correlation)")
@@ -332,5 +376,5 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
                 float(np.mean([s["position_correlation"] for s in scores])) if line else None}
 
 
-__all__ = ["BASELINE_SAMPLES", "rank", "spearman", "neighbour_fraction", "distance_correlation",
+__all__ = ["BASELINE_SAMPLES", "check_kinds", "rank", "spearman", "neighbour_fraction", "distance_correlation",
            "position_correlation", "topography_scores", "relabelling_baseline"]

@@ -1,0 +1,177 @@
+"""Hostile input to rpmref.structure, rpmref.verify and rpmref.proofs: extreme but valid
+arguments give exact answers, bad ones a one-line ValueError/TypeError naming the argument.
+
+Independent routes: the local critic at extreme lengthscales against its limit computed
+with exact rational arithmetic (``fractions``); the Gaussian mapped pair of a scaled
+identity against the closed form of the base pair (Cov scales by c², MI is unchanged).
+"""
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from rpmref.gaussian import mutual_information as gaussian_mi
+from rpmref.structure import (
+    LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
+    linear_map_table, local_critic, mapped_pair, one_hot, position_correlation,
+    relabel_encoder, relabelling_table, tie_tolerance, train_encoder)
+from rpmref.structure.topography import rank
+
+LINE4 = geometry("line", 4)
+ID4 = one_hot(range(4), 4)
+
+
+def _exact_critic(distance, ell):
+    """−d²/(2ℓ²) in exact rationals, rounded once to float64 (−inf beyond its range)."""
+    out = np.empty(distance.shape)
+    for idx, d in np.ndenumerate(distance):
+        value = -Fraction(d) ** 2 / (2 * Fraction(ell) ** 2)
+        try:
+            out[idx] = float(value)
+        except OverflowError:
+            out[idx] = -math.inf
+    return out
+
+
+@pytest.mark.parametrize("ell", [1e-300, 1e-160, 1e-5, 1.0, 1e5, 1e160, 1e300])
+def test_local_critic_extreme_lengthscales_are_exact(ell):
+    """ℓ = 1e-300 gave NaN on the diagonal (0/0), ℓ = 1e300 an OverflowError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = local_critic(LINE4, ell)
+    expected = _exact_critic(LINE4.distance, ell)
+    assert not np.isnan(f).any()
+    assert np.array_equal(np.isneginf(f), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    # one division and one square: within 3 ulps of the correctly rounded value
+    np.testing.assert_allclose(f[finite], expected[finite], rtol=4 * np.finfo(float).eps, atol=0)
+    assert np.all(np.diag(f) == 0)
+
+
+@pytest.mark.parametrize("lengthscales, word", [([-1.0, 1.0], "positive"), ([0.0, 1.0], "positive")])
+def test_relabelling_table_refuses_nonpositive_lengthscales(lengthscales, word):
+    with pytest.raises(ValueError, match=f"lengthscales.*{word}"):
+        relabelling_table(data_pmf(LINE4), ID4, LINE4, labellings(4), lengthscales=lengthscales)
+
+
+def test_relabelling_table_tiny_lengthscale_against_the_closed_form():
+    """ℓ = 1e-150: the critic is finite (−d²/(2ℓ²) ~ −1e300) but e^f = 0 off the diagonal,
+    so log Z(z) = log P(z) and I_∞ = Σ P(z, z') f(z, z') + H(Z), summed here with fsum."""
+    p_xx, ell = data_pmf(LINE4), 1e-150
+    table = relabelling_table(p_xx, ID4, LINE4, labellings(4)[:1], lengthscales=[ell])
+    f = -LINE4.distance ** 2 / (2 * ell ** 2)
+    p_z = p_xx.sum(axis=1)
+    by_hand = math.fsum((p_xx * f).ravel()) - math.fsum(p_z * np.log(p_z))
+    assert table["i_inf"][0] == pytest.approx(by_hand, rel=1e-12, abs=0)
+
+
+def test_relabelling_table_refuses_lengthscales_whose_critic_overflows():
+    with pytest.raises(ValueError, match="lengthscales.*overflow"):
+        relabelling_table(data_pmf(LINE4), ID4, LINE4, labellings(4), lengthscales=[1e-200, 1.0])
+
+
+def test_relabelling_table_refuses_no_permutations():
+    with pytest.raises(ValueError, match="perms"):
+        relabelling_table(data_pmf(LINE4), ID4, LINE4, np.zeros((0, 4), dtype=int))
+
+
+@pytest.mark.parametrize("enc, error", [([0.5, 0.5], ValueError), (3, ValueError),
+                                        ([[np.nan, 1.0]], ValueError), ([["a", "b"]], TypeError),
+                                        ([[2.0, -1.0]], ValueError)])
+def test_relabel_encoder_checks_enc(enc, error):
+    with pytest.raises(error, match="enc"):
+        relabel_encoder(enc, [1, 0])
+
+
+def test_position_correlation_refuses_a_non_geometry():
+    with pytest.raises(TypeError, match="data_geo must be a Geometry"):
+        position_correlation("line", LINE4, ID4)
+    with pytest.raises(TypeError, match="latent_geo must be a Geometry"):
+        position_correlation(LINE4, None, ID4)
+
+
+@pytest.mark.parametrize("values, error", [([[1, 2], [3, 4]], ValueError), ([np.nan, 1.0], ValueError),
+                                           (["a"], TypeError), ([], ValueError)])
+def test_rank_checks_values(values, error):
+    with pytest.raises(error, match="values"):
+        rank(values)
+
+
+def test_invariance_summary_without_identity_is_a_value_error():
+    with pytest.raises(ValueError, match="perms.*identity"):
+        invariance_summary(data_pmf(LINE4), ID4, LINE4, labellings(4)[1:])
+
+
+@pytest.mark.parametrize("value, error", [(True, TypeError), (2.5, TypeError), (-1, ValueError),
+                                          ("3", TypeError)])
+def test_invariance_summary_checks_elbo_labellings(value, error):
+    with pytest.raises(error, match="elbo_labellings"):
+        invariance_summary(data_pmf(LINE4), ID4, LINE4, labellings(4), elbo_labellings=value)
+
+
+def test_invariance_summary_refuses_a_table_of_other_perms():
+    p_xx, perms = data_pmf(LINE4), labellings(4)
+    table = relabelling_table(p_xx, ID4, LINE4, perms[:3])
+    with pytest.raises(ValueError, match="table"):
+        invariance_summary(p_xx, ID4, LINE4, perms, table=table)
+    with pytest.raises(TypeError, match="table"):
+        invariance_summary(p_xx, ID4, LINE4, perms, table=[1, 2])
+
+
+@pytest.mark.parametrize("k, max_abs_f, error", [(True, 1.0, TypeError), (2.5, 1.0, TypeError),
+                                                 (0, 1.0, ValueError), (3, float("nan"), ValueError),
+                                                 (3, "1", TypeError), (3, -1.0, ValueError)])
+def test_tie_tolerance_checks_arguments(k, max_abs_f, error):
+    with pytest.raises(error, match="k|max_abs_f"):
+        tie_tolerance(k, max_abs_f)
+
+
+@pytest.mark.parametrize("include, error", [(5, TypeError), (np.arange(9), ValueError)])
+def test_labellings_checks_include(include, error):
+    with pytest.raises(error, match="include"):
+        labellings(9, max_count=3, include=include)
+
+
+def test_labellings_include_one_row_message_names_rows():
+    with pytest.raises(ValueError, match=r"include must be .*\(m, 9\)"):
+        labellings(9, max_count=3, include=np.arange(9))
+
+
+def test_train_encoder_refuses_mixed_geometries_before_training():
+    """A line of data with ring latents has no position correlation: refused up front
+    (it used to train first and fail in the scoring)."""
+    config = LearnConfig(steps=10 ** 9)          # would take forever if it trained first
+    with pytest.raises(ValueError, match="latent_geo"):
+        train_encoder(LINE4, geometry("ring", 3), data_pmf(LINE4), "local", 0, config)
+
+
+def test_evaluate_checks_enc_against_the_geometries():
+    with pytest.raises(ValueError, match="enc has 2 columns but latent_geo has 4"):
+        evaluate(LINE4, LINE4, data_pmf(LINE4), one_hot([0, 0, 1, 1], 2), 2)
+
+
+@pytest.mark.parametrize("scale", [1e-7, 1e-100, 1e100])
+def test_mapped_pair_of_a_scaled_identity(scale):
+    """c·I is invertible at every c: the covariances scale by c² and the MI is unchanged."""
+    pair = mapped_pair(scale * np.eye(2))
+    base = mapped_pair(np.eye(2))
+    np.testing.assert_allclose(pair.cov, scale ** 2 * base.cov, rtol=4 * np.finfo(float).eps, atol=0)
+    mi = -0.5 * (math.log(1 - 0.9 ** 2) + math.log(1 - 0.5 ** 2))
+    assert gaussian_mi(pair) == pytest.approx(mi, rel=1e-12, abs=0)
+
+
+def test_mapped_pair_refuses_a_map_whose_covariance_overflows():
+    with pytest.raises(ValueError, match="A"):
+        mapped_pair(1e200 * np.eye(2))
+
+
+def test_mapped_pair_still_refuses_near_singular_maps():
+    with pytest.raises(ValueError, match="invertible"):
+        mapped_pair([[1.0, 1.0], [1.0, 1.0 + 1e-15]])
+
+
+def test_linear_map_table_checks_maps():
+    with pytest.raises(TypeError, match="maps"):
+        linear_map_table([np.eye(2)])
