@@ -14,7 +14,8 @@ import numpy as np
 
 from rpmref import exact
 from rpmref.exact.numerics import log_softmax
-from rpmref.exact.validation import Integer, Real, validate_params
+from rpmref.exact.validation import (
+    GeneratorSpec, Integer, Optional, Options, Real, validate_params)
 from rpmref.gaussian.checks import verify_checks as gaussian_checks
 
 DEFAULT_TOLERANCE = 1e-10
@@ -22,6 +23,11 @@ DEFAULT_TOLERANCE = 1e-10
 MAX_STATES_LIMIT = 32
 #: Largest ``trials`` (per identity; each trial takes up to a few milliseconds).
 MAX_TRIALS = 100_000
+
+
+#: The checks' arguments: a Generator and an integer 1..MAX_STATES_LIMIT (TypeError /
+#: ValueError naming the argument otherwise).
+_CHECK_PARAMS = validate_params(rng=GeneratorSpec(), max_states=Integer(1, MAX_STATES_LIMIT))
 
 
 # --------------------------------------------------------------------------- problems
@@ -45,6 +51,8 @@ def _random_pmf(rng, shape, zeros=0.3):
     return raw / raw.sum()
 
 
+@validate_params(rng=GeneratorSpec(), max_states=Integer(1, MAX_STATES_LIMIT),
+                 kind=Optional(Options("deterministic", "near", "dense")))
 def random_problem(rng, max_states, kind=None):
     """A random RPM problem (p_xx, enc, enc_prime, prior) with all sizes in 1..max_states.
 
@@ -64,6 +72,13 @@ def random_problem(rng, max_states, kind=None):
     -------
     tuple of ndarray
         p_xx (n, n'), enc (n, k), enc_prime (n', k'), prior (k, k').
+
+    Raises
+    ------
+    TypeError
+        ``rng`` not a Generator, or ``max_states`` not an integer (bools, floats refused).
+    ValueError
+        ``max_states`` outside 1..MAX_STATES_LIMIT, or ``kind`` not one of the three.
 
     Examples
     --------
@@ -92,6 +107,7 @@ def _difference(a, b):
 
 
 # --------------------------------------------------------------------------- checks
+@_CHECK_PARAMS
 def check_e1(rng, max_states):
     """Check E1 (Eq. 12 → 15) on one random problem.
 
@@ -103,7 +119,8 @@ def check_e1(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -129,6 +146,7 @@ def check_e1(rng, max_states):
                         exact.elbo(p_xx, enc, enc_prime, prior)), _describe(p_xx, enc, enc_prime))
 
 
+@_CHECK_PARAMS
 def check_e2(rng, max_states):
     """Check E2 (Eq. 16) on one random problem.
 
@@ -139,7 +157,8 @@ def check_e2(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -164,6 +183,7 @@ def check_e2(rng, max_states):
             _describe(p_xx, enc, enc_prime))
 
 
+@_CHECK_PARAMS
 def check_e3(rng, max_states):
     """Check E3 (Eq. 17–18) on one random problem.
 
@@ -174,7 +194,8 @@ def check_e3(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -198,6 +219,7 @@ def check_e3(rng, max_states):
             _describe(p_xx, enc, enc_prime))
 
 
+@_CHECK_PARAMS
 def check_e4(rng, max_states):
     """Check E4 (Eq. 19–20) on one random problem.
 
@@ -209,7 +231,8 @@ def check_e4(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -241,6 +264,7 @@ def _random_critic(rng, shape, scale):
     return rng.uniform(-scale, scale, size=shape)
 
 
+@_CHECK_PARAMS
 def check_e5(rng, max_states):
     """Check E5 (Eq. 21–25) on one random problem.
 
@@ -251,7 +275,8 @@ def check_e5(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -279,6 +304,7 @@ def check_e5(rng, max_states):
     return _difference(lhs, rhs), _describe(p_xx, enc, enc_prime) + " |f|<=50"
 
 
+@_CHECK_PARAMS
 def check_e6(rng, max_states):
     """Check E6 (the gap) on one random problem.
 
@@ -289,7 +315,8 @@ def check_e6(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -328,6 +355,7 @@ def _infonce_by_enumeration(p_zz, f, n):
     return float(np.log(n) + np.sum(weights * values))
 
 
+@_CHECK_PARAMS
 def check_e7(rng, max_states):
     """Check E7 (Eq. 6) on one random problem.
 
@@ -339,7 +367,8 @@ def check_e7(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -369,6 +398,7 @@ def check_e7(rng, max_states):
     return error, f"k={k} k'={k_prime} N={n} |f|<=20"
 
 
+@_CHECK_PARAMS
 def check_e8(rng, max_states):
     """Check E8 (the bound) on one random problem.
 
@@ -379,7 +409,8 @@ def check_e8(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -414,6 +445,7 @@ def check_e8(rng, max_states):
     return error, _describe(p_xx, enc, enc_prime)
 
 
+@_CHECK_PARAMS
 def check_e9(rng, max_states):
     """Check E9 (Appendix C) on one random problem.
 
@@ -424,7 +456,8 @@ def check_e9(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -450,6 +483,7 @@ def check_e9(rng, max_states):
             _describe(p_xx, enc, enc_prime) + " one-hot")
 
 
+@_CHECK_PARAMS
 def check_n1(rng, max_states):
     """Check N1 (Eq. 9–10) on one random problem.
 
@@ -460,7 +494,8 @@ def check_n1(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------
@@ -485,6 +520,7 @@ def check_n1(rng, max_states):
     return _difference(total, reachable), _describe(p_xx, enc, enc_prime)
 
 
+@_CHECK_PARAMS
 def check_a1(rng, max_states):
     """Check A1 (Eq. 28–34) on one random problem.
 
@@ -496,7 +532,8 @@ def check_a1(rng, max_states):
     rng : numpy.random.Generator
         Draws the problem (see :func:`random_problem`).
     max_states : int
-        Largest number of states of every axis.
+        Largest number of states of every axis, 1..MAX_STATES_LIMIT (an integer; else
+        TypeError or ValueError naming it, as for a ``rng`` that is not a Generator).
 
     Returns
     -------

@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from rpmref import verify
 from rpmref.gaussian import mutual_information as gaussian_mi
 from rpmref.structure import (
     LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
@@ -175,3 +176,28 @@ def test_mapped_pair_still_refuses_near_singular_maps():
 def test_linear_map_table_checks_maps():
     with pytest.raises(TypeError, match="maps"):
         linear_map_table([np.eye(2)])
+
+
+# --------------------------------------------------------------------------- rpmref.verify
+@pytest.mark.parametrize("max_states, error", [(0, ValueError), (2.5, TypeError), (True, TypeError),
+                                               ("3", TypeError), (33, ValueError)])
+def test_verify_checks_max_states(max_states, error):
+    rng = np.random.default_rng(0)
+    with pytest.raises(error, match="max_states"):
+        verify.random_problem(rng, max_states)
+    with pytest.raises(error, match="max_states"):
+        verify.check_e7(rng, max_states)
+
+
+def test_verify_checks_rng_and_kind():
+    with pytest.raises(TypeError, match="rng"):
+        verify.random_problem(0, 3)
+    with pytest.raises(TypeError, match="rng"):
+        verify.check_e1(0, 3)
+    with pytest.raises(ValueError, match="kind"):
+        verify.random_problem(np.random.default_rng(0), 3, kind="x")
+
+
+def test_verify_checks_accept_numpy_integers():
+    error, case = verify.check_e1(np.random.default_rng(0), np.int64(2))
+    assert error == verify.check_e1(np.random.default_rng(0), 2)[0]
