@@ -14,6 +14,7 @@ import pytest
 
 from rpmref import verify
 from rpmref.gaussian import mutual_information as gaussian_mi
+from rpmref.proofs.run import run_proofs, select
 from rpmref.structure import (
     LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
     linear_map_table, local_critic, mapped_pair, one_hot, position_correlation,
@@ -201,3 +202,29 @@ def test_verify_checks_rng_and_kind():
 def test_verify_checks_accept_numpy_integers():
     error, case = verify.check_e1(np.random.default_rng(0), np.int64(2))
     assert error == verify.check_e1(np.random.default_rng(0), 2)[0]
+
+
+# --------------------------------------------------------------------------- rpmref.proofs
+def test_select_refuses_ids_naming_nothing():
+    with pytest.raises(ValueError, match="ids"):
+        select("")
+    with pytest.raises(ValueError, match="ids"):
+        select(",,")
+
+
+def test_select_checks_types():
+    with pytest.raises(TypeError, match="ids"):
+        select(5)
+    with pytest.raises(TypeError, match="include_wrong"):
+        select(None, include_wrong="no")
+
+
+def test_run_proofs_accepts_numpy_integer_max_size():
+    assert run_proofs(select("L1"), max_size=np.int64(1))[0].status == "proved"
+
+
+def test_run_proofs_checks_entries_and_on_result_before_running():
+    with pytest.raises(TypeError, match="entries"):
+        run_proofs(None)
+    with pytest.raises(TypeError, match="on_result"):
+        run_proofs(select("L1"), 1, on_result=5)
