@@ -285,3 +285,53 @@ def test_load_checkpoint_of_a_video_says_so(tmp_path):
     path = save_video(str(tmp_path / "video.npz"), *make_video(config), config)
     with pytest.raises(ckpt.CorruptCheckpointError, match=r"video\.npz .*no 'meta' entry"):
         ckpt.load_checkpoint(path)
+
+
+# ---------------------------------------------------------------- compare
+
+def _compare_kwargs(**change):
+    return {**dict(seeds=(0,), critics=("rbf",), train_config=tiny_config(),
+                   balls_config=TINY_VIDEO, progress=False, log=lambda *a: None, jobs=1),
+            **change}
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (dict(seeds=0), TypeError, "seeds must be a sequence"),
+    (dict(critics="rbf"), TypeError, "critics must be a sequence"),
+    (dict(balls_config={}), TypeError, "balls_config must be a BallsConfig"),
+    (dict(curve_every=0), ValueError, "curve_every must be >= 1"),
+    (dict(curve_every=True), TypeError, "curve_every must be an integer"),
+    (dict(curve_every=1.5), TypeError, "curve_every must be an integer"),
+    (dict(seeds=(0, 1), figure_seed=True), TypeError, "figure_seed must be an integer"),
+    (dict(progress=1), TypeError, "progress must be True or False"),
+    (dict(overwrite=1), TypeError, "overwrite must be True or False"),
+    (dict(log=3), TypeError, "log must be callable"),
+    (dict(title=3), TypeError, "title must be a str"),
+    (dict(out_dir=3), TypeError, "out_dir must be a str, os.PathLike or None"),
+])
+def test_run_compare_checks_its_arguments_before_any_run(tmp_path, monkeypatch, change, error,
+                                                         message):
+    """curve_every=0 was a ZeroDivisionError after training, balls_config={} an
+    AttributeError; True as a figure seed, 1 as progress or overwrite and 1.5 epochs
+    between curve points were taken; log=3 failed at the first message."""
+    from rpmref.balls import run_compare
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        run_compare(**_compare_kwargs(**change))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (dict(learning_rates=(True,)), TypeError, "learning_rates"),
+    (dict(learning_rates=("0.1",)), TypeError, "learning_rates"),
+    (dict(learning_rates=()), ValueError, "learning_rates must name at least one"),
+    (dict(optimisers=()), ValueError, "optimisers must name at least one"),
+    (dict(learning_rates=0.1), TypeError, "learning_rates must be a sequence"),
+    (dict(optimisers="adam"), TypeError, "optimisers must be a sequence"),
+])
+def test_run_sweep_checks_its_grid(change, error, message):
+    """A learning rate True was 1.0 and '0.1' was parsed; an empty grid was
+    "max() arg is an empty sequence" after the videos were made; 'adam' was 4 optimisers."""
+    from rpmref.balls import run_sweep
+    with pytest.raises(error, match=message):
+        run_sweep(**_compare_kwargs(**change))

@@ -23,6 +23,7 @@ The runs go to worker processes or a Dask cluster (``parallel``) and are kept
 on disk as they finish (``runstore``): an interrupted comparison resumes.
 """
 import collections
+import collections.abc
 import contextlib
 import dataclasses
 import errno
@@ -37,6 +38,7 @@ import numpy as np
 from rpmref.balls import figures, parallel, readout, runstore, tracking, trainer, video
 from rpmref.balls.runstore import write_json
 from rpmref.environment import environment
+from rpmref.exact.validation import check_bool, check_choice, check_int, check_real
 
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
@@ -640,9 +642,13 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     Raises
     ------
     TypeError
-        If ``train_config`` is not a TrainConfig.
+        If ``train_config`` / ``balls_config`` is not a TrainConfig / BallsConfig,
+        ``seeds`` or ``critics`` is not a sequence, ``curve_every`` or ``figure_seed``
+        not an integer (bool included), ``progress`` / ``overwrite`` not a bool, ``log``
+        not callable, ``title`` not a str or ``out_dir`` not a path.
     ValueError
-        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries,
+        ``curve_every`` < 1, or
         ``jobs`` is not a positive integer within ``max_jobs()``; before any run,
         naming the file, if an output file in ``out_dir`` is a directory
         (:func:`check_output_files`), or its finished result or partial files
@@ -668,9 +674,11 @@ def run_compare(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_confi
     >>> sorted(results["summary"])
     ['rbf', 'untrained']
     """
+    _check_call_options(balls_config, out_dir, progress, log, overwrite, title)
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
-    figure_seed = seeds[0] if figure_seed is None else figure_seed
+    curve_every = check_int(curve_every, "curve_every", minimum=1)
+    figure_seed = seeds[0] if figure_seed is None else check_int(figure_seed, "figure_seed")
     if figure_seed not in seeds:
         raise ValueError(f"figure_seed must be one of the seeds {list(seeds)}; got {figure_seed}")
     settings = compare_settings(seeds, critics, train_config, balls_config, curve_every,
@@ -776,9 +784,14 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     Raises
     ------
     TypeError
-        If ``train_config`` is not a TrainConfig.
+        If ``train_config`` / ``balls_config`` is not a TrainConfig / BallsConfig,
+        ``seeds``, ``critics``, ``optimisers`` or ``learning_rates`` is not a sequence,
+        a learning rate is not a real number (bool and strings included), ``progress``
+        / ``overwrite`` is not a bool, ``log`` not callable, ``title`` not a str or
+        ``out_dir`` not a path.
     ValueError
-        If ``seeds`` or ``critics`` are empty, repeat, or hold invalid entries, or
+        If ``seeds``, ``critics``, ``optimisers`` or ``learning_rates`` are empty,
+        repeat, or hold invalid entries (a learning rate must be positive and finite), or
         ``jobs`` is not a positive integer within ``max_jobs()``; before any run,
         naming the file, if an output file in ``out_dir`` is a directory
         (:func:`check_output_files`), or its finished result or partial files
@@ -803,9 +816,18 @@ def run_sweep(seeds=(0, 1, 2), critics=CRITICS, train_config=None, balls_config=
     >>> sorted(sweep["best_setting"])
     ['rbf']
     """
+    _check_call_options(balls_config, out_dir, progress, log, overwrite, title)
     train_config, balls_config, jobs = _checked_run_args(train_config, balls_config, seeds,
                                                          critics, jobs, dask)
-    optimisers, learning_rates = tuple(optimisers), tuple(float(lr) for lr in learning_rates)
+    for name, values in (("optimisers", optimisers), ("learning_rates", learning_rates)):
+        _check_sequence(name, values)
+        if len(values) == 0:
+            raise ValueError(f"{name} must name at least one setting")
+    # as TrainConfig would take them: no bool as 1.0, no '0.1' parsed
+    optimisers = tuple(check_choice(o, "optimisers entry", trainer.optim.OPTIMIZERS)
+                       for o in optimisers)
+    learning_rates = tuple(check_real(lr, "learning_rates entry", minimum=0,
+                                      inclusive=(False, True)) for lr in learning_rates)
     _check_distinct("optimisers", optimisers)
     _check_distinct("learning_rates", learning_rates)
     settings = sweep_settings(seeds, critics, train_config, balls_config, optimisers,
@@ -1541,7 +1563,35 @@ def _checked_run_args(train_config, balls_config, seeds, critics, jobs, dask=Non
             _check_jobs(jobs) if dask is None else 1)
 
 
+def _check_sequence(name, values):
+    """``values`` must be a sized collection (not a str: 'rbf' is not 3 critics)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, collections.abc.Collection):
+        raise TypeError(f"{name} must be a sequence (a tuple or list); got "
+                        f"{type(values).__name__} {values!r}")
+
+
+def _check_call_options(balls_config, out_dir, progress, log, overwrite, title):
+    """The arguments run_compare and run_sweep share beyond _checked_run_args's."""
+    if balls_config is not None and not isinstance(balls_config, video.BallsConfig):
+        raise TypeError(f"balls_config must be a BallsConfig; got {type(balls_config).__name__}")
+    if out_dir is not None:
+        try:
+            os.fspath(out_dir)
+        except TypeError:
+            raise TypeError(f"out_dir must be a str, os.PathLike or None; got "
+                            f"{type(out_dir).__name__}") from None
+    check_bool(progress, "progress")
+    check_bool(overwrite, "overwrite")
+    if not callable(log):
+        raise TypeError(f"log must be callable (it receives one-line messages); got "
+                        f"{type(log).__name__}")
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str; got {type(title).__name__}")
+
+
 def _check_choices(seeds, critics):
+    _check_sequence("seeds", seeds)
+    _check_sequence("critics", critics)
     if len(seeds) == 0:
         raise ValueError("seeds must name at least one seed")
     if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
