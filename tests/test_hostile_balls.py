@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rpmref.balls import (BallsConfig, TrainConfig, initial_params, make_video, save_video,
-                          train)
+from rpmref.balls import (BallsConfig, TrainConfig, initial_params, load_video, make_video,
+                          save_video, train)
 from rpmref.balls import checkpoint as ckpt
 from rpmref.balls import critics as C
 from rpmref.balls import layers as L
@@ -335,3 +335,29 @@ def test_run_sweep_checks_its_grid(change, error, message):
     from rpmref.balls import run_sweep
     with pytest.raises(error, match=message):
         run_sweep(**_compare_kwargs(**change))
+
+
+# ---------------------------------------------------------------- video files
+
+def test_save_video_into_a_missing_directory_names_the_path(video, tmp_path):
+    """The error named the hidden temporary file ('.video.npz-1a2b.tmp'), not the path."""
+    target = tmp_path / "missing" / "video.npz"
+    with pytest.raises(FileNotFoundError, match=r"video\.npz: directory .*missing does not exist"):
+        save_video(str(target), *video, TINY_VIDEO)
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"dir\.npz is a directory"):
+        save_video(str(tmp_path / "dir.npz"), *video, TINY_VIDEO)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz"]
+    assert list((tmp_path / "dir.npz").iterdir()) == []
+
+
+@pytest.mark.parametrize("stored", ["null", "1.0", "[1, 2]", '"text"'])
+def test_load_video_with_a_config_that_is_not_an_object(video, tmp_path, stored):
+    """A config of 1.0 was "'float' object is not iterable"; [1, 2] "unknown config fields"."""
+    path = save_video(str(tmp_path / "video.npz"), *video, TINY_VIDEO)
+    with np.load(path) as data:
+        contents = {k: data[k] for k in data.files}
+    contents["config"] = np.array(stored)
+    np.savez(path, **contents)
+    with pytest.raises(ValueError, match=r"video\.npz has an invalid config: not a JSON object"):
+        load_video(path)

@@ -767,6 +767,10 @@ def save_video(path, frames, positions, config):
         If ``path`` is empty, the arrays do not have the shapes ``config`` implies,
         are not finite, or frames leave [0, 1] (nothing is written that
         ``load_video`` would refuse).
+    FileNotFoundError
+        If the directory of ``path`` does not exist (it is not created).
+    IsADirectoryError
+        If ``path`` (with ".npz") is a directory.
 
     Examples
     --------
@@ -787,8 +791,13 @@ def save_video(path, frames, positions, config):
     _check_video_values(frames, positions)  # on the values given, before rounding to float32
     frames = frames.astype(np.float32)
     path = path if path.endswith(".npz") else path + ".npz"
-    fd, tmp = create_temp_file(os.path.dirname(os.path.abspath(path)),
-                               f".{os.path.basename(path)}-")
+    directory = os.path.dirname(os.path.abspath(path))
+    # named here: the temporary file's error would name only itself
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: {path} is a directory")
+    fd, tmp = create_temp_file(directory, f".{os.path.basename(path)}-")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, format=np.array(FORMAT),
@@ -865,6 +874,8 @@ def load_video(path, config=None):
         raise ValueError(f"{path} is missing {', '.join(missing)}")
     try:
         stored = json.loads(str(contents["config"]))
+        if not isinstance(stored, dict):
+            raise ValueError(f"not a JSON object: {str(contents['config'])[:80]!r}")
         known = {f.name for f in fields(BallsConfig)}
         unknown = set(stored) - known
         if unknown:
