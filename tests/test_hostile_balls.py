@@ -14,6 +14,7 @@ from rpmref.balls import critics as C
 from rpmref.balls import layers as L
 from rpmref.balls import optim
 from rpmref.balls import readout as R
+from rpmref.balls import render as Rn
 from rpmref.balls import tracking
 
 TINY_VIDEO = BallsConfig(n_frames=12, size=12, diameter=3.0)
@@ -361,3 +362,65 @@ def test_load_video_with_a_config_that_is_not_an_object(video, tmp_path, stored)
     np.savez(path, **contents)
     with pytest.raises(ValueError, match=r"video\.npz has an invalid config: not a JSON object"):
         load_video(path)
+
+
+# ---------------------------------------------------------------- render
+
+@pytest.mark.parametrize("args, error, message", [
+    (([[2.0, 2.0]], True, 4, 4), TypeError, "radius must be a real number"),
+    (([[2.0, 2.0]], math.inf, 4, 4), ValueError, "radius must be a finite"),
+    (([[2.0, 2.0]], "1", 4, 4), TypeError, "radius must be a real number"),
+    (([[math.nan, 2.0]], 1.0, 4, 4), ValueError, "centres must be finite"),
+    (([[True, False]], 1.0, 4, 4), TypeError, "centres must be an array of real numbers"),
+    (([[2.0, 2.0]], 1.0, 2.5, 4), TypeError, "height must be an integer"),
+    (([[2.0, 2.0]], 1.0, 4, 0), ValueError, "width must be >= 1"),
+])
+def test_disc_coverage_checks_its_arguments(args, error, message):
+    """radius=True drew a disc of radius 1, inf was an OverflowError, a NaN centre an
+    IndexError from a cast of NaN to an index."""
+    with pytest.raises(error, match=message):
+        Rn.disc_coverage(*args)
+
+
+def test_render_frames_checks_colours_against_the_balls():
+    """3 colours for 2 balls was an einsum broadcasting error."""
+    with pytest.raises(ValueError, match=r"colours must have shape \(n_balls, C\) = \(2, C\)"):
+        Rn.render_frames(np.full((1, 2, 2), 2.0), 1.0, 4, 4, np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(scale=0), ValueError, "scale must be >= 1"), (dict(scale=-1), ValueError, "scale"),
+    (dict(scale=2.5), TypeError, "scale must be an integer"),
+    (dict(scale=True), TypeError, "scale must be an integer"),
+])
+def test_frames_to_rgb_uint8_checks_scale(kwargs, error, message):
+    """scale=2.5 was taken as 2, True as 1, 0 gave empty images."""
+    with pytest.raises(error, match=message):
+        Rn.frames_to_rgb_uint8(np.ones((1, 1, 2, 2)), **kwargs)
+
+
+def test_frames_to_rgb_uint8_refuses_nan_and_strings():
+    """NaN pixels became black (0) after a RuntimeWarning; strings a ufunc error."""
+    with pytest.raises(ValueError, match="frames must be finite"):
+        Rn.frames_to_rgb_uint8(np.full((1, 1, 2, 2), np.nan))
+    with pytest.raises(TypeError, match="frames must be an array of real numbers"):
+        Rn.frames_to_rgb_uint8(np.full((1, 1, 2, 2), "a"))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda p: Rn.save_gif(p / "a.gif", np.ones((2, 1, 2, 2)), fps=0), ValueError, "fps"),
+    (lambda p: Rn.save_gif(p / "a.gif", np.ones((0, 1, 2, 2))), ValueError,
+     "frames must hold at least one frame"),
+    (lambda p: Rn.save_preview(p / "a.png", np.ones((0, 1, 4, 4)), np.ones((0, 1, 2))),
+     ValueError, "frames must hold at least one frame"),
+    (lambda p: Rn.save_preview(p / "a.png", np.ones((2, 1, 4, 4)), np.ones((2, 1, 2)),
+                               n_panels=True), TypeError, "n_panels must be an integer"),
+    (lambda p: Rn.save_preview(p / "a.png", np.ones((2, 1, 4, 4)), np.ones((3, 1, 2))),
+     ValueError, "positions must have shape"),
+])
+def test_image_writers_check_their_arguments(tmp_path, call, error, message):
+    """fps=0 was a ZeroDivisionError, no frames an IndexError, n_panels=True one panel."""
+    pytest.importorskip("matplotlib")
+    with pytest.raises(error, match=message):
+        call(tmp_path)
+    assert list(tmp_path.iterdir()) == []

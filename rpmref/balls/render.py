@@ -16,6 +16,8 @@ be written out for x, y ≥ 0 (see ``quarter_disc_area``).
 """
 import numpy as np
 
+from rpmref.exact.validation import as_real_array, check_int, check_real
+
 
 def quarter_disc_area(x, y, radius):
     """F(x, y): signed area of {0 ≤ u ≤ x, 0 ≤ v ≤ y, u² + v² ≤ r²} (oriented).
@@ -94,7 +96,11 @@ def disc_coverage(centres, radius, height, width):
     Raises
     ------
     ValueError
-        If ``centres`` does not end in an axis of 2, or ``radius`` ≤ 0.
+        If ``centres`` does not end in an axis of 2 or is not finite, ``radius`` is
+        not positive and finite, or ``height`` / ``width`` < 1.
+    TypeError
+        If ``centres`` is not an array of real numbers, ``radius`` not a real number or
+        ``height`` / ``width`` not an integer (bool included).
 
     Examples
     --------
@@ -106,11 +112,12 @@ def disc_coverage(centres, radius, height, width):
     >>> abs(float(coverage.sum()) - math.pi * 1.5 ** 2) < 1e-12
     True
     """
-    centres = np.asarray(centres, dtype=np.float64)
+    centres = as_real_array(centres, "centres", allow_empty=True)  # NaN: ValueError
     if centres.shape[-1:] != (2,):
         raise ValueError(f"centres must have shape (..., 2); got {centres.shape}")
-    if not radius > 0:
-        raise ValueError(f"radius must be > 0; got {radius}")
+    radius = check_real(radius, "radius", minimum=0, inclusive=(False, True))
+    height = check_int(height, "height", minimum=1)
+    width = check_int(width, "width", minimum=1)
     lead = centres.shape[:-1]
     flat = centres.reshape(-1, 2)                              # (..., 2) -> (N, 2)
     kx = min(int(np.ceil(2 * radius)) + 2, width)
@@ -156,6 +163,12 @@ def render_frames(positions, radius, height, width, colours):
     ndarray of float32, shape (T, C, height, width)
         The frames.
 
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`disc_coverage`; ValueError if ``positions`` is not (T, n_balls, 2)
+        or ``colours`` not (n_balls, C).
+
     Examples
     --------
     >>> import numpy as np
@@ -164,8 +177,13 @@ def render_frames(positions, radius, height, width, colours):
     >>> frames.shape, frames.dtype, float(frames[0, 0, 3, 3]), float(frames[0, 1].max())
     ((1, 3, 8, 8), dtype('float32'), 1.0, 0.0)
     """
-    positions = np.asarray(positions, dtype=np.float64)
-    colours = np.asarray(colours, dtype=np.float64)
+    positions = as_real_array(positions, "positions", allow_empty=True)
+    colours = as_real_array(colours, "colours", ndim=2)
+    if positions.ndim != 3 or positions.shape[2] != 2:
+        raise ValueError(f"positions must have shape (T, n_balls, 2); got {positions.shape}")
+    if colours.shape[0] != positions.shape[1]:
+        raise ValueError(f"colours must have shape (n_balls, C) = ({positions.shape[1]}, C); "
+                         f"got {colours.shape}")
     coverage = disc_coverage(positions, radius, height, width)  # (T, n, H, W)
     frames = np.einsum("tnhw,nc->tchw", coverage, colours)       # (T, C, H, W)
     return np.clip(frames, 0.0, 1.0).astype(np.float32)
@@ -192,7 +210,9 @@ def frames_to_rgb_uint8(frames, scale=1):
     Raises
     ------
     ValueError
-        If ``frames`` is not (T, 1 or 3, H, W).
+        If ``frames`` is not (T, 1 or 3, H, W) or not finite, or ``scale`` < 1.
+    TypeError
+        If ``frames`` is not an array of real numbers or ``scale`` not an integer.
 
     Examples
     --------
@@ -202,14 +222,25 @@ def frames_to_rgb_uint8(frames, scale=1):
     >>> images.shape, images.dtype, int(images.max())
     ((1, 4, 4, 3), dtype('uint8'), 128)
     """
-    frames = np.asarray(frames)
+    frames = as_real_array(frames, "frames", allow_empty=True)  # NaN would be black
     if frames.ndim != 4 or frames.shape[1] not in (1, 3):
         raise ValueError(f"frames must have shape (T, 1 or 3, H, W); got {frames.shape}")
+    scale = check_int(scale, "scale", minimum=1)
     img = np.transpose(frames, (0, 2, 3, 1))  # (T, C, H, W) -> (T, H, W, C)
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
     img = np.repeat(np.repeat(img, scale, axis=1), scale, axis=2)
     return np.round(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _checked_frames(frames):
+    """(T ≥ 1, 1 or 3, H, W) real frames: an image needs at least one."""
+    frames = as_real_array(frames, "frames", allow_empty=True)
+    if frames.ndim != 4 or frames.shape[1] not in (1, 3):
+        raise ValueError(f"frames must have shape (T, 1 or 3, H, W); got {frames.shape}")
+    if frames.shape[0] == 0:
+        raise ValueError("frames must hold at least one frame")
+    return frames
 
 
 def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi=90):
@@ -242,6 +273,11 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi
     ------
     RuntimeError
         Without matplotlib.
+    ValueError
+        If ``frames`` is not (T ≥ 1, 1 or 3, H, W), ``positions`` not (T, n_balls, 2),
+        ``n_panels`` or ``dpi`` < 1 or ``trail`` < 0.
+    TypeError
+        If ``n_panels``, ``trail`` or ``dpi`` is not an integer (bool included).
 
     Examples
     --------
@@ -260,9 +296,15 @@ def save_preview(path, frames, positions, colours=None, n_panels=8, trail=8, dpi
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - matplotlib is in the [plot] extra
         raise RuntimeError("--preview needs matplotlib: pip install matplotlib") from e
-    frames = np.asarray(frames)
-    positions = np.asarray(positions)
+    frames = _checked_frames(frames)
+    positions = as_real_array(positions, "positions")
     T, C, H, W = frames.shape
+    if positions.ndim != 3 or positions.shape[0] != T or positions.shape[2] != 2:
+        raise ValueError(f"positions must have shape (T, n_balls, 2) with T = {T}; "
+                         f"got {positions.shape}")
+    n_panels = check_int(n_panels, "n_panels", minimum=1)
+    trail = check_int(trail, "trail", minimum=0)
+    dpi = check_int(dpi, "dpi", minimum=1)
     n_balls = positions.shape[1]
     if colours is None:
         colours = [plt.get_cmap("tab10")(b % 10)[:3] for b in range(n_balls)]
@@ -312,6 +354,10 @@ def save_gif(path, frames, scale=4, fps=10):
     ------
     RuntimeError
         Without Pillow.
+    ValueError
+        If ``frames`` is not (T ≥ 1, 1 or 3, H, W) or ``fps`` not positive and finite.
+    TypeError
+        If ``fps`` is not a real number or ``scale`` not an integer.
 
     Examples
     --------
@@ -328,7 +374,8 @@ def save_gif(path, frames, scale=4, fps=10):
         from PIL import Image
     except ImportError as e:  # pragma: no cover - Pillow comes with matplotlib
         raise RuntimeError("--gif needs Pillow: pip install pillow") from e
-    rgb = frames_to_rgb_uint8(frames, scale=scale)
+    fps = check_real(fps, "fps", minimum=0, inclusive=(False, True))
+    rgb = frames_to_rgb_uint8(_checked_frames(frames), scale=scale)
     images = [Image.fromarray(frame) for frame in rgb]
     images[0].save(path, save_all=True, append_images=images[1:],
                    duration=int(round(1000 / fps)), loop=0)
