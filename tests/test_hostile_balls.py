@@ -424,3 +424,21 @@ def test_image_writers_check_their_arguments(tmp_path, call, error, message):
     with pytest.raises(error, match=message):
         call(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- grid
+
+def test_encoder_z_refuses_eps_zero_and_nan_frames():
+    """Training-mode batch norm with eps=0 turned a blank batch (variance 0) into NaN
+    latents, and NaN frames gave NaN latents, where encoder_z_eval refuses them."""
+    from rpmref.balls import grid
+    params = L.init_encoder_params(np.random.default_rng(0), in_channels=1, hidden_channels=2,
+                                   kernel_size=3)
+    args = [params[name] for name in grid.PARAMS]
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        grid.encoder_z(np.zeros((1, 4, 6, 6)), *args, eps=0.0)
+    x = np.zeros((1, 4, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"encoder_z: x must be finite; entry \(0, 1, 2, 3\)"):
+        grid.encoder_z(x, *args)
+    assert np.all(np.isfinite(grid.encoder_z(np.zeros((1, 4, 6, 6)), *args)))

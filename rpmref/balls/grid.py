@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import getval
 
 from rpmref.exact.validation import check_finite, check_real
 
@@ -424,9 +425,9 @@ def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_ga
     Raises
     ------
     ValueError
-        If ``x`` is not 4-D or holds no frame or no pixel, a weight's shape does not
-        fit (kernels square, odd and of one size), or ``eps`` is not a finite
-        number ≥ 0.
+        If ``x`` is not 4-D, holds no frame or no pixel or holds NaN or ±inf, a
+        weight's shape does not fit (kernels square, odd and of one size), or ``eps``
+        is not a finite number > 0 (0 would make a blank batch NaN).
     TypeError
         If an array argument is not a NumPy array of the floating dtype of ``x``, or
         ``workspace`` is not a :class:`Workspace`.
@@ -449,6 +450,11 @@ def encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_ga
     True
     """
     ws, eps = _check_options(workspace, eps)
+    if eps == 0:  # batch statistics: a constant channel (a blank batch) has variance 0
+        raise ValueError("eps must be > 0 with batch statistics: a channel of variance 0 "
+                         "(a blank batch) would be 0/0 = NaN")
+    if isinstance(getval(x), np.ndarray) and np.issubdtype(getval(x).dtype, np.floating):
+        check_finite(getval(x), "encoder_z: x")  # (other types: _check_arrays's TypeError)
     return _encoder_z(x, conv1_w, conv1_b, bn1_gamma, bn1_beta, conv2_w, conv2_b, bn2_gamma,
                       bn2_beta, ws, eps)
 
