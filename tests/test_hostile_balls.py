@@ -442,3 +442,21 @@ def test_encoder_z_refuses_eps_zero_and_nan_frames():
     with pytest.raises(ValueError, match=r"encoder_z: x must be finite; entry \(0, 1, 2, 3\)"):
         grid.encoder_z(x, *args)
     assert np.all(np.isfinite(grid.encoder_z(np.zeros((1, 4, 6, 6)), *args)))
+
+
+# ---------------------------------------------------------------- critic functions
+
+@pytest.mark.parametrize("name", C.CRITICS)
+def test_critics_check_their_batches(name):
+    """z and z' of other widths were a matmul error from inside autograd, a 1-D z an
+    AxisError, missing parameters a bare KeyError, a list a TypeError on '**'."""
+    critic, params = C.get_critic(name), C.init_critic_params(name)
+    z = np.random.default_rng(0).normal(size=(4, 6))
+    with pytest.raises(ValueError, match=r"z and z_prime must be \(B, D\) batches of one D"):
+        critic(params, z, z[:, :3])
+    with pytest.raises(ValueError, match=r"z and z_prime must be \(B, D\)"):
+        critic(params, z[0], z[0])
+    with pytest.raises(TypeError, match="z must be an array"):
+        critic(params, z.tolist(), z)
+    with pytest.raises(ValueError, match=f"params lacks {C.CRITIC_PARAMS[name][0]}"):
+        critic({}, z, z)

@@ -9,6 +9,8 @@ The trainer feeds the critics normalised coordinates u = z / S − ½ (S the fra
 side in pixels), so that one set of initial values suits every frame size; see
 README.md, "Training the encoder".
 """
+from collections.abc import Mapping
+
 import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
@@ -20,6 +22,23 @@ CRITICS = ("rbf", "bilinear", "cosine")
 CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),
                  "cosine": ("critic_log_temperature",)}
 COSINE_EPS = 1e-12  # keeps ‖z‖ > 0 in the cosine critic's denominator
+
+
+def _check_batches(params, key, z, z_prime):
+    """``params[key]`` exists and z, z' are (B, D), (B', D) arrays (or autograd boxes of
+    them): one line naming what is wrong, not an error from inside autograd."""
+    if not isinstance(getval(params), Mapping):  # (a DictBox under autograd)
+        raise TypeError(f"params must be a dict of arrays; got {type(params).__name__}")
+    if key not in getval(params):
+        raise ValueError(f"params lacks {key} (init_critic_params makes it)")
+    for name, a in (("z", z), ("z_prime", z_prime)):
+        if not isinstance(getval(a), np.ndarray):
+            raise TypeError(f"{name} must be an array (B, D); got {type(getval(a)).__name__}")
+    shape, shape_prime = getval(z).shape, getval(z_prime).shape
+    if len(shape) != 2 or len(shape_prime) != 2 or shape[1] != shape_prime[1]:
+        raise ValueError(f"z and z_prime must be (B, D) batches of one D; got shapes {shape} "
+                         f"and {shape_prime}")
+    return shape[1]
 
 
 def bilinear(params, z, z_prime):
@@ -39,6 +58,14 @@ def bilinear(params, z, z_prime):
     ndarray, shape (B, B)
         scores[i, j] = f(z_i, z'_j).
 
+    Raises
+    ------
+    ValueError
+        If z and z_prime are not (B, D) batches of one D, or ``params`` lacks the
+        critic's parameter or its W is not (D, D).
+    TypeError
+        If z or z_prime is not an array, or ``params`` not a dict.
+
     Examples
     --------
     >>> import numpy as np
@@ -48,6 +75,10 @@ def bilinear(params, z, z_prime):
     array([[0., 0.],
            [0., 1.]])
     """
+    d = _check_batches(params, "critic_W", z, z_prime)
+    if np.shape(getval(params["critic_W"])) != (d, d):
+        raise ValueError(f"params['critic_W'] must be (D, D) = ({d}, {d}); got "
+                         f"{np.shape(getval(params['critic_W']))}")
     return anp.matmul(anp.matmul(z, params["critic_W"]), anp.transpose(z_prime))
 
 
@@ -70,6 +101,14 @@ def rbf(params, z, z_prime):
     ndarray, shape (B, B)
         scores[i, j] = f(z_i, z'_j).
 
+    Raises
+    ------
+    ValueError
+        If z and z_prime are not (B, D) batches of one D, or ``params`` lacks the
+        critic's parameter.
+    TypeError
+        If z or z_prime is not an array, or ``params`` not a dict.
+
     Examples
     --------
     >>> import numpy as np
@@ -79,6 +118,7 @@ def rbf(params, z, z_prime):
     array([[ 0. , -0.5],
            [-0.5,  0. ]])
     """
+    _check_batches(params, "critic_log_lengthscale", z, z_prime)
     sq = (anp.sum(z ** 2, axis=1)[:, None] + anp.sum(z_prime ** 2, axis=1)[None, :]
           - 2 * anp.matmul(z, anp.transpose(z_prime)))
     return -sq * (0.5 * anp.exp(-2 * params["critic_log_lengthscale"]))
@@ -103,6 +143,14 @@ def cosine(params, z, z_prime):
     ndarray, shape (B, B)
         scores[i, j] = f(z_i, z'_j).
 
+    Raises
+    ------
+    ValueError
+        If z and z_prime are not (B, D) batches of one D, or ``params`` lacks the
+        critic's parameter.
+    TypeError
+        If z or z_prime is not an array, or ``params`` not a dict.
+
     Examples
     --------
     >>> import numpy as np
@@ -111,6 +159,8 @@ def cosine(params, z, z_prime):
     array([[1., 0.],
            [0., 1.]])
     """
+    _check_batches(params, "critic_log_temperature", z, z_prime)
+
     def unit(a):
         return a / anp.sqrt(anp.sum(a ** 2, axis=1, keepdims=True) + COSINE_EPS)
     return (anp.matmul(unit(z), anp.transpose(unit(z_prime)))
