@@ -460,3 +460,15 @@ def test_critics_check_their_batches(name):
         critic(params, z.tolist(), z)
     with pytest.raises(ValueError, match=f"params lacks {C.CRITIC_PARAMS[name][0]}"):
         critic({}, z, z)
+
+
+def test_apply_affine_and_map_ball_r2_name_mismatches():
+    """A coef of the wrong size was a matmul error from inside NumPy; z_score without
+    pos_score said "pos_score must be an array of real numbers, got NoneType"."""
+    with pytest.raises(ValueError, match=r"coef must be \(d_in \+ 1, d_out\) = \(3, d_out\)"):
+        tracking.apply_affine(np.ones((2, 2)), np.ones((5, 2)))
+    with pytest.raises(TypeError, match="coef must be an array of real numbers"):
+        tracking.apply_affine(np.ones((3, 2), bool), np.ones((5, 2)))
+    z, pos = np.random.default_rng(0).normal(size=(5, 6)), np.ones((5, 3, 2))
+    with pytest.raises(ValueError, match="z_score and pos_score go together"):
+        tracking.map_ball_r2(z, pos, z)

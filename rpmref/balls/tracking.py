@@ -128,6 +128,13 @@ def apply_affine(coef, source):
     ndarray, shape (T, d_out)
         source @ A + c.
 
+    Raises
+    ------
+    TypeError
+        If ``coef`` or ``source`` is not an array of real numbers.
+    ValueError
+        If ``source`` is not (T, d_in) and finite, or ``coef`` not (d_in + 1, d_out).
+
     Examples
     --------
     >>> import numpy as np
@@ -136,6 +143,12 @@ def apply_affine(coef, source):
     array([[7.]])
     """
     source = _as_float_array(source, "source")
+    coef = _as_float_array(coef, "coef")
+    if source.ndim != 2:
+        raise ValueError(f"source must be (T, d_in); got shape {source.shape}")
+    if coef.ndim != 2 or coef.shape[0] != source.shape[1] + 1:
+        raise ValueError(f"coef must be (d_in + 1, d_out) = ({source.shape[1] + 1}, d_out) for "
+                         f"source (T, {source.shape[1]}); got {coef.shape}")
     return source @ coef[:-1] + coef[-1]
 
 
@@ -215,6 +228,9 @@ def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
     >>> r2.argmax(axis=1).tolist(), r2.max(axis=1).round(12).tolist()
     ([2, 0, 1], [1.0, 1.0, 1.0])
     """
+    if (z_score is None) != (pos_score is None):
+        raise ValueError("z_score and pos_score go together: give both (scored frames) or "
+                         "neither (score on the fitting frames)")
     maps_fit, pos_fit = split_maps(z_fit, "z_fit"), _positions(pos_fit, "pos_fit")
     if z_score is None:
         maps_score, pos_score = maps_fit, pos_fit
