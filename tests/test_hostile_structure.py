@@ -228,3 +228,120 @@ def test_run_proofs_checks_entries_and_on_result_before_running():
         run_proofs(None)
     with pytest.raises(TypeError, match="on_result"):
         run_proofs(select("L1"), 1, on_result=5)
+
+
+# --------------------------------------------------------------------------- the ℓ search
+def _golden_max(func, lo, hi, tol=1e-12):
+    """max of a unimodal func on [lo, hi] in log ℓ by golden-section search (plain Python)."""
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = math.log(lo), math.log(hi)
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = func(math.exp(c)), func(math.exp(d))
+    while b - a > tol:
+        if fc > fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = func(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = func(math.exp(d))
+    return max(fc, fd, func(lo), func(hi))
+
+
+def test_best_lengthscale_reaches_the_closed_form_sup():
+    """Two used latent states (0 and 2 of a line of 3): the local critic's one free value
+    −4/(2ℓ²) can equal the PMI difference, so sup_ℓ I_∞ = I(Z; Z') exactly, at
+    ℓ* = sqrt(2 / log(P(0,0) / P(0,2))) (f(0,0) − f(0,2) = 2/ℓ² equal to the PMI
+    difference, P(0) = P(2)) — for every labelling (a relabelling
+    only rescales ℓ*), so all 6 tie. The grid search stopped 1.6e-4 nats short at ℓ = 1,
+    ranked the identity 5th of 6 and tied only 2."""
+    from rpmref import mutual_information, recognition_joint
+    latent = geometry("line", 3)
+    enc = one_hot([0, 0, 2, 2], 3)
+    p_xx = data_pmf(LINE4)
+    p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
+    table = relabelling_table(p_xx, enc, latent, labellings(3))
+    mi = mutual_information(p_zz)
+    np.testing.assert_allclose(table["i_inf"], mi, rtol=0, atol=1e-14)
+    ell_star = math.sqrt(2 / math.log(p_zz[0, 0] / p_zz[0, 2]))
+    # Newton solves dI_∞/ds = 0, well conditioned (the curvature is not small here)
+    assert table["lengthscale"][0] == pytest.approx(ell_star, rel=1e-12)
+    summary = invariance_summary(p_xx, enc, latent, labellings(3), table=table)
+    assert summary["identity_rank"] == 1 and summary["tied"] == 6
+
+
+def test_best_lengthscale_with_an_asymmetric_joint():
+    """P(x, x') not symmetric: the row and column marginals of P(z, z') differ. The
+    vectorised search used the row marginal inside Z(z) (grid_gap 6e-4); each labelling's
+    I_∞ must be the maximum over ℓ ∈ [0.1, 10] of rpmref.infonce_limit, found here by
+    golden-section search."""
+    from rpmref import infonce_limit, recognition_joint
+    rng = np.random.default_rng(0)
+    p_xx = rng.random((4, 4))
+    p_xx /= p_xx.sum()
+    enc = rng.random((4, 3))
+    enc /= enc.sum(axis=1, keepdims=True)
+    latent = geometry("line", 3)
+    perms = labellings(3)
+    table = relabelling_table(p_xx, enc, latent, perms)
+    assert table["grid_gap"] <= 1e-14
+    for row, perm in enumerate(perms):
+        enc_sigma = relabel_encoder(enc, perm)
+        p_zz = np.asarray(recognition_joint(p_xx, enc_sigma, enc_sigma))
+        best = _golden_max(lambda ell: float(infonce_limit(p_zz, local_critic(latent, ell))),
+                           0.1, 10.0)
+        assert table["i_inf"][row] == pytest.approx(best, rel=0, abs=1e-13)
+
+
+# --------------------------------------------------------------------------- the experiment
+def test_problem_unknown_kind_is_a_value_error():
+    from rpmref.structure.experiment import problem
+    with pytest.raises(ValueError, match="kind"):
+        problem("cube")
+    with pytest.raises(TypeError, match="quick"):
+        problem("line", quick="no")
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"geometries": ()}, ValueError, "geometries"),
+    ({"sample": True}, TypeError, "sample"),
+    ({"sample": 0}, ValueError, "sample"),
+    ({"quick": "yes"}, TypeError, "quick"),
+    ({"config": {}}, TypeError, "config"),
+    ({"progress": 5}, TypeError, "progress"),
+])
+def test_run_experiment_checks_arguments_before_any_work(kwargs, error, name):
+    from rpmref.structure.experiment import run_experiment
+    args = {"geometries": ("line",), "seeds": 1, "quick": True,
+            "config": LearnConfig(steps=10 ** 9)}       # would run for ever if it started
+    args.update(kwargs)
+    with pytest.raises(error, match=name):
+        run_experiment(**args)
+
+
+def test_run_experiment_takes_one_geometry_name():
+    from rpmref.structure.experiment import run_experiment
+    result = run_experiment("line", seeds=1, quick=True,
+                            config=LearnConfig(steps=2, baseline_samples=2))
+    assert list(result["invariance"]) == ["line"]
+
+
+def test_relabelling_table_memory_does_not_grow_with_k():
+    """The ℓ search took 2000 labellings per chunk whatever k: (2000, 21, k, k) arrays,
+    0.9 GB at k = 36 (0.27 GB for these 600). Chunks now hold _CHUNK_FLOATS floats per
+    array and the working set is a few such arrays (f, its shifted exponential, the
+    weights): measured 5.2 of them, bounded here by 6."""
+    import tracemalloc
+    from rpmref.structure import coarse_encoder, symmetries
+    from rpmref.structure.relabel import _CHUNK_FLOATS
+    data = latent = geometry("grid", 6)
+    perms = labellings(36, max_count=600, include=symmetries(latent))
+    p_xx, enc = data_pmf(data), coarse_encoder(data, latent)
+    tracemalloc.start()
+    try:
+        relabelling_table(p_xx, enc, latent, perms)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 6 * 8 * _CHUNK_FLOATS      # 600 labellings at once: about 8 of them

@@ -16,7 +16,7 @@ from rpmref.structure.geometry import GEOMETRIES, data_pmf, geometry, symmetries
 from rpmref.structure.learning import OBJECTIVES, LearnConfig, evaluate, summarise, train_encoder
 from rpmref.structure.relabel import (
     DEFAULT_SAMPLE, coarse_encoder, invariance_summary, labellings, relabelling_table)
-from rpmref.exact.validation import check_choice, check_int
+from rpmref.exact.validation import check_bool, check_choice, check_int
 
 #: (data size, latent size) per geometry; the grid's are sides (36 → 9 states).
 SIZES = {"line": (16, 8), "ring": (16, 8), "grid": (6, 3)}
@@ -45,8 +45,10 @@ def problem(kind, quick=False):
 
     Raises
     ------
-    KeyError
+    ValueError
         ``kind`` not one of ``GEOMETRIES``.
+    TypeError
+        ``kind`` not a string or ``quick`` not a bool.
 
     Examples
     --------
@@ -55,6 +57,8 @@ def problem(kind, quick=False):
     >>> data.n, latent.n, p_xx.shape, enc.shape              # sides 4 and 2
     (16, 4, (16, 16), (16, 4))
     """
+    kind = check_choice(kind, "kind", GEOMETRIES)
+    quick = check_bool(quick, "quick")
     n, k = (QUICK_SIZES if quick else SIZES)[kind]
     data_geo, latent_geo = geometry(kind, n), geometry(kind, k)
     return data_geo, latent_geo, data_pmf(data_geo), coarse_encoder(data_geo, latent_geo)
@@ -72,7 +76,7 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     Parameters
     ----------
     geometries : sequence of str, default GEOMETRIES
-        Each one of 'line', 'ring', 'grid'.
+        Each one of 'line', 'ring', 'grid' (one name alone: that geometry); at least one.
     seeds : int, default 5
         Training seeds 0..seeds−1 per objective (≥ 1).
     config : LearnConfig, default LearnConfig()
@@ -94,9 +98,11 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     Raises
     ------
     ValueError
-        An unknown geometry or ``seeds`` < 1.
+        An unknown geometry, no geometry, ``seeds`` < 1 or ``sample`` < 1.
     TypeError
-        A geometry not a string or ``seeds`` not an integer.
+        A geometry not a string, ``seeds`` or ``sample`` not an integer, ``config`` not a
+        LearnConfig, ``quick`` not a bool or ``progress`` not callable (all checked before
+        any work).
 
     Examples
     --------
@@ -110,8 +116,18 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     >>> summary["labellings"], summary["tied_are_symmetries"], summary["mi_spread"] < 1e-12
     (24, True, True)
     """
+    if isinstance(geometries, str):                 # "line", not the letters of it
+        geometries = (geometries,)
     geometries = [check_choice(g, "geometries", GEOMETRIES) for g in geometries]
+    if not geometries:
+        raise ValueError("geometries must name at least one of 'line', 'ring', 'grid'")
     seeds = check_int(seeds, "seeds", minimum=1)
+    sample = check_int(sample, "sample", minimum=1)
+    quick = check_bool(quick, "quick")
+    if not isinstance(config, LearnConfig):
+        raise TypeError(f"config must be a LearnConfig, got {type(config).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable or None, got {type(progress).__name__}")
     say = progress or (lambda text: None)
     out = {"invariance": {}, "learning": {}, "gaussian": linear_map_table(), "runs": {},
            "histogram": {}}

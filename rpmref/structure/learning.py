@@ -284,8 +284,11 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     >>> result = evaluate(data, latent, data_pmf(data), coarse_encoder(data, latent), 10)
     >>> # P(z, z') = [[7/16, 1/16], [1/16, 7/16]], marginals ½: I = Σ p log(p / ¼)
     >>> by_hand = 2 * (7 / 16) * np.log(7 / 4) + 2 * (1 / 16) * np.log(1 / 4)
-    >>> bool(np.isclose(result["mi"], by_hand)), bool(result["i_inf"] <= result["mi"])
-    (True, True)
+    >>> bool(np.isclose(result["mi"], by_hand))
+    True
+    >>> # two states: −1/(2ℓ²) can equal the PMI difference, so at the best ℓ I_∞ = I (E6)
+    >>> bool(np.isclose(result["i_inf"], result["mi"], rtol=0, atol=1e-14))
+    True
     >>> result["scores"]["neighbour_fraction"]
     1.0
     """

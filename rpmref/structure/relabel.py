@@ -14,11 +14,12 @@ evaluates both for many labellings of one encoder; ``invariance_summary`` reads 
 the spreads, the rank of the identity labelling and whether the labellings tied with
 it are exactly the geometry's symmetries.
 
-Lengthscale: for each labelling ℓ is optimised over ``LENGTHSCALES`` (a log grid,
-ℓ = 0.1 … 10 at 21 points, refined 8× around the best point; the best I_∞ of any
-labelling lies inside it), so a
-scrambled labelling gets its own best ℓ and is not penalised for a ℓ tuned to the
-identity. The reported I_∞ is ``rpmref.infonce_limit`` at that ℓ.
+Lengthscale: for each labelling ℓ maximises I_∞ over [0.1, 10], the range of
+``LENGTHSCALES`` (a log grid at 21 points, refined 8× around the best point, then Newton
+on s = −1/(2ℓ²), in which I_∞ is concave: the maximum to float64 precision; the best
+I_∞ of any labelling lies inside the range), so a scrambled labelling gets its own best
+ℓ and is not penalised for a ℓ tuned to the identity, and labellings tie exactly when
+their maxima do. The reported I_∞ is ``rpmref.infonce_limit`` at that ℓ.
 """
 import itertools
 import math
@@ -39,8 +40,9 @@ LENGTHSCALES = np.geomspace(0.1, 10.0, 21)
 MAX_EXHAUSTIVE = 8
 #: Labellings drawn when k > MAX_EXHAUSTIVE.
 DEFAULT_SAMPLE = 10_000
-#: Labellings per chunk of the vectorised ℓ search: chunk × len(LENGTHSCALES) × k² floats.
-_CHUNK = 2000
+#: Floats per array of one chunk of the vectorised ℓ search (chunk × len(lengthscales) × k²):
+#: 2²² (32 MB), so memory does not grow with k (2000 labellings at k = 8 and 21 ℓ values).
+_CHUNK_FLOATS = 2 ** 22
 
 
 def one_hot(labels, k):
@@ -264,29 +266,77 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     return np.array(out[:target], dtype=np.int64)
 
 
+def _log_partition(f, log_p_col):
+    """log Z(z) = log Σ_{z'} P(z') e^{f(z, z')} over the last axis, shifted by its maximum
+    (so no e^f underflows to a zero partition), and the weights P(z') e^{f} / Z(z)."""
+    w = f + log_p_col
+    top = np.max(w, axis=-1, keepdims=True)
+    e = np.exp(w - top)
+    total = e.sum(axis=-1, keepdims=True)
+    return (top + np.log(total))[..., 0], e / total
+
+
+def _marginals(p_zz):
+    """P(z) (rows, the outer weights of Eq. 7) and log P(z') (columns, inside Z(z))."""
+    with np.errstate(divide="ignore"):
+        return p_zz.sum(axis=1), np.log(p_zz.sum(axis=0))
+
+
 def _limit_grid(p_zz, sq_dist, perms, lengthscales):
     """I_∞ of every labelling at every ℓ (m, L), vectorised: with p_zz fixed, relabelling
     the states is the same as permuting the critic, f_σ(z, z') = f(σz, σz').
 
-    f ≤ 0 with f(z, z) = 0, so Z(z) = Σ_{z'} P(z') e^{f(z,z')} ≥ P(z) > 0 needs no shift
-    (terms that underflow to 0 are below 2^-1074 of the diagonal one)."""
-    p_z = p_zz.sum(axis=1)
+    I_∞ = Σ P(z, z') f − Σ_z P(z) log Σ_{z'} P(z') e^{f(z,z')}, with the row marginal
+    outside and the column marginal inside (they differ when P(x, x') is not symmetric)."""
+    p_row, log_p_col = _marginals(p_zz)
     scale = -1.0 / (2.0 * np.asarray(lengthscales) ** 2)                  # (L,)
     out = []
-    for start in range(0, perms.shape[0], _CHUNK):
-        p = perms[start:start + _CHUNK]
+    k = p_zz.shape[0]
+    chunk = max(1, _CHUNK_FLOATS // (scale.size * k * k))
+    for start in range(0, perms.shape[0], chunk):
+        p = perms[start:start + chunk]
         d2 = sq_dist[p[:, :, None], p[:, None, :]]                        # (B, k, k)
         f = scale[None, :, None, None] * d2[:, None]                      # (B, L, k, k)
         e_f = np.einsum("ij,blij->bl", p_zz, f)
-        log_z = np.log(np.matmul(np.exp(f), p_z))                         # (B, L, k)
-        out.append(e_f - np.matmul(log_z, p_z))
+        log_z, _ = _log_partition(f, log_p_col)                           # (B, L, k)
+        out.append(e_f - np.matmul(log_z, p_row))
     return np.concatenate(out)
 
 
+def _newton_scales(p_zz, sq_dist, perms, low, high, iterations=60):
+    """The s = −1/(2ℓ²) in [low, high] (per labelling, s < 0) maximising I_∞(s) = s Σ P D²
+    − Σ_z P(z) log Σ_{z'} P(z') e^{s D²}: concave in s (its second derivative is −Σ_z P(z)
+    Var_q[D²], q(z'|z) ∝ P(z') e^{s D²}), so safeguarded Newton in the bracket converges to
+    the maximum over it (an end point when the maximum is outside). Returns s and I_∞(s)."""
+    p_row, log_p_col = _marginals(p_zz)
+    d2 = sq_dist[perms[:, :, None], perms[:, None, :]]                    # (m, k, k)
+    target = np.einsum("ij,bij->b", p_zz, d2)                             # Σ P(z, z') D²
+    a, b = low.copy(), high.copy()
+    s = 0.5 * (a + b)
+    for _ in range(iterations):
+        _, q = _log_partition(s[:, None, None] * d2, log_p_col)
+        mean = np.sum(q * d2, axis=2)                                     # E_q[D²] (m, k)
+        var = np.sum(q * d2 ** 2, axis=2) - mean ** 2
+        grad = target - mean @ p_row
+        curv = -(np.maximum(var, 0.0) @ p_row)
+        a = np.where(grad > 0, s, a)                                      # the maximum is right of s
+        b = np.where(grad > 0, b, s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = s - grad / curv
+        step = np.where((curv < 0) & (step > a) & (step < b), step, 0.5 * (a + b))
+        done = np.all((step == s) | (b - a <= 4 * np.finfo(float).eps * np.abs(a)))
+        s = step
+        if done:
+            break
+    log_z, _ = _log_partition(s[:, None, None] * d2, log_p_col)
+    return s, s * target - log_z @ p_row
+
+
 def _best_lengthscales(p_zz, sq_dist, perms, lengthscales):
-    """Each labelling's ℓ maximising the vectorised I_∞: the best of ``lengthscales``,
-    then the best of 17 points spanning its two neighbours (log-spaced), so the grid's
-    resolution is refined 8× without evaluating the whole fine grid."""
+    """Each labelling's ℓ maximising the vectorised I_∞ over [min, max] of ``lengthscales``:
+    the best of the grid, then the best of 17 points spanning its two neighbours
+    (log-spaced), then Newton on s = −1/(2ℓ²) within that bracket (I_∞ is concave in s,
+    so unimodal in ℓ: the maximum lies between the neighbours of the best grid point)."""
     coarse = _limit_grid(p_zz, sq_dist, perms, lengthscales)
     top = np.argmax(coarse, axis=1)
     log_l = np.log(lengthscales)
@@ -294,13 +344,27 @@ def _best_lengthscales(p_zz, sq_dist, perms, lengthscales):
     high = log_l[np.minimum(top + 1, log_l.size - 1)]
     steps = np.linspace(0.0, 1.0, 17)
     best, value = np.empty(len(perms)), np.empty(len(perms))
+    bracket = np.empty((len(perms), 2))
     # Group labellings by bracket (few distinct brackets): one vectorised call per group.
     for t in np.unique(top):
         rows = np.flatnonzero(top == t)
         fine = np.exp(low[rows[0]] + steps * (high[rows[0]] - low[rows[0]]))
         grid = _limit_grid(p_zz, sq_dist, perms[rows], fine)
-        best[rows] = fine[np.argmax(grid, axis=1)]
+        j = np.argmax(grid, axis=1)
+        best[rows] = fine[j]
         value[rows] = grid.max(axis=1)
+        bracket[rows, 0] = fine[np.maximum(j - 1, 0)]
+        bracket[rows, 1] = fine[np.minimum(j + 1, fine.size - 1)]
+    k = p_zz.shape[0]
+    chunk = max(1, _CHUNK_FLOATS // (k * k))
+    for start in range(0, len(perms), chunk):
+        rows = slice(start, start + chunk)
+        s, polished = _newton_scales(p_zz, sq_dist, perms[rows], -0.5 / bracket[rows, 0] ** 2,
+                                     -0.5 / bracket[rows, 1] ** 2)
+        ell = np.sqrt(-0.5 / s)
+        better = polished >= value[rows]
+        best[rows] = np.where(better, ell, best[rows])
+        value[rows] = np.where(better, polished, value[rows])
     return best, value
 
 
@@ -318,7 +382,8 @@ def relabelling_table(p_xx, enc, latent_geo, perms, lengthscales=LENGTHSCALES):
     For each permutation σ the recognition joint of the relabelled encoder (the same
     encoder for x and x') gives ``mi`` (``rpmref.mutual_information``: the same for every
     σ) and ``i_inf`` (``rpmref.infonce_limit`` with the local critic, Eq. 7, 27, at that
-    labelling's best ℓ over ``lengthscales``, refined 8×).
+    labelling's best ℓ in [min, max] of ``lengthscales``: the grid's best, refined, then
+    Newton on s = −1/(2ℓ²), in which I_∞ is concave).
 
     Parameters
     ----------
