@@ -1,10 +1,13 @@
 """The Markdown report: for each identity its statement (LaTeX from ``sympy.latex``),
 assumptions, every step checked and the result -- to be read next to the paper."""
+import numbers
 import re
 
+import numpy as np
 import sympy
 
 from .catalogue import PROOFS
+from .core import ProofResult
 
 # "(n, n', k, k') = (2, 1, 2, 2): text", "N = 3: text", "m = 2 states: text"
 SIZE_TAG = re.compile(r"^(\([^)]*\)|N|m) = (\([^)]*\)|\d+)(?: states)?: (.*)$", re.S)
@@ -82,5 +85,22 @@ def render(results, max_size):
 
 
 def write_report(path, results, max_size):
+    """Write the Markdown report of ``results`` (from ``run_proofs``) to ``path``.
+
+    The report is rendered before the file is opened, so bad ``results`` (TypeError: not
+    ProofResults) or ``max_size`` (TypeError/ValueError: not an integer >= 1) leave no
+    empty or partial file behind.
+    """
+    if isinstance(results, (str, bytes)) or not np.iterable(results):
+        raise TypeError(f"results must be the list of run_proofs, got {type(results).__name__}")
+    results = list(results)
+    strays = [r for r in results if not isinstance(r, ProofResult)]
+    if strays:
+        raise TypeError(f"results must be ProofResults from run_proofs, got {strays[0]!r}")
+    if not isinstance(max_size, numbers.Integral) or isinstance(max_size, (bool, np.bool_)):
+        raise TypeError(f"max_size must be an integer, got {max_size!r}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be an integer >= 1, got {max_size!r}")
+    text = render(results, int(max_size))
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(render(results, max_size))
+        handle.write(text)

@@ -345,3 +345,23 @@ def test_relabelling_table_memory_does_not_grow_with_k():
     finally:
         tracemalloc.stop()
     assert peak <= 6 * 8 * _CHUNK_FLOATS      # 600 labellings at once: about 8 of them
+
+
+@pytest.mark.parametrize("results, max_size, error", [("x", 2, TypeError), ([1], 2, TypeError),
+                                                      (None, 2, TypeError), ([], True, TypeError),
+                                                      ([], 0, ValueError)])
+def test_write_report_checks_before_opening_the_file(tmp_path, results, max_size, error):
+    """write_report opened (truncated) the file first: bad results left an empty report."""
+    from rpmref.proofs.report import write_report
+    path = tmp_path / "report.md"
+    path.write_text("previous report")
+    with pytest.raises(error):
+        write_report(path, results, max_size)
+    assert path.read_text() == "previous report"
+
+
+def test_write_report_writes_real_results(tmp_path):
+    from rpmref.proofs.report import write_report
+    path = tmp_path / "report.md"
+    write_report(path, run_proofs(select("L1"), max_size=1), np.int64(1))
+    assert "## L1:" in path.read_text() and "1 proved, 0 FAILED" in path.read_text()
