@@ -117,3 +117,31 @@ def test_prior_mass_on_unreachable_states_is_allowed():
     prior = np.array([[0.3, 0.3], [0.2, 0.2]])
     total = np.exp(rpmref.rpm_log_likelihood(P_XX, enc, np.eye(2), prior)).sum()
     assert abs(total - 0.6) <= 1e-12  # 4 entries through exp(log): a few ulp (≲ 1e-15)
+
+
+@pytest.mark.parametrize("table", [[[True, 0], [0, 0]], [[0.5, 0.5], [0.0, False]],
+                                   ([0.25, 0.25], (0.5, np.False_))])
+def test_a_list_holding_a_bool_is_refused(table):
+    """NumPy turns [[True, 0], [0, 0]] into integers and [0.5, False] into floats, so the
+    bool check on the array's dtype let a mask typed as a list through."""
+    with pytest.raises(TypeError, match="p_xx must be an array of real numbers; it holds a bool"):
+        rpmref.data_constant(table)
+
+
+def test_an_interval_end_at_infinity_is_open_when_infinity_is_refused():
+    """check_real(0, minimum=0, inclusive=(False, True)) said 'must be in (0, inf]' but refuses
+    inf (finite=True); with finite=False inf belongs to the interval."""
+    from rpmref.exact.validation import check_real
+    with pytest.raises(ValueError, match=r"must be in \(0, inf\), got 0.0"):
+        check_real(0, "x", minimum=0, inclusive=(False, True))
+    with pytest.raises(ValueError, match=r"must be in \(0, inf\], got 0.0"):
+        check_real(0, "x", minimum=0, inclusive=(False, True), finite=False)
+    assert check_real(np.inf, "x", minimum=0, finite=False) == np.inf
+
+
+def test_a_zero_dimensional_array_is_a_seed():
+    """np.array(5) as a seed was '...: len() of unsized object'."""
+    from rpmref.exact.validation import check_seed
+    assert check_seed(np.array(5), "seed") == 5
+    with pytest.raises(TypeError, match="got True"):
+        check_seed(np.array(True), "seed")

@@ -127,6 +127,9 @@ def _concrete_array(value, name, max_elements=None):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
     if kind not in "iuf":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    if isinstance(raw, (list, tuple)) and _holds_bool(raw):   # NumPy made [True, 0] ints
+        raise TypeError(f"{name} must be an array of real numbers; it holds a bool "
+                        f"(a mask is not a table; use 0 and 1 if you mean them)")
     if max_elements is not None and arr.size > max_elements:
         raise ValueError(
             f"{name} has {arr.size:.3g} elements (shape {arr.shape}), more than the budget "
@@ -134,6 +137,13 @@ def _concrete_array(value, name, max_elements=None):
     if arr.dtype != np.float64:
         arr = arr.astype(np.float64)
     return (value if traced else arr), arr
+
+
+def _holds_bool(raw):
+    """True if a (nested) list or tuple holds a Python or NumPy bool anywhere."""
+    flags = np.frompyfunc(lambda v: isinstance(v, (bool, np.bool_)), 1, 1)(
+        np.asarray(raw, dtype=object))
+    return bool(np.any(flags))
 
 
 def _first(mask):
@@ -1115,7 +1125,7 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
     >>> check_real(0.0, "lr", 0, None, inclusive=(False, True))
     Traceback (most recent call last):
     ...
-    ValueError: lr must be in (0, inf], got 0.0
+    ValueError: lr must be in (0, inf), got 0.0
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
@@ -1128,9 +1138,11 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
     low_ok = minimum is None or (number >= minimum if inclusive[0] else number > minimum)
     high_ok = maximum is None or (number <= maximum if inclusive[1] else number < maximum)
     if not (low_ok and high_ok):
-        interval = (("[" if inclusive[0] else "(") + ("-inf" if minimum is None else f"{minimum:g}")
+        # an open end at ±inf when ±inf is refused (finite=True)
+        interval = (("[" if inclusive[0] and (minimum is not None or not finite) else "(")
+                    + ("-inf" if minimum is None else f"{minimum:g}")
                     + ", " + ("inf" if maximum is None else f"{maximum:g}")
-                    + ("]" if inclusive[1] else ")"))
+                    + ("]" if inclusive[1] and (maximum is not None or not finite) else ")"))
         raise ValueError(f"{name} must be in {interval}, got {number!r}")
     return number
 
@@ -1244,6 +1256,8 @@ def check_seed(value, name):
     """
     if value is None or isinstance(value, np.random.SeedSequence):
         return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:   # np.array(5): SeedSequence wants 5
+        value = value.item()
     if isinstance(value, (bool, np.bool_, float, str, bytes)):
         raise TypeError(f"{name} must be a non-negative integer, a sequence of them or a "
                         f"numpy.random.SeedSequence, got {_describe(value)}")
