@@ -1040,7 +1040,7 @@ def rbf_infonce_limit(joint, lengthscale):
     >>> bool(np.isclose(rbf_infonce_limit(gaussian_pair(1.0, 1.0, rho), ell), closed))
     True
     """
-    c, cp, (unit, a), spread = _rbf_moments(joint)
+    c, cp, (unit, a), spread, _ = _rbf_moments(joint)
     ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True),
                      finite=False)
     if np.isinf(ell):
@@ -1101,7 +1101,7 @@ def _rbf_mean_term(cp, unit, a, lengthscale):
 
 
 def _rbf_moments(joint):
-    """(C, C', (u, a), tr(C + C' − 2S)) of a pair with dim z = dim z' (the RBF critic's
+    """(C, C', (u, a), tr(C + C' − 2S), diag S) of a pair with dim z = dim z' (the RBF critic's
     inputs): m − m' = 2^a·u with u's largest entry in [½, 1) (a None when m = m'), so that
     means up to ±1.8e308 apart are no obstacle. E‖z − z'‖² = tr(C + C' − 2S) + |m − m'|²;
     the two are kept apart."""
@@ -1119,8 +1119,9 @@ def _rbf_moments(joint):
     else:
         unit, a = diff, None
     # Σᵢ (Cᵢᵢ − Sᵢᵢ) + (C'ᵢᵢ − Sᵢᵢ): no overflow of tr C + tr C' when both are near 1e308
-    spread = anp.sum((anp.diag(c) - anp.diag(s)) + (anp.diag(cp) - anp.diag(s)))
-    return c, cp, (unit, a), spread
+    s_diag = anp.diag(s)
+    spread = anp.sum((anp.diag(c) - s_diag) + (anp.diag(cp) - s_diag))
+    return c, cp, (unit, a), spread, s_diag
 
 
 def _log1p_minus_x_over_x(x):
@@ -1136,7 +1137,7 @@ def _log1p_minus_x_over_x(x):
     tail = np.zeros_like(s)
     for k in range(37, 1, -2):          # Horner in s² for Σ_{k odd ≥ 3} s^k / k, highest first
         tail = (tail + 1.0 / k) * s2
-    series = (-xs * xs / (2.0 + xs) + 2.0 * s * tail) / np.where(small, np.where(xs > 0, xs, 1.0), 1.0)
+    series = (-xs * xs / (2.0 + xs) + 2.0 * s * tail) / np.where(xs > 0, xs, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         direct = (np.log1p(x) - x) / x
     return np.where(small, series, direct)
@@ -1352,13 +1353,14 @@ def optimal_rbf_lengthscale(joint, grid=400):
     >>> optimal_rbf_lengthscale(gaussian_pair(1.0, 1.0, -0.6))
     inf
     """
-    c, cp, (unit, a), spread = _rbf_moments(joint)
-    c, cp, unit, spread = (np.asarray(getval(x), dtype=float) for x in (c, cp, unit, spread))
+    c, cp, (unit, a), spread, s_diag = _rbf_moments(joint)
+    c, cp, unit, spread, s_diag = (np.asarray(getval(x), dtype=float)
+                                   for x in (c, cp, unit, spread, s_diag))
     grid = check_int(grid, "grid", minimum=3)
     # ℓ* scales as the square root of the covariances and of |m − m'|: solve the problem in
     # v = ℓ²/N, N = E‖z − z'‖² = spread + |m − m'|² (> 0 for a non-degenerate pair), so that
     # (λ + ℓ²)² in the slope neither overflows at scale 1e155 nor underflows at 1e-165. N =
-    # 4^t Ñ and the covariances λs·(ŝ, λ̂, ĉ) with λs = 4^h are split by powers of two (exact),
+    # 4^t Ñ and the covariances λs·(σ, λ̂, ĉ) with λs = 4^h are split by powers of two (exact),
     # the objective is divided by κ = λs/N (see _rbf_objective): |m − m'| may be 1e300 times
     # the spread, or 1e308 (where N and ℓ*² overflow) without loss.
     def half(x):                                   # an integer with 4^half(x) > x > 0
@@ -1370,32 +1372,34 @@ def optimal_rbf_lengthscale(joint, grid=400):
     kappa = _scale_pow2(1.0 / n_tilde, 2 * (h - t))
     lam, vec = np.linalg.eigh(_scale_pow2(cp, -2 * h))
     lam = np.maximum(lam, 0.0)
-    s_diag = np.diag(np.asarray(getval(blocks(joint)[4]), dtype=float))
     sigma = float(np.sum(_scale_pow2(s_diag, -2 * h)))   # tr S/λs, each term scaled exactly
     top = float(np.max(np.abs(s_diag)))
     # the sign of tr S, with its largest term scaled to [½, 1) (no overflow, no underflow)
     trace_sign = 0.0 if top == 0 else float(np.sum(np.ldexp(s_diag, -int(np.frexp(top)[1]))))
+    if trace_sign <= 0:
+        # every term of I_∞ but tr S/ℓ² is ≤ 0 (see _rbf_objective): with tr S ≤ 0 the
+        # critic only loses at finite ℓ, and the supremum, 0, is the limit ℓ → ∞
+        return np.inf
+    too_weak = ValueError(
+        f"the correlation is too weak to place the best RBF lengthscale (tr S = "
+        f"{float(np.sum(s_diag)):.3g} against variances up to "
+        f"{float(max(np.max(np.diag(c)), np.max(np.diag(cp)))):.3g}; ℓ*² grows as "
+        "E‖z − z'‖²/tr S, and this search ends at e^312 E‖z − z'‖²)")
+    if sigma == 0:                                 # tr S/λs below 2^-1074
+        raise too_weak
     args = (kappa, sigma, lam,
             np.diag(vec.T @ _scale_pow2(c, -2 * h) @ vec), (vec.T @ mean) ** 2 / n_tilde)
     log_u = np.linspace(-8 * np.log(10), 8 * np.log(10), int(grid))
     values = _rbf_objective(log_u, *args)
     best = int(np.argmax(values))
-    if trace_sign <= 0:
-        # every term of I_∞ but tr S/ℓ² is ≤ 0 (see _rbf_objective): with tr S ≤ 0 the
-        # critic only loses at finite ℓ, and the supremum, 0, is the limit ℓ → ∞
-        return np.inf
-    while sigma > 0 and best == log_u.size - 1 and log_u[-1] < 300:
+    while best == log_u.size - 1 and log_u[-1] < 300:
         # highest at the top (a weak correlation puts ℓ*² near E‖z − z'‖²/ρ): the next 16
-        # decades, from the point below the top, while (v w)² stays finite (v < e^340)
+        # decades, from the point below the top, while v·w ≈ v² stays finite (v < e^354)
         log_u = log_u[-2] + (log_u - log_u[0])
         values = _rbf_objective(log_u, *args)
         best = int(np.argmax(values))
-    if sigma == 0 or best == log_u.size - 1:     # (σ = 0: tr S/λs below 2^-1074)
-        raise ValueError(
-            f"the correlation is too weak to place the best RBF lengthscale (tr S = "
-            f"{float(np.sum(s_diag)):.3g} against variances up to "
-            f"{float(max(np.max(np.diag(c)), np.max(np.diag(cp)))):.3g}; ℓ*² grows as "
-            "E‖z − z'‖²/tr S, and this search ends at e^312 E‖z − z'‖²)")
+    if best == log_u.size - 1:
+        raise too_weak
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
     f_lo, f_hi = _rbf_slope(lo, *args), _rbf_slope(hi, *args)
     side, previous = 0, np.inf
