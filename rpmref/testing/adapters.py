@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 FRAMEWORKS = ("numpy", "torch", "jax")
+#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
+HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
 
 
 class NotScalarError(ValueError):
@@ -264,6 +266,20 @@ def framework_of_annotations(fn):
             if framework in text and installed(framework):
                 return framework
     return None
+
+
+def dtype_name(dtype):
+    """"float16", "bfloat16", "float32", ... of a NumPy dtype or a dtype's name (as
+    :func:`scalar` returns it: a str for bfloat16).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import dtype_name
+    >>> dtype_name(np.dtype("float32")), dtype_name("bfloat16"), dtype_name("torch.float16")
+    ('float32', 'bfloat16', 'float16')
+    """
+    return str(getattr(dtype, "name", None) or dtype).rpartition(".")[2]
 
 
 def scalar(value):

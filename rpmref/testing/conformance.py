@@ -37,8 +37,7 @@ TOLERANCE_FACTOR = 8.0
 #: Parameter names (compared without surrounding underscores, case-insensitively) that
 #: receive the temperature by name.
 TEMPERATURE_NAMES = ("temperature", "tau", "temp", "t", "τ")
-#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
-HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+HALF_PRECISION_EPS = adapters.HALF_PRECISION_EPS
 
 
 @dataclass(frozen=True)
@@ -201,13 +200,8 @@ def _tolerance(case, eps, logits=None):
     return TOLERANCE_FACTOR * eps * (case.batch_size + case.dim + 1) * max(1.0, finite.max())
 
 
-def _dtype_name(dtype):
-    """"float16", "bfloat16", "float32", ... of a NumPy dtype or a dtype's name."""
-    return str(getattr(dtype, "name", None) or dtype).rpartition(".")[2]
-
-
 def _machine_eps(dtype):
-    name = _dtype_name(dtype)
+    name = adapters.dtype_name(dtype)
     return HALF_PRECISION_EPS[name] if name in HALF_PRECISION_EPS else float(np.finfo(dtype).eps)
 
 
@@ -427,8 +421,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         return ConformanceReport(False, "not-scalar", float("nan"), notes=(
             f"on case {err.case.index} (B = {err.case.batch_size}) fn {err}; the InfoNCE "
             "loss is the mean over the anchors, one number",), **common)
-    half = next((_dtype_name(o.dtype) for o in outcomes
-                 if _dtype_name(o.dtype) in HALF_PRECISION_EPS), None)
+    half = next((adapters.dtype_name(o.dtype) for o in outcomes
+                 if adapters.dtype_name(o.dtype) in HALF_PRECISION_EPS), None)
     if half is not None:
         eps = HALF_PRECISION_EPS[half]
     elif eps is None:

@@ -83,8 +83,7 @@ DISCRETE_JOINTS = {
 SIGMAS = 4.0            # claims are tested at the tail of 4 normal standard deviations
 #: The upper tail probability of each one-sided claim, Φ(−4) (two-sided claims: twice it).
 TAIL = 0.5 * math.erfc(SIGMAS / math.sqrt(2))
-#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
-HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+HALF_PRECISION_EPS = adapters.HALF_PRECISION_EPS
 
 
 @functools.lru_cache(maxsize=256)
@@ -529,7 +528,7 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
             outcome = _call(checked, framework, problem, batch, batches, batch_size,
                             (z, z_prime), extra)
             values.append(outcome.value)
-            dtypes.append(_dtype_name(outcome.dtype))
+            dtypes.append(adapters.dtype_name(outcome.dtype))
         results.append(_summarise(problem, np.array(values), dtypes, batch_size, log_n, critic,
                                   infonce, reference_batches))
     failed = any(r.failures for r in results)
@@ -579,11 +578,6 @@ def _call(fn, framework, problem, batch, batches, n, inputs, extra):
                      f"of {batches}, N = {n} ({framework} inputs of shapes "
                      f"{inputs[0].shape} and {inputs[1].shape})")
         raise
-
-
-def _dtype_name(dtype):
-    """"float16", "bfloat16", "float32", ... of a NumPy dtype or a dtype's name."""
-    return str(getattr(dtype, "name", None) or dtype).rpartition(".")[2]
 
 
 def _summarise(problem, values, dtypes, n, log_n, critic, infonce, reference_batches):
