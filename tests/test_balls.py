@@ -487,11 +487,11 @@ def test_motion_helpers_take_arrays_lists_and_numpy_numbers():
 
 def test_save_and_load_video_check_path_and_arrays_by_name(tmp_path):
     frames, positions = make_video(SMALL, seed=0)
-    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike, got NoneType"):
+    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike; got NoneType"):
         save_video(None, frames, positions, SMALL)
     with pytest.raises(ValueError, match=r"path must not be empty"):
         save_video("", frames, positions, SMALL)
-    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike, got int"):
+    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike; got int"):
         load_video(3)
     with pytest.raises(TypeError, match=r"frames must be real, got complex"):  # was a
         save_video(tmp_path / "v.npz", frames + 0j, positions, SMALL)        # ComplexWarning

@@ -26,6 +26,7 @@ import numpy as np
 
 from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
 from rpmref.balls.rundir import create_temp_file, discard_replaced_run
+from rpmref.exact.validation import check_path
 
 FORMAT = "rpmref-checkpoint-v2"
 #: formats ``load_checkpoint`` reads. v1 kept the finished epoch's sums in the epoch
@@ -33,14 +34,6 @@ FORMAT = "rpmref-checkpoint-v2"
 #: first step had already drawn that epoch's pair order, so it continues with another one.
 READABLE_FORMATS = ("rpmref-checkpoint-v1", FORMAT)
 GROUPS = ("params", "bn", "opt")
-
-
-def _check_path(path):
-    """``path`` as a str (TypeError naming it for None, numbers and the like)."""
-    try:
-        return os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}") from None
 
 
 def _real_array(value, name):
@@ -150,7 +143,7 @@ def save_checkpoint(path, params, bn_state, opt_state, perm, meta):
     >>> loaded["params"]["w"], loaded["perm"].tolist(), loaded["meta"]["step"]
     (array([1., 1.]), [1, 0], 3)
     """
-    path = _check_path(path)
+    path = check_path(path, "path")
     perm = np.asarray(perm)
     if perm.dtype.kind not in "iu":  # not cast: 0.5 would become 0
         raise TypeError(f"perm must be integers (the pair order); got dtype {perm.dtype}")
@@ -246,7 +239,7 @@ def load_checkpoint(path):
     ...         print(type(error).__name__)
     CorruptCheckpointError
     """
-    path = _check_path(path)
+    path = check_path(path, "path")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:

@@ -38,7 +38,7 @@ import numpy as np
 from rpmref.balls import figures, parallel, readout, runstore, tracking, trainer, video
 from rpmref.balls.runstore import write_json
 from rpmref.environment import environment
-from rpmref.exact.validation import check_bool, check_choice, check_int, check_real
+from rpmref.exact.validation import check_bool, check_choice, check_int, check_path, check_real
 
 CRITICS = ("rbf", "bilinear", "cosine")
 VIDEO_SEEDS = {"train": 0, "held_out": 1, "validation": 2}
@@ -1574,12 +1574,7 @@ def _check_call_options(balls_config, out_dir, progress, log, overwrite, title):
     """The arguments run_compare and run_sweep share beyond _checked_run_args's."""
     if balls_config is not None and not isinstance(balls_config, video.BallsConfig):
         raise TypeError(f"balls_config must be a BallsConfig; got {type(balls_config).__name__}")
-    if out_dir is not None:
-        try:
-            os.fspath(out_dir)
-        except TypeError:
-            raise TypeError(f"out_dir must be a str, os.PathLike or None; got "
-                            f"{type(out_dir).__name__}") from None
+    check_path(out_dir, "out_dir", allow_none=True)
     check_bool(progress, "progress")
     check_bool(overwrite, "overwrite")
     if not callable(log):

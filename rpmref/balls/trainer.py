@@ -48,7 +48,7 @@ from rpmref.balls.readout import fit_linear_readout, score_readout
 from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
 from rpmref.environment import environment
 from rpmref.exact.validation import (as_real_array, check_bool, check_choice, check_finite,
-                                     check_positive_int, check_real)
+                                     check_path, check_positive_int, check_real)
 
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
@@ -1022,13 +1022,8 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
             raise TypeError(f"{name} must be callable or None; got {type(hook).__name__}")
     if (resume or overwrite) and out_dir is None:
         raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
-    if out_dir is not None:
-        try:
-            out_dir = os.fspath(out_dir)
-        except TypeError:
-            raise TypeError(f"out_dir must be a str, os.PathLike or None; got "
-                            f"{type(out_dir).__name__}") from None
-        out_dir = os.fsdecode(out_dir)  # bytes: the run's own file names are str
+    out_dir = check_path(out_dir, "out_dir", allow_none=True)  # bytes decoded: the run's own
+    # file names are str
     if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
         raise FileNotFoundError(f"cannot resume: no checkpoint at {os.path.join(out_dir, CHECKPOINT)}")
     # the step's own threads share its work; BLAS inside them runs single-threaded

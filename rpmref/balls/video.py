@@ -42,7 +42,8 @@ import numpy as np
 from rpmref.balls.render import render_frames
 from rpmref.balls.rundir import create_temp_file
 from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
-                                     check_finite, check_int, check_real, check_shape)
+                                     check_finite, check_int, check_path, check_real,
+                                     check_shape)
 
 FORMAT = "rpmref-balls-v1"
 
@@ -726,11 +727,7 @@ def _check_video_arrays(frames, positions, config):
 
 def _check_path(path):
     """``path`` as a non-empty str (TypeError naming it for None, numbers and the like)."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-    path = os.fsdecode(path) if isinstance(path, bytes) else path
+    path = check_path(path, "path")
     if not path:
         raise ValueError("path must not be empty")
     return path

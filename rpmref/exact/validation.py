@@ -50,6 +50,7 @@ import inspect
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 from autograd.tracer import getval, isbox
@@ -1147,6 +1148,47 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
     return number
 
 
+def check_path(value, name, allow_none=False):
+    """``value`` as a str file-system path (bytes decoded as the file system encodes names).
+
+    Parameters
+    ----------
+    value : str, bytes or os.PathLike
+        The argument.
+    name : str
+        Its name, for messages.
+    allow_none : bool, default False
+        Accept None (returned as it is).
+
+    Returns
+    -------
+    str or None
+        The path.
+
+    Raises
+    ------
+    TypeError
+        For anything else (a number, None unless ``allow_none``).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_path
+    >>> check_path(b"run", "out_dir")
+    'run'
+    >>> check_path(3, "out_dir", allow_none=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: out_dir must be a str, os.PathLike or None; got int
+    """
+    if value is None and allow_none:
+        return None
+    try:
+        return os.fsdecode(os.fspath(value))
+    except TypeError:
+        kinds = "a str, os.PathLike or None" if allow_none else "a str or os.PathLike"
+        raise TypeError(f"{name} must be {kinds}; got {type(value).__name__}") from None
+
+
 def check_bool(value, name):
     """``value`` if it is True or False (not 0/1, not a string, not a NumPy bool array).
 
@@ -1651,7 +1693,7 @@ __all__ = [
     "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
-    "check_real", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
+    "check_real", "check_path", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
     "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
     "check_permutation",
 ]
