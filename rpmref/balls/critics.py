@@ -16,7 +16,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from rpmref.exact.numerics import logsumexp
-from rpmref.exact.validation import check_int
+from rpmref.exact.validation import check_float_dtype, check_int
 
 CRITICS = ("rbf", "bilinear", "cosine")
 CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),
@@ -238,13 +238,7 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     dim = check_int(dim, "dim", minimum=1)
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a NumPy dtype such as 'float64'; got {dtype!r}") from None
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"dtype must be floating point (log 0.1 and 4·I are not integers); "
-                         f"got {dtype}")
+    dtype = check_float_dtype(dtype, why="log 0.1 and 4·I are not integers")
     if name == "rbf":
         return {"critic_log_lengthscale": np.asarray(np.log(0.1), dtype=dtype)}
     if name == "bilinear":

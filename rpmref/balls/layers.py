@@ -37,7 +37,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
 from rpmref.balls import grid
-from rpmref.exact.validation import check_int, check_real
+from rpmref.exact.validation import check_float_dtype, check_int, check_real
 
 BN_EPS = 1e-5
 _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best of 128 KiB … 4 MiB)
@@ -391,17 +391,6 @@ def _per_channel(v):
 def _check_eps(eps):
     """ε > 0 and finite: ε = 0 divides a constant channel by 0 (NaN); True is not 1."""
     return check_real(eps, "eps", minimum=0, inclusive=(False, True))
-
-
-def _check_dtype(dtype):
-    """A floating-point dtype (an integer one would round the weights and statistics)."""
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a NumPy dtype such as 'float64'; got {dtype!r}") from None
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"dtype must be floating point; got {dtype}")
-    return dtype
 
 
 def _bn_affine(h, gamma, beta, eps, workspace=None):
@@ -859,7 +848,7 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
          (kernel_size, "kernel_size")))
     if k % 2 == 0:
         raise ValueError(f"kernel_size must be odd ('same' padding); got {k}")
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)   # an integer one would round weights and statistics
 
     def uniform(shape, fan_in):
         bound = 1.0 / np.sqrt(fan_in)
@@ -970,7 +959,7 @@ def init_bn_state(hidden_channels=16, n_maps=3, dtype=np.float64):
     """
     hidden_channels = check_int(hidden_channels, "hidden_channels", minimum=1)
     n_maps = check_int(n_maps, "n_maps", minimum=1)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)   # an integer one would round weights and statistics
     return {"bn1_mean": np.zeros(hidden_channels, dtype), "bn1_var": np.ones(hidden_channels, dtype),
             "bn2_mean": np.zeros(n_maps, dtype), "bn2_var": np.ones(n_maps, dtype)}
 

@@ -1189,6 +1189,50 @@ def check_path(value, name, allow_none=False):
         raise TypeError(f"{name} must be {kinds}; got {type(value).__name__}") from None
 
 
+def check_float_dtype(dtype, name="dtype", why=None):
+    """``dtype`` as a floating-point ``numpy.dtype``.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        The argument ('float32', np.float64, ...).
+    name : str, default "dtype"
+        Its name, for messages.
+    why : str, optional
+        Why an integer dtype will not do, added to the message.
+
+    Returns
+    -------
+    numpy.dtype
+        The dtype.
+
+    Raises
+    ------
+    TypeError
+        If it is not a dtype.
+    ValueError
+        If it is not floating point.
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_float_dtype
+    >>> check_float_dtype("float32")
+    dtype('float32')
+    >>> check_float_dtype("int64")
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype must be floating point; got int64
+    """
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a NumPy dtype such as 'float64'; got {dtype!r}") from None
+    if not np.issubdtype(dtype, np.floating):
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be floating point{reason}; got {dtype}")
+    return dtype
+
+
 def check_bool(value, name):
     """``value`` if it is True or False (not 0/1, not a string, not a NumPy bool array).
 
@@ -1693,7 +1737,7 @@ __all__ = [
     "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
-    "check_real", "check_path", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
+    "check_real", "check_path", "check_float_dtype", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
     "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
     "check_permutation",
 ]
