@@ -242,10 +242,22 @@ def test_cli_unwritable_json_is_refused_before_work(tmp_path, capsys):
     assert "--json" in capsys.readouterr().err
 
 
+def test_max_size_is_the_largest_geometry_whose_tables_fit_the_budget():
+    from rpmref.exact.discrete import MAX_TENSOR_ELEMENTS
+    from rpmref.structure.geometry import MAX_SIZE
+    for kind, side in MAX_SIZE.items():
+        states = side * side if kind == "grid" else side
+        bigger = (side + 1) ** 2 if kind == "grid" else side + 1
+        assert states ** 2 <= MAX_TENSOR_ELEMENTS < bigger ** 2
+
+
 @pytest.mark.parametrize("call, error, words", [
     (lambda: geometry("moon", 4), ValueError, "kind"),
     (lambda: geometry("ring", 2), ValueError, "size"),
     (lambda: geometry("line", 4.0), TypeError, "size"),
+    # beyond the tensor budget: a ValueError before NumPy tries to allocate terabytes
+    (lambda: geometry("line", 10 ** 6), ValueError, "size must be <= 5792 for a line"),
+    (lambda: geometry("grid", 77), ValueError, "size must be <= 76 for a grid"),
     (lambda: neighbour_kernel(geometry("line", 4), stay=1.5), ValueError, "stay"),
     (lambda: relabel_encoder(np.eye(3), np.array([0, 0, 1])), ValueError, "perm"),
     (lambda: one_hot(np.array([0, 3]), 3), ValueError, "labels"),

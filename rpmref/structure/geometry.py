@@ -19,15 +19,21 @@ and on the edges of the grid, where there are fewer neighbours). The kernel is
 symmetric, so P(x, x') = P(x) P(x' | x) is symmetric and P(x') is uniform too:
 the two "frames" x, x' are exchangeable, like adjacent frames of a video.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from rpmref.exact.discrete import MAX_TENSOR_ELEMENTS
 from rpmref.exact.validation import check_choice, check_int, check_real
 
 GEOMETRIES = ("line", "ring", "grid")
 #: Smallest size of each geometry (a ring needs 3 states for two distinct neighbours).
 MIN_SIZE = {"line": 2, "ring": 3, "grid": 2}
+#: Largest size of each geometry: its (n, n) distance table, like every (n, n) table the
+#: exact functions build from it, stays within ``MAX_TENSOR_ELEMENTS`` entries.
+MAX_SIZE = {"line": math.isqrt(MAX_TENSOR_ELEMENTS), "ring": math.isqrt(MAX_TENSOR_ELEMENTS),
+            "grid": math.isqrt(math.isqrt(MAX_TENSOR_ELEMENTS))}
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,8 @@ def geometry(kind, size):
     ----------
     kind : {'line', 'ring', 'grid'}
     size : int
-        At least ``MIN_SIZE[kind]`` (2 for a line or grid, 3 for a ring).
+        At least ``MIN_SIZE[kind]`` (2 for a line or grid, 3 for a ring), at most
+        ``MAX_SIZE[kind]`` (5792 states on a line or ring, a 76 × 76 grid).
 
     Returns
     -------
@@ -124,7 +131,9 @@ def geometry(kind, size):
     Raises
     ------
     ValueError
-        ``kind`` not one of ``GEOMETRIES``, or ``size`` below ``MIN_SIZE[kind]``.
+        ``kind`` not one of ``GEOMETRIES``, or ``size`` outside
+        [``MIN_SIZE[kind]``, ``MAX_SIZE[kind]``] (beyond it the (n, n) tables would not fit
+        the ``MAX_TENSOR_ELEMENTS`` budget of ``rpmref.exact.discrete``).
     TypeError
         ``kind`` not a string, or ``size`` not an integer (bool and floats refused).
 
@@ -142,6 +151,11 @@ def geometry(kind, size):
     """
     kind = check_choice(kind, "kind", GEOMETRIES)
     size = check_int(size, "size", minimum=MIN_SIZE[kind])
+    if size > MAX_SIZE[kind]:
+        states = f"{size}² = {size * size:.3g} states" if kind == "grid" else f"{size} states"
+        raise ValueError(
+            f"size must be <= {MAX_SIZE[kind]} for a {kind}, got {size}: {states} make (n, n) "
+            f"tables beyond MAX_TENSOR_ELEMENTS = {MAX_TENSOR_ELEMENTS} (rpmref.exact.discrete)")
     if kind == "grid":
         rows, cols = np.divmod(np.arange(size * size), size)
         coords = np.stack([rows, cols], axis=1).astype(float)            # (side², 2)
