@@ -24,7 +24,8 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval, isbox
 
-from rpmref.exact.measures import kl_divergence_of, mutual_information_of, scalar
+from rpmref.exact.measures import (
+    kl_divergence_of, mutual_information_of, nonnegative_scalar, scalar)
 from rpmref.exact.numerics import (
     array_module, log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
 from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
@@ -48,10 +49,12 @@ Parameters
 elbo : float
     L of Eq. 16 in nats, computed directly (not as the sum of the other fields).
 mutual_information : float
-    I(Z; Z') of the recognition joint, in nats.
+    I(Z; Z') ≥ 0 of the recognition joint, in nats.
 kl : float
-    KL(P(z, z') ‖ P_θ(z, z')), in nats (+inf when the prior misses part of the
-    recognition joint's support).
+    KL(P(z, z') ‖ P_θ(z, z')) ≥ 0, in nats (+inf when the prior misses part of the
+    recognition joint's support). Like :func:`rpmref.kl_divergence` and
+    :func:`rpmref.mutual_information`, a sum that rounding leaves a few ulps below 0
+    is reported as 0.0.
 constant : float
     C = −H(X) − H(X'), in nats.
 
@@ -696,8 +699,8 @@ def elbo_decomposition(p_xx, enc, enc_prime, prior):
     marginals = _marginals(p_zz)
     return ElboDecomposition(
         elbo=scalar(_expected_elbo(p_zz, prior, hidden, constant, marginals)),
-        mutual_information=scalar(mutual_information_of(p_zz, marginals)),
-        kl=float("inf") if hidden else scalar(kl_divergence_of(p_zz, prior)),
+        mutual_information=nonnegative_scalar(mutual_information_of(p_zz, marginals)),
+        kl=float("inf") if hidden else nonnegative_scalar(kl_divergence_of(p_zz, prior)),
         constant=scalar(constant))
 
 

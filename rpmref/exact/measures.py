@@ -38,6 +38,39 @@ def scalar(x):
     return x if isbox(x) else float(x)
 
 
+def nonnegative_scalar(x):
+    """:func:`scalar` for a quantity that is ≥ 0 in exact arithmetic (a KL divergence, a
+    mutual information): a concrete sum that rounding left below 0 is returned as 0.0.
+
+    The sum of signed terms p · log(p/q) can come out a few ulps below 0 where p and q
+    (or a joint and the product of its marginals) agree up to the rounding of tables
+    normalised in float64; the exact value is then 0 to within that rounding, and a
+    negative divergence would only mislead (scikit-learn's ``mutual_info_score`` clips
+    the same way). Traced results are returned as they are, so a gradient is that of
+    the sum; inf and nan pass through.
+
+    Parameters
+    ----------
+    x : float, 0-d array or autograd box
+        A scalar result.
+
+    Returns
+    -------
+    float or autograd box
+        ``max(float(x), 0.0)`` (+0.0 for −0.0), or ``x`` itself when it is traced.
+
+    Examples
+    --------
+    >>> from rpmref.exact.measures import nonnegative_scalar
+    >>> nonnegative_scalar(-4.4e-16), nonnegative_scalar(0.25)
+    (0.0, 0.25)
+    """
+    if isbox(x):
+        return x
+    value = float(x)
+    return 0.0 if value <= 0.0 else value
+
+
 @validate_params(p=Pmf())
 def entropy(p):
     """Shannon entropy H(p) = −Σ p log p of a pmf of any shape, in nats (0 · log 0 = 0).
@@ -92,7 +125,8 @@ def kl_divergence(p, q):
     Returns
     -------
     float
-        KL(p ‖ q) ≥ 0 in nats, or +inf.
+        KL(p ‖ q) ≥ 0 in nats, or +inf. A sum that rounding leaves a few ulps below 0
+        (p = q up to the rounding of their normalisation) is returned as 0.0.
 
     Raises
     ------
@@ -110,7 +144,7 @@ def kl_divergence(p, q):
     >>> kl_divergence([0.5, 0.5], [1.0, 0.0])
     inf
     """
-    return scalar(kl_divergence_of(p, q))
+    return nonnegative_scalar(kl_divergence_of(p, q))
 
 
 @validate_params(p_joint=Pmf(), split=Integer(minimum=1))
@@ -127,7 +161,8 @@ def mutual_information(p_joint, split=1):
     Returns
     -------
     float
-        I(A; B) in nats.
+        I(A; B) ≥ 0 in nats. A sum that rounding leaves a few ulps below 0 (A and B
+        independent up to the rounding of the table) is returned as 0.0.
 
     Raises
     ------
@@ -153,7 +188,7 @@ def mutual_information(p_joint, split=1):
         raise ValueError(
             f"p_joint needs more than split={split} axes to split into (A, B), got shape {shape}")
     rows = int(np.prod(shape[:split]))
-    return scalar(mutual_information_of(anp.reshape(p_joint, (rows, -1))))
+    return nonnegative_scalar(mutual_information_of(anp.reshape(p_joint, (rows, -1))))
 
 
 def entropy_of(p):
@@ -456,4 +491,4 @@ defvjp(_traced_mutual_information, _mi_vjp)
 
 
 __all__ = ["entropy", "kl_divergence", "mutual_information", "entropy_of", "kl_divergence_of",
-           "mutual_information_of", "scalar"]
+           "mutual_information_of", "scalar", "nonnegative_scalar"]
