@@ -283,3 +283,12 @@ def test_a_tiny_negative_entry_is_refused_even_when_the_sum_is_fine(tiny):
     with pytest.raises(ValueError, match="must be non-negative"):
         rpmref.recognition_joint(np.full((2, 2), 0.25),
                                  np.array([[0.5, 0.5 + tiny, -tiny], [0.0, 0.0, 1.0]]), np.eye(2))
+
+
+def test_log_partition_is_the_log_of_the_marginal_weighted_sum():
+    """log Z(z) = log Σ_z' P(z') e^{f(z,z')} with P(z') = (0.5, 0.5) here:
+    log(0.5 e^{1.5} + 0.5 e^{-0.5}) and log(0.5 e^{0.25} + 0.5 e^{1}), against mpmath."""
+    got = rpmref.log_partition(P_ZZ, F)
+    want = reference.mp_log_partition(P_ZZ, F)
+    assert abs(want[0] - math.log(0.5 * math.exp(1.5) + 0.5 * math.exp(-0.5))) < 1e-15
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
