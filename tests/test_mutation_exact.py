@@ -202,6 +202,8 @@ def test_infonce_bound_monte_carlo_is_the_mean_and_standard_error_of_the_batches
     assert abs(got.estimate - mean) < 1e-12
     assert abs(got.stderr - sd / math.sqrt(batches)) < 1e-12
     assert got.stderr > 0.01      # the batches differ: a spread of 0 would pass trivially
+    from rpmref.exact.infonce import batch_values
+    np.testing.assert_allclose(batch_values(counts, F, n), values, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- measures, numerics
