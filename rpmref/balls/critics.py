@@ -16,7 +16,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from rpmref.exact.numerics import logsumexp
-from rpmref.exact.validation import check_float_dtype, check_int
+from rpmref.exact.validation import check_float_dtype, check_generator, check_int
 
 CRITICS = ("rbf", "bilinear", "cosine")
 CRITIC_PARAMS = {"rbf": ("critic_log_lengthscale",), "bilinear": ("critic_W",),
@@ -236,8 +236,7 @@ def init_critic_params(name, dim=6, rng=None, dtype=np.float64):
     """
     get_critic(name)
     dim = check_int(dim, "dim", minimum=1)
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
+    check_generator(rng, "rng", optional=True)
     dtype = check_float_dtype(dtype, why="log 0.1 and 4·I are not integers")
     if name == "rbf":
         return {"critic_log_lengthscale": np.asarray(np.log(0.1), dtype=dtype)}

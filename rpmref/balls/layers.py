@@ -37,7 +37,7 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
 from rpmref.balls import grid
-from rpmref.exact.validation import check_float_dtype, check_int, check_real
+from rpmref.exact.validation import check_float_dtype, check_generator, check_int, check_real
 
 BN_EPS = 1e-5
 _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best of 128 KiB … 4 MiB)
@@ -840,8 +840,7 @@ def init_encoder_params(rng, in_channels=3, hidden_channels=16, n_maps=3, kernel
     >>> bool(np.abs(params["conv1_w"]).max() <= 1 / 3)   # bound 1/√(1·3·3)
     True
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    check_generator(rng, "rng")
     in_channels, hidden_channels, n_maps, k = (
         check_int(v, name, minimum=1) for v, name in
         ((in_channels, "in_channels"), (hidden_channels, "hidden_channels"), (n_maps, "n_maps"),

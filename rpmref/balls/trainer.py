@@ -48,7 +48,7 @@ from rpmref.balls.readout import fit_linear_readout, score_readout
 from rpmref.balls.rundir import CHECKPOINT, METRICS, SUMMARY
 from rpmref.environment import environment
 from rpmref.exact.validation import (as_real_array, check_bool, check_choice, check_finite,
-                                     check_path, check_positive_int, check_real)
+                                     check_generator, check_path, check_positive_int, check_real)
 
 DTYPES = ("float32", "float64")
 # fields that must agree between a checkpoint and the config that resumes it
@@ -339,8 +339,7 @@ def initial_params(config, frames, rng=None):
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     check_frames_for_config(config, frames)  # the frames train would take, no others
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None; got {type(rng).__name__}")
+    check_generator(rng, "rng", optional=True)
     rng = np.random.default_rng(config.seed) if rng is None else rng
     params = init_params(config, rng, frames.shape[1])
     if config.orient_maps:

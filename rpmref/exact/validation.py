@@ -627,9 +627,7 @@ class GeneratorSpec(Spec):
     """
 
     def validate(self, value, name, bound):
-        if not isinstance(value, np.random.Generator):
-            raise TypeError(f"{name} must be a numpy.random.Generator, got {type(value).__name__}")
-        return value
+        return check_generator(value, name)
 
 
 class Seed(Spec):
@@ -1189,6 +1187,45 @@ def check_path(value, name, allow_none=False):
         raise TypeError(f"{name} must be {kinds}; got {type(value).__name__}") from None
 
 
+def check_generator(value, name="rng", optional=False):
+    """``value`` if it is a ``numpy.random.Generator`` (or None, when ``optional``).
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str, default "rng"
+        Its name, for messages.
+    optional : bool, default False
+        Whether None is allowed (and returned as it is).
+
+    Returns
+    -------
+    numpy.random.Generator or None
+
+    Raises
+    ------
+    TypeError
+        For anything else (a seed too: the functions that take one say so).
+
+    Examples
+    --------
+    >>> from rpmref.exact.validation import check_generator
+    >>> check_generator(None, optional=True) is None
+    True
+    >>> check_generator(0, optional=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: rng must be a numpy.random.Generator or None, got int
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, np.random.Generator):
+        allowed = "numpy.random.Generator or None" if optional else "numpy.random.Generator"
+        raise TypeError(f"{name} must be a {allowed}, got {type(value).__name__}")
+    return value
+
+
 def check_float_dtype(dtype, name="dtype", why=None):
     """``dtype`` as a floating-point ``numpy.dtype``.
 
@@ -1737,7 +1774,7 @@ __all__ = [
     "SymmetricMatrix", "Integer", "Real", "Options", "GeneratorSpec", "Seed", "Optional",
     "validate_params", "as_real_array", "as_float_array", "check_finite", "check_nonnegative",
     "check_pmf", "check_conditional", "check_shape", "check_int", "check_positive_int",
-    "check_real", "check_path", "check_float_dtype", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
+    "check_real", "check_path", "check_generator", "check_float_dtype", "check_bool", "check_choice", "check_seed", "as_generator", "make_generator", "check_symmetric",
     "check_positive_definite", "check_rpm_inputs", "check_critic", "check_index_array",
     "check_permutation",
 ]
