@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Mapping
 
@@ -66,6 +67,38 @@ class CorruptCheckpointError(ValueError):
     def __init__(self, path, detail):
         self.path, self.detail = path, detail
         super().__init__(f"checkpoint {path} is corrupt: {detail}")
+
+
+class NewerCheckpointError(ValueError):
+    """A checkpoint written by a newer rpmref, in a format this one cannot read (a ValueError).
+
+    Not corrupt: the newer version resumes it.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint file (kept as ``.path``).
+    found : str
+        Its format tag (kept as ``.found``).
+
+    Examples
+    --------
+    >>> from rpmref.balls.checkpoint import NewerCheckpointError
+    >>> print(NewerCheckpointError("run/checkpoint.npz", "rpmref-checkpoint-v9"))
+    checkpoint run/checkpoint.npz was written by a newer rpmref (format 'rpmref-checkpoint-v9'; this version reads rpmref-checkpoint-v1 and rpmref-checkpoint-v2): resume it with that version
+    """
+
+    def __init__(self, path, found):
+        self.path, self.found = path, found
+        super().__init__(f"checkpoint {path} was written by a newer rpmref (format {found!r}; "
+                         f"this version reads {' and '.join(READABLE_FORMATS)}): resume it "
+                         f"with that version")
+
+
+def _is_newer_format(tag):
+    """Is ``tag`` 'rpmref-checkpoint-vN' with N above this version's FORMAT?"""
+    match = re.fullmatch(r"rpmref-checkpoint-v([0-9]{1,9})", tag) if isinstance(tag, str) else None
+    return match is not None and int(match[1]) > int(FORMAT.rsplit("-v", 1)[1])
 
 
 def fingerprint(frames):
@@ -224,6 +257,8 @@ def load_checkpoint(path):
     CorruptCheckpointError
         For anything that is not an intact rpmref checkpoint (unreadable, foreign
         format, meta not a JSON object, arrays outside the three groups).
+    NewerCheckpointError
+        For a checkpoint of a newer rpmref's format.
 
     Examples
     --------
@@ -254,6 +289,8 @@ def load_checkpoint(path):
         raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
     if not isinstance(meta, dict):
         raise CorruptCheckpointError(path, "meta is not a JSON object")
+    if _is_newer_format(meta.get("format")):
+        raise NewerCheckpointError(path, meta["format"])
     if meta.get("format") not in READABLE_FORMATS:
         raise CorruptCheckpointError(path, f"format {meta.get('format')!r}, expected {FORMAT!r}")
     if "perm" not in data:

@@ -467,11 +467,39 @@ def _missing_directories(path):
 
 
 
+def name_max(directory):
+    """The longest file name (in bytes) the file system of ``directory`` takes (255 if unknown).
+
+    Parameters
+    ----------
+    directory : str
+        An existing directory.
+
+    Returns
+    -------
+    int
+        The limit.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from rpmref.balls.rundir import name_max
+    >>> name_max(tempfile.gettempdir()) >= 14
+    True
+    """
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def create_temp_file(directory, prefix, suffix=".tmp"):
     """Create a new file ``directory/prefix<random>suffix``; returns (fd, path).
 
     Like ``tempfile.mkstemp`` but with the permissions of any new file (0o666
     less the umask) rather than 0o600, since the file is renamed into place.
+    ``prefix`` is cut short where the name would exceed the file system's limit
+    (``name_max``), so that an output of the longest legal name has a temporary file.
 
     Parameters
     ----------
@@ -500,6 +528,9 @@ def create_temp_file(directory, prefix, suffix=".tmp"):
     >>> name.startswith(".ckpt-"), name.endswith(".tmp")
     (True, True)
     """
+    # the prefix (from the output's own name, say) is shortened to keep the name legal
+    room = name_max(directory) - len(os.fsencode(suffix)) - 12
+    prefix = os.fsdecode(os.fsencode(prefix)[:max(room, 0)])
     while True:
         path = os.path.join(directory, f"{prefix}{secrets.token_hex(6)}{suffix}")
         try:

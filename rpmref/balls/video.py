@@ -29,7 +29,6 @@ than one diameter), the direction is redrawn with the noise range doubled —
 Pixel coordinates: x = column, y = row; pixel (i, j) covers [j, j+1) × [i, i+1)
 and the box is [0, size]²; positions are continuous ball centres (x, y).
 """
-import contextlib
 import json
 import math
 import os
@@ -40,7 +39,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rpmref.balls.render import render_frames
-from rpmref.balls.rundir import create_temp_file
+from rpmref.balls.runstore import replacing
 from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
                                      check_finite, check_int, check_path, check_real,
                                      check_shape)
@@ -737,7 +736,9 @@ def save_video(path, frames, positions, config):
     """Write frames, positions and the config (JSON) to a compressed .npz, atomically.
 
     The file appears complete or not at all (a temporary file beside it is
-    renamed), and a failed write leaves an older file at ``path`` in place.
+    renamed), and a failed write leaves an older file at ``path`` in place. A
+    symbolic link is written through and stays a link; a device (/dev/full, a
+    FIFO) is written directly (``runstore.replacing``).
 
     Parameters
     ----------
@@ -794,19 +795,11 @@ def save_video(path, frames, positions, config):
         raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: {path} is a directory")
-    fd, tmp = create_temp_file(directory, f".{os.path.basename(path)}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with replacing(path) as target:  # a symbolic link is written through, not replaced
+        with open(target, "wb") as f:
             np.savez_compressed(f, format=np.array(FORMAT),
                                 config=np.array(json.dumps(asdict(config))),
                                 frames=frames, positions=positions)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 

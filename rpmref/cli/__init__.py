@@ -7,7 +7,8 @@ with ``add_parser(subparsers)`` that registers it and sets ``func``;
 return data and raise exceptions.
 
 Exit codes: 0 success, 1 a check failed or the run failed (an OSError, say),
-2 bad arguments or input, 130 interrupted, 141 a closed output pipe;
+2 bad arguments or input, 130 interrupted, 143 terminated (SIGTERM, handled as
+Ctrl-C), 141 a closed output pipe;
 ``common.run_command`` turns the
 library's exceptions into one-line errors with these codes.
 """

@@ -2,14 +2,20 @@
 output checks made before any work, and the one place errors become exit codes.
 
 Exit codes: 0 success, 1 a check failed or the run failed (e.g. an OSError
-while writing), 2 bad arguments or input, 130 interrupted, 141 the reader of the
-output went away (``rpmref verify | head``: a closed pipe, as for shell tools).
+while writing), 2 bad arguments or input, 130 interrupted, 143 terminated (SIGTERM,
+handled as Ctrl-C), 141 the reader of the output went away (``rpmref verify |
+head``: a closed pipe, as for shell tools).
 """
 import argparse
+import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
+
+from rpmref.balls.rundir import name_max
 
 #: The most working memory a command may plan for. Size limits of the options
 #: (``--max-states``, ``--batch-size``, ``--dim``) are derived from it, so that
@@ -53,7 +59,21 @@ def run_command(func, args, prog):
     """``func(args)`` as an exit code; every error the user can cause becomes one line
     ``PROG: error: ...`` on stderr: UsageError, ValueError and TypeError (bad
     arguments or input) exit 2, RunFailed, OSError and MemoryError (the run failed)
-    exit 1, Ctrl-C exits 130, a closed output pipe 141 (quietly)."""
+    exit 1, Ctrl-C exits 130, a closed output pipe 141 (quietly). SIGTERM (``kill``,
+    ``timeout``, a batch scheduler) is handled as Ctrl-C — a training run writes its
+    checkpoint — and exits 143."""
+    terminated = []
+    try:
+        with sigterm_as_interrupt() as terminated:
+            code = _run(func, args, prog)
+    except KeyboardInterrupt:  # SIGTERM just after the command ended
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    return 128 + signal.SIGTERM if terminated and code == 130 else code
+
+
+def _run(func, args, prog):
+    """``func(args)`` as an exit code, the errors as in ``run_command``."""
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
@@ -72,6 +92,30 @@ def run_command(func, args, prog):
         return fail(prog, f"{where}{error.strerror or error}", 1)
     except MemoryError:
         return fail(prog, "out of memory (try smaller sizes)", 1)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, the first SIGTERM raises KeyboardInterrupt, so that a command
+    stops as on Ctrl-C (a training run writes a checkpoint, a comparison keeps its finished
+    runs); later ones are ignored, so that they cannot cut that clean-up short (``timeout``
+    signals the process and then its group, which includes it). Yields a list that holds
+    the signal once it came. Outside the main thread nothing changes."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def interrupt(signum, frame):
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(prog, message, code):
@@ -114,6 +158,7 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         what = (f"{folder} is a file, not a directory" if os.path.exists(folder)
                 else f"directory {folder} does not exist")
         raise UsageError(f"{flag} {path}: {what}")
+    _check_name_length(folder, name, flag, path)
     _try_writing_in(folder, flag, path)
     return path
 
@@ -148,6 +193,15 @@ def matplotlib_suffixes():
     common = (".png", ".pdf", ".svg")  # named first in messages
     others = sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes())
     return tuple(s for s in common if s in others) + tuple(s for s in others if s not in common)
+
+
+def _check_name_length(folder, name, flag, path):
+    """UsageError naming ``flag`` if ``name`` is longer than the file system of ``folder``
+    allows (found before the work, not when the result is written)."""
+    size, limit = len(os.fsencode(name)), name_max(folder)
+    if size > limit:
+        raise UsageError(f"{flag} {path}: the file name is {size} bytes long; the file "
+                         f"system allows at most {limit}")
 
 
 def _try_writing_in(folder, flag, path):

@@ -19,6 +19,10 @@ from rpmref.cli.common import (
     RunFailed, UsageError, check_output_dir, nonnegative_int, positive_float, positive_int)
 
 DEFAULT_OUT, QUICK_OUT = "compare_out", "compare_quick_out"
+#: the most --seeds: every seed trains every critic, and each finished run rewrites the
+#: store of finished runs, so far more is never meant (a huge count was planned in memory
+#: for minutes, or raised OverflowError, before the first run)
+MAX_SEEDS = 1000
 QUICK_TITLE = "Quick settings (a smoke test, not a result)"
 
 
@@ -31,8 +35,8 @@ def add_parser(subparsers):
         "video, against the untrained encoder; write results.json, results.md, fig1.png. "
         "Finished runs are kept in --out as they finish (results.partial.json, .npz): "
         "rerunning the same command after an interruption trains only the missing runs.")
-    p.add_argument("--seeds", type=positive_int, default=3,
-                   help="number of training seeds (0, 1, ...; default 3)")
+    p.add_argument("--seeds", type=_seed_count, default=3,
+                   help=f"number of training seeds (0, 1, ...; default 3, at most {MAX_SEEDS})")
     p.add_argument("--critics", type=_critic_list, default=list(CRITICS),
                    help="comma-separated critics, each once (default rbf,bilinear,cosine)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
@@ -295,6 +299,16 @@ def _refuse_repeats(values, text):
         raise argparse.ArgumentTypeError(
             f"each value may appear once (a repeat would train the same runs twice); "
             f"{', '.join(repeated)} repeated in {text!r}")
+
+
+def _seed_count(text):
+    """argparse type of --seeds: an integer from 1 to MAX_SEEDS."""
+    value = positive_int(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer of at most {MAX_SEEDS} (every seed trains every "
+            f"critic), got {text}")
+    return value
 
 
 def _jobs(text):

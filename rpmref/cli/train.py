@@ -8,7 +8,7 @@ writer (exit 1 at once) and refused if it already holds a run, unless
 files until the new run writes its first checkpoint, so a refused or
 interrupted overwrite leaves the old run as it was. A failure while training (a
 divergent step, a full disk) is one line with exit 1; Ctrl-C writes a
-checkpoint and exits 130.
+checkpoint and exits 130 (SIGTERM: the same, exit 143).
 """
 import argparse
 import math

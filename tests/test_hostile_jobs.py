@@ -1,0 +1,240 @@
+"""Long jobs and their outputs under hostile conditions not covered elsewhere: SIGTERM
+(what ``kill``, ``timeout`` and batch schedulers send) during training and a
+comparison, output names at the file system's length limit, videos written through
+symbolic links and into full devices, checkpoints of a newer format, and absurd
+``--seeds``.
+
+The training runs use the tiny video and the reference run of test_train_resume.
+"""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rpmref.balls import checkpoint as ckpt
+from rpmref.balls import runstore
+from rpmref.balls import trainer as T
+from rpmref.balls.rundir import name_max
+from rpmref.cli import main
+from rpmref.cli import compare as cli_compare
+from rpmref.cli import make as cli_make
+from test_train_resume import (  # noqa: F401 (fixtures)
+    ROOT, _temp_files, assert_same_run, reference, train_args, videos)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+
+# A child that runs ``rpmref ARGS`` and sends itself SIGTERM at a chosen point; started
+# in its own session, so that it may signal its whole process group as ``timeout`` does.
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from rpmref.balls import runstore, trainer
+    from rpmref.cli import main
+
+    point, n = (sys.argv[1], int(sys.argv[2])) if __name__ == "__main__" else ("", 0)
+    count = [0]
+
+    def term():
+        os.killpg(os.getpgid(0), signal.SIGTERM)   # this process and its workers
+
+    if point.startswith("step"):        # in the middle of step n
+        real_step = trainer.train_step
+        def train_step(*args):
+            count[0] += 1
+            result = real_step(*args)
+            if count[0] == n:
+                term()
+            return result
+        trainer.train_step = train_step
+    if point == "step-then-write":      # and again while the checkpoint is written
+        real_replace = os.replace
+        def replace(src, dst):
+            if count[0] >= n and os.path.basename(dst) == "checkpoint.npz":
+                term()
+            real_replace(src, dst)
+        os.replace = replace
+    if point == "checkpoint":           # the n-th checkpoint written, not yet renamed
+        real_replace = os.replace
+        def replace(src, dst):
+            if os.path.basename(dst) == "checkpoint.npz":
+                count[0] += 1
+                if count[0] == n:
+                    term()
+            real_replace(src, dst)
+        os.replace = replace
+    if point == "saved":                # after the n-th finished run is stored
+        real_save = runstore.save
+        def save(*args):
+            real_save(*args)
+            count[0] += 1
+            if count[0] == n:
+                term()
+        runstore.save = save
+    if __name__ == "__main__":          # not in the comparison's spawned workers
+        sys.exit(main(sys.argv[3:]))
+""")
+
+
+def run_child(tmp_path, point, n, argv):
+    child = tmp_path / "child.py"
+    child.write_text(CHILD.format(root=ROOT))
+    return subprocess.run([sys.executable, str(child), point, str(n)] + argv,
+                          capture_output=True, text=True, timeout=300, start_new_session=True)
+
+
+# ---------------------------------------------------------------- SIGTERM
+
+
+@pytest.mark.parametrize("point, n, step", [
+    ("step", 5, 4),              # mid-epoch: the completed steps are checkpointed
+    ("checkpoint", 2, 6),        # during the end-of-epoch checkpoint write
+    ("step-then-write", 8, 7),   # a second SIGTERM while the checkpoint is written
+])
+def test_sigterm_checkpoints_like_ctrl_c_and_resumes_to_the_same_run(
+        videos, reference, tmp_path, point, n, step):
+    """SIGTERM used to end training at once, silently (killed by the signal): the steps
+    since the last epoch were lost and no line said what was kept. Now it is handled as
+    Ctrl-C: the last completed step is checkpointed, one line, exit 143, and --resume
+    gives the uninterrupted run to the bit."""
+    out = tmp_path / "run"
+    proc = run_child(tmp_path, point, n, train_args(videos, out))
+    assert proc.returncode == SIGTERM_EXIT, proc.stderr
+    assert proc.stderr == (f"rpmref balls train: interrupted: checkpoint {out / T.CHECKPOINT} "
+                           f"holds step {step}; continue with --resume\n")
+    assert ckpt.load_checkpoint(out / T.CHECKPOINT)["meta"]["step"] == step
+    assert _temp_files(out) == []
+    assert main(train_args(videos, out, "--resume")) == 0
+    assert_same_run(out, reference)
+
+
+def test_sigterm_to_a_comparison_and_its_workers_keeps_the_finished_runs(tmp_path, capsys):
+    """``timeout`` signals the comparison and its worker processes: the finished runs are
+    kept, one line says so (no traceback, no leaked-semaphore warnings), exit 143; the
+    rerun trains only the rest."""
+    out = tmp_path / "out"
+    argv = ["balls", "compare", "--quick", "--seeds", "1", "--critics", "rbf,cosine",
+            "--no-progress", "--out", str(out)]
+    proc = run_child(tmp_path, "saved", 1, argv + ["--jobs", "2"])
+    assert proc.returncode == SIGTERM_EXIT, proc.stderr
+    kept = len(runstore.load(str(out), "results"))
+    assert kept >= 1
+    assert proc.stderr == (
+        f"rpmref balls compare: interrupted; {kept} finished run{'s are' if kept > 1 else ' is'} "
+        f"kept in {out / 'results.partial.json'}: run the same command again to train only "
+        f"the rest\n")
+    assert main(argv + ["--jobs", "1"]) == 0
+    assert f"{kept} finished earlier" in capsys.readouterr().out
+
+
+def test_sigterm_handler_is_restored_after_a_command(tmp_path):
+    """The command line's SIGTERM handling lasts only while a command runs."""
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["proofs", "--list"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ---------------------------------------------------------------- output names
+
+
+def _forbid_simulation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the video was simulated before its output was checked")
+    monkeypatch.setattr(cli_make, "simulate", refuse)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--preview", "--gif"])
+def test_a_name_longer_than_the_file_system_allows_is_refused_before_any_work(
+        tmp_path, capsys, monkeypatch, flag):
+    """It used to pass the checks, and the write failed (exit 1) after the work."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    _forbid_simulation(monkeypatch)
+    suffix = {"--out": ".npz", "--preview": ".png", "--gif": ".gif"}[flag]
+    name = "ü" * (name_max(str(tmp_path)) // 2) + suffix  # over the limit in bytes
+    paths = {"--out": str(tmp_path / "v.npz"), flag: str(tmp_path / name)}
+    argv = ["balls", "make", "--frames", "4", "--size", "12", "--diameter", "3"]
+    assert main(argv + [x for item in paths.items() for x in item]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rpmref balls make: error: {flag} ") and err.count("\n") == 1
+    assert f"the file name is {len(os.fsencode(name))} bytes long" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_name_of_the_longest_legal_length_is_written(tmp_path, capsys):
+    """Its temporary file's name (".NAME-<random>.tmp") used to be too long: exit 1 after
+    the work. The temporary name is shortened instead."""
+    name = "x" * (name_max(str(tmp_path)) - 4) + ".npz"
+    path = tmp_path / name
+    assert main(["balls", "make", "--frames", "4", "--size", "12", "--diameter", "3",
+                 "--out", str(path)]) == 0, capsys.readouterr().err
+    assert os.listdir(tmp_path) == [name]
+    assert ckpt.fingerprint(np.load(path)["frames"])  # a complete video
+
+
+def test_a_video_is_written_through_a_symbolic_link(tmp_path, capsys):
+    """save_video replaced the link with a file; now it writes the file the link names,
+    as every other output does."""
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "video.npz"
+    link.symlink_to(tmp_path / "data" / "real.npz")
+    assert main(["balls", "make", "--frames", "4", "--size", "12", "--diameter", "3",
+                 "--out", str(link)]) == 0
+    assert link.is_symlink() and (tmp_path / "data" / "real.npz").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["data", "video.npz"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_video_into_a_full_device_is_one_line_and_keeps_the_link(tmp_path, capsys):
+    """A link to /dev/full was replaced by a regular file and the run 'succeeded'."""
+    link = tmp_path / "video.npz"
+    link.symlink_to("/dev/full")
+    assert main(["balls", "make", "--frames", "4", "--size", "12", "--diameter", "3",
+                 "--out", str(link)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err
+    assert link.is_symlink() and os.listdir(tmp_path) == ["video.npz"]
+
+
+# ---------------------------------------------------------------- checkpoints and arguments
+
+
+def test_a_checkpoint_of_a_newer_format_is_not_called_corrupt(videos, tmp_path, capsys):
+    """It was 'corrupt ... start again with --overwrite', advice that throws away a newer
+    version's run; now the message says which version to resume it with."""
+    out = tmp_path / "run"
+    assert main(train_args(videos, out, "--steps", "2")) == 0
+    path = out / T.CHECKPOINT
+    with np.load(path) as z:
+        data = dict(z)
+    meta = str(data["meta"]).replace(ckpt.FORMAT, "rpmref-checkpoint-v99")
+    np.savez(path, **dict(data, meta=np.array(meta)))
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(train_args(videos, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err == (f"rpmref balls train: error: checkpoint {path} was written by a newer "
+                   f"rpmref (format 'rpmref-checkpoint-v99'; this version reads "
+                   f"rpmref-checkpoint-v1 and rpmref-checkpoint-v2): resume it with that "
+                   f"version\n")
+    assert path.read_bytes() == before
+    with pytest.raises(ckpt.NewerCheckpointError):
+        ckpt.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("seeds", ["1001", str(2 ** 70)])
+def test_compare_refuses_more_seeds_than_it_can_mean(seeds, tmp_path, capsys, monkeypatch):
+    """2**70 seeds raised OverflowError with a traceback; 10**8 planned runs in memory for
+    minutes (8 GB) before the first one trained."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the comparison started")
+    monkeypatch.setattr(cli_compare, "_run_planned", refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["balls", "compare", "--seeds", seeds, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seeds: expected a positive integer of at most 1000" in err
+    assert err.count("\n") == 1
