@@ -72,6 +72,19 @@ def test_bad_numbers_are_argparse_errors_naming_the_flag(videos, tmp_path, capsy
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--video-seed", "3"], "--video-seed seeds a generated video; it has no effect with --video"),
+    (["--heldout-seed", "0"],
+     "--heldout-seed seeds a generated video; it has no effect with --heldout-video"),
+])
+def test_a_seed_for_a_video_read_from_a_file_is_refused_not_ignored(videos, tmp_path, capsys,
+                                                                     extra, message):
+    out = tmp_path / "run"
+    err = _one_line_error(capsys, 2, lambda: main(args(videos, out, *extra)))
+    assert message in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("held,message", [
     ("size16", "held-out video's frames are (3, 16, 16)"),
     ("two", "held-out video has 2 balls, the training video 3"),

@@ -62,12 +62,13 @@ def add_parser(subparsers):
                    "training)")
     p.add_argument("--video", help="training video (.npz from 'rpmref balls make'); "
                    "default: generated with --video-seed")
-    p.add_argument("--video-seed", type=nonnegative_int, default=0,
-                   help="seed of the generated training video (without --video)")
+    p.add_argument("--video-seed", type=nonnegative_int, default=None,
+                   help="seed of the generated training video (default 0; not with --video)")
     p.add_argument("--heldout-video", help="held-out video for the readout; default: "
                    "generated with the training video's config and --heldout-seed")
-    p.add_argument("--heldout-seed", type=nonnegative_int, default=1,
-                   help="seed of the held-out video")
+    p.add_argument("--heldout-seed", type=nonnegative_int, default=None,
+                   help="seed of the generated held-out video (default 1; not with "
+                   "--heldout-video)")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over all pairs")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="stop after exactly this many updates (overrides --epochs)")
@@ -138,6 +139,19 @@ def _load(flag, path):
         raise UsageError(f"{flag} {path!r}: no such file") from None
     except (ValueError, TypeError) as e:
         raise UsageError(f"{flag}: {e}") from None
+
+
+def _resolve_video_seeds(args):
+    """Fill in the default seeds of generated videos; a seed for a video that is loaded
+    from a file would be ignored, so it is a UsageError."""
+    for seed_flag, seed, video_flag, video, default in (
+            ("--video-seed", "video_seed", "--video", args.video, 0),
+            ("--heldout-seed", "heldout_seed", "--heldout-video", args.heldout_video, 1)):
+        if video is not None and getattr(args, seed) is not None:
+            raise UsageError(f"{seed_flag} seeds a generated video; it has no effect with "
+                             f"{video_flag} {video}")
+        if getattr(args, seed) is None:
+            setattr(args, seed, default)
 
 
 def _load_videos(args):
@@ -269,6 +283,7 @@ def _train_command(args):
     for flag, path in (("--video", args.video), ("--heldout-video", args.heldout_video)):
         if path is not None:
             check_input_file(path, flag)
+    _resolve_video_seeds(args)
     videos = _load_videos(args)
     _check_videos(args, config, *videos)
     # only now the output directory: nothing in it is touched before the inputs are known good
