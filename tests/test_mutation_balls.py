@@ -25,29 +25,11 @@ from rpmref.testing import cases as testing_cases
 from rpmref.testing import check_infonce
 from rpmref.testing import diagnoses
 from rpmref.testing.reference import infonce_loss as exact_infonce_loss
+from tests.test_layers import naive_conv
 
 
 # --------------------------------------------------------------------------- scalar loops
-def _loop_conv(x, w, b):
-    """out[o, n, i, j] = b[o] + Σ_{c, di, dj} w[o, c, di, dj] · x[c, n, i + di − p, j + dj − p]
-    (zero outside the image), one scalar product at a time."""
-    c_in, n, h, wd = x.shape
-    c_out, _, k, _ = w.shape
-    p = k // 2
-    out = np.empty((c_out, n, h, wd))
-    for o in range(c_out):
-        for m in range(n):
-            for i in range(h):
-                for j in range(wd):
-                    s = b[o]
-                    for c in range(c_in):
-                        for di in range(k):
-                            for dj in range(k):
-                                ii, jj = i + di - p, j + dj - p
-                                if 0 <= ii < h and 0 <= jj < wd:
-                                    s += w[o, c, di, dj] * x[c, m, ii, jj]
-                    out[o, m, i, j] = s
-    return out
+_loop_conv = naive_conv   # out[o,n,i,j] = b[o] + Σ w[o,c,di,dj] x[c,n,i+di−p,j+dj−p], scalar loops
 
 
 def _loop_conv_vjp(x, w, g):
