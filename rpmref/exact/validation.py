@@ -1474,7 +1474,7 @@ def make_generator(rng, seed, rng_name="rng", seed_name="seed"):
     if rng is not None:
         if seed is not None:
             raise ValueError(f"pass {rng_name} or {seed_name}, not both")
-        return GeneratorSpec().validate(rng, rng_name, {})
+        return check_generator(rng, rng_name)
     return np.random.default_rng(check_seed(seed, seed_name))
 
 
