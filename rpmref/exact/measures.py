@@ -307,17 +307,14 @@ def _log1p(x, out, tmp):
 def _log_ratio_block(p, q, out, rel, tmp):
     """log(p/q) for 1-D blocks with p, q in [2^-1022, 1]; ``out``, ``rel`` and ``tmp`` are
     scratch space of the same size (the result is ``out``). Call it with divide and
-    invalid floating-point errors ignored.
+    invalid floating-point errors ignored (one entry may pass through log(0)).
 
-    Where p ≥ q/2, log1p((p − q)/q): p − q is exact there (Sterbenz), so terms near
-    p = q keep their relative precision. Where p < q/2, log(p/q): (p − q)/q is not exact
-    there, and |log(p/q)| > 0.69 makes the one rounding of p/q harmless. p/q lies in
-    [2^-1022, 2^1022], so nothing overflows. By the spread of rel = (p − q)/q: np.log1p
-    where every |rel| ≤ ``_SMALL_REL`` (glibc's fast range); ``_log1p`` where every
-    rel ≥ −1/2; otherwise, branch-free, log(u) of u = fl(p/q) everywhere, corrected by
-    the rounding of u, ((u − 1) − rel)/u, where −1/2 ≤ rel ≤ 1 (the identity behind
-    ``_log1p`` with u = p/q; u − 1 is exact there). Outside that range the correction
-    is left out: below, rel is not accurate enough to give it; above, log(u) needs none.
+    log1p((p − q)/q) where p ≥ q/2 (p − q is exact there, Sterbenz), so that terms near
+    p = q keep their relative precision; log(p/q) where p < q/2 (there (p − q)/q is not
+    exact, and |log(p/q)| > 0.69). p/q lies in [2^-1022, 2^1022], so nothing overflows
+    or loses precision. log1p is np.log1p where every |rel| ≤ ``_SMALL_REL`` (glibc's
+    fast range), ``_log1p`` elsewhere. With few entries below q/2 the log1p rule runs
+    on the whole block and log(p/q) on those only; with many, the other way round.
     """
     np.subtract(p, q, out=rel)
     rel /= q
@@ -326,15 +323,16 @@ def _log_ratio_block(p, q, out, rel, tmp):
         return np.log1p(rel, out=out)
     if low >= -0.5:                                 # every term near q: no log(p/q)
         return _log1p(rel, out, tmp)
-    np.divide(p, q, out=out)                        # u
-    np.subtract(out, 1.0, out=tmp)
-    tmp -= rel
-    tmp /= out                                      # the correction ((u − 1) − rel)/u
-    rel -= 0.25
-    np.abs(rel, out=rel)
-    np.putmask(tmp, rel > 0.75, 0.0)                # rel outside [−1/2, 1]: no correction
-    np.log(out, out=out)
-    out -= tmp
+    down = np.flatnonzero(rel < -0.5)
+    if 2 * down.size > rel.size:                    # mostly far below q
+        np.divide(p, q, out=out)
+        np.log(out, out=out)
+        up = np.flatnonzero(rel >= -0.5)
+        x = rel[up]                                 # a copy: rel and tmp are free as scratch
+        out[up] = _log1p(x, rel[:up.size], tmp[:up.size])
+        return out
+    _log1p(rel, out, tmp)  # u = 0 (−inf, nan) where p − q rounds to −q: overwritten below
+    out[down] = np.log(p[down] / q[down])
     return out
 
 
