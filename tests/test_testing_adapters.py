@@ -8,6 +8,7 @@ result reported as it is (not as an error of a framework it was never meant for)
 import subprocess
 import sys
 import textwrap
+import typing
 
 import numpy as np
 import pytest
@@ -112,8 +113,26 @@ def test_per_anchor_losses_in_torch_are_diagnosed_not_scalar(torch):
     assert report.framework == "torch" and report.diagnosis == "not-scalar"
 
 
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+def test_a_loss_returning_a_pair_is_diagnosed_not_scalar_in_every_framework(request,
+                                                                            framework):
+    """(loss, logits) is a loss with something extra, in NumPy as in torch: the report says
+    so (not an exception in one framework and a report in the other)."""
+    if framework == "torch":
+        torch = request.getfixturevalue("torch")
+
+        def pair(scores):
+            return cross_entropy(torch, scores), scores
+    else:
+        def pair(scores):
+            return infonce_loss(scores), 0.5
+    report = check_infonce(pair, trials=5)
+    assert report.framework == framework and report.diagnosis == "not-scalar"
+    assert "returned a tuple of 2 items" in report.notes[0]
+    assert "return the loss alone" in report.notes[0]
+
+
 @pytest.mark.parametrize("returned,shown", [
-    (lambda torch, loss: (loss, loss * 0), "returned a tuple ("),
     (lambda torch, loss: {"loss": loss}, "returned a dict ({'loss': tensor("),
     (lambda torch, loss: loss.to(torch.complex128), "returned a Tensor (tensor("),
     # a bool was taken as the loss 1.0 (check_mi_estimator already refused it)
@@ -125,6 +144,77 @@ def test_a_torch_loss_returning_no_number_says_what_it_returned(torch, returned,
     with pytest.raises(adapters.NotANumberError) as failure:
         check_infonce(loss, trials=5)
     assert str(failure.value).startswith(shown) and str(failure.value).endswith("not a number")
+
+
+def _jaxtyping_like(array_type):
+    """An annotation as jaxtyping makes them (Float[T, "b b"]): a class from the module
+    ``jaxtyping`` whose ``array_type`` is T."""
+    return type("Float[T, 'b b']", (), {"__module__": "jaxtyping", "array_type": array_type})
+
+
+def test_jaxtyping_annotations_name_their_array_type_not_jax(case, monkeypatch):
+    """jaxtyping's module name contains "jax", but Float[np.ndarray, ...] is NumPy and
+    Float[torch.Tensor, ...] is torch (their reprs show "Tensor", not "torch")."""
+    monkeypatch.setattr(adapters, "installed", lambda framework: True)
+
+    def numpy_loss(scores: _jaxtyping_like(np.ndarray)):
+        return infonce_loss(scores)
+
+    def numpy_loss_string(scores: 'jaxtyping.Float[np.ndarray, "b b"]'):
+        return infonce_loss(scores)
+    for loss in (numpy_loss, numpy_loss_string):
+        assert adapters.framework_of_annotations(loss) is None
+        assert adapters.detect(loss, case.inputs) == ("numpy", "it accepts NumPy arrays")
+    fake_torch = type("Tensor", (), {"__module__": "torch"})
+    fake_jax = type("Array", (), {"__module__": "jax"})
+
+    def torch_loss(scores: _jaxtyping_like(fake_torch)):
+        pass
+
+    def optional_jax_loss(scores: typing.Optional[fake_jax]):
+        pass
+
+    def annotated(scores: typing.Annotated[np.ndarray, "torch"]):
+        pass
+    assert adapters.framework_of_annotations(torch_loss) == "torch"
+    assert adapters.framework_of_annotations(optional_jax_loss) == "jax"
+    assert adapters.framework_of_annotations(annotated) is None    # metadata is no type
+
+
+def test_a_jaxtyping_annotated_torch_loss_is_checked_in_torch(torch):
+    def loss(scores: _jaxtyping_like(torch.Tensor)):
+        return cross_entropy(torch, scores)
+    report = check_infonce(loss, trials=5)
+    assert report.passed and report.framework == "torch"
+    assert report.framework_reason == "its parameter annotations"
+
+
+@pytest.mark.parametrize("name, eps", [("float8_e4m3fn", 2.0 ** -3), ("float8_e5m2", 2.0 ** -2)])
+def test_a_float8_torch_result_is_diagnosed_half_precision(torch, name, eps):
+    """float8 is below single precision as float16 is: its value comes back exactly and
+    the check says half-precision (not a crash looking up numpy.finfo of its dtype)."""
+    eight = getattr(torch, name)
+    assert adapters.scalar(torch.tensor(1.5, dtype=eight)) == (1.5, name)
+
+    def loss(scores):
+        return cross_entropy(torch, scores).to(eight)
+    report = check_infonce(loss, trials=5)
+    assert report.diagnosis == "half-precision" and report.eps == eps
+
+
+def test_jax_half_and_quarter_precision_results_come_back_with_their_dtype():
+    """jax's bfloat16 and float8 arrays are ml_dtypes arrays (NumPy dtype kind "V"): a
+    number, not "not a number"."""
+    jnp = pytest.importorskip("jax.numpy")
+    for name in ("bfloat16", "float8_e4m3fn"):
+        assert adapters.scalar(jnp.asarray(1.5, dtype=getattr(jnp, name))) == (1.5, name)
+
+    def loss(scores):
+        rows = scores - jnp.max(scores, axis=1, keepdims=True)
+        log_softmax = rows - jnp.log(jnp.sum(jnp.exp(rows), axis=1, keepdims=True))
+        return (-jnp.mean(jnp.diag(log_softmax))).astype(jnp.bfloat16)
+    report = check_infonce(loss, trials=5, framework="jax")
+    assert report.diagnosis == "half-precision" and report.eps == 2.0 ** -7
 
 
 def test_an_annotation_naming_a_missing_framework_is_ignored(case, monkeypatch):

@@ -13,21 +13,28 @@ gradient with respect to every input array:
 * numpy: autograd, for functions written with ``autograd.numpy``; a plain NumPy
   function simply has no gradient to check.
 
-Half-precision results (float16, bfloat16) are brought back exactly, as float64 numbers,
+Results below single precision (float16, bfloat16, the float8 types; torch tensors
+or jax arrays) are brought back exactly, as float64 numbers,
 with the dtype they were computed in.
 """
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
+import typing
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 
 FRAMEWORKS = ("numpy", "torch", "jax")
-#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16).
-HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+#: Machine epsilons of the floating dtypes below single precision (NumPy has no bfloat16
+#: and no float8): 2^-m for m explicit mantissa bits.
+HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7,
+                      "float8_e4m3fn": 2.0 ** -3, "float8_e4m3fnuz": 2.0 ** -3,
+                      "float8_e5m2": 2.0 ** -2, "float8_e5m2fnuz": 2.0 ** -2,
+                      "float8_e8m0fnu": 1.0}
 
 
 class NotScalarError(ValueError):
@@ -46,8 +53,8 @@ class NotScalarError(ValueError):
     ('returned an array of shape (3,), not a scalar', (3,))
     """
 
-    def __init__(self, shape):
-        super().__init__(f"returned an array of shape {tuple(shape)}, not a scalar")
+    def __init__(self, shape, message=None):
+        super().__init__(message or f"returned an array of shape {tuple(shape)}, not a scalar")
         self.shape = tuple(shape)
 
 
@@ -69,7 +76,9 @@ class NotANumberError(TypeError):
     def __init__(self, value):
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        super().__init__(f"returned a {type(value).__name__} ({shown}), not a number")
+        kind = type(value).__name__
+        super().__init__(f"returned {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} "
+                         f"({shown}), not a number")
 
 
 class FunctionFailed(TypeError):
@@ -254,18 +263,59 @@ def framework_of_value(value):
 
 def framework_of_annotations(fn):
     """"torch" or "jax" if ``fn``'s parameter annotations name one of their types and that
-    framework is installed, else None (an annotation cannot make an absent framework work)."""
+    framework is installed, else None (an annotation cannot make an absent framework work).
+
+    An annotation names a framework when it is one of its types (by the module it comes
+    from: ``torch``, ``jax`` or ``jaxlib``), a typing construct over one (``Optional``,
+    ``Union``, ``list[...]``, the first argument of ``Annotated``), jaxtyping's
+    ``Float[T, "..."]`` of such a type T (jaxtyping itself names no framework:
+    ``Float[np.ndarray, "b b"]`` is NumPy), or a string annotation with the word
+    ``torch``, ``jax``, ``jaxlib`` or ``jnp`` in it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import framework_of_annotations
+    >>> def loss(scores: np.ndarray) -> float:
+    ...     pass
+    >>> framework_of_annotations(loss) is None
+    True
+    """
     try:
         parameters = call_signature(fn).parameters.values()
     except (TypeError, ValueError):
         return None
+    named = set()
     for parameter in parameters:
-        note = parameter.annotation
-        text = note if isinstance(note, str) else f"{getattr(note, '__module__', '')}.{note!r}"
-        for framework in ("torch", "jax"):
-            if framework in text and installed(framework):
-                return framework
-    return None
+        if parameter.annotation is not parameter.empty:
+            named |= _frameworks_named_by(parameter.annotation)
+    return next((f for f in ("torch", "jax") if f in named and installed(f)), None)
+
+
+#: Top-level modules whose types make an annotation name a framework.
+_FRAMEWORK_MODULES = {"torch": "torch", "jax": "jax", "jaxlib": "jax"}
+
+
+def _frameworks_named_by(note, depth=0):
+    """The set of frameworks ("torch", "jax") an annotation names (see
+    ``framework_of_annotations``)."""
+    if depth > 8:                                    # a self-referencing construct
+        return set()
+    if isinstance(note, str):
+        words = re.findall(r"\b(torch|jax|jaxlib|jnp)\b", note)
+        return {"torch" if word == "torch" else "jax" for word in words}
+    module = getattr(note, "__module__", None)
+    top = module.split(".")[0] if isinstance(module, str) else ""
+    named = {_FRAMEWORK_MODULES[top]} if top in _FRAMEWORK_MODULES else set()
+    array_type = getattr(note, "array_type", None)   # jaxtyping's Float[T, "..."]
+    if array_type is not None and array_type is not note:
+        named |= _frameworks_named_by(array_type, depth + 1)
+    arguments = typing.get_args(note)
+    if typing.get_origin(note) is typing.Annotated:
+        arguments = arguments[:1]                    # the type, not its metadata
+    for argument in arguments:
+        named |= _frameworks_named_by(argument, depth + 1)
+    return named
 
 
 def dtype_name(dtype):
@@ -294,13 +344,15 @@ def scalar(value):
     -------
     tuple
         (the value as a float, the floating dtype it was computed in; float64 for integers).
-        A float16 or bfloat16 tensor's value is exact; its dtype is ``float16``, or
-        ``"bfloat16"`` (a str: NumPy has no bfloat16).
+        A float16, bfloat16 or float8 value (torch or jax) is exact; its dtype is
+        ``float16``, or a str such as ``"bfloat16"`` (NumPy has neither bfloat16 nor
+        float8).
 
     Raises
     ------
     NotScalarError
-        If it has more than one element.
+        If it has more than one element, or is a tuple of more than one item (a
+        ``(loss, logits)`` pair).
     NotANumberError
         If it is not a number (a string, None, an object).
 
@@ -311,6 +363,9 @@ def scalar(value):
     >>> scalar(np.float32(2.5))
     (2.5, dtype('float32'))
     """
+    if isinstance(value, tuple) and len(value) > 1:
+        raise NotScalarError((len(value),), f"returned a tuple of {len(value)} items, not a "
+                             "scalar (a (loss, ...) pair? return the loss alone)")
     returned, dtype = value, None
     if hasattr(value, "detach"):                       # torch
         try:
@@ -322,6 +377,10 @@ def scalar(value):
         array = np.asarray(value)
     except Exception:
         raise NotANumberError(returned) from None
+    if array.dtype.kind == "V" and array.dtype.name in HALF_PRECISION_EPS:
+        # jax's bfloat16 and float8 (ml_dtypes): exact as float64, with their own dtype
+        dtype = _NamedDtype(array.dtype.name, array.dtype.itemsize)
+        array = array.astype(np.float64)
     if array.dtype.kind not in "iuf":               # a bool is a verdict, not a loss
         raise NotANumberError(returned)
     if array.size != 1:

@@ -43,7 +43,7 @@ DIAGNOSES = {
                          "(dropout or another layer in training mode, random sampling, state "
                          "kept between calls), so no value can be checked; call .eval(), fix "
                          "the randomness, or check the deterministic part",
-    "half-precision": "returns a float16 or bfloat16 value: its rounding is larger than the "
+    "half-precision": "returns a float16, bfloat16 or float8 value: its rounding is larger than the "
                       "differences between the exact loss and the mistakes the check names; "
                       "compute the loss in float32 or float64",
     "gradient": "the values agree but the gradient does not, or the loss is detached from "
