@@ -208,6 +208,64 @@ def test_a_loss_that_cannot_take_its_arguments_is_a_usage_error(capsys, losses, 
     assert code == 2 and err.count("\n") == 1 and hint in err, err
 
 
+def test_a_loss_with_its_temperature_inside_is_pointed_to_fixed_temperature(capsys, losses,
+                                                                          monkeypatch):
+    """--temperature given to a loss that takes only its inputs (self.temperature inside):
+    the hint is --fixed-temperature with that T, not the other --kind (an embeddings loss
+    (z, z_prime) binds (scores, T) too)."""
+    embeddings = losses.parent / "embedding_losses.py"
+    embeddings.write_text(textwrap.dedent('''
+        import numpy as np
+        from my_losses import right
+
+        class Cosine:
+            temperature = 0.1
+
+            def __call__(self, z, z_prime):
+                u = z / np.linalg.norm(z, axis=1, keepdims=True)
+                v = z_prime / np.linalg.norm(z_prime, axis=1, keepdims=True)
+                return right(u @ v.T / self.temperature)
+
+        loss = Cosine()
+        '''))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        for target, argv in [(f"{embeddings}:loss", ["--kind", "embeddings", "--critic",
+                                                      "cosine"]),
+                             (f"{losses}:fixed", [])]:
+            code, _, err = run(capsys, target, *argv, "--temperature", 0.1)
+            assert code == 2 and err.count("\n") == 1, err
+            assert "use --fixed-temperature 0.1 instead" in err and "--kind scores" not in err
+        code, out, _ = run(capsys, f"{embeddings}:loss", "--kind", "embeddings", "--critic",
+                           "cosine", "--fixed-temperature", 0.1, "--trials", 10)
+        assert code == 0, out
+    finally:
+        sys.modules.pop("my_losses", None)
+
+
+def test_a_file_imports_its_neighbours_from_its_own_directory(capsys, tmp_path, monkeypatch):
+    """FILE.py:FUNCTION finds the modules next to FILE (as `python FILE` would) and in the
+    current directory, wherever the command runs."""
+    package = tmp_path / "src"
+    package.mkdir()
+    (package / "helpers_for_check.py").write_text(NUMPY_LOSSES)
+    (package / "uses_helpers.py").write_text("from helpers_for_check import right\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        code, out, err = run(capsys, f"{package / 'uses_helpers.py'}:right", "--trials", 5)
+        assert code == 0, err
+        (elsewhere / "local_helpers_for_check.py").write_text(NUMPY_LOSSES)
+        (package / "uses_local.py").write_text("from local_helpers_for_check import right\n")
+        code, out, err = run(capsys, f"{package / 'uses_local.py'}:right", "--trials", 5)
+        assert code == 0, err
+    finally:
+        sys.modules.pop("helpers_for_check", None)
+        sys.modules.pop("local_helpers_for_check", None)
+
+
 def test_torch_cross_entropy_conforms_from_the_command_line(tmp_path):
     """Acceptance: F.cross_entropy(scores, arange(B)) is the in-batch InfoNCE loss."""
     pytest.importorskip("torch")

@@ -1,8 +1,10 @@
 """``rpmref check-infonce MODULE:FUNCTION``: is that InfoNCE loss the exact one? (``rpmref.testing``)
 
 MODULE is either a path to a Python file (anything ending in ``.py``, relative to the
-current directory or absolute) or a dotted module name, imported with the current
-directory first on ``sys.path`` (as ``python -m`` does). FUNCTION may be dotted
+current directory or absolute), imported with its own directory and the current
+directory first on ``sys.path`` (so that its imports of neighbouring modules work), or
+a dotted module name, imported with the current directory first on ``sys.path`` (as
+``python -m`` does). FUNCTION may be dotted
 (``Class.staticmethod``, ``loss_object.method``, ``losses.infonce``) to reach an
 attribute of an attribute; a method defined on a class needs an instance.
 
@@ -40,11 +42,16 @@ class UsageError(Exception):
 
 
 def _import_file(path_text):
+    """The module of a .py file, imported with its own directory and the current directory
+    first on ``sys.path`` (as ``python FILE`` and ``python -m`` would find its imports)."""
     path = Path(path_text)
     if path.is_dir():
         raise UsageError(f"{path_text} is a directory, not a Python file")
     if not path.is_file():
         raise UsageError(f"no such file: {path_text}")
+    for directory in (os.getcwd(), str(path.resolve().parent)):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
     name = f"_rpmref_checked_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -170,10 +177,25 @@ def run(args):
 def _without_temperature(fn):
     """fn with a temperature fixed inside, called by the check as fn(inputs, T), or as
     fn(inputs, tau=T) when fn has a parameter of a temperature's name (its default, as in
-    ``def loss(scores, tau=0.2)``, is the fixed one): T dropped either way."""
+    ``def loss(scores, tau=0.2)``, is the fixed one): T dropped either way. Its signature
+    is fn's with an optional positional parameter for T after fn's positional ones, so
+    that the check sees a function that takes T (and fn's annotations)."""
     @functools.wraps(fn, updated=())
     def fixed_temperature(*arguments, **named_temperature):
         return fn(*arguments) if named_temperature else fn(*arguments[:-1])
+    try:        # fn's parameters (their annotations pick the framework) and the dropped T
+        parameters = list(adapters.call_signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return fixed_temperature
+    if not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        last = max((i + 1 for i, p in enumerate(parameters)
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)), default=0)
+        name = "dropped_temperature"
+        while name in {p.name for p in parameters}:
+            name += "_"
+        dropped = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        fixed_temperature.__signature__ = inspect.Signature(
+            parameters[:last] + [dropped] + parameters[last:])
     return fixed_temperature
 
 
@@ -194,7 +216,7 @@ def _check_call_shape(fn, args):
     try:
         signature.bind(*names, **({named: "T"} if named else {}))
     except TypeError as err:
-        hint = _kind_hint(signature, args) or (
+        hint = _fixed_temperature_hint(signature, names, args) or _kind_hint(signature, args) or (
             f"--temperature passes T as {named}=" if named else
             "--temperature passes T as its last argument, or by name to a parameter "
             f"named {' or '.join(TEMPERATURE_NAMES)} (any case, leading or trailing _)"
@@ -203,6 +225,20 @@ def _check_call_shape(fn, args):
             "T is fixed inside")
         raise UsageError(f"{args.target} is called as {args.target.rpartition(':')[2]}"
                          f"({shown}) but {err} ({hint})") from None
+
+
+def _fixed_temperature_hint(signature, names, args):
+    """The hint for --temperature given to FUNCTION that takes this --kind's inputs and
+    nothing more (a temperature fixed inside, e.g. self.temperature), else None."""
+    if args.temperature is None:
+        return None
+    try:
+        signature.bind(*names[:1 if args.kind == "scores" else 2])
+    except TypeError:
+        return None
+    return ("it takes no temperature (--temperature passes T as its last argument, or by "
+            f"name to a parameter named {' or '.join(TEMPERATURE_NAMES)}): if T is fixed "
+            f"inside it, use --fixed-temperature {args.temperature:g} instead")
 
 
 def _kind_hint(signature, args):
