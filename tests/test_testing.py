@@ -399,6 +399,8 @@ def test_notes_say_what_could_not_be_seen():
     (dict(trials=0), ValueError, "trials must be >= 1"),
     (dict(seed=1.5), TypeError, "seed must be an integer"),
     (dict(eps=2.0), ValueError, "eps must be a machine epsilon"),
+    (dict(gradients="no"), TypeError, "gradients must be True or False, got 'no'"),
+    (dict(gradients=None), TypeError, "gradients must be True or False"),
 ])
 def test_bad_arguments_are_named(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -550,8 +552,66 @@ def test_embedding_loss_is_the_loss_of_the_critic_scores_and_checks_its_inputs()
         embedding_loss(z, np.vstack([z_prime[:1], np.zeros((1, 3)), z_prime[2:]]), "cosine")
     with pytest.raises(ValueError, match="critic must be 'dot', 'cosine' or a callable"):
         embedding_loss(z, z_prime, "rbf")
-    with pytest.raises(ValueError, match="temperature must be a positive number"):
+    with pytest.raises(ValueError, match=r"temperature must be in \(0, inf\), got -1.0"):
         embedding_loss(z, z_prime, "dot", -1.0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(temperature="abc"), TypeError, "temperature must be a real number, got 'abc'"),
+    (dict(temperature=[1, 2]), TypeError, "temperature must be a real number"),
+    (dict(temperature=1j), TypeError, "temperature must be a real number"),
+    (dict(temperature=True), TypeError, "temperature must be a real number, got True"),
+    (dict(temperature=np.nan), ValueError, "temperature must be"),
+    (dict(temperature=np.inf), ValueError, "temperature must be a finite"),
+    (dict(z_prime=np.eye(3)[:1]), ValueError, "z and z_prime must hold the same number B "
+                                              "of rows"),
+    (dict(critic=lambda z, z_prime: np.full((3, 3), np.nan)), ValueError,
+     r"critic\(z, z_prime\) must return finite scores .*entry \(0, 0\) is nan"),
+])
+def test_embedding_loss_names_each_bad_argument(kwargs, error, match):
+    from rpmref.testing import embedding_loss
+    arguments = dict(z=np.eye(3), z_prime=np.eye(3), critic="dot") | kwargs
+    with pytest.raises(error, match=match):
+        embedding_loss(**arguments)
+
+
+def test_a_callable_critic_returning_nan_is_named_before_the_loss_is_called():
+    calls = []
+
+    def loss(z, z_prime):
+        calls.append(1)
+        return 0.0
+    with pytest.raises(ValueError, match=r"critic\(z, z_prime\) must return finite scores"):
+        check_infonce(loss, kind="embeddings",
+                      critic=lambda z, z_prime: np.full((len(z), len(z_prime)), np.nan))
+    assert calls == []
+
+
+def test_temperature_given_to_a_loss_that_takes_none_says_how_to_check_it():
+    class Cosine:
+        temperature = 0.1
+
+        def __call__(self, z, z_prime):
+            u = z / np.linalg.norm(z, axis=1, keepdims=True)
+            v = z_prime / np.linalg.norm(z_prime, axis=1, keepdims=True)
+            return right_numpy(u @ v.T / self.temperature)
+    loss = Cosine()
+    with pytest.raises(TypeError, match=r"fn takes no temperature .*check lambda z, z_prime, "
+                                        r"t: fn\(z, z_prime\) with temperature=0.1"):
+        check_infonce(loss, kind="embeddings", critic="cosine", temperature=0.1)
+    report = check_infonce(lambda z, z_prime, t: loss(z, z_prime), kind="embeddings",
+                           critic="cosine", temperature=0.1, trials=10)
+    assert report.passed
+
+
+def test_a_loss_that_ignores_its_input_gets_no_temperature_note():
+    """log B on every case is the loss of equal logits (the limit τ → ∞), not a fixed
+    temperature: the note says the loss does not see its input."""
+    report = check_infonce(lambda scores: np.log(len(scores)), trials=10)
+    assert not report.passed and not any("temperature τ" in note for note in report.notes)
+    assert any(note.startswith("every value is log B") for note in report.notes)
+    report = check_infonce(lambda scores: right_numpy(scores * 0.0), trials=10)
+    assert any(note.startswith("every value is log B") for note in report.notes)
 
 
 def mp_infonce_loss_shifted(logits, dps=50):

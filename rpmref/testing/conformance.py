@@ -8,7 +8,8 @@ case and, where the framework differentiates it, its gradient matches
 
 Tolerance, per case: |yours − exact| ≤ 8 ε (B + D + 1) max(1, max |L|), with ε the
 machine epsilon of the dtype the function returned (float32 results get float32's).
-A float16 or bfloat16 result is not checked: with their ε (9.8e-4, 7.8e-3) that bound
+A float16, bfloat16 or float8 result is not checked: with their ε (9.8e-4, 7.8e-3,
+0.125 or 0.25) that bound
 reaches nats at B = 16, more than several mistakes differ from the exact loss, so it
 is diagnosed "half-precision" instead of passed.
 Why: each log-sum-exp of B terms is accurate to about (B + 1) ε relative, rounding
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rpmref.exact.validation import check_positive_int
+from rpmref.exact.validation import check_bool, check_positive_int
 from rpmref.testing import adapters
 from rpmref.testing.cases import make_cases
 from rpmref.testing.diagnoses import DIAGNOSES, TRANSFORMATIONS, applicable, transformation_value
@@ -266,7 +267,7 @@ def _close(value, expected, tolerance):
     return abs(value - expected) <= tolerance   # False for nan
 
 
-def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps):
+def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, gradients, eps):
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     if kind not in KINDS:
@@ -288,6 +289,7 @@ def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps
         adapters.require(framework)
     check_positive_int(trials, "trials")
     check_positive_int(seed, "seed", minimum=0)
+    check_bool(gradients, "gradients")
     if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
                             or not 0 < eps < 1):
         raise ValueError(f"eps must be a machine epsilon in (0, 1) or None; got {eps!r}")
@@ -341,7 +343,7 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         kind="embeddings": ``fn(z, z_prime)`` or ``fn(z, z_prime, temperature)``, z and
         z_prime (B, D) with (z_i, z'_i) the positive pairs; the logits are
         critic(z, z') / τ. Returns the loss as a scalar (a float, 0-d array or tensor)
-        in float32 or float64 (a float16 or bfloat16 value is diagnosed
+        in float32 or float64 (a float16, bfloat16 or float8 value is diagnosed
         "half-precision"). A loss with a fixed temperature inside can be checked as
         ``lambda s, t: my_loss(s)`` with ``temperature=`` that value.
     kind : "scores" or "embeddings"
@@ -367,7 +369,7 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         autograd for functions written with ``autograd.numpy``).
     eps : float or None
         Machine epsilon for the tolerance; default: that of the dtype fn returns (a
-        float16 or bfloat16 result is diagnosed "half-precision" whatever eps is).
+        float16, bfloat16 or float8 result is diagnosed "half-precision" whatever eps is).
 
     Returns
     -------
@@ -399,11 +401,14 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
     >>> check_infonce(lambda s: my_loss(s.T)).diagnosis
     'transposed'
     """
-    temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed, eps)
+    temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed,
+                                   gradients, eps)
     cases = make_cases(kind, trials, seed, temperature, critic)
     named = None if temperature is None else temperature_parameter(fn, kind)
     if named is not None:
         fn = _by_name(fn, named)
+    elif temperature is not None:
+        _refuse_a_temperature_it_cannot_take(fn, kind, temperature)
     if framework == "auto":
         with np.errstate(all="ignore"):
             framework, reason = adapters.detect(fn, cases[0].inputs, _extra(cases[0]),
@@ -454,6 +459,25 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
                              eps=eps, notes=tuple(judged["notes"]), results=results, **common)
 
 
+def _refuse_a_temperature_it_cannot_take(fn, kind, temperature):
+    """TypeError, before any call, when fn takes its inputs but no further argument (a
+    temperature fixed inside, as self.temperature): temperature= would pass it one."""
+    inputs = ("scores",) if kind == "scores" else ("z", "z_prime")
+    try:
+        signature = adapters.call_signature(fn)
+        signature.bind(*inputs)
+    except (TypeError, ValueError):
+        return                        # no signature, or not even its inputs: the call says
+    try:
+        signature.bind(*inputs, temperature)
+    except TypeError:
+        shown = ", ".join(inputs)
+        raise TypeError(f"fn takes no temperature (its parameters: {signature}), and "
+                        f"temperature={temperature:g} passes one as fn({shown}, T); for a "
+                        f"temperature fixed inside fn, check lambda {shown}, t: fn({shown}) "
+                        f"with temperature={temperature:g}") from None
+
+
 def _extra(case):
     return () if case.temperature is None else (case.temperature,)
 
@@ -488,8 +512,9 @@ def _judge(values, cases, eps, kind, temperature, half=None):
     if temperature in (None, 1.0):
         notes.append("temperature mistakes cannot be seen without a temperature != 1")
     if ordinary.all():
-        notes.append("no extreme cases were run (trials < 5, or a critic that bounds the "
-                     "logits), so 'unstable' cannot be diagnosed")
+        notes.append("no extreme cases were run (trials < 5, or embeddings under a critic "
+                     "other than 'dot': only its logits can be made extreme), so 'unstable' "
+                     "cannot be diagnosed")
     result = dict(references=references, tolerances=tolerances, errors=errors,
                   max_error=max_error, diagnosed=None, notes=notes)
     if half is not None:
@@ -644,7 +669,16 @@ def _implied_scale(values, cases, eps):
 
 
 def _note_implied_temperature(notes, values, cases, eps, temperature):
-    """A temperature fixed inside the loss: the values are loss(S / τ') for another τ'."""
+    """A temperature fixed inside the loss: the values are loss(S / τ') for another τ'.
+    Values of log B on every ordinary case (at least three) are the limit τ' → ∞ (equal
+    logits), not a temperature: the loss does not see its input."""
+    use = [i for i, case in enumerate(cases) if not case.extreme]
+    log_b = np.log([cases[i].batch_size for i in use])
+    if len(use) >= 3 and np.all(np.abs(values[use] - log_b)
+                                <= [_tolerance(cases[i], eps) for i in use]):
+        notes.append("every value is log B, the loss of equal logits: the loss does not "
+                     "depend on its input (zeroed, detached or replaced scores?)")
+        return
     c = _implied_scale(values, cases, eps)
     if c is None or abs(c - 1.0) <= 1e-6:
         return

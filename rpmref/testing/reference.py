@@ -20,7 +20,7 @@ Critics for embedding batches z (B, D), z' (B, D) (docs/theory.md, 'Critics'):
 import numpy as np
 
 from rpmref.exact.numerics import log_softmax, logsumexp
-from rpmref.exact.validation import as_float_array, check_finite
+from rpmref.exact.validation import as_float_array, check_finite, check_real
 from rpmref.gaussian import bilinear_critic
 from rpmref.gaussian.monte_carlo import critic_scores as _quadratic_scores
 
@@ -235,6 +235,11 @@ def critic_scores(critic, z, z_prime):
         if scores.shape != (z.shape[0], z_prime.shape[0]):
             raise ValueError(f"critic(z, z_prime) must have shape {(z.shape[0], z_prime.shape[0])};"
                              f" got {scores.shape}")
+        bad = np.argwhere(np.isnan(scores) | (scores == np.inf))
+        if bad.size:
+            i, j = (int(v) for v in bad[0])
+            raise ValueError(f"critic(z, z_prime) must return finite scores (or -inf for a "
+                             f"masked pair); entry ({i}, {j}) is {scores[i, j]}")
         return scores
     if critic not in CRITICS:
         raise ValueError(f"critic must be 'dot', 'cosine' or a callable; got {critic!r}")
@@ -307,9 +312,12 @@ def embedding_loss(z, z_prime, critic, temperature=None):
 
     Raises
     ------
+    TypeError
+        If ``temperature`` is not a real number (a bool, a string, an array).
     ValueError
-        If the embeddings' shapes differ in D, a cosine row is zero, ``critic`` is
-        unknown or returns the wrong shape, or ``temperature`` is not positive.
+        If z and z_prime differ in shape (B pairs of D), a cosine row is zero,
+        ``critic`` is unknown or returns the wrong shape or NaN, or ``temperature``
+        is not a positive finite number.
 
     Examples
     --------
@@ -321,9 +329,12 @@ def embedding_loss(z, z_prime, critic, temperature=None):
     >>> bool(abs(loss + np.log(np.e / (np.e + 1))) < 1e-15)
     True
     """
-    tau = 1.0 if temperature is None else float(temperature)
-    if not 0 < tau < np.inf:
-        raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
+    tau = 1.0 if temperature is None else check_real(temperature, "temperature", minimum=0.0,
+                                                     inclusive=(False, True))
+    z, z_prime = check_embeddings(z, z_prime, critic)
+    if z.shape[0] != z_prime.shape[0]:
+        raise ValueError(f"z and z_prime must hold the same number B of rows (the positive "
+                         f"pairs (z_i, z'_i)); got shapes {z.shape} and {z_prime.shape}")
     return infonce_loss(critic_scores(critic, z, z_prime) / tau)
 
 
