@@ -51,6 +51,31 @@ def test_a_right_infonce_estimator_passes_and_the_summaries_are_right():
     assert "PASSED" in str(report)
 
 
+def test_batches_beyond_exact_enumeration_get_a_monte_carlo_reference():
+    """N = 1491 is one past the largest N whose I_N(f*) the 3 × 3 problem enumerates within
+    the term budget: its reference becomes a Monte Carlo value with a standard error, which
+    agrees with the exact I_N(f*) at N = 1490 (the two differ by O(1/N²) ≈ 1e-6, far below
+    the standard error); the other problems stay exact, and without a critic no reference
+    is needed for the batch size to work."""
+    n = 1491
+    joint = DISCRETE_JOINTS["3x3, strong"]
+    exact = discrete_problem("3x3", joint, n - 1, reference_batches=0)
+    assert exact.infonce_n_stderr == 0.0
+    sampled = discrete_problem("3x3", joint, n, reference_batches=400,
+                               rng=np.random.default_rng(3))
+    assert sampled.infonce_n_stderr > 0
+    assert abs(sampled.infonce_n - exact.infonce_n) <= 5 * sampled.infonce_n_stderr
+    assert discrete_problem("3x3", joint, n, reference_batches=0).infonce_n is None
+    report = check_mi_estimator(lambda z, z_prime: 0.0, problems="discrete", batch_size=n,
+                                batches=2)
+    assert [r.infonce_n is None for r in report.results] == [False, True, False]
+    report = check_mi_estimator(infonce_estimate, critic=True, infonce=True,
+                                problems="discrete", batch_size=n, batches=3,
+                                reference_batches=200)
+    assert report.passed is True
+    assert [r.infonce_n_stderr > 0 for r in report.results] == [False, True, False]
+
+
 def test_discrete_batches_are_one_hot_draws_from_the_joint():
     """All pairs handed over, pooled: their frequencies match P(z, z') within 5 s.d."""
     p_zz = DISCRETE_JOINTS["3x3, strong"]

@@ -42,7 +42,7 @@ per problem, whatever ``batches`` is; the price of few batches is a large k (100
 7.0 at 10, 4.7 at 30), i.e. a weak check.
 
 The ceiling log N is allowed a rounding of 8 ε (N + 1000) with ε that of float64, or of
-float32 for float32 results. Half-precision results (float16, bfloat16) are too coarse
+float32 for float32 results. Results below single precision (float16, bfloat16, float8) are too coarse
 for these claims (ε·N alone is of the order of the effects checked): with claims,
 a problem whose estimates come back in half precision fails with the reason
 "half-precision". A NaN or infinite estimate fails the check on its problem whether
@@ -278,10 +278,14 @@ def _one_hot(states, k):
     return np.eye(k)[states]
 
 
-def discrete_problem(name, p_zz, n):
+def discrete_problem(name, p_zz, n, reference_batches=1000, rng=None):
     """A discrete ``Problem``: exact I, I_∞(f*) and I_N(f*) for the optimal critic.
 
-    f*(z, z') = log P(z, z') − log P(z) − log P(z'); samples are one-hot rows.
+    f*(z, z') = log P(z, z') − log P(z) − log P(z'); samples are one-hot rows. I_N(f*)
+    is exact (enumeration) while that is within ``rpmref.infonce_bound``'s term budget
+    (N up to 1490 for the 3 × 3 problem); beyond it, a Monte Carlo value
+    over ``reference_batches`` batches with its standard error, or None when
+    ``reference_batches`` is 0.
 
     Parameters
     ----------
@@ -290,7 +294,11 @@ def discrete_problem(name, p_zz, n):
     p_zz : array_like, shape (k, k')
         A joint pmf with full support.
     n : int
-        N, the batch size of the exact I_N(f*).
+        N, the batch size of I_N(f*).
+    reference_batches : int, default 1000
+        Monte Carlo batches for I_N(f*) where enumeration is too large (0: none).
+    rng : numpy.random.Generator, optional
+        The generator of that Monte Carlo value (default: seeded with 0).
 
     Returns
     -------
@@ -328,9 +336,17 @@ def discrete_problem(name, p_zz, n):
     def critic(z, z_prime):
         """f*(z, z') for one-hot z (N, k), z' (N', k'): the (N, N') table lookups."""
         return np.asarray(z, dtype=float) @ f @ np.asarray(z_prime, dtype=float).T
-    exact_n = infonce_bound(p_zz, f, n, method="exact").estimate
-    return Problem(name, mutual_information(p_zz), infonce_limit(p_zz, f), exact_n, 0.0,
-                   sample, critic)
+    try:
+        bound = infonce_bound(p_zz, f, n, method="auto" if reference_batches else "exact",
+                              n_batches=max(reference_batches, 2),
+                              rng=np.random.default_rng(0) if rng is None else rng)
+    except ValueError:          # enumeration beyond its budget, and no Monte Carlo asked for
+        if reference_batches:
+            raise
+        bound = None
+    return Problem(name, mutual_information(p_zz), infonce_limit(p_zz, f),
+                   None if bound is None else bound.estimate,
+                   None if bound is None else bound.stderr, sample, critic)
 
 
 def gaussian_problem(level, dim, n, reference_batches, rng):
@@ -394,7 +410,8 @@ def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batche
     dim : int, default ``DIM``
         The staircase's dimension.
     reference_batches : int, default 1000
-        Monte Carlo batches of each Gaussian I_N(f*).
+        Monte Carlo batches of each Gaussian I_N(f*), and of a discrete one whose
+        enumeration is too large (0: no Monte Carlo reference).
     seed : int, default 0
         Seed of the Monte Carlo references.
 
@@ -411,7 +428,9 @@ def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batche
     """
     out = []
     if problems in ("all", "discrete"):
-        out += [discrete_problem(name, p, batch_size) for name, p in DISCRETE_JOINTS.items()]
+        out += [discrete_problem(name, p, batch_size, reference_batches,
+                                 np.random.default_rng([seed, 0, i]))
+                for i, (name, p) in enumerate(DISCRETE_JOINTS.items())]
     if problems in ("all", "gaussian"):
         out += [gaussian_problem(level, dim, batch_size, reference_batches,
                                  np.random.default_rng([seed, 1, i]))
