@@ -575,6 +575,14 @@ def test_embedding_loss_names_each_bad_argument(kwargs, error, match):
         embedding_loss(**arguments)
 
 
+def test_a_callable_critic_that_raises_says_what_it_is_given():
+    def torch_style_critic(z, z_prime):
+        return z.mm(z_prime.T)          # a torch method: NumPy arrays have no .mm
+    with pytest.raises(AttributeError) as failure:
+        check_infonce(lambda z, z_prime: 0.0, kind="embeddings", critic=torch_style_critic)
+    assert "which is given NumPy float64 arrays z (B, D)" in " ".join(failure.value.__notes__)
+
+
 def test_a_callable_critic_returning_nan_is_named_before_the_loss_is_called():
     calls = []
 

@@ -243,6 +243,12 @@ def test_a_loss_with_its_temperature_inside_is_pointed_to_fixed_temperature(caps
         sys.modules.pop("my_losses", None)
 
 
+def test_a_fixed_temperature_the_loss_does_not_use_is_explained(capsys, losses):
+    code, out, _ = run(capsys, f"{losses}:right", "--fixed-temperature", 0.2, "--trials", 10)
+    assert code == 1 and "FAILED: temperature-ignored" in out
+    assert "computes at temperature 1 (its scores are the logits), not at 0.2" in out
+
+
 def test_a_file_imports_its_neighbours_from_its_own_directory(capsys, tmp_path, monkeypatch):
     """FILE.py:FUNCTION finds the modules next to FILE (as `python FILE` would) and in the
     current directory, wherever the command runs."""

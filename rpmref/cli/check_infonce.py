@@ -162,9 +162,13 @@ def run(args):
     except (Exception, SystemExit) as err:   # sys.exit(0) in the loss is no pass
         return _report_failure(args, err)
     if fixed is not None:
+        ignored = (f"with --fixed-temperature {fixed:g}, 'temperature-ignored' means FUNCTION "
+                   "computes at temperature 1 (its scores are the logits), not at "
+                   f"{fixed:g}: is T really fixed inside it?",) \
+            if report.diagnosis == "temperature-ignored" else ()
         report = dataclasses.replace(report, notes=(
             f"the temperature {fixed:g} is fixed inside FUNCTION (--fixed-temperature): it "
-            "is called without one",) + tuple(
+            "is called without one",) + ignored + tuple(
                 note for note in report.notes
                 if not note.startswith("the temperature is passed by name")))
     if args.json:

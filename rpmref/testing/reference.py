@@ -231,7 +231,15 @@ def critic_scores(critic, z, z_prime):
     """
     z, z_prime = check_embeddings(z, z_prime, critic)
     if callable(critic):
-        scores = as_float_array(critic(z, z_prime), "critic(z, z_prime)", ndim=2)
+        try:
+            returned = critic(z, z_prime)
+        except Exception as err:
+            if hasattr(err, "add_note"):
+                err.add_note("raised by critic(z, z_prime), which is given NumPy float64 "
+                             "arrays z (B, D) and z_prime (B', D) and returns the (B, B') "
+                             "scores as an array")
+            raise
+        scores = as_float_array(returned, "critic(z, z_prime)", ndim=2)
         if scores.shape != (z.shape[0], z_prime.shape[0]):
             raise ValueError(f"critic(z, z_prime) must have shape {(z.shape[0], z_prime.shape[0])};"
                              f" got {scores.shape}")
