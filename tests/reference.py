@@ -205,7 +205,9 @@ def mp_rpm_posterior(p_xx, enc, enc_prime, prior):
                        if p_z[z] > 0 and p_zp[zp] > 0 else mpmath.mpf(0))
                       for zp in range(len(p_zp))] for z in range(len(p_z))]
                 total = mpmath.fsum(v for r in w for v in r)
-                row.append([[float(v / total) if total > 0 else 0.0 for v in r] for r in w])
+                # P_θ(x, x') = P(x) P(x') · total: no posterior where any factor is 0
+                defined = total > 0 and p_x[x] > 0 and p_xp[xp] > 0
+                row.append([[float(v / total) if defined else 0.0 for v in r] for r in w])
             out.append(row)
         return out
 

@@ -229,6 +229,36 @@ def test_E8_the_model_posterior_closes_the_gap(problem):
             assert abs(bound[x, xp] - math.log(lik_loops[x, xp])) <= ATOL
 
 
+@given(rpm_problems())
+def test_E8_posterior_slices_are_pmfs_exactly_where_the_model_has_the_pair(problem):
+    """A slice of rpm_posterior is a pmf where P_θ(x, x') > 0 (brute-force loops of Eq. 10)
+    and all zero where P_θ(x, x') = 0, including pairs with P(x) = 0 or P(x') = 0, whose
+    z-sum alone is positive (bug: those slices summed to 1)."""
+    p_xx, enc, enc_prime, prior = problem
+    lik_loops = np.array(ref.rpm_likelihood(p_xx.tolist(), enc.tolist(), enc_prime.tolist(),
+                                            prior.tolist()))
+    post = rpmref.rpm_posterior(p_xx, enc, enc_prime, prior)
+    # each entry is e^{six logs (α, β, the z-sum, enc, enc', prior)}, each of size ≤ L
+    # (the largest |log| of a nonzero table entry): relative error ≤ 6·L nats' worth
+    logs = np.concatenate([np.log(t[t > 0]) for t in (p_xx, enc, enc_prime, prior)])
+    tolerance = per_nat(6 * np.abs(logs).max())
+    for x, xp in np.ndindex(*p_xx.shape):
+        if lik_loops[x, xp] == 0:
+            assert not post[x, xp].any()
+        else:
+            assert abs(post[x, xp].sum() - 1.0) <= tolerance
+
+
+def test_E8_a_data_state_without_mass_has_no_posterior():
+    p_xx = np.array([[0.5, 0.0], [0.0, 0.0], [0.0, 0.5]])         # P(x = 1) = 0
+    enc = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    prior = np.full((2, 2), 0.25)
+    assert np.all(rpmref.rpm_log_likelihood(p_xx, enc, np.eye(2), prior)[1] == -math.inf)
+    post = rpmref.rpm_posterior(p_xx, enc, np.eye(2), prior)
+    assert not post[1].any()
+    assert np.allclose(post[[0, 2]].sum(axis=(2, 3)), 1.0, rtol=0, atol=4 * 2.0 ** -52)
+
+
 @given(rpm_problems(kind="deterministic"))
 def test_E9_deterministic_encoders_make_elbo_equal_log_likelihood(problem):
     """E9 (Appendix C): with one-hot encoder rows, ELBO(x,x') = log P_θ(x,x') exactly."""

@@ -530,7 +530,9 @@ def rpm_posterior(p_xx, enc, enc_prime, prior):
     _, _, alpha, _ = _latent(p_x, enc)
     _, _, beta, _ = _latent(p_x_prime, enc_prime)
     log_sum = _log_likelihood_sum(enc, alpha, prior, beta, enc_prime)            # (n, n')
-    has_posterior = np.isfinite(_value(log_sum))[:, :, None, None]
+    # P_θ(x, x') = P(x) P(x') exp(log_sum): no posterior where any of the three is 0
+    has_posterior = (np.isfinite(_value(log_sum)) & (_value(p_x) > 0)[:, None]
+                     & (_value(p_x_prime) > 0)[None, :])[:, :, None, None]
     with np.errstate(invalid="ignore"):
         log_scale = (alpha[None, None, :, None] + beta[None, None, None, :]
                      - anp.where(has_posterior[:, :, 0, 0], log_sum, 0.0)[:, :, None, None])
