@@ -1,4 +1,6 @@
 """Every validation error: a clear ValueError/TypeError naming the argument, index and value."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,28 @@ def test_a_zero_dimensional_array_is_a_seed():
     assert check_seed(np.array(5), "seed") == 5
     with pytest.raises(TypeError, match="got True"):
         check_seed(np.array(True), "seed")
+
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+                    reason="longdouble is float64 on this platform")
+def test_a_longdouble_beyond_float64_is_named_without_a_warning():
+    """A finite longdouble of 1e4000 has no float64 value: a ValueError that shows it, not
+    a RuntimeWarning from the cast and then "entry (0, 0) is inf"."""
+    from rpmref.exact.validation import check_real
+    huge = np.longdouble("1e4000")
+    f = np.array([[huge, 0], [0, 1]], dtype=np.longdouble)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"f must be representable in float64; entry "
+                                             r"\(0, 0\) is 1.e\+4000, beyond its range"):
+            rpmref.infonce_limit(P_XX, f)
+        with pytest.raises(ValueError, match=r"p must be representable in float64; entry 1 is "
+                                             r"-1.e\+4000"):
+            rpmref.entropy(np.array([0.5, -huge, 0.5], dtype=np.longdouble))
+        with pytest.raises(ValueError, match="temperature must be representable in float64; "
+                                             r"got 1.e\+4000"):
+            check_real(huge, "temperature", finite=False)
+        # within range, a longdouble table is used at its float64 value
+        assert rpmref.entropy(np.array([0.5, 0.5], dtype=np.longdouble)) == \
+            rpmref.entropy([0.5, 0.5])

@@ -136,7 +136,17 @@ def _concrete_array(value, name, max_elements=None):
             f"{name} has {arr.size:.3g} elements (shape {arr.shape}), more than the budget "
             f"of {max_elements} (rpmref.exact.discrete.MAX_TENSOR_ELEMENTS)")
     if arr.dtype != np.float64:
-        arr = arr.astype(np.float64)
+        wide = arr
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float64)
+        if wide.dtype.kind == "f" and wide.dtype.itemsize > 8:   # longdouble: may overflow
+            lost = np.isinf(arr) & np.isfinite(wide)
+            if lost.any():
+                i = _first(lost)
+                where = f"entry {_index(i, arr.shape)} is" if arr.ndim else "it is"
+                raise ValueError(f"{name} must be representable in float64; {where} "
+                                 f"{np.format_float_scientific(wide.flat[i], precision=4)}, "
+                                 "beyond its range (±1.8e308)")
     return (value if traced else arr), arr
 
 
@@ -1131,7 +1141,12 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
             value = value.item()
         else:
             raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    number = float(value)
+    with np.errstate(over="ignore"):
+        number = float(value)
+    if np.isinf(number) and isinstance(value, np.floating) and np.isfinite(value):
+        raise ValueError(f"{name} must be representable in float64; got "
+                         f"{np.format_float_scientific(value, precision=4)}, beyond its range "
+                         "(±1.8e308)")
     if np.isnan(number) or (finite and not np.isfinite(number)):
         raise ValueError(f"{name} must be a finite real number, got {number!r}")
     low_ok = minimum is None or (number >= minimum if inclusive[0] else number > minimum)
