@@ -743,7 +743,8 @@ def save_video(path, frames, positions, config):
     Parameters
     ----------
     path : str or os.PathLike
-        Where to write; ".npz" is appended to a path without it.
+        Where to write; ".npz" is appended to a path without it (in any case: a path
+        ending in ".NPZ" is written as it is).
     frames : array_like, shape (T, C, size, size)
         Values in [0, 1], as ``config`` says.
     positions : array_like, shape (T, n_balls, 2)
@@ -788,7 +789,7 @@ def save_video(path, frames, positions, config):
     _check_video_arrays(frames, positions, config)
     _check_video_values(frames, positions)  # on the values given, before rounding to float32
     frames = frames.astype(np.float32)
-    path = path if path.endswith(".npz") else path + ".npz"
+    path = path if path.lower().endswith(".npz") else path + ".npz"
     directory = os.path.dirname(os.path.abspath(path))
     # named here: the temporary file's error would name only itself
     if not os.path.isdir(directory):

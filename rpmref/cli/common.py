@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -153,14 +154,47 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} must be a file name; got ''")
     if os.path.isdir(path):
         raise UsageError(f"{flag} {path} is a directory")
-    folder = os.path.dirname(os.path.abspath(path))
+    # a symbolic link is written through: what must exist and accept a file is its target's
+    # folder (a dangling link, or one into /proc, fails here rather than after the work)
+    real = os.path.realpath(path)
+    linked = real != os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):   # a device or a pipe (through
+        if not os.access(path, os.W_OK):                     # a link too): written directly
+            raise UsageError(f"{flag} {path}: cannot write to it (permission denied)")
+        return path
+    folder = os.path.dirname(real if linked else os.path.abspath(path))
+    through = f" (it is a symbolic link to {real})" if linked else ""
     if not os.path.isdir(folder):
         what = (f"{folder} is a file, not a directory" if os.path.exists(folder)
                 else f"directory {folder} does not exist")
-        raise UsageError(f"{flag} {path}: {what}")
-    _check_name_length(folder, name, flag, path)
+        raise UsageError(f"{flag} {path}: {what}{through}")
+    _check_name_length(folder, os.path.basename(real) if linked else name, flag, path)
     _try_writing_in(folder, flag, path)
     return path
+
+
+def check_distinct_outputs(*outputs):
+    """UsageError if two of the ``(flag, path)`` outputs name the same file (through
+    symbolic links too): one would overwrite the other. None and "-" (stdout) are skipped.
+
+    Examples
+    --------
+    >>> from rpmref.cli.common import check_distinct_outputs
+    >>> check_distinct_outputs(("--json", "a.json"), ("--figure", "a.png"), ("--gif", None))
+    >>> check_distinct_outputs(("--json", "a.png"), ("--figure", "./a.png"))
+    Traceback (most recent call last):
+    ...
+    rpmref.cli.common.UsageError: --json and --figure name the same file ./a.png: one would overwrite the other
+    """
+    seen = {}
+    for flag, path in outputs:
+        if path is None or path == "-":
+            continue
+        key = os.path.normcase(os.path.realpath(path))
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {flag} name the same file {path}: one would "
+                             "overwrite the other")
+        seen[key] = flag
 
 
 def check_output_dir(path, flag):
@@ -188,10 +222,15 @@ def require_matplotlib(flag):
 
 
 def matplotlib_suffixes():
-    """The file suffixes matplotlib's savefig writes ('.png', '.pdf', '.svg', ...)."""
+    """The file suffixes matplotlib's savefig writes here ('.png', '.pdf', '.svg', ...):
+    '.pgf' only when the TeX program its pgf backend runs is installed (without it the
+    figure would fail after the work)."""
+    import matplotlib
     from matplotlib.backend_bases import FigureCanvasBase
     common = (".png", ".pdf", ".svg")  # named first in messages
     others = sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes())
+    if ".pgf" in others and shutil.which(matplotlib.rcParams["pgf.texsystem"]) is None:
+        others.remove(".pgf")
     return tuple(s for s in common if s in others) + tuple(s for s in others if s not in common)
 
 

@@ -15,7 +15,8 @@ from rpmref.balls.render import render_frames, save_gif, save_preview
 from rpmref.balls.runstore import replacing
 from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
 from rpmref.cli.common import (
-    DefaultsHelpFormatter, bounded_int, check_output_file, flag_names, nonnegative_int,
+    DefaultsHelpFormatter, bounded_int, check_distinct_outputs, check_output_file, flag_names,
+    matplotlib_suffixes, nonnegative_int,
     os_error_text, positive_int)
 
 PROG = "rpmref balls make"
@@ -91,13 +92,12 @@ def _check_outputs(args, config):
     if args.preview is not None:   # '' is refused below, not skipped
         if importlib.util.find_spec("matplotlib") is None:
             raise ValueError("--preview needs matplotlib: pip install matplotlib")
-        from matplotlib.backend_bases import FigureCanvasBase
-        formats = sorted(FigureCanvasBase.get_supported_filetypes())
-        check_output_file(args.preview, "--preview", tuple("." + f for f in formats))
+        check_output_file(args.preview, "--preview", matplotlib_suffixes())
     if args.gif is not None:
         if importlib.util.find_spec("PIL") is None:
             raise ValueError("--gif needs Pillow: pip install pillow")
         check_output_file(args.gif, "--gif", (".gif",))
+    check_distinct_outputs(("--out", args.out), ("--preview", args.preview), ("--gif", args.gif))
     need, available = render_nbytes(config), available_memory()
     if available is not None and need > available:
         raise ValueError(f"--frames {config.n_frames} of --size {config.size} px need about "

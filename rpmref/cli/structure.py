@@ -6,7 +6,8 @@ import sys
 import time
 
 from rpmref.balls.runstore import jsonable, replacing, write_json
-from rpmref.cli.common import RunFailed, check_output_file, positive_float, positive_int
+from rpmref.cli.common import (RunFailed, check_distinct_outputs, check_output_file,
+                                positive_float, positive_int)
 from rpmref.environment import environment
 from rpmref.structure.experiment import (
     QUICK_SIZES, SIZES, format_gaussian, format_invariance, format_learning, plot, run_experiment)
@@ -22,6 +23,7 @@ def run(args):
     to_stdout = args.json == "-"
     if args.json is not None and not to_stdout:
         check_output_file(args.json, "--json")
+    check_distinct_outputs(("--figure", args.figure), ("--json", args.json))
     out = sys.stderr if to_stdout else sys.stdout   # stdout carries only the JSON then
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else
                                                       LearnConfig().steps)
