@@ -183,7 +183,8 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
     Raises
     ------
     ValueError
-        If ``out_dir`` is '' or an existing non-directory, or both flags are given.
+        If ``out_dir`` is '' or an existing non-directory, or both flags are given, or
+        one of RUN_FILES in it is a directory.
     RunExistsError
         If it holds a run and neither flag is given.
     RunLockedError
@@ -238,6 +239,11 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
         replacing = _held.replacing = {}
     try:
         if outermost:
+            for name in RUN_FILES:          # found now, not when the run writes them
+                if os.path.isdir(os.path.join(path, name)):
+                    raise ValueError(f"{os.path.join(path, name)} is a directory, not a file "
+                                     "the run can write; move it away or choose another "
+                                     "directory")
             remove_stale_temp_files(path)
             existing = existing_run_files(path)
             if existing and not (resume or overwrite):

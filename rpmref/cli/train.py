@@ -289,7 +289,7 @@ def _train_command(args):
     # only now the output directory: nothing in it is touched before the inputs are known good
     try:
         with open_run_dir(args.out, resume=args.resume, overwrite=args.overwrite) as out:
-            return _train_in(out, args, config, *videos)
+            outcome = _train_in(out, args, config, *videos)
     except RunLockedError as e:
         return _fail(str(e), 1)
     except RunExistsError as e:
@@ -302,10 +302,16 @@ def _train_command(args):
             raise UsageError(f"--out {args.out} is a symbolic link to {os.readlink(args.out)!r}, "
                              f"which does not exist") from None
         raise UsageError(f"--out {args.out}: cannot write there ({os_error_text(e)})") from None
+    if isinstance(outcome, int):
+        return outcome
+    # printed outside the run directory's handlers: a full or closed stdout is not --out's
+    _print_result(*outcome)
+    return 0
 
 
 def _train_in(out, args, config, frames, positions, h_frames, h_positions):
-    """The work, with ``out`` created and locked."""
+    """The work, with ``out`` created and locked: an exit code, or on success the
+    arguments of ``_print_result``."""
     try:
         result = train(config, frames, out_dir=out, resume=args.resume,
                        progress=not args.no_progress)
@@ -343,8 +349,7 @@ def _train_in(out, args, config, frames, positions, h_frames, h_positions):
         return _fail(str(e) or type(e).__name__, 1)
     except OSError as e:
         return _fail(os_error_text(e), 1)
-    _print_result(out, config, result, summary)
-    return 0
+    return out, config, result, summary
 
 
 def _print_result(out, config, result, summary):
