@@ -176,29 +176,32 @@ def test_memory_model_bounds_the_measured_peak(dim, batch_size, batches):
     (["--batch-size", "100000"], "--batch-size must be at most"),
     (["--dim", "100000"], "--dim must be at most"),
     (["--dim", "1000"], "--dim must be at most"),   # K × 2d draws at K = 64
-    (["--dim", "638"], "--dim must be at most 637"),
+    (["--dim", "638"], "--dim must be at most 537"),  # memory allows 637; the draws 537
+    (["--dim", "538"], "--dim must be at most 537"),
 ])
 def test_sizes_too_large_for_memory_are_refused_at_once(argv, message, capsys):
-    """A size whose arrays would not fit in the memory budget: one line, exit 2, before
-    any work (it used to end in a MemoryError traceback). The limit named is one that
-    fits: --dim 638 at K = 64 was told '--batch-size must be at most 7972' (the need is not
-    monotone in K: a larger K takes fewer batches per chunk), which K = 64 already is."""
+    """A size whose arrays would not fit in the memory budget, or whose chunk of batches
+    would draw more than MAX_SAMPLE_ELEMENTS Gaussians: one line, exit 2, before any work
+    (it used to end in a MemoryError traceback, and --dim 600 in a message naming no
+    option). The limit named is one that fits: --dim 638 at K = 64 was told '--batch-size
+    must be at most 7972' (the need is not monotone in K: a larger K takes fewer batches
+    per chunk), which K = 64 already is."""
     from rpmref.cli import mi_bench as command
     from rpmref.cli.common import gib, MEMORY_BUDGET
     assert cli.main(["mi-bench", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rpmref mi-bench: error:") and err.count("\n") == 1
-    assert message in err and f"{gib(MEMORY_BUDGET)} limit" in err
+    assert message in err and f"the limit is {gib(MEMORY_BUDGET)}" in err
     limit = int(err.split("must be at most ")[1].split()[0])
     flag_values = dict(zip(argv[::2], argv[1::2]))
     dim = int(flag_values.get("--dim", mi_bench.DIM))
     if "--batch-size" in message:  # the limit is the largest K that fits (and K² scores)
-        assert command.peak_bytes(dim, limit, mi_bench.BATCHES) <= MEMORY_BUDGET
+        assert command.fits(dim, limit, mi_bench.BATCHES)
         assert limit == command.MAX_BATCH_SIZE or \
-            command.peak_bytes(dim, limit + 1, mi_bench.BATCHES) > MEMORY_BUDGET
+            not command.fits(dim, limit + 1, mi_bench.BATCHES)
     else:
-        assert command.peak_bytes(limit, mi_bench.BATCH_SIZE, mi_bench.BATCHES) <= MEMORY_BUDGET
-        assert command.peak_bytes(limit + 1, mi_bench.BATCH_SIZE, mi_bench.BATCHES) > MEMORY_BUDGET
+        assert command.fits(limit, mi_bench.BATCH_SIZE, mi_bench.BATCHES)
+        assert not command.fits(limit + 1, mi_bench.BATCH_SIZE, mi_bench.BATCHES)
 
 
 @pytest.mark.parametrize("name, message", [

@@ -9,7 +9,7 @@ from rpmref.cli.common import (
     MEMORY_BUDGET, UsageError, bounded_int, check_output_file, gib, nonnegative_int, positive_int)
 from rpmref.environment import environment
 from rpmref.gaussian import optimal_rbf_lengthscale
-from rpmref.gaussian.monte_carlo import MAX_SCORE_ELEMENTS
+from rpmref.gaussian.monte_carlo import MAX_SAMPLE_ELEMENTS, MAX_SCORE_ELEMENTS
 from rpmref.gaussian.staircase import (
     BATCH_SIZE, BATCHES, DIM, LEVELS, benchmark_rows, format_table, plot, staircase_joint)
 
@@ -37,14 +37,29 @@ def peak_bytes(dim, batch_size, batches):
 MAX_BATCH_SIZE = math.isqrt(MAX_SCORE_ELEMENTS)
 
 
+def draws_per_chunk(dim, batch_size, batches):
+    """Gaussian draws of one chunk of batches, c·K·2d (``sample_pairs`` refuses more than
+    MAX_SAMPLE_ELEMENTS)."""
+    k = int(batch_size)
+    chunk = min(int(batches), max(1, SCORES_PER_CHUNK // (k * k)))
+    return chunk * k * 2 * int(dim)
+
+
+def fits(dim, batch_size, batches):
+    """Whether the benchmark runs at these sizes: its memory within MEMORY_BUDGET and each
+    chunk's draws within MAX_SAMPLE_ELEMENTS."""
+    return (peak_bytes(dim, batch_size, batches) <= MEMORY_BUDGET
+            and draws_per_chunk(dim, batch_size, batches) <= MAX_SAMPLE_ELEMENTS)
+
+
 def largest_batch_size(dim, batches):
-    """The largest K ≤ MAX_BATCH_SIZE whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
-    return min(MAX_BATCH_SIZE, _largest(lambda k: peak_bytes(dim, k, batches) <= MEMORY_BUDGET))
+    """The largest K ≤ MAX_BATCH_SIZE at which the benchmark ``fits`` (0 if none does)."""
+    return min(MAX_BATCH_SIZE, _largest(lambda k: fits(dim, k, batches)))
 
 
 def largest_dim(batch_size, batches):
-    """The largest d whose ``peak_bytes`` fits in MEMORY_BUDGET (0 if none does)."""
-    return _largest(lambda d: peak_bytes(d, batch_size, batches) <= MEMORY_BUDGET)
+    """The largest d at which the benchmark ``fits`` (0 if none does)."""
+    return _largest(lambda d: fits(d, batch_size, batches))
 
 
 def _largest(fits, high=1 << 24):
@@ -62,8 +77,7 @@ DEFAULT_MAX_DIM = largest_dim(BATCH_SIZE, BATCHES)
 
 def run(args):
     levels = _levels(args.levels)
-    needed = peak_bytes(args.dim, args.batch_size, args.batches)
-    if needed > MEMORY_BUDGET:
+    if not fits(args.dim, args.batch_size, args.batches):
         sizes = f"--dim {args.dim}, --batch-size {args.batch_size} and --batches {args.batches}"
         # the need grows with --dim at any --batch-size, but not always with --batch-size
         # (a larger K takes fewer batches per chunk): name --dim unless no --dim fits
@@ -71,9 +85,12 @@ def run(args):
         limit = (f"--dim must be at most {d_max} at this --batch-size and --batches" if d_max
                  else f"--batch-size must be at most "
                       f"{largest_batch_size(args.dim, args.batches)} at this --dim")
+        needed = peak_bytes(args.dim, args.batch_size, args.batches)
+        draws = draws_per_chunk(args.dim, args.batch_size, args.batches)
         raise UsageError(f"{sizes} need about {gib(needed)} of memory (K × K score matrices, "
-                         f"K × 2d draws, 2d × 2d covariances), more than the "
-                         f"{gib(MEMORY_BUDGET)} limit: {limit}")
+                         f"K × 2d draws, 2d × 2d covariances; the limit is "
+                         f"{gib(MEMORY_BUDGET)}) and {draws:.3g} Gaussian draws per chunk of "
+                         f"batches (the limit is {MAX_SAMPLE_ELEMENTS:.3g}): {limit}")
     if args.batch_size > MAX_BATCH_SIZE:
         raise UsageError(f"--batch-size must be at most {MAX_BATCH_SIZE} (a batch's K × K score "
                          f"matrix is limited to {MAX_SCORE_ELEMENTS} entries); got {args.batch_size}")
@@ -132,7 +149,8 @@ def add_parser(subparsers):
                    help="comma-separated true MI values in nats (default: %(default)s)")
     p.add_argument("--dim", type=positive_int, default=DIM,
                    help=f"dimension d (default: %(default)s; at most {DEFAULT_MAX_DIM} at the "
-                   f"default --batch-size and --batches: memory, see --batch-size)")
+                   f"default --batch-size and --batches: memory and the draws of one chunk of "
+                   "batches, see --batch-size)")
     p.add_argument("--batch-size", type=bounded_int(2, why="a batch needs a negative"),
                    default=BATCH_SIZE,
                    help="K ≥ 2, pairs per batch (default: %(default)s; at most "
