@@ -70,3 +70,26 @@ def test_local_n_starts_and_stops_its_own_cluster(tmp_path):
     assert results["execution"]["backend"] == "dask"
     assert len(results["execution"]["workers"]) == 1
     assert runstore.load(str(tmp_path), "results") == {}
+
+
+def test_local_workers_ignore_ctrl_c():
+    """A terminal's Ctrl-C reaches the whole process group: the workers of local:N ignore it
+    (the parent closes the cluster) instead of printing a traceback each."""
+    import signal
+
+    from rpmref.balls.parallel import dask_client
+    with dask_client("local:1") as client:
+        ignored = client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+    assert list(ignored.values()) == [True]
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line(tmp_path, capsys, monkeypatch):
+    def no_loopback(*args, **kwargs):
+        raise RuntimeError("Cluster failed to start: Timed out trying to connect to "
+                           "tcp://127.0.0.1:35085 after 30 s\nmore detail")
+    monkeypatch.setattr(distributed, "LocalCluster", no_loopback)
+    code = cli.main(["balls", "compare", "--quick", "--dask", "local:2", "--out",
+                     str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("rpmref balls compare: error: --dask local:2: Cluster failed to start")

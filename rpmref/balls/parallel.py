@@ -17,6 +17,7 @@ only when a Dask client is asked for.
 """
 import concurrent.futures
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -321,13 +322,44 @@ def dask_client(spec, timeout=10.0):
     n_workers = parse_local(spec)
     with contextlib.ExitStack() as stack:
         if n_workers is not None:
+            # the workers run this module's dask_setup first: they ignore Ctrl-C, which
+            # reaches this process (that closes the cluster) instead of printing a
+            # traceback in every worker
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address="127.0.0.1:0"))
+                host="127.0.0.1", dashboard_address="127.0.0.1:0", preload=[__name__],
+                silence_logs=logging.ERROR))   # not the cancelled tasks of an interrupted run
             client = stack.enter_context(distributed.Client(cluster))
         else:
             client = stack.enter_context(distributed.Client(spec, timeout=timeout))
         yield client
+
+
+def dask_setup(worker):
+    """Dask preload hook, run in each worker process of a ``local:N`` cluster as it starts:
+    ignore SIGINT (a terminal's Ctrl-C goes to the whole process group; the parent handles
+    it and closes the cluster).
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+        The worker starting (not used).
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import signal
+    >>> from rpmref.balls.parallel import dask_setup
+    >>> before = signal.getsignal(signal.SIGINT)
+    >>> dask_setup(worker=None)
+    >>> signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    True
+    >>> _ = signal.signal(signal.SIGINT, before)
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def parse_local(spec):

@@ -235,6 +235,8 @@ def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
         except OSError as error:  # e.g. no scheduler at the address: name the option
             raise OSError(error.errno, f"--dask {args.dask}: {error.strerror or error}") \
                 from None
+        except RuntimeError as error:  # a LocalCluster that cannot start (no loopback)
+            raise RunFailed(f"--dask {args.dask}: {str(error).splitlines()[0]}") from None
         where = {"jobs": args.jobs, "dask": client, "overwrite": args.overwrite,
                  "progress": not args.no_progress}
         if not args.sweep_only:
