@@ -388,3 +388,142 @@ def test_ctrl_c_while_the_arguments_are_read_is_one_line_and_130(where, capsys, 
         monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", interrupted)
     assert cli.main(["verify", "--trials", "1"]) == 130
     assert capsys.readouterr().err == "rpmref: interrupted\n"
+
+
+# --------------------------------------------------------------------------
+# links, clashes and formats found before the work
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["proofs", "--report", "{link}.md"], "--report"),
+    (["mi-bench", "--figure", "{link}.png"], "--figure"),
+    (["structure", "--json", "{link}.json"], "--json"),
+], ids=lambda value: value if isinstance(value, str) else " ".join(value[:2]))
+def test_an_output_that_is_a_dangling_link_fails_before_the_work(argv, flag, tmp_path, capsys,
+                                                                 no_work, monkeypatch):
+    """The file is written through the link, so its target's folder must exist: it was
+    found only when the result was written, after the work."""
+    import rpmref.cli.structure
+    monkeypatch.setattr(rpmref.cli.structure, "run_experiment",
+                        lambda *a, **k: pytest.fail("structure ran before checking its outputs"))
+    link = tmp_path / "link"
+    suffix = argv[-1].rpartition(".")[2]
+    os.symlink(tmp_path / "gone" / f"target.{suffix}", f"{link}.{suffix}")
+    assert cli.main([a.format(link=link) for a in argv]) == 2
+    err = one_line_error(capsys, f"rpmref {argv[0]}")
+    assert flag in err and "does not exist (it is a symbolic link to" in err
+
+
+def test_a_link_to_a_writable_place_is_written_through(tmp_path, capsys):
+    link = tmp_path / "report.md"
+    os.symlink(tmp_path / "target.md", link)
+    assert cli.main(["proofs", "--only", "L1", "--report", str(link)]) == 0
+    assert link.is_symlink() and (tmp_path / "target.md").read_text().startswith("#")
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["structure", "--json", "{d}/same.png", "--figure", "{d}/same.png"],
+     "--figure and --json"),
+    (["structure", "--json", "{d}/a.json", "--figure", "{d}/link.png"], "--figure and --json"),
+    (["balls", "make", "--out", "{d}/v.npz", "--preview", "{d}/same.gif", "--gif",
+      "{d}/same.gif"], "--preview and --gif"),
+], ids=["same name", "through a link", "make"])
+def test_two_outputs_naming_one_file_are_refused(argv, flags, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    import rpmref.cli.structure
+    monkeypatch.setattr(rpmref.cli.structure, "run_experiment",
+                        lambda *a, **k: pytest.fail("structure ran before checking its outputs"))
+    os.symlink(tmp_path / "a.json", tmp_path / "link.png")
+    assert cli.main([a.format(d=tmp_path) for a in argv]) == 2
+    err = one_line_error(capsys, "rpmref " + " ".join(argv[:2] if argv[0] == "balls" else argv[:1]))
+    assert f"{flags} name the same file" in err and "one would overwrite the other" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png"]
+
+
+def test_pgf_is_offered_only_with_its_tex_program(monkeypatch, capsys, no_work):
+    """matplotlib's pgf backend runs xelatex (pgf.texsystem): without it the figure failed
+    with a traceback after the whole benchmark."""
+    pytest.importorskip("matplotlib")
+    from rpmref.cli import common
+    monkeypatch.setattr(common.shutil, "which", lambda program: None)
+    assert ".pgf" not in common.matplotlib_suffixes() and ".png" in common.matplotlib_suffixes()
+    assert cli.main(["mi-bench", "--figure", "fig.pgf"]) == 2
+    assert "--figure must be a file name ending in" in one_line_error(capsys, "rpmref mi-bench")
+    monkeypatch.setattr(common.shutil, "which", lambda program: f"/usr/bin/{program}")
+    assert ".pgf" in common.matplotlib_suffixes()
+
+
+def test_an_upper_case_npz_suffix_is_written_as_given(tmp_path, capsys):
+    out = tmp_path / "V.NPZ"
+    assert cli.main(["balls", "make", "--out", str(out), "--frames", "5", "--size", "16"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["V.NPZ"]
+
+
+def test_train_finds_a_directory_in_place_of_a_run_file_before_training(tmp_path, capsys,
+                                                                        monkeypatch):
+    import rpmref.cli.train
+    monkeypatch.setattr(rpmref.cli.train, "train",
+                        lambda *a, **k: pytest.fail("training started before the check"))
+    video = str(tmp_path / "v.npz")
+    assert cli.main(["balls", "make", "--out", video, "--frames", "20", "--size", "16"]) == 0
+    for name in ("metrics.jsonl", "checkpoint.npz", "summary.json"):
+        out = tmp_path / f"out_{name}"
+        (out / name).mkdir(parents=True)
+        capsys.readouterr()
+        for extra in ([], ["--overwrite"]):
+            assert cli.main(["balls", "train", "--out", str(out), "--video", video,
+                             "--steps", "1", *extra]) == 2
+            err = one_line_error(capsys, "rpmref balls train")
+            assert f"{out / name} is a directory, not a file the run can write" in err
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (OSError(errno.ENOSPC, "No space left on device"), 1, "No space left on device"),
+])
+def test_a_failing_stdout_after_training_is_not_blamed_on_out(error, code, message, tmp_path,
+                                                               capsys, monkeypatch):
+    """The run is complete; only printing its line failed: exit 1 naming the error, not
+    exit 2 "--out ...: cannot write there"."""
+    import rpmref.cli.train
+
+    def failing_print(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(rpmref.cli.train, "_print_result", failing_print)
+    video = str(tmp_path / "v.npz")
+    assert cli.main(["balls", "make", "--out", video, "--frames", "20", "--size", "16"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    assert cli.main(["balls", "train", "--out", str(out), "--video", video, "--steps", "1",
+                     "--no-progress"]) == code
+    err = capsys.readouterr().err
+    assert message in err and "--out" not in err and "Traceback" not in err
+    assert (out / "summary.json").is_file()
+
+
+def test_mi_bench_dim_limit_in_the_help_is_the_one_enforced(capsys, monkeypatch):
+    """The help's largest --dim is accepted; one more is refused naming --dim. Two limits
+    meet: the memory budget and the Gaussian draws of one chunk of batches (c·K·2d ≤
+    MAX_SAMPLE_ELEMENTS, c = 4e6 // K² batches: 976 at K = 64, so d ≤ 2^26 / (976·64·2))."""
+    from rpmref.cli import mi_bench
+    from rpmref.gaussian import monte_carlo
+    assert mi_bench.SCORES_PER_CHUNK == monte_carlo._MAX_SCORES
+    assert mi_bench.DEFAULT_MAX_DIM == min(
+        2 ** 26 // (976 * 64 * 2), mi_bench._largest(
+            lambda d: mi_bench.peak_bytes(d, 64, 2000) <= mi_bench.MEMORY_BUDGET))
+    d = mi_bench.DEFAULT_MAX_DIM
+    help_text = " ".join(cli.build_parser()._subparsers._group_actions[0]
+                         .choices["mi-bench"].format_help().split())
+    assert f"at most {d} at the default --batch-size and --batches" in help_text
+    assert cli.main(["mi-bench", "--dim", str(d + 1), "--levels", "1"]) == 2
+    err = one_line_error(capsys, "rpmref mi-bench")
+    assert f"--dim must be at most {d} at this --batch-size and --batches" in err
+
+    class Accepted(Exception):
+        pass
+
+    def accepted(*args, **kwargs):
+        raise Accepted
+    monkeypatch.setattr(mi_bench, "benchmark_rows", accepted)
+    with pytest.raises(Accepted):
+        cli.main(["mi-bench", "--dim", str(d), "--levels", "1"])
