@@ -156,6 +156,8 @@ def test_seed_is_not_an_abbreviation_of_seeds(capsys, no_work):
 
 @pytest.mark.parametrize("argv, message", [
     (["--critics", "rbf,rbf"], "rbf repeated"),
+    (["--critics", "rbf,,cosine"], "got 'rbf,,cosine'"),     # an empty item, as --levels
+    (["--critics", "rbf,"], "got 'rbf,'"),
     (["--optimizers", "sgd,adam,sgd"], "sgd repeated"),
     (["--lrs", "0.01,1e-2"], "0.01 repeated"),
     (["--jobs", "1000"], "at most"),

@@ -96,6 +96,20 @@ def test_heldout_video_must_match_the_training_video(videos, tmp_path, capsys, h
     assert not (out / T.CHECKPOINT).exists()
 
 
+def test_a_heldout_video_that_is_the_training_video_is_refused(videos, tmp_path, capsys):
+    """The same file for both, or a copy of it: the held-out readout would score the
+    training frames (it was accepted silently)."""
+    out = tmp_path / "run"
+    err = _one_line_error(capsys, 2, lambda: main(args(videos, out, held="train")))
+    assert f"--heldout-video {videos['train']} is the training video frame for frame" in err
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(open(videos["train"], "rb").read())
+    argv = args(videos, out)
+    argv[argv.index("--heldout-video") + 1] = str(copy)
+    err = _one_line_error(capsys, 2, lambda: main(argv))
+    assert "is the training video frame for frame" in err and not out.exists()
+
+
 def test_missing_input_video_is_refused_before_the_run_directory(videos, tmp_path, capsys):
     argv = args(videos, tmp_path / "run")
     argv[argv.index("--video") + 1] = str(tmp_path / "absent.npz")

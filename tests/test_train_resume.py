@@ -680,8 +680,9 @@ def test_checkpoint_of_another_config_or_video_names_the_flag(videos, partial_ru
     err = capsys.readouterr().err
     assert "--critic: checkpoint 'rbf' vs now 'cosine'" in err
     assert "--channels: checkpoint 2 vs now 3" in err
+    other = save_video(tmp_path / "other.npz", *make_video(TINY, seed=2), TINY)
     argv = train_args(videos, out, "--resume")
-    argv[argv.index("--video") + 1] = videos[1]
+    argv[argv.index("--video") + 1] = other
     assert main(argv) == 2
     assert "different video" in capsys.readouterr().err
 

@@ -285,8 +285,8 @@ def _lr_list(text):
 
 
 def _critic_list(text):
-    critics = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in critics if c not in CRITICS]
+    critics = [c.strip() for c in text.split(",")]
+    unknown = [c for c in critics if c not in CRITICS]      # an empty item too ('rbf,,cosine')
     if unknown or not critics:
         raise argparse.ArgumentTypeError(
             f"critics must be a comma-separated subset of {','.join(CRITICS)}; got {text!r}")

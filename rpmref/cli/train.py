@@ -184,6 +184,13 @@ def _check_videos(args, config, frames, positions, h_frames, h_positions):
         which = "--heldout-video" if "held-out" in str(e) else "--video"
         path = args.heldout_video if which == "--heldout-video" else args.video
         raise UsageError(f"{which} {path}: {e}" if path else str(e)) from None
+    if np.shape(frames) == np.shape(h_frames) and np.array_equal(frames, h_frames):
+        held = (f"--heldout-video {args.heldout_video}" if args.heldout_video
+                else f"the held-out video (--heldout-seed {args.heldout_seed})")
+        raise UsageError(f"{held} is the training video frame for frame ({video}"
+                         f"{'' if args.video else f', --video-seed {args.video_seed}'}): its "
+                         "readout would score the frames the encoder is trained on; give "
+                         "another --heldout-seed or --heldout-video")
     check_memory(config, frames.shape)
 
 
