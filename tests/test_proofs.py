@@ -164,6 +164,15 @@ def test_report_lists_every_identity_with_latex_statement(results):
     assert all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows), rows
 
 
+def test_report_records_the_versions_it_was_made_with(results):
+    import platform
+
+    import rpmref
+    text = render(list(results.values()), 3)
+    assert (f"(rpmref {rpmref.__version__}, sympy {sp.__version__}, Python "
+            f"{platform.python_version()})") in text.splitlines()[2]
+
+
 def test_cli_exit_codes(capsys, tmp_path):
     report = tmp_path / "proofs.md"
     assert rpmref_main(["proofs", "--only", "E3", "E5", "--report", str(report)]) == 0
