@@ -575,6 +575,31 @@ def test_embedding_loss_names_each_bad_argument(kwargs, error, match):
         embedding_loss(**arguments)
 
 
+def test_embedding_loss_takes_a_zero_dimensional_tensor_as_temperature():
+    torch = pytest.importorskip("torch")
+    from rpmref.testing import embedding_loss
+    z, z_prime = np.eye(3), np.eye(3)[::-1]
+    expected = embedding_loss(z, z_prime, "dot", 0.5)
+    assert embedding_loss(z, z_prime, "dot", torch.tensor(0.5, dtype=torch.float64)) == expected
+    assert embedding_loss(z, z_prime, "dot", torch.nn.Parameter(
+        torch.tensor(0.5, dtype=torch.float64))) == expected
+    with pytest.raises(TypeError, match="temperature must be a real number"):
+        embedding_loss(z, z_prime, "dot", torch.tensor([0.5]))
+
+
+def test_a_decorator_that_takes_the_temperature_is_called_with_it():
+    """functools.wraps copies the wrapped loss's signature (scores): the decorator's own,
+    (scores, t), is what takes the temperature, so the check goes ahead."""
+    import functools
+
+    def tempered(loss):
+        @functools.wraps(loss)
+        def with_temperature(scores, t):
+            return loss(scores / t)
+        return with_temperature
+    assert check_infonce(tempered(right_numpy), temperature=0.5, trials=5).passed
+
+
 def test_a_callable_critic_that_raises_says_what_it_is_given():
     def torch_style_critic(z, z_prime):
         return z.mm(z_prime.T)          # a torch method: NumPy arrays have no .mm

@@ -202,12 +202,24 @@ def test_a_float8_torch_result_is_diagnosed_half_precision(torch, name, eps):
     assert report.diagnosis == "half-precision" and report.eps == eps
 
 
+def test_half_precision_eps_is_two_to_minus_the_mantissa_bits():
+    """IEEE-style formats with M explicit mantissa bits have ε = 2^-M."""
+    expected = {"float16": 10, "bfloat16": 7, "float8_e4m3fn": 3, "float8_e5m2": 2,
+                "float8_e4m3b11fnuz": 3, "float8_e3m4": 4, "float4_e2m1fn": 1,
+                "float6_e3m2fn": 2, "float8_e8m0fnu": 0}
+    for name, bits in expected.items():
+        assert adapters.half_precision_eps(name) == 2.0 ** -bits, name
+    for name in ("float32", "float64", "int8", "floaty_e4m3"):
+        assert adapters.half_precision_eps(name) is None, name
+
+
 def test_jax_half_and_quarter_precision_results_come_back_with_their_dtype():
-    """jax's bfloat16 and float8 arrays are ml_dtypes arrays (NumPy dtype kind "V"): a
-    number, not "not a number"."""
+    """jax's bfloat16 and 8/4-bit floats are ml_dtypes arrays (NumPy dtype kind "V", or "f"
+    for float8_e5m2): a number with its own dtype, not "not a number" or float64."""
     jnp = pytest.importorskip("jax.numpy")
-    for name in ("bfloat16", "float8_e4m3fn"):
-        assert adapters.scalar(jnp.asarray(1.5, dtype=getattr(jnp, name))) == (1.5, name)
+    for name in ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e3m4", "float4_e2m1fn"):
+        if hasattr(jnp, name):
+            assert adapters.scalar(jnp.asarray(1.5, dtype=getattr(jnp, name))) == (1.5, name)
 
     def loss(scores):
         rows = scores - jnp.max(scores, axis=1, keepdims=True)
@@ -215,6 +227,11 @@ def test_jax_half_and_quarter_precision_results_come_back_with_their_dtype():
         return (-jnp.mean(jnp.diag(log_softmax))).astype(jnp.bfloat16)
     report = check_infonce(loss, trials=5, framework="jax")
     assert report.diagnosis == "half-precision" and report.eps == 2.0 ** -7
+
+    def quarter(scores):
+        return loss(scores).astype(jnp.float8_e5m2)
+    report = check_infonce(quarter, trials=5, framework="jax")
+    assert report.diagnosis == "half-precision" and report.eps == 2.0 ** -2
 
 
 def test_an_annotation_naming_a_missing_framework_is_ignored(case, monkeypatch):

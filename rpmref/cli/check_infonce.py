@@ -309,7 +309,9 @@ def add_parser(subparsers):
         "estimate-not-loss, log2, sign, log-mean-exp, negatives-only, positive-twice, "
         "shifted-labels, symmetric, temperature-*, nt-xent, unstable, masked-nan, not-finite, "
         "non-deterministic, half-precision, gradient, not-scalar, unknown). MODULE is a .py file or a dotted "
-        "module (the current directory is searched first). What FUNCTION prints goes to "
+        "module (its imports are searched first in the .py file's own folder, then in the "
+        "current directory; a dotted module's in the current directory). What FUNCTION "
+        "prints goes to "
         "stderr. Exit 0 conforming, 1 not, 2 usage error.")
     p.add_argument("target", metavar="MODULE:FUNCTION",
                    help="e.g. losses.py:infonce or mypackage.losses:infonce")

@@ -29,12 +29,40 @@ from typing import NamedTuple
 import numpy as np
 
 FRAMEWORKS = ("numpy", "torch", "jax")
-#: Machine epsilons of the floating dtypes below single precision (NumPy has no bfloat16
-#: and no float8): 2^-m for m explicit mantissa bits.
-HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7,
-                      "float8_e4m3fn": 2.0 ** -3, "float8_e4m3fnuz": 2.0 ** -3,
-                      "float8_e5m2": 2.0 ** -2, "float8_e5m2fnuz": 2.0 ** -2,
-                      "float8_e8m0fnu": 1.0}
+#: Machine epsilons of the half-precision dtypes (NumPy has no bfloat16); the narrower
+#: formats are named by their bits (``half_precision_eps``).
+HALF_PRECISION_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+#: float8_e4m3fn, float8_e5m2fnuz, float4_e2m1fn, ...: exponent bits E, mantissa bits M
+_NARROW_FLOAT = re.compile(r"float[468]_e(\d+)m(\d+)[a-z0-9]*")
+
+
+def half_precision_eps(dtype):
+    """The machine epsilon of a floating dtype below single precision, else None.
+
+    float16 and bfloat16 (``HALF_PRECISION_EPS``), and the 8-, 6- and 4-bit formats of
+    torch and ml_dtypes (jax) by the mantissa bits M in their names: 2^-M
+    (float8_e4m3fn: 0.125; float8_e8m0fnu, exponent only: 1).
+
+    Parameters
+    ----------
+    dtype : numpy.dtype, str or a dtype-like with a ``name``
+        The dtype (or its name).
+
+    Returns
+    -------
+    float or None
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import half_precision_eps
+    >>> half_precision_eps("bfloat16"), half_precision_eps("float8_e5m2"), half_precision_eps("float32")
+    (0.0078125, 0.25, None)
+    """
+    name = dtype_name(dtype)
+    if name in HALF_PRECISION_EPS:
+        return HALF_PRECISION_EPS[name]
+    match = _NARROW_FLOAT.fullmatch(name)
+    return 2.0 ** -int(match.group(2)) if match else None
 
 
 class NotScalarError(ValueError):
@@ -377,8 +405,10 @@ def scalar(value):
         array = np.asarray(value)
     except Exception:
         raise NotANumberError(returned) from None
-    if array.dtype.kind == "V" and array.dtype.name in HALF_PRECISION_EPS:
-        # jax's bfloat16 and float8 (ml_dtypes): exact as float64, with their own dtype
+    if (array.dtype.kind in "Vf" and array.dtype != np.float16
+            and half_precision_eps(array.dtype) is not None):
+        # jax's bfloat16 and 8/6/4-bit floats (ml_dtypes, NumPy kind "V" or "f"): exact as
+        # float64, with their own dtype
         dtype = _NamedDtype(array.dtype.name, array.dtype.itemsize)
         array = array.astype(np.float64)
     if array.dtype.kind not in "iuf":               # a bool is a verdict, not a loss
@@ -736,4 +766,5 @@ def _describe(err):
 
 
 __all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome",
-           "call_signature", "installed", "require", "detect", "evaluate", "scalar"]
+           "call_signature", "installed", "require", "detect", "evaluate", "scalar",
+           "half_precision_eps"]

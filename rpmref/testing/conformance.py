@@ -203,7 +203,8 @@ def _tolerance(case, eps, logits=None):
 
 def _machine_eps(dtype):
     name = adapters.dtype_name(dtype)
-    return HALF_PRECISION_EPS[name] if name in HALF_PRECISION_EPS else float(np.finfo(dtype).eps)
+    half = adapters.half_precision_eps(name)
+    return half if half is not None else float(np.finfo(dtype).eps)
 
 
 def temperature_parameter(fn, kind="scores"):
@@ -427,9 +428,9 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
             f"on case {err.case.index} (B = {err.case.batch_size}) fn {err}; the InfoNCE "
             "loss is the mean over the anchors, one number",), **common)
     half = next((adapters.dtype_name(o.dtype) for o in outcomes
-                 if adapters.dtype_name(o.dtype) in HALF_PRECISION_EPS), None)
+                 if adapters.half_precision_eps(o.dtype) is not None), None)
     if half is not None:
-        eps = HALF_PRECISION_EPS[half]
+        eps = adapters.half_precision_eps(half)
     elif eps is None:
         eps = max(_machine_eps(o.dtype) for o in outcomes)
     values = np.array([o.value for o in outcomes])
@@ -463,8 +464,11 @@ def _refuse_a_temperature_it_cannot_take(fn, kind, temperature):
     """TypeError, before any call, when fn takes its inputs but no further argument (a
     temperature fixed inside, as self.temperature): temperature= would pass it one."""
     inputs = ("scores",) if kind == "scores" else ("z", "z_prime")
-    try:
-        signature = adapters.call_signature(fn)
+    try:    # fn's own signature: a functools.wraps decorator may take more than it wraps
+        signature = inspect.signature(fn, follow_wrapped=False)
+        if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in signature.parameters.values()):
+            signature = adapters.call_signature(fn)     # a torch.nn.Module: its forward
         signature.bind(*inputs)
     except (TypeError, ValueError):
         return                        # no signature, or not even its inputs: the call says

@@ -311,7 +311,7 @@ def embedding_loss(z, z_prime, critic, temperature=None):
     critic : {"dot", "cosine"} or callable
         As for :func:`critic_scores`.
     temperature : float, optional
-        τ > 0 (None: τ = 1).
+        τ > 0 (None: τ = 1); a 0-d array or tensor is taken by its value.
 
     Returns
     -------
@@ -337,6 +337,8 @@ def embedding_loss(z, z_prime, critic, temperature=None):
     >>> bool(abs(loss + np.log(np.e / (np.e + 1))) < 1e-15)
     True
     """
+    if getattr(temperature, "shape", None) == () and hasattr(temperature, "item"):
+        temperature = temperature.item()        # a 0-d torch tensor or jax array
     tau = 1.0 if temperature is None else check_real(temperature, "temperature", minimum=0.0,
                                                      inclusive=(False, True))
     z, z_prime = check_embeddings(z, z_prime, critic)
