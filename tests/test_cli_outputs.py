@@ -158,6 +158,8 @@ def test_seed_is_not_an_abbreviation_of_seeds(capsys, no_work):
     (["--critics", "rbf,rbf"], "rbf repeated"),
     (["--critics", "rbf,,cosine"], "got 'rbf,,cosine'"),     # an empty item, as --levels
     (["--critics", "rbf,"], "got 'rbf,'"),
+    (["--optimizers", "sgd,,adam"], "got 'sgd,,adam'"),
+    (["--lrs", "1e-3,"], "got '1e-3,'"),
     (["--optimizers", "sgd,adam,sgd"], "sgd repeated"),
     (["--lrs", "0.01,1e-2"], "0.01 repeated"),
     (["--jobs", "1000"], "at most"),
@@ -441,6 +443,12 @@ def test_two_outputs_naming_one_file_are_refused(argv, flags, tmp_path, capsys, 
     err = one_line_error(capsys, "rpmref " + " ".join(argv[:2] if argv[0] == "balls" else argv[:1]))
     assert f"{flags} name the same file" in err and "one would overwrite the other" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_two_outputs_to_one_device_are_not_a_clash():
+    from rpmref.cli.common import check_distinct_outputs
+    check_distinct_outputs(("--json", "/dev/null"), ("--figure", "/dev/null"))
 
 
 def test_pgf_is_offered_only_with_its_tex_program(monkeypatch, capsys, no_work):

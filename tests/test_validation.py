@@ -172,3 +172,10 @@ def test_a_longdouble_beyond_float64_is_named_without_a_warning():
         # within range, a longdouble table is used at its float64 value
         assert rpmref.entropy(np.array([0.5, 0.5], dtype=np.longdouble)) == \
             rpmref.entropy([0.5, 0.5])
+
+
+def test_an_integer_beyond_float64_is_a_value_error():
+    from rpmref.exact.validation import check_real
+    with pytest.raises(ValueError, match="n must be representable in float64; got an integer "
+                                         "of 401 digits"):
+        check_real(10 ** 400, "n")

@@ -327,8 +327,7 @@ def dask_client(spec, timeout=10.0):
             # traceback in every worker
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address="127.0.0.1:0", preload=[__name__],
-                silence_logs=logging.ERROR))   # not the cancelled tasks of an interrupted run
+                host="127.0.0.1", dashboard_address="127.0.0.1:0", preload=[__name__]))
             client = stack.enter_context(distributed.Client(cluster))
         else:
             client = stack.enter_context(distributed.Client(spec, timeout=timeout))
@@ -338,7 +337,9 @@ def dask_client(spec, timeout=10.0):
 def dask_setup(worker):
     """Dask preload hook, run in each worker process of a ``local:N`` cluster as it starts:
     ignore SIGINT (a terminal's Ctrl-C goes to the whole process group; the parent handles
-    it and closes the cluster).
+    it and closes the cluster), and keep the warnings of the tasks that closing the
+    cluster cancels (``distributed.worker.state_machine``) out of the terminal; other
+    warnings, such as memory pressure, still show.
 
     Parameters
     ----------
@@ -358,8 +359,11 @@ def dask_setup(worker):
     >>> signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     True
     >>> _ = signal.signal(signal.SIGINT, before)
+    >>> import logging
+    >>> logging.getLogger("distributed.worker.state_machine").setLevel(logging.NOTSET)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
 
 
 def parse_local(spec):

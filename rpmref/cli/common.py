@@ -163,7 +163,8 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
             raise UsageError(f"{flag} {path}: cannot write to it (permission denied)")
         return path
     folder = os.path.dirname(real if linked else os.path.abspath(path))
-    through = f" (it is a symbolic link to {real})" if linked else ""
+    through = ("" if not linked else f" (it is a symbolic link to {real})"
+               if os.path.islink(path) else f" (through symbolic links: {real})")
     if not os.path.isdir(folder):
         what = (f"{folder} is a file, not a directory" if os.path.exists(folder)
                 else f"directory {folder} does not exist")
@@ -175,7 +176,8 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
 
 def check_distinct_outputs(*outputs):
     """UsageError if two of the ``(flag, path)`` outputs name the same file (through
-    symbolic links too): one would overwrite the other. None and "-" (stdout) are skipped.
+    symbolic links too): one would overwrite the other. None, "-" (stdout) and devices or
+    pipes (/dev/null, written to, not replaced) are skipped.
 
     Examples
     --------
@@ -188,7 +190,7 @@ def check_distinct_outputs(*outputs):
     """
     seen = {}
     for flag, path in outputs:
-        if path is None or path == "-":
+        if path is None or path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
             continue
         key = os.path.normcase(os.path.realpath(path))
         if key in seen:

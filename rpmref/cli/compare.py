@@ -236,7 +236,8 @@ def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
             raise OSError(error.errno, f"--dask {args.dask}: {error.strerror or error}") \
                 from None
         except RuntimeError as error:  # a LocalCluster that cannot start (no loopback)
-            raise RunFailed(f"--dask {args.dask}: {str(error).splitlines()[0]}") from None
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            raise RunFailed(f"--dask {args.dask}: {first}") from None
         where = {"jobs": args.jobs, "dask": client, "overwrite": args.overwrite,
                  "progress": not args.no_progress}
         if not args.sweep_only:
@@ -263,8 +264,8 @@ def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
 
 def _name_list(allowed):
     def parse(text):
-        names = [c.strip() for c in text.split(",") if c.strip()]
-        if not names or any(n not in allowed for n in names):
+        names = [c.strip() for c in text.split(",")]
+        if any(n not in allowed for n in names):            # an empty item too
             raise argparse.ArgumentTypeError(
                 f"expected a comma-separated subset of {','.join(allowed)}; got {text!r}")
         _refuse_repeats(names, text)
@@ -274,7 +275,7 @@ def _name_list(allowed):
 
 def _lr_list(text):
     try:
-        lrs = [float(c) for c in text.split(",") if c.strip()]
+        lrs = [float(c) for c in text.split(",")]       # float('') refuses an empty item
     except ValueError:
         lrs = []
     if not lrs or not all(0 < lr < math.inf for lr in lrs):

@@ -1142,7 +1142,12 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
         else:
             raise TypeError(f"{name} must be a real number, got {_describe(value)}")
     with np.errstate(over="ignore"):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:                     # an int beyond float64, 10**400
+            raise ValueError(f"{name} must be representable in float64; got an integer of "
+                             f"{len(str(abs(int(value))))} digits, beyond its range "
+                             "(±1.8e308)") from None
     if np.isinf(number) and isinstance(value, np.floating) and np.isfinite(value):
         raise ValueError(f"{name} must be representable in float64; got "
                          f"{np.format_float_scientific(value, precision=4)}, beyond its range "
