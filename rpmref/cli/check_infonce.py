@@ -181,25 +181,12 @@ def run(args):
 def _without_temperature(fn):
     """fn with a temperature fixed inside, called by the check as fn(inputs, T), or as
     fn(inputs, tau=T) when fn has a parameter of a temperature's name (its default, as in
-    ``def loss(scores, tau=0.2)``, is the fixed one): T dropped either way. Its signature
-    is fn's with an optional positional parameter for T after fn's positional ones, so
-    that the check sees a function that takes T (and fn's annotations)."""
+    ``def loss(scores, tau=0.2)``, is the fixed one): T dropped either way. Wrapped with
+    ``functools.wraps``: the check reads fn's annotations through it, and sees from its
+    own parameters that it takes T."""
     @functools.wraps(fn, updated=())
     def fixed_temperature(*arguments, **named_temperature):
         return fn(*arguments) if named_temperature else fn(*arguments[:-1])
-    try:        # fn's parameters (their annotations pick the framework) and the dropped T
-        parameters = list(adapters.call_signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return fixed_temperature
-    if not any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        last = max((i + 1 for i, p in enumerate(parameters)
-                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)), default=0)
-        name = "dropped_temperature"
-        while name in {p.name for p in parameters}:
-            name += "_"
-        dropped = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-        fixed_temperature.__signature__ = inspect.Signature(
-            parameters[:last] + [dropped] + parameters[last:])
     return fixed_temperature
 
 

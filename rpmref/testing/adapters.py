@@ -238,7 +238,7 @@ def require(framework):
                           f"({hint})") from err
 
 
-def call_signature(fn):
+def call_signature(fn, follow_wrapped=True):
     """The signature of what calling ``fn`` runs: ``inspect.signature(fn)``, except for an
     object whose ``__call__`` only passes ``*args, **kwargs`` on to its ``forward`` method
     (a ``torch.nn.Module``, a Keras-style layer), which is described by ``forward``'s
@@ -249,6 +249,9 @@ def call_signature(fn):
     fn : callable
         The user's function, an instance with ``forward``, or a ``functools.wraps``
         wrapper of either.
+    follow_wrapped : bool, default True
+        Describe a ``functools.wraps`` wrapper by what it wraps (its annotations), as
+        ``inspect.signature`` does; False: by its own parameters (what it takes).
 
     Returns
     -------
@@ -270,11 +273,11 @@ def call_signature(fn):
     >>> str(call_signature(Loss()))
     '(z, z_prime, temperature=0.1)'
     """
-    signature = inspect.signature(fn)
+    signature = inspect.signature(fn, follow_wrapped=follow_wrapped)
     if not all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                for p in signature.parameters.values()):
         return signature
-    forward = getattr(inspect.unwrap(fn), "forward", None)
+    forward = getattr(inspect.unwrap(fn) if follow_wrapped else fn, "forward", None)
     if not inspect.ismethod(forward):
         return signature
     try:

@@ -21,7 +21,6 @@ Gradients are compared relative to their natural scale (1/(Bτ) times the critic
 Jacobian size) with the same tolerance.
 """
 import functools
-import inspect
 import numbers
 from dataclasses import dataclass, field
 
@@ -38,7 +37,6 @@ TOLERANCE_FACTOR = 8.0
 #: Parameter names (compared without surrounding underscores, case-insensitively) that
 #: receive the temperature by name.
 TEMPERATURE_NAMES = ("temperature", "tau", "temp", "t", "τ")
-HALF_PRECISION_EPS = adapters.HALF_PRECISION_EPS
 
 
 @dataclass(frozen=True)
@@ -464,11 +462,8 @@ def _refuse_a_temperature_it_cannot_take(fn, kind, temperature):
     """TypeError, before any call, when fn takes its inputs but no further argument (a
     temperature fixed inside, as self.temperature): temperature= would pass it one."""
     inputs = ("scores",) if kind == "scores" else ("z", "z_prime")
-    try:    # fn's own signature: a functools.wraps decorator may take more than it wraps
-        signature = inspect.signature(fn, follow_wrapped=False)
-        if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-               for p in signature.parameters.values()):
-            signature = adapters.call_signature(fn)     # a torch.nn.Module: its forward
+    try:    # fn's own parameters: a functools.wraps decorator may take more than it wraps
+        signature = adapters.call_signature(fn, follow_wrapped=False)
         signature.bind(*inputs)
     except (TypeError, ValueError):
         return                        # no signature, or not even its inputs: the call says

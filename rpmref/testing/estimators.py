@@ -85,7 +85,6 @@ DISCRETE_JOINTS = {
 SIGMAS = 4.0            # claims are tested at the tail of 4 normal standard deviations
 #: The upper tail probability of each one-sided claim, Φ(−4) (two-sided claims: twice it).
 TAIL = 0.5 * math.erfc(SIGMAS / math.sqrt(2))
-HALF_PRECISION_EPS = adapters.HALF_PRECISION_EPS
 
 
 @functools.lru_cache(maxsize=256)
