@@ -144,10 +144,15 @@ def _concrete_array(value, name, max_elements=None):
             if lost.any():
                 i = _first(lost)
                 where = f"entry {_index(i, arr.shape)} is" if arr.ndim else "it is"
-                raise ValueError(f"{name} must be representable in float64; {where} "
-                                 f"{np.format_float_scientific(wide.flat[i], precision=4)}, "
-                                 "beyond its range (±1.8e308)")
+                raise _beyond_float64(
+                    name, f"{where} {np.format_float_scientific(wide.flat[i], precision=4)}")
     return (value if traced else arr), arr
+
+
+def _beyond_float64(name, shown):
+    """The ValueError for a finite value (``shown``) that float64 cannot hold."""
+    return ValueError(f"{name} must be representable in float64; {shown}, beyond its range "
+                      "(±1.8e308)")
 
 
 def _holds_bool(raw):
@@ -1145,13 +1150,10 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
         try:
             number = float(value)
         except OverflowError:                     # an int beyond float64, 10**400
-            raise ValueError(f"{name} must be representable in float64; got an integer of "
-                             f"{len(str(abs(int(value))))} digits, beyond its range "
-                             "(±1.8e308)") from None
+            raise _beyond_float64(
+                name, f"got an integer of {len(str(abs(int(value))))} digits") from None
     if np.isinf(number) and isinstance(value, np.floating) and np.isfinite(value):
-        raise ValueError(f"{name} must be representable in float64; got "
-                         f"{np.format_float_scientific(value, precision=4)}, beyond its range "
-                         "(±1.8e308)")
+        raise _beyond_float64(name, f"got {np.format_float_scientific(value, precision=4)}")
     if np.isnan(number) or (finite and not np.isfinite(number)):
         raise ValueError(f"{name} must be a finite real number, got {number!r}")
     low_ok = minimum is None or (number >= minimum if inclusive[0] else number > minimum)
