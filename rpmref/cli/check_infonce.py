@@ -190,6 +190,10 @@ def _without_temperature(fn):
     return fixed_temperature
 
 
+_HOW_T_IS_PASSED = ("--temperature passes T as its last argument, or by name to a parameter "
+                    f"named {' or '.join(TEMPERATURE_NAMES)} (any case, leading or trailing _)")
+
+
 def _check_call_shape(fn, args):
     """UsageError if FUNCTION cannot take the arguments it will be given (a torch.nn.Module
     by its forward's parameters); the hint names --kind when the other kind's inputs fit."""
@@ -208,9 +212,7 @@ def _check_call_shape(fn, args):
         signature.bind(*names, **({named: "T"} if named else {}))
     except TypeError as err:
         hint = _fixed_temperature_hint(signature, names, args) or _kind_hint(signature, args) or (
-            f"--temperature passes T as {named}=" if named else
-            "--temperature passes T as its last argument, or by name to a parameter "
-            f"named {' or '.join(TEMPERATURE_NAMES)} (any case, leading or trailing _)"
+            f"--temperature passes T as {named}=" if named else _HOW_T_IS_PASSED
             if args.temperature is not None else
             "add --temperature T if it takes a temperature, or --fixed-temperature T if "
             "T is fixed inside")
@@ -227,9 +229,8 @@ def _fixed_temperature_hint(signature, names, args):
         signature.bind(*names[:1 if args.kind == "scores" else 2])
     except TypeError:
         return None
-    return ("it takes no temperature (--temperature passes T as its last argument, or by "
-            f"name to a parameter named {' or '.join(TEMPERATURE_NAMES)}): if T is fixed "
-            f"inside it, use --fixed-temperature {args.temperature:g} instead")
+    return (f"it takes no temperature ({_HOW_T_IS_PASSED}): if T is fixed inside it, use "
+            f"--fixed-temperature {args.temperature:g} instead")
 
 
 def _kind_hint(signature, args):

@@ -156,20 +156,19 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} {path} is a directory")
     # a symbolic link is written through: what must exist and accept a file is its target's
     # folder (a dangling link, or one into /proc, fails here rather than after the work)
-    real = os.path.realpath(path)
-    linked = real != os.path.abspath(path)
     if os.path.exists(path) and not os.path.isfile(path):   # a device or a pipe (through
         if not os.access(path, os.W_OK):                     # a link too): written directly
             raise UsageError(f"{flag} {path}: cannot write to it (permission denied)")
         return path
-    folder = os.path.dirname(real if linked else os.path.abspath(path))
-    through = ("" if not linked else f" (it is a symbolic link to {real})"
+    real = os.path.realpath(path)      # os.path.abspath(path) unless links are on the way
+    folder = os.path.dirname(real)
+    through = ("" if real == os.path.abspath(path) else f" (it is a symbolic link to {real})"
                if os.path.islink(path) else f" (through symbolic links: {real})")
     if not os.path.isdir(folder):
         what = (f"{folder} is a file, not a directory" if os.path.exists(folder)
                 else f"directory {folder} does not exist")
         raise UsageError(f"{flag} {path}: {what}{through}")
-    _check_name_length(folder, os.path.basename(real) if linked else name, flag, path)
+    _check_name_length(folder, os.path.basename(real), flag, path)
     _try_writing_in(folder, flag, path)
     return path
 
