@@ -619,9 +619,9 @@ def _summarise(problem, values, dtypes, n, log_n, critic, infonce, reference_bat
                         f"{values.size}; {bad.size} not finite): an estimate must be a "
                         "finite number")
     if infonce and half:
+        coarsest = max(map(adapters.half_precision_eps, half))
         failures.append(f"half-precision: fn returned {' and '.join(half)} estimates "
-                        f"(ε = {max(map(adapters.half_precision_eps, half)):.2g}; 8 ε (N + 1000) "
-                        f"= {8 * max(map(adapters.half_precision_eps, half)) * (n + 1000):.3g} "
+                        f"(ε = {coarsest:.2g}; 8 ε (N + 1000) = {8 * coarsest * (n + 1000):.3g} "
                         "nats), too coarse to check the claims; return float32 or float64")
     k = student_quantile(values.size - 1)
     if infonce and not half:

@@ -341,11 +341,12 @@ def embedding_loss(z, z_prime, critic, temperature=None):
         temperature = temperature.item()        # a 0-d torch tensor or jax array
     tau = 1.0 if temperature is None else check_real(temperature, "temperature", minimum=0.0,
                                                      inclusive=(False, True))
-    z, z_prime = check_embeddings(z, z_prime, critic)
-    if z.shape[0] != z_prime.shape[0]:
+    scores = critic_scores(critic, z, z_prime)          # (B, B') with z and z' checked
+    if scores.shape[0] != scores.shape[1]:
         raise ValueError(f"z and z_prime must hold the same number B of rows (the positive "
-                         f"pairs (z_i, z'_i)); got shapes {z.shape} and {z_prime.shape}")
-    return infonce_loss(critic_scores(critic, z, z_prime) / tau)
+                         f"pairs (z_i, z'_i)); got shapes {np.shape(z)} and "
+                         f"{np.shape(z_prime)}")
+    return infonce_loss(scores / tau)
 
 
 __all__ = ["CRITICS", "check_logits", "check_embeddings", "infonce_loss", "infonce_loss_gradient", "critic_scores",
