@@ -174,6 +174,30 @@ def test_a_longdouble_beyond_float64_is_named_without_a_warning():
             rpmref.entropy([0.5, 0.5])
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).tiny >= np.finfo(np.float64).tiny,
+                    reason="longdouble is float64 on this platform")
+def test_a_longdouble_below_float64_is_named_not_flushed_to_zero():
+    """A longdouble of 1e-4000 rounds to 0 in float64: as a probability that would change
+    the support (KL(p || q) finite in exact arithmetic, +inf after the cast), so it is
+    refused by name; an exact 0 in a longdouble table is still an ordinary 0."""
+    from rpmref.exact.validation import check_real
+    tiny = np.longdouble("1e-4000")
+    assert tiny > 0 and np.float64(tiny) == 0          # the premise of the test
+    q = np.array([0.5 - tiny, 0.5 + tiny, 0.0], dtype=np.longdouble)
+    q[2] = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"q must be representable in float64; entry 2 is "
+                                             r"1.e-4000, below its smallest positive value"):
+            rpmref.kl_divergence([0.25, 0.25, 0.5], q)
+        with pytest.raises(ValueError, match=r"temperature must be representable in float64; "
+                                             r"got 1.e-4000, below"):
+            check_real(tiny, "temperature")
+        assert check_real(np.longdouble(0), "x") == 0.0
+        assert rpmref.entropy(np.array([0.5, 0.0, 0.5], dtype=np.longdouble)) == \
+            rpmref.entropy([0.5, 0.0, 0.5])
+
+
 def test_an_integer_beyond_float64_is_a_value_error():
     from rpmref.exact.validation import check_real
     with pytest.raises(ValueError, match="n must be representable in float64; got an integer "

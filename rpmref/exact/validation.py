@@ -19,7 +19,9 @@ The rules, the same for every argument:
   Integers, float16, float32 and longdouble are converted to float64 (the exact
   core computes in float64) and then checked as float64 values: the tolerances
   below do not widen for low-precision input, so a table normalised in float32
-  is refused with a message naming its dtype. ``bool`` arrays are refused (a mask
+  is refused with a message naming its dtype. A longdouble
+  that float64 cannot hold — beyond ±1.8e308, or non-zero below 4.9e-324, where
+  the cast would make it 0 — is refused by entry. ``bool`` arrays are refused (a mask
   is not a probability table; cast it explicitly), as are complex, object,
   string and datetime dtypes and masked arrays (TypeError). Non-contiguous,
   transposed and read-only (broadcast) arrays are fine: nothing is written in place.
@@ -139,13 +141,14 @@ def _concrete_array(value, name, max_elements=None):
         wide = arr
         with np.errstate(over="ignore"):
             arr = arr.astype(np.float64)
-        if wide.dtype.kind == "f" and wide.dtype.itemsize > 8:   # longdouble: may overflow
-            lost = np.isinf(arr) & np.isfinite(wide)
-            if lost.any():
-                i = _first(lost)
-                where = f"entry {_index(i, arr.shape)} is" if arr.ndim else "it is"
-                raise _beyond_float64(
-                    name, f"{where} {np.format_float_scientific(wide.flat[i], precision=4)}")
+        if wide.dtype.kind == "f" and wide.dtype.itemsize > 8:   # longdouble: may not fit
+            for lost, error in ((np.isinf(arr) & np.isfinite(wide), _beyond_float64),
+                                ((arr == 0) & (wide != 0), _below_float64)):
+                if lost.any():
+                    i = _first(lost)
+                    where = f"entry {_index(i, arr.shape)} is" if arr.ndim else "it is"
+                    raise error(
+                        name, f"{where} {np.format_float_scientific(wide.flat[i], precision=4)}")
     return (value if traced else arr), arr
 
 
@@ -153,6 +156,13 @@ def _beyond_float64(name, shown):
     """The ValueError for a finite value (``shown``) that float64 cannot hold."""
     return ValueError(f"{name} must be representable in float64; {shown}, beyond its range "
                       "(±1.8e308)")
+
+
+def _below_float64(name, shown):
+    """The ValueError for a non-zero value (``shown``) that float64 would round to 0: a
+    probability that silently became 0 would change the support (a finite KL, say, to inf)."""
+    return ValueError(f"{name} must be representable in float64; {shown}, below its smallest "
+                      "positive value (4.9e-324), where it would become 0")
 
 
 def _holds_bool(raw):
@@ -1154,6 +1164,8 @@ def check_real(value, name, minimum=None, maximum=None, inclusive=(True, True), 
                 name, f"got an integer of {len(str(abs(int(value))))} digits") from None
     if np.isinf(number) and isinstance(value, np.floating) and np.isfinite(value):
         raise _beyond_float64(name, f"got {np.format_float_scientific(value, precision=4)}")
+    if number == 0 and isinstance(value, np.floating) and value != 0:
+        raise _below_float64(name, f"got {np.format_float_scientific(value, precision=4)}")
     if np.isnan(number) or (finite and not np.isfinite(number)):
         raise ValueError(f"{name} must be a finite real number, got {number!r}")
     low_ok = minimum is None or (number >= minimum if inclusive[0] else number > minimum)
