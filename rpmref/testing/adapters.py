@@ -382,8 +382,8 @@ def scalar(value):
     Raises
     ------
     NotScalarError
-        If it has more than one element, or is a tuple of more than one item (a
-        ``(loss, logits)`` pair).
+        If it has more than one element, or is a tuple (a ``(loss, logits)`` pair, or
+        ``(loss,)``, which NumPy alone would have read as a number).
     NotANumberError
         If it is not a number (a string, None, an object).
 
@@ -394,9 +394,10 @@ def scalar(value):
     >>> scalar(np.float32(2.5))
     (2.5, dtype('float32'))
     """
-    if isinstance(value, tuple) and len(value) > 1:
-        raise NotScalarError((len(value),), f"returned a tuple of {len(value)} items, not a "
-                             "scalar (a (loss, ...) pair? return the loss alone)")
+    if isinstance(value, tuple):      # (loss,) too: no framework differentiates a tuple
+        items = f"{len(value)} item" + ("" if len(value) == 1 else "s")
+        raise NotScalarError((len(value),), f"returned a tuple of {items}, not a scalar "
+                             "(a (loss, ...) pair? return the loss alone)")
     returned, dtype = value, None
     if hasattr(value, "detach"):                       # torch
         try:
