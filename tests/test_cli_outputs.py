@@ -286,6 +286,27 @@ def test_a_closed_output_pipe_exits_141_quietly():
     assert proc.wait() == 141 and err == b"", err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv,prog", [(["--help"], "rpmref"), (["--version"], "rpmref"),
+                                       (["balls", "train", "--help"], "rpmref balls train")])
+def test_help_on_a_full_stdout_fails_in_one_line(argv, prog):
+    """`rpmref --help > /dev/full` exited 0 with the text lost (argparse ignores the error)."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "rpmref", *argv], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1, proc
+    assert proc.stderr == f"{prog}: error: cannot write to stdout: No space left on device\n"
+
+
+def test_help_into_a_closed_pipe_exits_141_quietly():
+    """The reader of `rpmref balls train --help | true` left before the text came."""
+    code = ("import os, sys; from rpmref.cli import main; r, w = os.pipe(); os.close(r); "
+            "os.dup2(w, 1); sys.exit(main(['balls', 'train', '--help']))")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode == 141 and proc.stderr == b"", proc
+
+
 @pytest.mark.parametrize("argv", [
     ["mi-bench", "--figure", ""],
     ["proofs", "--report", ""],

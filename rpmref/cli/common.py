@@ -43,6 +43,26 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _print_message(self, message, file=None):
+        """argparse's, except that --help and --version on a stdout that cannot take them
+        (``> /dev/full``) fail as every command does, instead of exiting 0 with the text
+        lost: one line and exit 1, or a quiet 141 for a reader that went away."""
+        if not message:
+            return
+        file = file or sys.stderr
+        if file is not sys.stdout:
+            super()._print_message(message, file)   # usage errors: stderr, exit code 2
+            return
+        try:
+            file.write(message)
+            file.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit flush
+            sys.exit(141)
+        except OSError as error:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(fail(self.prog, f"cannot write to stdout: {error.strerror or error}", 1))
+
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: X)" to an option's help, unless the help already states its
