@@ -54,6 +54,7 @@ import numbers
 import operator
 import os
 
+import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval, isbox
 
@@ -149,6 +150,8 @@ def _concrete_array(value, name, max_elements=None):
                     where = f"entry {_index(i, arr.shape)} is" if arr.ndim else "it is"
                     raise error(
                         name, f"{where} {np.format_float_scientific(wide.flat[i], precision=4)}")
+        if traced:   # a traced float32 table is computed in float64, as a plain one is
+            value = anp.array(value, dtype=np.float64)
     return (value if traced else arr), arr
 
 
