@@ -29,6 +29,20 @@ def test_entropy_matches_loops_and_is_nonnegative(p):
     assert h >= 0
 
 
+@pytest.mark.parametrize("p", [[1 + 5e-10], [[1 + 9e-10, 0.0]]])
+def test_entropy_of_a_point_mass_a_hair_over_1_is_0_not_negative(p):
+    """Validation accepts sums within 1e-9 of 1, and −Σ p log p of [1 + 5e-10] is −5e-10:
+    entropy returned that while KL and MI clipped their rounding to 0. Now +0.0."""
+    assert -sum(x * math.log(x) for x in np.ravel(p) if x > 0) < 0     # the premise
+    h = rpmref.entropy(p)
+    assert h == 0.0 and math.copysign(1.0, h) == 1.0
+
+
+def test_entropy_a_hair_over_1_but_positive_is_left_as_it_is():
+    p = [0.5 + 4e-10, 0.5 + 4e-10]
+    assert rpmref.entropy(p) == pytest.approx(-sum(x * math.log(x) for x in p), rel=1e-15)
+
+
 @given(shapes.flatmap(lambda s: st.tuples(pmfs(s), pmfs(s))))
 def test_kl_matches_loops_and_is_nonnegative(pq):
     """KL(p ‖ q) = Σ p log(p/q) ≥ 0 (Gibbs), +inf when q = 0 < p."""

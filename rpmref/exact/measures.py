@@ -40,7 +40,9 @@ def scalar(x):
 
 def nonnegative_scalar(x):
     """:func:`scalar` for a quantity that is ≥ 0 in exact arithmetic (a KL divergence, a
-    mutual information): a concrete sum that rounding left below 0 is returned as 0.0.
+    mutual information, an entropy): a concrete sum that rounding left below 0 is returned
+    as 0.0. (An entropy goes below 0 only for a table that sums to slightly more than 1,
+    within the tolerance of validation: [1 + 5e-10] gives −5e-10.)
 
     The sum of signed terms p · log(p/q) can come out a few ulps below 0 where p and q
     (or a joint and the product of its marginals) agree up to the rounding of tables
@@ -84,7 +86,8 @@ def entropy(p):
     Returns
     -------
     float
-        H(p) in nats (a traced value under autograd).
+        H(p) ≥ 0 in nats (a traced value under autograd); a sum that rounding, or a
+        table summing to a hair over 1, left below 0 is 0.0.
 
     Raises
     ------
@@ -103,7 +106,7 @@ def entropy(p):
     >>> round(entropy([[0.25, 0.25], [0.5, 0.0]]), 12)   # 1.5 log 2
     1.03972077084
     """
-    return scalar(entropy_of(p))
+    return nonnegative_scalar(entropy_of(p))
 
 
 @validate_params(p=Pmf(), q=Pmf(same_shape_as="p"))
