@@ -355,6 +355,34 @@ def test_exact_infonce_bound_gradient_into_an_unreached_column(p_zz, f, n):
                                               rel=1e-13)
 
 
+@pytest.mark.parametrize("n", [4, 6, 9])
+@pytest.mark.parametrize("p_zz", [[[0.5, 0.0], [0.25, 0.25]], [[0.4, 0.1], [0.1, 0.4]]],
+                         ids=["a zero entry", "dense"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_exact_infonce_bound_gradient_at_critic_values_near_1e308(p_zz, n, sign):
+    """Bug: at f = 1e308 the gradient in p_zz was inf and NaN (N = 4) or all NaN (N = 6):
+    one count vector's slope, ~1e308 times a multinomial coefficient, overflowed although
+    the gradient it sums to is ~6e307. Reference: for |f| ≫ 1 the gradient in p_zz grows
+    linearly in the scale F of f, so grad / F at F = 1e308 equals grad / F at F = 1e200
+    (a scale whose backward pass never nears the float64 range) up to O(1/F) = 1e-200
+    relative, far below the 1e-13 asked here (a few ulps over the ~10 count vectors); the
+    gradient in f, a difference of probabilities, is the same at both scales."""
+    p_zz = np.array(p_zz)
+    shape, offset = np.array([[0.0, sign], [0.0, 0.0]]), np.array([[0.0, 0.0], [1.0, 0.0]])
+
+    def slopes(scale):
+        f = shape * scale + offset
+        in_p = grad(lambda q: rpmref.infonce_bound(q, f, n, method="exact").estimate)(p_zz)
+        in_f = grad(lambda g: rpmref.infonce_bound(p_zz, g, n, method="exact").estimate)(f)
+        return in_p / scale, in_f
+
+    huge_p, huge_f = slopes(1e308)
+    ref_p, ref_f = slopes(1e200)
+    assert np.all(np.isfinite(huge_p)) and np.all(np.isfinite(huge_f))
+    np.testing.assert_allclose(huge_p, ref_p, rtol=1e-13, atol=1e-13 * np.abs(ref_p).max())
+    np.testing.assert_allclose(huge_f, ref_f, rtol=1e-13, atol=1e-13)
+
+
 #: name -> F(float32 table) -> scalar, the table being the argument traced
 FLOAT32_ARGUMENT = {
     "entropy": lambda q: rpmref.entropy(q),

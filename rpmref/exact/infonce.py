@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
 from rpmref.exact.measures import scalar
@@ -385,7 +386,36 @@ def _top_and_log_sum(counts, f_cols):
     return top, anp.log(anp.sum(counts[:, None, :] * anp.exp(gaps), axis=2))
 
 
+@primitive
+def _gradient_scaled(x, factor):
+    """``x`` itself; its incoming gradient is multiplied by ``factor`` (a power of 2, exact)."""
+    return x
+
+
+defvjp(_gradient_scaled, lambda ans, x, factor: lambda g: g * factor, None)
+
+#: Traced critic values beyond 2^900 are differentiated with every intermediate gradient
+#: scaled to below 2^900 (see ``_infonce_exact``).
+_GRADIENT_HEADROOM_BITS = 900
+
+
 def _infonce_exact(p_zz, f, n):
+    """I_N by enumeration of the negatives' counts; for traced arguments with |f| near
+    1e308, the backward pass runs on gradients scaled down by a power of 2 and scaled back
+    at the inputs: the slope of one count vector's weight, ~ max|f| times a multinomial
+    coefficient, overflows float64 although the gradient it adds up to does not."""
+    shift = 0
+    if isbox(p_zz) or isbox(f):
+        biggest = float(np.max(np.abs(_value(f))))
+        if biggest > 2.0 ** _GRADIENT_HEADROOM_BITS:
+            shift = math.frexp(biggest)[1] - _GRADIENT_HEADROOM_BITS
+    if not shift:
+        return _expected_infonce(p_zz, f, n)
+    p_zz, f = _gradient_scaled(p_zz, 2.0 ** shift), _gradient_scaled(f, 2.0 ** shift)
+    return _gradient_scaled(_expected_infonce(p_zz, f, n), 2.0 ** -shift)
+
+
+def _expected_infonce(p_zz, f, n):
     if n == 1:
         return anp.sum(0.0 * p_zz * f)  # every term is log(e^f / e^f) = 0 (0·f first: |f| ≤ 1e308)
     p_z_prime = anp.sum(p_zz, axis=0)
