@@ -169,6 +169,36 @@ def test_energy_prior_with_critic_1e16_sums_to_one():
     np.testing.assert_array_equal(prior, [[0.5, 0.0], [0.0, 0.5]])
 
 
+def test_energy_prior_below_the_float64_range_rounds_to_0_and_the_log_routes_stay_exact():
+    """A critic gap of 800 puts (1/2) e^{−800} ≈ 2e-348 in the energy prior: the
+    correctly rounded float64 value is 0 (as documented), so a KL against the table is
+    +inf; the documented log-space route KL(P ‖ P_θ) = I(Z; Z') − I_∞(f) gives the KL to
+    the unrounded prior, and I_∞ + C the ELBO at it (E5, E6), against mpmath at 60 digits
+    with the exact (unrounded) prior."""
+    p_xx = np.full((2, 2), 0.25)
+    p_zz = rpmref.recognition_joint(p_xx, EYE, EYE)
+    f = np.array([[0.0, -800.0], [0.0, 0.0]])
+    prior = rpmref.energy_prior(p_zz, f)
+    with mpmath.workdps(60):
+        # P(z) = P(z') = 1/2; row 0: (1/2) [1, e^{−800}] / (1 + e^{−800}); row 1: 1/4 each
+        half, tail = mpmath.mpf(0.5), mpmath.exp(-800)
+        exact_prior = [[half / (1 + tail), half * tail / (1 + tail)], [half / 2, half / 2]]
+        assert 0 < exact_prior[0][1] < mpmath.mpf(2) ** -1075            # below half of 5e-324
+        exact_kl = mpmath.fsum(mpmath.mpf(0.25) * mpmath.log(mpmath.mpf(0.25) / q)
+                               for row in exact_prior for q in row)
+        # L = Σ P(z,z') log P_θ(z,z') + H(Z) + H(Z') + C, with H(Z) = H(Z') = log 2 and
+        # C = −H(X) − H(X') = −2 log 2
+        exact_elbo = float(mpmath.fsum(mpmath.mpf(0.25) * mpmath.log(q)
+                                       for row in exact_prior for q in row))
+        exact_kl = float(exact_kl)
+    assert prior[0, 1] == 0.0 and prior[0, 0] == 0.5
+    assert rpmref.kl_divergence(p_zz, prior) == math.inf
+    gap = rpmref.mutual_information(p_zz) - rpmref.infonce_limit(p_zz, f)
+    assert_log_close(gap, exact_kl)
+    assert_log_close(rpmref.infonce_limit(p_zz, f) + rpmref.data_constant(p_xx), exact_elbo)
+    assert rpmref.expected_elbo(p_xx, EYE, EYE, prior) == -math.inf     # the table's answer
+
+
 F_1E308 = np.array([[1e308, -1e308], [-1e308, 1e308]])
 
 

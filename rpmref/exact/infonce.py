@@ -149,6 +149,13 @@ def energy_prior(p_zz, f):
     -------
     ndarray, shape (k, k')
         A pmf whose rows sum to P(z); zero on rows/columns the marginals do not reach.
+        Each entry is its exact value correctly rounded, so one below 4.9e-324 (a
+        critic gap beyond ~745 under a row's top term) is 0. A function given this
+        table sees that 0: ``kl_divergence(p_zz, energy_prior(p_zz, f))`` is then +inf
+        and ``expected_elbo`` −inf, the right answers for the table but not for the
+        prior it rounds. At such critics use the log-space routes: KL(P ‖ P_θ) =
+        I(Z; Z') − I_∞(f) (``mutual_information`` and ``infonce_limit``) and
+        L = I_∞(f) + C at the energy prior (Eq. 21–25, with ``data_constant``).
 
     Raises
     ------
