@@ -329,8 +329,11 @@ def test_input_and_output_messages_say_what_the_path_is(tmp_path):
     from rpmref.cli.common import check_input_file
     (tmp_path / "afile").write_text("")
     os.symlink(tmp_path / "gone", tmp_path / "link")
+    os.symlink(os.devnull, tmp_path / "device")    # was "a link to '/dev/null', which does not exist"
     for path, message in [(tmp_path, "is a directory, not a file"),
                           (tmp_path / "link", "a symbolic link to .*gone.*, which does not exist"),
+                          (tmp_path / "device", "not a regular file"),
+                          (os.devnull, "not a regular file"),
                           (tmp_path / "missing.npz", "no such file")]:
         with pytest.raises(ValueError, match=f"--video '.*': {message}"):
             check_input_file(str(path), "--video")

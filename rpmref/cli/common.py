@@ -369,9 +369,9 @@ def check_input_file(path, flag):
 def _not_a_file(path):
     if path and os.path.isdir(path):
         return "is a directory, not a file"
+    if path and os.path.exists(path):             # a device, a pipe, or a link to one
+        return "not a regular file"
     if path and os.path.islink(path):
         return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
-    if path and os.path.exists(path):
-        return "not a regular file"
     return "no such file"
 
