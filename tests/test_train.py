@@ -166,6 +166,18 @@ def test_resume_refuses_another_orientation(video, tmp_path):
                 resume=True, progress=False)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (dict(resume=True), "resume=True needs out_dir"),
+    (dict(overwrite=True), "overwrite=True needs out_dir"),
+    (dict(resume=True, overwrite=True), "resume=True and overwrite=True need out_dir")])
+def test_resume_or_overwrite_without_a_run_directory_names_the_flag_given(video, flags,
+                                                                           message):
+    """resume=True alone was told "resume=True and overwrite=True need out_dir"."""
+    frames, _ = video
+    with pytest.raises(ValueError, match=f"^{message} \\(the run directory\\)$"):
+        T.train(small_config(epochs=1), frames, progress=False, **flags)
+
+
 def test_checkpoint_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     params = {"a": rng.normal(size=(2, 3)).astype(np.float32)}

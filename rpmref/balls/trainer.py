@@ -1020,7 +1020,10 @@ def train(config, frames, out_dir=None, resume=False, progress=True, on_epoch=No
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} must be callable or None; got {type(hook).__name__}")
     if (resume or overwrite) and out_dir is None:
-        raise ValueError("resume=True and overwrite=True need out_dir (the run directory)")
+        given = " and ".join(f"{name}=True" for name, flag in (("resume", resume),
+                                                               ("overwrite", overwrite)) if flag)
+        raise ValueError(f"{given} need{'' if resume and overwrite else 's'} out_dir "
+                         "(the run directory)")
     out_dir = check_path(out_dir, "out_dir", allow_none=True)  # bytes decoded: the run's own
     # file names are str
     if resume and not os.path.exists(os.path.join(out_dir, CHECKPOINT)):
