@@ -49,7 +49,8 @@ for critic in critics:
         # The untrained encoder: the baseline (random colour filters already
         # have centres of mass that move with the balls). It is the exact
         # starting point of training: the random draw with every map turned
-        # bright on bright input (TrainConfig.orient_maps, see the README).
+        # bright on bright input (TrainConfig.orient_maps; the balls tutorial of the
+        # documentation, "Why the maps are oriented", says why).
         params0, bn0 = compare.untrained_encoder(config, frames)
         z0 = train.encode(params0, bn0, frames, config)
         z0_ho = train.encode(params0, bn0, frames_ho, config)

@@ -368,8 +368,9 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
     prior : array_like, shape (k, k')
         The prior P_θ(z, z'), a pmf.
     posterior : array_like, shape (n, n', k, k'), optional
-        Q(z, z' | x, x'), each (x, x') slice a pmf (at most ``MAX_TENSOR_ELEMENTS``
-        entries), or all zero for a pair the model gives no mass (P_θ(x, x') = 0, where
+        Q(z, z' | x, x'), each (x, x') slice a pmf (at most
+        ``rpmref.exact.discrete.MAX_TENSOR_ELEMENTS`` entries), or all zero for a pair
+        the model gives no mass (P_θ(x, x') = 0, where
         :func:`rpm_posterior` leaves its slice zero; the ELBO is −inf there). With it,
         Eq. 12 is evaluated term by term:
         E_Q[log P_θ(z,z') + log P(x|z) + log P(x'|z') − log Q], with the Bayes
@@ -395,7 +396,7 @@ def elbo(p_xx, enc, enc_prime, prior, posterior=None):
         ``prior`` is not a pmf of shape (k, k'). Also if ``posterior`` is not
         4-D of shape (n, n', k, k'), a slice is not normalised over its last two
         axes (or is all zero where P_θ(x, x') > 0), or it has more than
-        ``MAX_TENSOR_ELEMENTS`` entries.
+        ``rpmref.exact.discrete.MAX_TENSOR_ELEMENTS`` entries.
 
     Examples
     --------
@@ -502,7 +503,7 @@ def rpm_posterior(p_xx, enc, enc_prime, prior):
         max(1e-9, m·eps) for m entries), or a row of ``enc`` / ``enc_prime`` is not a
         pmf, or ``enc`` does not have n rows / ``enc_prime`` n' rows. Also if
         ``prior`` is not a pmf of shape (k, k'). Also if n·n'·k·k' exceeds
-        ``MAX_TENSOR_ELEMENTS``.
+        ``rpmref.exact.discrete.MAX_TENSOR_ELEMENTS``.
 
     Examples
     --------
@@ -739,7 +740,7 @@ def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
     ValueError
         If a row of ``enc_rows`` / ``enc_prime_rows`` is not a pmf, their row counts
         differ, or ``prior`` is not a pmf of shape (k, k'). Also if N² exceeds
-        ``MAX_TENSOR_ELEMENTS``.
+        ``rpmref.exact.discrete.MAX_TENSOR_ELEMENTS``.
 
     Examples
     --------

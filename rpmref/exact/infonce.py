@@ -273,7 +273,7 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
         The generator for Monte Carlo; or give ``seed`` (not both).
     seed : int, sequence of int or numpy.random.SeedSequence, optional
         Seed for ``numpy.random.default_rng`` when ``rng`` is not given.
-    max_terms : int, default ``EXACT_MAX_TERMS``
+    max_terms : int, default ``rpmref.exact.infonce.EXACT_MAX_TERMS``
         Work budget in array elements (count vectors × k × k', or n_batches × k × k').
 
     Returns
