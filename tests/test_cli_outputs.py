@@ -255,10 +255,24 @@ def test_a_finished_comparison_is_kept(tmp_path, capsys, monkeypatch):
     (["balls", "train", "--out", "x", "--quick"], "--quick", "rpmref balls train"),
     (["verify", "--bogus"], "--bogus", "rpmref verify"),
     (["balls", "make", "--out", "v.npz", "--fps", "3"], "--fps 3", "rpmref balls make"),
+    # before the command word, the option is the level's own mistake: `rpmref --bogus
+    # verify` blamed verify, and `rpmref --versio` said "required: COMMAND"
+    (["--bogus", "verify"], "--bogus", "rpmref"),
+    (["--versio"], "--versio", "rpmref"),
+    (["balls", "--bogus"], "--bogus", "rpmref balls"),
+    (["balls", "--bogus", "train", "--out", "x"], "--bogus", "rpmref balls"),
 ])
 def test_an_unknown_flag_is_reported_by_its_own_command(argv, unknown, prog, capsys, no_work):
     err = exits_2(argv, capsys, prog)
     assert err == f"{prog}: error: unrecognized arguments: {unknown} (see {prog} --help)\n", err
+
+
+@pytest.mark.parametrize("argv, prog, missing", [([], "rpmref", "COMMAND"),
+                                                 (["balls"], "rpmref balls", "BALLS_COMMAND")])
+def test_a_missing_command_word_is_named(argv, prog, missing, capsys, no_work):
+    err = exits_2(argv, capsys, prog)
+    assert err == (f"{prog}: error: the following arguments are required: {missing} "
+                   f"(see {prog} --help)\n"), err
 
 
 def test_help_never_shows_a_meaningless_default():

@@ -30,7 +30,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"rpmref {rpmref.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
-    commands.required = True
+    commands.required = False   # main() says what is missing, after unknown options
     for module in (verify, proofs, mi_bench, balls, check_infonce, structure):
         module.add_parser(commands)
     return parser
@@ -44,10 +44,31 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("rpmref: interrupted", file=sys.stderr)
         return 130
+    _check_command_words(parser, sys.argv[1:] if argv is None else list(argv), args, unknown)
     words = [w for w in (getattr(args, name, None) for name in ("command", "balls_command")) if w]
     if unknown:  # reported by the command's own parser, so that it names its own --help
         _command_parser(parser, words).error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_command(args.func, args, " ".join(["rpmref"] + words))
+
+
+def _check_command_words(parser, argv, args, unknown):
+    """Exit 2 if a level of commands (``rpmref``, ``rpmref balls``) lacks its command word,
+    or an unknown option stands before it: options there are that level's own (none takes
+    a value), so ``rpmref --bogus verify`` is rpmref's mistake, not verify's, and
+    ``rpmref --versio`` an unknown option, not a missing command."""
+    while True:
+        action = next((a for a in parser._actions
+                       if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None:
+            return
+        cut = next((i for i, w in enumerate(argv) if not w.startswith("-")), len(argv))
+        stray = [w for w in unknown if w in argv[:cut]]
+        if stray:
+            parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        word = getattr(args, action.dest, None)
+        if word is None:
+            parser.error(f"the following arguments are required: {action.metavar}")
+        parser, argv = action.choices[word], argv[cut + 1:]
 
 
 def _command_parser(parser, words):

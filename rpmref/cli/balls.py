@@ -11,6 +11,6 @@ def add_parser(subparsers):
         "InfoNCE critic, and compare critics.")
     commands = balls_parser.add_subparsers(dest="balls_command", metavar="BALLS_COMMAND",
                                            parser_class=OneLineErrorParser)
-    commands.required = True
+    commands.required = False   # rpmref.cli.main says what is missing
     for module in (make, train, compare):
         module.add_parser(commands)
