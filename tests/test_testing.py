@@ -397,6 +397,7 @@ def test_notes_say_what_could_not_be_seen():
     (dict(temperature="hot"), ValueError, "temperature must be a positive number"),
     (dict(framework="tensorflow"), ValueError, "framework must be"),
     (dict(trials=0), ValueError, "trials must be >= 1"),
+    (dict(trials=10_001), ValueError, "trials must be at most 10000, got 10001"),
     (dict(seed=1.5), TypeError, "seed must be an integer"),
     (dict(eps=2.0), ValueError, "eps must be a machine epsilon"),
     (dict(gradients="no"), TypeError, "gradients must be True or False, got 'no'"),

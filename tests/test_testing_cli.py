@@ -153,6 +153,28 @@ def test_missing_modules_and_functions_are_one_line_usage_errors(capsys, losses,
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("module,message", [
+    (".", ". is a directory (MODULE is a dotted module"),          # was importlib's "the
+    ("./losses", "./losses is not a module name, nor a .py file"),  # 'package' argument..."
+    ("scores.npz", "scores.npz is a file but not a .py file"),      # was "no module named 'scores'"
+])
+def test_a_module_that_is_no_module_name_says_what_it_is(capsys, tmp_path, monkeypatch,
+                                                         module, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "scores.npz").write_bytes(b"")
+    code, out, err = run(capsys, f"{module}:f")
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_trials_beyond_the_limit_are_refused_before_any_work(capsys, losses):
+    with pytest.raises(SystemExit) as info:
+        main(["check-infonce", f"{losses}:right", "--trials", "100000000"])
+    assert info.value.code == 2
+    assert "--trials: expected an integer from 1 to 10000, got 100000000" in capsys.readouterr().err
+
+
 def test_usage_errors_of_the_options(capsys, losses):
     code, _, err = run(capsys, f"{losses}:cosine", "--kind", "embeddings")
     assert code == 2 and "needs --critic" in err

@@ -30,11 +30,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from rpmref.cli.common import nonnegative_int, positive_float, positive_int
+from rpmref.cli.common import bounded_int, nonnegative_int, positive_float
 from rpmref.environment import environment
 from rpmref.testing import check_infonce as run_check
 from rpmref.testing import adapters
-from rpmref.testing.conformance import TEMPERATURE_NAMES, temperature_parameter
+from rpmref.testing.conformance import MAX_TRIALS, TEMPERATURE_NAMES, temperature_parameter
 
 
 class UsageError(Exception):
@@ -70,16 +70,26 @@ def _describe_error(err):
     return f"{type(err).__name__}: {err}"
 
 
+_WHAT_MODULE_IS = ("MODULE is a dotted module on sys.path or the current directory, or a "
+                   "path to a .py file")
+
+
 def _import_dotted(name):
+    if not all(part.isidentifier() for part in name.split(".")):
+        # ".", "./losses": say what it is, not importlib's "the 'package' argument is required"
+        what = ("a directory" if os.path.isdir(name) else "a file but not a .py file"
+                if os.path.exists(name) else "not a module name, nor a .py file")
+        raise UsageError(f"{name} is {what} ({_WHAT_MODULE_IS})")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name and (name == err.name or name.startswith(err.name + ".")):
-            raise UsageError(f"no module named {err.name!r} (MODULE is a dotted module on "
-                             "sys.path or the current directory, or a path to a .py file)") \
-                from None
+            if os.path.isfile(name):   # v.npz, found as a file but read as module v
+                raise UsageError(f"{name} is a file but not a .py file ({_WHAT_MODULE_IS})") \
+                    from None
+            raise UsageError(f"no module named {err.name!r} ({_WHAT_MODULE_IS})") from None
         raise UsageError(f"importing {name} failed: {err}") from None
     except (Exception, SystemExit) as err:
         raise UsageError(f"importing {name} failed: {_describe_error(err)}") from None
@@ -319,8 +329,8 @@ def add_parser(subparsers):
     p.add_argument("--fixed-temperature", type=positive_float, metavar="T",
                    help="FUNCTION has the temperature T fixed inside (e.g. self.temperature): "
                    "it is called without one, and the logits are scores / T")
-    p.add_argument("--trials", type=positive_int, default=50,
-                   help="number of batches to try (default: %(default)s)")
+    p.add_argument("--trials", type=bounded_int(1, MAX_TRIALS), default=50,
+                   help=f"number of batches to try, at most {MAX_TRIALS} (default: %(default)s)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

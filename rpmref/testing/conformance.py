@@ -37,6 +37,9 @@ TOLERANCE_FACTOR = 8.0
 #: Parameter names (compared without surrounding underscores, case-insensitively) that
 #: receive the temperature by name.
 TEMPERATURE_NAMES = ("temperature", "tau", "temp", "t", "τ")
+#: Largest ``trials``: each case is a batch of 2-16 rows (a few ms with a NumPy loss,
+#: more with torch), and its row of the report is kept; 10000 cases are minutes.
+MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,8 @@ def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, gra
         raise ValueError(f"framework must be 'auto', 'numpy', 'torch' or 'jax'; got {framework!r}")
     if framework != "auto":
         adapters.require(framework)
-    check_positive_int(trials, "trials")
+    if check_positive_int(trials, "trials") > MAX_TRIALS:
+        raise ValueError(f"trials must be at most {MAX_TRIALS}, got {trials}")
     check_positive_int(seed, "seed", minimum=0)
     check_bool(gradients, "gradients")
     if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real)
@@ -360,7 +364,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         from what it returns for NumPy input, or by trying torch then jax when NumPy
         input fails (``adapters.detect``).
     trials : int
-        Number of cases (batch sizes 2–16, ordinary and, every fifth case, extreme).
+        Number of cases (batch sizes 2–16, ordinary and, every fifth case, extreme), at
+        most ``MAX_TRIALS`` (10000).
     seed : int
         Seed of the cases (``numpy.random.default_rng([seed, case])``).
     gradients : bool
