@@ -301,19 +301,39 @@ def test_fuzz_every_hostile_argument_in_every_slot():
     assert outcomes["error"] > outcomes["value"]   # nearly every hostile value is refused
 
 
+@pytest.mark.parametrize("rho", [1e-9, 1e-4, 0.3, 0.4999999, 0.5, 0.6, -0.9, 1 - 7e-9,
+                                 -(1 - 1e-13)])
+def test_mutual_information_keeps_its_relative_precision_from_tiny_to_near_1(rho):
+    """−½ log(1 − ρ²) against mpmath at 60 digits, to a few ulps of the value: forming ρ²
+    lost ~1e-16/(1 − ρ²) of 1 − ρ² near |ρ| = 1 (2e-9 nats at 1 − ρ = 7e-9), and
+    log1p(−ρ) + log1p(ρ), which avoids that, cancels to nothing as ρ → 0 (the value ρ²/2
+    came out with relative error 1.5e-7 at ρ = 1e-9): each is used where it is exact."""
+    with mpmath.workdps(60):
+        exact = float(-mpmath.log(1 - mpmath.mpf(rho) ** 2) / 2)
+    assert g.mutual_information(unit_pair(rho)) == pytest.approx(exact, rel=8 * EPS, abs=0)
+
+
 @pytest.mark.parametrize("mi", [8.0, 12.0, 15.0, 17.0])
 def test_infonce_limit_near_perfect_correlation_stays_at_or_below_the_mi(mi):
     """1 − ρ² = e^{−2I} down to 1.7e-15: E[f] and E log Z, evaluated apart, hold terms of
     size e^{2I} whose cancellation lost eps·e^{2I} nats (0.013 at I = 17). I_∞ of the
-    optimal critic must equal I (E4), to a few ulps of the O(I) terms they share, and I_∞
-    of the RBF critic its own closed form (a separate route, in log lengthscale)."""
+    optimal critic must equal I (E4), to a few ulps of the O(I) terms, given the one
+    rounding every matrix route shares: the conditional variance C' − S²/C = 1 − fl(ρ·ρ)
+    (relative error up to eps·e^{2I}), so the reference is −½ log1p(−fl(ρ·ρ)). I itself,
+    from the canonical correlation σ = ρ (exact here) as log1p(−σ) + log1p(σ), matches
+    mpmath's −½ log(1 − ρ²) at 60 digits to a few ulps (forming σ² cost it 2e-9 nats at
+    1 − ρ = 7e-9). I_∞ of the RBF critic must equal its own closed form (a separate
+    route, in log lengthscale)."""
     rho = math.sqrt(-math.expm1(-2 * mi))
     joint = unit_pair(rho)
     info = g.mutual_information(joint)
-    assert info == pytest.approx(float(-mpmath.log(1 - mpmath.mpf(rho) ** 2) / 2), rel=1e-8)
     tol = 64 * EPS * mi   # log det P ≈ 2I and ~10 roundings of size I
+    with mpmath.workdps(60):
+        exact = float(-mpmath.log(1 - mpmath.mpf(rho) ** 2) / 2)
+    assert abs(info - exact) <= 4 * EPS * mi
     optimal = g.infonce_limit(joint, g.optimal_critic(joint))
-    assert abs(optimal - info) <= tol and optimal <= info + tol
+    shared = -0.5 * math.log1p(-rho * rho)
+    assert abs(optimal - shared) <= tol and optimal <= shared + tol
     # the RBF critic's P = 1 + 1/ℓ² meets Σ = C' − S²/C, whose subtraction is exact only
     # to eps·C': its rounding, times P, is the difference from the other route
     ell = g.optimal_rbf_lengthscale(joint)
