@@ -63,10 +63,23 @@ def test_bilinear_optimum_1d(rho):
 def test_rbf_lengthscale_is_root_of_stationarity_quadratic(rho):
     """d/dℓ of the 1-D I_∞(ℓ) (docs/theory.md, 'Gaussian latents') = 0  ⇔  2ρu² − (3 − 4ρ)u − 2(1 − ρ) = 0, u = ℓ²."""
     u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
-    # an iterative root (regula falsi on the slope, stopped at |Δ log ℓ²| < 1e-14): the
-    # slope's rounding over its derivative at the root sets the accuracy, not ulps of ℓ;
-    # 1e-10 relative is ample for these ρ and far below what a wrong root is off by
+    # an iterative root (regula falsi on the slope, stopped when its bracket in log ℓ² is
+    # below 1e-14): the slope's rounding over its derivative at the root sets the
+    # accuracy, not ulps of ℓ; 1e-10 relative is ample for these ρ and far below what a
+    # wrong root is off by
     assert g.optimal_rbf_lengthscale(unit_pair(rho)) == pytest.approx(np.sqrt(u), rel=1e-10)
+
+
+@pytest.mark.parametrize("grid", [3, 4, 5])
+@pytest.mark.parametrize("rho", [1e-8, 0.01, 0.6, 0.95])
+def test_rbf_lengthscale_on_the_smallest_grids_is_the_same_root(rho, grid):
+    """grid=3 gave ℓ* = 8944 for ρ = 0.6 (true 1.0507) and grid=4 6.6e6 for ρ = 1e-8 (true
+    12247): the root search stopped when two steps from one flat end of a wide bracket
+    were 1e-14 apart, or a step landed on an end. The reference is the closed-form root
+    of the stationarity quadratic above."""
+    u = ((3 - 4 * rho) + np.sqrt((3 - 4 * rho) ** 2 + 16 * rho * (1 - rho))) / (4 * rho)
+    assert g.optimal_rbf_lengthscale(unit_pair(rho), grid=grid) == pytest.approx(
+        np.sqrt(u), rel=1e-10)
 
 
 @pytest.mark.parametrize("rho", [-0.5, 0.0])
