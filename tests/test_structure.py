@@ -163,6 +163,21 @@ def test_neighbour_fraction_baseline_is_the_average_over_all_relabellings():
 
 
 # ------------------------------------------------------------------ learning
+def test_learning_takes_a_seed_sequence_and_leaves_it_as_it_was():
+    """check_seed accepts a SeedSequence, but SeedSequence(seed).spawn(3) raised NumPy's
+    TypeError on one; a SeedSequence(3) seed is the int seed 3, and passing the same
+    object twice gives the same run (spawn would have advanced it)."""
+    data_geo, latent_geo, p_xx, _ = problem("line", quick=True)
+    config = LearnConfig(steps=5, baseline_samples=2)
+    by_int = train_encoder(data_geo, latent_geo, p_xx, "sampled", 3, config)
+    sequence = np.random.SeedSequence(3)
+    first = train_encoder(data_geo, latent_geo, p_xx, "sampled", sequence, config)
+    second = train_encoder(data_geo, latent_geo, p_xx, "sampled", sequence, config)
+    assert np.array_equal(first["enc"], by_int["enc"]) and first["trace"] == by_int["trace"]
+    assert np.array_equal(second["enc"], first["enc"]) and second["trace"] == first["trace"]
+    assert sequence.n_children_spawned == 0
+
+
 @pytest.mark.parametrize("objective", ["mi", "local", "table", "sampled"])
 def test_learning_is_reproducible_and_improves(objective):
     data_geo, latent_geo, p_xx, _ = problem("line", quick=True)

@@ -224,8 +224,13 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     if p_xx.shape != (data_geo.n, data_geo.n):
         raise ValueError(f"p_xx must be ({data_geo.n}, {data_geo.n}) for data_geo, got {p_xx.shape}")
     n, k = data_geo.n, latent_geo.n
-    start_rng, batch_rng, baseline_rng = [np.random.default_rng(s) for s in
-                                          np.random.SeedSequence(seed).spawn(3)]
+    # the three children that SeedSequence(seed).spawn(3) gives, formed without spawn:
+    # it would fail on a SeedSequence seed, and advance one the caller passes again
+    base = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    start_rng, batch_rng, baseline_rng = [
+        np.random.default_rng(np.random.SeedSequence(base.entropy, pool_size=base.pool_size,
+                                                     spawn_key=base.spawn_key + (i,)))
+        for i in range(3)]
     start = {"logits": config.init_scale * start_rng.standard_normal((n, k)),
              "log_l": np.array(0.0), "table": np.zeros((k, k))}
     flat, unflatten = flatten(start)
