@@ -16,6 +16,8 @@ Tolerance: with step h = 1e-5 the central difference has truncation error
 ≈ eps·|F|/h ≈ 2e-11 for |F| ≲ 1; 1e-6 relative + 1e-9 absolute is far above both
 and far below any real gradient error, which is O(|F'|).
 """
+import warnings
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -165,6 +167,23 @@ def test_gradient_of_mutual_information_matches_the_one_dimensional_formula():
     for rho in (-0.9, -0.3, 0.0, 0.2, 0.95):
         slope = grad(lambda r: g.mutual_information(g.gaussian_pair(1.0, 1.0, r)))(rho)
         assert abs(slope - rho / (1 - rho**2)) <= 1e-12 * max(1.0, abs(slope))
+
+
+@pytest.mark.parametrize("as_type", [float, np.float64])
+def test_gradient_of_rbf_limit_at_huge_lengthscales_underflows_quietly(as_type):
+    """At ℓ ≳ 1.3e154 autograd's rule for ℓ in a quotient squared it: an OverflowError for
+    a Python float ℓ, inf and RuntimeWarnings for a NumPy one. The 1-D formula's slope is
+    ρ/ℓ² + O(ℓ⁻⁴) differentiated: −2ρ/ℓ³ (1 + O(ℓ⁻²)), formed as −2ρ (1/ℓ)³, which
+    underflows to 0 beyond ℓ ≈ 1e103; the terms that cancel to it are O(1/ℓ³) each, so a
+    few ulps of it (1e-13 relative) plus the subnormal spacing bound the rounding."""
+    rho = 0.6
+    joint = g.gaussian_pair(1.0, 1.0, rho)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for ell in (1e50, 1e100, 1e103, 1e155, 1e200, 1e300):
+            slope = grad(lambda e: g.rbf_infonce_limit(joint, e))(as_type(ell))
+            expected = -2 * rho * (1 / ell) ** 3
+            assert abs(slope - expected) <= 1e-13 * abs(expected) + 5e-324 * 4, (ell, slope)
 
 
 def test_gradient_of_rbf_limit_matches_the_one_dimensional_formula():

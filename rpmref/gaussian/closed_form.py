@@ -229,7 +229,8 @@ def _log1p_det_rbf_vjp(argnum):
     # eigenvalues); d/dℓ = −(2/ℓ) Σ λ/(λ + ℓ²). First order only (plain NumPy inside).
     def vjp_maker(ans, a, ell):
         lam, vec = np.linalg.eigh(a)
-        share = 1.0 / (1.0 + ell / lam * ell)            # λ/(λ + ℓ²), no overflow
+        with np.errstate(over="ignore"):                  # ℓ²/λ → inf: a share of 0
+            share = 1.0 / (1.0 + ell / lam * ell)        # λ/(λ + ℓ²), no overflow
         if argnum == 0:
             return lambda g: g * (vec * (share / lam)) @ vec.T
         return lambda g: g * (-2.0 / ell) * np.sum(share)
@@ -1065,17 +1066,30 @@ def rbf_infonce_limit(joint, lengthscale):
     if ell == 0:
         return -np.inf      # ℓ/σ < 5e-324: −tr(C + C' − 2S)/(2ℓ²) is below −1.8e308
     with np.errstate(over="ignore"):
-        first = -0.5 * (spread / lengthscale) / lengthscale
+        first = -0.5 * _divided_twice(spread, lengthscale)
     if np.isinf(getval(first)):
         return -np.inf      # −tr(C + C' − 2S)/(2ℓ²) is below −1.8e308: so is the true value
     eye = np.eye(anp.size(unit))
     if ell >= 1:        # (C' + ℓ²I)⁻¹ = ℓ⁻² (C'/ℓ² + I)⁻¹: ℓ² may overflow, 1/ℓ² only underflows
-        inv_u = 1.0 / lengthscale / lengthscale
+        inv_u = _divided_twice(1.0, lengthscale)
         trace_term = inv_u * anp.trace(_solve(cp * inv_u + eye, c))
     else:
         trace_term = anp.trace(_solve(cp + (lengthscale * lengthscale) * eye, c))
     return (first + 0.5 * _log1p_det_rbf(cp, lengthscale) + 0.5 * trace_term
             + _rbf_mean_term(cp, unit, a, lengthscale))
+
+
+@primitive
+def _divided_twice(x, ell):
+    """(x/ℓ)/ℓ, which never forms ℓ². Its slopes are formed likewise: autograd's rule for
+    a quotient squares the divisor (−g·x/ℓ²), which overflowed (an OverflowError for a
+    Python float ℓ ≳ 1.3e154) where the slope itself, −2x/ℓ³, only underflows."""
+    return x / ell / ell
+
+
+defvjp(_divided_twice,
+       lambda ans, x, ell: lambda g: g / ell / ell,
+       lambda ans, x, ell: lambda g: g * (-2.0 * ans / ell))
 
 
 def _rbf_mean_term(cp, unit, a, lengthscale):
