@@ -6,6 +6,7 @@ import pathlib
 import runpy
 import sys
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -127,11 +128,29 @@ def test_staircase_joint_rejects_bad_levels():
         mi_bench.staircase_joint(0.0)
     with pytest.raises(ValueError, match="dim"):
         mi_bench.staircase_joint(2.0, dim=0)
-    top = largest_true_mi(1)   # 1 − ρ ≈ e^{−2I}/2 reaches the rounding of 1 near I ≈ 18
-    assert 15 < top < 19
+    # the rounding of ρ (an ulp, ≤ 2^-52 ρ) moves I by ≤ 2^-52 expm1(2I): held to 1e-9 · I
+    # (with a factor 2 to spare) up to the root of 2^-51 expm1(2I) = 1e-9 I, I ≈ 8.37
+    top = largest_true_mi(1)
+    assert 8.3 < top < 8.45
     mi_bench.staircase_joint(top, dim=1)
     with pytest.raises(ValueError, match=f"at most {top:.4g} nats at dim = 1"):
         mi_bench.staircase_joint(top * 1.01, dim=1)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 20])
+def test_the_built_joint_has_the_mi_asked_for_up_to_the_largest_level(dim):
+    """staircase_joint(16, dim=1) built a joint of 16.0003 nats and (17, 1) one of 16.982:
+    ρ rounds to float64, and near ρ = 1 that moves −(d/2) log(1 − ρ²). Every level up to
+    largest_true_mi now holds to MI_RTOL = 1e-9 relative, against mpmath's MI of the ρ
+    actually used (60 digits, log1p so that tiny levels are resolved)."""
+    from rpmref.gaussian.staircase import MI_RTOL
+    top = largest_true_mi(dim)
+    levels = [1e-300, 1e-8, 0.5] + list(np.linspace(0.1, 1.0, 40) * top)
+    with mpmath.workdps(60):
+        for level in levels:
+            _, rho = mi_bench.staircase_joint(level, dim=dim)
+            built = float(-dim * mpmath.log1p(-mpmath.mpf(rho) ** 2) / 2)
+            assert abs(built - level) <= MI_RTOL * level, (level, built)
 
 
 def test_a_level_beyond_float64_is_a_usage_error_naming_levels(capsys):

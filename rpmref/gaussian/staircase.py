@@ -24,6 +24,9 @@ LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)   # true MI in nats (Poole et al. 2019, Fig.
 DIM = 20
 BATCH_SIZE = 64
 BATCHES = 2000                        # Monte Carlo batches per (level, critic)
+#: How far the built joint's MI may lie from the level asked for (relative): ρ rounds to
+#: float64, and near ρ = 1 that moves I = −(d/2) log(1 − ρ²) (by 2e-5 at 16 nats, d = 1).
+MI_RTOL = 1e-9
 #: The largest dimension d the staircase builds: its joint covariance is (2d, 2d), at most
 #: 2^26 float64 entries (512 MiB, the budget of the Monte Carlo score matrices).
 MAX_DIM = 4096
@@ -37,8 +40,8 @@ def staircase_joint(true_mi, dim=DIM):
     """The joint of (x, y) with I(X; Y) = ``true_mi`` nats, and its per-coordinate correlation ρ.
 
     x ~ N(0, I_d), y = ρx + √(1 − ρ²) ε with ρ = √(1 − exp(−2I/d)), so
-    I(X; Y) = −(d/2) log(1 − ρ²) = I; z = x and z' = y (identity encoders, no noise,
-    through ``recognition_joint``).
+    I(X; Y) = −(d/2) log(1 − ρ²) = I, to ``MI_RTOL`` (1e-9) relative for the ρ float64
+    holds; z = x and z' = y (identity encoders, no noise, through ``recognition_joint``).
 
     Parameters
     ----------
@@ -57,8 +60,9 @@ def staircase_joint(true_mi, dim=DIM):
     Raises
     ------
     ValueError
-        ``true_mi`` not a positive finite number or beyond ``largest_true_mi(dim)``
-        (a correlation float64 cannot hold), or ``dim`` not in [1, ``MAX_DIM``].
+        ``true_mi`` not a positive finite number or beyond ``largest_true_mi(dim)`` (a
+        correlation float64 cannot hold to ``MI_RTOL`` of the MI), or ``dim`` not in
+        [1, ``MAX_DIM``].
     TypeError
         ``true_mi`` not a real number (bool, complex, strings and arrays are refused) or
         ``dim`` not an integer (bool and floats are refused).
@@ -82,11 +86,23 @@ def staircase_joint(true_mi, dim=DIM):
         top = largest_true_mi(dim)
         raise ValueError(f"true_mi = {true_mi:g} nats in {dim} dimension(s) needs a correlation "
                          f"ρ = 1 − {0.5 * np.exp(-2 * true_mi / dim):.2g} per coordinate, too "
-                         f"close to 1 for float64: at most {top:.4g} nats at dim = {dim}"
-                         ) from None
+                         f"close to 1 for float64 to hold it to {MI_RTOL:g} of the MI: at "
+                         f"most {top:.4g} nats at dim = {dim}") from None
+
+
+def _held_to_tolerance(true_mi, dim):
+    """True if the float64 ρ for ``true_mi`` gives that MI to ``MI_RTOL``: ρ =
+    √(−expm1(−2I/d)) is within an ulp (≤ 2^-52 ρ) of the exact value, which moves
+    I = −(d/2) log(1 − ρ²) by at most d ρ² 2^-52 / (1 − ρ²) = d 2^-52 expm1(2I/d); twice
+    that must be within MI_RTOL · I (a relative 4e-16 for small I; false beyond the one
+    root near 8.4 nats per dimension)."""
+    with np.errstate(over="ignore"):
+        return dim * 2.0 ** -51 * np.expm1(2.0 * true_mi / dim) <= MI_RTOL * true_mi
 
 
 def _build(true_mi, dim):
+    if not _held_to_tolerance(true_mi, dim):
+        raise ValueError("ρ rounds too far")
     rho = float(np.sqrt(-np.expm1(-2.0 * true_mi / dim)))
     eye = np.eye(dim)
     cov_xy = np.block([[eye, rho * eye], [rho * eye, eye]])
@@ -95,8 +111,9 @@ def _build(true_mi, dim):
 
 def largest_true_mi(dim=DIM):
     """The largest ``true_mi`` that ``staircase_joint`` can build at ``dim`` (nats, to
-    about 1e-3 relative): beyond it 1 − ρ falls below float64's rounding and the joint
-    covariance is singular (about 17 nats per dimension).
+    about 1e-3 relative): beyond it the rounding of ρ to float64 moves the MI by more than
+    ``MI_RTOL`` (near 8.4 nats per dimension; 1 − ρ itself reaches float64's rounding
+    near 18).
 
     Parameters
     ----------
@@ -115,22 +132,14 @@ def largest_true_mi(dim=DIM):
     Examples
     --------
     >>> from rpmref.gaussian.staircase import largest_true_mi
-    >>> 15 < largest_true_mi(1) < 20
+    >>> 8 < largest_true_mi(1) < 9.5
     True
     """
     dim = _check_dim(dim)
-
-    def builds(level):
-        try:
-            _build(level, dim)
-        except ValueError:
-            return False
-        return True
-
-    low, high = 1.0 * dim, 40.0 * dim     # builds at 1 nat per dimension, not at 40
+    low, high = 1.0 * dim, 40.0 * dim     # held at 1 nat per dimension, not at 40
     while high - low > 1e-3 * low:
         mid = 0.5 * (low + high)
-        low, high = (mid, high) if builds(mid) else (low, mid)
+        low, high = (mid, high) if _held_to_tolerance(mid, dim) else (low, mid)
     return low
 
 
