@@ -203,3 +203,13 @@ def test_an_integer_beyond_float64_is_a_value_error():
     with pytest.raises(ValueError, match="n must be representable in float64; got an integer "
                                          "of 401 digits"):
         check_real(10 ** 400, "n")
+
+
+def test_a_fixed_shape_is_named_without_empty_parentheses():
+    """mapped_pair(eye(2), rho=[0.9]) said "rho must have shape (2,) (), got (1,)": a shape of
+    fixed sizes has no symbolic names to list."""
+    from rpmref.exact.validation import Array
+    with pytest.raises(ValueError, match=r"^a must have shape \(2,\), got \(3,\)$"):
+        Array(dims=(2,)).validate([1.0, 2.0, 3.0], "a", {})
+    with pytest.raises(ValueError, match=r"^a must have shape \(1, 2\) \(n\), got \(1, 3\)$"):
+        Array(dims=("n", 2)).validate([[1.0, 2.0, 3.0]], "a", {})

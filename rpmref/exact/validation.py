@@ -248,8 +248,9 @@ def _check_dims(arr, name, dims, bound, rows_message=False):
             raise ValueError(f"{name} has {arr.shape[0]} rows but the data have "
                              f"{bound[first][0]} states; shape {arr.shape} "
                              f"({first} = {bound[first][0]} from {bound[first][1]})")
-        raise ValueError(f"{name} must have shape {tuple(expected)} "
-                         f"({_dims_text(dims, bound)}), got {arr.shape}")
+        named = _dims_text(dims, bound)
+        raise ValueError(f"{name} must have shape {tuple(expected)}"
+                         f"{f' ({named})' if named else ''}, got {arr.shape}")
     for axis, d in enumerate(dims):
         if isinstance(d, str) and d not in bound:
             bound[d] = (arr.shape[axis], name)
