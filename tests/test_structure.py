@@ -162,6 +162,18 @@ def test_neighbour_fraction_baseline_is_the_average_over_all_relabellings():
     assert exact == pytest.approx(np.mean(every), abs=1e-14)
 
 
+def test_labellings_refuse_a_max_count_that_would_drop_rows_of_include():
+    """labellings(9, max_count=3, include=<8 symmetries>) returned 3 rows, silently dropping
+    6 of the rows it was told to include; with room for them, every one is there."""
+    include = [np.roll(np.arange(9), s) for s in range(1, 9)]          # 8 distinct rows
+    with pytest.raises(ValueError, match="max_count = 3 cannot hold the identity and the 8 "
+                                         "other distinct rows of include; give max_count >= 9"):
+        labellings(9, max_count=3, include=include)
+    rows = {tuple(r) for r in labellings(9, max_count=12, include=include)}
+    assert len(rows) == 12 and {tuple(r) for r in include} <= rows
+    assert tuple(range(9)) in rows
+
+
 # ------------------------------------------------------------------ learning
 def test_learning_takes_a_seed_sequence_and_leaves_it_as_it_was():
     """check_seed accepts a SeedSequence, but SeedSequence(seed).spawn(3) raised NumPy's

@@ -219,7 +219,8 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     Raises
     ------
     ValueError
-        ``k`` or ``max_count`` < 1, ``include`` not 2-D (m, k), or a row of it not a
+        ``k`` or ``max_count`` < 1, ``max_count`` below the number of distinct rows of the
+        identity and ``include``, ``include`` not 2-D (m, k), or a row of it not a
         permutation of 0..k−1.
     TypeError
         ``k`` or ``max_count`` not an integer, or ``include`` not a sequence of rows.
@@ -258,6 +259,10 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
             seen.add(tuple(perm))
             out.append(perm)
     target = min(max_count, math.factorial(k))
+    if len(out) > target:     # keeping the first max_count would drop rows of include unsaid
+        raise ValueError(f"max_count = {max_count} cannot hold the identity and the "
+                         f"{len(out) - 1} other distinct rows of include; give max_count >= "
+                         f"{len(out)}")
     while len(out) < target:
         perm = rng.permutation(k)
         if tuple(perm) not in seen:
