@@ -383,6 +383,23 @@ def test_exact_infonce_bound_gradient_at_critic_values_near_1e308(p_zz, n, sign)
     np.testing.assert_allclose(huge_f, ref_f, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("method", ["mc", "auto"])
+def test_monte_carlo_infonce_bound_refuses_a_traced_p_zz(method):
+    """The batches are draws from p_zz, so the Monte Carlo estimate has no gradient in it:
+    autograd returned all zeros, silently (and "auto" switched to it under tracing, where
+    the plain call was exact). Its gradient in f is still there."""
+    p_zz, f = np.array([[0.4, 0.1], [0.1, 0.4]]), 2 * np.eye(2)
+
+    def estimate(q):
+        return rpmref.infonce_bound(q, f, 8, method=method, n_batches=50, seed=0,
+                                    max_terms=10).estimate
+    with pytest.raises(ValueError, match="Monte Carlo, which is not differentiable in p_zz"):
+        grad(estimate)(p_zz)
+    slope = grad(lambda g: rpmref.infonce_bound(p_zz, g, 8, method="mc", n_batches=50,
+                                                seed=0).estimate)(f)
+    assert np.all(np.isfinite(slope)) and np.any(slope != 0)
+
+
 #: name -> F(float32 table) -> scalar, the table being the argument traced
 FLOAT32_ARGUMENT = {
     "entropy": lambda q: rpmref.entropy(q),

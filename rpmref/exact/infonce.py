@@ -261,11 +261,15 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
           depends only on their counts, so I_N = log N + Σ_{z,z'} P(z,z') Σ_c Mult(c)
           [f(z,z') − log(e^{f(z,z')} + Σ_{z''} c_{z''} e^{f(z,z'')})] over the count
           vectors c of N−1 draws. Refused when that needs more than ``max_terms``
-          elements. Differentiable by autograd in ``p_zz`` and ``f``.
+          elements. Differentiable by autograd in ``p_zz`` and ``f``; with ``p_zz``
+          traced, columns with P(z') = 0 are enumerated too (the gradient has a term
+          for each), so they count towards ``max_terms``.
         - "mc": ``n_batches`` independent batches of N pairs; the estimate is their
           mean and ``stderr`` the standard error of that mean. A batch enters only
           through its (k, k') table of pair counts (one multinomial draw), so it
           costs O(k·k') whatever N is; refused when n_batches·k·k' > ``max_terms``.
+          Differentiable in ``f`` only: with ``p_zz`` traced it is refused (the
+          batches are draws from p_zz, and a gradient of 0 would pass for one).
         - "auto": "exact" when within ``max_terms``, otherwise "mc".
     n_batches : int, default 2000
         Monte Carlo batches (≥ 2).
@@ -309,13 +313,24 @@ def infonce_bound(p_zz, f, n, method="auto", n_batches=2000, rng=None, seed=None
     # traced, every column is enumerated (see _infonce_exact), so every column counts
     reachable = p_zz_v.shape[1] if isbox(p_zz) else int(np.count_nonzero(p_zz_v.sum(axis=0)))
     exact_terms = _exact_size(reachable, p_zz_v.size, n)
+    counted = (f"{reachable} z' states (traced, every column counts: the gradient has a "
+               "term for each unreached one)" if isbox(p_zz) else f"{reachable} reachable z' states")
     if method == "exact" and exact_terms > max_terms:
         raise ValueError(
-            f"infonce_bound(method='exact') with n={n} and {reachable} reachable z' states "
-            f"needs {exact_terms:.3g} terms, more than max_terms={max_terms:g}; "
-            "use method='mc' or raise max_terms")
+            f"infonce_bound(method='exact') with n={n} and {counted} needs "
+            f"{exact_terms:.3g} terms, more than max_terms={max_terms:g}; "
+            + ("raise max_terms" if isbox(p_zz) else "use method='mc' or raise max_terms"))
     if method == "exact" or (method == "auto" and exact_terms <= max_terms):
         return InfoNCEBound(scalar(_infonce_exact(p_zz, f, n)), 0.0, "exact", None)
+    if isbox(p_zz):
+        # the batches are draws from p_zz: their estimate has no gradient in it, and a
+        # silent zero (autograd's answer) would pass for one
+        raise ValueError(
+            f"infonce_bound(method='{method}') "
+            f"{'estimates' if method == 'mc' else 'would estimate'} by Monte Carlo, which is not "
+            "differentiable in p_zz (its batches are draws from it); differentiate "
+            f"method='exact' (n={n} and {counted} need {exact_terms:.3g} terms: raise "
+            f"max_terms to at least that)")
     mc_terms = n_batches * p_zz_v.size
     if mc_terms > max_terms:
         raise ValueError(
