@@ -400,6 +400,34 @@ def test_monte_carlo_infonce_bound_refuses_a_traced_p_zz(method):
     assert np.all(np.isfinite(slope)) and np.any(slope != 0)
 
 
+@pytest.mark.parametrize("tiny, q", [(1e-100, 1e-250), (1e-200, 1e-30), (1e-200, 1e-250),
+                                     (1e-300, 1e-30)])
+def test_rpm_posterior_gradient_where_a_slice_rides_on_a_tiny_encoder_entry(tiny, q):
+    """Row 0 of enc is [1, tiny] (summing to 1 in float64), and slice (0, 0) is a point mass
+    at (1, 0) for every tiny > 0. Autograd's chain through the normaliser added post/enc and
+    −post/enc, ~1/tiny each, which cancel only to eps/tiny: the gradient came out 4.9e83,
+    0 or −3.8e286 where it is 0.1347 (a 500-digit mpmath difference gives 0.13474353183).
+    References: the point-mass slice's entry has slope exactly 0; the directional
+    derivative along d = (+1 at (0, 1), −1 at (0, 0)) is 0.13474353183 (the posterior
+    written out in mpmath at 500 digits, one-sided difference at h = 1e-130; quoted to 11
+    digits, so ±5e-12). A float64 difference cannot check it more tightly than ~1e-8: the
+    value carries ~1e-13 from its log-space path, which a step t turns into 1e-13/t."""
+    from autograd import jacobian
+    p_xx, enc_prime = np.array([[0.4, 0.1], [0.1, 0.4]]), np.eye(2)
+    enc = np.array([[1.0, tiny], [0.0, 1.0]])
+    prior = np.array([[0.0, 0.5], [q, 0.5 - q]])
+    weights = np.random.default_rng(1).normal(size=(2, 2, 2, 2))
+
+    def value(e):
+        return anp.sum(weights * rpmref.rpm_posterior(p_xx, e, enc_prime, prior))
+    d = np.zeros((2, 2))
+    d[0, 1], d[0, 0] = 1.0, -1.0
+    slope = np.sum(grad(value)(enc) * d)
+    assert abs(slope - 0.13474353183) <= 5e-12, slope
+    jac = jacobian(lambda e: rpmref.rpm_posterior(p_xx, e, enc_prime, prior))(enc)
+    assert jac[0, 0, 1, 0][0, 1] == 0.0
+
+
 #: name -> F(float32 table) -> scalar, the table being the argument traced
 FLOAT32_ARGUMENT = {
     "entropy": lambda q: rpmref.entropy(q),
