@@ -428,6 +428,25 @@ def test_rpm_posterior_gradient_where_a_slice_rides_on_a_tiny_encoder_entry(tiny
     assert jac[0, 0, 1, 0][0, 1] == 0.0
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rpm_posterior_can_be_differentiated_twice(seed):
+    """The posterior's closed-form backward pass is itself differentiable (written in
+    autograd.numpy): a Hessian-vector product in the encoder logits against the central
+    difference of the gradient along v (step 1e-5: the file's RTOL/ATOL, as for the
+    first-order checks)."""
+    from autograd import hessian
+    params = random_params(seed)
+
+    def value(enc_logits):
+        return OBJECTIVES["rpm_posterior"](dict(params, enc=enc_logits))
+    x = params["enc"]
+    v = np.random.default_rng(seed + 10).normal(size=x.shape)
+    hvp = np.tensordot(hessian(value)(x), v, axes=2)
+    central = (grad(value)(x + STEP * v) - grad(value)(x - STEP * v)) / (2 * STEP)
+    for analytic, numeric in zip(hvp.ravel(), central.ravel()):
+        assert_close(analytic, numeric)
+
+
 #: name -> F(float32 table) -> scalar, the table being the argument traced
 FLOAT32_ARGUMENT = {
     "entropy": lambda q: rpmref.entropy(q),

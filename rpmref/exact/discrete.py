@@ -540,11 +540,11 @@ def _posterior_log_scale(alpha, beta, enc, enc_prime, prior, has_data):
     enc · enc' · prior · e^{log scale}, the log scale being α(z) + β(z') − log Σ (the slice's
     normaliser). P_θ(x, x') = P(x) P(x') e^{log Σ}: no posterior where any of them is 0."""
     log_sum = _log_likelihood_sum(enc, alpha, prior, beta, enc_prime)            # (n, n')
-    has_posterior = (np.isfinite(log_sum) & has_data)[:, :, None, None]
+    has_posterior = (np.isfinite(_value(log_sum)) & has_data)[:, :, None, None]
     with np.errstate(invalid="ignore"):
         log_scale = (alpha[None, None, :, None] + beta[None, None, None, :]
-                     - np.where(has_posterior[:, :, 0, 0], log_sum, 0.0)[:, :, None, None])
-    return np.where(has_posterior, log_scale, -np.inf), has_posterior
+                     - anp.where(has_posterior[:, :, 0, 0], log_sum, 0.0)[:, :, None, None])
+    return anp.where(has_posterior, log_scale, -np.inf), has_posterior
 
 
 @primitive
@@ -556,7 +556,8 @@ def _normalised_posterior(alpha, beta, enc, enc_prime, prior, has_data):
     ∂/∂θ = Σ h · post · ∂log(numerator)/∂θ, post/enc formed as enc' prior e^{log scale}
     (no division). Autograd's chain through the normaliser instead added post/enc and
     −post/enc, which cancel only to eps/enc: at an encoder entry of 1e-100 carrying a slice
-    the gradient came out 1e84 where it is 0.13."""
+    the gradient came out 1e84 where it is 0.13. The backward pass is written in
+    ``autograd.numpy``, so it can be differentiated again (Hessians)."""
     log_scale, _ = _posterior_log_scale(alpha, beta, enc, enc_prime, prior, has_data)
     return prod_exp(log_scale, enc[:, None, :, None], enc_prime[None, :, None, :],
                     prior[None, None, :, :])
@@ -573,16 +574,16 @@ def _normalised_posterior_vjp(argnum, ans, args, kwargs):
         a point mass that came out 1 + 1e-13 must still centre g to exactly 0), 0 off the
         posterior's slices; 0 · inf = 0 (a latent state no data reaches, as in prod_exp)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.sum(g * ans, axis=(2, 3), keepdims=True) / np.sum(ans, axis=(2, 3),
-                                                                         keepdims=True)
-            h = np.where(has_posterior, g - mean, 0.0)
-            return np.where(h == 0, 0.0, h * slope)
+            mean = (anp.sum(g * ans, axis=(2, 3), keepdims=True)
+                    / anp.sum(ans, axis=(2, 3), keepdims=True))
+            h = anp.where(has_posterior, g - mean, 0.0)
+            return anp.where(_value(h) == 0, 0.0, h * slope)
     axes, slope = {0: ((0, 1, 3), None), 1: ((0, 1, 2), None),
                    2: ((1, 3), (enc_prime4, prior4)), 3: ((0, 2), (enc4, prior4)),
                    4: ((0, 1), (enc4, enc_prime4))}[argnum]
     # ∂/∂α and ∂/∂β: Σ h · post; ∂/∂enc: Σ h · enc' prior e^{log scale} (= post/enc), ...
-    return lambda g: np.sum(weighted(g, ans if slope is None else prod_exp(log_scale, *slope)),
-                            axis=axes)
+    return lambda g: anp.sum(weighted(g, ans if slope is None else prod_exp(log_scale, *slope)),
+                             axis=axes)
 
 
 defvjp_argnum(_normalised_posterior, _normalised_posterior_vjp)
