@@ -57,8 +57,7 @@ def _check_command_words(parser, argv, args, unknown):
     a value), so ``rpmref --bogus verify`` is rpmref's mistake, not verify's, and
     ``rpmref --versio`` an unknown option, not a missing command."""
     while True:
-        action = next((a for a in parser._actions
-                       if isinstance(a, argparse._SubParsersAction)), None)
+        action = _subcommands(parser)
         if action is None:
             return
         cut = next((i for i, w in enumerate(argv) if not w.startswith("-")), len(argv))
@@ -71,14 +70,19 @@ def _check_command_words(parser, argv, args, unknown):
         parser, argv = action.choices[word], argv[cut + 1:]
 
 
+def _subcommands(parser):
+    """The subcommands action of ``parser`` (its ``choices``: word → parser), or None."""
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+                None)
+
+
 def _command_parser(parser, words):
     """The parser of the (sub)command that ``words`` name, e.g. ["balls", "train"]."""
     for word in words:
-        choices = next((a.choices for a in parser._actions
-                        if isinstance(a, argparse._SubParsersAction)), {})
-        if word not in choices:
+        action = _subcommands(parser)
+        if action is None or word not in action.choices:
             break
-        parser = choices[word]
+        parser = action.choices[word]
     return parser
 
 

@@ -74,12 +74,17 @@ _WHAT_MODULE_IS = ("MODULE is a dotted module on sys.path or the current directo
                    "path to a .py file")
 
 
+def _not_a_module(name):
+    """The UsageError for a MODULE that is no importable name: what it is instead."""
+    what = ("a directory" if os.path.isdir(name) else "a file but not a .py file"
+            if os.path.exists(name) else "not a module name, nor a .py file")
+    return UsageError(f"{name} is {what} ({_WHAT_MODULE_IS})")
+
+
 def _import_dotted(name):
     if not all(part.isidentifier() for part in name.split(".")):
         # ".", "./losses": say what it is, not importlib's "the 'package' argument is required"
-        what = ("a directory" if os.path.isdir(name) else "a file but not a .py file"
-                if os.path.exists(name) else "not a module name, nor a .py file")
-        raise UsageError(f"{name} is {what} ({_WHAT_MODULE_IS})")
+        raise _not_a_module(name)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -87,8 +92,7 @@ def _import_dotted(name):
     except ModuleNotFoundError as err:
         if err.name and (name == err.name or name.startswith(err.name + ".")):
             if os.path.isfile(name):   # v.npz, found as a file but read as module v
-                raise UsageError(f"{name} is a file but not a .py file ({_WHAT_MODULE_IS})") \
-                    from None
+                raise _not_a_module(name) from None
             raise UsageError(f"no module named {err.name!r} ({_WHAT_MODULE_IS})") from None
         raise UsageError(f"importing {name} failed: {err}") from None
     except (Exception, SystemExit) as err:

@@ -57,11 +57,17 @@ class OneLineErrorParser(argparse.ArgumentParser):
             file.write(message)
             file.flush()
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit flush
+            silence_stdout()
             sys.exit(141)
         except OSError as error:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            silence_stdout()
             sys.exit(fail(self.prog, f"cannot write to stdout: {error.strerror or error}", 1))
+
+
+def silence_stdout():
+    """Point file descriptor 1 at /dev/null, so that Python's flush of stdout at exit is
+    quiet after a write failed there (a closed pipe, a full disk)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -105,8 +111,7 @@ def _run(func, args, prog):
     except RunFailed as error:
         return fail(prog, error, 1)
     except BrokenPipeError:  # e.g. `rpmref verify --json | head`: the reader left
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush is quiet too
+        silence_stdout()
         return 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
