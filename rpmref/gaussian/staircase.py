@@ -80,14 +80,15 @@ def staircase_joint(true_mi, dim=DIM):
     """
     true_mi = check_real(true_mi, "true_mi", minimum=0, inclusive=(False, True))
     dim = _check_dim(dim)
-    try:
-        return _build(true_mi, dim)
-    except ValueError:
-        top = largest_true_mi(dim)
+    if not _held_to_tolerance(true_mi, dim):
         raise ValueError(f"true_mi = {true_mi:g} nats in {dim} dimension(s) needs a correlation "
                          f"ρ = 1 − {0.5 * np.exp(-2 * true_mi / dim):.2g} per coordinate, too "
                          f"close to 1 for float64 to hold it to {MI_RTOL:g} of the MI: at "
-                         f"most {top:.4g} nats at dim = {dim}") from None
+                         f"most {largest_true_mi(dim):.4g} nats at dim = {dim}")
+    rho = float(np.sqrt(-np.expm1(-2.0 * true_mi / dim)))
+    eye = np.eye(dim)
+    cov_xy = np.block([[eye, rho * eye], [rho * eye, eye]])
+    return g.recognition_joint(cov_xy, eye, eye), rho
 
 
 def _held_to_tolerance(true_mi, dim):
@@ -98,15 +99,6 @@ def _held_to_tolerance(true_mi, dim):
     root near 8.4 nats per dimension)."""
     with np.errstate(over="ignore"):
         return dim * 2.0 ** -51 * np.expm1(2.0 * true_mi / dim) <= MI_RTOL * true_mi
-
-
-def _build(true_mi, dim):
-    if not _held_to_tolerance(true_mi, dim):
-        raise ValueError("ρ rounds too far")
-    rho = float(np.sqrt(-np.expm1(-2.0 * true_mi / dim)))
-    eye = np.eye(dim)
-    cov_xy = np.block([[eye, rho * eye], [rho * eye, eye]])
-    return g.recognition_joint(cov_xy, eye, eye), rho
 
 
 def largest_true_mi(dim=DIM):
