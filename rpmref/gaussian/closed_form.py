@@ -1425,16 +1425,18 @@ def optimal_rbf_lengthscale(joint, grid=400):
         raise too_weak
     lo, hi = log_u[max(best - 1, 0)], log_u[best + 1]
     f_lo, f_hi = _rbf_slope(lo, *args), _rbf_slope(hi, *args)
-    side, widths = 0, [hi - lo, hi - lo]
+    side, before = 0, hi - lo      # before: the bracket's width before the last step
     for _ in range(400):   # Illinois (modified regula falsi) on the slope: stays bracketed
         mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        if hi - lo >= widths[-2] / 2 or not lo < mid < hi:
-            # two steps took less than half of the bracket, or the step lands on an end (a
-            # slope of 0.1 at one end and 1e-25 at the other, as the wide bracket of a
-            # small grid has): bisect
+        width = hi - lo
+        if width >= before / 2 or not lo < mid < hi:
+            # the last step took less than half of the bracket (and the first step), or
+            # this one lands on an end (a slope of 0.1 at one end and 1e-25 at the other,
+            # as the wide bracket of a small grid has): bisect
             mid = 0.5 * (lo + hi)
             if not lo < mid < hi:                  # the bracket is two adjacent floats
                 break
+        before = width
         f_mid = _rbf_slope(mid, *args)
         if f_mid > 0:
             lo, f_lo = mid, f_mid
@@ -1444,7 +1446,6 @@ def optimal_rbf_lengthscale(joint, grid=400):
             hi, f_hi = mid, f_mid
             f_lo = f_lo / 2 if side == 1 else f_lo
             side = 1
-        widths.append(hi - lo)
         # done when the bracket, not the step, is small: on a flat end of a wide bracket
         # two steps from one side can be 1e-14 apart with the root far away (grid = 3)
         if hi - lo < 1e-14 * max(1.0, abs(mid)) or f_mid == 0:
