@@ -486,3 +486,39 @@ def test_optimal_rbf_lengthscale_beyond_the_search_is_a_value_error(rho):
     ValueError naming the weak correlation, not inf (the supremum is a finite maximum)."""
     with pytest.raises(ValueError, match="correlation is too weak"):
         g.optimal_rbf_lengthscale(unit_pair(rho))
+
+
+# ------------------------------------------------------------------ energy prior beyond float64
+
+def _bilinear_limit_1d(rho, w):
+    """I_∞ of f(z, z') = w z z' for unit variances and correlation ρ, in mpmath: E f = ρw and
+    log E_{z'} e^{w z z'} = w² z²/2, so I_∞ = ρw − w²/2 exactly."""
+    with mpmath.workdps(60):
+        return mpmath.mpf(rho) * w - mpmath.mpf(w) ** 2 / 2
+
+
+@pytest.mark.parametrize("w", [1e7, 2e7])
+def test_energy_prior_of_a_strong_bilinear_critic_keeps_e6(w):
+    """Cov(z') = 1 + w² is exact in float64 while w² + 1 < 2^53, so the prior is the exact
+    energy prior and KL(P ‖ P_θ) = I − I_∞ (E6) holds to the rounding of the KL formula's
+    O(1) operations on terms of size w²/2 (1e-12 relative is ~4500 ulps of slack)."""
+    joint = unit_pair(0.5)
+    critic = g.bilinear_critic([[w]])
+    kl = g.kl_divergence(joint, g.energy_prior(joint, critic))
+    with mpmath.workdps(60):
+        expected = mpmath.mpf(g.mutual_information(joint)) - _bilinear_limit_1d(0.5, w)
+    assert abs(kl - float(expected)) <= 1e-12 * float(expected)
+
+
+@pytest.mark.parametrize("critic", [g.bilinear_critic([[1e8]]), g.bilinear_critic([[-1e150]]),
+                                    g.rbf_critic(1e-9, 1)])
+def test_energy_prior_too_narrow_for_float64_is_refused_where_it_is_formed(critic):
+    """Bug: energy_prior returned a GaussianPair whose covariance had rounded to a singular
+    matrix (w = 1e8: Cov(z') = 1 + 1e16 is 1e16), which every other function then refused as
+    "prior.cov must be positive definite" — blaming an argument the caller never built.
+    Now energy_prior itself says what happened, and points to infonce_limit."""
+    joint = unit_pair(0.5)
+    with pytest.raises(ValueError, match=r"energy prior is too narrow to hold in float64.*"
+                                         r"infonce_limit\(joint, critic\)"):
+        g.energy_prior(joint, critic)
+    assert math.isfinite(g.infonce_limit(joint, critic))   # the quantity itself is still there

@@ -855,7 +855,19 @@ def energy_prior(joint, critic):
     ValueError
         Wrong shapes, non-finite entries, an asymmetric Q, C'⁻¹ + Q not positive
         definite (then Z(z) is infinite), or a critic so large against the joint's scale
-        that the prior's moments overflow float64.
+        that the prior's moments overflow float64 or its covariance, rounded to float64, is
+        singular (z' | z narrower than float64 resolves against the spread of z').
+
+    Notes
+    -----
+    The covariance is formed in float64, so its entries carry a relative rounding of a
+    few ε. A strong critic (a large W or Q against the joint's scale, such as an RBF
+    lengthscale far below the spread of z) makes the prior nearly singular, and what is
+    computed from it, such as KL(P ‖ P_θ), inherits that rounding amplified by the
+    condition number: for unit variances and correlation 0.5 the KL to the RBF energy
+    prior is off by 4e-9 relative at lengthscale 1e-4 and by 8e-4 at 1e-7 (the
+    Cov(z') = 1 + O(ℓ²) entry keeps only the leading digits of its ℓ² part).
+    :func:`infonce_limit` gives I_∞ = I − KL (E6) without forming the prior.
 
     Examples
     --------
@@ -882,7 +894,26 @@ def energy_prior(joint, critic):
         raise ValueError("the energy prior's covariance or mean overflows float64 (the critic's "
                          f"W up to {float(np.max(np.abs(getval(critic.W)))):.3g} against the "
                          "joint's scale); rescale the critic")
+    _require_representable(cov, critic)
     return GaussianPair(mean, cov, k)
+
+
+def _require_representable(cov, critic):
+    """ValueError if the energy prior's covariance (n, n), positive definite in exact
+    arithmetic, is singular once rounded to float64 — the judgement every function of this
+    module applies to a GaussianPair. It happens when the critic makes z' | z so much
+    narrower than z' that Cov(z') = gain·C·gainᵀ + P⁻¹ loses P⁻¹ to rounding: a bilinear
+    W ≳ 3e7 or an RBF lengthscale ≲ 1e-8 against unit variances."""
+    try:
+        check_positive_definite(getval(cov), "cov")
+    except ValueError as error:
+        strength = max(float(np.max(np.abs(getval(critic.W)), initial=0.0)),
+                       float(np.max(np.abs(getval(critic.Q)), initial=0.0)))
+        raise ValueError(
+            "the energy prior is too narrow to hold in float64: the critic (entries of W or Q "
+            f"up to {strength:.3g}) makes z' | z so concentrated against the spread of z' that "
+            f"its covariance rounds to a singular matrix ({str(error).split('; ', 1)[1]}); "
+            "infonce_limit(joint, critic) gives I_inf without it, or rescale the critic") from None
 
 
 def _scaled_problem(joint, critic):
