@@ -10,8 +10,10 @@ Three rules run through the module:
   factors, and ``log_matmul`` / ``log_scaled_product`` give log(A B) and
   log(A diag(e^α) M diag(e^β) Bᵀ) for non-negative matrices exactly even
   where the product underflows float64.
-* 0 · log 0 = 0 and log 0 = −inf, with no NaN in values or gradients
-  (the ``where`` trap in STYLE.md).
+* 0 · log 0 = 0 and log 0 = −inf, with no NaN in values or gradients. The
+  ``where`` trap: ``anp.where(x > 0, x * anp.log(x), 0)`` has the right value but a
+  NaN gradient at x = 0 (autograd differentiates both branches, and 0 · ∞ is NaN),
+  so the masked branch is fed a safe argument (``anp.log(anp.where(x > 0, x, 1))``).
 * Gradients are exact, also at the boundary of the simplex: every quantity
   that is linear in a probability stays linear in it (``prod_exp`` is an
   autograd primitive whose derivative in a factor is the product of the other
