@@ -522,3 +522,21 @@ def test_energy_prior_too_narrow_for_float64_is_refused_where_it_is_formed(criti
                                          r"infonce_limit\(joint, critic\)"):
         g.energy_prior(joint, critic)
     assert math.isfinite(g.infonce_limit(joint, critic))   # the quantity itself is still there
+
+
+@pytest.mark.parametrize("w", [1e150, 1e305, 1e306])
+def test_monte_carlo_infonce_of_a_huge_critic_has_a_finite_standard_error(w):
+    """Bug: infonce_bound's standard error was np.std of the draws, which squares them: for a
+    bilinear critic w = 1e305 every draw is ~ −7e304 and the error came out inf (1e306: the
+    mean too) with RuntimeWarnings. From w ≳ 1e20 on, each row's log-sum-exp is its top
+    term alone and log N is below an ulp, so every draw is w · (mean of z_i z'_i − max_j
+    z_i z'_j) on the same batches: the estimate and the standard error at w are those at
+    w₀ = 1e150 (where np.std still works) times w / w₀, up to roundings."""
+    joint = unit_pair(0.5)
+    estimate, stderr = mc.infonce_bound(joint, g.bilinear_critic([[w]]), 8, batches=200, rng=0)
+    ref_estimate, ref_stderr = mc.infonce_bound(joint, g.bilinear_critic([[1e150]]), 8,
+                                                batches=200, rng=0)
+    assert math.isfinite(estimate) and math.isfinite(stderr) and stderr > 0
+    # 200 draws: the mean and the spread each carry ~200 roundings of relative ε at most
+    assert estimate == pytest.approx(ref_estimate * (w / 1e150), rel=400 * EPS)
+    assert stderr == pytest.approx(ref_stderr * (w / 1e150), rel=400 * EPS)

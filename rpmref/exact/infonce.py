@@ -20,7 +20,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
 from rpmref.exact.measures import scalar
-from rpmref.exact.numerics import CHUNK_ELEMENTS, prod_exp, softplus
+from rpmref.exact.numerics import CHUNK_ELEMENTS, mean_and_standard_error, prod_exp, softplus
 from rpmref.exact.validation import (
     Array, GeneratorSpec, Integer, Optional, Options, Pmf, Seed, make_generator, validate_params)
 
@@ -573,9 +573,9 @@ def _mean_and_stderr_of_doubled(half_values):
     hv = _value(half_values)
     scale = float(np.max(np.abs(hv)))
     scale = scale if 0 < scale < np.inf else 1.0
-    spread = scale * float((hv / scale).std(ddof=1))
+    _, stderr = mean_and_standard_error(hv)
     with np.errstate(over="ignore"):
-        return 2 * (anp.mean(half_values / scale) * scale), float(2 * spread / np.sqrt(hv.size))
+        return 2 * (anp.mean(half_values / scale) * scale), 2 * stderr
 
 
 __all__ = ["InfoNCEBound", "EXACT_MAX_TERMS", "energy_prior", "log_partition", "infonce_limit",

@@ -306,6 +306,41 @@ def _keepdims_shape(shape, axis):
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
+def mean_and_standard_error(values):
+    """Mean and standard error of Monte Carlo draws, without overflow.
+
+    The standard error is the sample standard deviation (ddof = 1) over √n. Both are
+    formed from ``values / max|values|``, in [−1, 1], so draws anywhere in the float64
+    range give finite results (the mean and the spread are at most max |values|), where
+    ``np.std`` squares them and overflows beyond ±1.3e154.
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        Finite draws, n ≥ 2 (not checked).
+
+    Returns
+    -------
+    mean : float
+    standard_error : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.exact.numerics import mean_and_standard_error
+    >>> mean_and_standard_error(np.array([1.0, 3.0]))
+    (2.0, 1.0)
+    >>> mean_and_standard_error(np.array([-1e300, -3e300]))
+    (-2e+300, 1e+300)
+    """
+    v = np.asarray(getval(values), dtype=float).ravel()
+    scale = float(np.max(np.abs(v))) if v.size else 0.0
+    scale = scale if 0 < scale < np.inf else 1.0
+    unit = v / scale
+    return (float(np.mean(unit)) * scale,
+            float(np.std(unit, ddof=1)) / float(np.sqrt(v.size)) * scale)
+
+
 @primitive
 def logsumexp(a, axis=None, keepdims=False):
     """log Σ exp(a) along ``axis``, stable for any finite or ±inf entries.

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from rpmref.exact.numerics import mean_and_standard_error
 from rpmref.exact.validation import as_generator, as_real_array, check_int, check_positive_int
 from rpmref.gaussian.closed_form import QuadraticCritic, _check_critic, _check_pair
 
@@ -337,8 +338,7 @@ def infonce_bounds(joint, critics, n, batches=1000, rng=0):
     n = check_positive_int(n, "n")
     batches = check_positive_int(batches, "batches", minimum=2)   # 2 for a standard error
     draws = _draws(joint, list(critics.values()), n, batches, rng)
-    return {name: (float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(batches)))
-            for name, d in zip(critics, draws)}
+    return {name: mean_and_standard_error(d) for name, d in zip(critics, draws)}
 
 
 def infonce_draws(joint, critic, n, batches, rng):
