@@ -190,6 +190,12 @@ def test_cli_exit_codes(capsys, tmp_path):
     assert "--max-size" in capsys.readouterr().err
 
 
+def test_repeated_only_options_add_up(capsys):
+    """Bug: argparse kept only the last --only, so --only E3 --only L1 ran L1 alone."""
+    assert rpmref_main(["proofs", "--only", "E3", "--only", "L1", "--list"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["L1", "E3"]
+
+
 def test_python_m_proofs_entry_point(capsys):
     from rpmref.cli.proofs import main
     assert main(["--only", "L1"]) == 0

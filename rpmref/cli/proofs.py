@@ -11,9 +11,9 @@ from rpmref.cli.common import (
 
 
 def configure(parser):
-    parser.add_argument("--only", nargs="+", metavar="ID",
-                        help="run only these identities (e.g. --only E2 N1, or E2,N1); "
-                             "see --list for the IDs")
+    parser.add_argument("--only", nargs="+", action="extend", metavar="ID",
+                        help="run only these identities (e.g. --only E2 N1, or E2,N1; "
+                             "repeated, the lists add up); see --list for the IDs")
     parser.add_argument("--report", metavar="FILE.md",
                         help="also write a Markdown report: statements in LaTeX, assumptions, every step")
     parser.add_argument("--max-size", type=bounded_int(1, 4), default=3, metavar="N",
