@@ -103,6 +103,14 @@ def test_a_right_loss_exits_0(capsys, losses):
     assert code == 0 and out.startswith("InfoNCE conformance PASSED")
 
 
+def test_the_cases_left_out_of_the_table_are_pointed_to_an_option(capsys, losses):
+    """Bug: the command line pointed to report.table(), a method a shell user cannot call."""
+    code, out, _ = run(capsys, f"{losses}:right", "--trials", 12)
+    assert code == 0 and "... 2 more cases (all of them: report.table(), or --json" in out
+    code, out, _ = run(capsys, f"{losses}:right", "--trials", 12, "--json")
+    assert len(json.loads(out)["results"]) == 12
+
+
 def test_a_wrong_loss_exits_1_with_its_diagnosis(capsys, losses):
     code, out, _ = run(capsys, f"{losses}:columns", "--trials", 10)
     assert code == 1 and "FAILED: transposed" in out

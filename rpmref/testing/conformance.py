@@ -176,7 +176,8 @@ class ConformanceReport:
                 line += f" {r.gradient_error:>9.2g}"
             lines.append(line)
         if len(shown) < len(rows):
-            lines.append(f"... {len(rows) - len(shown)} more cases (report.table() shows all)")
+            lines.append(f"... {len(rows) - len(shown)} more cases (all of them: report.table(), "
+                         "or --json on the command line)")
         return "\n".join(lines)
 
     def __str__(self):
