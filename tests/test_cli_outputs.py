@@ -251,6 +251,20 @@ def test_a_finished_comparison_is_kept(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "results.json").read_text() != saved  # new wall times
 
 
+def test_a_finished_comparison_run_again_says_nothing_was_written(tmp_path, capsys):
+    """Bug: the rerun logged 'nothing to train', then 'total 13.6 s; wrote .../results.json,
+    results.md, fig1.png' with the old run's time, for files it had not touched."""
+    argv = ["balls", "compare", "--quick", "--critics", "rbf", "--seeds", "1", "--jobs", "1",
+            "--no-progress", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "; wrote " in capsys.readouterr().out.splitlines()[-1]
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert cli.main(argv) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "wrote" not in last and "nothing written" in last and "when it ran" in last
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamps
+
+
 @pytest.mark.parametrize("argv, unknown, prog", [
     (["balls", "train", "--out", "x", "--quick"], "--quick", "rpmref balls train"),
     (["verify", "--bogus"], "--bogus", "rpmref verify"),

@@ -242,6 +242,7 @@ def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
                  "progress": not args.no_progress}
         if not args.sweep_only:
             title = QUICK_TITLE if args.quick else "Default settings"
+            kept = _finished_before(out, "results", args.overwrite)
             results = run_compare(seeds, critics, train_config, balls_config, out,
                                   curve_every=curve_every, figure_seed=figure_seed,
                                   title=title, **where)
@@ -249,17 +250,29 @@ def _run_planned(args, cluster, out, seeds, critics, train_config, balls_config,
             earlier = results.get("execution", {}).get("resumed_runs", 0)
             when = (f" in this process ({plural(earlier, 'run')} finished earlier)"
                     if earlier else "")
-            print(f"total {results['total_wall_time']:.1f} s{when}; wrote {out}/results.json, "
-                  f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
+            if kept:
+                print(f"total {results['total_wall_time']:.1f} s when it ran; nothing written "
+                      f"({out}/results.json and results.md are that run's)")
+            else:
+                print(f"total {results['total_wall_time']:.1f} s{when}; wrote {out}/results.json, "
+                      f"results.md" + (", fig1.png" if _have_matplotlib() else ""))
         if args.sweep or args.sweep_only:
             title = ("Each critic at its best setting (chosen on the validation video)"
                      + (f" — {QUICK_TITLE.lower()}" if args.quick else ""))
+            kept = _finished_before(out, "sweep", args.overwrite)
             sweep = run_sweep(seeds, critics, train_config, balls_config,
                               optimisers=optimisers, learning_rates=lrs, out_dir=out,
                               title=title, **where)
             print(sweep_markdown(sweep, title))
-            print(f"wrote {out}/sweep.json, sweep.md")
+            print(f"nothing written ({out}/sweep.json and sweep.md are that run's)" if kept
+                  else f"wrote {out}/sweep.json, sweep.md")
     return 0
+
+
+def _finished_before(out, stem, overwrite):
+    """True if ``out`` holds a finished ``stem``.json that the run will only read back
+    (_check_outputs has refused one of other settings without --overwrite)."""
+    return not overwrite and read_finished(out, stem)[0] is not None
 
 
 def _name_list(allowed):
