@@ -45,6 +45,20 @@ def test_ci_runs_the_readme_test_command_and_the_documented_docs_build():
     assert ci.index(QUICKSTART[1]) < ci.index(DOCS_BUILD.split(" && ")[1])
 
 
+def test_the_docs_extra_installs_what_the_api_pages_import():
+    """Bug: pip install ".[docs]" and then sphinx-build stopped at once ("rpmref.strategies
+    needs hypothesis"): the API pages import rpmref.strategies, and hypothesis was only in
+    the test, strategies and all extras (the CI installs test first, which hid it)."""
+    import configparser
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    extras = config["options.extras_require"]
+    names = lambda extra: {re.split(r"[<>=!~\[ ]", line.strip())[0].lower()
+                           for line in extras[extra].splitlines() if line.strip()}
+    assert "rpmref.strategies" in {module for module, _, _ in _load_generator().API_MODULES}
+    assert names("strategies") <= names("docs")
+
+
 def test_readme_lists_every_command_of_the_parser():
     from rpmref.cli import build_parser
     generator = _load_generator()
