@@ -17,6 +17,25 @@ sys.path.insert(0, str(HERE.parent))          # the checkout's rpmref, also with
 
 import rpmref  # noqa: E402
 
+
+def _checkout_proofs_as_rpmref_proofs():
+    """The checkout's proofs/ as rpmref.proofs, as pip installs it. Only an editable install
+    maps it so; without one (PYTHONPATH=$PWD, or a non-editable pip install, which the
+    checkout put first above shadows) the build failed: "No module named 'rpmref.proofs'"."""
+    import importlib.util
+    if importlib.util.find_spec("rpmref.proofs") is not None:
+        return
+    folder = HERE.parent / "proofs"
+    spec = importlib.util.spec_from_file_location(
+        "rpmref.proofs", folder / "__init__.py", submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rpmref.proofs"] = module
+    spec.loader.exec_module(module)
+    rpmref.proofs = module
+
+
+_checkout_proofs_as_rpmref_proofs()
+
 project = "rpmref"
 author = "rpmref developers"
 copyright = "rpmref developers"

@@ -59,6 +59,24 @@ def test_the_docs_extra_installs_what_the_api_pages_import():
     assert names("strategies") <= names("docs")
 
 
+def test_the_docs_configuration_finds_rpmref_proofs_without_an_editable_install():
+    """Bug: without an editable install (PYTHONPATH=$PWD as the installation page says, or a
+    non-editable pip install, which conf.py's checkout-first path shadows) sphinx-build
+    stopped with "No module named 'rpmref.proofs'": proofs/ is rpmref.proofs only once
+    installed, and the build runs the proofs. Here the editable install's finder is removed."""
+    code = (
+        "import runpy, sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        "sys.modules.pop('rpmref', None)\n"
+        f"runpy.run_path({str(DOCS / 'conf.py')!r})\n"
+        "import rpmref.proofs.run\n"
+        "print(rpmref.proofs.__file__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=str(ROOT.parent))
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == ROOT / "proofs" / "__init__.py"
+
+
 def test_readme_lists_every_command_of_the_parser():
     from rpmref.cli import build_parser
     generator = _load_generator()
