@@ -6,6 +6,7 @@ The whole proof set (correct and deliberately wrong) runs once per test session
 """
 import itertools
 import re
+import sys
 
 import pytest
 import sympy as sp
@@ -194,6 +195,18 @@ def test_repeated_only_options_add_up(capsys):
     """Bug: argparse kept only the last --only, so --only E3 --only L1 ran L1 alone."""
     assert rpmref_main(["proofs", "--only", "E3", "--only", "L1", "--list"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["L1", "E3"]
+
+
+def test_a_missing_rpmref_proofs_is_one_line_not_a_traceback(capsys, monkeypatch):
+    """Bug: 'python -m rpmref proofs' in a checkout over a non-editable install (the source
+    tree shadows it, and proofs/ is rpmref.proofs only once installed) was a traceback
+    ending in ModuleNotFoundError."""
+    monkeypatch.setitem(sys.modules, "rpmref.proofs", None)
+    monkeypatch.delitem(sys.modules, "rpmref.proofs.run", raising=False)
+    assert rpmref_main(["proofs", "--only", "L1"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("rpmref proofs: error: rpmref.proofs")
+    assert "pip install -e ." in err and "Traceback" not in err
 
 
 def test_python_m_proofs_entry_point(capsys):

@@ -7,7 +7,7 @@ sympy is imported only when the command runs, so ``rpmref --help`` stays fast.
 import time
 
 from rpmref.cli.common import (
-    OneLineErrorParser, UsageError, bounded_int, check_output_file, run_command)
+    OneLineErrorParser, RunFailed, UsageError, bounded_int, check_output_file, run_command)
 
 
 def configure(parser):
@@ -48,7 +48,17 @@ def print_line(result):
 
 
 def main_from_args(args):
-    from rpmref.proofs.run import run_proofs, select
+    try:
+        from rpmref.proofs.run import run_proofs, select
+    except ModuleNotFoundError as error:
+        if error.name not in ("rpmref.proofs", "rpmref.proofs.run"):
+            raise
+        import rpmref
+        raise RunFailed(
+            f"rpmref.proofs is missing from the rpmref in {rpmref.__path__[0]}: the "
+            "repository's proofs/ becomes rpmref.proofs only when pip installs it (a source "
+            "tree in the current directory shadows an install); run 'pip install -e .' "
+            "there, or run rpmref from another directory") from None
     if args.only is not None and not [i for item in args.only for i in item.split(",")
                                       if i.strip()]:
         raise UsageError("--only names no proof ID (see --list for the IDs)")
