@@ -10,6 +10,7 @@ import argparse
 import numpy as np
 
 import rpmref
+from rpmref.cli.common import OneLineErrorParser
 
 p_xx = np.array([[0.30, 0.05, 0.00, 0.00],     # P(x, x'): mostly x' = x
                  [0.05, 0.20, 0.05, 0.00],
@@ -46,6 +47,6 @@ def main():
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    OneLineErrorParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

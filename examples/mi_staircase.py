@@ -17,11 +17,11 @@ Run:  python examples/mi_staircase.py [--quick] [--figure docs/mi_staircase.png]
 import argparse
 
 from rpmref import gaussian
-from rpmref.cli.common import check_output_file
+from rpmref.cli.common import OneLineErrorParser, check_output_file
 from rpmref.gaussian import staircase as mi_bench
 
-parser = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = OneLineErrorParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")
 parser.add_argument("--figure", metavar="PATH", help="write the figure (PNG) here")
 args = parser.parse_args()

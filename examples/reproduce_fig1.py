@@ -22,9 +22,10 @@ import argparse
 import dataclasses
 
 from rpmref.balls import compare, trainer as train, video as balls
+from rpmref.cli.common import OneLineErrorParser
 
-parser = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = OneLineErrorParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")
 args = parser.parse_args()
 

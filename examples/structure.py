@@ -14,13 +14,13 @@ Run:  python examples/structure.py [--quick] [--figure structure.png]
 """
 import argparse
 
-from rpmref.cli.common import check_output_file
+from rpmref.cli.common import OneLineErrorParser, check_output_file
 from rpmref.structure.experiment import (
     format_gaussian, format_invariance, format_learning, plot, run_experiment)
 from rpmref.structure.learning import LearnConfig
 
-parser = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = OneLineErrorParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke test)")
 parser.add_argument("--figure", metavar="PATH", help="write the figure here (needs matplotlib)")
 args = parser.parse_args()
