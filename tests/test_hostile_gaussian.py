@@ -540,3 +540,28 @@ def test_monte_carlo_infonce_of_a_huge_critic_has_a_finite_standard_error(w):
     # 200 draws: the mean and the spread each carry ~200 roundings of relative ε at most
     assert estimate == pytest.approx(ref_estimate * (w / 1e150), rel=400 * EPS)
     assert stderr == pytest.approx(ref_stderr * (w / 1e150), rel=400 * EPS)
+
+
+# ------------------------------------------------------------------ results own their arrays
+
+def test_results_do_not_share_memory_with_the_callers_arrays():
+    """Bug: bilinear_critic(W).W was W itself and the means returned by blocks(joint) were
+    views of joint.mean, so writing to the caller's array afterwards (W += lr * grad in a
+    training loop) changed a critic or the blocks already handed out. Now each result owns
+    its arrays; the values are unchanged bit for bit (a copy does no arithmetic)."""
+    W = np.array([[0.5, 0.25]])
+    critic = g.bilinear_critic(W)
+    W += 1.0
+    np.testing.assert_array_equal(critic.W, [[0.5, 0.25]])
+
+    mean = np.array([1.0, 2.0, 3.0])
+    joint = g.GaussianPair(mean, np.eye(3), 1)
+    m, m_prime, _, _, _ = g.blocks(joint)
+    mean[:] = -7.0
+    np.testing.assert_array_equal(m, [1.0])
+    np.testing.assert_array_equal(m_prime, [2.0, 3.0])
+
+    mean_z, cross = np.array([0.5]), np.array([[0.25, 0.0]])
+    pair = g.gaussian_pair(1.0, np.eye(2), cross, mean_z=mean_z)
+    for array in (mean_z, cross):
+        assert not any(np.shares_memory(array, out) for out in pair[:2])

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from rpmref.exact.validation import (
     as_real_array, check_int, check_positive_definite, check_positive_int, check_real,
@@ -92,9 +92,17 @@ class QuadraticCritic(NamedTuple):
 # *relative* tolerances. Checks run on concrete values; autograd's traced arrays pass on
 # untouched, so every closed form can be differentiated.
 
+def _own(a):
+    """A concrete array as a copy of its own: validation hands back the caller's float64
+    array itself, and a result holding it (``bilinear_critic``'s W, the means of ``blocks``)
+    would change when the caller later writes to that array. Traced values pass as they are."""
+    return a if isbox(a) else np.array(a, dtype=float)
+
+
 def _matrix(name, a, shape=None):
-    """``a`` as a finite real 2-D array (of ``shape`` if given); a scalar is a 1 × 1 matrix."""
-    a = as_real_array(a, name)
+    """``a`` as a finite real 2-D array (of ``shape`` if given; a copy, see ``_own``); a
+    scalar is a 1 × 1 matrix."""
+    a = _own(as_real_array(a, name))
     if anp.ndim(a) == 0:
         a = anp.reshape(a, (1, 1))
     if anp.ndim(a) != 2:
@@ -105,10 +113,11 @@ def _matrix(name, a, shape=None):
 
 
 def _vector(name, v, length):
-    """``v`` as a finite real vector of ``length`` (zeros if None; a scalar if length is 1)."""
+    """``v`` as a finite real vector of ``length`` (zeros if None; a scalar if length is 1;
+    a copy, see ``_own``)."""
     if v is None:
         return np.zeros(length)
-    v = as_real_array(v, name)
+    v = _own(as_real_array(v, name))
     if anp.ndim(v) > 1 or anp.size(v) != length:
         raise ValueError(f"{name} must be a vector of length {length}; got shape {anp.shape(v)}")
     return anp.reshape(v, (length,))
@@ -134,7 +143,7 @@ def _check_pair(joint, name="joint"):
     if not isinstance(joint, GaussianPair):
         raise TypeError(f"{name} must be a GaussianPair; got {type(joint).__name__}")
     k = check_int(joint.k, f"{name}.k")
-    mean = as_real_array(joint.mean, f"{name}.mean")
+    mean = _own(as_real_array(joint.mean, f"{name}.mean"))
     cov = as_real_array(joint.cov, f"{name}.cov")
     n = anp.size(mean)
     if anp.shape(mean) != (n,) or anp.shape(cov) != (n, n) or not 0 < k < n:
