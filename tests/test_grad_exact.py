@@ -428,6 +428,31 @@ def test_rpm_posterior_gradient_where_a_slice_rides_on_a_tiny_encoder_entry(tiny
     assert jac[0, 0, 1, 0][0, 1] == 0.0
 
 
+@pytest.mark.parametrize("a", [1 / 3, 0.1, 0.123456789])
+@pytest.mark.parametrize("tiny", [1e-300, 1e-100, 3e-100, 1e-20])
+def test_gradients_in_an_encoder_entry_that_alone_makes_p_z(a, tiny):
+    """Only x = 0 reaches z = 0 (enc[0] = [tiny, 1], enc[1] = [0, 1]), so P(z=0) = a·tiny
+    and the Bayes ratio enc(0, 0)/P(z=0) = 1/a does not depend on tiny: the likelihood, the
+    posterior and the empirical RPM have slope exactly 0 in enc(0, 0). Autograd's chain
+    added 1/P(z) through enc and −P(x|z)/P(z) through log P(z), which cancel only to
+    eps/P(z): −9.7e83, −2.4e83 and 4096 (at tiny = 1e-20) where the slope is 0.
+    The slope of log P_θ(0, 0) in enc(1, 0) is −(1 − a)/(a(1 + a) tiny) by hand (the z = 0
+    term is 0.25 enc(0,0)/(a P(z=0)), P(z=0) = a tiny + (1 − a) enc(1, 0), and the sum
+    of the terms is 0.25 (1 + a)/a²); its float64 value has a few roundings of O(1)
+    factors: 1e-14 relative."""
+    from autograd import jacobian
+    p_xx = np.array([[a, 0.0], [0.0, 1.0 - a]])
+    enc, enc_prime, prior = np.array([[tiny, 1.0], [0.0, 1.0]]), np.eye(2), np.full((2, 2), 0.25)
+    likelihood = jacobian(lambda e: rpmref.rpm_log_likelihood(p_xx, e, enc_prime, prior))(enc)
+    posterior = jacobian(lambda e: rpmref.rpm_posterior(p_xx, e, enc_prime, prior))(enc)
+    empirical = jacobian(lambda e: rpmref.empirical_rpm_pmf(e, enc_prime, prior))(enc)
+    assert np.all(likelihood[..., 0, 0] == 0.0), likelihood[..., 0, 0]
+    assert np.all(posterior[..., 0, 0] == 0.0), posterior[..., 0, 0]
+    assert np.all(empirical[..., 0, 0] == 0.0), empirical[..., 0, 0]
+    want = -(1 - a) / (a * (1 + a) * tiny)
+    assert abs(likelihood[0, 0, 1, 0] - want) <= 1e-14 * abs(want), (likelihood[0, 0, 1, 0], want)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rpm_posterior_can_be_differentiated_twice(seed):
     """The posterior's closed-form backward pass is itself differentiable (written in

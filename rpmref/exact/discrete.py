@@ -28,7 +28,7 @@ from autograd.tracer import getval, isbox
 from rpmref.exact.measures import (
     kl_divergence_of, mutual_information_of, nonnegative_scalar, scalar)
 from rpmref.exact.numerics import (
-    array_module, log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
+    TINY, array_module, log_matmul, log_scaled_product, prod_exp, safe_log, sum_xlogy, x_log, xlogx, xlogy)
 from rpmref.exact.validation import Conditional, Optional, Pmf, validate_params
 
 #: Largest (n, n', k, k') tensor (elements) that ``rpm_posterior`` builds or ``elbo`` accepts
@@ -93,6 +93,86 @@ def _latent(p_x, enc):
         return p_z, log_p_z, -log_p_z, reach
     alpha = anp.where(reach, -anp.where(reach, log_p_z, 0.0), -np.inf)
     return p_z, log_p_z, alpha, reach
+
+
+def _scaled_encoder(p_x, enc):
+    """(A, α) with A ⊙ e^α the Bayes likelihood ratios L(x, z) = P(z|x) / P(z) (Eq. 10
+    divided by P(x)), for callers in which the pair enters only through that product
+    (``log_scaled_product``, the posterior, the empirical RPM); α = −inf drops a state no
+    data reach.
+
+    Concrete: (enc, −log P(z)), so that no ratio is formed (P(z) may underflow). Traced,
+    where every L is a finite float64: (L, 0) with L from ``_bayes_ratio``, whose gradient
+    in enc is formed in one piece; autograd's chain through enc and through −log P(z) added
+    G/P(z) and −P(x|z) G/P(z), which cancel only to eps·G/P(z) where P(x|z) ≈ 1 (an
+    encoder entry of 1e-100 that alone makes P(z) gave a slope of 1e84 where it is 0)."""
+    alpha = _latent(getval(p_x), getval(enc))[2]
+    if not (isbox(p_x) or isbox(enc)):
+        return enc, alpha
+    reach = alpha > -np.inf
+    drop = np.where(reach, 0.0, -np.inf)
+    ratio = _bayes_ratio_value(np.asarray(getval(p_x)), np.asarray(getval(enc)))
+    if not np.all(np.isfinite(ratio)):
+        return enc, _latent(p_x, enc)[2]
+    return _bayes_ratio(p_x, enc), drop
+
+
+def _bayes_ratio_value(p_x, enc):
+    """L(x, z) = enc(x, z) / P(z) (n, k), 0 where P(z) = 0 (inf, or NaN for enc = 0, where
+    1/P(z) is beyond float64: the caller checks)."""
+    with np.errstate(invalid="ignore"):
+        return enc * _inverse_marginal(p_x, enc)[None, :]
+
+
+def _inverse_marginal(p_x, enc):
+    """1/P(z) (k,), 0 where P(z) = 0: a division where P(z) is a normal float64 (an ulp or
+    two; e^{−log P(z)} would carry the rounding of log P(z), |log P(z)|·eps relative),
+    e^{−log P(z)} from the exact log otherwise (inf where 1/P(z) is beyond float64)."""
+    p_z = array_module(p_x, enc).matmul(p_x, enc)
+    alpha = _latent(p_x, enc)[2]
+    reach = np.asarray(getval(alpha)) > -np.inf
+    normal = np.asarray(getval(p_z)) >= TINY
+    with np.errstate(over="ignore"):
+        scaled = anp.exp(anp.where(reach & ~normal, alpha, 0.0)) * reach
+    return anp.where(normal, 1.0 / anp.where(normal, p_z, 1.0), scaled)
+
+
+def _others_sum(a):
+    """Σ_{x'' ≠ x} a(x'', z) for every (x, z) of an (n, k) array, from exclusive running
+    sums down and up the rows: the own term is never added and taken back (no cancellation
+    when it is most of the column)."""
+    zero = anp.zeros((1, anp.shape(a)[1]))
+    down = anp.concatenate([zero, anp.cumsum(a, axis=0)[:-1]], axis=0)
+    up = anp.concatenate([anp.cumsum(a[::-1], axis=0)[::-1][1:], zero], axis=0)
+    return down + up
+
+
+@primitive
+def _bayes_ratio(p_x, enc):
+    """L(x, z) = enc(x, z) / P(z), P(z) = Σ_x P(x) enc(x, z) (Eq. 10–11), (n, k); 0 on
+    states no data reach. Its slopes (``_bayes_ratio_vjp``) are formed without
+    cancellation."""
+    return _bayes_ratio_value(p_x, enc)
+
+
+def _bayes_ratio_vjp(argnum, ans, args, kwargs):
+    """Slopes of L = enc / P(z) for a cotangent g (n, k):
+    in enc(x, z): [g(x, z) − P(x) Σ_x'' g L](x'', z) / P(z)
+      = [g(x, z) Σ_{x''≠x} P(x'') L(x'', z) − P(x) Σ_{x''≠x} g L(x'', z)] / P(z),
+    the x'' = x terms (1 − P(x|z) written as the other states' P(x''|z)) left out exactly;
+    in P(x): −Σ_z L(x, z) Σ_x'' g L(x'', z). Written in autograd.numpy (from L and
+    −log P(z) recomputed from the arguments), so it can be differentiated again."""
+    p_x, enc = args
+    if argnum == 0:
+        return lambda g: -anp.sum(ans * anp.sum(g * ans, axis=0)[None, :], axis=1)
+
+    def vjp(g):
+        inner = g * _others_sum(p_x[:, None] * ans) - p_x[:, None] * _others_sum(g * ans)
+        return inner * _inverse_marginal(p_x, enc)[None, :]
+    return vjp
+
+
+defvjp_argnum(_bayes_ratio, _bayes_ratio_vjp)
 
 
 def _joint(p_xx, enc, enc_prime):
@@ -342,8 +422,8 @@ def rpm_log_likelihood(p_xx, enc, enc_prime, prior):
     1.0
     """
     p_x, p_x_prime = _marginals(p_xx)
-    _, _, alpha, _ = _latent(p_x, enc)
-    _, _, beta, _ = _latent(p_x_prime, enc_prime)
+    enc, alpha = _scaled_encoder(p_x, enc)
+    enc_prime, beta = _scaled_encoder(p_x_prime, enc_prime)
     return log_scaled_product(enc, alpha, prior, beta, enc_prime,
                               row_offset=safe_log(p_x), col_offset=safe_log(p_x_prime))
 
@@ -529,8 +609,8 @@ def rpm_posterior(p_xx, enc, enc_prime, prior):
             f"make an (n, n', k, k') posterior of {size:.3g} elements, more than "
             f"MAX_TENSOR_ELEMENTS = {MAX_TENSOR_ELEMENTS} (rpmref.exact.discrete)")
     p_x, p_x_prime = _marginals(p_xx)
-    _, _, alpha, _ = _latent(p_x, enc)
-    _, _, beta, _ = _latent(p_x_prime, enc_prime)
+    enc, alpha = _scaled_encoder(p_x, enc)
+    enc_prime, beta = _scaled_encoder(p_x_prime, enc_prime)
     has_data = (_value(p_x) > 0)[:, None] & (_value(p_x_prime) > 0)[None, :]    # (n, n')
     return _normalised_posterior(alpha, beta, enc, enc_prime, prior, has_data)
 
@@ -807,8 +887,8 @@ def empirical_rpm_pmf(enc_rows, enc_prime_rows, prior):
             f"(N, N) table of {n * n:.3g} elements, more than MAX_TENSOR_ELEMENTS = "
             f"{MAX_TENSOR_ELEMENTS} (rpmref.exact.discrete)")
     uniform = np.full(n, 1.0 / n)
-    _, _, alpha, _ = _latent(uniform, enc_rows)
-    _, _, beta, _ = _latent(uniform, enc_prime_rows)
+    enc_rows, alpha = _scaled_encoder(uniform, enc_rows)
+    enc_prime_rows, beta = _scaled_encoder(uniform, enc_prime_rows)
     left = prod_exp(alpha[None, :] - np.log(n), enc_rows)                # (N, k), P(n | z)
     right = prod_exp(beta[None, :] - np.log(n), enc_prime_rows)          # (N, k'), P(m | z')
     return anp.matmul(anp.matmul(left, prior), anp.transpose(right))
