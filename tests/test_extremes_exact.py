@@ -509,3 +509,21 @@ def test_infonce_beyond_the_float64_range_is_minus_inf_without_a_warning():
         # independent z and z': E f = 0 and log Σ_{z'} ½ e^{f(z,z')} = 1e308 − log 2 for
         # each z, so I_∞ = −1e308 + log 2, which rounds to −1e308
         assert rpmref.infonce_limit(np.full((2, 2), 0.25), f) == -1e308
+
+
+@pytest.mark.parametrize("p_zz, f, n, expected", [
+    ([[0.375, 0.125], [0.125, 0.375]], [[2.0, 0.0], [0.0, 2.0]], 2000, 0.06617378526547041),
+    ([[0.5, 0.25], [0.0, 0.25]], [[1.0, -1.0], [0.5, 3.0]], 3000, 0.07819707073292693),
+])
+def test_exact_infonce_bound_keeps_its_precision_at_large_n(p_zz, f, n, expected):
+    """Bug: the multinomial weights of the exact I_N were exp(log (N−1)! − Σ log c! + Σ c log p)
+    with lgamma: log (N−1)! ≈ 13000 at N = 2000 carried its rounding (eps · N log N) into
+    every weight, 2.5e-12 relative at N = 2000 and 3.7e-10 at 2·10⁵, and I_N came out
+    6.7e-12 and 9.4e-12 off. The weights now come from Loader's saddle-point form, in which
+    the N log N terms cancel in the algebra. The marginals P(z') are dyadic, so nothing but
+    the computation rounds. Expected: Eq. 6 by the same count-vector sum, every term in
+    mpmath at 50 digits (binomial weights C(N−1, c) P(z'₀)^c P(z'₁)^(N−1−c), the terms
+    f − log(e^f + c e^{f(z, 0)} + (N−1−c) e^{f(z, 1)})), rounded to float64. Tolerance: the
+    file's log-scale budget 1e-13 · (1 + |I_N| + max |f|) (~4e-13; the error is now 2e-15)."""
+    got = rpmref.infonce_bound(np.array(p_zz), np.array(f), n).estimate
+    assert abs(got - expected) <= 1e-13 * (1 + abs(expected) + np.max(np.abs(f))), got - expected
