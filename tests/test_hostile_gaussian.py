@@ -565,3 +565,19 @@ def test_results_do_not_share_memory_with_the_callers_arrays():
     pair = g.gaussian_pair(1.0, np.eye(2), cross, mean_z=mean_z)
     for array in (mean_z, cross):
         assert not any(np.shares_memory(array, out) for out in pair[:2])
+
+
+@pytest.mark.parametrize("scale", [np.longdouble, np.float32, np.float16, np.int64])
+def test_an_rbf_lengthscale_of_any_real_dtype_is_computed_in_float64(scale):
+    """Bug: rbf_infonce_limit(joint, np.longdouble(0.5)) raised 'array type float128 is
+    unsupported in linalg' from inside numpy.linalg, rbf_critic(np.longdouble(0.5), 1) had
+    float128 matrices, and a float32 lengthscale computed I_∞ in float32 arithmetic. The
+    lengthscale is now the float64 value check_real makes of it (0.5 and 2 are exact in
+    every dtype here), so the results equal those of the Python float bit for bit."""
+    joint = unit_pair(0.6)
+    for ell in ((2,) if scale is np.int64 else (0.5, 2)):
+        typed = scale(ell)
+        assert g.rbf_infonce_limit(joint, typed) == g.rbf_infonce_limit(joint, float(ell))
+        critic = g.rbf_critic(typed, 2)
+        assert critic.W.dtype == critic.Q.dtype == np.float64
+        np.testing.assert_array_equal(critic.W, g.rbf_critic(float(ell), 2).W)

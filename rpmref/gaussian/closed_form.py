@@ -445,6 +445,14 @@ def bilinear_critic(W):
     return QuadraticCritic(W, np.zeros((kp, kp)), np.zeros(kp))
 
 
+def _checked_scalar(value, number):
+    """``value`` for computing with: the float64 ``number`` that ``check_real`` made of it (a
+    longdouble, float32 or NumPy integer ℓ would otherwise carry its dtype into the results,
+    and a longdouble one into ``numpy.linalg``, which refuses it), or ``value`` itself when
+    autograd traces it."""
+    return value if isbox(value) else number
+
+
 def _min_lengthscale():
     ell = np.sqrt(1.0 / np.finfo(np.float64).max)
     with np.errstate(over="ignore"):
@@ -495,6 +503,7 @@ def rbf_critic(lengthscale, k):
                          f"matrices I/lengthscale² to be finite; got {ell!r} (use "
                          "rbf_infonce_limit, which works in log lengthscale, for smaller ones)")
     k = check_positive_int(k, "k (the dimension of z and z')")
+    lengthscale = _checked_scalar(lengthscale, ell)
     inv_sq = 1.0 / lengthscale / lengthscale
     eye = np.eye(k)
     return QuadraticCritic(eye * inv_sq, eye * inv_sq, np.zeros(k))
@@ -1090,6 +1099,7 @@ def rbf_infonce_limit(joint, lengthscale):
     c, cp, (unit, a), spread, _ = _rbf_moments(joint)
     ell = check_real(getval(lengthscale), "lengthscale", minimum=0, inclusive=(False, True),
                      finite=False)
+    lengthscale = _checked_scalar(lengthscale, ell)
     if np.isinf(ell):
         return 0.0
     # (z, z', ℓ) → 2^−t (z, z', ℓ) leaves ‖z − z'‖²/ℓ² and so I_∞ unchanged: take the
