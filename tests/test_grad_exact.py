@@ -453,6 +453,23 @@ def test_gradients_in_an_encoder_entry_that_alone_makes_p_z(a, tiny):
     assert abs(likelihood[0, 0, 1, 0] - want) <= 1e-14 * abs(want), (likelihood[0, 0, 1, 0], want)
 
 
+@pytest.mark.parametrize("t", [1e-100, 1e-20, 3e-8, 0.25])
+def test_likelihood_gradient_in_the_data_pmf_where_one_pair_alone_makes_p_z(t):
+    """p_xx = diag(t, 1 − t), enc = [[0.75, 0.25], [0, 1]], enc' = I, prior 1/4: x = 0 alone
+    makes P(z=0) = 0.75 t, and P_θ(0, 0) = 0.25 + 0.0625 t / (0.25 t + c) with c = p_xx(1, 1)
+    held fixed, so ∂ log P_θ(0, 0) / ∂p_xx(0, 0) = 0.0625 c / ((0.25 t + c)² P_θ(0, 0)),
+    0.25 as t → 0. Autograd's chain added 2/t through log P(x) log P(x') and −2/t through
+    log P(z) log P(z'), which cancel only to eps/t: 0.0 at t = 1e-20 and 1e-100, 7.5e-9 off
+    at 3e-8. The hand formula is a few roundings of O(1) numbers: 1e-14 relative."""
+    p_xx = np.array([[t, 0.0], [0.0, 1.0 - t]])
+    enc, enc_prime, prior = np.array([[0.75, 0.25], [0.0, 1.0]]), np.eye(2), np.full((2, 2), 0.25)
+    slope = grad(lambda p: rpmref.rpm_log_likelihood(p, enc, enc_prime, prior)[0, 0])(p_xx)
+    c = 1.0 - t
+    lik = 0.25 + 0.0625 * t / (0.25 * t + c)
+    want = 0.0625 * c / ((0.25 * t + c) ** 2 * lik)
+    assert abs(slope[0, 0] - want) <= 1e-14 * want, (slope[0, 0], want)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rpm_posterior_can_be_differentiated_twice(seed):
     """The posterior's closed-form backward pass is itself differentiable (written in

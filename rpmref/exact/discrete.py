@@ -175,6 +175,54 @@ def _bayes_ratio_vjp(argnum, ans, args, kwargs):
 defvjp_argnum(_bayes_ratio, _bayes_ratio_vjp)
 
 
+def _scaled_decoder(p_x, enc):
+    """(A, α) with A ⊙ e^α the Bayes decoder P(x|z) = P(x) P(z|x) / P(z) (Eq. 10), for
+    the likelihood sum of ``rpm_log_likelihood`` with P(x) folded in (α = −inf drops a state
+    no data reach). Concrete: (enc, −log P(z)), the caller adding log P(x) itself. Traced,
+    where every P(x|z) is a float64 number: (P(x|z), 0) from ``_bayes_decoder``, whose
+    gradient in P(x) is formed in one piece; through log P(x) and through −log P(z)
+    autograd added 1/P(x) and −P(z|x)/P(z), which cancel where x alone makes P(z) (0.0
+    where the slope is 0.25 at P(x) = 1e-20). None for the traced fallback."""
+    if not (isbox(p_x) or isbox(enc)):
+        return None
+    alpha = _latent(getval(p_x), getval(enc))[2]
+    decoder = _bayes_decoder_value(np.asarray(getval(p_x)), np.asarray(getval(enc)))
+    if not np.all(np.isfinite(decoder)):
+        return None
+    return _bayes_decoder(p_x, enc), np.where(alpha > -np.inf, 0.0, -np.inf)
+
+
+def _bayes_decoder_value(p_x, enc):
+    """P(x|z) = P(x) enc(x, z) / P(z) (n, k), 0 where P(z) = 0 (inf or NaN where 1/P(z) is
+    beyond float64: the caller checks)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return p_x[:, None] * _bayes_ratio_value(p_x, enc)
+
+
+@primitive
+def _bayes_decoder(p_x, enc):
+    """P(x|z) = P(x) enc(x, z) / P(z) (n, k); slopes in ``_bayes_decoder_vjp``."""
+    return _bayes_decoder_value(p_x, enc)
+
+
+def _bayes_decoder_vjp(argnum, ans, args, kwargs):
+    """Slopes of D = P(x|z) for a cotangent g, with h(x, z) = g(x, z) Σ_{x''≠x} D(x'', z)
+    − Σ_{x''≠x} g D(x'', z) (= g − Σ_x'' g D, the own term left out exactly):
+    in P(x): Σ_z L(x, z) h(x, z); in enc(x, z): P(x) h(x, z) / P(z) (L = enc / P(z)).
+    Written in autograd.numpy, so it can be differentiated again."""
+    p_x, enc = args
+    inverse = _inverse_marginal(p_x, enc)[None, :]
+
+    def centred(g):
+        return g * _others_sum(ans) - _others_sum(g * ans)
+    if argnum == 0:
+        return lambda g: anp.sum(enc * inverse * centred(g), axis=1)
+    return lambda g: p_x[:, None] * inverse * centred(g)
+
+
+defvjp_argnum(_bayes_decoder, _bayes_decoder_vjp)
+
+
 def _joint(p_xx, enc, enc_prime):
     """encᵀ · p_xx · enc_prime, (k, k')."""
     xp = array_module(p_xx, enc, enc_prime)
@@ -422,6 +470,9 @@ def rpm_log_likelihood(p_xx, enc, enc_prime, prior):
     1.0
     """
     p_x, p_x_prime = _marginals(p_xx)
+    left, right = _scaled_decoder(p_x, enc), _scaled_decoder(p_x_prime, enc_prime)
+    if left is not None and right is not None:
+        return log_scaled_product(*left, prior, *right[::-1])
     enc, alpha = _scaled_encoder(p_x, enc)
     enc_prime, beta = _scaled_encoder(p_x_prime, enc_prime)
     return log_scaled_product(enc, alpha, prior, beta, enc_prime,
