@@ -451,20 +451,18 @@ def _bd0(x, mean):
 
 
 def _log_multinomial(counts, pmf, n):
-    """log of the multinomial pmf of count vectors (M, m) summing to n ≥ 1 under ``pmf`` (m,) > 0:
-    −Σ_j bd0(c_j, n p_j) + n (Σ p − 1) + ½ log 2πn − Σ_{c_j > 0} ½ log 2πc_j + δ(n)
-    − Σ_{c_j > 0} δ(c_j), δ the Stirling error (Loader's saddle-point form). log n! and
+    """log of the multinomial pmf of count vectors (M, m) summing to n ≥ 1 under ``pmf`` (m,) > 0,
+    in Loader's saddle-point form: ½ log 2πn + δ(n) + n (Σ p − 1) + Σ_j t_j(c_j) with
+    t_j(c) = −bd0(c, n p_j) − [c > 0] (½ log 2πc + δ(c)), δ the Stirling error. log n! and
     Σ c log p, each ~n log n, cancel in the algebra: lgamma's route kept their rounding,
-    eps·n log n relative in every weight (2.5e-12 at n = 2000, 3.7e-10 at 2·10⁵)."""
-    counts = np.asarray(counts)
-    c = counts.astype(float)
-    present = counts > 0
-    with np.errstate(divide="ignore"):
-        half_logs = np.where(present, 0.5 * np.log(2 * np.pi * np.where(present, c, 1.0)), 0.0)
-    errors = np.where(present, _stirling_error(np.where(present, counts, 1)), 0.0)
+    eps·n log n relative in every weight (2.5e-12 at n = 2000, 3.7e-10 at 2·10⁵). Each t_j
+    is tabulated once for c = 0..n, (n + 1, m), so the M rows cost one gather and a sum."""
+    c = np.arange(n + 1)
+    table = -_bd0(c[:, None].astype(float), n * pmf[None, :])
+    table[1:] -= (0.5 * np.log(2 * np.pi * c[1:]) + _stirling_error(c[1:]))[:, None]
     excess = n * (math.fsum(map(float, pmf)) - 1.0)
-    return (-_bd0(c, n * pmf[None, :]).sum(axis=1) + excess + 0.5 * math.log(2 * np.pi * n)
-            - half_logs.sum(axis=1) + float(_stirling_error(n)) - errors.sum(axis=1))
+    return (table[counts, np.arange(counts.shape[1])].sum(axis=1) + excess
+            + 0.5 * math.log(2 * np.pi * n) + float(_stirling_error(n)))
 
 
 @primitive
