@@ -436,6 +436,29 @@ def test_disk_full_is_one_line_and_keeps_the_previous_checkpoint(videos, tmp_pat
     assert _temp_files(out) == []
 
 
+def test_disk_full_when_a_resume_rewrites_the_metrics_names_the_file(videos, tmp_path, capsys,
+                                                                     monkeypatch):
+    """--resume first rewrites metrics.jsonl from the checkpoint; a full disk there is one
+    line that names the file, and the checkpoint stays."""
+    out = tmp_path / "run"
+    assert main(train_args(videos, out, "--epochs", "2")) == 0
+    before = (out / T.CHECKPOINT).read_bytes()
+    capsys.readouterr()
+    real = rundir.atomic_write_text
+
+    def write(path, text):
+        if path.endswith(T.METRICS):
+            raise OSError(28, "No space left on device")   # no file name, as a write gives
+        return real(path, text)
+    monkeypatch.setattr(rundir, "atomic_write_text", write)
+    assert main(train_args(videos, out, "--epochs", "4", "--resume")) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(out / T.METRICS) in err and "No space left on device" in err
+    assert f"step {2 * BATCHES}) is kept" in err
+    assert (out / T.CHECKPOINT).read_bytes() == before
+
+
 def test_unwritable_summary_is_one_line(videos, tmp_path, capsys, monkeypatch):
     real = rundir.atomic_write_text
 

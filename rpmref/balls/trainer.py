@@ -1090,7 +1090,7 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
             raise ValueError(f"checkpoint {os.path.join(out_dir, CHECKPOINT)} is at step "
                              f"{st['step']}, beyond the {total} steps asked for")
         saved = st
-        _write_metrics(out_dir, st["history"])  # drop rows a killed run wrote after it
+        _rewrite_metrics(out_dir, st)  # drop rows a killed run wrote after it
         # a finished run resumed to go further: its summary describes this checkpoint only,
         # so it goes when the first checkpoint of a later step takes this one's place
         stale_summary = st["step"] < total and os.path.exists(os.path.join(out_dir, SUMMARY))
@@ -1150,6 +1150,18 @@ def _train(config, frames, out_dir, resume, progress, on_epoch, on_step):
                        wall_time=wall, steps_per_s=done / wall if done and wall > 0 else math.nan,
                        steps=st["step"], steps_run=done,
                        batch_sizes=effective_batch_sizes(n_pairs, config.batch_size))
+
+
+def _rewrite_metrics(out_dir, st):
+    """A resumed run's metrics.jsonl, as its checkpoint ``st`` has them; an OSError becomes
+    a RunWriteError naming the file and saying the checkpoint is kept."""
+    path = os.path.join(out_dir, METRICS)
+    try:
+        _write_metrics(out_dir, st["history"])
+    except OSError as e:
+        raise RunWriteError(f"cannot write {path} ({e.strerror or e}); the checkpoint "
+                            f"{os.path.join(out_dir, CHECKPOINT)} (step {st['step']}) is "
+                            f"kept") from e
 
 
 def _write_run(out_dir, st, config, fp, saved):
