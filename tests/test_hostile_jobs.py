@@ -1,8 +1,8 @@
 """Long jobs and their outputs under hostile conditions not covered elsewhere: SIGTERM
 (what ``kill``, ``timeout`` and batch schedulers send) during training and a
 comparison, output names at the file system's length limit, videos written through
-symbolic links and into full devices, checkpoints of a newer format, and absurd
-``--seeds``.
+symbolic links and into full devices, checkpoints of a newer format, absurd
+``--seeds``, and FIFOs in place of checkpoints, results and videos.
 
 The training runs use the tiny video and the reference run of test_train_resume.
 """
@@ -238,3 +238,62 @@ def test_compare_refuses_more_seeds_than_it_can_mean(seeds, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "argument --seeds: expected a positive integer of at most 1000" in err
     assert err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- files that are not files
+
+
+@pytest.fixture
+def alarm():
+    """Fail, instead of hanging, if the test blocks for 20 s (reading a FIFO waits for a
+    writer forever)."""
+    def expired(signum, frame):
+        raise AssertionError("blocked: the reader opened the FIFO")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_checkpoint_that_is_a_fifo_is_refused_at_once(videos, tmp_path, capsys, alarm):
+    """--resume opened a FIFO named checkpoint.npz and waited for a writer forever."""
+    out = tmp_path / "run"
+    assert main(train_args(videos, out, "--steps", "2")) == 0
+    path = out / T.CHECKPOINT
+    path.unlink()
+    os.mkfifo(path)
+    capsys.readouterr()
+    assert main(train_args(videos, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"checkpoint {path} is corrupt: it is a named pipe (FIFO), not a regular file" in err
+    with pytest.raises(ckpt.CorruptCheckpointError, match="named pipe"):
+        ckpt.load_checkpoint(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("name", ["results.json", "results.partial.json",
+                                  "results.partial.npz"])
+def test_comparison_files_that_are_fifos_are_refused_at_once(tmp_path, alarm, name):
+    """A FIFO in place of a finished or partial result blocked the comparison forever."""
+    from rpmref.balls import compare
+    if name == "results.partial.npz":
+        runstore.save(str(tmp_path), "results", {"k": runstore.entry({"seed": 0}, {})})
+    os.mkfifo(tmp_path / name)
+    if name == "results.json":
+        assert compare.read_finished(str(tmp_path), "results") == (
+            None, "it is a named pipe (FIFO), not a regular file")
+    else:
+        with pytest.raises(ValueError, match=f"{name}: it is corrupt \\(it is a named pipe"):
+            runstore.load(str(tmp_path), "results")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_load_video_refuses_a_fifo_at_once(tmp_path, alarm):
+    from rpmref import load_video
+    path = tmp_path / "video.npz"
+    os.mkfifo(path)
+    with pytest.raises(ValueError, match="is a named pipe \\(FIFO\\), not a regular file"):
+        load_video(path)

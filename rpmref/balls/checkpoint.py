@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
-from rpmref.balls.rundir import create_temp_file, discard_replaced_run
+from rpmref.balls.rundir import create_temp_file, discard_replaced_run, special_file_kind
 from rpmref.exact.validation import check_path
 
 FORMAT = "rpmref-checkpoint-v2"
@@ -255,8 +255,8 @@ def load_checkpoint(path):
     FileNotFoundError
         If there is no file.
     CorruptCheckpointError
-        For anything that is not an intact rpmref checkpoint (unreadable, foreign
-        format, meta not a JSON object, arrays outside the three groups).
+        For anything that is not an intact rpmref checkpoint (not a regular file,
+        unreadable, foreign format, meta not a JSON object, arrays outside the three groups).
     NewerCheckpointError
         For a checkpoint of a newer rpmref's format.
 
@@ -277,6 +277,9 @@ def load_checkpoint(path):
     path = check_path(path, "path")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
+    kind = special_file_kind(path)
+    if kind:  # np.load would wait on a FIFO forever
+        raise CorruptCheckpointError(path, f"it is {kind}, not a regular file")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

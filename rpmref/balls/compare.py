@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from rpmref.balls import figures, parallel, readout, runstore, tracking, trainer, video
+from rpmref.balls.rundir import special_file_kind
 from rpmref.balls.runstore import write_json
 from rpmref.environment import environment
 from rpmref.exact.validation import check_bool, check_choice, check_int, check_path, check_real
@@ -1135,6 +1136,9 @@ def read_finished(out_dir, stem):
     path = os.path.join(out_dir, f"{stem}.json")
     if not os.path.lexists(path):
         return None, "no such file"
+    kind = special_file_kind(path)
+    if kind:  # reading a FIFO would wait for a writer forever
+        return None, f"it is {kind}, not a regular file"
     try:
         with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)

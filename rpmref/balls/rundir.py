@@ -27,6 +27,7 @@ import contextlib
 import glob
 import os
 import secrets
+import stat
 import threading
 
 import filelock
@@ -471,6 +472,41 @@ def _missing_directories(path):
     return missing
 
 
+
+
+def special_file_kind(path):
+    """What ``path`` is (links followed) if it exists but is not a regular file or a
+    directory: "a named pipe (FIFO)", "a character device", ...; None otherwise.
+
+    Readers refuse such a file before opening it: reading a FIFO waits for a writer
+    forever, and a device yields whatever it yields.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str or None
+        The kind, with its article.
+
+    Examples
+    --------
+    >>> from rpmref.balls.rundir import special_file_kind
+    >>> special_file_kind("/dev/null"), special_file_kind("/no/such/file")
+    ('a character device', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None
 
 
 def name_max(directory):

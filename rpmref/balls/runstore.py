@@ -28,7 +28,7 @@ import zlib
 import filelock
 import numpy as np
 
-from rpmref.balls.rundir import create_temp_file
+from rpmref.balls.rundir import create_temp_file, special_file_kind
 
 FORMAT = "rpmref.balls runs, format 1"
 LOCK_NAME = ".rpmref-compare.lock"
@@ -180,6 +180,10 @@ def load(out_dir, stem):
     json_path, npz_path = partial_paths(out_dir, stem)
     if not os.path.exists(json_path):
         return {}
+    for path in (json_path, npz_path):
+        kind = special_file_kind(path)
+        if kind:  # reading a FIFO would wait for a writer forever
+            raise _corrupt(path, f"it is {kind}, not a regular file")
     try:
         with open(json_path, encoding="utf-8") as fh:
             data = json.load(fh)

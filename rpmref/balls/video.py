@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rpmref.balls.render import render_frames
+from rpmref.balls.rundir import special_file_kind
 from rpmref.balls.runstore import replacing
 from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
                                      check_finite, check_int, check_path, check_real,
@@ -826,9 +827,9 @@ def load_video(path, config=None):
     TypeError
         If ``path`` is not a path or ``config`` is neither None nor a BallsConfig.
     ValueError
-        If the file is not such a video (unreadable, wrong format, missing or
-        corrupt entries, an invalid config) or was written with another ``config``;
-        the message says why.
+        If the file is not such a video (not a regular file, unreadable, wrong
+        format, missing or corrupt entries, an invalid config) or was written with
+        another ``config``; the message says why.
     FileNotFoundError
         If there is no file at ``path``.
 
@@ -846,6 +847,9 @@ def load_video(path, config=None):
     path = _check_path(path)
     if config is not None:
         _check_config(config)
+    kind = special_file_kind(path)
+    if kind:  # reading a FIFO would wait for a writer forever
+        raise ValueError(f"{path} is {kind}, not a regular file (an rpmref balls video .npz)")
     try:
         with open(path, "rb") as fh:  # np.load would suggest unpickling anything else
             if fh.read(2) != b"PK":
