@@ -297,3 +297,50 @@ def test_load_video_refuses_a_fifo_at_once(tmp_path, alarm):
     os.mkfifo(path)
     with pytest.raises(ValueError, match="is a named pipe \\(FIFO\\), not a regular file"):
         load_video(path)
+
+
+# ---------------------------------------------------------------- symbolic links in a loop
+
+
+def _loop(tmp_path):
+    """a -> b -> a, in tmp_path; returns a."""
+    (tmp_path / "a.npz").symlink_to(tmp_path / "b.npz")
+    (tmp_path / "b.npz").symlink_to(tmp_path / "a.npz")
+    return tmp_path / "a.npz"
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_video_onto_a_loop_of_links_is_refused_before_any_work(tmp_path, capsys,
+                                                                  monkeypatch, inside):
+    """balls make replaced the looping link with the video and exited 0."""
+    _forbid_simulation(monkeypatch)
+    out = _loop(tmp_path) / "v.npz" if inside else _loop(tmp_path)
+    assert main(["balls", "make", "--frames", "4", "--size", "12", "--diameter", "3",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"rpmref balls make: error: --out {out}: its symbolic links form a loop "
+                   "(too many levels of symbolic links)\n")
+    assert os.path.islink(tmp_path / "a.npz") and os.path.islink(tmp_path / "b.npz")
+
+
+def test_save_video_onto_a_loop_of_links_raises_and_keeps_them(tmp_path):
+    from rpmref import BallsConfig, make_video, save_video
+    config = BallsConfig(n_frames=4, size=12, diameter=3.0)
+    link = _loop(tmp_path)
+    with pytest.raises(OSError, match="Too many levels of symbolic links") as info:
+        save_video(link, *make_video(config), config)
+    assert info.value.filename == str(link)
+    assert os.path.islink(link) and sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz"]
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_an_output_directory_on_a_loop_of_links_is_named_a_loop(videos, tmp_path, capsys,
+                                                                command):
+    """The message said the link pointed at something that does not exist."""
+    out = _loop(tmp_path)
+    argv = (train_args(videos, out, "--steps", "2") if command == "train" else
+            ["balls", "compare", "--quick", "--seeds", "1", "--out", str(out)])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"rpmref balls {command}: error: --out {out}: its symbolic links form a "
+                   "loop (too many levels of symbolic links)\n")

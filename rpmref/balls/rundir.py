@@ -24,6 +24,7 @@ existing-run rule. All text files are written by ``atomic_write_text``
 (temporary file in the same directory, fsync, rename).
 """
 import contextlib
+import errno
 import glob
 import os
 import secrets
@@ -507,6 +508,38 @@ def special_file_kind(path):
         if test(mode):
             return kind
     return None
+
+
+def link_loop(path):
+    """Do the symbolic links on the way to ``path`` form a loop (the system says ELOOP)?
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path.
+
+    Returns
+    -------
+    bool
+        True for a loop; False for anything else, missing or not.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rpmref.balls.rundir import link_loop
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     os.symlink(os.path.join(tmp, "b"), os.path.join(tmp, "a"))
+    ...     os.symlink(os.path.join(tmp, "a"), os.path.join(tmp, "b"))
+    ...     print(link_loop(os.path.join(tmp, "a")), link_loop(os.path.join(tmp, "c")))
+    True False
+    """
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    except ValueError:
+        return False
+    return False
 
 
 def name_max(directory):

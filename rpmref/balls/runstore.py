@@ -28,7 +28,7 @@ import zlib
 import filelock
 import numpy as np
 
-from rpmref.balls.rundir import create_temp_file, special_file_kind
+from rpmref.balls.rundir import create_temp_file, link_loop, special_file_kind
 
 FORMAT = "rpmref.balls runs, format 1"
 LOCK_NAME = ".rpmref-compare.lock"
@@ -469,7 +469,8 @@ def replacing(path, suffix=".tmp"):
     Raises
     ------
     OSError
-        Naming ``path`` (not the temporary file) if it cannot be written.
+        Naming ``path`` (not the temporary file) if it cannot be written, or if its
+        symbolic links form a loop (nothing is replaced).
 
     Examples
     --------
@@ -490,6 +491,8 @@ def replacing(path, suffix=".tmp"):
         except OSError as error:
             raise _named(error, path) from None
         return
+    if link_loop(path):  # realpath would stop inside the loop, and the rename replace a link
+        raise _named(OSError(errno.ELOOP, os.strerror(errno.ELOOP)), path)
     final = os.path.realpath(path)
     try:
         fd, tmp = create_temp_file(os.path.dirname(final), f".{os.path.basename(final)}-",

@@ -16,13 +16,17 @@ import sys
 import tempfile
 import threading
 
-from rpmref.balls.rundir import name_max
+from rpmref.balls.rundir import link_loop, name_max
 
 #: The most working memory a command may plan for. Size limits of the options
 #: (``--max-states``, ``--batch-size``, ``--dim``) are derived from it, so that
 #: they are the same on every machine and a too-large size is refused at once
 #: instead of failing with a MemoryError after minutes of work.
 MEMORY_BUDGET = 2 * 1024**3  # bytes
+
+
+#: why a path whose symbolic links loop cannot be written
+LINK_LOOP = "its symbolic links form a loop (too many levels of symbolic links)"
 
 
 class UsageError(ValueError):
@@ -179,6 +183,8 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} must be a file name; got ''")
     if os.path.isdir(path):
         raise UsageError(f"{flag} {path} is a directory")
+    if link_loop(path):
+        raise UsageError(f"{flag} {path}: {LINK_LOOP}")
     # a symbolic link is written through: what must exist and accept a file is its target's
     # folder (a dangling link, or one into /proc, fails here rather than after the work)
     if os.path.exists(path) and not os.path.isfile(path):   # a device or a pipe (through
@@ -228,6 +234,8 @@ def check_output_dir(path, flag):
     can be written in it; UsageError naming ``flag`` if not. Returns ``path``."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{flag} {path} exists and is not a directory")
+    if link_loop(path):
+        raise UsageError(f"{flag} {path}: {LINK_LOOP}")
     if os.path.islink(path) and not os.path.exists(path):
         raise UsageError(f"{flag} {path} is a symbolic link to {os.readlink(path)!r}, which does "
                          f"not exist")
