@@ -344,3 +344,29 @@ def test_an_output_directory_on_a_loop_of_links_is_named_a_loop(videos, tmp_path
     err = capsys.readouterr().err
     assert err == (f"rpmref balls {command}: error: --out {out}: its symbolic links form a "
                    "loop (too many levels of symbolic links)\n")
+
+
+# ---------------------------------------------------------------- parents of a failed --out
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_parents_made_for_an_out_that_cannot_be_made_are_removed(videos, tmp_path, capsys,
+                                                                 command):
+    """--out a/x/<name too long>/c created a/x, failed on the long name, and left a/x."""
+    (tmp_path / "keep").mkdir()
+    out = tmp_path / "a" / "x" / ("b" * (name_max(str(tmp_path)) + 1)) / "c"
+    argv = (train_args(videos, out, "--steps", "2") if command == "train" else
+            ["balls", "compare", "--quick", "--seeds", "1", "--out", str(out)])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "File name too long" in err
+    assert os.listdir(tmp_path) == ["keep"]
+
+
+def test_remove_directories_skips_those_never_made_and_keeps_a_used_one(tmp_path):
+    from rpmref.balls.rundir import remove_directories
+    (tmp_path / "a" / "x").mkdir(parents=True)
+    (tmp_path / "a" / "note").write_text("someone's")
+    remove_directories([str(tmp_path / "a" / "x" / "never"), str(tmp_path / "a" / "x"),
+                        str(tmp_path / "a")])
+    assert sorted(os.listdir(tmp_path / "a")) == ["note"]

@@ -223,7 +223,11 @@ def open_run_dir(out_dir, resume=False, overwrite=False):
         raise ValueError(f"out_dir {path} exists and is not a directory")
     created = _missing_directories(path)
     empty = False
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # e.g. a name too long deep down: the parents made so far go again
+        remove_directories(created)
+        raise
     locks = getattr(_held, "locks", None)
     if locks is None:
         locks = _held.locks = {}
@@ -303,7 +307,8 @@ def drop_lone_lock(path, lock_name):
 
 def remove_directories(created):
     """``os.rmdir`` each of ``created`` (deepest first), stopping at the first that is not
-    empty: someone wrote there meanwhile, so it and its parents are kept.
+    empty: someone wrote there meanwhile, so it and its parents are kept. One that does
+    not exist (``os.makedirs`` failed before it) is skipped.
 
     Parameters
     ----------
@@ -328,7 +333,8 @@ def remove_directories(created):
         try:
             os.rmdir(directory)
         except OSError:
-            break
+            if os.path.lexists(directory):
+                break
 
 
 def replacing_run(out_dir):

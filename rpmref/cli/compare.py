@@ -221,8 +221,9 @@ def _kept(out, stems):
 def _remove_if_left_empty(created, out):
     """Remove the directories this command created for --out (``created``, deepest first)
     if nothing but the lock file is in them: a run that failed before its first file
-    leaves no debris."""
-    if created and drop_lone_lock(out, runstore.LOCK_NAME):
+    leaves no debris. If ``out`` itself was never made (a name too long deep down), the
+    parents made before it go."""
+    if created and (not os.path.lexists(out) or drop_lone_lock(out, runstore.LOCK_NAME)):
         remove_directories(created)
 
 
