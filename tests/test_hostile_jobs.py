@@ -370,3 +370,45 @@ def test_remove_directories_skips_those_never_made_and_keeps_a_used_one(tmp_path
     remove_directories([str(tmp_path / "a" / "x" / "never"), str(tmp_path / "a" / "x"),
                         str(tmp_path / "a")])
     assert sorted(os.listdir(tmp_path / "a")) == ["note"]
+
+
+# ---------------------------------------------------------------- JSON nested too deeply
+
+DEEP = "[" * 100_000 + "]" * 100_000   # json's decoder recurses once per level
+
+
+def test_a_checkpoint_whose_meta_is_nested_too_deeply_is_corrupt(videos, tmp_path, capsys):
+    """json raised RecursionError: a traceback instead of one line."""
+    out = tmp_path / "run"
+    assert main(train_args(videos, out, "--steps", "2")) == 0
+    path = out / T.CHECKPOINT
+    with np.load(path) as z:
+        data = dict(z)
+    np.savez(path, **dict(data, meta=np.array(DEEP)))
+    capsys.readouterr()
+    assert main(train_args(videos, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"checkpoint {path} is corrupt: its meta is JSON nested too deeply" in err
+
+
+def test_a_video_whose_config_is_nested_too_deeply_is_refused(videos, tmp_path):
+    from rpmref import load_video
+    with np.load(videos[0]) as z:
+        data = dict(z)
+    path = tmp_path / "deep.npz"
+    np.savez(path, **dict(data, config=np.array(DEEP)))
+    with pytest.raises(ValueError, match="has an invalid config: JSON nested too deeply"):
+        load_video(path)
+
+
+@pytest.mark.parametrize("name", ["results.json", "results.partial.json"])
+def test_comparison_files_nested_too_deeply_are_corrupt(tmp_path, name):
+    from rpmref.balls import compare
+    (tmp_path / name).write_text(DEEP)
+    if name == "results.json":
+        saved, reason = compare.read_finished(str(tmp_path), "results")
+        assert saved is None and reason.startswith("JSON nested too deeply")
+    else:
+        with pytest.raises(ValueError, match=f"{name}: it is corrupt \\(JSON nested too deeply"):
+            runstore.load(str(tmp_path), "results")

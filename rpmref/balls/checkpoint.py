@@ -26,7 +26,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
-from rpmref.balls.rundir import create_temp_file, discard_replaced_run, special_file_kind
+from rpmref.balls.rundir import (TOO_DEEP, create_temp_file, discard_replaced_run,
+                                 special_file_kind)
 from rpmref.exact.validation import check_path
 
 FORMAT = "rpmref-checkpoint-v2"
@@ -290,6 +291,8 @@ def load_checkpoint(path):
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise CorruptCheckpointError(path, f"its meta is {TOO_DEEP}") from None
     if not isinstance(meta, dict):
         raise CorruptCheckpointError(path, "meta is not a JSON object")
     if _is_newer_format(meta.get("format")):

@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from rpmref.balls import figures, parallel, readout, runstore, tracking, trainer, video
-from rpmref.balls.rundir import special_file_kind
+from rpmref.balls.rundir import TOO_DEEP, special_file_kind
 from rpmref.balls.runstore import write_json
 from rpmref.environment import environment
 from rpmref.exact.validation import check_bool, check_choice, check_int, check_path, check_real
@@ -1146,6 +1146,8 @@ def read_finished(out_dir, stem):
         return None, error.strerror or str(error)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return None, f"not JSON: {error}"
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        return None, TOO_DEEP
     if not isinstance(saved, dict):
         return None, "not a JSON object"
     missing = [key for key in ("settings",) + FINISHED_KEYS[stem] if key not in saved]

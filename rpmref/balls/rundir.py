@@ -38,6 +38,8 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY)
 LOCK_NAME = ".rpmref-run.lock"
+#: why a JSON text that makes json's decoder exceed the recursion limit is refused
+TOO_DEEP = "JSON nested too deeply to read (it exceeds Python's recursion limit)"
 CHECKPOINT_TEMP_PREFIX = ".ckpt-"  # checkpoint.save_checkpoint's temporary files
 #: temporary files of this module and of ``checkpoint.save_checkpoint``
 TEMP_PATTERNS = ((CHECKPOINT_TEMP_PREFIX + "*.tmp",)

@@ -28,7 +28,7 @@ import zlib
 import filelock
 import numpy as np
 
-from rpmref.balls.rundir import create_temp_file, link_loop, special_file_kind
+from rpmref.balls.rundir import TOO_DEEP, create_temp_file, link_loop, special_file_kind
 
 FORMAT = "rpmref.balls runs, format 1"
 LOCK_NAME = ".rpmref-compare.lock"
@@ -189,6 +189,8 @@ def load(out_dir, stem):
             data = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise _corrupt(json_path, error) from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise _corrupt(json_path, TOO_DEEP) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{json_path} was not written by this version of rpmref (its runs are "
                          f"not stored by their settings, so they cannot be resumed); move it "

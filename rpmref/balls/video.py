@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rpmref.balls.render import render_frames
-from rpmref.balls.rundir import special_file_kind
+from rpmref.balls.rundir import TOO_DEEP, special_file_kind
 from rpmref.balls.runstore import replacing
 from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
                                      check_finite, check_int, check_path, check_real,
@@ -878,6 +878,8 @@ def load_video(path, config=None):
         stored = BallsConfig(**stored)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path} has an invalid config: {e}") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise ValueError(f"{path} has an invalid config: {TOO_DEEP}") from None
     if config is not None and stored != config:
         diff = [f"{f.name}: file {getattr(stored, f.name)!r} vs requested {getattr(config, f.name)!r}"
                 for f in fields(BallsConfig) if getattr(stored, f.name) != getattr(config, f.name)]
