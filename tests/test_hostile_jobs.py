@@ -412,3 +412,97 @@ def test_comparison_files_nested_too_deeply_are_corrupt(tmp_path, name):
     else:
         with pytest.raises(ValueError, match=f"{name}: it is corrupt \\(JSON nested too deeply"):
             runstore.load(str(tmp_path), "results")
+
+
+# ---------------------------------------------------------------- damaged archives
+
+
+def _npy_header_that_does_not_tokenize():
+    """An .npy (version 1.0) whose header leaves a bracket open: NumPy's fallback parser
+    raised tokenize.TokenError."""
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+def _damage(path, how, member):
+    """Rewrite the .npz at ``path`` with ``member`` damaged as ``how`` says."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    name = member + ".npy"
+    with zipfile.ZipFile(path, "w") as z:
+        for other, data in members.items():
+            if other != name:
+                z.writestr(other, data)
+            elif how == "not .npy":           # NumPy returns such a member as bytes
+                z.writestr(member, b"not an array")
+            elif how == "header":
+                z.writestr(name, _npy_header_that_does_not_tokenize())
+            elif how == "deflate":            # zlib.error, invalid block type
+                z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            else:
+                z.writestr(name, data)
+    if how == "deflate":
+        raw = bytearray(open(path, "rb").read())
+        start = raw.index(name.encode()) + len(name)   # the data follows the local header
+        raw[start] = 0xFF
+        open(path, "wb").write(bytes(raw))
+    if how == "encrypted":  # flagged so in the directory: zipfile wants a password
+        raw = bytearray(open(path, "rb").read())
+        entry = raw.rindex(b"PK\x01\x02", 0, raw.rindex(name.encode()))
+        raw[entry + 8] |= 0x1
+        open(path, "wb").write(bytes(raw))
+    if how == "offset":  # the directory claims to start later: a seek to a negative offset
+        raw = bytearray(open(path, "rb").read())
+        end = raw.rindex(b"PK\x05\x06")
+        offset = int.from_bytes(raw[end + 16:end + 20], "little") + 1000
+        raw[end + 16:end + 20] = offset.to_bytes(4, "little")
+        open(path, "wb").write(bytes(raw))
+
+
+DAMAGES = ["not .npy", "header", "encrypted", "deflate", "offset"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_video_is_one_line_naming_it(videos, tmp_path, capsys, how):
+    """zlib.error, RuntimeError, TokenError and a member's bytes (AttributeError) escaped
+    load_video: a traceback from balls train --video."""
+    import shutil
+    from rpmref import load_video
+    path = tmp_path / "video.npz"
+    shutil.copy(videos[0], path)
+    _damage(path, how, "frames")
+    with pytest.raises(ValueError, match=str(path)):
+        load_video(path)
+    out = tmp_path / "run"
+    argv = ["balls", "train", "--out", str(out), "--video", str(path), "--heldout-video",
+            videos[1], "--steps", "2", "--batch", "6", "--channels", "2", "--kernel", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpmref balls train: error: --video: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_checkpoint_is_corrupt(videos, tmp_path, capsys, how):
+    out = tmp_path / "run"
+    assert main(train_args(videos, out, "--steps", "2")) == 0
+    path = out / T.CHECKPOINT
+    _damage(path, how, "params/conv1_w")
+    capsys.readouterr()
+    assert main(train_args(videos, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint {path} is corrupt" in err
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_partial_npz_is_corrupt(tmp_path, how):
+    runstore.save(str(tmp_path), "results",
+                  {"k": runstore.entry({"seed": 0}, {}, {"z": np.arange(100.0)})})
+    path = tmp_path / "results.partial.npz"
+    with np.load(path) as z:
+        member = z.files[0]
+    _damage(path, how, member)
+    with pytest.raises(ValueError, match=f"cannot read {path}: it is corrupt"):
+        runstore.load(str(tmp_path), "results")

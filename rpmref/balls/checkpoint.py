@@ -20,14 +20,13 @@ import io
 import json
 import os
 import re
-import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from rpmref.balls.rundir import CHECKPOINT_TEMP_PREFIX as TEMP_PREFIX
-from rpmref.balls.rundir import (TOO_DEEP, create_temp_file, discard_replaced_run,
-                                 special_file_kind)
+from rpmref.balls.rundir import (DAMAGED_NPZ_ERRORS, TOO_DEEP, create_temp_file,
+                                 discard_replaced_run, special_file_kind)
 from rpmref.exact.validation import check_path
 
 FORMAT = "rpmref-checkpoint-v2"
@@ -284,15 +283,18 @@ def load_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
+        raw = sorted(k for k, v in data.items() if not isinstance(v, np.ndarray))
+        if raw:  # NumPy returns a member that is not an .npy file as its bytes
+            raise CorruptCheckpointError(path, f"members {raw} are not .npy arrays")
         if "meta" not in data:
             raise CorruptCheckpointError(path, "no 'meta' entry: not an rpmref checkpoint")
         meta = json.loads(str(data.pop("meta")))
     except CorruptCheckpointError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-        raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
     except RecursionError:  # json's decoder recurses once per level of nesting
         raise CorruptCheckpointError(path, f"its meta is {TOO_DEEP}") from None
+    except (OSError, ValueError) + DAMAGED_NPZ_ERRORS as e:
+        raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
     if not isinstance(meta, dict):
         raise CorruptCheckpointError(path, "meta is not a JSON object")
     if _is_newer_format(meta.get("format")):

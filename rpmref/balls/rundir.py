@@ -30,6 +30,9 @@ import os
 import secrets
 import stat
 import threading
+import tokenize
+import zipfile
+import zlib
 
 import filelock
 
@@ -38,6 +41,11 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY)
 LOCK_NAME = ".rpmref-run.lock"
+#: what np.load and zipfile raise for a damaged .npz besides ValueError and OSError: a
+#: broken zip structure, damaged compressed data, a member encrypted or of an unknown
+#: method (RuntimeError, NotImplementedError), an .npy header that does not tokenize
+DAMAGED_NPZ_ERRORS = (zipfile.BadZipFile, EOFError, KeyError, zlib.error, RuntimeError,
+                      tokenize.TokenError)
 #: why a JSON text that makes json's decoder exceed the recursion limit is refused
 TOO_DEEP = "JSON nested too deeply to read (it exceeds Python's recursion limit)"
 CHECKPOINT_TEMP_PREFIX = ".ckpt-"  # checkpoint.save_checkpoint's temporary files

@@ -22,13 +22,12 @@ import json
 import os
 import stat
 import sys
-import zipfile
-import zlib
 
 import filelock
 import numpy as np
 
-from rpmref.balls.rundir import TOO_DEEP, create_temp_file, link_loop, special_file_kind
+from rpmref.balls.rundir import (DAMAGED_NPZ_ERRORS, TOO_DEEP, create_temp_file, link_loop,
+                                 special_file_kind)
 
 FORMAT = "rpmref.balls runs, format 1"
 LOCK_NAME = ".rpmref-compare.lock"
@@ -226,10 +225,12 @@ def _load_arrays(npz_path):
                 if not isinstance(value, np.ndarray):  # NumPy returns a non-.npy member's bytes
                     raise ValueError(f"its member {name!r} is not an array")
                 arrays.setdefault(run_id, {})[array_name] = value
-    except (ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+    except (ValueError,) + DAMAGED_NPZ_ERRORS as error:
         raise _corrupt(npz_path, error) from None
     except OSError as error:
-        if error.errno is not None:  # unreadable (permissions, I/O): the OSError says so
+        # unreadable (permissions, I/O): the OSError says so; EINVAL is a seek to a
+        # negative offset that a damaged zip directory asked for
+        if error.errno is not None and error.errno != errno.EINVAL:
             raise
         raise _corrupt(npz_path, error) from None  # NumPy's "cannot load file ..."
     return arrays

@@ -32,14 +32,13 @@ and the box is [0, size]²; positions are continuous ball centres (x, y).
 import json
 import math
 import os
-import zipfile
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from rpmref.balls.render import render_frames
-from rpmref.balls.rundir import TOO_DEEP, special_file_kind
+from rpmref.balls.rundir import DAMAGED_NPZ_ERRORS, TOO_DEEP, special_file_kind
 from rpmref.balls.runstore import replacing
 from rpmref.exact.validation import (GeneratorSpec, as_generator, as_real_array, check_choice,
                                      check_finite, check_int, check_path, check_real,
@@ -858,8 +857,12 @@ def load_video(path, config=None):
             contents = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (ValueError, OSError) + DAMAGED_NPZ_ERRORS as e:
         raise ValueError(f"{path} is not a readable rpmref balls video (.npz): {e}") from None
+    raw = sorted(k for k, v in contents.items() if not isinstance(v, np.ndarray))
+    if raw:  # NumPy returns a member that is not an .npy file as its bytes
+        raise ValueError(f"{path} is not an rpmref balls video: members {raw} are not .npy "
+                         "arrays")
     if not isinstance(contents, dict) or "format" not in contents:
         raise ValueError(f"{path} is not an rpmref balls video (no 'format' entry)")
     if str(contents["format"]) != FORMAT:
