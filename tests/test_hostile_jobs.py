@@ -425,6 +425,14 @@ def _npy_header_that_does_not_tokenize():
     return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
 
 
+def _npy_of_ten_tebibytes():
+    """An .npy whose header declares 2.75e12 float32 values (10 TiB) and holds 64 bytes."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2750000000000,), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return (b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+            + bytes(64))
+
+
 def _damage(path, how, member):
     """Rewrite the .npz at ``path`` with ``member`` damaged as ``how`` says."""
     import zipfile
@@ -439,6 +447,8 @@ def _damage(path, how, member):
                 z.writestr(member, b"not an array")
             elif how == "header":
                 z.writestr(name, _npy_header_that_does_not_tokenize())
+            elif how == "huge":               # NumPy allocates the declared shape first
+                z.writestr(name, _npy_of_ten_tebibytes())
             elif how == "deflate":            # zlib.error, invalid block type
                 z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
             else:
@@ -461,7 +471,7 @@ def _damage(path, how, member):
         open(path, "wb").write(bytes(raw))
 
 
-DAMAGES = ["not .npy", "header", "encrypted", "deflate", "offset"]
+DAMAGES = ["not .npy", "header", "encrypted", "deflate", "offset", "huge"]
 
 
 @pytest.mark.parametrize("how", DAMAGES)

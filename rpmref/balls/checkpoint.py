@@ -295,6 +295,8 @@ def load_checkpoint(path):
         raise CorruptCheckpointError(path, f"its meta is {TOO_DEEP}") from None
     except (OSError, ValueError) + DAMAGED_NPZ_ERRORS as e:
         raise CorruptCheckpointError(path, f"not a readable rpmref checkpoint ({e})") from None
+    except MemoryError as e:  # an array header may declare any shape; a run's are small
+        raise CorruptCheckpointError(path, f"it declares arrays too large to load ({e})") from None
     if not isinstance(meta, dict):
         raise CorruptCheckpointError(path, "meta is not a JSON object")
     if _is_newer_format(meta.get("format")):

@@ -227,6 +227,8 @@ def _load_arrays(npz_path):
                 arrays.setdefault(run_id, {})[array_name] = value
     except (ValueError,) + DAMAGED_NPZ_ERRORS as error:
         raise _corrupt(npz_path, error) from None
+    except MemoryError as error:  # an array header may declare any shape
+        raise _corrupt(npz_path, f"it declares arrays too large to load: {error}") from None
     except OSError as error:
         # unreadable (permissions, I/O): the OSError says so; EINVAL is a seek to a
         # negative offset that a damaged zip directory asked for

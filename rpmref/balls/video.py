@@ -826,9 +826,9 @@ def load_video(path, config=None):
     TypeError
         If ``path`` is not a path or ``config`` is neither None nor a BallsConfig.
     ValueError
-        If the file is not such a video (not a regular file, unreadable, wrong
-        format, missing or corrupt entries, an invalid config) or was written with
-        another ``config``; the message says why.
+        If the file is not such a video (not a regular file, unreadable, arrays
+        too large for memory, wrong format, missing or corrupt entries, an invalid
+        config) or was written with another ``config``; the message says why.
     FileNotFoundError
         If there is no file at ``path``.
 
@@ -859,6 +859,9 @@ def load_video(path, config=None):
         raise
     except (ValueError, OSError) + DAMAGED_NPZ_ERRORS as e:
         raise ValueError(f"{path} is not a readable rpmref balls video (.npz): {e}") from None
+    except MemoryError as e:  # an array header may declare any shape
+        raise ValueError(f"{path} holds (or its damaged headers declare) arrays too large "
+                         f"to load: {e}") from None
     raw = sorted(k for k, v in contents.items() if not isinstance(v, np.ndarray))
     if raw:  # NumPy returns a member that is not an .npy file as its bytes
         raise ValueError(f"{path} is not an rpmref balls video: members {raw} are not .npy "
