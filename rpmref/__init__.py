@@ -10,16 +10,26 @@ recognition parameterised model" (arXiv 2107.02495). The exact discrete core:
 >>> abs(d.elbo - (d.mutual_information - d.kl + d.constant)) < 1e-12   # O(1) terms, a few ulps
 True
 """
-from rpmref.exact import (
-    ElboDecomposition, InfoNCEBound, data_constant, elbo, elbo_decomposition, empirical_rpm_pmf,
-    energy_prior, entropy, expected_elbo, infonce_bound, infonce_limit, kl_divergence,
-    latent_marginals, log_partition, mutual_information, optimal_prior, recognition_joint,
-    rpm_log_likelihood, rpm_posterior)
+import importlib
+import importlib.util
+
 # The experiment (Sec. 5): video generator, trainer, readout (more in ``rpmref.balls``).
 # The Gaussian closed forms live in ``rpmref.gaussian``.
-from rpmref.balls import (
-    BallsConfig, TrainConfig, encode, fit_linear_readout, load_video, make_video, save_video,
-    score_readout, train)
+#: the names this package exports, by the module that defines them; imported on first use
+#: (PEP 562), so that the ``rpmref`` command's first import does not load NumPy and
+#: autograd before it can handle a Ctrl-C
+_EXPORTS = {
+    "rpmref.exact": (
+        "ElboDecomposition", "InfoNCEBound", "data_constant", "elbo", "elbo_decomposition",
+        "empirical_rpm_pmf", "energy_prior", "entropy", "expected_elbo", "infonce_bound",
+        "infonce_limit", "kl_divergence", "latent_marginals", "log_partition",
+        "mutual_information", "optimal_prior", "recognition_joint", "rpm_log_likelihood",
+        "rpm_posterior"),
+    "rpmref.balls": (
+        "BallsConfig", "TrainConfig", "encode", "fit_linear_readout", "load_video",
+        "make_video", "save_video", "score_readout", "train"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __version__ = "0.1.0"
 
@@ -32,3 +42,20 @@ __all__ = [
     "BallsConfig", "make_video", "save_video", "load_video",
     "TrainConfig", "train", "encode", "fit_linear_readout", "score_readout",
 ]
+
+
+def __getattr__(name):
+    """An exported name, imported from its module on first use; or a submodule, imported
+    (as the eager imports used to make every one an attribute of the package)."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -516,3 +516,42 @@ def test_a_damaged_partial_npz_is_corrupt(tmp_path, how):
     _damage(path, how, member)
     with pytest.raises(ValueError, match=f"cannot read {path}: it is corrupt"):
         runstore.load(str(tmp_path), "results")
+
+
+# ---------------------------------------------------------------- Ctrl-C while starting up
+
+# Ctrl-C while NumPy is being imported, as on a slow start (1-3 s on a busy machine)
+INTERRUPTED_IMPORT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+
+    class Interrupt:
+        def find_spec(self, name, path=None, target=None):
+            if name == "numpy":
+                raise KeyboardInterrupt
+            return None
+
+    sys.meta_path.insert(0, Interrupt())
+    from rpmref.cli import main
+    sys.exit(main(["balls", "train", "--out", "run", "--steps", "2"]))
+""")
+
+
+def test_ctrl_c_while_the_command_imports_numpy_is_one_line_and_exit_130(tmp_path):
+    """``import rpmref`` loaded NumPy, autograd and every command before main() ran, so a
+    Ctrl-C in the first seconds was a 30-line traceback (exit -SIGINT); the package's
+    names are now imported on first use, inside main()'s handler."""
+    child = tmp_path / "child.py"
+    child.write_text(INTERRUPTED_IMPORT.format(root=ROOT))
+    done = subprocess.run([sys.executable, str(child)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (130, "rpmref: interrupted\n")
+    assert os.listdir(tmp_path) == ["child.py"]
+
+
+def test_importing_the_command_line_loads_neither_numpy_nor_autograd():
+    code = ("import sys; sys.path.insert(0, %r); import rpmref.cli; "
+            "print(sorted(m for m in ('numpy', 'autograd') if m in sys.modules))" % ROOT)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout == "[]\n", done.stderr
