@@ -164,12 +164,12 @@ def main():
           f"{2 * ARGS.batch} frames, {dtype}, {ARGS.threads} thread(s), median of {ARGS.reps}; "
           f"MALLOC_TOP_PAD_={pad}; load {os.getloadavg()[0]:.2f}")
     total_f = total_b = 0.0
-    print(f"per-layer primitives (layers) | forward ms | backward ms")
+    print("per-layer primitives (layers) | forward ms | backward ms")
     for name, f, b in layer_table(params, x, ARGS.reps):
         total_f, total_b = total_f + f, total_b + b
         print(f"{name:29s} | {f:10.1f} | {b:11.1f}")
     print(f"{'sum of layers':29s} | {total_f:10.1f} | {total_b:11.1f}")
-    print(f"fused encoder (grid) pass     | wall ms | CPU ms")
+    print("fused encoder (grid) pass     | wall ms | CPU ms")
     for name, wall, cpu in grid_table(params, x, ARGS.reps, ARGS.threads):
         print(f"{name:29s} | {wall:7.1f} | {cpu:6.1f}")
     walls, cpus = [], []

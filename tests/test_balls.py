@@ -555,6 +555,7 @@ def test_rpmref_main_runs_balls_make(tmp_path):
 
 # ---------------------------------------------------------------- outputs checked first
 
+import rpmref.balls.video as video_module  # noqa: E402
 import rpmref.cli.make as cli_make  # noqa: E402
 
 
@@ -599,6 +600,24 @@ def test_cli_make_refuses_a_video_larger_than_memory(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert "--frames 100 of --size 2000 px need about 31.3 GiB" in err and "1 GiB" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_make_video_refuses_a_video_larger_than_memory_before_simulating(monkeypatch):
+    """Bug: the Python make_video had no memory check (only `balls make` had one): at
+    n_frames = 10¹² it simulated for hours before failing. With the available memory fixed at
+    1 GiB, 100 frames of 2000² RGB px with 3 balls (31.3 GiB, as for the CLI) are refused
+    naming the config, and the simulation never starts; 10¹² frames are refused on any
+    machine (the frames alone would be 10¹² · 3 · 32² · 4 B = 12 PB)."""
+    def simulate(*args, **kwargs):
+        raise AssertionError("the simulation started")
+    monkeypatch.setattr(video_module, "simulate", simulate)
+    if video_module.available_memory() is not None:
+        with pytest.raises(ValueError, match="config: 1000000000000 frames of 32×32 px"):
+            make_video(BallsConfig(n_frames=10 ** 12), seed=0)
+    monkeypatch.setattr(video_module, "available_memory", lambda: 2 ** 30)
+    with pytest.raises(ValueError, match=r"config: 100 frames of 2000×2000 px need about "
+                                         r"31.3 GiB of memory to render; 1 GiB is available"):
+        make_video(BallsConfig(n_frames=100, size=2000), seed=0)
 
 
 def test_render_nbytes_matches_the_measured_peak():

@@ -650,7 +650,9 @@ def make_video(config=BallsConfig(), seed=0):
         If ``config`` is not a BallsConfig or ``seed`` is not a seed or Generator
         (bool, float, str).
     ValueError
-        If ``seed`` is negative or the balls cannot be placed without overlap.
+        If ``seed`` is negative, the balls cannot be placed without overlap, or
+        rendering would need more memory than the machine has available
+        (:func:`render_nbytes`; checked before any work).
     RuntimeError
         If the box is too crowded for the balls to keep moving.
 
@@ -663,10 +665,49 @@ def make_video(config=BallsConfig(), seed=0):
     >>> bool(frames.min() >= 0 and frames.max() <= 1)
     True
     """
-    trajectory = simulate(_check_config(config), seed)
+    _check_render_memory(_check_config(config))
+    trajectory = simulate(config, seed)
     frames = render_frames(trajectory.positions, 0.5 * config.diameter, config.size,
                            config.size, ball_colours(config))
     return frames, trajectory.positions
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown.
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> from rpmref.balls.video import available_memory
+    >>> memory = available_memory()
+    >>> memory is None or memory > 0
+    True
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_render_memory(config):
+    """ValueError if rendering ``config`` needs more than the available memory: refused before
+    the simulation, which alone would run for hours at 10¹² frames."""
+    need, available = render_nbytes(config), available_memory()
+    if available is not None and need > available:
+        raise ValueError(
+            f"config: {config.n_frames} frames of {config.size}×{config.size} px need about "
+            f"{need / 2 ** 30:.3g} GiB of memory to render; {available / 2 ** 30:.3g} GiB is "
+            "available")
 
 
 def render_nbytes(config):

@@ -5,7 +5,6 @@ is simulated — the extension, a writable folder, matplotlib / Pillow for the
 images — and so is the memory rendering will need; bad arguments exit 2. A
 failure while working (out of memory, a full disk) is one line with exit 1.
 """
-import argparse
 import importlib.util
 import os
 import sys
@@ -13,7 +12,8 @@ import time
 
 from rpmref.balls.render import render_frames, save_gif, save_preview
 from rpmref.balls.runstore import replacing
-from rpmref.balls.video import BallsConfig, ball_colours, render_nbytes, save_video, simulate
+from rpmref.balls.video import (
+    BallsConfig, available_memory, ball_colours, render_nbytes, save_video, simulate)
 from rpmref.cli.common import (
     DefaultsHelpFormatter, bounded_int, check_distinct_outputs, check_output_file, flag_names,
     matplotlib_suffixes, nonnegative_int,
@@ -66,21 +66,6 @@ def _fail(message, code):
 def _count(n, noun):
     """'1 frame', '2 frames'."""
     return f"{n} {noun if n == 1 else noun + 's'}"
-
-
-def available_memory():
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _gib(n_bytes):
