@@ -7,7 +7,8 @@ case and, where the framework differentiates it, its gradient matches
 (softmax(L) − I) / B chained through the temperature (and the critic).
 
 Tolerance, per case: |yours − exact| ≤ 8 ε (B + D + 1) max(1, max |L|), with ε the
-machine epsilon of the dtype the function returned (float32 results get float32's).
+machine epsilon of the dtype the function returned (float32 results get float32's;
+a longdouble result float64's, the precision of the reference it is compared with).
 A float16, bfloat16 or float8 result is not checked: with their ε (9.8e-4, 7.8e-3,
 0.125 or 0.25) that bound
 reaches nats at B = 16, more than several mistakes differ from the exact loss, so it
@@ -204,9 +205,15 @@ def _tolerance(case, eps, logits=None):
 
 
 def _machine_eps(dtype):
+    """The ε a value of ``dtype`` is held to: its own below single precision and for
+    float32, but never less than float64's: the value is compared as a float64 number
+    with a float64 reference, so a longdouble result (ε = 1.1e-19 on x86) cannot be
+    closer to it than float64's rounding."""
     name = adapters.dtype_name(dtype)
     half = adapters.half_precision_eps(name)
-    return half if half is not None else float(np.finfo(dtype).eps)
+    if half is not None:
+        return half
+    return max(float(np.finfo(dtype).eps), float(np.finfo(np.float64).eps))
 
 
 def temperature_parameter(fn, kind="scores"):
