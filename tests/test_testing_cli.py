@@ -359,6 +359,36 @@ def test_a_module_that_calls_sys_exit_on_import_is_a_usage_error(capsys, tmp_pat
     assert code == 2 and err.count("\n") == 1 and "it called sys.exit(0)" in err, err
 
 
+#: A BaseException that is not an Exception, as pytest.importorskip and pytest.skip raise
+#: (pytest's own would skip this test rather than fail it).
+SKIPPING = "class Skipped(BaseException):\n    pass\n"
+
+
+def test_a_base_exception_on_import_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    """Bug: a module whose import raised a BaseException other than SystemExit (a test
+    module's pytest.importorskip) ended the command with rpmref's own traceback."""
+    path = tmp_path / "skips_on_import.py"
+    path.write_text(SKIPPING + "raise Skipped('no torch')\ndef loss(scores):\n    return 0.0\n")
+    code, _, err = run(capsys, f"{path}:loss")
+    assert code == 2 and err.count("\n") == 1 and "Skipped: no torch" in err, err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "skips_on_import:loss")
+    assert code == 2 and err.count("\n") == 1 and "Skipped: no torch" in err, err
+
+
+def test_a_loss_that_raises_a_base_exception_fails_with_its_traceback(capsys, tmp_path):
+    """Bug: a loss raising a BaseException other than SystemExit (pytest.skip()) ended the
+    command with rpmref's own traceback instead of the loss's error, exit 1."""
+    path = tmp_path / "skips.py"
+    path.write_text(SKIPPING + "def loss(scores):\n    raise Skipped('no gpu')\n")
+    code, _, err = run(capsys, f"{path}:loss", "--trials", 2)
+    assert code == 1 and err.startswith(f"rpmref check-infonce: {path}:loss raised Skipped: "
+                                        "no gpu"), err
+    assert "rpmref/" not in err and "skips.py" in err, err
+    code, out, _ = run(capsys, f"{path}:loss", "--trials", 2, "--json")
+    assert code == 1 and json.loads(out)["error"]["type"] == "Skipped"
+
+
 def test_the_temperature_goes_by_name_or_last(capsys, losses):
     """Bug: --temperature went to the next positional parameter (normalize, here)."""
     code, out, _ = run(capsys, f"{losses}:named_temperature", "--kind", "embeddings",

@@ -58,13 +58,17 @@ def _import_file(path_text):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as err:
+    except KeyboardInterrupt:
+        del sys.modules[name]
+        raise
+    except BaseException as err:    # SystemExit, pytest.importorskip's Skipped, ...
         del sys.modules[name]
         raise UsageError(f"importing {path_text} failed: {_describe_error(err)}") from None
     return module
 
 
 def _describe_error(err):
+    """One line for what the user's code raised (any BaseException but Ctrl-C)."""
     if isinstance(err, SystemExit):  # sys.exit() in the user's code must not end the check
         return f"it called sys.exit({err.code!r})"
     return f"{type(err).__name__}: {err}"
@@ -95,7 +99,9 @@ def _import_dotted(name):
                 raise _not_a_module(name) from None
             raise UsageError(f"no module named {err.name!r} ({_WHAT_MODULE_IS})") from None
         raise UsageError(f"importing {name} failed: {err}") from None
-    except (Exception, SystemExit) as err:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:    # SystemExit, pytest.importorskip's Skipped, ...
         raise UsageError(f"importing {name} failed: {_describe_error(err)}") from None
 
 
@@ -173,7 +179,9 @@ def run(args):
                                kind=args.kind, critic=args.critic,
                                temperature=fixed if fixed is not None else args.temperature,
                                framework=args.framework, trials=args.trials, seed=args.seed)
-    except (Exception, SystemExit) as err:   # sys.exit(0) in the loss is no pass
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:    # sys.exit(0) in the loss is no pass, pytest.skip() none
         return _report_failure(args, err)
     if fixed is not None:
         ignored = (f"with --fixed-temperature {fixed:g}, 'temperature-ignored' means FUNCTION "
