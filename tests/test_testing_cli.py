@@ -403,6 +403,32 @@ def test_json_stays_json_when_the_loss_prints(capsys, losses):
     assert code == 0 and json.loads(out)["passed"] and "computing the loss" in err
 
 
+def test_json_stays_json_when_the_checked_code_writes_to_descriptor_1(tmp_path):
+    """Bug: only print() was sent to stderr; what the module or loss wrote to file
+    descriptor 1 itself (os.write, a child process: os.system, subprocess) went into
+    stdout and broke --json."""
+    path = tmp_path / "writes_fd1.py"
+    path.write_text(textwrap.dedent('''
+        import os
+        import subprocess
+        import sys
+        from rpmref.testing import infonce_loss
+
+        os.write(1, b"fd 1 on import\\n")
+        subprocess.run([sys.executable, "-c", "print('child on import')"])
+
+        def loss(scores):
+            os.write(1, b"fd 1 in the loss\\n")
+            return infonce_loss(scores)
+    '''))
+    out = subprocess.run([sys.executable, "-m", "rpmref", "check-infonce", f"{path}:loss",
+                          "--trials", "2", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["passed"] is True
+    for text in ("fd 1 on import", "child on import", "fd 1 in the loss"):
+        assert text in out.stderr, out.stderr
+
+
 def test_a_failure_on_a_later_case_names_the_case(capsys, losses):
     code, _, err = run(capsys, f"{losses}:fails_at_16", "--trials", 10)
     assert code == 1 and err.splitlines()[0].endswith(

@@ -144,6 +144,35 @@ def _refuse_unbound(target, parent, obj):
                          "function")
 
 
+def _descriptors():
+    """(stdout's file descriptor, stderr's), or None when either has none (a capture)."""
+    try:
+        return sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):     # io.UnsupportedOperation, closed
+        return None
+
+
+@contextlib.contextmanager
+def _output_to_stderr():
+    """While the checked code runs, what it writes to stdout goes to stderr: ``print``
+    (``sys.stdout``) and, where stdout is a file descriptor, what reaches that descriptor
+    directly (``os.write(1, ...)``, a child process of ``os.system`` or ``subprocess``),
+    so that stdout holds only the report."""
+    descriptors = _descriptors()
+    saved = None
+    if descriptors is not None:
+        sys.stdout.flush()
+        saved = os.dup(descriptors[0])
+        os.dup2(descriptors[1], descriptors[0])
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, descriptors[0])
+            os.close(saved)
+
+
 def _finite(value):
     """JSON has no inf or nan: write them as strings."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -167,14 +196,14 @@ def run(args):
                              "it takes none: give one of them")
         if args.framework != "auto" and not adapters.installed(args.framework):
             raise UsageError(f"--framework {args.framework}: {args.framework} is not installed")
-        with contextlib.redirect_stdout(sys.stderr):     # its prints must not mix with --json
+        with _output_to_stderr():     # its prints must not mix with --json
             fn = load_function(args.target)
         _check_call_shape(fn, args)
     except UsageError as err:
         print(f"rpmref check-infonce: error: {err}", file=sys.stderr)
         return 2
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with _output_to_stderr():
             report = run_check(_without_temperature(fn) if fixed is not None else fn,
                                kind=args.kind, critic=args.critic,
                                temperature=fixed if fixed is not None else args.temperature,
