@@ -844,3 +844,37 @@ def test_a_longdouble_loss_is_held_to_the_float64_reference():
     report = check_infonce(longdouble_loss)
     assert report.passed, report
     assert report.eps == EPS
+
+
+@pytest.mark.parametrize("temperature", [1e160, 1e306, 1e-101])
+def test_a_temperature_beyond_the_cases_range_is_refused_by_name(temperature):
+    """Bug: at τ = 1e160 the temperature-inverted mistake's logits L·τ² overflowed, so every
+    wrong loss was a ValueError about logits from inside the check; at 1e306 the cases'
+    scores L·τ were inf, and a right loss was blamed for them."""
+    with pytest.raises(ValueError, match=r"temperature must be in \[1e-100, 1e\+100\]"):
+        check_infonce(lambda s, t: right_numpy(s), temperature=temperature)
+
+
+@pytest.mark.parametrize("temperature", [1e-100, 1e100])
+@pytest.mark.parametrize("kind, critic", [("scores", None), ("embeddings", "cosine"),
+                                          ("embeddings", "dot")])
+def test_temperatures_at_the_ends_of_the_range_are_checked(temperature, kind, critic):
+    if kind == "scores":
+        def right(s, t):
+            return infonce_loss(s / t)
+
+        def wrong(s, t):
+            return infonce_loss(s.T / t)
+    else:
+        def right(z, z_prime, t):
+            return infonce_loss(critic_scores(critic, z, z_prime) / t)
+
+        def wrong(z, z_prime, t):
+            return infonce_loss(critic_scores(critic, z_prime, z) / t)
+    assert check_infonce(right, kind=kind, critic=critic, temperature=temperature,
+                         trials=10).passed
+    report = check_infonce(wrong, kind=kind, critic=critic, temperature=temperature,
+                           trials=10)
+    # cosines / 1e100 are logits of ~1e-100: every loss is log B there, the transposed one too
+    vanishing = critic == "cosine" and temperature > 1
+    assert report.diagnosis == (None if vanishing else "transposed")

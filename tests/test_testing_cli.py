@@ -193,6 +193,17 @@ def test_usage_errors_of_the_options(capsys, losses):
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize("flag", ["--temperature", "--fixed-temperature"])
+def test_a_temperature_beyond_the_cases_range_is_a_usage_error(capsys, losses, flag):
+    """Bug: --temperature 1e306 made the cases' scores inf, and the loss was reported as
+    raising rpmref's ValueError about them (exit 1)."""
+    with pytest.raises(SystemExit) as info:
+        main(["check-infonce", f"{losses}:scaled", flag, "1e306"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert f"argument {flag}: expected a number from 1e-100 to 1e+100" in err, err
+
+
 def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import not_a_real_package_xyz\n")

@@ -30,11 +30,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from rpmref.cli.common import bounded_int, nonnegative_int, positive_float
+from rpmref.cli.common import bounded_float, bounded_int, nonnegative_int
 from rpmref.environment import environment
 from rpmref.testing import check_infonce as run_check
 from rpmref.testing import adapters
-from rpmref.testing.conformance import MAX_TRIALS, TEMPERATURE_NAMES, temperature_parameter
+from rpmref.testing.conformance import (MAX_TRIALS, TEMPERATURE_NAMES, TEMPERATURE_RANGE,
+                                       temperature_parameter)
 
 
 class UsageError(Exception):
@@ -338,6 +339,10 @@ def _report_failure(args, err):
     return 1
 
 
+#: argparse type of --temperature and --fixed-temperature.
+_TEMPERATURE = bounded_float(*TEMPERATURE_RANGE, why="the check's cases overflow beyond")
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "check-infonce", help="check an InfoNCE loss against the exact in-batch loss",
@@ -363,11 +368,11 @@ def add_parser(subparsers):
     p.add_argument("--framework", choices=("auto",) + adapters.FRAMEWORKS, default="auto",
                    help="hand over numpy arrays, torch tensors or jax arrays (default: "
                    "%(default)s, decided from what FUNCTION accepts and returns)")
-    p.add_argument("--temperature", type=positive_float, metavar="T",
+    p.add_argument("--temperature", type=_TEMPERATURE, metavar="T",
                    help="pass T to FUNCTION: by name to a parameter named temperature, tau, "
                    "temp, t or T, else as its last argument; the logits are scores / T "
                    "(default: no T passed, the logits are the scores)")
-    p.add_argument("--fixed-temperature", type=positive_float, metavar="T",
+    p.add_argument("--fixed-temperature", type=_TEMPERATURE, metavar="T",
                    help="FUNCTION has the temperature T fixed inside (e.g. self.temperature): "
                    "it is called without one, and the logits are scores / T")
     p.add_argument("--trials", type=bounded_int(1, MAX_TRIALS), default=50,

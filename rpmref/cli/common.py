@@ -329,6 +329,13 @@ def positive_float(text):
     return _number(text, float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
+def bounded_float(low, high, why=""):
+    """argparse type: a number in [low, high]; ``why`` explains the bounds."""
+    reason = f" ({why})" if why else ""
+    return lambda text: _number(text, float, lambda v: low <= v <= high,
+                                f"a number from {low:g} to {high:g}{reason}")
+
+
 def bounded_int(low, high=None, why=""):
     """argparse type: an integer in [low, high] (no upper bound if None); ``why`` explains
     the bound."""

@@ -41,6 +41,11 @@ TEMPERATURE_NAMES = ("temperature", "tau", "temp", "t", "τ")
 #: Largest ``trials``: each case is a batch of 2-16 rows (a few ms with a NumPy loss,
 #: more with torch), and its row of the report is kept; 10000 cases are minutes.
 MAX_TRIALS = 10_000
+#: The temperatures accepted, far beyond those in use (1e-3 to 1e3): within them every
+#: case's scores L·τ (|L| up to ~1e4) and logits, and the logits L·τ² of the
+#: temperature-inverted mistake, are finite normal float64 numbers (at τ = 1e160 they
+#: overflowed, and every wrong loss was a ValueError from the check itself).
+TEMPERATURE_RANGE = (1e-100, 1e100)
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,10 @@ def _check_arguments(fn, kind, critic, temperature, framework, trials, seed, gra
                 0 < float(temperature) < np.inf):
             raise ValueError(f"temperature must be a positive number or None; got {temperature!r}")
         temperature = float(temperature)
+        low, high = TEMPERATURE_RANGE
+        if not low <= temperature <= high:
+            raise ValueError(f"temperature must be in [{low:g}, {high:g}] (the cases' scores "
+                             f"and logits overflow or underflow beyond); got {temperature!r}")
     if framework != "auto" and framework not in adapters.FRAMEWORKS:
         raise ValueError(f"framework must be 'auto', 'numpy', 'torch' or 'jax'; got {framework!r}")
     if framework != "auto":
@@ -365,7 +374,8 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
         None: fn takes no temperature. Otherwise passed to fn by name when fn has a
         parameter after its inputs named temperature, tau, temp, t, T or τ
         (:func:`temperature_parameter`), else as its last positional argument.
-        τ ≠ 1 is needed to see the temperature mistakes.
+        τ ≠ 1 is needed to see the temperature mistakes. At most 1e100 and at least
+        1e-100 (``TEMPERATURE_RANGE``), where the cases stay finite.
     framework : "auto", "numpy", "torch" or "jax"
         How inputs are handed over: NumPy float64 arrays, torch.float64 tensors
         (requires_grad) or jax float64 arrays. "auto" decides from fn's annotations,
@@ -735,4 +745,4 @@ def _check_gradients(outcomes, cases, critic, tolerances):
 
 
 __all__ = ["check_infonce", "ConformanceReport", "CaseResult", "KINDS",
-           "temperature_parameter"]
+           "TEMPERATURE_RANGE", "temperature_parameter"]
