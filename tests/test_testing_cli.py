@@ -204,6 +204,28 @@ def test_a_temperature_beyond_the_cases_range_is_a_usage_error(capsys, losses, f
     assert f"argument {flag}: expected a number from 1e-100 to 1e+100" in err, err
 
 
+@pytest.mark.parametrize("target, shown", [
+    ("obj.loss", "RuntimeError: needs a GPU"), ("lazy", "ImportError: needs torch")])
+def test_a_function_whose_lookup_raises_is_a_usage_error(capsys, tmp_path, target, shown):
+    """Bug: FUNCTION behind a property that raises, or a module __getattr__ raising other
+    than AttributeError (a lazy module's ImportError), ended the command with a traceback."""
+    path = tmp_path / "lookups.py"
+    path.write_text(textwrap.dedent('''
+        class Holder:
+            @property
+            def loss(self):
+                raise RuntimeError("needs a GPU")
+
+        obj = Holder()
+
+        def __getattr__(name):
+            raise ImportError("needs torch")
+    '''))
+    code, _, err = run(capsys, f"{path}:{target}")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"getting {target!r} from {path} failed: {shown}" in err, err
+
+
 def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import not_a_real_package_xyz\n")

@@ -120,6 +120,11 @@ def load_function(target):
             obj = getattr(obj, part)
         except AttributeError:
             raise UsageError(f"{module_name} has no attribute {attribute!r}") from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:    # a property or a module __getattr__ that raises
+            raise UsageError(f"getting {attribute!r} from {module_name} failed: "
+                             f"{_describe_error(err)}") from None
     if not callable(obj):
         kind = type(obj).__name__
         raise UsageError(f"{target} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
