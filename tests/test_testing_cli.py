@@ -226,6 +226,14 @@ def test_a_function_whose_lookup_raises_is_a_usage_error(capsys, tmp_path, targe
     assert f"getting {target!r} from {path} failed: {shown}" in err, err
 
 
+def test_a_file_name_too_long_to_look_up_is_a_usage_error(capsys, tmp_path):
+    """Bug: a MODULE.py whose name the file system refuses (ENAMETOOLONG) was an OSError,
+    exit 1, where a module that cannot be found is a usage error, exit 2."""
+    target = f"{tmp_path / ('a' * 300)}.py:loss"
+    code, _, err = run(capsys, target)
+    assert code == 2 and err.count("\n") == 1 and "cannot be looked up" in err, err
+
+
 def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import not_a_real_package_xyz\n")

@@ -46,9 +46,13 @@ def _import_file(path_text):
     """The module of a .py file, imported with its own directory and the current directory
     first on ``sys.path`` (as ``python FILE`` and ``python -m`` would find its imports)."""
     path = Path(path_text)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as err:          # a name too long for the file system, say
+        raise UsageError(f"{path_text} cannot be looked up: {err.strerror or err}") from None
+    if is_dir:
         raise UsageError(f"{path_text} is a directory, not a Python file")
-    if not path.is_file():
+    if not is_file:
         raise UsageError(f"no such file: {path_text}")
     for directory in (os.getcwd(), str(path.resolve().parent)):
         if directory not in sys.path:
