@@ -309,3 +309,27 @@ def test_a_method_taken_from_its_class_is_said_to_need_an_instance():
                                   "Loss(...).forward (taken from the class, its first input "
                                   "became self)")
     assert check_infonce(Loss(1.0).forward, kind="embeddings", critic="dot", trials=5).passed
+
+
+# ------------------------------------------------------------------ jax traces
+
+#: What the jax losses below read at trace time: a module-level setting, as a notebook's.
+SETTINGS = {"scale": 1.0}
+
+
+def test_a_jax_loss_is_checked_as_it_is_now_not_as_an_earlier_check_traced_it():
+    """Bug: jitted traces were kept from one check to the next, so a loss whose global
+    setting changed was judged by its old trace (a right loss made wrong still passed)."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    def loss(scores):
+        logits = scores * SETTINGS["scale"]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))
+    SETTINGS["scale"] = 1.0
+    assert check_infonce(loss, trials=5).passed
+    SETTINGS["scale"] = 2.0
+    assert check_infonce(loss, trials=5).diagnosis == "unknown"
+    SETTINGS["scale"] = 1.0
+    assert check_infonce(loss, trials=5).passed
+

@@ -518,7 +518,26 @@ def _enable_x64(jax):
 
 
 #: (fn, extra, inputs, gradients) -> fn jitted (with its gradient), or None once jit failed.
+#: Emptied by ``forget_traces`` when a check starts.
 _JAX_JIT = {}
+
+
+def forget_traces():
+    """Drop the jitted functions kept from earlier calls (``check_infonce`` does this
+    when it starts): a trace holds the values of the globals and closures fn read when
+    it was traced, so a check of a function whose module-level setting has changed
+    since the last check must trace it again.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> from rpmref.testing.adapters import forget_traces
+    >>> forget_traces()
+    """
+    _JAX_JIT.clear()
 
 
 def _jax_jitted(jax, fn, extra, n_inputs, gradients):
@@ -771,4 +790,4 @@ def _describe(err):
 
 __all__ = ["FRAMEWORKS", "FunctionFailed", "NotANumberError", "NotScalarError", "Outcome",
            "call_signature", "installed", "require", "detect", "evaluate", "scalar",
-           "half_precision_eps"]
+           "half_precision_eps", "forget_traces"]

@@ -425,6 +425,7 @@ def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework
     """
     temperature = _check_arguments(fn, kind, critic, temperature, framework, trials, seed,
                                    gradients, eps)
+    adapters.forget_traces()        # fn as it is now, not as an earlier check traced it
     cases = make_cases(kind, trials, seed, temperature, critic)
     named = None if temperature is None else temperature_parameter(fn, kind)
     if named is not None:
