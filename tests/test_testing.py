@@ -621,6 +621,25 @@ def test_a_callable_critic_returning_nan_is_named_before_the_loss_is_called():
     assert calls == []
 
 
+def test_a_callable_critic_masking_a_positive_is_named_before_the_loss_is_called():
+    """Bug: a critic giving a positive pair −inf was found only after the loss had been
+    called on every case, as 'logits must have a finite diagonal', naming no critic."""
+    calls = []
+
+    def loss(z, z_prime):
+        calls.append(1)
+        return 0.0
+
+    def masks_positives(z, z_prime):
+        scores = z @ z_prime.T
+        np.fill_diagonal(scores, -np.inf)
+        return scores
+    with pytest.raises(ValueError, match=r"critic\(z, z_prime\) must give every positive "
+                                         r"pair .* entry \(0, 0\) is -inf"):
+        check_infonce(loss, kind="embeddings", critic=masks_positives)
+    assert calls == []
+
+
 def test_temperature_given_to_a_loss_that_takes_none_says_how_to_check_it():
     class Cosine:
         temperature = 0.1

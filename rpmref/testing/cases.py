@@ -187,12 +187,24 @@ def embedding_case(index, seed, temperature, critic):
         raw = np.max(np.abs(z @ z_prime.T))
         factor = np.sqrt(target * (1.0 if temperature is None else temperature) / raw)
         z, z_prime = z * factor, z_prime * factor
-    scores = critic_scores(critic, z, z_prime)
+    scores = _positives_kept(critic_scores(critic, z, z_prime), index)
     both = np.vstack([z, z_prime])
     pair = _divide(critic_scores(critic, both, both), temperature)
     np.fill_diagonal(pair, -np.inf)
     return Case(index, label, (z, z_prime), scores, _divide(scores, temperature), temperature,
                 pair)
+
+
+def _positives_kept(scores, index):
+    """The critic's scores, refused (ValueError naming the critic) when it masks a
+    positive pair with −inf: the loss of a batch needs every positive's score."""
+    masked = np.flatnonzero(~np.isfinite(np.diagonal(scores)))
+    if masked.size:
+        i = int(masked[0])
+        raise ValueError(f"critic(z, z_prime) must give every positive pair (z_i, z'_i) a "
+                         f"finite score (−inf masks negatives only); on case {index} entry "
+                         f"({i}, {i}) is {scores[i, i]}")
+    return scores
 
 
 def make_cases(kind, trials, seed, temperature=None, critic=None):
