@@ -19,7 +19,8 @@ from autograd.tracer import getval
 from hypothesis import given, settings
 
 import rpmref
-from rpmref.testing import DIAGNOSES, check_infonce, infonce_loss, infonce_loss_gradient
+from rpmref.testing import (DIAGNOSES, check_infonce, check_mi_estimator, infonce_loss,
+                            infonce_loss_gradient)
 from rpmref.testing import adapters
 from rpmref.testing.cases import make_cases
 from rpmref.testing.diagnoses import TRANSFORMATIONS, applicable, transformation_value
@@ -897,3 +898,15 @@ def test_temperatures_at_the_ends_of_the_range_are_checked(temperature, kind, cr
     # cosines / 1e100 are logits of ~1e-100: every loss is log B there, the transposed one too
     vanishing = critic == "cosine" and temperature > 1
     assert report.diagnosis == (None if vanishing else "transposed")
+
+
+def test_the_checks_do_their_own_arithmetic_whatever_numpy_error_state_is_set():
+    """Bug: under np.seterr(all="raise") (set by the caller or at the checked module's
+    import) the exact loss's harmless underflow on masked logits was a FloatingPointError,
+    reported by check-infonce as the loss raising."""
+    with np.errstate(all="raise"):
+        assert check_infonce(right_numpy, trials=10).passed
+        assert check_infonce(lambda s: right_numpy(s.T), trials=10).diagnosis == "transposed"
+        assert check_mi_estimator(lambda z, z_prime: 0.0, infonce=True, problems="discrete",
+                                  batch_size=8, batches=2).passed
+        assert np.geterr()["under"] == "raise"       # the caller's state is left as it was

@@ -5,6 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rpmref.cli import main
@@ -232,6 +233,22 @@ def test_a_file_name_too_long_to_look_up_is_a_usage_error(capsys, tmp_path):
     target = f"{tmp_path / ('a' * 300)}.py:loss"
     code, _, err = run(capsys, target)
     assert code == 2 and err.count("\n") == 1 and "cannot be looked up" in err, err
+
+
+def test_a_module_raising_numpy_errors_does_not_make_the_check_blame_its_loss(capsys,
+                                                                               tmp_path):
+    """Bug: np.seterr(all="raise") at import turned the reference's underflow into
+    'loss raised FloatingPointError', exit 1, for a right loss."""
+    path = tmp_path / "strict.py"
+    path.write_text("import numpy as np\nfrom rpmref.testing import infonce_loss\n"
+                    "np.seterr(all='raise')\ndef loss(scores):\n"
+                    "    return infonce_loss(scores)\n")
+    saved = np.geterr()
+    try:
+        code, out, err = run(capsys, f"{path}:loss", "--trials", 10)
+    finally:
+        np.seterr(**saved)
+    assert code == 0 and "PASSED" in out, out + err
 
 
 def test_a_module_that_fails_to_import_is_a_usage_error(capsys, tmp_path):

@@ -17,6 +17,7 @@ Results below single precision (float16, bfloat16, the float8 types; torch tenso
 or jax arrays) are brought back exactly, as float64 numbers,
 with the dtype they were computed in.
 """
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -180,6 +181,38 @@ class Outcome(NamedTuple):
     gradients: tuple | None
     gradient_status: str
     reason: str | None
+
+
+def under_numpy_defaults(check):
+    """``check`` run under NumPy's default handling of floating-point errors (underflow
+    ignored, the others warned), whatever the caller or the checked module set: the
+    check's own arithmetic (the exact loss of masked logits underflows, harmlessly) is
+    not the checked function's, and a module's ``np.seterr(all="raise")`` made it a
+    FloatingPointError reported as the loss raising.
+
+    Parameters
+    ----------
+    check : callable
+        ``check_infonce`` or ``check_mi_estimator``.
+
+    Returns
+    -------
+    callable
+        ``check`` with the same signature and docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rpmref.testing.adapters import under_numpy_defaults
+    >>> with np.errstate(all="raise"):
+    ...     float(under_numpy_defaults(lambda: np.exp(-1000.0))())
+    0.0
+    """
+    @functools.wraps(check)
+    def checked(*arguments, **options):
+        with np.errstate(divide="warn", over="warn", under="ignore", invalid="warn"):
+            return check(*arguments, **options)
+    return checked
 
 
 def installed(framework):

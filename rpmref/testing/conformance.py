@@ -346,6 +346,7 @@ def _call(fn, framework, case, gradients):
         raise
 
 
+@adapters.under_numpy_defaults
 def check_infonce(fn, *, kind="scores", critic=None, temperature=None, framework="auto",
                   trials=50, seed=0, gradients=True, eps=None):
     """Check a user's InfoNCE loss against the exact in-batch loss; name the mistake if any.

@@ -439,6 +439,7 @@ def make_problems(problems, batch_size, levels=LEVELS, dim=DIM, reference_batche
     return out
 
 
+@adapters.under_numpy_defaults
 def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batches=30,
                        problems="all", levels=LEVELS, dim=DIM, reference_batches=1000,
                        framework="numpy", seed=0):
