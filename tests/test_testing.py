@@ -9,7 +9,10 @@ exactly once (``test_every_code_has_exactly_one_implementation``).
 """
 import json
 import math
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import autograd.numpy as anp
 import mpmath
@@ -910,3 +913,19 @@ def test_the_checks_do_their_own_arithmetic_whatever_numpy_error_state_is_set():
         assert check_mi_estimator(lambda z, z_prime: 0.0, infonce=True, problems="discrete",
                                   batch_size=8, batches=2).passed
         assert np.geterr()["under"] == "raise"       # the caller's state is left as it was
+
+
+def test_the_kit_imports_under_numpy_errors_that_raise():
+    """Bug: after np.seterr(all="raise") `import rpmref.testing` failed: two module-level
+    constants (2^-1074 and the smallest RBF lengthscale) underflowed while computed."""
+    code = ("import numpy as np\nnp.seterr(all='raise')\nimport rpmref.testing\n"
+            "from rpmref.exact.discrete import SMALLEST_SUBNORMAL\n"
+            "from rpmref.gaussian.closed_form import MIN_LENGTHSCALE\n"
+            "print(SMALLEST_SUBNORMAL.hex(), MIN_LENGTHSCALE.hex())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    with np.errstate(under="ignore"):
+        expected = float(np.nextafter(0.0, 1.0)).hex()
+    assert out.stdout.split()[0] == expected
+    assert float.fromhex(out.stdout.split()[1]) ** -2 < np.inf

@@ -38,7 +38,7 @@ MAX_TENSOR_ELEMENTS = 2 ** 25
 
 #: 2^-1074 ≈ 4.9e-324, the smallest positive float64: ``optimal_prior``'s value for joint
 #: entries that are positive but below the float64 range.
-SMALLEST_SUBNORMAL = float(np.nextafter(0.0, 1.0))
+SMALLEST_SUBNORMAL = float.fromhex("0x1p-1074")     # np.nextafter(0, 1), no NumPy underflow
 
 ElboDecomposition = namedtuple("ElboDecomposition", "elbo mutual_information kl constant")
 ElboDecomposition.__doc__ = """L = I(Z; Z') − KL(P(z, z') ‖ P_θ(z, z')) + C  (Eq. 17–18, E3).

@@ -454,8 +454,8 @@ def _checked_scalar(value, number):
 
 
 def _min_lengthscale():
-    ell = np.sqrt(1.0 / np.finfo(np.float64).max)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):    # 1 / max is subnormal
+        ell = np.sqrt(1.0 / np.finfo(np.float64).max)
         while not np.isfinite(1.0 / ell / ell):
             ell = np.nextafter(ell, np.inf)
     return float(ell)
