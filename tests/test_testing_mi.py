@@ -142,6 +142,12 @@ def test_torch_inputs_when_asked():
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(batch_size=1), ValueError, "batch_size must be >= 2"),
     (dict(batches=1), ValueError, "batches must be >= 2"),
+    # no caps before: each of these ran for minutes (or until memory ran out) before an error
+    (dict(batch_size=8193), ValueError, "batch_size must be <= 8192"),
+    (dict(batch_size=10 ** 9), ValueError, "batch_size must be <= 8192"),
+    (dict(batches=10 ** 9), ValueError, "batches must be <= 10000"),
+    (dict(reference_batches=10 ** 9), ValueError, "reference_batches must be <= 100000"),
+    (dict(reference_batches=1), ValueError, "reference_batches must be >= 2"),
     (dict(problems="images"), ValueError, "problems must be"),
     (dict(framework="images"), ValueError, "framework must be"),
     (dict(critic="False"), TypeError, "critic must be True or False"),

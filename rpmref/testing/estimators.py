@@ -66,7 +66,7 @@ from rpmref.exact.validation import (as_real_array, check_bool, check_int, check
                                      check_positive_int)
 from rpmref.gaussian import closed_form as gaussian_forms
 from rpmref.gaussian.monte_carlo import critic_scores, infonce_bound as gaussian_infonce_bound
-from rpmref.gaussian.monte_carlo import sample_pairs
+from rpmref.gaussian.monte_carlo import MAX_SCORE_ELEMENTS, sample_pairs
 from rpmref.gaussian.staircase import DIM, LEVELS, largest_true_mi, staircase_joint
 from rpmref.testing import adapters
 
@@ -82,6 +82,13 @@ DISCRETE_JOINTS = {
                              [0.15, 0.05],
                              [0.05, 0.15]]),
 }
+#: Largest batch size N: the Monte Carlo reference forms (N, N) score matrices, which
+#: ``rpmref.gaussian.monte_carlo.MAX_SCORE_ELEMENTS`` bounds (2^26 entries: N ≤ 8192).
+MAX_BATCH_SIZE = math.isqrt(MAX_SCORE_ELEMENTS)
+#: Largest ``batches`` (calls of fn per problem), as ``check_infonce``'s trials.
+MAX_BATCHES = 10_000
+#: Largest ``reference_batches``: 10⁵ batches of 64 pairs in 20 dimensions take ~20 s per problem.
+MAX_REFERENCE_BATCHES = 100_000
 SIGMAS = 4.0            # claims are tested at the tail of 4 normal standard deviations
 #: The upper tail probability of each one-sided claim, Φ(−4) (two-sided claims: twice it).
 TAIL = 0.5 * math.erfc(SIGMAS / math.sqrt(2))
@@ -460,10 +467,11 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
         (with ``critic``) mean = I_N(f*), within a Student-t multiple of the standard
         error (module docstring).
     batch_size : int, default 64
-        N, pairs per batch (≥ 2).
+        N, pairs per batch (2 … ``MAX_BATCH_SIZE`` = 8192).
     batches : int, default 30
-        Estimates per problem (≥ 2, for a standard error; with few batches the Student-t
-        multiple is large and the check weak: 10050 s.e. at 2, 17.4 at 5, 4.7 at 30).
+        Estimates per problem (2 … ``MAX_BATCHES`` = 10000; at least 2 for a standard error;
+        with few batches the Student-t multiple is large and the check weak: 10050 s.e.
+        at 2, 17.4 at 5, 4.7 at 30).
     problems : {"all", "discrete", "gaussian"}, default "all"
         Which problems.
     levels : sequence of float, default ``LEVELS``
@@ -473,7 +481,7 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
         The staircase's dimension (≥ 1).
     reference_batches : int, default 1000
         Monte Carlo batches for the Gaussian I_N(f*) reference, and for a discrete one
-        beyond exact enumeration (≥ 2).
+        beyond exact enumeration (2 … ``MAX_REFERENCE_BATCHES`` = 100000).
     framework : {"numpy", "torch", "jax", "auto"}, default "numpy"
         The type of z and z_prime handed to fn; "auto" decides on the first batch as
         ``check_infonce`` does (``rpmref.testing.adapters.detect``).
@@ -492,8 +500,8 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
         If ``fn`` is not callable, ``critic`` or ``infonce`` is not a bool, a count or
         ``dim`` is not an integer, or ``levels`` is not a sequence of numbers.
     ValueError
-        If ``problems`` or ``framework`` is not one of the names above, a count is below
-        its minimum, a level is outside (0, ``largest_true_mi(dim)``] or ``levels`` is
+        If ``problems`` or ``framework`` is not one of the names above, a count is outside
+        its range, a level is outside (0, ``largest_true_mi(dim)``] or ``levels`` is
         empty with ``problems="gaussian"``.
     Exception
         What fn raises, or NotANumberError (a TypeError; also for a bool) /
@@ -514,8 +522,8 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     critic = check_bool(critic, "critic")
     infonce = check_bool(infonce, "infonce")
-    batch_size = check_positive_int(batch_size, "batch_size", minimum=2)
-    batches = check_positive_int(batches, "batches", minimum=2)
+    batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=MAX_BATCH_SIZE)
+    batches = check_int(batches, "batches", minimum=2, maximum=MAX_BATCHES)
     check_positive_int(seed, "seed", minimum=0)
     if problems not in ("all", "discrete", "gaussian"):
         raise ValueError(f"problems must be 'all', 'discrete' or 'gaussian'; got {problems!r}")
@@ -524,7 +532,8 @@ def check_mi_estimator(fn, *, critic=False, infonce=False, batch_size=64, batche
                          f"got {framework!r}")
     if framework != "auto":
         adapters.require(framework)
-    reference_batches = check_positive_int(reference_batches, "reference_batches", minimum=2)
+    reference_batches = check_int(reference_batches, "reference_batches", minimum=2,
+                                  maximum=MAX_REFERENCE_BATCHES)
     levels, dim = _check_staircase(problems, levels, dim)
     claims = []
     if infonce:
