@@ -10,8 +10,7 @@ recognition parameterised model" (arXiv 2107.02495). The exact discrete core:
 >>> abs(d.elbo - (d.mutual_information - d.kl + d.constant)) < 1e-12   # O(1) terms, a few ulps
 True
 """
-import importlib
-import importlib.util
+from rpmref._lazy import lazy_exports
 
 # The experiment (Sec. 5): video generator, trainer, readout (more in ``rpmref.balls``).
 # The Gaussian closed forms live in ``rpmref.gaussian``.
@@ -29,7 +28,6 @@ _EXPORTS = {
         "BallsConfig", "TrainConfig", "encode", "fit_linear_readout", "load_video",
         "make_video", "save_video", "score_readout", "train"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __version__ = "0.1.0"
 
@@ -44,18 +42,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    """An exported name, imported from its module on first use; or a submodule, imported
-    (as the eager imports used to make every one an attribute of the package)."""
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -6,8 +6,7 @@ in-batch InfoNCE loss), ``optim`` and ``checkpoint`` serve ``trainer`` (the
 training loop); ``readout`` and ``tracking`` score an encoder; ``compare``
 reproduces the paper's comparison of critics and ``figures`` draws Fig. 1.
 """
-import importlib
-import importlib.util
+from rpmref._lazy import lazy_exports
 
 #: the names this package exports, by the module that defines them; imported on first use
 #: (PEP 562), so that ``rpmref.balls.rundir`` and the command line's first imports do
@@ -20,7 +19,6 @@ _EXPORTS = {
     "rpmref.balls.readout": ("fit_linear_readout", "score_readout"),
     "rpmref.balls.compare": ("run_compare", "run_sweep"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "BallsConfig", "make_video", "save_video", "load_video", "simulate",
@@ -29,18 +27,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    """An exported name, imported from its module on first use; or a submodule, imported
-    (as the eager imports used to make every one an attribute of the package)."""
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -946,6 +946,6 @@ def load_video(path, config=None):
     return frames, positions, stored
 
 
-__all__ = ["BallsConfig", "Trajectory", "ball_colours", "draw_direction", "is_valid_move",
-           "load_video", "make_video", "render_nbytes", "save_video", "simulate", "step",
-           "valid_directions"]
+__all__ = ["BallsConfig", "Trajectory", "available_memory", "ball_colours", "draw_direction",
+           "is_valid_move", "load_video", "make_video", "render_nbytes", "save_video",
+           "simulate", "step", "valid_directions"]
