@@ -24,13 +24,14 @@ def peak_bytes(dim, batch_size, batches):
     Carlo works on chunks of c = min(batches, max(1, 4e6 // K²)) batches; per
     chunk it holds ~3.5 float64 arrays of c·K² scores (score matrix, its
     logsumexp temporaries) and ~3 of c·K·2d draws (noise, pairs, products);
-    the closed forms hold ~9.5 (2d × 2d) matrices (covariance, Cholesky factor,
-    critic matrices, the temporaries of the symmetry and definiteness checks and
-    the power-of-two rescaled copies: 8.88 measured at d = 400 and 600).
+    the closed forms hold ~11 (2d × 2d) matrices (covariance, Cholesky factor,
+    critic matrices and the copies the results own, the temporaries of the symmetry
+    and definiteness checks and the power-of-two rescaled copies: 10.6 measured at
+    d = 400, 10.4 at d = 600).
     """
     k, two_d = int(batch_size), 2 * int(dim)
     chunk = min(int(batches), max(1, SCORES_PER_CHUNK // (k * k)))
-    return 8 * (3.5 * chunk * k * k + 3.0 * chunk * k * two_d + 9.5 * two_d * two_d)
+    return 8 * (3.5 * chunk * k * k + 3.0 * chunk * k * two_d + 11.0 * two_d * two_d)
 
 
 #: the largest K: a batch's K × K score matrix may hold MAX_SCORE_ELEMENTS entries
