@@ -518,3 +518,19 @@ def test_a_traced_float32_argument_is_computed_in_float64_as_a_plain_one(name):
     assert abs(float(traced) - float(plain)) <= 1e-14 * max(1.0, abs(float(plain))), \
         (traced, plain)
     assert np.all(np.isfinite(slope))
+
+
+def test_a_slope_beyond_float64_is_inf_without_a_warning():
+    """Bug: the slope of expected_elbo in a prior entry of 5e-324 where the joint has 0.1
+    is ∂/∂q Σ p log q = 0.1 / 5e-324 ≈ 2e322, beyond float64: inf, as returned, but with a
+    RuntimeWarning ("overflow encountered in divide") from the backward pass. The other
+    slopes are those of p/q at q = 0.5 / (1 + 1e-310 + 5e-324) (0.4/0.5 = 0.8, to rounding)."""
+    import warnings
+    p_xx, identity = np.array([[0.4, 0.1], [0.1, 0.4]]), np.eye(2)
+    prior = np.array([[0.5, 5e-324], [1e-310, 0.5]])
+    prior = prior / prior.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        slope = grad(lambda q: rpmref.expected_elbo(p_xx, identity, identity, q))(prior)
+    assert slope[0, 1] == np.inf and slope[1, 0] == np.inf    # 0.1 / 1e-310 = 1e309 too
+    np.testing.assert_allclose(np.diag(slope), [0.8, 0.8], rtol=4 * np.finfo(float).eps)

@@ -197,9 +197,16 @@ def _sum_x_log_positive_y(x, y):
     return np.sum(log_y)
 
 
+def _x_over_y(x, y):
+    """x / y for x ≥ 0, y > 0: correctly rounded also for subnormal y; inf (no RuntimeWarning)
+    only where the true ratio is beyond float64, as is then the slope Σ x log y has in y."""
+    with np.errstate(over="ignore"):
+        return x / y
+
+
 defvjp(_sum_x_log_positive_y,
        lambda ans, x, y: lambda g: g * np.log(y),
-       lambda ans, x, y: lambda g: g * (x / y))
+       lambda ans, x, y: lambda g: g * _x_over_y(x, y))
 
 
 def sum_xlogy(x, y):
