@@ -352,6 +352,20 @@ def test_save_video_into_a_missing_directory_names_the_path(video, tmp_path):
     assert list((tmp_path / "dir.npz").iterdir()) == []
 
 
+def test_paths_with_a_nul_character_are_refused_by_name(video, tmp_path, monkeypatch):
+    """A NUL in a path was "embedded null byte" (from os.stat) without naming the argument,
+    and for train's out_dir only once the run began."""
+    frames, positions = video
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="path must not contain a NUL character"):
+        save_video("a\0b.npz", frames, positions, TINY_VIDEO)
+    with pytest.raises(ValueError, match="path must not contain a NUL character"):
+        load_video("a\0b.npz")
+    with pytest.raises(ValueError, match="out_dir must not contain a NUL character"):
+        train(tiny_config(), frames, out_dir="run\0x", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("stored", ["null", "1.0", "[1, 2]", '"text"'])
 def test_load_video_with_a_config_that_is_not_an_object(video, tmp_path, stored):
     """A config of 1.0 was "'float' object is not iterable"; [1, 2] "unknown config fields"."""

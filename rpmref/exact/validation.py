@@ -1205,6 +1205,8 @@ def check_path(value, name, allow_none=False):
     ------
     TypeError
         For anything else (a number, None unless ``allow_none``).
+    ValueError
+        If the path holds a NUL character, which no file name can.
 
     Examples
     --------
@@ -1219,10 +1221,14 @@ def check_path(value, name, allow_none=False):
     if value is None and allow_none:
         return None
     try:
-        return os.fsdecode(os.fspath(value))
+        path = os.fsdecode(os.fspath(value))
     except TypeError:
         kinds = "a str, os.PathLike or None" if allow_none else "a str or os.PathLike"
         raise TypeError(f"{name} must be {kinds}; got {type(value).__name__}") from None
+    if "\0" in path:
+        raise ValueError(f"{name} must not contain a NUL character (no file name can); "
+                         f"got {path!r}")
+    return path
 
 
 def check_generator(value, name="rng", optional=False):
