@@ -661,6 +661,20 @@ def test_temperature_given_to_a_loss_that_takes_none_says_how_to_check_it():
     assert report.passed
 
 
+def test_temperature_for_a_loss_with_only_kwargs_says_to_name_the_parameter():
+    """def loss(scores, **kwargs) was told only "fn takes no temperature": the temperature is
+    given by name to a parameter called temperature, tau, ..., never into **kwargs, and the
+    message now says so; one named tau takes it."""
+    def loss(scores, **kwargs):
+        return right_numpy(scores)
+    with pytest.raises(TypeError, match=r"a \*\*kwargs parameter is not given one: name a "
+                                        r"parameter temperature or tau"):
+        check_infonce(loss, temperature=0.5)
+    report = check_infonce(lambda scores, tau: right_numpy(scores / tau), temperature=0.5,
+                           trials=10)
+    assert report.passed
+
+
 def test_a_loss_that_ignores_its_input_gets_no_temperature_note():
     """log B on every case is the loss of equal logits (the limit τ → ∞), not a fixed
     temperature: the note says the loss does not see its input."""

@@ -496,10 +496,13 @@ def _refuse_a_temperature_it_cannot_take(fn, kind, temperature):
         signature.bind(*inputs, temperature)
     except TypeError:
         shown = ", ".join(inputs)
+        keywords = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        hint = (f"; a **kwargs parameter is not given one: name a parameter "
+                f"{' or '.join(TEMPERATURE_NAMES)} to take T by name" if keywords else "")
         raise TypeError(f"fn takes no temperature (its parameters: {signature}), and "
                         f"temperature={temperature:g} passes one as fn({shown}, T); for a "
                         f"temperature fixed inside fn, check lambda {shown}, t: fn({shown}) "
-                        f"with temperature={temperature:g}") from None
+                        f"with temperature={temperature:g}{hint}") from None
 
 
 def _extra(case):
