@@ -675,6 +675,23 @@ def test_temperature_for_a_loss_with_only_kwargs_says_to_name_the_parameter():
     assert report.passed
 
 
+def test_embedding_loss_with_a_temperature_that_overflows_the_logits_names_it():
+    """embedding_loss(..., temperature=1e-320) said "logits must not contain NaN or +inf"
+    after a RuntimeWarning: the logits are scores / τ, and τ is what the caller chose. At
+    τ = 1e-300 the logits (|score| ≤ 1) still fit: with z = z' under the cosine critic each
+    positive (1e300) beats the other logits (0 or −1e300) by 1e300, so every log-sum-exp is
+    its positive exactly and the loss is exactly 0."""
+    import warnings
+    from rpmref.testing import embedding_loss
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"temperature=1e-320 makes the logits scores / "
+                                             r"temperature overflow float64 \(\|score\| up to 1\)"):
+            embedding_loss(z, z, "cosine", temperature=1e-320)
+        assert embedding_loss(z, z, "cosine", temperature=1e-300) == 0.0
+
+
 def test_a_loss_that_ignores_its_input_gets_no_temperature_note():
     """log B on every case is the loss of equal logits (the limit τ → ∞), not a fixed
     temperature: the note says the loss does not see its input."""

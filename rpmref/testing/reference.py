@@ -325,7 +325,8 @@ def embedding_loss(z, z_prime, critic, temperature=None):
     ValueError
         If z and z_prime differ in shape (B pairs of D), a cosine row is zero,
         ``critic`` is unknown or returns the wrong shape or NaN, or ``temperature``
-        is not a positive finite number.
+        is not a positive finite number or so small that scores / temperature
+        overflow float64.
 
     Examples
     --------
@@ -346,7 +347,15 @@ def embedding_loss(z, z_prime, critic, temperature=None):
         raise ValueError(f"z and z_prime must hold the same number B of rows (the positive "
                          f"pairs (z_i, z'_i)); got shapes {np.shape(z)} and "
                          f"{np.shape(z_prime)}")
-    return infonce_loss(scores / tau)
+    with np.errstate(over="ignore"):
+        logits = scores / tau
+    overflowed = np.isinf(logits) & np.isfinite(scores)
+    if overflowed.any():
+        raise ValueError(
+            f"temperature={tau!r} makes the logits scores / temperature overflow float64 "
+            f"(|score| up to {float(np.max(np.abs(scores[np.isfinite(scores)]))):.3g}); "
+            "use a larger temperature or smaller scores")
+    return infonce_loss(logits)
 
 
 __all__ = ["CRITICS", "check_logits", "check_embeddings", "infonce_loss", "infonce_loss_gradient", "critic_scores",
