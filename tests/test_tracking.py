@@ -124,6 +124,47 @@ def test_r2_pooled_by_explicit_sums():
     assert tracking.r2_pooled(pred, target) == pytest.approx(1 - 5 / 10, abs=1e-12)  # 6 exact squares
 
 
+def _r2_exact(pred, target):
+    """1 − SS_res / SS_tot in exact rational arithmetic, rounded once."""
+    from fractions import Fraction
+    p = [[Fraction(v) for v in row] for row in pred.tolist()]
+    t = [[Fraction(v) for v in row] for row in target.tolist()]
+    mean = [sum(col) / len(col) for col in zip(*t)]
+    ss_tot = sum((v - m) ** 2 for row in t for v, m in zip(row, mean))
+    ss_res = sum((a - b) ** 2 for rp, rt in zip(p, t) for a, b in zip(rp, rt))
+    return float(1 - ss_res / ss_tot)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1.0, 1e200, 1e300])
+def test_r2_pooled_is_right_at_any_magnitude(scale):
+    """At 1e200 the squares overflowed (R² NaN); at 1e-200 they underflowed and a varying
+    target was refused as constant."""
+    rng = np.random.default_rng(3)
+    target = rng.standard_normal((7, 3)) * scale
+    pred = target + 0.3 * scale * rng.standard_normal((7, 3))
+    assert tracking.r2_pooled(pred, target) == pytest.approx(_r2_exact(pred, target),
+                                                           rel=1e-14)  # ~10² roundings
+    tiny = np.array([[0.0], [scale]])
+    assert tracking.r2_pooled(np.zeros((2, 1)), tiny) == -1.0   # 1 − 1/(1/2), exact
+
+
+@pytest.mark.parametrize("value", [0.1, 0.7])
+def test_r2_pooled_refuses_a_constant_target_whose_mean_rounds(value):
+    """Three 0.1s have the rounded mean 0.10000000000000002, so Σ (y − ȳ)² was 1.2e-33, not 0:
+    a perfect prediction scored 1.0 and a 0.01-off one R² ≈ −5e29."""
+    target = np.full((3, 2), value)
+    for pred in (target, target + 0.01):
+        with pytest.raises(ValueError, match="constant"):
+            tracking.r2_pooled(pred, target)
+
+
+@pytest.mark.parametrize("shape", [(0, 2), ()])
+def test_r2_pooled_refuses_no_frames(shape):
+    """No frame gave RuntimeWarnings ("Mean of empty slice") and a 0-d array an AxisError."""
+    with pytest.raises(ValueError, match="at least one frame"):
+        tracking.r2_pooled(np.zeros(shape), np.zeros(shape))
+
+
 @given(arrays(np.float64, (4, 3), elements=st.floats(-5, 5, allow_nan=False)))
 def test_best_matching_agrees_with_scipy_assignment(score):
     """Brute-force matching attains the optimum of the linear assignment problem."""

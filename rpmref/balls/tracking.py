@@ -167,11 +167,17 @@ def r2_pooled(pred, target):
     float
         R² (≤ 1; negative for predictions worse than the mean).
 
+    Both sums are formed in units of a power of two (an exact rescaling that leaves
+    R² as it is), so targets of any magnitude (1e200 or 1e-200 as well as pixels)
+    neither overflow to NaN nor underflow into "constant". A target is constant
+    when every column holds one value; its rounded mean need not be that value
+    (three 0.1s), so this is decided on the values, not on Σ (y − ȳ)².
+
     Raises
     ------
     ValueError
-        If the shapes differ, a value is not finite, or the target is constant (R²
-        undefined).
+        If the shapes differ, a value is not finite, there is no frame, or the target
+        is constant (R² undefined).
 
     Examples
     --------
@@ -185,10 +191,26 @@ def r2_pooled(pred, target):
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape; got {pred.shape} "
                          f"and {target.shape}")
-    ss_tot = np.sum((target - target.mean(axis=0)) ** 2)
-    if ss_tot == 0:
+    if target.ndim == 0 or target.size == 0:
+        raise ValueError(f"pred and target must be (T, d) with at least one frame and one "
+                         f"column; got shape {target.shape}")
+    if np.all(target.max(axis=0) == target.min(axis=0)):
         raise ValueError("target is constant over the scored frames; R² is undefined")
-    return float(1.0 - np.sum((pred - target) ** 2) / ss_tot)
+    e_tot = _exponent_above(target)
+    scaled = np.ldexp(target, -e_tot)                       # |scaled| < 1 (exact)
+    ss_tot = np.sum((scaled - scaled.mean(axis=0)) ** 2)    # Σ (y − ȳ)² / 4^e_tot
+    if ss_tot == 0:  # spread below 2^-537 of the largest |target|: underflows even so
+        raise ValueError("target is constant over the scored frames to float64's "
+                         "precision; R² is undefined")
+    e_res = _exponent_above(np.maximum(np.abs(pred), np.abs(target)))
+    ss_res = np.sum((np.ldexp(pred, -e_res) - np.ldexp(target, -e_res)) ** 2)
+    with np.errstate(over="ignore"):  # SS_res / SS_tot beyond float64: R² is −inf
+        return float(1.0 - np.ldexp(ss_res / ss_tot, 2 * (e_res - e_tot)))
+
+
+def _exponent_above(a):
+    """The e with max |a| < 2^e (frexp's exponent; 0 for an all-zero a): a / 2^e is exact."""
+    return int(np.frexp(np.max(np.abs(a)))[1])
 
 
 def map_ball_r2(z_fit, pos_fit, z_score=None, pos_score=None):
