@@ -201,6 +201,23 @@ def test_batchnorm_checks_eps(eps, error):
             layer(h, np.ones(2), np.zeros(2), eps=eps)
 
 
+@pytest.mark.parametrize("change, error, message", [
+    (lambda h, g, b: (h, g[:1], b[:1]), ValueError, r"gamma must have shape \(C,\) = \(2,\)"),
+    (lambda h, g, b: (h, g, np.zeros(3)), ValueError, r"beta must have shape \(C,\)"),
+    (lambda h, g, b: (h[0], g, b), ValueError, r"h must be \(C, N, H, W\)"),
+    (lambda h, g, b: (h[:, :0], g, b), ValueError, "at least one channel, image and pixel"),
+    (lambda h, g, b: (h.tolist(), g, b), TypeError, "h must be an ndarray"),
+    (lambda h, g, b: (h, g.astype(complex), b), TypeError, "gamma must be real"),
+])
+def test_batchnorm_refuses_what_it_cannot_normalise(change, error, message):
+    """A (1,) γ was broadcast over 2 channels, a (C, H, W) h gave a (C, C, H, W) output,
+    an empty batch NaN statistics with RuntimeWarnings, a list "no attribute 'shape'"."""
+    h = np.random.default_rng(0).normal(size=(2, 2, 4, 4))
+    for layer in (L.batchnorm_relu, L.batchnorm_sigmoid_com):
+        with pytest.raises(error, match=f"{layer.__name__}: .*{message}"):
+            layer(*change(h, np.ones(2), np.zeros(2)))
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: L.init_encoder_params(0), TypeError, "rng must be a numpy.random.Generator"),
     (lambda: L.init_encoder_params(np.random.default_rng(0), kernel_size=4), ValueError,

@@ -388,6 +388,26 @@ def _per_channel(v):
     return v.reshape(-1, 1, 1, 1)
 
 
+def _check_bn_args(h, gamma, beta, caller):
+    """h a real (C, N, H, W) ndarray with N·H·W ≥ 1, γ and β of shape (C,): per-channel
+    statistics need all four axes and a (C,) scale and shift; NumPy broadcasting would
+    otherwise turn a (C, H, W) h or a (1,) γ into an output of another shape, or an empty
+    batch into NaN statistics."""
+    for name, a in (("h", h), ("gamma", gamma), ("beta", beta)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{caller}: {name} must be an ndarray; got {type(a).__name__}")
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"{caller}: {name} must be real (integer or floating point); "
+                            f"got dtype {a.dtype}")
+    if h.ndim != 4 or 0 in h.shape:
+        raise ValueError(f"{caller}: h must be (C, N, H, W) with at least one channel, image "
+                         f"and pixel; got shape {h.shape}")
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        if a.shape != (h.shape[0],):
+            raise ValueError(f"{caller}: {name} must have shape (C,) = ({h.shape[0]},) for h "
+                             f"{h.shape}; got {a.shape}")
+
+
 def _check_eps(eps):
     """ε > 0 and finite: ε = 0 divides a constant channel by 0 (NaN); True is not 1."""
     return check_real(eps, "eps", minimum=0, inclusive=(False, True))
@@ -461,9 +481,11 @@ def batchnorm_relu(h, gamma, beta, eps=BN_EPS, workspace=None):
     Raises
     ------
     ValueError
-        If ``eps`` is not positive and finite (0 makes a constant channel NaN).
+        If ``eps`` is not positive and finite (0 makes a constant channel NaN), ``h``
+        is not (C, N, H, W) with N, H, W ≥ 1, or ``gamma`` or ``beta`` is not (C,).
     TypeError
-        If ``eps`` is not a real number (bool included).
+        If ``eps`` is not a real number (bool included), or ``h``, ``gamma`` or
+        ``beta`` is not a real ndarray.
 
     Examples
     --------
@@ -475,6 +497,7 @@ def batchnorm_relu(h, gamma, beta, eps=BN_EPS, workspace=None):
     >>> float(np.abs(out - batchnorm_relu_reference(x, np.ones(1), np.zeros(1))).max()) < 1e-13  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
     True
     """
+    _check_bn_args(h, gamma, beta, "batchnorm_relu")
     scale, shift, _, _ = _bn_affine(h, gamma, beta, eps, workspace)
     y = np.multiply(h, _per_channel(scale))
     y += _per_channel(shift)
@@ -696,9 +719,11 @@ def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS, workspace=None):
     Raises
     ------
     ValueError
-        If ``eps`` is not positive and finite (0 makes a constant channel NaN).
+        If ``eps`` is not positive and finite (0 makes a constant channel NaN), ``h``
+        is not (C, N, H, W) with N, H, W ≥ 1, or ``gamma`` or ``beta`` is not (C,).
     TypeError
-        If ``eps`` is not a real number (bool included).
+        If ``eps`` is not a real number (bool included), or ``h``, ``gamma`` or
+        ``beta`` is not a real ndarray.
 
     Examples
     --------
@@ -710,6 +735,7 @@ def batchnorm_sigmoid_com(h, gamma, beta, eps=BN_EPS, workspace=None):
     >>> float(np.abs(z - batchnorm_sigmoid_com_reference(x, np.ones(1), np.zeros(1))).max()) < 1e-13  # float64 sums of ~10² O(1) terms: ≤ ~10² ulps apart
     True
     """
+    _check_bn_args(h, gamma, beta, "batchnorm_sigmoid_com")
     return _com_plain(_bn_sigmoid_plain(h, gamma, beta, eps, workspace))[0]
 
 
