@@ -4,6 +4,7 @@ import math
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from autograd import grad
 from autograd.test_util import check_grads
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,3 +126,18 @@ def test_bad_inputs():
         C.infonce_loss(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="critic must be one of"):
         C.get_critic("mlp")
+
+
+@pytest.mark.parametrize("name, key, value", [
+    ("rbf", "critic_log_lengthscale", -400.0), ("rbf", "critic_log_lengthscale", math.nan),
+    ("cosine", "critic_log_temperature", -800.0), ("cosine", "critic_log_temperature", math.inf),
+])
+def test_critic_scale_that_overflows_is_refused(name, key, value):
+    """log ℓ = −400 made 1/(2ℓ²) = ∞, and the exact 0 distance of z to itself 0·∞ = NaN: a NaN
+    loss after RuntimeWarnings, and a gradient of −inf."""
+    z = np.random.default_rng(0).normal(size=(3, 6))
+    params = {key: np.array(value)}
+    with pytest.raises(ValueError, match=rf"params\['{key}'\] must be finite"):
+        C.get_critic(name)(params, z, z)
+    with pytest.raises(ValueError, match=key):  # under autograd as well
+        grad(lambda p: C.infonce_loss(C.get_critic(name)(p, z, z))[0])(params)

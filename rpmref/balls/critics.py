@@ -41,6 +41,19 @@ def _check_batches(params, key, z, z_prime):
     return shape[1]
 
 
+def _check_log_scale(params, key, factor, what):
+    """``params[key]`` finite and ``factor(params[key])`` (the critic's scale, e^{−2 log ℓ}
+    or e^{−log τ}) finite: an infinite scale times a score of 0 (z = z', where the RBF
+    distance is exactly 0) is 0·∞ = NaN, and the loss NaN."""
+    value = np.asarray(getval(params[key]))
+    with np.errstate(over="ignore"):
+        scale = factor(value)
+    if not np.all(np.isfinite(value)) or not np.all(np.isfinite(scale)):
+        raise ValueError(f"params['{key}'] must be finite and large enough for {what} to be "
+                         f"finite in float64 (a score of 0, as for z = z' with rbf, would be "
+                         f"0·∞ = NaN); got {value.tolist()}")
+
+
 def bilinear(params, z, z_prime):
     """f(z, z') = zᵀ W z' (Eq. 8); W (D, D) = params["critic_W"].
 
@@ -105,7 +118,9 @@ def rbf(params, z, z_prime):
     ------
     ValueError
         If z and z_prime are not (B, D) batches of one D, or ``params`` lacks the
-        critic's parameter.
+        critic's parameter, or its log scale is not finite or so negative that the
+        scale factor (1/ℓ² or 1/τ) overflows float64 (an identical pair would score
+        0·∞ = NaN).
     TypeError
         If z or z_prime is not an array, or ``params`` not a dict.
 
@@ -119,6 +134,7 @@ def rbf(params, z, z_prime):
            [-0.5,  0. ]])
     """
     _check_batches(params, "critic_log_lengthscale", z, z_prime)
+    _check_log_scale(params, "critic_log_lengthscale", lambda v: np.exp(-2 * v), "1/ℓ²")
     sq = (anp.sum(z ** 2, axis=1)[:, None] + anp.sum(z_prime ** 2, axis=1)[None, :]
           - 2 * anp.matmul(z, anp.transpose(z_prime)))
     return -sq * (0.5 * anp.exp(-2 * params["critic_log_lengthscale"]))
@@ -147,7 +163,9 @@ def cosine(params, z, z_prime):
     ------
     ValueError
         If z and z_prime are not (B, D) batches of one D, or ``params`` lacks the
-        critic's parameter.
+        critic's parameter, or its log scale is not finite or so negative that the
+        scale factor (1/ℓ² or 1/τ) overflows float64 (an identical pair would score
+        0·∞ = NaN).
     TypeError
         If z or z_prime is not an array, or ``params`` not a dict.
 
@@ -160,6 +178,7 @@ def cosine(params, z, z_prime):
            [0., 1.]])
     """
     _check_batches(params, "critic_log_temperature", z, z_prime)
+    _check_log_scale(params, "critic_log_temperature", lambda v: np.exp(-v), "1/τ")
 
     def unit(a):
         return a / anp.sqrt(anp.sum(a ** 2, axis=1, keepdims=True) + COSINE_EPS)
