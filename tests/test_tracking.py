@@ -184,6 +184,10 @@ def test_best_matching_agrees_with_scipy_assignment(score):
     (lambda: tracking.tracking_metrics(np.zeros((9, 6)), np.zeros((9, 3, 2)),
                                        np.zeros((9, 6)), np.zeros((9, 3, 2)), 0.0), "radius"),
     (lambda: tracking.map_ball_r2(np.zeros((9, 6)), np.zeros((8, 3, 2))), "frames"),
+    # no ball was "min() arg is an empty sequence"
+    (lambda: tracking.tracking_metrics(np.arange(18.0).reshape(9, 2), np.zeros((9, 0, 2)),
+                                       np.arange(18.0).reshape(9, 2), np.zeros((9, 0, 2)), 1.0),
+     "at least one ball"),
     (lambda: tracking.fit_affine(np.full((4, 2), np.nan), np.zeros((4, 2))), "NaN"),
 ])
 def test_bad_input_raises_a_clear_value_error(call, message):

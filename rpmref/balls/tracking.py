@@ -349,8 +349,9 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     ------
     TypeError, ValueError
         As for :func:`map_ball_r2`; ValueError for a radius that is not a positive finite
-        number, TypeError for one that is not a real number; ValueError if there are
-        fewer maps than balls, or the held-out arrays have other counts of maps or balls.
+        number, TypeError for one that is not a real number; ValueError if there is no
+        ball, fewer maps than balls, or the held-out arrays have other counts of maps or
+        balls.
 
     Examples
     --------
@@ -368,6 +369,8 @@ def tracking_metrics(z_train, pos_train, z_test, pos_test, radius):
     # checked here under the caller's names (map_ball_r2 would say z_fit, z_score)
     maps_train, maps_test = split_maps(z_train, "z_train"), split_maps(z_test, "z_test")
     pos_train, pos_test = _positions(pos_train, "pos_train"), _positions(pos_test, "pos_test")
+    if pos_train.shape[1] == 0:  # no ball: no matched score to take min or mean of
+        raise ValueError(f"pos_train must hold at least one ball; got shape {pos_train.shape}")
     if maps_train.shape[1] < pos_train.shape[1]:
         raise ValueError(f"z_train has {maps_train.shape[1]} maps but pos_train has "
                          f"{pos_train.shape[1]} balls; every ball needs a map of its own")
