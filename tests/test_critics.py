@@ -1,5 +1,6 @@
 """Critics (Eq. 8, 27, SimCLR cosine) and the in-batch InfoNCE loss (Eq. 6)."""
 import math
+import warnings
 
 import autograd.numpy as anp
 import numpy as np
@@ -141,3 +142,17 @@ def test_critic_scale_that_overflows_is_refused(name, key, value):
         C.get_critic(name)(params, z, z)
     with pytest.raises(ValueError, match=key):  # under autograd as well
         grad(lambda p: C.infonce_loss(C.get_critic(name)(p, z, z))[0])(params)
+
+
+def test_infonce_scores_a_float64_apart_without_warning():
+    """−1e308 − 1e308 overflowed to −inf while rows were shifted: the right loss (that entry
+    has weight 0), but with a RuntimeWarning, an error under -W error."""
+    s = np.array([[1e308, -1e308, 5e307], [-1e308, 1e308, 1e308], [0.0, -1.7e308, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, _ = C.infonce_loss(s)
+        g = grad(lambda t: C.infonce_loss(t)[0])(s)
+    # rows 0 and 1 contribute 0 and log 2 exactly; row 2 log(1 + e) − 1 (≤ 2 ulps each)
+    expected = (math.log(2) + math.log1p(math.e) - 1) / 3
+    assert loss == pytest.approx(expected, rel=1e-15)
+    np.testing.assert_allclose(g[1], [0, -1 / 6, 1 / 6], rtol=1e-15)

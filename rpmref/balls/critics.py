@@ -309,7 +309,8 @@ def infonce_loss(scores):
     # shift each row by its (finite) maximum first, so that s_ii − logsumexp_j s_ij is formed
     # from O(1) numbers without cancellation; a constant row gives exactly −log B
     row_max = getval(anp.max(scores, axis=1, keepdims=True))
-    shifted = scores - np.where(np.isfinite(row_max), row_max, 0.0)
+    with np.errstate(over="ignore"):  # s − max below −1.8e308 (−1e308 − 1e308): −inf, weight 0
+        shifted = scores - np.where(np.isfinite(row_max), row_max, 0.0)
     d = anp.diagonal(shifted, 0, -1, -2) - logsumexp(shifted, axis=1)  # (B,) log-softmax of positives
     # averaging d − d₀ rather than d: for a constant critic every d_i is exactly −log B,
     # so the loss is then exactly log B (a plain mean of B copies can be off by an ulp)
