@@ -140,8 +140,10 @@ def test_critic_scale_that_overflows_is_refused(name, key, value):
     params = {key: np.array(value)}
     with pytest.raises(ValueError, match=rf"params\['{key}'\] must be finite"):
         C.get_critic(name)(params, z, z)
-    with pytest.raises(ValueError, match=key):  # under autograd as well
-        grad(lambda p: C.infonce_loss(C.get_critic(name)(p, z, z))[0])(params)
+    # traced (training), a scale past float64 is a divergence the trainer reports from the
+    # non-finite loss (test_train: test_a_diverging_critic_scale_stops_as_a_non_finite_loss)
+    loss = C.infonce_loss(C.get_critic(name)({key: np.array(0.0)}, z, z))[0]
+    assert math.isfinite(float(loss))
 
 
 def test_infonce_scores_a_float64_apart_without_warning():

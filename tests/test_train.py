@@ -124,6 +124,18 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(video, tmp_path, monkey
     assert (tmp_path / T.CHECKPOINT).read_bytes() == before
 
 
+def test_a_diverging_critic_scale_stops_as_a_non_finite_loss(video):
+    """SGD at lr = 1e3 drives the RBF critic's log lengthscale to about −186 within two steps
+    (1/ℓ² overflows float32): the run stops with NonFiniteLossError naming the step, as for any
+    divergence, and not with the critic's ValueError for a caller's out-of-range parameter
+    (which holds only for untraced calls)."""
+    frames, _ = video
+    config = small_config(epochs=1, critic="rbf", optimizer="sgd", lr=1e3, dtype="float32",
+                          batch_size=8)
+    with pytest.raises(T.NonFiniteLossError, match=r"training stopped at step \d+ .*non-finite"):
+        T.train(config, frames, progress=False)
+
+
 def test_checkpoint_errors(video, tmp_path):
     frames, _ = video
     T.train(small_config(epochs=1), frames, out_dir=str(tmp_path), progress=False)

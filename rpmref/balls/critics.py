@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from rpmref.exact.numerics import logsumexp
 from rpmref.exact.validation import check_float_dtype, check_generator, check_int
@@ -44,8 +44,12 @@ def _check_batches(params, key, z, z_prime):
 def _check_log_scale(params, key, factor, what):
     """``params[key]`` finite and ``factor(params[key])`` (the critic's scale, e^{−2 log ℓ}
     or e^{−log τ}) finite: an infinite scale times a score of 0 (z = z', where the RBF
-    distance is exactly 0) is 0·∞ = NaN, and the loss NaN."""
-    value = np.asarray(getval(params[key]))
+    distance is exactly 0) is 0·∞ = NaN, and the loss NaN. Not while autograd traces the
+    parameters (training): there a step that drove the scale past float64 is a divergence,
+    which the trainer reports from the non-finite loss (NonFiniteLossError, naming the step)."""
+    if isbox(params[key]):
+        return
+    value = np.asarray(params[key])
     with np.errstate(over="ignore"):
         scale = factor(value)
     if not np.all(np.isfinite(value)) or not np.all(np.isfinite(scale)):
