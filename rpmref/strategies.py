@@ -53,7 +53,16 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without hypothesis
     raise ImportError("rpmref.strategies needs hypothesis: pip install hypothesis") from err
 
+from rpmref.exact.validation import check_int, check_real
+
 MAX_STATES = 8
+#: Largest ``max_correlation`` of :func:`gaussian_problems`: closer to 1 the covariance is so
+#: ill-conditioned that its rounding moves the joint's mutual information away from the
+#: −½ Σ log(1 − ρ²) the problem claims (by 2e-4 nats at ρ = 1 − 1e-12).
+MAX_CORRELATION = 0.999999
+#: Bounds on the row norms of :func:`embedding_batches`: squares of norms outside them
+#: underflow or overflow float64, so ``np.linalg.norm`` of a drawn row would be 0 or inf.
+MIN_NORM, MAX_NORM = 1e-150, 1e150
 _entries = st.one_of(st.just(0.0), st.just(1e-12), st.floats(0.01, 1.0))
 
 #: Encoder kinds: the public names, and the older names ``conditionals`` also accepts.
@@ -98,6 +107,31 @@ class GaussianProblem(NamedTuple):
     correlations: np.ndarray
 
 
+def _check_shape(shape, name):
+    """``shape`` as a tuple of ints >= 1 (an int is a 1-D shape); TypeError/ValueError naming it."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(shape).__name__}")
+    return tuple(check_int(d, f"{name}[{i}]", minimum=1) for i, d in enumerate(shape))
+
+
+def _check_range(low, high, low_name, high_name):
+    """(low, high) as ints with 1 <= low <= high; TypeError/ValueError naming the bad one."""
+    low = check_int(low, low_name, minimum=1)
+    high = check_int(high, high_name)
+    if high < low:
+        raise ValueError(f"{high_name} must be >= {low_name} = {low}, got {high}")
+    return low, high
+
+
+def _check_kind(kind):
+    """``kind`` if it is None or an encoder kind (``ENCODER_KINDS`` or an older name)."""
+    if kind is not None and (not isinstance(kind, str) or kind not in _KIND_ALIASES):
+        raise ValueError(f"kind must be one of {', '.join(ENCODER_KINDS)} or None; got {kind!r}")
+    return kind
+
+
 def _nonzero_rows(raw, hot):
     rows = raw.copy()
     empty = rows.sum(axis=1) == 0
@@ -105,8 +139,7 @@ def _nonzero_rows(raw, hot):
     return rows
 
 
-@st.composite
-def pmfs(draw, shape):
+def pmfs(shape):
     """Strategy: a pmf of the given shape with possible exact zeros and 1e-12 entries.
 
     Parameters
@@ -119,6 +152,13 @@ def pmfs(draw, shape):
     hypothesis.strategies.SearchStrategy
         Draws float64 arrays of ``shape``, non-negative, summing to 1.
 
+    Raises
+    ------
+    ValueError
+        A dimension of ``shape`` < 1 (at construction).
+    TypeError
+        ``shape`` not a tuple of ints.
+
     Examples
     --------
     >>> from hypothesis import given, settings
@@ -129,14 +169,20 @@ def pmfs(draw, shape):
     ...     assert p.shape == (2, 3) and p.min() >= 0 and abs(p.sum() - 1) <= 1e-15
     >>> check()
     """
+    shape = _check_shape(shape, "shape")
+    return _pmfs(shape)
+
+
+@st.composite
+def _pmfs(draw, shape):
+    """Draws for :func:`pmfs`, its arguments already checked."""
     raw = draw(arrays(np.float64, shape, elements=_entries))
     if raw.sum() == 0:
         raw.flat[draw(st.integers(0, raw.size - 1))] = 1.0
     return raw / raw.sum()
 
 
-@st.composite
-def joint_tables(draw, min_states=1, max_states=MAX_STATES):
+def joint_tables(min_states=1, max_states=MAX_STATES):
     """Strategy: a joint pmf P(z, z') of shape (k, k'), k and k' in [min_states, max_states].
 
     Possible exact zeros (so some states may be unreachable) and 1e-12 entries.
@@ -153,6 +199,13 @@ def joint_tables(draw, min_states=1, max_states=MAX_STATES):
     hypothesis.strategies.SearchStrategy
         Draws (k, k') float64 pmfs.
 
+    Raises
+    ------
+    ValueError
+        Unless 1 ≤ min_states ≤ max_states (at construction).
+    TypeError
+        ``min_states`` or ``max_states`` not an integer.
+
     Examples
     --------
     >>> from hypothesis import given, settings
@@ -163,13 +216,19 @@ def joint_tables(draw, min_states=1, max_states=MAX_STATES):
     ...     assert 2 <= min(p_zz.shape) and max(p_zz.shape) <= 3
     >>> check()
     """
+    min_states, max_states = _check_range(min_states, max_states, "min_states", "max_states")
+    return _joint_tables(min_states, max_states)
+
+
+@st.composite
+def _joint_tables(draw, min_states=1, max_states=MAX_STATES):
+    """Draws for :func:`joint_tables`, its arguments already checked."""
     k = draw(st.integers(min_states, max_states))
     k_prime = draw(st.integers(min_states, max_states))
     return draw(pmfs((k, k_prime)))
 
 
-@st.composite
-def encoders(draw, n, k, kind=None):
+def encoders(n, k, kind=None):
     """Strategy: an encoder table P(z | x) of shape (n, k), every row a pmf.
 
     Parameters
@@ -192,7 +251,9 @@ def encoders(draw, n, k, kind=None):
     Raises
     ------
     ValueError
-        When drawing, if ``kind`` is not one of the names above.
+        ``n`` or ``k`` < 1, or ``kind`` not one of the names above (at construction).
+    TypeError
+        ``n`` or ``k`` not an integer.
 
     Examples
     --------
@@ -205,8 +266,13 @@ def encoders(draw, n, k, kind=None):
     ...     assert enc.shape == (3, 4) and set(np.unique(enc)) <= {0.0, 1.0}
     >>> check()
     """
-    if kind is not None and kind not in _KIND_ALIASES:
-        raise ValueError(f"kind must be one of {', '.join(ENCODER_KINDS)} or None; got {kind!r}")
+    n, k = check_int(n, "n", minimum=1), check_int(k, "k", minimum=1)
+    return _encoders(n, k, _check_kind(kind))
+
+
+@st.composite
+def _encoders(draw, n, k, kind=None):
+    """Draws for :func:`encoders`, its arguments already checked."""
     kind = _KIND_ALIASES[kind] if kind else draw(
         st.sampled_from(["deterministic", "near", "dense", "mixed"]))
     hot = np.array(draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
@@ -225,8 +291,7 @@ def encoders(draw, n, k, kind=None):
 conditionals = encoders
 
 
-@st.composite
-def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
+def rpm_problems(max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
     """Strategy: (p_xx, enc, enc_prime, prior), a complete RPM problem.
 
     Parameters
@@ -243,6 +308,13 @@ def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
     hypothesis.strategies.SearchStrategy
         Draws p_xx (n, n'), enc (n, k), enc_prime (n', k') and prior (k, k').
 
+    Raises
+    ------
+    ValueError
+        ``max_data`` or ``max_latent`` < 1, or an unknown ``kind`` (at construction).
+    TypeError
+        ``max_data`` or ``max_latent`` not an integer.
+
     Examples
     --------
     >>> from rpmref import elbo_decomposition
@@ -255,6 +327,14 @@ def rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
     ...     assert d.kl == float("inf") or abs(d.elbo - (d.mutual_information - d.kl + d.constant)) < 1e-9
     >>> check()
     """
+    max_data = check_int(max_data, "max_data", minimum=1)
+    max_latent = check_int(max_latent, "max_latent", minimum=1)
+    return _rpm_problems(max_data, max_latent, _check_kind(kind))
+
+
+@st.composite
+def _rpm_problems(draw, max_data=MAX_STATES, max_latent=MAX_STATES, kind=None):
+    """Draws for :func:`rpm_problems`, its arguments already checked."""
     n, n_prime = draw(st.integers(1, max_data)), draw(st.integers(1, max_data))
     k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
     p_xx = draw(pmfs((n, n_prime)))
@@ -279,6 +359,13 @@ def critics(shape, bound):
     hypothesis.strategies.SearchStrategy
         Draws float64 arrays of ``shape``.
 
+    Raises
+    ------
+    ValueError
+        A dimension of ``shape`` < 1, or ``bound`` negative, infinite or NaN.
+    TypeError
+        ``shape`` not a tuple of ints, or ``bound`` not a real number.
+
     Examples
     --------
     >>> import numpy as np
@@ -290,6 +377,8 @@ def critics(shape, bound):
     ...     assert f.shape == (2, 2) and np.abs(f).max() <= 1e3
     >>> check()
     """
+    shape = _check_shape(shape, "shape")
+    bound = check_real(bound, "bound", minimum=0.0)
     return arrays(np.float64, shape, elements=st.floats(-bound, bound))
 
 
@@ -297,8 +386,7 @@ def critics(shape, bound):
 critic_tables = critics
 
 
-@st.composite
-def joint_and_critic(draw, bound, max_latent=MAX_STATES):
+def joint_and_critic(bound, max_latent=MAX_STATES):
     """Strategy: (p_zz, f), a (k, k') pmf and a critic table of the same shape, |f| ≤ bound.
 
     Parameters
@@ -313,6 +401,13 @@ def joint_and_critic(draw, bound, max_latent=MAX_STATES):
     hypothesis.strategies.SearchStrategy
         Draws (p_zz, f) pairs.
 
+    Raises
+    ------
+    ValueError
+        ``bound`` negative, infinite or NaN, or ``max_latent`` < 1 (at construction).
+    TypeError
+        ``bound`` not a real number, or ``max_latent`` not an integer.
+
     Examples
     --------
     >>> from rpmref import infonce_limit, mutual_information
@@ -325,12 +420,19 @@ def joint_and_critic(draw, bound, max_latent=MAX_STATES):
     ...     assert infonce_limit(p_zz, f) <= mutual_information(p_zz) + 1e-9
     >>> check()
     """
+    bound = check_real(bound, "bound", minimum=0.0)
+    max_latent = check_int(max_latent, "max_latent", minimum=1)
+    return _joint_and_critic(bound, max_latent)
+
+
+@st.composite
+def _joint_and_critic(draw, bound, max_latent=MAX_STATES):
+    """Draws for :func:`joint_and_critic`, its arguments already checked."""
     k, k_prime = draw(st.integers(1, max_latent)), draw(st.integers(1, max_latent))
     return draw(pmfs((k, k_prime))), draw(critics((k, k_prime), bound))
 
 
-@st.composite
-def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=False):
+def score_matrices(min_size=1, max_size=16, max_magnitude=1e3, masked=False):
     """Strategy: a (B, B) score matrix, scores[i, j] = f(z_i, z'_j), positives on the diagonal.
 
     A magnitude m is drawn from 1, 10, 100 and 1e3 (those ≤ ``max_magnitude``; 1e3
@@ -356,7 +458,10 @@ def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=Fals
     Raises
     ------
     ValueError
-        When drawing, unless 1 ≤ min_size ≤ max_size.
+        Unless 1 ≤ min_size ≤ max_size and 0 ≤ max_magnitude < inf (at construction).
+    TypeError
+        ``min_size`` or ``max_size`` not an integer, ``max_magnitude`` not a real number,
+        or ``masked`` not a bool.
 
     Examples
     --------
@@ -370,8 +475,16 @@ def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=Fals
     ...     assert math.isfinite(infonce_loss(scores))
     >>> check()
     """
-    if not 1 <= min_size <= max_size:
-        raise ValueError(f"need 1 <= min_size <= max_size; got {min_size}, {max_size}")
+    min_size, max_size = _check_range(min_size, max_size, "min_size", "max_size")
+    max_magnitude = check_real(max_magnitude, "max_magnitude", minimum=0.0)
+    if not isinstance(masked, (bool, np.bool_)):
+        raise TypeError(f"masked must be a bool, got {type(masked).__name__}")
+    return _score_matrices(min_size, max_size, max_magnitude, bool(masked))
+
+
+@st.composite
+def _score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=False):
+    """Draws for :func:`score_matrices`, its arguments already checked."""
     b = draw(st.integers(min_size, max_size))
     magnitudes = [m for m in (1.0, 10.0, 100.0, 1e3) if m <= max_magnitude] or [max_magnitude]
     m = draw(st.sampled_from(magnitudes))
@@ -383,8 +496,7 @@ def score_matrices(draw, min_size=1, max_size=16, max_magnitude=1e3, masked=Fals
     return scores
 
 
-@st.composite
-def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, max_norm=50.0):
+def embedding_batches(min_size=1, max_size=16, max_dim=8, min_norm=0.5, max_norm=50.0):
     """Strategy: (z, z_prime), two (B, D) batches of embeddings, row i of each a positive pair.
 
     Each row has a norm drawn from [min_norm, max_norm] (> 0, so the cosine critic
@@ -400,9 +512,9 @@ def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, ma
     max_dim : int, default 8
         Largest D.
     min_norm : float, default 0.5
-        Smallest row norm (> 0).
+        Smallest row norm, at least ``MIN_NORM``.
     max_norm : float, default 50.0
-        Largest row norm.
+        Largest row norm, at most ``MAX_NORM``.
 
     Returns
     -------
@@ -412,7 +524,10 @@ def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, ma
     Raises
     ------
     ValueError
-        When drawing, unless 0 < min_norm ≤ max_norm.
+        Unless 1 ≤ min_size ≤ max_size, max_dim ≥ 1 and
+        ``MIN_NORM`` (1e-150) ≤ min_norm ≤ max_norm ≤ ``MAX_NORM`` (1e150) (at construction).
+    TypeError
+        A size not an integer, or a norm not a real number.
 
     Examples
     --------
@@ -427,8 +542,16 @@ def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, ma
     ...     assert z.shape == z_prime.shape and norms.min() >= 0.5 * (1 - 1e-12)
     >>> check()
     """
-    if not 0 < min_norm <= max_norm:
-        raise ValueError(f"need 0 < min_norm <= max_norm; got {min_norm}, {max_norm}")
+    min_size, max_size = _check_range(min_size, max_size, "min_size", "max_size")
+    max_dim = check_int(max_dim, "max_dim", minimum=1)
+    min_norm = check_real(min_norm, "min_norm", minimum=MIN_NORM, maximum=MAX_NORM)
+    max_norm = check_real(max_norm, "max_norm", minimum=min_norm, maximum=MAX_NORM)
+    return _embedding_batches(min_size, max_size, max_dim, min_norm, max_norm)
+
+
+@st.composite
+def _embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, max_norm=50.0):
+    """Draws for :func:`embedding_batches`, its arguments already checked."""
     b = draw(st.integers(min_size, max_size))
     d = draw(st.integers(1, max_dim))
     unit = st.floats(-1.0, 1.0)
@@ -446,8 +569,7 @@ def embedding_batches(draw, min_size=1, max_size=16, max_dim=8, min_norm=0.5, ma
     return rescale(z), rescale(z_prime)
 
 
-@st.composite
-def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
+def gaussian_problems(max_dim=4, max_correlation=0.99):
     """Strategy: a ``GaussianProblem``, (z, z') jointly Gaussian with known I(Z; Z').
 
     Built from canonical correlations ρ_1..ρ_r (r = min(k, k'), drawn from
@@ -461,12 +583,20 @@ def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
     max_dim : int, default 4
         Largest k and k'.
     max_correlation : float, default 0.99
-        Largest canonical correlation.
+        Largest canonical correlation, in [0, ``MAX_CORRELATION``] (0.999999).
 
     Returns
     -------
     hypothesis.strategies.SearchStrategy
         Draws ``GaussianProblem`` tuples.
+
+    Raises
+    ------
+    ValueError
+        ``max_dim`` < 1, or ``max_correlation`` outside [0, ``MAX_CORRELATION``]: at 1 the
+        mutual information is infinite (at construction).
+    TypeError
+        ``max_dim`` not an integer, or ``max_correlation`` not a real number.
 
     Examples
     --------
@@ -484,6 +614,15 @@ def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
     ...     assert abs(mi - problem.mutual_information) < 1e-8
     >>> check()
     """
+    max_dim = check_int(max_dim, "max_dim", minimum=1)
+    max_correlation = check_real(max_correlation, "max_correlation", minimum=0.0,
+                                 maximum=MAX_CORRELATION)
+    return _gaussian_problems(max_dim, max_correlation)
+
+
+@st.composite
+def _gaussian_problems(draw, max_dim=4, max_correlation=0.99):
+    """Draws for :func:`gaussian_problems`, its arguments already checked."""
     k, k_prime = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
     r = min(k, k_prime)
     rho = np.array(draw(st.lists(st.floats(0.0, max_correlation), min_size=r, max_size=r)))
@@ -505,7 +644,7 @@ def gaussian_problems(draw, max_dim=4, max_correlation=0.99):
 
 
 __all__ = [
-    "MAX_STATES", "ENCODER_KINDS", "GaussianProblem", "pmfs", "joint_tables", "encoders",
+    "MAX_STATES", "MAX_CORRELATION", "MIN_NORM", "MAX_NORM", "ENCODER_KINDS", "GaussianProblem", "pmfs", "joint_tables", "encoders",
     "conditionals", "rpm_problems", "critics", "critic_tables", "joint_and_critic",
     "score_matrices", "embedding_batches", "gaussian_problems",
 ]

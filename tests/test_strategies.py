@@ -9,7 +9,7 @@ from hypothesis import find, given, strategies as st
 
 from rpmref import gaussian
 from rpmref.strategies import (
-    ENCODER_KINDS, conditionals, critic_tables, embedding_batches, encoders, gaussian_problems,
+    ENCODER_KINDS, MAX_CORRELATION, conditionals, critic_tables, embedding_batches, encoders, gaussian_problems,
     joint_and_critic, joint_tables, pmfs, rpm_problems, score_matrices)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,3 +108,47 @@ def test_strategies_without_hypothesis_say_what_to_install():
 @given(pmfs((2, 3)))
 def test_pmfs_of_a_given_shape(p):
     assert p.shape == (2, 3) and abs(p.sum() - 1.0) <= 1e-12
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: pmfs((0, 3)), ValueError, "shape[0] must be >= 1"),
+    (lambda: pmfs("ab"), TypeError, "shape must be a tuple of ints"),
+    (lambda: joint_tables(min_states=0), ValueError, "min_states must be >= 1"),
+    (lambda: joint_tables(min_states=3, max_states=2), ValueError, "max_states must be >= min_states"),
+    (lambda: encoders(0, 3), ValueError, "n must be >= 1"),
+    (lambda: encoders(3, 0), ValueError, "k must be >= 1"),
+    (lambda: encoders(2.5, 3), TypeError, "n must be an integer"),
+    (lambda: encoders(3, 3, kind="bad"), ValueError, "kind must be one of"),
+    (lambda: rpm_problems(max_data=0), ValueError, "max_data must be >= 1"),
+    (lambda: rpm_problems(kind="bad"), ValueError, "kind must be one of"),
+    (lambda: critic_tables((2, 2), bound=-1.0), ValueError, "bound must be in [0, inf)"),
+    (lambda: critic_tables((2, 2), bound=float("inf")), ValueError, "bound must be a finite"),
+    (lambda: joint_and_critic(float("nan")), ValueError, "bound must be a finite"),
+    (lambda: joint_and_critic(1.0, max_latent=0), ValueError, "max_latent must be >= 1"),
+    (lambda: score_matrices(min_size=0), ValueError, "min_size must be >= 1"),
+    (lambda: score_matrices(max_magnitude=-1.0), ValueError, "max_magnitude must be in"),
+    (lambda: score_matrices(max_magnitude=float("inf")), ValueError, "max_magnitude must be a finite"),
+    (lambda: score_matrices(masked="yes"), TypeError, "masked must be a bool"),
+    (lambda: embedding_batches(min_size=0), ValueError, "min_size must be >= 1"),
+    (lambda: embedding_batches(min_size=5, max_size=2), ValueError, "max_size must be >= min_size"),
+    (lambda: embedding_batches(max_dim=0), ValueError, "max_dim must be >= 1"),
+    (lambda: embedding_batches(max_norm=float("inf")), ValueError, "max_norm must be a finite"),
+    (lambda: embedding_batches(min_norm=1e-320, max_norm=1e-310), ValueError, "min_norm must be in"),
+    (lambda: gaussian_problems(max_dim=0), ValueError, "max_dim must be >= 1"),
+    (lambda: gaussian_problems(max_correlation=1.0), ValueError, "max_correlation must be in"),
+    (lambda: gaussian_problems(max_correlation=-0.5), ValueError, "max_correlation must be in"),
+])
+def test_strategy_arguments_are_refused_at_construction(make, error, message):
+    """Out-of-range arguments raise naming the argument when the strategy is built, not a
+    hypothesis InvalidArgument, IndexError or RuntimeWarning at the first draw."""
+    with pytest.raises(error) as info:
+        make()
+    assert message in str(info.value)
+
+
+@given(gaussian_problems(max_dim=4, max_correlation=MAX_CORRELATION))
+def test_gaussian_problems_at_the_largest_correlation_keep_their_claim(problem):
+    """At MAX_CORRELATION the covariance's condition number is ~1/(1 − ρ²) ≈ 5e5, so its
+    rounding (~1e-16 relative) moves the mutual information by ~1e-10 nats at most."""
+    joint = gaussian.GaussianPair(problem.mean, problem.cov, problem.k)
+    assert abs(gaussian.mutual_information(joint) - problem.mutual_information) <= 1e-9
