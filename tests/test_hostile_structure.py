@@ -19,6 +19,7 @@ from rpmref.structure import (
     LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
     linear_map_table, local_critic, mapped_pair, one_hot, position_correlation,
     relabel_encoder, relabelling_table, tie_tolerance, train_encoder)
+from rpmref.structure.relabel import MAX_EXHAUSTIVE, MAX_SAMPLE
 from rpmref.structure.topography import rank
 
 LINE4 = geometry("line", 4)
@@ -365,3 +366,21 @@ def test_write_report_writes_real_results(tmp_path):
     path = tmp_path / "report.md"
     write_report(path, run_proofs(select("L1"), max_size=1), np.int64(1))
     assert "## L1:" in path.read_text() and "1 proved, 0 FAILED" in path.read_text()
+
+
+@pytest.mark.parametrize("k, max_count, message", [
+    (20, 10 ** 12, "max_count must be <= MAX_SAMPLE"),
+    (10 ** 9, 2, "beyond MAX_TENSOR_ELEMENTS"),
+])
+def test_labellings_refuses_a_sample_beyond_budget_before_drawing(k, max_count, message):
+    """Too many labellings, or a (count, k) table too large, is refused at once: drawing
+    10^12 distinct permutations one by one, or permuting 10^9 states, would not finish."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        labellings(k, max_count=max_count)
+
+
+def test_labellings_at_the_budget_are_distinct_and_include_the_identity():
+    perms = labellings(MAX_EXHAUSTIVE + 1, max_count=MAX_SAMPLE)
+    assert perms.shape == (MAX_SAMPLE, MAX_EXHAUSTIVE + 1)
+    assert len({tuple(p) for p in perms}) == MAX_SAMPLE
+    assert perms[0].tolist() == list(range(MAX_EXHAUSTIVE + 1))

@@ -15,7 +15,8 @@ from rpmref.structure.gaussian import linear_map_table
 from rpmref.structure.geometry import GEOMETRIES, data_pmf, geometry, symmetries
 from rpmref.structure.learning import OBJECTIVES, LearnConfig, evaluate, summarise, train_encoder
 from rpmref.structure.relabel import (
-    DEFAULT_SAMPLE, coarse_encoder, invariance_summary, labellings, relabelling_table)
+    DEFAULT_SAMPLE, MAX_SAMPLE, coarse_encoder, invariance_summary, labellings,
+    relabelling_table)
 from rpmref.exact.validation import check_bool, check_choice, check_int
 
 #: (data size, latent size) per geometry; the grid's are sides (36 → 9 states).
@@ -83,7 +84,7 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     quick : bool, default False
         ``QUICK_SIZES`` instead of ``SIZES``.
     sample : int, default DEFAULT_SAMPLE
-        Labellings drawn when k > 8.
+        Labellings drawn when k > 8 (at most ``MAX_SAMPLE``, 100,000).
     progress : callable, optional
         Called with one line of text at each stage.
 
@@ -98,7 +99,8 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     Raises
     ------
     ValueError
-        An unknown geometry, no geometry, ``seeds`` < 1 or ``sample`` < 1.
+        An unknown geometry, no geometry, ``seeds`` < 1 or ``sample`` outside
+        [1, ``MAX_SAMPLE``].
     TypeError
         A geometry not a string, ``seeds`` or ``sample`` not an integer, ``config`` not a
         LearnConfig, ``quick`` not a bool or ``progress`` not callable (all checked before
@@ -122,7 +124,7 @@ def run_experiment(geometries=GEOMETRIES, seeds=5, config=LearnConfig(), quick=F
     if not geometries:
         raise ValueError("geometries must name at least one of 'line', 'ring', 'grid'")
     seeds = check_int(seeds, "seeds", minimum=1)
-    sample = check_int(sample, "sample", minimum=1)
+    sample = check_int(sample, "sample", minimum=1, maximum=MAX_SAMPLE)
     quick = check_bool(quick, "quick")
     if not isinstance(config, LearnConfig):
         raise TypeError(f"config must be a LearnConfig, got {type(config).__name__}")

@@ -32,6 +32,7 @@ from rpmref.exact import (
 from rpmref.exact.validation import (
     as_real_array, check_conditional, check_index_array, check_int, check_permutation, check_pmf,
     check_real, check_seed)
+from rpmref.exact.discrete import MAX_TENSOR_ELEMENTS
 from rpmref.structure.geometry import check_geometry, coarse_labels, symmetries
 
 #: ℓ values over which each labelling's I_∞ is maximised.
@@ -40,6 +41,9 @@ LENGTHSCALES = np.geomspace(0.1, 10.0, 21)
 MAX_EXHAUSTIVE = 8
 #: Labellings drawn when k > MAX_EXHAUSTIVE.
 DEFAULT_SAMPLE = 10_000
+#: Most labellings ``labellings`` draws when k > MAX_EXHAUSTIVE: at most 100,000 / 9! ≈ 28 %
+#: of all k! labellings, so drawing distinct ones by rejection stays cheap.
+MAX_SAMPLE = 100_000
 #: Floats per array of one chunk of the vectorised ℓ search (chunk × len(lengthscales) × k²):
 #: 2²² (32 MB), so memory does not grow with k (2000 labellings at k = 8 and 21 ℓ values).
 _CHUNK_FLOATS = 2 ** 22
@@ -206,7 +210,9 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     k : int
         The number of latent states (≥ 1).
     max_count : int, default DEFAULT_SAMPLE (10,000)
-        How many to return when k > ``MAX_EXHAUSTIVE`` (≥ 1).
+        How many to return when k > ``MAX_EXHAUSTIVE`` (≥ 1); with k, the labellings
+        actually drawn, min(max_count, k!), must be at most ``MAX_SAMPLE`` and their
+        table (min(max_count, k!), k) within ``MAX_TENSOR_ELEMENTS`` entries.
     seed : int, default 0
         Seed of the random permutations.
     include : sequence of permutations, optional
@@ -219,8 +225,9 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     Raises
     ------
     ValueError
-        ``k`` or ``max_count`` < 1, ``max_count`` below the number of distinct rows of the
-        identity and ``include``, ``include`` not 2-D (m, k), or a row of it not a
+        ``k`` or ``max_count`` < 1, more than ``MAX_SAMPLE`` labellings or a table beyond
+        ``MAX_TENSOR_ELEMENTS`` to draw (refused before drawing), ``max_count`` below the
+        number of distinct rows of the identity and ``include``, ``include`` not 2-D (m, k), or a row of it not a
         permutation of 0..k−1.
     TypeError
         ``k`` or ``max_count`` not an integer, or ``include`` not a sequence of rows.
@@ -242,6 +249,7 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
     seed = check_seed(seed, "seed")
     if k <= MAX_EXHAUSTIVE:
         return np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
+    target = _sample_size(k, max_count)
     fixed = [np.arange(k)]
     if include is not None:
         if not np.iterable(include) or isinstance(include, (str, bytes)):
@@ -258,7 +266,6 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
         if tuple(perm) not in seen:
             seen.add(tuple(perm))
             out.append(perm)
-    target = min(max_count, math.factorial(k))
     if len(out) > target:     # keeping the first max_count would drop rows of include unsaid
         raise ValueError(f"max_count = {max_count} cannot hold the identity and the "
                          f"{len(out) - 1} other distinct rows of include; give max_count >= "
@@ -269,6 +276,19 @@ def labellings(k, max_count=DEFAULT_SAMPLE, seed=0, include=None):
             seen.add(tuple(perm))
             out.append(perm)
     return np.array(out[:target], dtype=np.int64)
+
+
+def _sample_size(k, max_count):
+    """min(max_count, k!) for k > MAX_EXHAUSTIVE, refused beyond the sampling budget."""
+    target = max_count if k > 20 else min(max_count, math.factorial(k))   # 21! > 2**64
+    if target > MAX_SAMPLE:
+        raise ValueError(f"max_count must be <= MAX_SAMPLE = {MAX_SAMPLE} labellings to draw "
+                         f"for k = {k}, got {max_count}")
+    if target * k > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"k = {k} with max_count = {max_count} makes a ({target}, {k}) table of "
+                         f"labellings, beyond MAX_TENSOR_ELEMENTS = {MAX_TENSOR_ELEMENTS} "
+                         "(rpmref.exact.discrete)")
+    return target
 
 
 def _log_partition(f, log_p_col):
@@ -626,6 +646,6 @@ def invariance_summary(p_xx, enc, latent_geo, perms, table=None, elbo_labellings
     }
 
 
-__all__ = ["LENGTHSCALES", "MAX_EXHAUSTIVE", "DEFAULT_SAMPLE", "one_hot", "coarse_encoder",
+__all__ = ["LENGTHSCALES", "MAX_EXHAUSTIVE", "DEFAULT_SAMPLE", "MAX_SAMPLE", "one_hot", "coarse_encoder",
            "local_critic", "relabel_encoder", "labellings", "relabelling_table", "tie_tolerance",
            "invariance_summary"]
