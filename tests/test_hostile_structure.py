@@ -18,7 +18,7 @@ from rpmref.proofs.run import run_proofs, select
 from rpmref.structure import (
     LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
     linear_map_table, local_critic, mapped_pair, one_hot, position_correlation,
-    relabel_encoder, relabelling_table, tie_tolerance, train_encoder)
+    relabel_encoder, relabelling_baseline, relabelling_table, tie_tolerance, train_encoder)
 from rpmref.structure.relabel import MAX_EXHAUSTIVE, MAX_SAMPLE
 from rpmref.structure.topography import rank
 
@@ -384,3 +384,21 @@ def test_labellings_at_the_budget_are_distinct_and_include_the_identity():
     assert perms.shape == (MAX_SAMPLE, MAX_EXHAUSTIVE + 1)
     assert len({tuple(p) for p in perms}) == MAX_SAMPLE
     assert perms[0].tolist() == list(range(MAX_EXHAUSTIVE + 1))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: relabelling_baseline(LINE4, LINE4, ID4, samples=10 ** 12),
+     "samples must be <= 100000"),
+    (lambda: relabelling_baseline(geometry("grid", 76), geometry("grid", 2),
+                                  np.full((76 * 76, 4), 0.25), samples=100),
+     "samples must be <= 64 for 5776 data states"),
+    (lambda: evaluate(LINE4, LINE4, data_pmf(LINE4), ID4, 10 ** 9),
+     "baseline_samples must be <= 100000"),
+    (lambda: LearnConfig(steps=10 ** 6, batch_size=10 ** 7), "steps × batch_size must be <="),
+    (lambda: LearnConfig(baseline_samples=10 ** 9), "baseline_samples must be <= 100000"),
+])
+def test_sample_and_step_counts_beyond_budget_are_refused_before_work(call, message):
+    """Counts whose loops or arrays would not finish or fit (10^12 relabellings, a
+    10^6 × 10^7 table of pairs) are refused at once, naming the argument."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        call()

@@ -30,12 +30,13 @@ from autograd import value_and_grad
 from autograd.misc.flatten import flatten
 
 from rpmref.exact import infonce_limit, mutual_information, recognition_joint
+from rpmref.exact.discrete import MAX_TENSOR_ELEMENTS
 from rpmref.exact.numerics import log_softmax, logsumexp
 from rpmref.exact.validation import check_choice, check_int, check_pmf, check_real, check_seed
 from rpmref.structure.geometry import check_geometry
 from rpmref.structure.relabel import LENGTHSCALES, _best_lengthscales
 from rpmref.structure.topography import (
-    _check as check_scored, check_kinds, relabelling_baseline, topography_scores)
+    MAX_BASELINE_SAMPLES, _check as check_scored, _check_samples, check_kinds, relabelling_baseline, topography_scores)
 
 OBJECTIVES = ("mi", "local", "table", "sampled")
 
@@ -55,9 +56,11 @@ class LearnConfig:
     init_scale : float, default 1.0
         The sd of the initial logits (≥ 0).
     batch_size : int, default 64
-        N of the ``sampled`` objective (≥ 2).
+        N of the ``sampled`` objective (≥ 2), with steps × batch_size ≤
+        ``MAX_TENSOR_ELEMENTS`` (the pairs drawn for the whole run).
     baseline_samples : int, default 200
-        Random relabellings averaged for the correlation baselines (≥ 1).
+        Random relabellings averaged for the correlation baselines, in
+        [1, ``MAX_BASELINE_SAMPLES``] (100,000).
 
     Raises
     ------
@@ -87,7 +90,12 @@ class LearnConfig:
         check_real(self.learning_rate, "learning_rate", minimum=0.0, inclusive=(False, True))
         check_real(self.init_scale, "init_scale", minimum=0.0)
         check_int(self.batch_size, "batch_size", minimum=2)
-        check_int(self.baseline_samples, "baseline_samples", minimum=1)
+        check_int(self.baseline_samples, "baseline_samples", minimum=1,
+                  maximum=MAX_BASELINE_SAMPLES)
+        if self.steps * self.batch_size > MAX_TENSOR_ELEMENTS:
+            raise ValueError(f"steps × batch_size must be <= MAX_TENSOR_ELEMENTS = "
+                             f"{MAX_TENSOR_ELEMENTS} (the pairs drawn for a run), got "
+                             f"{self.steps} × {self.batch_size}")
 
 
 def encoder(logits):
@@ -263,7 +271,9 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     enc : array_like, shape (n, k)
         P(z | x), shared by x and x'.
     baseline_samples : int, default 200
-        Random relabellings for the correlation baselines.
+        Random relabellings for the correlation baselines (as ``samples`` of
+        ``relabelling_baseline``: at most ``MAX_BASELINE_SAMPLES``, and samples × n² ≤
+        ``MAX_BASELINE_WORK``).
     rng : numpy.random.Generator, optional
         Their source (default ``numpy.random.default_rng(0)``).
 
@@ -279,7 +289,10 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     ------
     ValueError
         ``p_xx`` or ``enc`` not valid tables of matching shapes (``enc`` (n, k) for the
-        two geometries), or ``data_geo`` a line and ``latent_geo`` not.
+        two geometries), ``data_geo`` a line and ``latent_geo`` not, or
+        ``baseline_samples`` out of its range (refused before any work).
+    TypeError
+        ``baseline_samples`` not an integer.
 
     Examples
     --------
@@ -299,6 +312,7 @@ def evaluate(data_geo, latent_geo, p_xx, enc, baseline_samples=200, rng=None):
     """
     check_kinds(data_geo, latent_geo)
     enc = check_scored(data_geo, latent_geo, enc)
+    _check_samples(baseline_samples, "baseline_samples", data_geo.n)
     p_zz = np.asarray(recognition_joint(p_xx, enc, enc))
     sq_dist = latent_geo.distance ** 2
     best, _ = _best_lengthscales(p_zz, sq_dist, np.arange(latent_geo.n)[None, :], LENGTHSCALES)

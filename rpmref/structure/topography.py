@@ -29,6 +29,10 @@ from rpmref.structure.geometry import check_geometry
 
 #: Random relabellings averaged by ``relabelling_baseline`` for the correlations.
 BASELINE_SAMPLES = 500
+#: Most relabellings ``relabelling_baseline`` averages.
+MAX_BASELINE_SAMPLES = 100_000
+#: Most samples × n² (n data states): each sample scores the n(n − 1)/2 pairs of data states.
+MAX_BASELINE_WORK = 2 ** 31
 
 
 def _check(data_geo, latent_geo, enc):
@@ -312,6 +316,15 @@ def topography_scores(data_geo, latent_geo, enc):
                 abs(position_correlation(data_geo, latent_geo, enc)) if line else None}
 
 
+def _check_samples(samples, name, n):
+    """``samples`` as an int in [1, MAX_BASELINE_SAMPLES] with samples × n² ≤ MAX_BASELINE_WORK."""
+    samples = check_int(samples, name, minimum=1, maximum=MAX_BASELINE_SAMPLES)
+    if samples * n * n > MAX_BASELINE_WORK:
+        raise ValueError(f"{name} must be <= {MAX_BASELINE_WORK // (n * n)} for {n} data states "
+                         f"(samples × n² <= MAX_BASELINE_WORK = {MAX_BASELINE_WORK}), got {samples}")
+    return samples
+
+
 def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rng=None, seed=None):
     """The scores of ``topography_scores`` after a uniformly random relabelling of z.
 
@@ -330,7 +343,8 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
     enc : array_like, shape (n, k)
         P(z | x).
     samples : int, default BASELINE_SAMPLES (500)
-        Random relabellings averaged for the correlations (≥ 1).
+        Random relabellings averaged for the correlations, in [1, ``MAX_BASELINE_SAMPLES``]
+        (100,000), with samples × n² ≤ ``MAX_BASELINE_WORK`` (2³¹).
     rng : numpy.random.Generator, optional
         Their source; not together with ``seed``.
     seed : int, optional
@@ -344,7 +358,7 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
     Raises
     ------
     ValueError
-        ``samples`` < 1, both ``rng`` and ``seed`` given, or as for ``neighbour_fraction``.
+        ``samples`` out of its range (refused before any work), both ``rng`` and ``seed`` given, or as for ``neighbour_fraction``.
     TypeError
         ``samples`` not an integer, ``rng`` not a Generator, or an invalid ``seed``.
 
@@ -360,7 +374,7 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
     True
     """
     enc = _check(data_geo, latent_geo, enc)
-    samples = check_int(samples, "samples", minimum=1)
+    samples = _check_samples(samples, "samples", data_geo.n)
     generator = make_generator(rng, 0 if rng is None and seed is None else seed)
     k = latent_geo.n
     q = float(latent_geo.neighbours.sum()) / (k * (k - 1)) if k > 1 else 1.0
@@ -376,5 +390,5 @@ def relabelling_baseline(data_geo, latent_geo, enc, samples=BASELINE_SAMPLES, rn
                 float(np.mean([s["position_correlation"] for s in scores])) if line else None}
 
 
-__all__ = ["BASELINE_SAMPLES", "check_kinds", "rank", "spearman", "neighbour_fraction", "distance_correlation",
+__all__ = ["BASELINE_SAMPLES", "MAX_BASELINE_SAMPLES", "MAX_BASELINE_WORK", "check_kinds", "rank", "spearman", "neighbour_fraction", "distance_correlation",
            "position_correlation", "topography_scores", "relabelling_baseline"]
