@@ -19,6 +19,7 @@ from rpmref.structure import (
     LearnConfig, data_pmf, evaluate, geometry, invariance_summary, labellings,
     linear_map_table, local_critic, mapped_pair, one_hot, position_correlation,
     relabel_encoder, relabelling_baseline, relabelling_table, tie_tolerance, train_encoder)
+from rpmref.exact.discrete import MAX_TENSOR_ELEMENTS
 from rpmref.structure.relabel import MAX_EXHAUSTIVE, MAX_SAMPLE
 from rpmref.structure.topography import rank
 
@@ -402,3 +403,19 @@ def test_sample_and_step_counts_beyond_budget_are_refused_before_work(call, mess
     10^6 × 10^7 table of pairs) are refused at once, naming the argument."""
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         call()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: one_hot([0], 10 ** 12), ValueError, "beyond MAX_TENSOR_ELEMENTS"),
+    (lambda: tie_tolerance(10 ** 300, 1.0), ValueError, "k must be <= 5792"),
+])
+def test_relabel_helpers_refuse_sizes_beyond_the_tensor_budget(call, error, message):
+    """A (1, 10^12) one-hot table (7.3 TiB) or k² beyond float64 (10^600) is refused naming
+    the argument, not a MemoryError or OverflowError from NumPy or float()."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_tie_tolerance_at_the_largest_k_is_finite():
+    k = math.isqrt(MAX_TENSOR_ELEMENTS)
+    assert tie_tolerance(k, 1e300) == 1e-14 * k ** 2 * (1e300 + 50.0) < math.inf

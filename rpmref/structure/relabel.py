@@ -67,7 +67,8 @@ def one_hot(labels, k):
     Raises
     ------
     ValueError
-        ``k`` < 1, or ``labels`` not 1-D or with an entry outside 0..k−1.
+        ``k`` < 1, ``labels`` not 1-D or with an entry outside 0..k−1, or an (n, k) table
+        beyond ``MAX_TENSOR_ELEMENTS`` entries (refused before allocating it).
     TypeError
         ``k`` not an integer, or ``labels`` not integers.
 
@@ -81,6 +82,9 @@ def one_hot(labels, k):
     """
     k = check_int(k, "k", minimum=1)
     labels = check_index_array(labels, "labels", k)
+    if labels.size * k > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"k = {k} with {labels.size} labels makes a ({labels.size}, {k}) table, "
+                         f"beyond MAX_TENSOR_ELEMENTS = {MAX_TENSOR_ELEMENTS} (rpmref.exact.discrete)")
     enc = np.zeros((labels.size, k))
     enc[np.arange(labels.size), labels] = 1.0
     return enc
@@ -501,7 +505,8 @@ def tie_tolerance(k, max_abs_f):
     Parameters
     ----------
     k : int
-        The number of latent states.
+        The number of latent states, at most √``MAX_TENSOR_ELEMENTS`` (5792: the critic
+        tables are (k, k)).
     max_abs_f : float
         max |f(z, z')| of the critics compared (nats).
 
@@ -513,7 +518,7 @@ def tie_tolerance(k, max_abs_f):
     Raises
     ------
     ValueError
-        ``k`` < 1, or ``max_abs_f`` negative or not finite.
+        ``k`` outside [1, 5792], or ``max_abs_f`` negative or not finite.
     TypeError
         ``k`` not an integer, or ``max_abs_f`` not a real number.
 
@@ -524,7 +529,7 @@ def tie_tolerance(k, max_abs_f):
     >>> bool(np.isclose(tie_tolerance(3, 2.0), 1e-14 * 9 * 52))
     True
     """
-    k = check_int(k, "k", minimum=1)
+    k = check_int(k, "k", minimum=1, maximum=math.isqrt(MAX_TENSOR_ELEMENTS))
     max_abs_f = check_real(max_abs_f, "max_abs_f", minimum=0.0)
     return 1e-14 * k ** 2 * (max_abs_f + 50.0)
 
