@@ -395,7 +395,9 @@ def test_labellings_at_the_budget_are_distinct_and_include_the_identity():
      "samples must be <= 64 for 5776 data states"),
     (lambda: evaluate(LINE4, LINE4, data_pmf(LINE4), ID4, 10 ** 9),
      "baseline_samples must be <= 100000"),
-    (lambda: LearnConfig(steps=10 ** 6, batch_size=10 ** 7), "steps × batch_size must be <="),
+    (lambda: train_encoder(LINE4, LINE4, data_pmf(LINE4), "sampled", 0,
+                           LearnConfig(steps=10 ** 6, batch_size=10 ** 7)),
+     "config.steps × config.batch_size must be <="),
     (lambda: LearnConfig(baseline_samples=10 ** 9), "baseline_samples must be <= 100000"),
 ])
 def test_sample_and_step_counts_beyond_budget_are_refused_before_work(call, message):

@@ -56,8 +56,8 @@ class LearnConfig:
     init_scale : float, default 1.0
         The sd of the initial logits (≥ 0).
     batch_size : int, default 64
-        N of the ``sampled`` objective (≥ 2), with steps × batch_size ≤
-        ``MAX_TENSOR_ELEMENTS`` (the pairs drawn for the whole run).
+        N of the ``sampled`` objective (≥ 2); ``train_encoder`` with that objective
+        needs steps × batch_size ≤ ``MAX_TENSOR_ELEMENTS`` (the pairs drawn for the run).
     baseline_samples : int, default 200
         Random relabellings averaged for the correlation baselines, in
         [1, ``MAX_BASELINE_SAMPLES``] (100,000).
@@ -92,10 +92,6 @@ class LearnConfig:
         check_int(self.batch_size, "batch_size", minimum=2)
         check_int(self.baseline_samples, "baseline_samples", minimum=1,
                   maximum=MAX_BASELINE_SAMPLES)
-        if self.steps * self.batch_size > MAX_TENSOR_ELEMENTS:
-            raise ValueError(f"steps × batch_size must be <= MAX_TENSOR_ELEMENTS = "
-                             f"{MAX_TENSOR_ELEMENTS} (the pairs drawn for a run), got "
-                             f"{self.steps} × {self.batch_size}")
 
 
 def encoder(logits):
@@ -200,8 +196,10 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     Raises
     ------
     ValueError
-        ``objective`` unknown, ``p_xx`` not a pmf of shape (n, n), an invalid seed, or
-        ``data_geo`` a line and ``latent_geo`` not (checked before training).
+        ``objective`` unknown, ``p_xx`` not a pmf of shape (n, n), an invalid seed,
+        ``data_geo`` a line and ``latent_geo`` not, or for ``sampled``
+        config.steps × config.batch_size beyond ``MAX_TENSOR_ELEMENTS`` (checked before
+        training).
     TypeError
         ``objective`` not a string or ``seed`` of the wrong type.
     FloatingPointError
@@ -231,6 +229,10 @@ def train_encoder(data_geo, latent_geo, p_xx, objective, seed, config=LearnConfi
     p_xx = np.asarray(check_pmf(p_xx, "p_xx", ndim=2))
     if p_xx.shape != (data_geo.n, data_geo.n):
         raise ValueError(f"p_xx must be ({data_geo.n}, {data_geo.n}) for data_geo, got {p_xx.shape}")
+    if objective == "sampled" and config.steps * config.batch_size > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"config.steps × config.batch_size must be <= MAX_TENSOR_ELEMENTS = "
+                         f"{MAX_TENSOR_ELEMENTS} for the sampled objective (the pairs drawn for "
+                         f"the run), got {config.steps} × {config.batch_size}")
     n, k = data_geo.n, latent_geo.n
     # the three children that SeedSequence(seed).spawn(3) gives, formed without spawn:
     # it would fail on a SeedSequence seed, and advance one the caller passes again
