@@ -47,13 +47,18 @@ _COL_BYTES = 1 << 21  # target bytes of one im2col chunk (2 MiB: measured best o
 # convolution: cross-correlation, 'same' zero padding, odd kernel, bias
 
 
-def _check_conv_args(x, w, b):
-    for name, a in (("x", x), ("w", w), ("b", b)):
+def _require_real_ndarrays(caller, **arrays):
+    """TypeError naming ``caller`` and the argument unless each value is a real ndarray."""
+    for name, a in arrays.items():
         if not isinstance(a, np.ndarray):
-            raise TypeError(f"conv2d: {name} must be an ndarray; got {type(a).__name__}")
+            raise TypeError(f"{caller}: {name} must be an ndarray; got {type(a).__name__}")
         if a.dtype.kind not in "iuf":
-            raise TypeError(f"conv2d: {name} must be real (integer or floating point); "
+            raise TypeError(f"{caller}: {name} must be real (integer or floating point); "
                             f"got dtype {a.dtype}")
+
+
+def _check_conv_args(x, w, b):
+    _require_real_ndarrays("conv2d", x=x, w=w, b=b)
     if x.ndim != 4 or w.ndim != 4 or b.ndim != 1:
         raise ValueError(f"conv2d expects x (C_in, N, H, W), w (C_out, C_in, k, k), b (C_out,); "
                          f"got shapes {x.shape}, {w.shape}, {b.shape}")
@@ -393,12 +398,7 @@ def _check_bn_args(h, gamma, beta, caller):
     statistics need all four axes and a (C,) scale and shift; NumPy broadcasting would
     otherwise turn a (C, H, W) h or a (1,) γ into an output of another shape, or an empty
     batch into NaN statistics."""
-    for name, a in (("h", h), ("gamma", gamma), ("beta", beta)):
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{caller}: {name} must be an ndarray; got {type(a).__name__}")
-        if a.dtype.kind not in "iuf":
-            raise TypeError(f"{caller}: {name} must be real (integer or floating point); "
-                            f"got dtype {a.dtype}")
+    _require_real_ndarrays(caller, h=h, gamma=gamma, beta=beta)
     if h.ndim != 4 or 0 in h.shape:
         raise ValueError(f"{caller}: h must be (C, N, H, W) with at least one channel, image "
                          f"and pixel; got shape {h.shape}")
