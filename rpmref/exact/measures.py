@@ -10,7 +10,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval, isbox
 
-from rpmref.exact.numerics import TINY, array_module, safe_log, sum_xlogy
+from rpmref.exact.numerics import TINY, array_module, _nonnegative_ratio, safe_log, sum_xlogy
 from rpmref.exact.validation import Integer, Pmf, validate_params
 
 
@@ -415,13 +415,6 @@ def _general_log_ratio(p, q, index, log_q):
     return log_ratio
 
 
-def _p_over_q(p, q):
-    """p/q for flat p > 0, q ≥ 0: IEEE division is correctly rounded for subnormal q too,
-    and overflows to inf only where p/q itself exceeds float64 (q = 0: inf)."""
-    with np.errstate(over="ignore", divide="ignore", under="ignore"):
-        return p / q
-
-
 @primitive
 def _sum_p_log_ratio_exact(p, q, log_ratio):
     """Σ p · log_ratio, log_ratio = log(p/q) computed exactly (``_general_log_ratio``);
@@ -432,7 +425,7 @@ def _sum_p_log_ratio_exact(p, q, log_ratio):
 
 defvjp(_sum_p_log_ratio_exact,
        lambda ans, p, q, log_ratio: lambda g: g * (log_ratio + 1.0),
-       lambda ans, p, q, log_ratio: lambda g: -g * _p_over_q(p, q))
+       lambda ans, p, q, log_ratio: lambda g: -g * _nonnegative_ratio(p, q))
 
 
 def mutual_information_of(p_joint, marginals=None):

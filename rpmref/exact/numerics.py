@@ -197,16 +197,17 @@ def _sum_x_log_positive_y(x, y):
     return np.sum(log_y)
 
 
-def _x_over_y(x, y):
-    """x / y for x ≥ 0, y > 0: correctly rounded also for subnormal y; inf (no RuntimeWarning)
-    only where the true ratio is beyond float64, as is then the slope Σ x log y has in y."""
-    with np.errstate(over="ignore"):
+def _nonnegative_ratio(x, y):
+    """x / y for x ≥ 0, y ≥ 0 without RuntimeWarnings: IEEE division is correctly rounded
+    for subnormal y too, and gives inf only where the true ratio is beyond float64 (or
+    y = 0 < x), as is then a slope such as that of Σ x log y in y."""
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
         return x / y
 
 
 defvjp(_sum_x_log_positive_y,
        lambda ans, x, y: lambda g: g * np.log(y),
-       lambda ans, x, y: lambda g: g * _x_over_y(x, y))
+       lambda ans, x, y: lambda g: g * _nonnegative_ratio(x, y))
 
 
 def sum_xlogy(x, y):
@@ -828,4 +829,4 @@ def log_scaled_product(a, alpha, m, beta, b, row_offset=None, col_offset=None):
 
 __all__ = ["TINY", "array_module", "value", "stop_gradient", "safe_log", "xlogy", "xlogx", "x_log", "sum_xlogy",
            "logsumexp", "log_softmax", "softplus", "prod_exp", "log_matmul",
-           "log_scaled_product"]
+           "log_scaled_product", "mean_and_standard_error"]
