@@ -109,12 +109,10 @@ def _scaled_encoder(p_x, enc):
     alpha = _latent(getval(p_x), getval(enc))[2]
     if not (isbox(p_x) or isbox(enc)):
         return enc, alpha
-    reach = alpha > -np.inf
-    drop = np.where(reach, 0.0, -np.inf)
-    ratio = _bayes_ratio_value(np.asarray(getval(p_x)), np.asarray(getval(enc)))
-    if not np.all(np.isfinite(ratio)):
+    ratio = _bayes_ratio(p_x, enc)
+    if not np.all(np.isfinite(getval(ratio))):
         return enc, _latent(p_x, enc)[2]
-    return _bayes_ratio(p_x, enc), drop
+    return ratio, np.where(alpha > -np.inf, 0.0, -np.inf)
 
 
 def _bayes_ratio_value(p_x, enc):
@@ -186,10 +184,10 @@ def _scaled_decoder(p_x, enc):
     if not (isbox(p_x) or isbox(enc)):
         return None
     alpha = _latent(getval(p_x), getval(enc))[2]
-    decoder = _bayes_decoder_value(np.asarray(getval(p_x)), np.asarray(getval(enc)))
-    if not np.all(np.isfinite(decoder)):
+    decoder = _bayes_decoder(p_x, enc)
+    if not np.all(np.isfinite(getval(decoder))):
         return None
-    return _bayes_decoder(p_x, enc), np.where(alpha > -np.inf, 0.0, -np.inf)
+    return decoder, np.where(alpha > -np.inf, 0.0, -np.inf)
 
 
 def _bayes_decoder_value(p_x, enc):
