@@ -53,7 +53,7 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without hypothesis
     raise ImportError("rpmref.strategies needs hypothesis: pip install hypothesis") from err
 
-from rpmref.exact.validation import check_int, check_real
+from rpmref.exact.validation import check_bool, check_int, check_real
 
 MAX_STATES = 8
 #: Largest ``max_correlation`` of :func:`gaussian_problems`: closer to 1 the covariance is so
@@ -477,9 +477,7 @@ def score_matrices(min_size=1, max_size=16, max_magnitude=1e3, masked=False):
     """
     min_size, max_size = _check_range(min_size, max_size, "min_size", "max_size")
     max_magnitude = check_real(max_magnitude, "max_magnitude", minimum=0.0)
-    if not isinstance(masked, (bool, np.bool_)):
-        raise TypeError(f"masked must be a bool, got {type(masked).__name__}")
-    return _score_matrices(min_size, max_size, max_magnitude, bool(masked))
+    return _score_matrices(min_size, max_size, max_magnitude, check_bool(masked, "masked"))
 
 
 @st.composite

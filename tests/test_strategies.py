@@ -128,7 +128,7 @@ def test_pmfs_of_a_given_shape(p):
     (lambda: score_matrices(min_size=0), ValueError, "min_size must be >= 1"),
     (lambda: score_matrices(max_magnitude=-1.0), ValueError, "max_magnitude must be in"),
     (lambda: score_matrices(max_magnitude=float("inf")), ValueError, "max_magnitude must be a finite"),
-    (lambda: score_matrices(masked="yes"), TypeError, "masked must be a bool"),
+    (lambda: score_matrices(masked="yes"), TypeError, "masked must be True or False"),
     (lambda: embedding_batches(min_size=0), ValueError, "min_size must be >= 1"),
     (lambda: embedding_batches(min_size=5, max_size=2), ValueError, "max_size must be >= min_size"),
     (lambda: embedding_batches(max_dim=0), ValueError, "max_dim must be >= 1"),
