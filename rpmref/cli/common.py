@@ -183,8 +183,7 @@ def check_output_file(path, flag, suffixes=None, needs_matplotlib=False):
         raise UsageError(f"{flag} must be a file name; got ''")
     if os.path.isdir(path):
         raise UsageError(f"{flag} {path} is a directory")
-    if link_loop(path):
-        raise UsageError(f"{flag} {path}: {LINK_LOOP}")
+    refuse_link_loop(path, flag)
     # a symbolic link is written through: what must exist and accept a file is its target's
     # folder (a dangling link, or one into /proc, fails here rather than after the work)
     if os.path.exists(path) and not os.path.isfile(path):   # a device or a pipe (through
@@ -229,13 +228,18 @@ def check_distinct_outputs(*outputs):
         seen[key] = flag
 
 
+def refuse_link_loop(path, flag):
+    """UsageError naming ``flag`` if the symbolic links on the way to ``path`` loop."""
+    if link_loop(path):
+        raise UsageError(f"{flag} {path}: {LINK_LOOP}")
+
+
 def check_output_dir(path, flag):
     """Create the output directory ``path`` (and its parents) if needed and check a file
     can be written in it; UsageError naming ``flag`` if not. Returns ``path``."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{flag} {path} exists and is not a directory")
-    if link_loop(path):
-        raise UsageError(f"{flag} {path}: {LINK_LOOP}")
+    refuse_link_loop(path, flag)
     if os.path.islink(path) and not os.path.exists(path):
         raise UsageError(f"{flag} {path} is a symbolic link to {os.readlink(path)!r}, which does "
                          f"not exist")

@@ -22,15 +22,16 @@ import numpy as np
 from rpmref.balls import grid, optim
 from rpmref.balls.checkpoint import CorruptCheckpointError
 from rpmref.balls.critics import CRITICS
-from rpmref.balls.rundir import RunExistsError, RunLockedError, link_loop, open_run_dir
+from rpmref.balls.rundir import RunExistsError, RunLockedError, open_run_dir
 from rpmref.balls.trainer import (
     CHECKPOINT, DTYPES, METRICS, PROBE_FRAMES, SUMMARY, NonFiniteLossError, RunWriteError,
     TrainConfig, TrainingInterrupted, check_frames_for_config, check_readout_videos,
     effective_batch_sizes, run_summary, step_threads, train, write_summary)
 from rpmref.balls.video import BallsConfig, load_video, make_video
 from rpmref.cli.common import (
-    LINK_LOOP, MEMORY_BUDGET, DefaultsHelpFormatter, UsageError, bounded_int, check_input_file,
-    flag_names, gib, nonnegative_int, os_error_text, positive_float, positive_int)
+    MEMORY_BUDGET, DefaultsHelpFormatter, UsageError, bounded_int, check_input_file,
+    flag_names, gib, nonnegative_int, os_error_text, positive_float, positive_int,
+    refuse_link_loop)
 
 PROG = "rpmref balls train"
 #: TrainConfig field → the flag that sets it, for error messages
@@ -305,8 +306,7 @@ def _train_command(args):
     except (ValueError, TypeError) as e:
         raise UsageError(_message(e)) from None
     except OSError as e:  # the directory or its lock file cannot be created
-        if link_loop(args.out):
-            raise UsageError(f"--out {args.out}: {LINK_LOOP}") from None
+        refuse_link_loop(args.out, "--out")
         if os.path.islink(args.out) and not os.path.exists(args.out):
             raise UsageError(f"--out {args.out} is a symbolic link to {os.readlink(args.out)!r}, "
                              f"which does not exist") from None
